@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The one definition of every map key and value shared by jotasu's eBPF
+ * programs and the Rust side (ebpf/src/maps/abi.rs mirrors these structs; a
+ * test compares both against the compiled object's BTF).
+ *
+ * Byte order: addresses and ports are in network byte order everywhere, as
+ * they appear on the wire and in struct bpf_sock_addr.
+ */
+#pragma once
+
+#include <linux/types.h>
+
+#define JOTASU_MAX_SERVICES 65536
+#define JOTASU_MAX_BACKEND_SLOTS 262144
+#define JOTASU_MAX_BACKENDS_PER_SERVICE 1024
+#define JOTASU_CT_ENTRIES 262144
+#define JOTASU_SOCK_ENTRIES 65536
+#define JOTASU_MAX_ENDPOINTS 16384
+
+/* A service frontend: virtual IP, port and IP protocol (6 = TCP, 17 = UDP). */
+struct svc_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/*
+ * The service entry. Written last on upsert (after its backend slots) and
+ * removed first, so a reader never sees a count larger than the slots behind it.
+ * id indexes rr_counters and svc_stats; count == 0 means "reject new flows".
+ */
+struct svc_value {
+	__u32 id;
+	__u16 count;
+	__u16 flags;
+};
+
+/* Backend slot `slot` (0..count) of service `svc_id`. */
+struct backend_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct backend_value {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/* A packet's 5-tuple as seen on the wire, for the tc path's conntrack. */
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+#define CT_DIR_FORWARD 0 /* client -> VIP: rewrite destination to nat_addr:nat_port */
+#define CT_DIR_REPLY 1   /* backend -> client: rewrite source to nat_addr:nat_port */
+
+struct ct_value {
+	__be32 nat_addr;
+	__be16 nat_port;
+	__u8 dir;
+	__u8 pad;
+	__u32 svc_id;
+};
+
+/*
+ * Socket-level translation state: keyed by the socket cookie and an address.
+ * sock_rev:    (cookie, backend addr/port) -> VIP/port, for recvmsg4/getpeername4.
+ * sock_sticky: (cookie, VIP/port)          -> backend, so one unconnected UDP
+ *              socket keeps talking to the backend it was first given.
+ */
+struct sock_key {
+	__u64 cookie;
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct sock_value {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/* A pod on this node: pod IP -> host-side veth ifindex and the two MACs. */
+struct endpoint_value {
+	__u32 ifindex;
+	__u8 pod_mac[6];
+	__u8 host_mac[6];
+};
+
+/* Per-service counters (per-CPU array indexed by svc_value.id). */
+struct svc_stats {
+	__u64 tc_new_flows;   /* new flows balanced by the tc program */
+	__u64 sock_new_flows; /* connects / first datagrams balanced by the socket programs */
+	__u64 rejected;       /* new flows refused because the service had no backend */
+};
+
+/* Node-wide counters (per-CPU array indexed by enum global_counter). */
+enum global_counter {
+	GC_PACKETS = 0,    /* IPv4 TCP/UDP packets seen by from_pod */
+	GC_CT_HITS,        /* packets translated through an existing conntrack entry */
+	GC_LOCAL_REDIRECT, /* packets delivered to a local pod with bpf_redirect_peer */
+	GC_CT_FULL,        /* conntrack insert failed (flow still translated, may lose stickiness) */
+	GC_NO_BACKEND_SLOT, /* a slot below count was missing: dropped */
+	GC_MAX,
+};

@@ -1,0 +1,171 @@
+//! Rust mirrors of the map keys and values in `bpf/jotasu_maps.h`.
+//!
+//! Layouts must match the C header byte for byte; `tests/btf_layout.rs`
+//! compares every struct here with the compiled object's BTF. Addresses and
+//! ports are kept in network byte order, exactly as the programs see them.
+
+/// `JOTASU_MAX_SERVICES`: entries of the services, counters and stats maps.
+pub const MAX_SERVICES: u32 = 65536;
+/// `JOTASU_MAX_BACKEND_SLOTS`: entries of the backends map, over all services.
+pub const MAX_BACKEND_SLOTS: u32 = 262_144;
+/// `JOTASU_MAX_BACKENDS_PER_SERVICE`.
+pub const MAX_BACKENDS_PER_SERVICE: usize = 1024;
+/// `JOTASU_MAX_ENDPOINTS`.
+pub const MAX_ENDPOINTS: u32 = 16384;
+
+/// `CT_DIR_FORWARD`: client to VIP, destination rewritten to the backend.
+pub const CT_DIR_FORWARD: u8 = 0;
+/// `CT_DIR_REPLY`: backend to client, source rewritten to the VIP.
+pub const CT_DIR_REPLY: u8 = 1;
+
+/// `struct svc_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SvcKey {
+    /// Virtual IP, network order.
+    pub vip: u32,
+    /// Port, network order.
+    pub port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+}
+
+/// `struct svc_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SvcValue {
+    /// Index into `rr_counters` and `svc_stats`.
+    pub id: u32,
+    /// Backend slots 0..count are valid; 0 rejects new flows.
+    pub count: u16,
+    /// Reserved.
+    pub flags: u16,
+}
+
+/// `struct backend_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BackendKey {
+    /// The owning service's id.
+    pub svc_id: u32,
+    /// Slot, 0..count.
+    pub slot: u32,
+}
+
+/// `struct backend_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendValue {
+    /// Backend address, network order.
+    pub addr: u32,
+    /// Backend port, network order.
+    pub port: u16,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// `struct ct_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Source address, network order.
+    pub saddr: u32,
+    /// Destination address, network order.
+    pub daddr: u32,
+    /// Source port, network order.
+    pub sport: u16,
+    /// Destination port, network order.
+    pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// `struct ct_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtValue {
+    /// Address written into the packet, network order.
+    pub nat_addr: u32,
+    /// Port written into the packet, network order.
+    pub nat_port: u16,
+    /// [`CT_DIR_FORWARD`] or [`CT_DIR_REPLY`].
+    pub dir: u8,
+    /// Zero.
+    pub pad: u8,
+    /// The service the flow belongs to.
+    pub svc_id: u32,
+}
+
+/// `struct sock_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SockKey {
+    /// Socket cookie.
+    pub cookie: u64,
+    /// Address, network order.
+    pub addr: u32,
+    /// Port, network order.
+    pub port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+}
+
+/// `struct sock_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockValue {
+    /// Address, network order.
+    pub addr: u32,
+    /// Port, network order.
+    pub port: u16,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// `struct endpoint_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointValue {
+    /// Host-side veth ifindex (in the node's namespace).
+    pub ifindex: u32,
+    /// MAC of the pod's interface.
+    pub pod_mac: [u8; 6],
+    /// MAC of the host-side veth.
+    pub host_mac: [u8; 6],
+}
+
+/// `struct svc_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SvcStats {
+    /// New flows balanced by the tc program.
+    pub tc_new_flows: u64,
+    /// New flows balanced by the socket programs.
+    pub sock_new_flows: u64,
+    /// New flows refused because the service had no backend.
+    pub rejected: u64,
+}
+
+/// `enum global_counter`, in order.
+pub const GLOBAL_COUNTERS: [&str; 5] =
+    ["packets", "ct_hits", "local_redirect", "ct_full", "no_backend_slot"];
+
+// SAFETY: every type above is #[repr(C)], made only of integers and byte
+// arrays, with explicit padding fields, so any bit pattern is valid and there
+// are no implicit padding bytes.
+unsafe impl aya::Pod for SvcKey {}
+unsafe impl aya::Pod for SvcValue {}
+unsafe impl aya::Pod for BackendKey {}
+unsafe impl aya::Pod for BackendValue {}
+unsafe impl aya::Pod for CtKey {}
+unsafe impl aya::Pod for CtValue {}
+unsafe impl aya::Pod for SockKey {}
+unsafe impl aya::Pod for SockValue {}
+unsafe impl aya::Pod for EndpointValue {}
+unsafe impl aya::Pod for SvcStats {}

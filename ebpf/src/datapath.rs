@@ -1,0 +1,355 @@
+//! [`Datapath`]: one node's data plane — its pinned maps, its programs and the
+//! services, endpoints and counters they hold.
+use std::{
+    fs, io,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{CgroupSockAddr, SchedClassifier},
+};
+
+use crate::{
+    abi,
+    attach::{self, Attached},
+    error::DatapathError,
+    maps::Maps,
+    objects,
+    plan::{Entry, Op, Programmed, ReconcileSummary},
+    service::{Frontend, Service},
+};
+
+/// Where bpffs is normally mounted.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// A pod on this node, as the tc program delivers to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// ifindex of the host side of the pod's veth (in the node's namespace).
+    pub ifindex: u32,
+    /// MAC of the pod's interface.
+    pub pod_mac: [u8; 6],
+    /// MAC of the host side of the veth.
+    pub host_mac: [u8; 6],
+}
+
+/// Per-service counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceCounters {
+    /// New flows balanced by the tc program.
+    pub tc_new_flows: u64,
+    /// New flows balanced by the socket programs.
+    pub sock_new_flows: u64,
+    /// New flows refused because the service had no backend.
+    pub rejected: u64,
+}
+
+/// A programmed service with its id and counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// The service as programmed.
+    pub service: Service,
+    /// Its id in the counter maps.
+    pub id: u32,
+    /// Its counters.
+    pub counters: ServiceCounters,
+}
+
+/// One tc conntrack entry, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConntrackEntry {
+    /// Packet source, as seen.
+    pub src: std::net::SocketAddrV4,
+    /// Packet destination, as seen.
+    pub dst: std::net::SocketAddrV4,
+    /// IP protocol number.
+    pub proto: u8,
+    /// True for client-to-VIP entries (DNAT), false for replies (reverse NAT).
+    pub forward: bool,
+    /// The address written into the packet.
+    pub nat: std::net::SocketAddrV4,
+}
+
+/// One node's data plane. Opening it loads the programs and opens (or
+/// creates) the maps pinned under `<bpffs>/jotasu/<node>/`; links pinned under
+/// `links/` keep programs attached after the process exits. Everything it
+/// programs survives the process; a later `open` finds it again.
+#[derive(Debug)]
+pub struct Datapath {
+    dir: PathBuf,
+    tc: Ebpf,
+    sock: Ebpf,
+    maps: Maps,
+    programmed: Programmed,
+}
+
+impl Datapath {
+    /// Opens node `node`'s data plane under [`DEFAULT_BPFFS`].
+    pub fn open(node: &str) -> Result<Self, DatapathError> {
+        Self::open_in(Path::new(DEFAULT_BPFFS), node)
+    }
+
+    /// Opens node `node`'s data plane under the bpffs mount `bpffs`.
+    pub fn open_in(bpffs: &Path, node: &str) -> Result<Self, DatapathError> {
+        let dir = node_dir(bpffs, node)?;
+        ensure_bpffs(bpffs)?;
+        for d in [&dir, &dir.join("links")] {
+            fs::create_dir_all(d).map_err(|source| DatapathError::Io {
+                action: "creating pin directory",
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let load = |object: &'static str, bytes: &[u8]| {
+            EbpfLoader::new()
+                .default_map_pin_directory(&dir)
+                .load(bytes)
+                .map_err(|e| DatapathError::Load { object, source: Box::new(e) })
+        };
+        let mut tc = load("from_pod", objects::FROM_POD)?;
+        let mut sock = load("sock", objects::SOCK)?;
+        program::<SchedClassifier>(&mut tc, "from_pod")?
+            .load()
+            .map_err(|e| load_err("from_pod", e))?;
+        for name in objects::SOCK_PROGRAMS {
+            program::<CgroupSockAddr>(&mut sock, name)?.load().map_err(|e| load_err(name, e))?;
+        }
+        let maps = Maps::take(&mut tc)?;
+        let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
+        let mut me = Self { dir, tc, sock, maps, programmed };
+        if !repair.is_empty() {
+            tracing::warn!(node, writes = repair.len(), "repairing leftovers of an interrupted update");
+            me.execute(&repair)?;
+        }
+        tracing::debug!(node, services = me.programmed.services().count(), "data plane opened");
+        Ok(me)
+    }
+
+    /// The node's pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Attaches `from_pod` to tc ingress of `ifname`, a pod's host-side veth
+    /// in the calling thread's network namespace. Idempotent.
+    pub fn attach_pod_interface(&mut self, ifname: &str) -> Result<Attached, DatapathError> {
+        let pin = self.dir.join("links").join(format!("from_pod_{ifname}"));
+        let prog = program::<SchedClassifier>(&mut self.tc, "from_pod")?;
+        let outcome = attach::tc_ingress(prog, ifname, &pin)?;
+        tracing::debug!(ifname, ?outcome, "from_pod attached");
+        Ok(outcome)
+    }
+
+    /// Detaches `from_pod` from `ifname` (removes its pinned link). Returns
+    /// whether it was attached. Deleting the interface detaches it too.
+    pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
+        attach::remove_pin(&self.dir.join("links").join(format!("from_pod_{ifname}")))
+    }
+
+    /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),
+    /// covering every process in its subtree. Idempotent.
+    pub fn attach_cgroup(&mut self, cgroup: &Path) -> Result<Attached, DatapathError> {
+        let links = self.dir.join("links");
+        let mut outcome = Attached::Kept;
+        for name in objects::SOCK_PROGRAMS {
+            let pin = attach::cgroup_pin(&links, name, cgroup)?;
+            let prog = program::<CgroupSockAddr>(&mut self.sock, name)?;
+            if attach::cgroup(prog, name, cgroup, &pin)? == Attached::New {
+                outcome = Attached::New;
+            }
+        }
+        tracing::debug!(cgroup = %cgroup.display(), ?outcome, "socket programs attached");
+        Ok(outcome)
+    }
+
+    /// Detaches the socket programs from `cgroup`. Returns whether they were attached.
+    pub fn detach_cgroup(&mut self, cgroup: &Path) -> Result<bool, DatapathError> {
+        let links = self.dir.join("links");
+        let mut any = false;
+        for name in objects::SOCK_PROGRAMS {
+            any |= attach::remove_pin(&attach::cgroup_pin(&links, name, cgroup)?)?;
+        }
+        Ok(any)
+    }
+
+    /// Programs `svc`, adding it or replacing its backends. A reader of the
+    /// maps never sees it half-written. Invalid input writes nothing.
+    pub fn upsert_service(&mut self, svc: &Service) -> Result<(), DatapathError> {
+        let ops = self.programmed.plan_upsert(svc)?;
+        self.execute(&ops)
+    }
+
+    /// Removes a programmed service. Its established flows keep their backend
+    /// until they end; new flows to the VIP are no longer balanced.
+    pub fn remove_service(&mut self, frontend: &Frontend) -> Result<(), DatapathError> {
+        let ops = self.programmed.plan_remove(frontend)?;
+        self.execute(&ops)
+    }
+
+    /// Makes the programmed services exactly `desired`, writing only the
+    /// difference. If any service is invalid, nothing is written.
+    pub fn reconcile(&mut self, desired: &[Service]) -> Result<ReconcileSummary, DatapathError> {
+        let (ops, summary) = self.programmed.plan_reconcile(desired)?;
+        self.execute(&ops)?;
+        Ok(summary)
+    }
+
+    /// The programmed services with their counters, ordered by frontend.
+    pub fn services(&self) -> Result<Vec<ServiceStatus>, DatapathError> {
+        self.programmed
+            .services()
+            .map(|(frontend, Entry { id, backends })| {
+                Ok(ServiceStatus {
+                    service: Service { frontend, backends },
+                    id,
+                    counters: self.counters_of(id)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One service's counters.
+    pub fn service_counters(&self, frontend: &Frontend) -> Result<ServiceCounters, DatapathError> {
+        let entry = self
+            .programmed
+            .get(frontend)
+            .ok_or(crate::ServiceError::UnknownService { frontend: *frontend })?;
+        self.counters_of(entry.id)
+    }
+
+    /// Node-wide counters by name (packets, ct_hits, local_redirect, ...).
+    pub fn node_counters(&self) -> Result<Vec<(&'static str, u64)>, DatapathError> {
+        self.maps.global_stats()
+    }
+
+    /// The tc conntrack table, decoded (for debugging; it can be large).
+    pub fn conntrack(&self) -> Result<Vec<ConntrackEntry>, DatapathError> {
+        let sa = |addr: u32, port: u16| {
+            std::net::SocketAddrV4::new(Ipv4Addr::from(u32::from_be(addr)), u16::from_be(port))
+        };
+        Ok(self
+            .maps
+            .conntrack()?
+            .into_iter()
+            .map(|(k, v)| ConntrackEntry {
+                src: sa(k.saddr, k.sport),
+                dst: sa(k.daddr, k.dport),
+                proto: k.proto,
+                forward: v.dir == abi::CT_DIR_FORWARD,
+                nat: sa(v.nat_addr, v.nat_port),
+            })
+            .collect())
+    }
+
+    /// Registers a pod of this node for direct delivery.
+    pub fn upsert_endpoint(&mut self, ip: Ipv4Addr, ep: Endpoint) -> Result<(), DatapathError> {
+        self.maps.put_endpoint(
+            ip,
+            abi::EndpointValue { ifindex: ep.ifindex, pod_mac: ep.pod_mac, host_mac: ep.host_mac },
+        )
+    }
+
+    /// Unregisters a pod. Returns whether it was registered.
+    pub fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool, DatapathError> {
+        self.maps.remove_endpoint(ip)
+    }
+
+    /// The registered pods.
+    pub fn endpoints(&self) -> Result<Vec<(Ipv4Addr, Endpoint)>, DatapathError> {
+        Ok(self
+            .maps
+            .endpoints()?
+            .into_iter()
+            .map(|(ip, v)| {
+                (ip, Endpoint { ifindex: v.ifindex, pod_mac: v.pod_mac, host_mac: v.host_mac })
+            })
+            .collect())
+    }
+
+    /// Removes node `node`'s whole data plane: unpins every link (detaching
+    /// the programs) and every map. Drop any open [`Datapath`] of the node first.
+    pub fn purge(bpffs: &Path, node: &str) -> Result<bool, DatapathError> {
+        let dir = node_dir(bpffs, node)?;
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(DatapathError::Io { action: "removing", path: dir, source }),
+        }
+    }
+
+    fn counters_of(&self, id: u32) -> Result<ServiceCounters, DatapathError> {
+        let s = self.maps.svc_stats(id)?;
+        Ok(ServiceCounters {
+            tc_new_flows: s.tc_new_flows,
+            sock_new_flows: s.sock_new_flows,
+            rejected: s.rejected,
+        })
+    }
+
+    /// Performs planned writes in order, recording each in the model as it
+    /// lands, so the model equals the maps even when a write fails midway.
+    fn execute(&mut self, ops: &[Op]) -> Result<(), DatapathError> {
+        for op in ops {
+            self.maps.write(op)?;
+            self.programmed.apply(op);
+        }
+        Ok(())
+    }
+}
+
+fn node_dir(bpffs: &Path, node: &str) -> Result<PathBuf, DatapathError> {
+    let ok = !node.is_empty()
+        && node.len() < 64
+        && node != "."
+        && node != ".."
+        && node.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(DatapathError::InvalidNodeName { name: node.to_owned() });
+    }
+    Ok(bpffs.join("jotasu").join(node))
+}
+
+fn ensure_bpffs(bpffs: &Path) -> Result<(), DatapathError> {
+    let c = std::ffi::CString::new(bpffs.as_os_str().as_encoded_bytes())
+        .map_err(|_| DatapathError::NotBpffs { path: bpffs.to_owned() })?;
+    // SAFETY: statfs writes into a zeroed struct we own; c outlives the call.
+    let magic = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut st) != 0 {
+            return Err(DatapathError::Io {
+                action: "statfs",
+                path: bpffs.to_owned(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        st.f_type
+    };
+    if magic as i64 != BPF_FS_MAGIC {
+        return Err(DatapathError::NotBpffs { path: bpffs.to_owned() });
+    }
+    Ok(())
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DatapathError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program>,
+{
+    ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(DatapathError::Program {
+        action: "finding",
+        program: name,
+        target: "the embedded object".to_owned(),
+        source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+    })
+}
+
+fn load_err(program: &'static str, e: aya::programs::ProgramError) -> DatapathError {
+    DatapathError::Program {
+        action: "loading (verifier)",
+        program,
+        target: "the kernel".to_owned(),
+        source: Box::new(e),
+    }
+}

@@ -1,0 +1,24 @@
+//! jotasu's data plane.
+//!
+//! The C programs in `bpf/` answer service VIPs in the kernel — round-robin
+//! backend selection, conntrack, DNAT and reverse NAT at tc on each pod's veth
+//! ([`objects::FROM_POD`]) and translation at socket level for processes in
+//! the node's cgroup ([`objects::SOCK`]). [`Datapath`] loads them, pins their
+//! maps and links under `/sys/fs/bpf/jotasu/<node>/`, and programs services by
+//! diff ([`plan`] holds that logic, free of kernel access).
+pub mod abi;
+mod attach;
+mod datapath;
+pub mod error;
+mod maps;
+pub mod objects;
+pub mod plan;
+pub mod service;
+
+pub use attach::Attached;
+pub use datapath::{
+    ConntrackEntry, DEFAULT_BPFFS, Datapath, Endpoint, ServiceCounters, ServiceStatus,
+};
+pub use error::{DatapathError, ServiceError};
+pub use plan::ReconcileSummary;
+pub use service::{Frontend, Protocol, Service};

@@ -1,0 +1,109 @@
+//! Traffic endpoints for tests, the demo and benchmarks, run inside pod
+//! namespaces (`ip netns exec NS jotasu-testbin ...`).
+use std::{
+    io::BufRead as _,
+    net::{SocketAddr, TcpStream},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, Subcommand};
+use jotasu_tests::traffic;
+
+#[derive(Parser)]
+#[command(about = "jotasu test traffic: echo servers and clients that report which backend answered")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Answer NAME on TCP and UDP PORTs; print "ready" once listening.
+    Serve {
+        /// What to answer.
+        #[arg(long)]
+        name: String,
+        /// Ports to listen on (TCP and UDP each).
+        #[arg(long, value_delimiter = ',', required = true)]
+        ports: Vec<u16>,
+        /// Threads accepting TCP connections per port.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+    },
+    /// Make COUNT requests to TO, each on a new connection (or datagram
+    /// socket); print "<backend> <peer address>" per request, or "ERR <why>".
+    Connect {
+        /// Address to reach (a service VIP or a pod).
+        #[arg(long)]
+        to: SocketAddr,
+        /// Requests to make.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Use UDP instead of TCP.
+        #[arg(long)]
+        udp: bool,
+        /// With --udp: sendto/recvfrom on an unconnected socket.
+        #[arg(long)]
+        unconnected: bool,
+    },
+    /// Hold HELD connections to TO requesting on them while opening new ones;
+    /// print "started" once the held connections are up, treat a line on
+    /// stdin as the mark, stop at EOF and print a JSON report.
+    Churn {
+        /// Address to reach.
+        #[arg(long)]
+        to: SocketAddr,
+        /// Long-lived connections to hold.
+        #[arg(long, default_value_t = 6)]
+        held: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Serve { name, ports, workers } => traffic::serve(&name, &ports, workers),
+        Cmd::Connect { to, count, udp, unconnected } => {
+            for _ in 0..count {
+                let line = if udp && unconnected {
+                    traffic::udp_unconnected_once(to).map(|(name, from)| format!("{name} {from}"))
+                } else if udp {
+                    traffic::udp_once(to).map(|name| format!("{name} {to}"))
+                } else {
+                    TcpStream::connect_timeout(&to, Duration::from_secs(5))
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut c| {
+                            let peer = c.peer_addr()?;
+                            Ok(format!("{} {peer}", traffic::request(&mut c)?))
+                        })
+                };
+                match line {
+                    Ok(l) => println!("{l}"),
+                    Err(e) => println!("ERR {e:#}"),
+                }
+            }
+            Ok(())
+        }
+        Cmd::Churn { to, held, timeout } => {
+            let (marked, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            std::thread::scope(|s| {
+                let worker = s.spawn(|| traffic::churn(to, held, &marked, &stop, deadline, || {
+                    println!("started");
+                }));
+                let mut lines = std::io::stdin().lock().lines();
+                if lines.next().is_some() {
+                    marked.store(true, Ordering::Release);
+                    let _ = lines.next(); // EOF (or a second line) stops
+                }
+                stop.store(true, Ordering::Release);
+                let report = worker.join().map_err(|_| anyhow::anyhow!("churn panicked"))??;
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(())
+            })
+        }
+    }
+}

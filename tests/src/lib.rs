@@ -1,0 +1,15 @@
+//! The harness for jotasu's end-to-end tests, demo and benchmarks.
+//!
+//! Everything here builds real kernel objects — network namespaces, veth
+//! pairs, cgroups, processes — named with a per-run prefix ([`names`]) and
+//! removed by guards on drop, on failure too. Traffic only ever flows between
+//! namespaces these guards created.
+pub mod cgroup;
+pub mod cmd;
+pub mod names;
+pub mod netns;
+pub mod privilege;
+pub mod lab;
+pub mod process;
+pub mod topology;
+pub mod traffic;

@@ -1,0 +1,75 @@
+//! [`NetNs`]: a named network namespace that is deleted on drop.
+use std::{fs::File, os::fd::AsRawFd as _, process::Command};
+
+use anyhow::Context as _;
+
+use crate::cmd;
+
+/// A network namespace made with `ip netns add`, deleted (with every interface
+/// inside it) when dropped.
+#[derive(Debug)]
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates namespace `name` with `lo` up.
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        cmd::ip(&["netns", "add", name])?;
+        let ns = Self { name: name.to_owned() };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME ARGS...`.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        cmd::ip(&full)
+    }
+
+    /// Sets a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        cmd::run(self.command("sysctl").args(["-qw", &format!("{key}={value}")]))?;
+        Ok(())
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs `f` on a dedicated thread that has entered the namespace, so the
+    /// caller's own thread never changes namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: setns on a namespace fd we hold; affects only this thread.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("entering {path}"));
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("thread in namespace {} panicked", self.name))?
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Err(e) = cmd::ip(&["netns", "del", &self.name]) {
+            eprintln!("cleanup: deleting netns {}: {e:#}", self.name);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! [`Spawned`]: a child process killed (by its PID) and reaped on drop.
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, ChildStdout, Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+
+/// A child process this harness started. Dropping it kills it by PID.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    what: String,
+}
+
+impl Spawned {
+    /// Spawns `cmd` with piped stdout and waits for its first line, which
+    /// must equal `ready` (servers print it once they listen).
+    pub fn until_ready(mut cmd: Command, ready: &str) -> anyhow::Result<Self> {
+        let what = format!("{cmd:?}");
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawning {what}"))?;
+        let mut me = Self { child, what };
+        let mut line = String::new();
+        let out = me.child.stdout.as_mut().context("stdout is piped")?;
+        BufReader::new(out).read_line(&mut line)?;
+        if line.trim() != ready {
+            bail!("{} did not become ready: first line {line:?}", me.what);
+        }
+        Ok(me)
+    }
+
+    /// The child's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stdout, if piped and not yet taken.
+    pub fn stdout(&mut self) -> Option<&mut ChildStdout> {
+        self.child.stdout.as_mut()
+    }
+
+    /// The underlying child.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

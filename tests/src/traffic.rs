@@ -1,0 +1,159 @@
+//! The traffic the tests send: an echo server that answers with its pod's
+//! name over TCP and UDP, and clients that record which backend answered.
+//! Run inside pod namespaces through the `jotasu-testbin` binary.
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// What a server prints once it listens on every port.
+pub const READY: &str = "ready";
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves `name\n` for every request on each TCP port (per connection, once
+/// per chunk received, until the client closes) and each UDP datagram.
+pub fn serve(name: &str, ports: &[u16], workers: usize) -> anyhow::Result<()> {
+    let reply = Arc::<[u8]>::from(format!("{name}\n").into_bytes());
+    let mut handles = Vec::new();
+    for &port in ports {
+        let tcp = TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("tcp :{port}"))?;
+        let tcp = Arc::new(tcp);
+        for _ in 0..workers {
+            let (tcp, reply) = (tcp.clone(), reply.clone());
+            handles.push(thread::spawn(move || {
+                while let Ok((conn, _)) = tcp.accept() {
+                    let _ = answer_until_closed(conn, &reply);
+                }
+            }));
+        }
+        let udp = UdpSocket::bind(("0.0.0.0", port)).with_context(|| format!("udp :{port}"))?;
+        let reply = reply.clone();
+        handles.push(thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((_, peer)) = udp.recv_from(&mut buf) {
+                let _ = udp.send_to(&reply, peer);
+            }
+        }));
+    }
+    println!("{READY}");
+    std::io::stdout().flush()?;
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn answer_until_closed(mut conn: TcpStream, reply: &[u8]) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut buf = [0u8; 512];
+    loop {
+        match conn.read(&mut buf)? {
+            0 => return Ok(()),
+            _ => conn.write_all(reply)?,
+        }
+    }
+}
+
+/// One request on a fresh TCP connection: connect, send, read the name, close.
+pub fn tcp_once(to: SocketAddr) -> anyhow::Result<String> {
+    let mut conn = TcpStream::connect_timeout(&to, IO_TIMEOUT)
+        .with_context(|| format!("connecting to {to}"))?;
+    request(&mut conn).with_context(|| format!("request to {to}"))
+}
+
+/// One request on an open connection; returns the answering backend's name.
+pub fn request(conn: &mut TcpStream) -> anyhow::Result<String> {
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.write_all(b"who\n")?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    anyhow::ensure!(!line.is_empty(), "connection closed before an answer");
+    Ok(line.trim().to_owned())
+}
+
+/// One datagram on a fresh (connected) UDP socket; returns the answer.
+pub fn udp_once(to: SocketAddr) -> anyhow::Result<String> {
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    sock.set_read_timeout(Some(IO_TIMEOUT))?;
+    sock.connect(to).with_context(|| format!("udp connect {to}"))?;
+    sock.send(b"who\n")?;
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).with_context(|| format!("udp answer from {to}"))?;
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_owned())
+}
+
+/// One datagram through an unconnected socket (sendto / recvfrom). Returns
+/// the answer and the address the answer appeared to come from.
+pub fn udp_unconnected_once(to: SocketAddr) -> anyhow::Result<(String, SocketAddr)> {
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    sock.set_read_timeout(Some(IO_TIMEOUT))?;
+    sock.send_to(b"who\n", to)?;
+    let mut buf = [0u8; 256];
+    let (n, from) = sock.recv_from(&mut buf).with_context(|| format!("udp answer from {to}"))?;
+    Ok((String::from_utf8_lossy(&buf[..n]).trim().to_owned(), from))
+}
+
+/// What [`churn`] saw.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ChurnReport {
+    /// The backend each long-lived connection was given.
+    pub held: Vec<String>,
+    /// Failed requests on long-lived connections, by backend.
+    pub held_failures: Vec<String>,
+    /// Requests completed on long-lived connections.
+    pub held_requests: u64,
+    /// Backends of new connections before the mark.
+    pub before_mark: Vec<String>,
+    /// Backends of new connections after the mark.
+    pub after_mark: Vec<String>,
+    /// New connections that failed (after the mark).
+    pub new_failures: Vec<String>,
+}
+
+/// Holds `held` long-lived connections to `to` and keeps requesting on them
+/// while opening new connections, until `stop`; `on_started` runs once the
+/// held connections are up. `marked` splits the new
+/// connections into before and after (the test sets it once it changed the
+/// service).
+pub fn churn(
+    to: SocketAddr,
+    held: usize,
+    marked: &AtomicBool,
+    stop: &AtomicBool,
+    deadline: Instant,
+    on_started: impl FnOnce(),
+) -> anyhow::Result<ChurnReport> {
+    let mut conns = Vec::new();
+    let mut report = ChurnReport::default();
+    for _ in 0..held {
+        let mut c = TcpStream::connect_timeout(&to, IO_TIMEOUT)?;
+        c.set_nodelay(true)?;
+        report.held.push(request(&mut c)?);
+        conns.push(c);
+    }
+    on_started();
+    while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+        let after = marked.load(Ordering::Acquire);
+        for (c, backend) in conns.iter_mut().zip(&report.held) {
+            match request(c) {
+                Ok(_) => report.held_requests += 1,
+                Err(_) => report.held_failures.push(backend.clone()),
+            }
+        }
+        match tcp_once(to) {
+            Ok(b) if after => report.after_mark.push(b),
+            Ok(b) => report.before_mark.push(b),
+            Err(e) => report.new_failures.push(format!("{e:#}")),
+        }
+    }
+    Ok(report)
+}
