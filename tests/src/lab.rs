@@ -8,7 +8,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use jotasu_ebpf::{DEFAULT_BPFFS, Datapath};
+use jotasu_ebpf::{DEFAULT_BPFFS, Datapath, Endpoint, Frontend, Protocol, Service};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cmd,
@@ -52,6 +53,15 @@ impl Lab {
     /// `pod1`, `pod2`, ... serving on `ports`; the data plane attached to every
     /// pod's veth and the node's cgroup, every pod registered as an endpoint.
     pub fn new(backends: usize, ports: &[u16]) -> anyhow::Result<Self> {
+        let mut lab = Self::without_datapath(backends, ports)?;
+        let spec = lab.spec(&[]);
+        lab.datapath = Some(lab.node.ns.run(|| spec.apply())??);
+        Ok(lab)
+    }
+
+    /// The same node and pods, with nothing loaded: a test that programs the
+    /// data plane from another process starts here.
+    pub fn without_datapath(backends: usize, ports: &[u16]) -> anyhow::Result<Self> {
         crate::names::sweep_stale();
         let testbin = testbin_path()?;
         let mut node = Node::new()?;
@@ -66,27 +76,19 @@ impl Lab {
             c.args(["serve", "--name", &pod.name, "--ports", &ports_arg]);
             lab.servers.push(Spawned::until_ready(c, traffic::READY)?);
         }
-        let dp = lab.open_datapath()?;
-        lab.datapath = Some(dp);
         Ok(lab)
     }
 
-    /// Opens the node's data plane, attaches it everywhere and registers the
-    /// pods (idempotent: a second call adopts what the first pinned).
-    pub fn open_datapath(&self) -> anyhow::Result<Datapath> {
-        let mut dp = Datapath::open(self.node.name())?;
-        let ifs: Vec<&str> = self.node.pods.iter().map(|p| p.host_if.as_str()).collect();
-        self.node.ns.run(|| -> anyhow::Result<()> {
-            for ifname in &ifs {
-                dp.attach_pod_interface(ifname)?;
-            }
-            Ok(())
-        })??;
-        dp.attach_cgroup(self.node.cgroup.path())?;
-        for pod in &self.node.pods {
-            dp.upsert_endpoint(pod.ip, pod.endpoint())?;
+    /// What the node's data plane should hold: every pod attached and
+    /// registered, the node cgroup attached, and `services`.
+    pub fn spec(&self, services: &[Service]) -> DatapathSpec {
+        DatapathSpec {
+            node: self.node.name().to_owned(),
+            interfaces: self.node.pods.iter().map(|p| p.host_if.clone()).collect(),
+            cgroup: self.node.cgroup.path().to_owned(),
+            endpoints: self.node.pods.iter().map(|p| (p.ip, p.endpoint().into())).collect(),
+            services: services.iter().map(ServiceSpec::from).collect(),
         }
-        Ok(dp)
     }
 
     /// The open data plane.
@@ -154,6 +156,94 @@ impl Drop for Lab {
             eprintln!("cleanup: purging data plane of {}: {e}", self.node.name());
         }
         // The node (namespaces, veths, cgroup) drops after this.
+    }
+}
+
+/// A whole node's data-plane state, as JSON for `jotasu-testbin datapath-apply`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatapathSpec {
+    /// Node name (bpffs directory).
+    pub node: String,
+    /// Pod host-side interfaces to attach `from_pod` to (in the node netns).
+    pub interfaces: Vec<String>,
+    /// The node cgroup for the socket programs.
+    pub cgroup: PathBuf,
+    /// Pods to register for local delivery.
+    pub endpoints: Vec<(Ipv4Addr, EndpointSpec)>,
+    /// Services to program (reconciled: anything else is removed).
+    pub services: Vec<ServiceSpec>,
+}
+
+impl DatapathSpec {
+    /// Opens the node's data plane and makes it hold this spec. Must run in
+    /// the node's network namespace (interface names resolve there).
+    pub fn apply(&self) -> anyhow::Result<Datapath> {
+        let mut dp = Datapath::open(&self.node)?;
+        for ifname in &self.interfaces {
+            dp.attach_pod_interface(ifname)?;
+        }
+        dp.attach_cgroup(&self.cgroup)?;
+        for (ip, ep) in &self.endpoints {
+            dp.upsert_endpoint(*ip, (*ep).into())?;
+        }
+        let services: Vec<Service> = self.services.iter().map(Service::from).collect();
+        dp.reconcile(&services)?;
+        Ok(dp)
+    }
+}
+
+/// [`Endpoint`] in JSON.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct EndpointSpec {
+    /// Host-side ifindex.
+    pub ifindex: u32,
+    /// Pod MAC.
+    pub pod_mac: [u8; 6],
+    /// Host-side MAC.
+    pub host_mac: [u8; 6],
+}
+
+impl From<Endpoint> for EndpointSpec {
+    fn from(e: Endpoint) -> Self {
+        Self { ifindex: e.ifindex, pod_mac: e.pod_mac, host_mac: e.host_mac }
+    }
+}
+
+impl From<EndpointSpec> for Endpoint {
+    fn from(e: EndpointSpec) -> Self {
+        Self { ifindex: e.ifindex, pod_mac: e.pod_mac, host_mac: e.host_mac }
+    }
+}
+
+/// [`Service`] in JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// VIP.
+    pub vip: Ipv4Addr,
+    /// Port.
+    pub port: u16,
+    /// True for UDP.
+    pub udp: bool,
+    /// Backends in rotation order.
+    pub backends: Vec<SocketAddrV4>,
+}
+
+impl From<&Service> for ServiceSpec {
+    fn from(s: &Service) -> Self {
+        Self {
+            vip: s.frontend.vip,
+            port: s.frontend.port,
+            udp: s.frontend.protocol == Protocol::Udp,
+            backends: s.backends.clone(),
+        }
+    }
+}
+
+impl From<&ServiceSpec> for Service {
+    fn from(s: &ServiceSpec) -> Self {
+        let frontend =
+            if s.udp { Frontend::udp(s.vip, s.port) } else { Frontend::tcp(s.vip, s.port) };
+        Service::new(frontend, s.backends.iter().copied())
     }
 }
 

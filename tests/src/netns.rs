@@ -49,21 +49,30 @@ impl NetNs {
     /// Runs `f` on a dedicated thread that has entered the namespace, so the
     /// caller's own thread never changes namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a namespace fd we hold; affects only this thread.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error())
-                        .with_context(|| format!("entering {path}"));
-                }
-                Ok(f())
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread in namespace {} panicked", self.name))?
-        })
+        run_in(&self.name, f)
     }
+}
+
+/// Runs `f` on a dedicated thread inside the named namespace (`/run/netns/NAME`).
+///
+/// Unlike `ip netns exec`, this keeps the caller's mounts: `ip netns exec`
+/// remounts `/sys` for the namespace, which hides `/sys/fs/bpf`, so anything
+/// that opens pinned maps must enter the namespace this way.
+pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a namespace fd we hold; affects only this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("entering {path}"));
+            }
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
+    })
 }
 
 impl Drop for NetNs {

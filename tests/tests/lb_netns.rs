@@ -37,3 +37,60 @@ fn tcp_round_robin_is_exact_through_tc_and_socket_paths() {
     let c = lab.dp().service_counters(&svc.frontend).unwrap();
     assert_eq!((c.tc_new_flows, c.sock_new_flows), (30, 30), "socket flows paid no tc NAT");
 }
+
+#[test]
+fn udp_round_robin_and_reverse_nat_on_both_paths() {
+    if !require_root("udp_round_robin_and_reverse_nat_on_both_paths") {
+        return;
+    }
+    let mut lab = Lab::new(3, &[BACKEND_PORT]).unwrap();
+    let svc = Service::new(Frontend::udp(VIP, 53), lab.backends(3, BACKEND_PORT));
+    lab.dp().upsert_service(&svc).unwrap();
+    let to = SocketAddr::from((VIP, 53));
+    let cycle = |n| ["pod1", "pod2", "pod3"].iter().cycle().take(n).copied().collect::<Vec<_>>();
+
+    for path in [ClientPath::Tc, ClientPath::Socket] {
+        // Connected sockets: one new flow each, in rotation.
+        let connected = lab.connect(path, to, 9, &["--udp"]).unwrap();
+        assert_eq!(names(&connected), cycle(9), "{path:?} connected: {connected:?}");
+        // Unconnected sockets: answers appear to come from the VIP (reverse
+        // NAT at tc, recvmsg4 at socket level).
+        let unconnected = lab.connect(path, to, 3, &["--udp", "--unconnected"]).unwrap();
+        assert_eq!(names(&unconnected), cycle(3), "{path:?} unconnected: {unconnected:?}");
+        assert!(
+            unconnected.iter().all(|l| l.ends_with(" 10.96.0.10:53")),
+            "{path:?}: answers must come from the VIP: {unconnected:?}"
+        );
+    }
+    let c = lab.dp().service_counters(&svc.frontend).unwrap();
+    assert_eq!((c.tc_new_flows, c.sock_new_flows), (12, 12));
+}
+
+#[test]
+fn service_without_backends_refuses_at_once() {
+    if !require_root("service_without_backends_refuses_at_once") {
+        return;
+    }
+    let mut lab = Lab::new(1, &[BACKEND_PORT]).unwrap();
+    let tcp = Frontend::tcp(VIP, 80);
+    let udp = Frontend::udp(VIP, 53);
+    lab.dp().upsert_service(&Service::new(tcp, [])).unwrap();
+    lab.dp().upsert_service(&Service::new(udp, [])).unwrap();
+
+    for path in [ClientPath::Tc, ClientPath::Socket] {
+        // Refused, not timed out: the client's own timeout is 5 s, so a
+        // dropped SYN would read "timed out".
+        let t = lab.connect(path, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
+        assert!(t[0].starts_with("ERR") && t[0].contains("refused"), "{path:?} tcp: {t:?}");
+        let u = lab.connect(path, SocketAddr::from((VIP, 53)), 1, &["--udp"]).unwrap();
+        assert!(u[0].starts_with("ERR") && u[0].contains("refused"), "{path:?} udp: {u:?}");
+    }
+    assert_eq!(lab.dp().service_counters(&tcp).unwrap().rejected, 2);
+    assert_eq!(lab.dp().service_counters(&udp).unwrap().rejected, 2);
+
+    // Giving the service a backend makes it answer.
+    let one = Service::new(tcp, lab.backends(1, BACKEND_PORT));
+    lab.dp().upsert_service(&one).unwrap();
+    let ok = lab.connect(ClientPath::Tc, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
+    assert_eq!(names(&ok), ["pod1"]);
+}

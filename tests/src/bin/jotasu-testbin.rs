@@ -47,6 +47,14 @@ enum Cmd {
         #[arg(long)]
         unconnected: bool,
     },
+    /// Read a DatapathSpec (JSON) on stdin, make the node's data plane hold
+    /// it, print "applied" and exit.
+    DatapathApply {
+        /// The node's network namespace (entered on a thread; not with
+        /// `ip netns exec`, which hides /sys/fs/bpf).
+        #[arg(long)]
+        netns: String,
+    },
     /// Hold HELD connections to TO requesting on them while opening new ones;
     /// print "started" once the held connections are up, treat a line on
     /// stdin as the mark, stop at EOF and print a JSON report.
@@ -85,6 +93,12 @@ fn main() -> anyhow::Result<()> {
                     Err(e) => println!("ERR {e:#}"),
                 }
             }
+            Ok(())
+        }
+        Cmd::DatapathApply { netns } => {
+            let spec: jotasu_tests::lab::DatapathSpec = serde_json::from_reader(std::io::stdin())?;
+            jotasu_tests::netns::run_in(&netns, || spec.apply().map(drop))??;
+            println!("applied");
             Ok(())
         }
         Cmd::Churn { to, held, timeout } => {
