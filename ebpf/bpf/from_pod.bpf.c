@@ -59,6 +59,11 @@ struct icmp_unreach {
 #define IP_DF 0x4000
 #define IP_OFFMASK 0x1fff
 
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
 struct flow {
 	__be32 saddr;
 	__be32 daddr;
@@ -66,7 +71,59 @@ struct flow {
 	__be16 dport;
 	__u32 l4_off;
 	__u8 proto;
+	__u8 tcp_flags;
+	__u32 now_s;
 };
+
+static __always_inline bool is_syn(const struct flow *f)
+{
+	return f->proto == IPPROTO_TCP &&
+	       (f->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/* Whether a conntrack entry still describes this packet's flow. */
+static __always_inline bool ct_usable(const struct ct_value *ct, const struct flow *f)
+{
+	__u32 idle = f->now_s - ct->last_seen_s;
+	__u32 limit = ct->flags & CT_FLAG_CLOSING ? CT_CLOSING_LIFETIME_S
+			: f->proto == IPPROTO_TCP ? CT_TCP_LIFETIME_S
+						  : CT_UDP_LIFETIME_S;
+
+	if (idle > limit)
+		return false;
+	/* A SYN on a closed or old flow: the client reused the tuple. */
+	if (is_syn(f) && ct->dir == CT_DIR_FORWARD &&
+	    ((ct->flags & CT_FLAG_CLOSING) || f->now_s - ct->created_s > CT_SYN_RETRANSMIT_S))
+		return false;
+	return true;
+}
+
+/* Refreshes an entry in use: last-seen (at most once a second) and closing. */
+static __always_inline void ct_touch(struct ct_value *ct, const struct flow *f)
+{
+	if (ct->last_seen_s != f->now_s)
+		ct->last_seen_s = f->now_s;
+	if ((f->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) && !(ct->flags & CT_FLAG_CLOSING))
+		ct->flags |= CT_FLAG_CLOSING;
+}
+
+/*
+ * A new flow that is not a service flow may reuse the tuple of an old service
+ * flow's reply: drop that entry, or the new flow's replies would be rewritten
+ * to look like they came from the VIP.
+ */
+static __always_inline void ct_forget_reply(const struct flow *f)
+{
+	struct ct_key rev = {
+		.saddr = f->daddr,
+		.daddr = f->saddr,
+		.sport = f->dport,
+		.dport = f->sport,
+		.proto = f->proto,
+	};
+
+	bpf_map_delete_elem(&conntrack, &rev);
+}
 
 static __always_inline __u16 csum_fold(__s64 csum)
 {
@@ -259,6 +316,8 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 	fwd_v.nat_port = b->port;
 	fwd_v.dir = CT_DIR_FORWARD;
 	fwd_v.svc_id = id;
+	fwd_v.created_s = f->now_s;
+	fwd_v.last_seen_s = f->now_s;
 
 	rev.saddr = b->addr;
 	rev.daddr = f->saddr;
@@ -269,6 +328,8 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 	rev_v.nat_port = f->dport;
 	rev_v.dir = CT_DIR_REPLY;
 	rev_v.svc_id = id;
+	rev_v.created_s = f->now_s;
+	rev_v.last_seen_s = f->now_s;
 
 	/* The reply entry first: the backend may answer as soon as the packet leaves. */
 	if (bpf_map_update_elem(&conntrack, &rev, &rev_v, BPF_ANY) ||
@@ -293,7 +354,10 @@ int from_pod(struct __sk_buff *skb)
 	struct ct_value *ct;
 	struct svc_value *svc;
 	struct flow f = {};
-	__be16 ports[2];
+	struct {
+		__be16 sport;
+		__be16 dport;
+	} ports;
 
 	if ((void *)(ip + 1) > data_end)
 		return TC_ACT_OK;
@@ -307,10 +371,14 @@ int from_pod(struct __sk_buff *skb)
 	if ((f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP) ||
 	    (ip->frag_off & bpf_htons(IP_OFFMASK)))
 		return deliver(skb, f.daddr);
-	if (bpf_skb_load_bytes(skb, f.l4_off, ports, sizeof(ports)))
+	if (bpf_skb_load_bytes(skb, f.l4_off, &ports, sizeof(ports)))
 		return TC_ACT_OK;
-	f.sport = ports[0];
-	f.dport = ports[1];
+	f.sport = ports.sport;
+	f.dport = ports.dport;
+	if (f.proto == IPPROTO_TCP &&
+	    bpf_skb_load_bytes(skb, f.l4_off + 13, &f.tcp_flags, sizeof(f.tcp_flags)))
+		return TC_ACT_OK;
+	f.now_s = (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
 	count_global(GC_PACKETS);
 
 	key.saddr = f.saddr;
@@ -319,12 +387,13 @@ int from_pod(struct __sk_buff *skb)
 	key.dport = f.dport;
 	key.proto = f.proto;
 	ct = bpf_map_lookup_elem(&conntrack, &key);
-	if (ct) {
+	if (ct && ct_usable(ct, &f)) {
 		bool forward = ct->dir == CT_DIR_FORWARD;
 		__be32 addr = ct->nat_addr;
 		__be16 port = ct->nat_port;
 
 		count_global(GC_CT_HITS);
+		ct_touch(ct, &f);
 		if (rewrite(skb, &f, forward, addr, port))
 			return TC_ACT_SHOT;
 		if (forward)
@@ -335,6 +404,8 @@ int from_pod(struct __sk_buff *skb)
 	svc = lookup_service(f.daddr, f.dport, f.proto);
 	if (svc)
 		return new_service_flow(skb, &f, svc);
+	if (is_syn(&f))
+		ct_forget_reply(&f);
 	return deliver(skb, f.daddr);
 }
 

@@ -62,12 +62,27 @@ struct ct_key {
 #define CT_DIR_FORWARD 0 /* client -> VIP: rewrite destination to nat_addr:nat_port */
 #define CT_DIR_REPLY 1   /* backend -> client: rewrite source to nat_addr:nat_port */
 
+#define CT_FLAG_CLOSING 1 /* a FIN or RST went this way */
+
+/*
+ * Lifetimes, in seconds of idleness (last_seen_s is refreshed at most once a
+ * second per entry). An expired entry is ignored and overwritten. A SYN that
+ * finds a forward entry older than CT_SYN_RETRANSMIT_S, or closing, starts a
+ * new flow: the client reused the tuple.
+ */
+#define CT_TCP_LIFETIME_S 21600
+#define CT_UDP_LIFETIME_S 60
+#define CT_CLOSING_LIFETIME_S 10
+#define CT_SYN_RETRANSMIT_S 30
+
 struct ct_value {
 	__be32 nat_addr;
 	__be16 nat_port;
 	__u8 dir;
-	__u8 pad;
+	__u8 flags;
 	__u32 svc_id;
+	__u32 created_s;   /* bpf_ktime_get_ns() in seconds, at creation */
+	__u32 last_seen_s; /* same clock, last packet */
 };
 
 /*

@@ -94,11 +94,18 @@ pub struct CtValue {
     pub nat_port: u16,
     /// [`CT_DIR_FORWARD`] or [`CT_DIR_REPLY`].
     pub dir: u8,
-    /// Zero.
-    pub pad: u8,
+    /// [`CT_FLAG_CLOSING`] once a FIN or RST went this way.
+    pub flags: u8,
     /// The service the flow belongs to.
     pub svc_id: u32,
+    /// Creation time, seconds of `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+    pub created_s: u32,
+    /// Last packet, same clock (refreshed at most once a second).
+    pub last_seen_s: u32,
 }
+
+/// `CT_FLAG_CLOSING`.
+pub const CT_FLAG_CLOSING: u8 = 1;
 
 /// `struct sock_key`.
 #[repr(C)]

@@ -71,6 +71,8 @@ pub struct ConntrackEntry {
     pub forward: bool,
     /// The address written into the packet.
     pub nat: std::net::SocketAddrV4,
+    /// A FIN or RST was seen in this direction.
+    pub closing: bool,
 }
 
 /// One node's data plane. Opening it loads the programs and opens (or
@@ -240,6 +242,7 @@ impl Datapath {
                 proto: k.proto,
                 forward: v.dir == abi::CT_DIR_FORWARD,
                 nat: sa(v.nat_addr, v.nat_port),
+                closing: v.flags & abi::CT_FLAG_CLOSING != 0,
             })
             .collect())
     }

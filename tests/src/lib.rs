@@ -11,5 +11,6 @@ pub mod netns;
 pub mod privilege;
 pub mod lab;
 pub mod process;
+pub mod signals;
 pub mod topology;
 pub mod traffic;

@@ -1,6 +1,7 @@
 //! [`Spawned`]: a child process killed (by its PID) and reaped on drop.
 use std::{
     io::{BufRead as _, BufReader},
+    os::unix::process::CommandExt as _,
     process::{Child, ChildStdout, Command, Stdio},
 };
 
@@ -15,9 +16,20 @@ pub struct Spawned {
 
 impl Spawned {
     /// Spawns `cmd` with piped stdout and waits for its first line, which
-    /// must equal `ready` (servers print it once they listen).
+    /// must equal `ready` (servers print it once they listen). The child is
+    /// killed if the spawning thread dies: spawn from a long-lived thread.
     pub fn until_ready(mut cmd: Command, ready: &str) -> anyhow::Result<Self> {
         let what = format!("{cmd:?}");
+        // SAFETY: prctl is async-signal-safe. The child dies with the thread
+        // that spawned it, so a killed harness leaves no server behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

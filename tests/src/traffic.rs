@@ -70,6 +70,17 @@ pub fn tcp_once(to: SocketAddr) -> anyhow::Result<String> {
     request(&mut conn).with_context(|| format!("request to {to}"))
 }
 
+/// A TCP connection from a chosen local port (SO_REUSEADDR, so a port that
+/// still has TIME_WAIT sockets to other destinations can be bound).
+pub fn tcp_connect_from(to: SocketAddr, port: u16) -> anyhow::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())
+        .with_context(|| format!("binding local port {port}"))?;
+    sock.connect_timeout(&to.into(), IO_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
+    Ok(sock.into())
+}
+
 /// One request on an open connection; returns the answering backend's name.
 pub fn request(conn: &mut TcpStream) -> anyhow::Result<String> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;

@@ -94,3 +94,29 @@ fn service_without_backends_refuses_at_once() {
     let ok = lab.connect(ClientPath::Tc, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
     assert_eq!(names(&ok), ["pod1"]);
 }
+
+#[test]
+fn a_direct_connection_reusing_an_old_service_tuple_is_not_reverse_natted() {
+    if !require_root("a_direct_connection_reusing_an_old_service_tuple_is_not_reverse_natted") {
+        return;
+    }
+    let mut lab = Lab::new(1, &[BACKEND_PORT]).unwrap();
+    let svc = Service::new(Frontend::tcp(VIP, 80), lab.backends(1, BACKEND_PORT));
+    lab.dp().upsert_service(&svc).unwrap();
+    // VIP flows from ports 40000.. leave conntrack entries (reply: pod1:8080
+    // -> client:4000x) ...
+    let vip = SocketAddr::from((VIP, 80));
+    let src = ["--source-port", "40000"];
+    let via_vip = lab.connect(ClientPath::Tc, vip, 8, &src).unwrap();
+    assert_eq!(names(&via_vip), ["pod1"; 8]);
+    // ... which direct connections to pod1 from the same ports must not hit:
+    // their replies would be rewritten to come from the VIP, and hang.
+    let direct = SocketAddr::from(lab.backends(1, BACKEND_PORT)[0]);
+    let answers = lab.connect(ClientPath::Tc, direct, 8, &src).unwrap();
+    assert_eq!(names(&answers), ["pod1"; 8], "{answers:?}");
+    // The socket path connects directly too.
+    let sock = lab.connect(ClientPath::Socket, vip, 8, &["--source-port", "40010"]).unwrap();
+    assert_eq!(names(&sock), ["pod1"; 8], "{sock:?}");
+    let tc_again = lab.connect(ClientPath::Tc, vip, 8, &["--source-port", "40010"]).unwrap();
+    assert_eq!(names(&tc_again), ["pod1"; 8], "{tc_again:?}");
+}

@@ -46,6 +46,9 @@ enum Cmd {
         /// With --udp: sendto/recvfrom on an unconnected socket.
         #[arg(long)]
         unconnected: bool,
+        /// TCP: connect from this local port, then the next ones (one per request).
+        #[arg(long)]
+        source_port: Option<u16>,
     },
     /// Read a DatapathSpec (JSON) on stdin, make the node's data plane hold
     /// it, print "applied" and exit.
@@ -74,16 +77,19 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve { name, ports, workers } => traffic::serve(&name, &ports, workers),
-        Cmd::Connect { to, count, udp, unconnected } => {
-            for _ in 0..count {
+        Cmd::Connect { to, count, udp, unconnected, source_port } => {
+            for i in 0..count {
                 let line = if udp && unconnected {
                     traffic::udp_unconnected_once(to).map(|(name, from)| format!("{name} {from}"))
                 } else if udp {
                     traffic::udp_once(to).map(|name| format!("{name} {to}"))
                 } else {
-                    TcpStream::connect_timeout(&to, Duration::from_secs(5))
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut c| {
+                    match source_port {
+                        Some(p) => traffic::tcp_connect_from(to, p + i as u16),
+                        None => TcpStream::connect_timeout(&to, Duration::from_secs(5))
+                            .map_err(anyhow::Error::from),
+                    }
+                    .and_then(|mut c| {
                             let peer = c.peer_addr()?;
                             Ok(format!("{} {peer}", traffic::request(&mut c)?))
                         })
