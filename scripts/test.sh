@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what jotasu needs (Debian packages, bpffs) and runs every test:
+# lints, unit tests, eBPF packet tests and real-traffic tests in network
+# namespaces. Run as root: privileged tests fail in CI (CI=true) and announce
+# themselves as SKIPPED elsewhere when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
