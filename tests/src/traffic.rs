@@ -113,6 +113,17 @@ pub fn udp_unconnected_once(to: SocketAddr) -> anyhow::Result<(String, SocketAdd
     Ok((String::from_utf8_lossy(&buf[..n]).trim().to_owned(), from))
 }
 
+/// The answering backends in `jotasu-testbin connect` output
+/// (`"<backend> <peer address>"` per line; `"ERR"` for a failed request).
+pub fn backends_of(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(|l| l.split(' ').next().unwrap_or("")).collect()
+}
+
+/// `names` repeated in order up to `n` entries: what exact round-robin gives.
+pub fn rotation<'a>(names: &[&'a str], n: usize) -> Vec<&'a str> {
+    names.iter().cycle().take(n).copied().collect()
+}
+
 /// What [`churn`] saw.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ChurnReport {

@@ -18,6 +18,16 @@ use jotasu_tests::{
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 const SETTLE: Duration = Duration::from_millis(400);
 
+/// A lab with VIP:80 -> pod1, pod2, pod3, and the same service without pod2.
+fn setup() -> (Lab, Service) {
+    let mut lab = Lab::new(3, &[BACKEND_PORT]).unwrap();
+    let all = Service::new(Frontend::tcp(VIP, 80), lab.backends(3, BACKEND_PORT));
+    lab.dp().upsert_service(&all).unwrap();
+    let mut without_pod2 = all;
+    without_pod2.backends.remove(1);
+    (lab, without_pod2)
+}
+
 fn check(report: &ChurnReport, path: &str) {
     assert!(report.held_failures.is_empty(), "{path}: held connections broke: {report:?}");
     assert!(report.held_requests > 0, "{path}: no traffic on held connections");
@@ -36,11 +46,7 @@ fn removing_a_backend_under_load_tc_path() {
     if !require_root("removing_a_backend_under_load_tc_path") {
         return;
     }
-    let mut lab = Lab::new(3, &[BACKEND_PORT]).unwrap();
-    let all = Service::new(Frontend::tcp(VIP, 80), lab.backends(3, BACKEND_PORT));
-    let mut without_pod2 = all.clone();
-    without_pod2.backends.remove(1);
-    lab.dp().upsert_service(&all).unwrap();
+    let (mut lab, without_pod2) = setup();
 
     let (marked, stop) = (AtomicBool::new(false), AtomicBool::new(false));
     let client_ns = &lab.node.pods[0].ns;
@@ -67,11 +73,7 @@ fn removing_a_backend_under_load_socket_path() {
     if !require_root("removing_a_backend_under_load_socket_path") {
         return;
     }
-    let mut lab = Lab::new(3, &[BACKEND_PORT]).unwrap();
-    let all = Service::new(Frontend::tcp(VIP, 80), lab.backends(3, BACKEND_PORT));
-    let mut without_pod2 = all.clone();
-    without_pod2.backends.remove(1);
-    lab.dp().upsert_service(&all).unwrap();
+    let (mut lab, without_pod2) = setup();
 
     let mut cmd = lab.client_command(ClientPath::Socket);
     cmd.args(["churn", "--to", "10.96.0.20:80", "--held", "6"]);

@@ -5,13 +5,10 @@ use jotasu_ebpf::{Frontend, Service};
 use jotasu_tests::{
     lab::{BACKEND_PORT, ClientPath, Lab},
     privilege::require_root,
+    traffic::{backends_of, rotation},
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
-
-fn names(lines: &[String]) -> Vec<&str> {
-    lines.iter().map(|l| l.split(' ').next().unwrap_or("")).collect()
-}
 
 #[test]
 fn tcp_round_robin_is_exact_through_tc_and_socket_paths() {
@@ -24,14 +21,14 @@ fn tcp_round_robin_is_exact_through_tc_and_socket_paths() {
     let to = SocketAddr::from((VIP, 80));
 
     let tc = lab.connect(ClientPath::Tc, to, 30, &[]).unwrap();
-    let expected: Vec<&str> = ["pod1", "pod2", "pod3"].iter().cycle().take(30).copied().collect();
-    assert_eq!(names(&tc), expected, "tc path: {tc:?}");
+    let expected = rotation(&["pod1", "pod2", "pod3"], 30);
+    assert_eq!(backends_of(&tc), expected, "tc path: {tc:?}");
     let c = lab.dp().service_counters(&svc.frontend).unwrap();
     assert_eq!((c.tc_new_flows, c.sock_new_flows), (30, 0));
 
     // The socket path shares the counter: it continues the rotation at pod1.
     let sock = lab.connect(ClientPath::Socket, to, 30, &[]).unwrap();
-    assert_eq!(names(&sock), expected, "socket path: {sock:?}");
+    assert_eq!(backends_of(&sock), expected, "socket path: {sock:?}");
     // getpeername shows the VIP, not the backend.
     assert!(sock.iter().all(|l| l.ends_with(" 10.96.0.10:80")), "{sock:?}");
     let c = lab.dp().service_counters(&svc.frontend).unwrap();
@@ -47,16 +44,16 @@ fn udp_round_robin_and_reverse_nat_on_both_paths() {
     let svc = Service::new(Frontend::udp(VIP, 53), lab.backends(3, BACKEND_PORT));
     lab.dp().upsert_service(&svc).unwrap();
     let to = SocketAddr::from((VIP, 53));
-    let cycle = |n| ["pod1", "pod2", "pod3"].iter().cycle().take(n).copied().collect::<Vec<_>>();
+    let cycle = |n| rotation(&["pod1", "pod2", "pod3"], n);
 
     for path in [ClientPath::Tc, ClientPath::Socket] {
         // Connected sockets: one new flow each, in rotation.
         let connected = lab.connect(path, to, 9, &["--udp"]).unwrap();
-        assert_eq!(names(&connected), cycle(9), "{path:?} connected: {connected:?}");
+        assert_eq!(backends_of(&connected), cycle(9), "{path:?} connected: {connected:?}");
         // Unconnected sockets: answers appear to come from the VIP (reverse
         // NAT at tc, recvmsg4 at socket level).
         let unconnected = lab.connect(path, to, 3, &["--udp", "--unconnected"]).unwrap();
-        assert_eq!(names(&unconnected), cycle(3), "{path:?} unconnected: {unconnected:?}");
+        assert_eq!(backends_of(&unconnected), cycle(3), "{path:?} unconnected: {unconnected:?}");
         assert!(
             unconnected.iter().all(|l| l.ends_with(" 10.96.0.10:53")),
             "{path:?}: answers must come from the VIP: {unconnected:?}"
@@ -92,7 +89,7 @@ fn service_without_backends_refuses_at_once() {
     let one = Service::new(tcp, lab.backends(1, BACKEND_PORT));
     lab.dp().upsert_service(&one).unwrap();
     let ok = lab.connect(ClientPath::Tc, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
-    assert_eq!(names(&ok), ["pod1"]);
+    assert_eq!(backends_of(&ok), ["pod1"]);
 }
 
 #[test]
@@ -108,15 +105,15 @@ fn a_direct_connection_reusing_an_old_service_tuple_is_not_reverse_natted() {
     let vip = SocketAddr::from((VIP, 80));
     let src = ["--source-port", "40000"];
     let via_vip = lab.connect(ClientPath::Tc, vip, 8, &src).unwrap();
-    assert_eq!(names(&via_vip), ["pod1"; 8]);
+    assert_eq!(backends_of(&via_vip), ["pod1"; 8]);
     // ... which direct connections to pod1 from the same ports must not hit:
     // their replies would be rewritten to come from the VIP, and hang.
     let direct = SocketAddr::from(lab.backends(1, BACKEND_PORT)[0]);
     let answers = lab.connect(ClientPath::Tc, direct, 8, &src).unwrap();
-    assert_eq!(names(&answers), ["pod1"; 8], "{answers:?}");
+    assert_eq!(backends_of(&answers), ["pod1"; 8], "{answers:?}");
     // The socket path connects directly too.
     let sock = lab.connect(ClientPath::Socket, vip, 8, &["--source-port", "40010"]).unwrap();
-    assert_eq!(names(&sock), ["pod1"; 8], "{sock:?}");
+    assert_eq!(backends_of(&sock), ["pod1"; 8], "{sock:?}");
     let tc_again = lab.connect(ClientPath::Tc, vip, 8, &["--source-port", "40010"]).unwrap();
-    assert_eq!(names(&tc_again), ["pod1"; 8], "{tc_again:?}");
+    assert_eq!(backends_of(&tc_again), ["pod1"; 8], "{tc_again:?}");
 }

@@ -11,13 +11,10 @@ use jotasu_ebpf::{DEFAULT_BPFFS, Datapath, Frontend, Service};
 use jotasu_tests::{
     lab::{BACKEND_PORT, ClientPath, Lab},
     privilege::require_root,
+    traffic::{backends_of, rotation},
 };
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
-
-fn names(lines: &[String]) -> Vec<&str> {
-    lines.iter().map(|l| l.split(' ').next().unwrap_or("")).collect()
-}
 
 #[test]
 fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
@@ -40,11 +37,10 @@ fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
 
     // Nobody holds the programs now but their pinned links.
     let to = SocketAddr::from((VIP, 80));
-    let cycle = |v: &[&'static str], n| v.iter().cycle().take(n).copied().collect::<Vec<_>>();
     let tc = lab.connect(ClientPath::Tc, to, 30, &[]).unwrap();
-    assert_eq!(names(&tc), cycle(&["pod1", "pod2", "pod3"], 30));
+    assert_eq!(backends_of(&tc), rotation(&["pod1", "pod2", "pod3"], 30));
     let sock = lab.connect(ClientPath::Socket, to, 30, &[]).unwrap();
-    assert_eq!(names(&sock), cycle(&["pod1", "pod2", "pod3"], 30));
+    assert_eq!(backends_of(&sock), rotation(&["pod1", "pod2", "pod3"], 30));
 
     // This process reopens the pins: it sees what the loader programmed ...
     let mut dp = Datapath::open(lab.node.name()).unwrap();
@@ -58,14 +54,14 @@ fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
     two.backends.remove(1);
     dp.upsert_service(&two).unwrap();
     let after = lab.connect(ClientPath::Tc, to, 10, &[]).unwrap();
-    assert_eq!(names(&after), cycle(&["pod1", "pod3"], 10), "{after:?}");
+    assert_eq!(backends_of(&after), rotation(&["pod1", "pod3"], 10), "{after:?}");
     // Re-attaching from this process adopts the pinned links, no duplicates.
     lab.datapath = Some(dp);
     let spec2 = lab.spec(std::slice::from_ref(&two));
     drop(lab.datapath.take());
     let dp2 = lab.node.ns.run(|| spec2.apply()).unwrap().unwrap();
     let again = lab.connect(ClientPath::Tc, to, 4, &[]).unwrap();
-    assert_eq!(names(&again), cycle(&["pod1", "pod3"], 4), "one program per interface: {again:?}");
+    assert_eq!(backends_of(&again), rotation(&["pod1", "pod3"], 4), "one program per interface: {again:?}");
     lab.datapath = Some(dp2);
 }
 
