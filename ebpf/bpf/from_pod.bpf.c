@@ -197,8 +197,11 @@ static __always_inline int reply_headers(struct __sk_buff *skb, const struct flo
 	return 0;
 }
 
-/* Answers a TCP SYN to a service without backends with RST|ACK from the VIP. */
-static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *f)
+/*
+ * Answers a TCP SYN to a service without backends with RST|ACK from the VIP,
+ * acknowledging the SYN and any data it carried (TCP Fast Open).
+ */
+static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *f, __u32 id)
 {
 	struct ethhdr eth = {};
 	struct iphdr ip = {};
@@ -210,18 +213,26 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 		__u8 proto;
 		__be16 len;
 	} pseudo = {};
+	__be16 tot_len;
+	__u32 data_len;
 	__s64 sum;
 
-	if (bpf_skb_load_bytes(skb, f->l4_off, &in, sizeof(in)))
+	if (bpf_skb_load_bytes(skb, f->l4_off, &in, sizeof(in)) ||
+	    bpf_skb_load_bytes(skb, IP_OFF + offsetof(struct iphdr, tot_len), &tot_len,
+			       sizeof(tot_len)))
 		return TC_ACT_SHOT;
 	if (!in.syn || in.ack || in.rst)
 		return TC_ACT_SHOT; /* only connection attempts get an answer */
+	count_service(id, STAT_REJECTED);
+	data_len = bpf_ntohs(tot_len) - (f->l4_off - IP_OFF) - in.doff * 4;
+	if (data_len > 0xffff)
+		data_len = 0; /* inconsistent lengths: acknowledge the SYN alone */
 	if (reply_headers(skb, f, &eth, &ip, IPPROTO_TCP, sizeof(ip) + sizeof(tcp)))
 		return TC_ACT_SHOT;
 
 	tcp.source = f->dport;
 	tcp.dest = f->sport;
-	tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + 1);
+	tcp.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + 1 + data_len + in.fin);
 	tcp.doff = sizeof(tcp) / 4;
 	tcp.rst = 1;
 	tcp.ack = 1;
@@ -243,7 +254,7 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 }
 
 /* Answers a UDP datagram to a service without backends with ICMP port unreachable. */
-static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *f)
+static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *f, __u32 id)
 {
 	struct ethhdr eth = {};
 	struct iphdr ip = {};
@@ -254,6 +265,7 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 	} msg = {};
 	__u32 icmp_off = IP_OFF + sizeof(ip);
 
+	count_service(id, STAT_REJECTED);
 	if (f->l4_off != IP_OFF + sizeof(struct iphdr))
 		return TC_ACT_SHOT; /* IP options: not worth quoting; drop */
 	if (bpf_skb_load_bytes(skb, IP_OFF, &msg.ip, sizeof(msg.ip)) ||
@@ -297,10 +309,8 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 	struct ct_key fwd = {}, rev = {};
 	struct ct_value fwd_v = {}, rev_v = {};
 
-	if (count == 0) {
-		count_service(id, STAT_REJECTED);
-		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f) : reject_udp(skb, f);
-	}
+	if (count == 0)
+		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
 	b = select_backend(id, count);
 	if (!b) {
 		count_global(GC_NO_BACKEND_SLOT);

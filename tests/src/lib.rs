@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod cmd;
 pub mod names;
 pub mod netns;
+pub mod packet;
 pub mod privilege;
 pub mod lab;
 pub mod process;
