@@ -1,6 +1,7 @@
 //! The Rust mirrors in `abi.rs` match the C structs in `jotasu_maps.h`, as
 //! compiled: every struct's size, and every member's name, offset and size,
 //! read from the embedded objects' BTF (through `bpftool btf dump -j`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::{collections::HashMap, mem, process::Command};
 
 use jotasu_ebpf::{abi, objects};

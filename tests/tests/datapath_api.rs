@@ -1,5 +1,6 @@
 //! The Datapath API against real pinned maps: bad input is a typed error and
 //! changes nothing; reconcile writes only the difference; reopening sees it all.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
     path::Path,

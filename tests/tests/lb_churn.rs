@@ -1,5 +1,6 @@
 //! Removing a backend while traffic flows: no established connection breaks,
 //! no new connection goes to the removed backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     net::{Ipv4Addr, SocketAddr},

@@ -1,4 +1,5 @@
 //! Service load balancing with real traffic between network namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::net::{Ipv4Addr, SocketAddr};
 
 use jotasu_ebpf::{Frontend, Service};

@@ -1,5 +1,6 @@
 //! The data plane outlives the process that loaded it, and a new process
 //! finds it again; test fixtures leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::{
     io::Write as _,
     net::{Ipv4Addr, SocketAddr},

@@ -4,6 +4,7 @@
 //!
 //! Each test has a node of its own (its own pinned maps), programmed through
 //! [`Datapath`]; a second copy of `from_pod` is loaded on the same pins to run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddrV4},
     path::Path,
