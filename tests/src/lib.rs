@@ -4,6 +4,7 @@
 //! pairs, cgroups, processes — named with a per-run prefix ([`names`]) and
 //! removed by guards on drop, on failure too. Traffic only ever flows between
 //! namespaces these guards created.
+pub mod bench;
 pub mod cgroup;
 pub mod cmd;
 pub mod names;

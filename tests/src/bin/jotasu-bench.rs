@@ -1,0 +1,110 @@
+//! `jotasu-bench`: jotasu's benchmarks (DESIGN.md §9, docs/benchmarks.md).
+//! Each prints a table and writes `target/bench/<NAME>.json`.
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use jotasu_tests::{
+    bench::{self, client, datapath},
+    privilege,
+};
+
+#[derive(Parser)]
+#[command(about = "jotasu benchmarks: print a table and write target/bench/<NAME>.json")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Data plane: new connections/s and connect latency to a VIP among N
+    /// services, and the time to program N services (needs root).
+    ///
+    /// For every N it builds a jotasu node and a plain node (kube-proxy-shaped
+    /// iptables rules, no eBPF), each with a client pod and 10 backend pods,
+    /// and measures: jotasu tc path, jotasu socket path, iptables, and direct
+    /// pod IPs on each node. VIP cases target the service in the middle of
+    /// the set. Writes target/bench/datapath.json; see docs/benchmarks.md.
+    Datapath {
+        /// Measured seconds per case, in total over its turns.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Measured seconds of one turn: cases take turns in a shuffled order.
+        #[arg(long, default_value_t = 0.5)]
+        turn: f64,
+        /// Unmeasured warm-up seconds at the start of every turn.
+        #[arg(long, default_value_t = 0.1)]
+        warmup: f64,
+        /// Service counts N to measure (each service has 10 backends).
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 1000, 10000])]
+        services: Vec<usize>,
+        /// Concurrent connection loops in the client pod.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+    /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
+    /// loads into its plain node for N services.
+    IptablesRules {
+        /// Service count N.
+        #[arg(long, default_value_t = 10)]
+        services: usize,
+    },
+    /// The load client the benchmarks run inside a client pod: prints
+    /// "ready", then per stdin line "<warmup s> <measured s>" one JSON result.
+    #[command(hide = true)]
+    Client {
+        /// Addresses to connect to, rotating.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<SocketAddr>,
+        /// Connection loops.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Client { to, threads } => client::serve_turns(to, threads),
+        Cmd::IptablesRules { services } => {
+            print!("{}", datapath::iptables_input(services));
+            Ok(())
+        }
+        Cmd::Datapath {
+            seconds,
+            turn,
+            warmup,
+            services,
+            threads,
+        } => {
+            // SAFETY: geteuid has no preconditions.
+            anyhow::ensure!(unsafe { libc::geteuid() } == 0, "the benchmark needs root");
+            privilege::ensure_bpffs()?;
+            bench::catch_interrupts();
+            let cfg = datapath::Config {
+                seconds,
+                turn,
+                warmup,
+                services,
+                threads,
+            };
+            let report = match datapath::run(&cfg) {
+                Ok(report) => report,
+                // Everything the run made was removed as `run` returned.
+                Err(_) if bench::interrupted() => {
+                    eprintln!("interrupted: everything this run made is removed");
+                    std::process::exit(130);
+                }
+                Err(e) => return Err(e),
+            };
+            println!("{}", datapath::describe(&cfg));
+            println!("{}", report.table());
+            println!("{}", report.goals_table());
+            println!("written to {}", report.write_json()?.display());
+            Ok(())
+        }
+    }
+}
