@@ -23,7 +23,9 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
         let obj = out.join(format!("{prog}.bpf.o"));
         let status = Command::new(&clang)
-            .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror"])
+            .args([
+                "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+            ])
             .arg(format!("-I/usr/include/{multiarch}"))
             .args(["-c", &src, "-o"])
             .arg(&obj)

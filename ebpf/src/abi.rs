@@ -160,8 +160,13 @@ pub struct SvcStats {
 }
 
 /// `enum global_counter`, in order.
-pub const GLOBAL_COUNTERS: [&str; 5] =
-    ["packets", "ct_hits", "local_redirect", "ct_full", "no_backend_slot"];
+pub const GLOBAL_COUNTERS: [&str; 5] = [
+    "packets",
+    "ct_hits",
+    "local_redirect",
+    "ct_full",
+    "no_backend_slot",
+];
 
 // SAFETY: every type above is #[repr(C)], made only of integers and byte
 // arrays, with explicit padding fields, so any bit pattern is valid and there

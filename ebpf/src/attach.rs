@@ -31,12 +31,21 @@ fn prog_err(
     target: &str,
 ) -> impl FnOnce(aya::programs::ProgramError) -> DatapathError {
     let target = target.to_owned();
-    move |e| DatapathError::Program { action, program, target, source: Box::new(e) }
+    move |e| DatapathError::Program {
+        action,
+        program,
+        target,
+        source: Box::new(e),
+    }
 }
 
 fn link_err(action: &'static str, path: &Path) -> impl FnOnce(String) -> DatapathError {
     let path = path.to_owned();
-    move |reason| DatapathError::Link { action, path, reason }
+    move |reason| DatapathError::Link {
+        action,
+        path,
+        reason,
+    }
 }
 
 /// Attaches `prog` to tc ingress of `ifname` (resolved in the calling thread's
@@ -50,14 +59,20 @@ pub(crate) fn tc_ingress(
 ) -> Result<Attached, DatapathError> {
     ifindex(ifname)?;
     if pin.exists() {
-        let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
+        let pinned =
+            PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
         let fd = FdLink::from(pinned);
         if link_is_on(&fd, ifname) {
             let link = SchedClassifierLink::try_from(fd)
                 .map_err(|e| link_err("adopting", pin)(e.to_string()))?;
-            let id = prog.attach_to_link(link).map_err(prog_err("replacing", "from_pod", ifname))?;
+            let id =
+                prog.attach_to_link(link)
+                    .map_err(prog_err("replacing", "from_pod", ifname))?;
             // The pin keeps the link; dropping our handle only closes an fd.
-            drop(prog.take_link(id).map_err(prog_err("releasing", "from_pod", ifname))?);
+            drop(
+                prog.take_link(id)
+                    .map_err(prog_err("releasing", "from_pod", ifname))?,
+            );
             return Ok(Attached::Replaced);
         }
         // The interface the link was made for is gone (or renamed): start afresh.
@@ -65,11 +80,18 @@ pub(crate) fn tc_ingress(
         remove_pin(pin)?;
     }
     let id = prog
-        .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+        .attach_with_options(
+            ifname,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
         .map_err(prog_err("attaching", "from_pod", ifname))?;
-    let link = prog.take_link(id).map_err(prog_err("taking link of", "from_pod", ifname))?;
+    let link = prog
+        .take_link(id)
+        .map_err(prog_err("taking link of", "from_pod", ifname))?;
     let fd = FdLink::try_from(link).map_err(|e| link_err("converting", pin)(e.to_string()))?;
-    fd.pin(pin).map_err(|e| link_err("pinning", pin)(e.to_string()))?;
+    fd.pin(pin)
+        .map_err(|e| link_err("pinning", pin)(e.to_string()))?;
     Ok(Attached::New)
 }
 
@@ -95,16 +117,27 @@ pub(crate) fn cgroup(
     let id = prog
         .attach(&dir, CgroupAttachMode::Single)
         .map_err(prog_err("attaching", name, &target))?;
-    let link = prog.take_link(id).map_err(prog_err("taking link of", name, &target))?;
+    let link = prog
+        .take_link(id)
+        .map_err(prog_err("taking link of", name, &target))?;
     let fd = FdLink::try_from(link).map_err(|e| link_err("converting", pin)(e.to_string()))?;
-    fd.pin(pin).map_err(|e| link_err("pinning", pin)(e.to_string()))?;
+    fd.pin(pin)
+        .map_err(|e| link_err("pinning", pin)(e.to_string()))?;
     Ok(Attached::New)
 }
 
 /// The pin name for a cgroup attachment of `prog`.
-pub(crate) fn cgroup_pin(links: &Path, prog: &str, cgroup: &Path) -> Result<PathBuf, DatapathError> {
+pub(crate) fn cgroup_pin(
+    links: &Path,
+    prog: &str,
+    cgroup: &Path,
+) -> Result<PathBuf, DatapathError> {
     let ino = fs::metadata(cgroup)
-        .map_err(|source| DatapathError::Io { action: "reading cgroup", path: cgroup.to_owned(), source })?
+        .map_err(|source| DatapathError::Io {
+            action: "reading cgroup",
+            path: cgroup.to_owned(),
+            source,
+        })?
         .ino();
     Ok(links.join(format!("{prog}_cg{ino}")))
 }
@@ -114,17 +147,24 @@ pub(crate) fn remove_pin(pin: &Path) -> Result<bool, DatapathError> {
     match fs::remove_file(pin) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(DatapathError::Io { action: "removing pin", path: pin.to_owned(), source }),
+        Err(source) => Err(DatapathError::Io {
+            action: "removing pin",
+            path: pin.to_owned(),
+            source,
+        }),
     }
 }
 
 pub(crate) fn ifindex(ifname: &str) -> Result<u32, DatapathError> {
-    let c = std::ffi::CString::new(ifname)
-        .map_err(|_| DatapathError::NoSuchInterface { name: ifname.to_owned() })?;
+    let c = std::ffi::CString::new(ifname).map_err(|_| DatapathError::NoSuchInterface {
+        name: ifname.to_owned(),
+    })?;
     // SAFETY: c is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if index == 0 {
-        return Err(DatapathError::NoSuchInterface { name: ifname.to_owned() });
+        return Err(DatapathError::NoSuchInterface {
+            name: ifname.to_owned(),
+        });
     }
     Ok(index)
 }

@@ -109,7 +109,10 @@ impl Datapath {
             EbpfLoader::new()
                 .default_map_pin_directory(&dir)
                 .load(bytes)
-                .map_err(|e| DatapathError::Load { object, source: Box::new(e) })
+                .map_err(|e| DatapathError::Load {
+                    object,
+                    source: Box::new(e),
+                })
         };
         let mut tc = load("from_pod", objects::FROM_POD)?;
         let mut sock = load("sock", objects::SOCK)?;
@@ -117,16 +120,32 @@ impl Datapath {
             .load()
             .map_err(|e| load_err("from_pod", e))?;
         for name in objects::SOCK_PROGRAMS {
-            program::<CgroupSockAddr>(&mut sock, name)?.load().map_err(|e| load_err(name, e))?;
+            program::<CgroupSockAddr>(&mut sock, name)?
+                .load()
+                .map_err(|e| load_err(name, e))?;
         }
         let maps = Maps::take(&mut tc)?;
         let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
-        let mut me = Self { dir, tc, sock, maps, programmed };
+        let mut me = Self {
+            dir,
+            tc,
+            sock,
+            maps,
+            programmed,
+        };
         if !repair.is_empty() {
-            tracing::warn!(node, writes = repair.len(), "repairing leftovers of an interrupted update");
+            tracing::warn!(
+                node,
+                writes = repair.len(),
+                "repairing leftovers of an interrupted update"
+            );
             me.execute(&repair)?;
         }
-        tracing::debug!(node, services = me.programmed.services().count(), "data plane opened");
+        tracing::debug!(
+            node,
+            services = me.programmed.services().count(),
+            "data plane opened"
+        );
         Ok(me)
     }
 
@@ -218,7 +237,9 @@ impl Datapath {
         let entry = self
             .programmed
             .get(frontend)
-            .ok_or(crate::ServiceError::UnknownService { frontend: *frontend })?;
+            .ok_or(crate::ServiceError::UnknownService {
+                frontend: *frontend,
+            })?;
         self.counters_of(entry.id)
     }
 
@@ -251,7 +272,11 @@ impl Datapath {
     pub fn upsert_endpoint(&mut self, ip: Ipv4Addr, ep: Endpoint) -> Result<(), DatapathError> {
         self.maps.put_endpoint(
             ip,
-            abi::EndpointValue { ifindex: ep.ifindex, pod_mac: ep.pod_mac, host_mac: ep.host_mac },
+            abi::EndpointValue {
+                ifindex: ep.ifindex,
+                pod_mac: ep.pod_mac,
+                host_mac: ep.host_mac,
+            },
         )
     }
 
@@ -267,7 +292,14 @@ impl Datapath {
             .endpoints()?
             .into_iter()
             .map(|(ip, v)| {
-                (ip, Endpoint { ifindex: v.ifindex, pod_mac: v.pod_mac, host_mac: v.host_mac })
+                (
+                    ip,
+                    Endpoint {
+                        ifindex: v.ifindex,
+                        pod_mac: v.pod_mac,
+                        host_mac: v.host_mac,
+                    },
+                )
             })
             .collect())
     }
@@ -279,7 +311,11 @@ impl Datapath {
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(DatapathError::Io { action: "removing", path: dir, source }),
+            Err(source) => Err(DatapathError::Io {
+                action: "removing",
+                path: dir,
+                source,
+            }),
         }
     }
 
@@ -308,16 +344,23 @@ fn node_dir(bpffs: &Path, node: &str) -> Result<PathBuf, DatapathError> {
         && node.len() < 64
         && node != "."
         && node != ".."
-        && node.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
-        return Err(DatapathError::InvalidNodeName { name: node.to_owned() });
+        return Err(DatapathError::InvalidNodeName {
+            name: node.to_owned(),
+        });
     }
     Ok(bpffs.join("jotasu").join(node))
 }
 
 fn ensure_bpffs(bpffs: &Path) -> Result<(), DatapathError> {
-    let c = std::ffi::CString::new(bpffs.as_os_str().as_encoded_bytes())
-        .map_err(|_| DatapathError::NotBpffs { path: bpffs.to_owned() })?;
+    let c = std::ffi::CString::new(bpffs.as_os_str().as_encoded_bytes()).map_err(|_| {
+        DatapathError::NotBpffs {
+            path: bpffs.to_owned(),
+        }
+    })?;
     // SAFETY: statfs writes into a zeroed struct we own; c outlives the call.
     let magic = unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
@@ -331,7 +374,9 @@ fn ensure_bpffs(bpffs: &Path) -> Result<(), DatapathError> {
         st.f_type
     };
     if magic as i64 != BPF_FS_MAGIC {
-        return Err(DatapathError::NotBpffs { path: bpffs.to_owned() });
+        return Err(DatapathError::NotBpffs {
+            path: bpffs.to_owned(),
+        });
     }
     Ok(())
 }
@@ -340,12 +385,14 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, D
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program>,
 {
-    ebpf.program_mut(name).and_then(|p| p.try_into().ok()).ok_or(DatapathError::Program {
-        action: "finding",
-        program: name,
-        target: "the embedded object".to_owned(),
-        source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
-    })
+    ebpf.program_mut(name)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(DatapathError::Program {
+            action: "finding",
+            program: name,
+            target: "the embedded object".to_owned(),
+            source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+        })
 }
 
 fn load_err(program: &'static str, e: aya::programs::ProgramError) -> DatapathError {

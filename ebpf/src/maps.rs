@@ -6,12 +6,7 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
 };
 
-use crate::{
-    abi,
-    error::DatapathError,
-    plan::Op,
-    service,
-};
+use crate::{abi, error::DatapathError, plan::Op, service};
 
 /// Every map the Datapath reads or writes.
 pub(crate) struct Maps {
@@ -27,7 +22,9 @@ pub(crate) struct Maps {
 
 impl std::fmt::Debug for Maps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Maps").field("nr_cpus", &self.nr_cpus).finish_non_exhaustive()
+        f.debug_struct("Maps")
+            .field("nr_cpus", &self.nr_cpus)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,8 +37,15 @@ where
         .ok_or(DatapathError::MissingMap { map })
 }
 
-fn map_err(op: &'static str, map: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
-    move |e| DatapathError::Map { op, map, source: Box::new(e) }
+fn map_err(
+    op: &'static str,
+    map: &'static str,
+) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
+    move |e| DatapathError::Map {
+        op,
+        map,
+        source: Box::new(e),
+    }
 }
 
 impl Maps {
@@ -65,40 +69,64 @@ impl Maps {
     }
 
     pub(crate) fn services(&self) -> Result<Vec<(abi::SvcKey, abi::SvcValue)>, DatapathError> {
-        self.services.iter().collect::<Result<_, _>>().map_err(map_err("iterate", "services"))
+        self.services
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err("iterate", "services"))
     }
 
     pub(crate) fn backends(
         &self,
     ) -> Result<Vec<(abi::BackendKey, abi::BackendValue)>, DatapathError> {
-        self.backends.iter().collect::<Result<_, _>>().map_err(map_err("iterate", "backends"))
+        self.backends
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err("iterate", "backends"))
     }
 
     /// Performs one planned write.
     pub(crate) fn write(&mut self, op: &Op) -> Result<(), DatapathError> {
         match *op {
             Op::ResetCounters { id } => {
-                self.rr_counters.set(id, 0, 0).map_err(map_err("reset", "rr_counters"))?;
+                self.rr_counters
+                    .set(id, 0, 0)
+                    .map_err(map_err("reset", "rr_counters"))?;
                 let zeros = PerCpuValues::try_from(vec![abi::SvcStats::default(); self.nr_cpus])
                     .map_err(|e| DatapathError::Io {
                         action: "building per-CPU zeros for",
                         path: "svc_stats".into(),
                         source: e,
                     })?;
-                self.svc_stats.set(id, zeros, 0).map_err(map_err("reset", "svc_stats"))
+                self.svc_stats
+                    .set(id, zeros, 0)
+                    .map_err(map_err("reset", "svc_stats"))
             }
             Op::PutSlot { id, slot, backend } => self
                 .backends
-                .insert(abi::BackendKey { svc_id: id, slot }, service::backend_value(&backend), 0)
+                .insert(
+                    abi::BackendKey { svc_id: id, slot },
+                    service::backend_value(&backend),
+                    0,
+                )
                 .map_err(map_err("insert", "backends")),
-            Op::PutService { frontend, id, count } => self
+            Op::PutService {
+                frontend,
+                id,
+                count,
+            } => self
                 .services
-                .insert(frontend.key(), abi::SvcValue { id, count, flags: 0 }, 0)
+                .insert(
+                    frontend.key(),
+                    abi::SvcValue {
+                        id,
+                        count,
+                        flags: 0,
+                    },
+                    0,
+                )
                 .map_err(map_err("insert", "services")),
-            Op::DeleteService { frontend } => {
-                ignore_missing(self.services.remove(&frontend.key()))
-                    .map_err(map_err("remove", "services"))
-            }
+            Op::DeleteService { frontend } => ignore_missing(self.services.remove(&frontend.key()))
+                .map_err(map_err("remove", "services")),
             Op::DeleteSlot { id, slot } => {
                 ignore_missing(self.backends.remove(&abi::BackendKey { svc_id: id, slot }))
                     .map_err(map_err("remove", "backends"))
@@ -108,12 +136,17 @@ impl Maps {
 
     /// The service's counters summed over CPUs.
     pub(crate) fn svc_stats(&self, id: u32) -> Result<abi::SvcStats, DatapathError> {
-        let per_cpu = self.svc_stats.get(&id, 0).map_err(map_err("read", "svc_stats"))?;
-        Ok(per_cpu.iter().fold(abi::SvcStats::default(), |a, s| abi::SvcStats {
-            tc_new_flows: a.tc_new_flows + s.tc_new_flows,
-            sock_new_flows: a.sock_new_flows + s.sock_new_flows,
-            rejected: a.rejected + s.rejected,
-        }))
+        let per_cpu = self
+            .svc_stats
+            .get(&id, 0)
+            .map_err(map_err("read", "svc_stats"))?;
+        Ok(per_cpu
+            .iter()
+            .fold(abi::SvcStats::default(), |a, s| abi::SvcStats {
+                tc_new_flows: a.tc_new_flows + s.tc_new_flows,
+                sock_new_flows: a.sock_new_flows + s.sock_new_flows,
+                rejected: a.rejected + s.rejected,
+            }))
     }
 
     /// The node-wide counters summed over CPUs, named as in [`abi::GLOBAL_COUNTERS`].
@@ -122,14 +155,20 @@ impl Maps {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let v = self.global_stats.get(&(i as u32), 0).map_err(map_err("read", "global_stats"))?;
+                let v = self
+                    .global_stats
+                    .get(&(i as u32), 0)
+                    .map_err(map_err("read", "global_stats"))?;
                 Ok((*name, v.iter().sum()))
             })
             .collect()
     }
 
     pub(crate) fn conntrack(&self) -> Result<Vec<(abi::CtKey, abi::CtValue)>, DatapathError> {
-        self.conntrack.iter().collect::<Result<_, _>>().map_err(map_err("iterate", "conntrack"))
+        self.conntrack
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err("iterate", "conntrack"))
     }
 
     pub(crate) fn put_endpoint(
@@ -137,7 +176,9 @@ impl Maps {
         ip: Ipv4Addr,
         ep: abi::EndpointValue,
     ) -> Result<(), DatapathError> {
-        self.endpoints.insert(u32::from(ip).to_be(), ep, 0).map_err(map_err("insert", "endpoints"))
+        self.endpoints
+            .insert(u32::from(ip).to_be(), ep, 0)
+            .map_err(map_err("insert", "endpoints"))
     }
 
     pub(crate) fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool, DatapathError> {

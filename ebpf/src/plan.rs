@@ -110,9 +110,15 @@ impl Programmed {
         for (k, v) in backends {
             match by_id.get(&k.svc_id) {
                 Some((_, count)) if k.slot < u32::from(*count) => {
-                    slots.entry(k.svc_id).or_default().insert(k.slot, service::backend_from_value(&v));
+                    slots
+                        .entry(k.svc_id)
+                        .or_default()
+                        .insert(k.slot, service::backend_from_value(&v));
                 }
-                _ => repair.push(Op::DeleteSlot { id: k.svc_id, slot: k.slot }),
+                _ => repair.push(Op::DeleteSlot {
+                    id: k.svc_id,
+                    slot: k.slot,
+                }),
             }
         }
         let mut me = Self::default();
@@ -126,21 +132,27 @@ impl Programmed {
                 continue;
             }
             me.services.insert(frontend, (id, count));
-            me.slots.extend(have.into_iter().map(|(slot, b)| ((id, slot), b)));
+            me.slots
+                .extend(have.into_iter().map(|(slot, b)| ((id, slot), b)));
         }
         (me, repair)
     }
 
     /// The programmed services, ordered by frontend.
     pub fn services(&self) -> impl Iterator<Item = (Frontend, Entry)> + '_ {
-        self.services.keys().filter_map(|f| Some((*f, self.get(f)?)))
+        self.services
+            .keys()
+            .filter_map(|f| Some((*f, self.get(f)?)))
     }
 
     /// The entry of one frontend.
     pub fn get(&self, frontend: &Frontend) -> Option<Entry> {
         let &(id, count) = self.services.get(frontend)?;
         let backends = (0..u32::from(count)).filter_map(|s| self.slots.get(&(id, s)).copied());
-        Some(Entry { id, backends: backends.collect() })
+        Some(Entry {
+            id,
+            backends: backends.collect(),
+        })
     }
 
     /// Backend slots in use over all services.
@@ -154,7 +166,10 @@ impl Programmed {
         let old_len = self.get(&svc.frontend).map_or(0, |e| e.backends.len());
         let total = u64::from(self.slots_used()) + svc.backends.len() as u64 - old_len as u64;
         if total > u64::from(abi::MAX_BACKEND_SLOTS) {
-            return Err(ServiceError::MapFull { map: "backends", capacity: abi::MAX_BACKEND_SLOTS });
+            return Err(ServiceError::MapFull {
+                map: "backends",
+                capacity: abi::MAX_BACKEND_SLOTS,
+            });
         }
         let id = match self.get(&svc.frontend) {
             Some(e) => e.id,
@@ -168,7 +183,9 @@ impl Programmed {
 
     /// The writes that remove a programmed service.
     pub fn plan_remove(&self, frontend: &Frontend) -> Result<Vec<Op>, ServiceError> {
-        let e = self.get(frontend).ok_or(ServiceError::UnknownService { frontend: *frontend })?;
+        let e = self.get(frontend).ok_or(ServiceError::UnknownService {
+            frontend: *frontend,
+        })?;
         Ok(Self::remove_ops(*frontend, &e))
     }
 
@@ -185,15 +202,23 @@ impl Programmed {
         for svc in desired {
             svc.validate()?;
             if wanted.insert(svc.frontend, svc).is_some() {
-                return Err(ServiceError::DuplicateService { frontend: svc.frontend });
+                return Err(ServiceError::DuplicateService {
+                    frontend: svc.frontend,
+                });
             }
             total += svc.backends.len() as u64;
         }
         if total > u64::from(abi::MAX_BACKEND_SLOTS) {
-            return Err(ServiceError::MapFull { map: "backends", capacity: abi::MAX_BACKEND_SLOTS });
+            return Err(ServiceError::MapFull {
+                map: "backends",
+                capacity: abi::MAX_BACKEND_SLOTS,
+            });
         }
         if wanted.len() >= abi::MAX_SERVICES as usize {
-            return Err(ServiceError::MapFull { map: "services", capacity: abi::MAX_SERVICES - 1 });
+            return Err(ServiceError::MapFull {
+                map: "services",
+                capacity: abi::MAX_SERVICES - 1,
+            });
         }
 
         let mut summary = ReconcileSummary::default();
@@ -241,7 +266,11 @@ impl Programmed {
             Op::PutSlot { id, slot, backend } => {
                 self.slots.insert((id, slot), backend);
             }
-            Op::PutService { frontend, id, count } => {
+            Op::PutService {
+                frontend,
+                id,
+                count,
+            } => {
                 self.services.insert(frontend, (id, count));
             }
             Op::DeleteService { frontend } => {
@@ -254,14 +283,20 @@ impl Programmed {
     }
 
     fn upsert_ops(&self, svc: &Service, id: u32) -> Vec<Op> {
-        let old = self.get(&svc.frontend).map_or_else(Vec::new, |e| e.backends);
+        let old = self
+            .get(&svc.frontend)
+            .map_or_else(Vec::new, |e| e.backends);
         let mut ops = Vec::new();
         if self.get(&svc.frontend).is_none() {
             ops.push(Op::ResetCounters { id });
         }
         for (slot, b) in svc.backends.iter().enumerate() {
             if old.get(slot) != Some(b) {
-                ops.push(Op::PutSlot { id, slot: slot as u32, backend: *b });
+                ops.push(Op::PutSlot {
+                    id,
+                    slot: slot as u32,
+                    backend: *b,
+                });
             }
         }
         if old.len() != svc.backends.len() || self.get(&svc.frontend).is_none() {
@@ -272,7 +307,10 @@ impl Programmed {
             });
         }
         for slot in svc.backends.len()..old.len() {
-            ops.push(Op::DeleteSlot { id, slot: slot as u32 });
+            ops.push(Op::DeleteSlot {
+                id,
+                slot: slot as u32,
+            });
         }
         ops
     }
@@ -286,8 +324,12 @@ impl Programmed {
     /// Ids not in use, lowest first. Id 0 is never used, so a zeroed entry is
     /// recognisably "no service".
     fn free_ids(&self) -> impl Iterator<Item = u32> + use<> {
-        let used: BTreeSet<u32> =
-            self.services.values().map(|&(id, _)| id).chain(self.slots.keys().map(|&(id, _)| id)).collect();
+        let used: BTreeSet<u32> = self
+            .services
+            .values()
+            .map(|&(id, _)| id)
+            .chain(self.slots.keys().map(|&(id, _)| id))
+            .collect();
         (1..abi::MAX_SERVICES).filter(move |id| !used.contains(id))
     }
 }
@@ -314,10 +356,24 @@ mod tests {
                     self.counters.insert(id, 0);
                 }
                 Op::PutSlot { id, slot, backend } => {
-                    self.slots.insert(abi::BackendKey { svc_id: id, slot }, service::backend_value(&backend));
+                    self.slots.insert(
+                        abi::BackendKey { svc_id: id, slot },
+                        service::backend_value(&backend),
+                    );
                 }
-                Op::PutService { frontend, id, count } => {
-                    self.services.insert(frontend.key(), abi::SvcValue { id, count, flags: 0 });
+                Op::PutService {
+                    frontend,
+                    id,
+                    count,
+                } => {
+                    self.services.insert(
+                        frontend.key(),
+                        abi::SvcValue {
+                            id,
+                            count,
+                            flags: 0,
+                        },
+                    );
                 }
                 Op::DeleteService { frontend } => {
                     self.services.remove(&frontend.key());
@@ -329,7 +385,8 @@ mod tests {
             for v in self.services.values() {
                 for slot in 0..u32::from(v.count) {
                     assert!(
-                        self.slots.contains_key(&abi::BackendKey { svc_id: v.id, slot }),
+                        self.slots
+                            .contains_key(&abi::BackendKey { svc_id: v.id, slot }),
                         "after {op:?}: service id {} publishes slot {slot} that is missing",
                         v.id
                     );
@@ -372,9 +429,21 @@ mod tests {
             ops,
             vec![
                 Op::ResetCounters { id: 1 },
-                Op::PutSlot { id: 1, slot: 0, backend: be(1) },
-                Op::PutSlot { id: 1, slot: 1, backend: be(2) },
-                Op::PutService { frontend: fe(1), id: 1, count: 2 },
+                Op::PutSlot {
+                    id: 1,
+                    slot: 0,
+                    backend: be(1)
+                },
+                Op::PutSlot {
+                    id: 1,
+                    slot: 1,
+                    backend: be(2)
+                },
+                Op::PutService {
+                    frontend: fe(1),
+                    id: 1,
+                    count: 2
+                },
             ]
         );
     }
@@ -383,7 +452,14 @@ mod tests {
     fn shrink_and_grow_never_expose_missing_slots() {
         let mut maps = FakeMaps::default();
         let mut m = Programmed::default();
-        for backends in [&[1, 2, 3][..], &[1, 3], &[], &[4, 5, 6, 7], &[7], &[1, 2, 3]] {
+        for backends in [
+            &[1, 2, 3][..],
+            &[1, 3],
+            &[],
+            &[4, 5, 6, 7],
+            &[7],
+            &[1, 2, 3],
+        ] {
             let ops = m.plan_upsert(&svc(1, backends)).unwrap();
             maps.run(&mut m, &ops);
             assert_eq!(m.get(&fe(1)).unwrap().backends, svc(1, backends).backends);
@@ -402,19 +478,49 @@ mod tests {
         let mut maps = FakeMaps::default();
         let mut m = Programmed::default();
         let (ops, s) = m.plan_reconcile(&[svc(1, &[1, 2]), svc(2, &[3])]).unwrap();
-        assert_eq!(s, ReconcileSummary { added: 2, ..Default::default() });
+        assert_eq!(
+            s,
+            ReconcileSummary {
+                added: 2,
+                ..Default::default()
+            }
+        );
         maps.run(&mut m, &ops);
 
-        let (ops, s) =
-            m.plan_reconcile(&[svc(1, &[1, 2]), svc(2, &[3, 4]), svc(3, &[5])]).unwrap();
-        assert_eq!(s, ReconcileSummary { added: 1, updated: 1, unchanged: 1, removed: 0 });
+        let (ops, s) = m
+            .plan_reconcile(&[svc(1, &[1, 2]), svc(2, &[3, 4]), svc(3, &[5])])
+            .unwrap();
+        assert_eq!(
+            s,
+            ReconcileSummary {
+                added: 1,
+                updated: 1,
+                unchanged: 1,
+                removed: 0
+            }
+        );
         // Service 1 is untouched; service 2 gains one slot; service 3 is new.
-        assert!(!ops.iter().any(|op| matches!(op, Op::PutService { frontend, .. } if *frontend == fe(1))));
-        assert_eq!(ops.iter().filter(|op| matches!(op, Op::PutSlot { .. })).count(), 2);
+        assert!(
+            !ops.iter()
+                .any(|op| matches!(op, Op::PutService { frontend, .. } if *frontend == fe(1)))
+        );
+        assert_eq!(
+            ops.iter()
+                .filter(|op| matches!(op, Op::PutSlot { .. }))
+                .count(),
+            2
+        );
         maps.run(&mut m, &ops);
 
         let (ops, s) = m.plan_reconcile(&[svc(3, &[5])]).unwrap();
-        assert_eq!(s, ReconcileSummary { removed: 2, unchanged: 1, ..Default::default() });
+        assert_eq!(
+            s,
+            ReconcileSummary {
+                removed: 2,
+                unchanged: 1,
+                ..Default::default()
+            }
+        );
         maps.run(&mut m, &ops);
         assert_eq!(m.services().count(), 1);
         assert_eq!(maps.slots.len(), 1);
@@ -432,7 +538,11 @@ mod tests {
         let ops = m.plan_remove(&fe(1)).unwrap();
         maps.run(&mut m, &ops);
         let ops = m.plan_upsert(&svc(3, &[1])).unwrap();
-        assert_eq!(ops[0], Op::ResetCounters { id: 1 }, "a reused id starts its rotation afresh");
+        assert_eq!(
+            ops[0],
+            Op::ResetCounters { id: 1 },
+            "a reused id starts its rotation afresh"
+        );
     }
 
     #[test]
@@ -461,16 +571,29 @@ mod tests {
             .collect();
         assert_eq!(
             m.plan_reconcile(&huge).unwrap_err(),
-            ServiceError::MapFull { map: "backends", capacity: abi::MAX_BACKEND_SLOTS }
+            ServiceError::MapFull {
+                map: "backends",
+                capacity: abi::MAX_BACKEND_SLOTS
+            }
         );
     }
 
     #[test]
     fn crash_leftovers_are_repaired() {
         let key = fe(1).key();
-        let services = [(key, abi::SvcValue { id: 4, count: 2, flags: 0 })];
+        let services = [(
+            key,
+            abi::SvcValue {
+                id: 4,
+                count: 2,
+                flags: 0,
+            },
+        )];
         let slot = |svc_id, slot, n| {
-            (abi::BackendKey { svc_id, slot }, service::backend_value(&be(n)))
+            (
+                abi::BackendKey { svc_id, slot },
+                service::backend_value(&be(n)),
+            )
         };
         // Slots 0,1 valid; slot 2 left from an interrupted shrink; id 9 orphaned.
         let backends = [slot(4, 0, 1), slot(4, 1, 2), slot(4, 2, 3), slot(9, 0, 1)];
@@ -478,7 +601,10 @@ mod tests {
         assert_eq!(m.get(&fe(1)).unwrap().backends, vec![be(1), be(2)]);
         assert_eq!(
             repair,
-            vec![Op::DeleteSlot { id: 4, slot: 2 }, Op::DeleteSlot { id: 9, slot: 0 }]
+            vec![
+                Op::DeleteSlot { id: 4, slot: 2 },
+                Op::DeleteSlot { id: 9, slot: 0 }
+            ]
         );
     }
 }

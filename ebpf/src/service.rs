@@ -71,12 +71,20 @@ pub struct Frontend {
 impl Frontend {
     /// A TCP frontend.
     pub const fn tcp(vip: Ipv4Addr, port: u16) -> Self {
-        Self { vip, port, protocol: Protocol::Tcp }
+        Self {
+            vip,
+            port,
+            protocol: Protocol::Tcp,
+        }
     }
 
     /// A UDP frontend.
     pub const fn udp(vip: Ipv4Addr, port: u16) -> Self {
-        Self { vip, port, protocol: Protocol::Udp }
+        Self {
+            vip,
+            port,
+            protocol: Protocol::Udp,
+        }
     }
 
     pub(crate) fn key(&self) -> abi::SvcKey {
@@ -116,7 +124,10 @@ pub struct Service {
 impl Service {
     /// A service with these backends.
     pub fn new(frontend: Frontend, backends: impl IntoIterator<Item = SocketAddrV4>) -> Self {
-        Self { frontend, backends: backends.into_iter().collect() }
+        Self {
+            frontend,
+            backends: backends.into_iter().collect(),
+        }
     }
 
     /// Checks what the data plane cannot represent; the error names the service.
@@ -137,10 +148,16 @@ impl Service {
         }
         for (i, b) in self.backends.iter().enumerate() {
             if b.port() == 0 || b.ip().is_unspecified() {
-                return Err(ServiceError::InvalidBackend { frontend, backend: *b });
+                return Err(ServiceError::InvalidBackend {
+                    frontend,
+                    backend: *b,
+                });
             }
             if self.backends[..i].contains(b) {
-                return Err(ServiceError::DuplicateBackend { frontend, backend: *b });
+                return Err(ServiceError::DuplicateBackend {
+                    frontend,
+                    backend: *b,
+                });
             }
         }
         Ok(())
@@ -148,7 +165,11 @@ impl Service {
 }
 
 pub(crate) fn backend_value(b: &SocketAddrV4) -> abi::BackendValue {
-    abi::BackendValue { addr: u32::from(*b.ip()).to_be(), port: b.port().to_be(), pad: 0 }
+    abi::BackendValue {
+        addr: u32::from(*b.ip()).to_be(),
+        port: b.port().to_be(),
+        pad: 0,
+    }
 }
 
 pub(crate) fn backend_from_value(v: &abi::BackendValue) -> SocketAddrV4 {
@@ -169,8 +190,15 @@ mod tests {
 
     #[test]
     fn valid_service_passes() {
-        assert_eq!(Service::new(web(), [be(1, 8080), be(2, 8080)]).validate(), Ok(()));
-        assert_eq!(Service::new(web(), []).validate(), Ok(()), "no backends is valid: it rejects");
+        assert_eq!(
+            Service::new(web(), [be(1, 8080), be(2, 8080)]).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            Service::new(web(), []).validate(),
+            Ok(()),
+            "no backends is valid: it rejects"
+        );
     }
 
     #[test]
@@ -182,11 +210,17 @@ mod tests {
         );
         assert_eq!(
             Service::new(web(), [be(1, 0)]).validate(),
-            Err(ServiceError::InvalidBackend { frontend: web(), backend: be(1, 0) })
+            Err(ServiceError::InvalidBackend {
+                frontend: web(),
+                backend: be(1, 0)
+            })
         );
         assert_eq!(
             Service::new(web(), [be(1, 80), be(2, 80), be(1, 80)]).validate(),
-            Err(ServiceError::DuplicateBackend { frontend: web(), backend: be(1, 80) })
+            Err(ServiceError::DuplicateBackend {
+                frontend: web(),
+                backend: be(1, 80)
+            })
         );
         let many = (0..=abi::MAX_BACKENDS_PER_SERVICE as u16).map(|p| be(1, p + 1));
         let err = Service::new(web(), many).validate().unwrap_err();

@@ -24,16 +24,71 @@ macro_rules! layout {
 
 fn mirrors() -> Vec<(&'static str, (usize, Layout))> {
     vec![
-        ("svc_key", layout!(abi::SvcKey { vip, port, proto, pad })),
+        (
+            "svc_key",
+            layout!(abi::SvcKey {
+                vip,
+                port,
+                proto,
+                pad
+            }),
+        ),
         ("svc_value", layout!(abi::SvcValue { id, count, flags })),
         ("backend_key", layout!(abi::BackendKey { svc_id, slot })),
-        ("backend_value", layout!(abi::BackendValue { addr, port, pad })),
-        ("ct_key", layout!(abi::CtKey { saddr, daddr, sport, dport, proto, pad })),
-        ("ct_value", layout!(abi::CtValue { nat_addr, nat_port, dir, flags, svc_id, created_s, last_seen_s })),
-        ("sock_key", layout!(abi::SockKey { cookie, addr, port, proto, pad })),
+        (
+            "backend_value",
+            layout!(abi::BackendValue { addr, port, pad }),
+        ),
+        (
+            "ct_key",
+            layout!(abi::CtKey {
+                saddr,
+                daddr,
+                sport,
+                dport,
+                proto,
+                pad
+            }),
+        ),
+        (
+            "ct_value",
+            layout!(abi::CtValue {
+                nat_addr,
+                nat_port,
+                dir,
+                flags,
+                svc_id,
+                created_s,
+                last_seen_s
+            }),
+        ),
+        (
+            "sock_key",
+            layout!(abi::SockKey {
+                cookie,
+                addr,
+                port,
+                proto,
+                pad
+            }),
+        ),
         ("sock_value", layout!(abi::SockValue { addr, port, pad })),
-        ("endpoint_value", layout!(abi::EndpointValue { ifindex, pod_mac, host_mac })),
-        ("svc_stats", layout!(abi::SvcStats { tc_new_flows, sock_new_flows, rejected })),
+        (
+            "endpoint_value",
+            layout!(abi::EndpointValue {
+                ifindex,
+                pod_mac,
+                host_mac
+            }),
+        ),
+        (
+            "svc_stats",
+            layout!(abi::SvcStats {
+                tc_new_flows,
+                sock_new_flows,
+                rejected
+            }),
+        ),
     ]
 }
 
@@ -49,9 +104,18 @@ fn btf_types(object: &[u8], name: &str) -> HashMap<u64, Value> {
         .output()
         .expect("bpftool is needed for this test: run scripts/bootstrap.sh");
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["types"].as_array().unwrap().iter().map(|t| (t["id"].as_u64().unwrap(), t.clone())).collect()
+    v["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_u64().unwrap(), t.clone()))
+        .collect()
 }
 
 /// Byte size of a BTF type, through typedefs and qualifiers.
@@ -60,7 +124,8 @@ fn type_size(types: &HashMap<u64, Value>, id: u64) -> usize {
     match t["kind"].as_str().unwrap() {
         "INT" | "STRUCT" | "UNION" | "ENUM" => t["size"].as_u64().unwrap() as usize,
         "ARRAY" => {
-            t["nr_elems"].as_u64().unwrap() as usize * type_size(types, t["type_id"].as_u64().unwrap())
+            t["nr_elems"].as_u64().unwrap() as usize
+                * type_size(types, t["type_id"].as_u64().unwrap())
         }
         _ => type_size(types, t["type_id"].as_u64().unwrap()),
     }
@@ -75,10 +140,17 @@ fn check(object: &[u8], object_name: &str, required: &[&str]) {
         .collect();
     for (name, (size, fields)) in mirrors() {
         let Some(c) = structs.get(name) else {
-            assert!(!required.contains(&name), "{object_name}: struct {name} missing from BTF");
+            assert!(
+                !required.contains(&name),
+                "{object_name}: struct {name} missing from BTF"
+            );
             continue;
         };
-        assert_eq!(c["size"].as_u64().unwrap() as usize, size, "{object_name}: size of {name}");
+        assert_eq!(
+            c["size"].as_u64().unwrap() as usize,
+            size,
+            "{object_name}: size of {name}"
+        );
         let members = c["members"].as_array().unwrap();
         let c_fields: Layout = members
             .iter()
@@ -88,7 +160,10 @@ fn check(object: &[u8], object_name: &str, required: &[&str]) {
                 (name, off, type_size(&types, m["type_id"].as_u64().unwrap()))
             })
             .collect();
-        assert_eq!(c_fields, fields, "{object_name}: members of {name} (C left, Rust right)");
+        assert_eq!(
+            c_fields, fields,
+            "{object_name}: members of {name} (C left, Rust right)"
+        );
     }
 }
 
@@ -98,13 +173,23 @@ fn rust_mirrors_match_the_tc_object() {
         objects::FROM_POD,
         "from_pod",
         &[
-            "svc_key", "svc_value", "backend_key", "backend_value", "ct_key", "ct_value",
-            "endpoint_value", "svc_stats",
+            "svc_key",
+            "svc_value",
+            "backend_key",
+            "backend_value",
+            "ct_key",
+            "ct_value",
+            "endpoint_value",
+            "svc_stats",
         ],
     );
 }
 
 #[test]
 fn rust_mirrors_match_the_socket_object() {
-    check(objects::SOCK, "sock", &["svc_key", "svc_value", "sock_key", "sock_value"]);
+    check(
+        objects::SOCK,
+        "sock",
+        &["svc_key", "svc_value", "sock_key", "sock_value"],
+    );
 }

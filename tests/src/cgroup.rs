@@ -48,7 +48,12 @@ impl Cgroup {
         // async-signal-safe enough for pre_exec (no allocation after fork
         // besides what std's File does through raw syscalls).
         unsafe {
-            cmd.pre_exec(move || fs::OpenOptions::new().write(true).open(&procs)?.write_all(b"0"));
+            cmd.pre_exec(move || {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&procs)?
+                    .write_all(b"0")
+            });
         }
     }
 }
@@ -63,7 +68,10 @@ impl Drop for Cgroup {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        eprintln!("cleanup: cgroup {} could not be removed", self.path.display());
+        eprintln!(
+            "cleanup: cgroup {} could not be removed",
+            self.path.display()
+        );
     }
 }
 

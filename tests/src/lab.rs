@@ -69,8 +69,17 @@ impl Lab {
         for i in 0..backends {
             node.add_pod(&format!("pod{}", i + 1), backend_ip(i))?;
         }
-        let mut lab = Self { servers: Vec::new(), datapath: None, node, testbin };
-        let ports_arg = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let mut lab = Self {
+            servers: Vec::new(),
+            datapath: None,
+            node,
+            testbin,
+        };
+        let ports_arg = ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         for pod in lab.node.pods.iter().filter(|p| p.name != "client") {
             let mut c = pod.ns.command(&lab.testbin);
             c.args(["serve", "--name", &pod.name, "--ports", &ports_arg]);
@@ -86,19 +95,28 @@ impl Lab {
             node: self.node.name().to_owned(),
             interfaces: self.node.pods.iter().map(|p| p.host_if.clone()).collect(),
             cgroup: self.node.cgroup.path().to_owned(),
-            endpoints: self.node.pods.iter().map(|p| (p.ip, p.endpoint().into())).collect(),
+            endpoints: self
+                .node
+                .pods
+                .iter()
+                .map(|p| (p.ip, p.endpoint().into()))
+                .collect(),
             services: services.iter().map(ServiceSpec::from).collect(),
         }
     }
 
     /// The open data plane.
     pub fn dp(&mut self) -> &mut Datapath {
-        self.datapath.as_mut().expect("Lab always opens its data plane")
+        self.datapath
+            .as_mut()
+            .expect("Lab always opens its data plane")
     }
 
     /// Backend addresses of the first `n` backends on `port`.
     pub fn backends(&self, n: usize, port: u16) -> Vec<SocketAddrV4> {
-        (0..n).map(|i| SocketAddrV4::new(backend_ip(i), port)).collect()
+        (0..n)
+            .map(|i| SocketAddrV4::new(backend_ip(i), port))
+            .collect()
     }
 
     /// The client pod.
@@ -125,7 +143,14 @@ impl Lab {
         extra: &[&str],
     ) -> anyhow::Result<Vec<String>> {
         let mut c = self.client_command(path);
-        c.args(["connect", "--to", &to.to_string(), "--count", &count.to_string()]).args(extra);
+        c.args([
+            "connect",
+            "--to",
+            &to.to_string(),
+            "--count",
+            &count.to_string(),
+        ])
+        .args(extra);
         Ok(cmd::run(&mut c)?.lines().map(str::to_owned).collect())
     }
 
@@ -205,13 +230,21 @@ pub struct EndpointSpec {
 
 impl From<Endpoint> for EndpointSpec {
     fn from(e: Endpoint) -> Self {
-        Self { ifindex: e.ifindex, pod_mac: e.pod_mac, host_mac: e.host_mac }
+        Self {
+            ifindex: e.ifindex,
+            pod_mac: e.pod_mac,
+            host_mac: e.host_mac,
+        }
     }
 }
 
 impl From<EndpointSpec> for Endpoint {
     fn from(e: EndpointSpec) -> Self {
-        Self { ifindex: e.ifindex, pod_mac: e.pod_mac, host_mac: e.host_mac }
+        Self {
+            ifindex: e.ifindex,
+            pod_mac: e.pod_mac,
+            host_mac: e.host_mac,
+        }
     }
 }
 
@@ -241,8 +274,11 @@ impl From<&Service> for ServiceSpec {
 
 impl From<&ServiceSpec> for Service {
     fn from(s: &ServiceSpec) -> Self {
-        let frontend =
-            if s.udp { Frontend::udp(s.vip, s.port) } else { Frontend::tcp(s.vip, s.port) };
+        let frontend = if s.udp {
+            Frontend::udp(s.vip, s.port)
+        } else {
+            Frontend::tcp(s.vip, s.port)
+        };
         Service::new(frontend, s.backends.iter().copied())
     }
 }

@@ -7,11 +7,11 @@
 pub mod bench;
 pub mod cgroup;
 pub mod cmd;
+pub mod lab;
 pub mod names;
 pub mod netns;
 pub mod packet;
 pub mod privilege;
-pub mod lab;
 pub mod process;
 pub mod signals;
 pub mod topology;

@@ -40,13 +40,14 @@ pub fn sweep_stale() {
         }
     }
     if let Ok(root) = crate::cgroup::cgroup2_root()
-        && let Ok(dir) = std::fs::read_dir(root.join("jotasu")) {
-            for e in dir.flatten() {
-                if dead(&e.file_name().to_string_lossy()) {
-                    let _ = std::fs::remove_dir(e.path());
-                }
+        && let Ok(dir) = std::fs::read_dir(root.join("jotasu"))
+    {
+        for e in dir.flatten() {
+            if dead(&e.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_dir(e.path());
             }
         }
+    }
 }
 
 #[cfg(test)]

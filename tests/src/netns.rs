@@ -16,7 +16,9 @@ impl NetNs {
     /// Creates namespace `name` with `lo` up.
     pub fn new(name: &str) -> anyhow::Result<Self> {
         cmd::ip(&["netns", "add", name])?;
-        let ns = Self { name: name.to_owned() };
+        let ns = Self {
+            name: name.to_owned(),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -35,7 +37,10 @@ impl NetNs {
 
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
-        cmd::run(self.command("sysctl").args(["-qw", &format!("{key}={value}")]))?;
+        cmd::run(
+            self.command("sysctl")
+                .args(["-qw", &format!("{key}={value}")]),
+        )?;
         Ok(())
     }
 

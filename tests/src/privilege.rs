@@ -10,20 +10,27 @@ pub fn require_root(test: &str) -> bool {
     let problem = if !root {
         Some("not running as root".to_owned())
     } else {
-        ensure_bpffs().err().map(|e| format!("bpffs unavailable: {e:#}"))
+        ensure_bpffs()
+            .err()
+            .map(|e| format!("bpffs unavailable: {e:#}"))
     };
     let Some(problem) = problem else { return true };
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: cannot run in CI: {problem} (run as root; see scripts/bootstrap.sh)");
     }
-    eprintln!("\n!!!!!!!! SKIPPED {test}: {problem}. Run the tests as root (scripts/test.sh). !!!!!!!!\n");
+    eprintln!(
+        "\n!!!!!!!! SKIPPED {test}: {problem}. Run the tests as root (scripts/test.sh). !!!!!!!!\n"
+    );
     false
 }
 
 /// Mounts bpffs on /sys/fs/bpf if it is not mounted yet.
 pub fn ensure_bpffs() -> anyhow::Result<()> {
     let mounts = std::fs::read_to_string("/proc/mounts")?;
-    if mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf ")) {
+    if mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
         return Ok(());
     }
     std::fs::create_dir_all(Path::new("/sys/fs/bpf"))?;

@@ -14,9 +14,10 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Release);
 }
 
-/// Turns SIGINT and SIGTERM into [`interrupted`] returning true. A handler,
-/// not a blocked mask: children (which reset handlers on exec) still die of
-/// the signals as usual.
+/// Turns the first SIGINT or SIGTERM into [`interrupted`] returning true; a
+/// second one has the default effect (what it leaves is swept by the next run,
+/// see [`crate::names::sweep_stale`]). A handler, not a blocked mask:
+/// children (which reset handlers on exec) still die of the signals as usual.
 pub fn install() {
     INSTALLED.get_or_init(|| {
         for sig in [libc::SIGINT, libc::SIGTERM] {
@@ -24,7 +25,7 @@ pub fn install() {
             unsafe {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = on_signal as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
+                sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
                 libc::sigemptyset(&mut sa.sa_mask);
                 libc::sigaction(sig, &sa, std::ptr::null_mut());
             }

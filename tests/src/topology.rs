@@ -69,7 +69,12 @@ impl Node {
         ns.sysctl("net.ipv4.conf.all.rp_filter", "0")?;
         ns.sysctl("net.ipv4.conf.default.rp_filter", "0")?;
         let cgroup = Cgroup::new(&prefix)?;
-        Ok(Self { prefix, pods: Vec::new(), cgroup, ns })
+        Ok(Self {
+            prefix,
+            pods: Vec::new(),
+            cgroup,
+            ns,
+        })
     }
 
     /// The node's name for the data plane (its bpffs directory).
@@ -85,8 +90,19 @@ impl Node {
         // Both ends are created directly in their namespaces: nothing ever
         // appears in the root namespace.
         crate::cmd::ip(&[
-            "link", "add", "name", &host_if, "netns", self.ns.name(), "type", "veth", "peer",
-            "name", "eth0", "netns", ns.name(),
+            "link",
+            "add",
+            "name",
+            &host_if,
+            "netns",
+            self.ns.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
         ])?;
         let ip_s = ip.to_string();
         let host_mac = mac_of(&self.ns, &host_if)?;
@@ -95,25 +111,59 @@ impl Node {
         ns.ip(&["link", "set", "eth0", "up"])?;
         ns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
         ns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
-        ns.ip(&["neigh", "add", GATEWAY, "lladdr", &fmt_mac(&host_mac), "dev", "eth0", "nud", "permanent"])?;
+        ns.ip(&[
+            "neigh",
+            "add",
+            GATEWAY,
+            "lladdr",
+            &fmt_mac(&host_mac),
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])?;
         self.ns.ip(&["link", "set", &host_if, "up"])?;
-        self.ns.ip(&["route", "add", &format!("{ip_s}/32"), "dev", &host_if])?;
-        self.ns.ip(&["neigh", "add", &ip_s, "lladdr", &fmt_mac(&pod_mac), "dev", &host_if, "nud", "permanent"])?;
+        self.ns
+            .ip(&["route", "add", &format!("{ip_s}/32"), "dev", &host_if])?;
+        self.ns.ip(&[
+            "neigh",
+            "add",
+            &ip_s,
+            "lladdr",
+            &fmt_mac(&pod_mac),
+            "dev",
+            &host_if,
+            "nud",
+            "permanent",
+        ])?;
         let host_ifindex = ifindex_of(&self.ns, &host_if)?;
-        self.pods.push(Pod { name: name.to_owned(), ns, ip, host_if, host_ifindex, host_mac, pod_mac });
+        self.pods.push(Pod {
+            name: name.to_owned(),
+            ns,
+            ip,
+            host_if,
+            host_ifindex,
+            host_mac,
+            pod_mac,
+        });
         self.pods.last().context("just pushed")
     }
 
     /// The pod called `name`.
     pub fn pod(&self, name: &str) -> anyhow::Result<&Pod> {
-        self.pods.iter().find(|p| p.name == name).with_context(|| format!("no pod {name}"))
+        self.pods
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no pod {name}"))
     }
 }
 
 fn link_json(ns: &NetNs, ifname: &str) -> anyhow::Result<serde_json::Value> {
     let out = ns.ip(&["-j", "link", "show", "dev", ifname])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    v.get(0).cloned().with_context(|| format!("{ifname} not found in {}", ns.name()))
+    v.get(0)
+        .cloned()
+        .with_context(|| format!("{ifname} not found in {}", ns.name()))
 }
 
 fn mac_of(ns: &NetNs, ifname: &str) -> anyhow::Result<[u8; 6]> {
@@ -124,7 +174,9 @@ fn mac_of(ns: &NetNs, ifname: &str) -> anyhow::Result<[u8; 6]> {
 
 fn ifindex_of(ns: &NetNs, ifname: &str) -> anyhow::Result<u32> {
     let v = link_json(ns, ifname)?;
-    Ok(u32::try_from(v["ifindex"].as_u64().context("link has no ifindex")?)?)
+    Ok(u32::try_from(
+        v["ifindex"].as_u64().context("link has no ifindex")?,
+    )?)
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -140,5 +192,8 @@ pub fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

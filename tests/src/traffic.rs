@@ -77,7 +77,8 @@ pub fn tcp_connect_from(to: SocketAddr, port: u16) -> anyhow::Result<TcpStream> 
     sock.set_reuse_address(true)?;
     sock.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())
         .with_context(|| format!("binding local port {port}"))?;
-    sock.connect_timeout(&to.into(), IO_TIMEOUT).with_context(|| format!("connecting to {to}"))?;
+    sock.connect_timeout(&to.into(), IO_TIMEOUT)
+        .with_context(|| format!("connecting to {to}"))?;
     Ok(sock.into())
 }
 
@@ -95,10 +96,13 @@ pub fn request(conn: &mut TcpStream) -> anyhow::Result<String> {
 pub fn udp_once(to: SocketAddr) -> anyhow::Result<String> {
     let sock = UdpSocket::bind("0.0.0.0:0")?;
     sock.set_read_timeout(Some(IO_TIMEOUT))?;
-    sock.connect(to).with_context(|| format!("udp connect {to}"))?;
+    sock.connect(to)
+        .with_context(|| format!("udp connect {to}"))?;
     sock.send(b"who\n")?;
     let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).with_context(|| format!("udp answer from {to}"))?;
+    let n = sock
+        .recv(&mut buf)
+        .with_context(|| format!("udp answer from {to}"))?;
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_owned())
 }
 
@@ -109,14 +113,19 @@ pub fn udp_unconnected_once(to: SocketAddr) -> anyhow::Result<(String, SocketAdd
     sock.set_read_timeout(Some(IO_TIMEOUT))?;
     sock.send_to(b"who\n", to)?;
     let mut buf = [0u8; 256];
-    let (n, from) = sock.recv_from(&mut buf).with_context(|| format!("udp answer from {to}"))?;
+    let (n, from) = sock
+        .recv_from(&mut buf)
+        .with_context(|| format!("udp answer from {to}"))?;
     Ok((String::from_utf8_lossy(&buf[..n]).trim().to_owned(), from))
 }
 
 /// The answering backends in `jotasu-testbin connect` output
 /// (`"<backend> <peer address>"` per line; `"ERR"` for a failed request).
 pub fn backends_of(lines: &[String]) -> Vec<&str> {
-    lines.iter().map(|l| l.split(' ').next().unwrap_or("")).collect()
+    lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect()
 }
 
 /// `names` repeated in order up to `n` entries: what exact round-robin gives.

@@ -23,12 +23,18 @@ impl Drop for Pins {
 fn svc(n: u8, backends: &[u8]) -> Service {
     Service::new(
         Frontend::tcp(Ipv4Addr::new(10, 96, 1, n), 80),
-        backends.iter().map(|&b| SocketAddrV4::new(Ipv4Addr::new(10, 244, 1, b), 8080)),
+        backends
+            .iter()
+            .map(|&b| SocketAddrV4::new(Ipv4Addr::new(10, 244, 1, b), 8080)),
     )
 }
 
 fn programmed(dp: &Datapath) -> Vec<Service> {
-    dp.services().unwrap().into_iter().map(|s| s.service).collect()
+    dp.services()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.service)
+        .collect()
 }
 
 #[test]
@@ -42,17 +48,29 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     let before = programmed(&dp);
 
     let err = dp.upsert_service(&svc(1, &[1, 1])).unwrap_err();
-    assert!(matches!(err, DatapathError::Service(ServiceError::DuplicateBackend { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            DatapathError::Service(ServiceError::DuplicateBackend { .. })
+        ),
+        "{err}"
+    );
     let zero = Service::new(Frontend::tcp(Ipv4Addr::new(10, 96, 1, 9), 0), []);
     assert!(matches!(
         dp.upsert_service(&zero).unwrap_err(),
         DatapathError::Service(ServiceError::ZeroPort { .. })
     ));
     let err = dp.remove_service(&svc(7, &[]).frontend).unwrap_err();
-    assert_eq!(err.to_string(), "service 10.96.1.7:80/TCP is not programmed on this node");
+    assert_eq!(
+        err.to_string(),
+        "service 10.96.1.7:80/TCP is not programmed on this node"
+    );
     // One bad service in a desired set: the whole reconcile writes nothing.
     let err = dp.reconcile(&[svc(2, &[1]), svc(3, &[4, 4])]).unwrap_err();
-    assert!(matches!(err, DatapathError::Service(ServiceError::DuplicateBackend { .. })));
+    assert!(matches!(
+        err,
+        DatapathError::Service(ServiceError::DuplicateBackend { .. })
+    ));
     assert_eq!(programmed(&dp), before);
 
     assert!(matches!(
@@ -71,12 +89,20 @@ fn reconcile_writes_the_difference_and_a_reopen_sees_it() {
     let first = [svc(1, &[1, 2]), svc(2, &[3])];
     assert_eq!(
         dp.reconcile(&first).unwrap(),
-        ReconcileSummary { added: 2, ..Default::default() }
+        ReconcileSummary {
+            added: 2,
+            ..Default::default()
+        }
     );
     let second = [svc(1, &[1, 2]), svc(3, &[5, 6, 7])];
     assert_eq!(
         dp.reconcile(&second).unwrap(),
-        ReconcileSummary { added: 1, removed: 1, unchanged: 1, updated: 0 }
+        ReconcileSummary {
+            added: 1,
+            removed: 1,
+            unchanged: 1,
+            updated: 0
+        }
     );
     assert_eq!(dp.reconcile(&second).unwrap().unchanged, 2);
     drop(dp);

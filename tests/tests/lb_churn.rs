@@ -30,11 +30,26 @@ fn setup() -> (Lab, Service) {
 }
 
 fn check(report: &ChurnReport, path: &str) {
-    assert!(report.held_failures.is_empty(), "{path}: held connections broke: {report:?}");
-    assert!(report.held_requests > 0, "{path}: no traffic on held connections");
-    assert!(report.new_failures.is_empty(), "{path}: new connections failed: {report:?}");
-    assert!(report.before_mark.iter().any(|b| b == "pod2"), "{path}: pod2 never used before");
-    assert!(!report.after_mark.is_empty(), "{path}: no new connection after the removal");
+    assert!(
+        report.held_failures.is_empty(),
+        "{path}: held connections broke: {report:?}"
+    );
+    assert!(
+        report.held_requests > 0,
+        "{path}: no traffic on held connections"
+    );
+    assert!(
+        report.new_failures.is_empty(),
+        "{path}: new connections failed: {report:?}"
+    );
+    assert!(
+        report.before_mark.iter().any(|b| b == "pod2"),
+        "{path}: pod2 never used before"
+    );
+    assert!(
+        !report.after_mark.is_empty(),
+        "{path}: no new connection after the removal"
+    );
     assert!(
         report.after_mark.iter().all(|b| b != "pod2"),
         "{path}: new connections went to the removed backend: {:?}",
@@ -56,7 +71,14 @@ fn removing_a_backend_under_load_tc_path() {
         let worker = s.spawn(|| {
             client_ns.run(|| {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                traffic::churn(SocketAddr::from((VIP, 80)), 6, &marked, &stop, deadline, || {})
+                traffic::churn(
+                    SocketAddr::from((VIP, 80)),
+                    6,
+                    &marked,
+                    &stop,
+                    deadline,
+                    || {},
+                )
             })
         });
         std::thread::sleep(SETTLE);
@@ -78,7 +100,11 @@ fn removing_a_backend_under_load_socket_path() {
 
     let mut cmd = lab.client_command(ClientPath::Socket);
     cmd.args(["churn", "--to", "10.96.0.20:80", "--held", "6"]);
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

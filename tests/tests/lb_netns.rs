@@ -31,9 +31,16 @@ fn tcp_round_robin_is_exact_through_tc_and_socket_paths() {
     let sock = lab.connect(ClientPath::Socket, to, 30, &[]).unwrap();
     assert_eq!(backends_of(&sock), expected, "socket path: {sock:?}");
     // getpeername shows the VIP, not the backend.
-    assert!(sock.iter().all(|l| l.ends_with(" 10.96.0.10:80")), "{sock:?}");
+    assert!(
+        sock.iter().all(|l| l.ends_with(" 10.96.0.10:80")),
+        "{sock:?}"
+    );
     let c = lab.dp().service_counters(&svc.frontend).unwrap();
-    assert_eq!((c.tc_new_flows, c.sock_new_flows), (30, 30), "socket flows paid no tc NAT");
+    assert_eq!(
+        (c.tc_new_flows, c.sock_new_flows),
+        (30, 30),
+        "socket flows paid no tc NAT"
+    );
 }
 
 #[test]
@@ -50,11 +57,21 @@ fn udp_round_robin_and_reverse_nat_on_both_paths() {
     for path in [ClientPath::Tc, ClientPath::Socket] {
         // Connected sockets: one new flow each, in rotation.
         let connected = lab.connect(path, to, 9, &["--udp"]).unwrap();
-        assert_eq!(backends_of(&connected), cycle(9), "{path:?} connected: {connected:?}");
+        assert_eq!(
+            backends_of(&connected),
+            cycle(9),
+            "{path:?} connected: {connected:?}"
+        );
         // Unconnected sockets: answers appear to come from the VIP (reverse
         // NAT at tc, recvmsg4 at socket level).
-        let unconnected = lab.connect(path, to, 3, &["--udp", "--unconnected"]).unwrap();
-        assert_eq!(backends_of(&unconnected), cycle(3), "{path:?} unconnected: {unconnected:?}");
+        let unconnected = lab
+            .connect(path, to, 3, &["--udp", "--unconnected"])
+            .unwrap();
+        assert_eq!(
+            backends_of(&unconnected),
+            cycle(3),
+            "{path:?} unconnected: {unconnected:?}"
+        );
         assert!(
             unconnected.iter().all(|l| l.ends_with(" 10.96.0.10:53")),
             "{path:?}: answers must come from the VIP: {unconnected:?}"
@@ -78,10 +95,20 @@ fn service_without_backends_refuses_at_once() {
     for path in [ClientPath::Tc, ClientPath::Socket] {
         // Refused, not timed out: the client's own timeout is 5 s, so a
         // dropped SYN would read "timed out".
-        let t = lab.connect(path, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
-        assert!(t[0].starts_with("ERR") && t[0].contains("refused"), "{path:?} tcp: {t:?}");
-        let u = lab.connect(path, SocketAddr::from((VIP, 53)), 1, &["--udp"]).unwrap();
-        assert!(u[0].starts_with("ERR") && u[0].contains("refused"), "{path:?} udp: {u:?}");
+        let t = lab
+            .connect(path, SocketAddr::from((VIP, 80)), 1, &[])
+            .unwrap();
+        assert!(
+            t[0].starts_with("ERR") && t[0].contains("refused"),
+            "{path:?} tcp: {t:?}"
+        );
+        let u = lab
+            .connect(path, SocketAddr::from((VIP, 53)), 1, &["--udp"])
+            .unwrap();
+        assert!(
+            u[0].starts_with("ERR") && u[0].contains("refused"),
+            "{path:?} udp: {u:?}"
+        );
     }
     assert_eq!(lab.dp().service_counters(&tcp).unwrap().rejected, 2);
     assert_eq!(lab.dp().service_counters(&udp).unwrap().rejected, 2);
@@ -89,7 +116,9 @@ fn service_without_backends_refuses_at_once() {
     // Giving the service a backend makes it answer.
     let one = Service::new(tcp, lab.backends(1, BACKEND_PORT));
     lab.dp().upsert_service(&one).unwrap();
-    let ok = lab.connect(ClientPath::Tc, SocketAddr::from((VIP, 80)), 1, &[]).unwrap();
+    let ok = lab
+        .connect(ClientPath::Tc, SocketAddr::from((VIP, 80)), 1, &[])
+        .unwrap();
     assert_eq!(backends_of(&ok), ["pod1"]);
 }
 
@@ -113,8 +142,12 @@ fn a_direct_connection_reusing_an_old_service_tuple_is_not_reverse_natted() {
     let answers = lab.connect(ClientPath::Tc, direct, 8, &src).unwrap();
     assert_eq!(backends_of(&answers), ["pod1"; 8], "{answers:?}");
     // The socket path connects directly too.
-    let sock = lab.connect(ClientPath::Socket, vip, 8, &["--source-port", "40010"]).unwrap();
+    let sock = lab
+        .connect(ClientPath::Socket, vip, 8, &["--source-port", "40010"])
+        .unwrap();
     assert_eq!(backends_of(&sock), ["pod1"; 8], "{sock:?}");
-    let tc_again = lab.connect(ClientPath::Tc, vip, 8, &["--source-port", "40010"]).unwrap();
+    let tc_again = lab
+        .connect(ClientPath::Tc, vip, 8, &["--source-port", "40010"])
+        .unwrap();
     assert_eq!(backends_of(&tc_again), ["pod1"; 8], "{tc_again:?}");
 }

@@ -31,7 +31,12 @@ fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
     loader.args(["datapath-apply", "--netns", lab.node.ns.name()]);
     loader.stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = loader.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(&serde_json::to_vec(&spec).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&spec).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "loader failed");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "applied");
@@ -55,14 +60,22 @@ fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
     two.backends.remove(1);
     dp.upsert_service(&two).unwrap();
     let after = lab.connect(ClientPath::Tc, to, 10, &[]).unwrap();
-    assert_eq!(backends_of(&after), rotation(&["pod1", "pod3"], 10), "{after:?}");
+    assert_eq!(
+        backends_of(&after),
+        rotation(&["pod1", "pod3"], 10),
+        "{after:?}"
+    );
     // Re-attaching from this process adopts the pinned links, no duplicates.
     lab.datapath = Some(dp);
     let spec2 = lab.spec(std::slice::from_ref(&two));
     drop(lab.datapath.take());
     let dp2 = lab.node.ns.run(|| spec2.apply()).unwrap().unwrap();
     let again = lab.connect(ClientPath::Tc, to, 4, &[]).unwrap();
-    assert_eq!(backends_of(&again), rotation(&["pod1", "pod3"], 4), "one program per interface: {again:?}");
+    assert_eq!(
+        backends_of(&again),
+        rotation(&["pod1", "pod3"], 4),
+        "one program per interface: {again:?}"
+    );
     lab.datapath = Some(dp2);
 }
 
@@ -86,6 +99,12 @@ fn fixtures_remove_everything_even_when_a_test_panics() {
     for ns in &made[1..made.len() - 1] {
         assert!(!netns.contains(ns.as_str()), "netns {ns} left behind");
     }
-    assert!(!Path::new(made.last().unwrap()).exists(), "cgroup left behind");
-    assert!(!Path::new(DEFAULT_BPFFS).join("jotasu").join(node).exists(), "pins left behind");
+    assert!(
+        !Path::new(made.last().unwrap()).exists(),
+        "cgroup left behind"
+    );
+    assert!(
+        !Path::new(DEFAULT_BPFFS).join("jotasu").join(node).exists(),
+        "pins left behind"
+    );
 }

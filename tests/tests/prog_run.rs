@@ -505,7 +505,11 @@ fn tcp_syn_to_a_service_without_backends_gets_rst_ack() {
     assert_eq!(node.counters(web()).rejected, 4);
     let (rc, _) = node.run(&follow_up(&syns[0], TCP_ACK, b"").to_bytes());
     assert_eq!(rc, TC_ACT_SHOT, "only connection attempts are answered");
-    assert_eq!(node.counters(web()).rejected, 4, "a stray segment is no refused connection");
+    assert_eq!(
+        node.counters(web()).rejected,
+        4,
+        "a stray segment is no refused connection"
+    );
     assert_eq!(node.conntrack(), [], "no flow opened");
 }
 

@@ -27,12 +27,12 @@ use jotasu_ebpf::Frontend;
 
 use self::case::{BACKENDS, CASES, Case, IDLE_PORT, SERVICE_PORT, service_set};
 use super::{
-    Report, check_interrupted,
+    Report,
     client::{LoadResult, Turns},
     kube_proxy,
     world::{self, PlainNode, TurnClient},
 };
-use crate::lab::Lab;
+use crate::{lab::Lab, signals};
 
 /// The benchmark's name (`target/bench/datapath.json`).
 pub const NAME: &str = "datapath";
@@ -106,7 +106,7 @@ impl Block {
             took,
             "s",
         );
-        check_interrupted()?;
+        signals::check()?;
         let took = me.program_iptables()?;
         eprintln!("N={n}: iptables-restore took {took:.3} s");
         report.row(
@@ -220,7 +220,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let mut report = Report::new(NAME);
     let mut blocks = Vec::new();
     for &n in &ns {
-        check_interrupted()?;
+        signals::check()?;
         blocks.push(Block::new(n, cfg, &exe, &mut report)?);
     }
     let rounds = (cfg.seconds / cfg.turn).round() as u64;
@@ -230,7 +230,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let started = Instant::now();
     for round in 1..=rounds {
         for k in shuffled(turns.len(), round) {
-            check_interrupted()?;
+            signals::check()?;
             let (b, case) = turns[k];
             let r = blocks[b].turn(cfg, case)?;
             tracing::debug!(

@@ -8,10 +8,7 @@ pub mod datapath;
 pub mod kube_proxy;
 pub mod world;
 
-use std::{
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
@@ -183,42 +180,6 @@ pub fn target_dir() -> PathBuf {
         },
         PathBuf::from,
     )
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Makes the first SIGINT or SIGTERM only raise a flag that [`check_interrupted`]
-/// turns into an error between steps, so the run unwinds through its guards and
-/// removes what it made. A second signal has the default effect (leftovers are
-/// swept by the next run, see [`crate::names::sweep_stale`]).
-pub fn catch_interrupts() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a handler that only stores to an
-        // atomic (async-signal-safe); SA_RESETHAND restores the default after
-        // one delivery, SA_RESTART keeps blocking calls (waits) going.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_interrupt as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-/// Whether an interrupt was caught by [`catch_interrupts`].
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// Fails once an interrupt was caught by [`catch_interrupts`].
-pub fn check_interrupted() -> anyhow::Result<()> {
-    anyhow::ensure!(!interrupted(), "interrupted");
-    Ok(())
 }
 
 #[cfg(test)]

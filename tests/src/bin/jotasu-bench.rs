@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{self, client, datapath},
-    privilege,
+    bench::{client, datapath},
+    privilege, signals,
 };
 
 #[derive(Parser)]
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
             // SAFETY: geteuid has no preconditions.
             anyhow::ensure!(unsafe { libc::geteuid() } == 0, "the benchmark needs root");
             privilege::ensure_bpffs()?;
-            bench::catch_interrupts();
+            signals::install();
             let cfg = datapath::Config {
                 seconds,
                 turn,
@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             let report = match datapath::run(&cfg) {
                 Ok(report) => report,
                 // Everything the run made was removed as `run` returned.
-                Err(_) if bench::interrupted() => {
+                Err(_) if signals::interrupted() => {
                     eprintln!("interrupted: everything this run made is removed");
                     std::process::exit(130);
                 }

@@ -29,13 +29,22 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    anyhow::ensure!(privilege::require_root("jotasu-demo"), "the demo needs root");
+    anyhow::ensure!(
+        privilege::require_root("jotasu-demo"),
+        "the demo needs root"
+    );
 
     println!("== jotasu datapath demo ==");
     let mut lab = Lab::new(3, &[BACKEND_PORT]).context("building the node")?;
     println!("node namespace {} with pods:", lab.node.ns.name());
     for p in &lab.node.pods {
-        println!("  {:<7} {:<12} netns {:<14} veth {}", p.name, p.ip, p.ns.name(), p.host_if);
+        println!(
+            "  {:<7} {:<12} netns {:<14} veth {}",
+            p.name,
+            p.ip,
+            p.ns.name(),
+            p.host_if
+        );
     }
     println!(
         "eBPF: from_pod on every pod veth (TCX, pinned), socket programs on cgroup {}",
@@ -51,8 +60,14 @@ fn main() -> anyhow::Result<()> {
 
     let to = SocketAddr::from((VIP, 80));
     for (path, how) in [
-        (ClientPath::Tc, "tc path: packets DNATed on the client's veth"),
-        (ClientPath::Socket, "socket path: connect() rewritten in the node's cgroup"),
+        (
+            ClientPath::Tc,
+            "tc path: packets DNATed on the client's veth",
+        ),
+        (
+            ClientPath::Socket,
+            "socket path: connect() rewritten in the node's cgroup",
+        ),
     ] {
         signals::check()?;
         println!("\n{} requests from client to {to} — {how}:", cli.requests);

@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use jotasu_tests::traffic;
 
 #[derive(Parser)]
-#[command(about = "jotasu test traffic: echo servers and clients that report which backend answered")]
+#[command(
+    about = "jotasu test traffic: echo servers and clients that report which backend answered"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -76,8 +78,18 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Serve { name, ports, workers } => traffic::serve(&name, &ports, workers),
-        Cmd::Connect { to, count, udp, unconnected, source_port } => {
+        Cmd::Serve {
+            name,
+            ports,
+            workers,
+        } => traffic::serve(&name, &ports, workers),
+        Cmd::Connect {
+            to,
+            count,
+            udp,
+            unconnected,
+            source_port,
+        } => {
             for i in 0..count {
                 let line = if udp && unconnected {
                     traffic::udp_unconnected_once(to).map(|(name, from)| format!("{name} {from}"))
@@ -90,9 +102,9 @@ fn main() -> anyhow::Result<()> {
                             .map_err(anyhow::Error::from),
                     }
                     .and_then(|mut c| {
-                            let peer = c.peer_addr()?;
-                            Ok(format!("{} {peer}", traffic::request(&mut c)?))
-                        })
+                        let peer = c.peer_addr()?;
+                        Ok(format!("{} {peer}", traffic::request(&mut c)?))
+                    })
                 };
                 match line {
                     Ok(l) => println!("{l}"),
@@ -111,16 +123,20 @@ fn main() -> anyhow::Result<()> {
             let (marked, stop) = (AtomicBool::new(false), AtomicBool::new(false));
             let deadline = Instant::now() + Duration::from_secs(timeout);
             std::thread::scope(|s| {
-                let worker = s.spawn(|| traffic::churn(to, held, &marked, &stop, deadline, || {
-                    println!("started");
-                }));
+                let worker = s.spawn(|| {
+                    traffic::churn(to, held, &marked, &stop, deadline, || {
+                        println!("started");
+                    })
+                });
                 let mut lines = std::io::stdin().lock().lines();
                 if lines.next().is_some() {
                     marked.store(true, Ordering::Release);
                     let _ = lines.next(); // EOF (or a second line) stops
                 }
                 stop.store(true, Ordering::Release);
-                let report = worker.join().map_err(|_| anyhow::anyhow!("churn panicked"))??;
+                let report = worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("churn panicked"))??;
                 println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             })
