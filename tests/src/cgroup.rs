@@ -7,7 +7,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 /// Where cgroup2 is mounted: `/sys/fs/cgroup` on unified hosts, elsewhere
 /// (e.g. `/sys/fs/cgroup/unified`) on hybrid ones. Read from /proc/mounts.
@@ -73,12 +73,4 @@ impl Drop for Cgroup {
             self.path.display()
         );
     }
-}
-
-/// Fails unless `path` is in cgroup2.
-pub fn check_writable(path: &Path) -> anyhow::Result<()> {
-    if !path.join("cgroup.procs").exists() {
-        bail!("{} is not a cgroup2 directory", path.display());
-    }
-    Ok(())
 }

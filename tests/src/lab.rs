@@ -8,11 +8,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use jotasu_ebpf::{DEFAULT_BPFFS, Datapath, Endpoint, Frontend, Protocol, Service};
+use jotasu_ebpf::{Datapath, Endpoint, Frontend, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     cmd,
+    pins::NodePins,
     process::Spawned,
     topology::{Node, Pod},
     traffic,
@@ -37,12 +38,15 @@ pub enum ClientPath {
     Socket,
 }
 
-/// A node, its pods, their servers and the data plane.
+/// A node, its pods, their servers and the data plane. Fields drop in
+/// order: servers, this process's data-plane handle, the pins, then the node
+/// (namespaces, veths, cgroup).
 #[derive(Debug)]
 pub struct Lab {
     servers: Vec<Spawned>,
     /// The node's data plane (opened by this process).
     pub datapath: Option<Datapath>,
+    _pins: NodePins,
     /// The node and its pods.
     pub node: Node,
     testbin: PathBuf,
@@ -69,9 +73,11 @@ impl Lab {
         for i in 0..backends {
             node.add_pod(&format!("pod{}", i + 1), backend_ip(i))?;
         }
+        let _pins = NodePins::named(node.name());
         let mut lab = Self {
             servers: Vec::new(),
             datapath: None,
+            _pins,
             node,
             testbin,
         };
@@ -154,33 +160,9 @@ impl Lab {
         Ok(cmd::run(&mut c)?.lines().map(str::to_owned).collect())
     }
 
-    /// Kills the backend server of `pod` (by PID).
-    pub fn stop_server(&mut self, pod: &str) -> anyhow::Result<()> {
-        let i = self
-            .node
-            .pods
-            .iter()
-            .filter(|p| p.name != "client")
-            .position(|p| p.name == pod)
-            .with_context(|| format!("no backend {pod}"))?;
-        drop(self.servers.remove(i));
-        Ok(())
-    }
-
     /// Where the testbin binary is.
     pub fn testbin(&self) -> &Path {
         &self.testbin
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.servers.clear();
-        self.datapath = None;
-        if let Err(e) = Datapath::purge(Path::new(DEFAULT_BPFFS), self.node.name()) {
-            eprintln!("cleanup: purging data plane of {}: {e}", self.node.name());
-        }
-        // The node (namespaces, veths, cgroup) drops after this.
     }
 }
 

@@ -11,6 +11,7 @@ pub mod lab;
 pub mod names;
 pub mod netns;
 pub mod packet;
+pub mod pins;
 pub mod privilege;
 pub mod process;
 pub mod signals;

@@ -2,7 +2,7 @@
 use std::{
     io::{BufRead as _, BufReader},
     os::unix::process::CommandExt as _,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Child, Command, Stdio},
 };
 
 use anyhow::{Context as _, bail};
@@ -43,16 +43,6 @@ impl Spawned {
             bail!("{} did not become ready: first line {line:?}", me.what);
         }
         Ok(me)
-    }
-
-    /// The child's PID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The child's stdout, if piped and not yet taken.
-    pub fn stdout(&mut self) -> Option<&mut ChildStdout> {
-        self.child.stdout.as_mut()
     }
 
     /// The underlying child.

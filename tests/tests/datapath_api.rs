@@ -1,24 +1,10 @@
 //! The Datapath API against real pinned maps: bad input is a typed error and
 //! changes nothing; reconcile writes only the difference; reopening sees it all.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-use std::{
-    net::{Ipv4Addr, SocketAddrV4},
-    path::Path,
-};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
-use jotasu_ebpf::{
-    DEFAULT_BPFFS, Datapath, DatapathError, Frontend, ReconcileSummary, Service, ServiceError,
-};
-use jotasu_tests::{names::fresh_prefix, privilege::require_root};
-
-/// Purges the node's pins on drop, failure included.
-struct Pins(String);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = Datapath::purge(Path::new(DEFAULT_BPFFS), &self.0);
-    }
-}
+use jotasu_ebpf::{Datapath, DatapathError, Frontend, ReconcileSummary, Service, ServiceError};
+use jotasu_tests::{pins::NodePins, privilege::require_root};
 
 fn svc(n: u8, backends: &[u8]) -> Service {
     Service::new(
@@ -42,8 +28,8 @@ fn bad_input_is_a_typed_error_and_writes_nothing() {
     if !require_root("bad_input_is_a_typed_error_and_writes_nothing") {
         return;
     }
-    let pins = Pins(fresh_prefix());
-    let mut dp = Datapath::open(&pins.0).unwrap();
+    let pins = NodePins::fresh();
+    let mut dp = Datapath::open(pins.name()).unwrap();
     dp.upsert_service(&svc(1, &[1, 2])).unwrap();
     let before = programmed(&dp);
 
@@ -84,8 +70,8 @@ fn reconcile_writes_the_difference_and_a_reopen_sees_it() {
     if !require_root("reconcile_writes_the_difference_and_a_reopen_sees_it") {
         return;
     }
-    let pins = Pins(fresh_prefix());
-    let mut dp = Datapath::open(&pins.0).unwrap();
+    let pins = NodePins::fresh();
+    let mut dp = Datapath::open(pins.name()).unwrap();
     let first = [svc(1, &[1, 2]), svc(2, &[3])];
     assert_eq!(
         dp.reconcile(&first).unwrap(),
@@ -107,7 +93,7 @@ fn reconcile_writes_the_difference_and_a_reopen_sees_it() {
     assert_eq!(dp.reconcile(&second).unwrap().unchanged, 2);
     drop(dp);
 
-    let dp = Datapath::open(&pins.0).unwrap();
+    let dp = Datapath::open(pins.name()).unwrap();
     let mut want = second.to_vec();
     want.sort_by_key(|s| s.frontend);
     assert_eq!(programmed(&dp), want);

@@ -66,9 +66,8 @@ fn traffic_keeps_flowing_after_the_loader_exits_and_a_new_process_updates_it() {
         "{after:?}"
     );
     // Re-attaching from this process adopts the pinned links, no duplicates.
-    lab.datapath = Some(dp);
+    drop(dp);
     let spec2 = lab.spec(std::slice::from_ref(&two));
-    drop(lab.datapath.take());
     let dp2 = lab.node.ns.run(|| spec2.apply()).unwrap().unwrap();
     let again = lab.connect(ClientPath::Tc, to, 4, &[]).unwrap();
     assert_eq!(

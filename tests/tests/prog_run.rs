@@ -5,22 +5,19 @@
 //! Each test has a node of its own (its own pinned maps), programmed through
 //! [`Datapath`]; a second copy of `from_pod` is loaded on the same pins to run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-use std::{
-    net::{Ipv4Addr, Ipv6Addr, SocketAddrV4},
-    path::Path,
-};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 use aya::{
     Ebpf, EbpfLoader,
     programs::{SchedClassifier, TestRun, TestRunOptions},
 };
-use jotasu_ebpf::{DEFAULT_BPFFS, Datapath, Endpoint, Frontend, Service, objects};
+use jotasu_ebpf::{Datapath, Endpoint, Frontend, Service, objects};
 use jotasu_tests::{
-    names::fresh_prefix,
     packet::{
         ETH_HLEN, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_PORT_UNREACH, IP_DF, Packet, TCP_ACK, TCP_FIN,
         TCP_PSH, TCP_RST, TCP_SYN, Transport, arp_request, ipv6_udp,
     },
+    pins::NodePins,
     privilege::require_root,
 };
 
@@ -42,30 +39,19 @@ const UDP_CHECKSUM_AT: usize = ETH_HLEN + 20 + 6;
 /// it is the forward (DNAT) entry, and the address it writes.
 type CtEntry = (u8, SocketAddrV4, SocketAddrV4, bool, SocketAddrV4);
 
-/// Removes a node's pinned maps when dropped, on failure too.
-struct PurgeGuard(String);
-
-impl Drop for PurgeGuard {
-    fn drop(&mut self) {
-        if let Err(e) = Datapath::purge(Path::new(DEFAULT_BPFFS), &self.0) {
-            eprintln!("purging node {}: {e}", self.0);
-        }
-    }
-}
-
 /// A fresh node's data plane, with a second copy of `from_pod` loaded on its
 /// pinned maps for BPF_PROG_TEST_RUN.
 struct Node {
     dp: Datapath,
     tc: Ebpf,
     /// Declared last: dropped after the maps are closed.
-    _purge: PurgeGuard,
+    _pins: NodePins,
 }
 
 impl Node {
     fn new() -> Self {
-        let purge = PurgeGuard(fresh_prefix());
-        let dp = Datapath::open_in(Path::new(DEFAULT_BPFFS), &purge.0).expect("opening the node");
+        let pins = NodePins::fresh();
+        let dp = Datapath::open(pins.name()).expect("opening the node");
         let mut tc = EbpfLoader::new()
             .default_map_pin_directory(dp.pin_dir())
             .load(objects::FROM_POD)
@@ -79,7 +65,7 @@ impl Node {
         Self {
             dp,
             tc,
-            _purge: purge,
+            _pins: pins,
         }
     }
 
