@@ -39,7 +39,7 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_values_t = [10, 1000, 10000])]
         services: Vec<usize>,
         /// Concurrent connection loops in the client pod.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         threads: usize,
     },
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`

@@ -33,16 +33,23 @@ pub(super) enum Case {
     DirectPlain,
     /// The client connects to a VIP on the plain node: iptables DNAT.
     Iptables,
+    /// As [`Case::Iptables`], to the last service of `KUBE-SERVICES`: the
+    /// whole chain is walked, as by every new flow that is no service's.
+    IptablesLast,
 }
 
 /// Cases in the order each turn measures them.
-pub(super) const CASES: [Case; 5] = [
+pub(super) const CASES: [Case; 6] = [
     Case::DirectJotasu,
     Case::Tc,
     Case::Socket,
     Case::DirectPlain,
     Case::Iptables,
+    Case::IptablesLast,
 ];
+
+/// The fewest services a run can have: every VIP case its own service.
+pub(super) const MIN_SERVICES: usize = 4;
 
 impl Case {
     pub(super) fn label(self) -> &'static str {
@@ -52,6 +59,7 @@ impl Case {
             Self::Socket => "jotasu socket path",
             Self::DirectPlain => "direct pod IPs, plain node",
             Self::Iptables => "iptables, kube-proxy shape",
+            Self::IptablesLast => "iptables, last service",
         }
     }
 
@@ -68,11 +76,13 @@ impl Case {
         CASE_PORTS + self as u16
     }
 
-    /// The index of the service this case connects to among `n`: the middle.
+    /// The index of the service this case connects to among `n`: the
+    /// middle, or the last for [`Case::IptablesLast`].
     pub(super) fn service_index(self, n: usize) -> Option<usize> {
         match self {
             Self::Tc | Self::Iptables => Some(n / 2),
             Self::Socket => Some(n / 2 + 1),
+            Self::IptablesLast => Some(n - 1),
             Self::DirectJotasu | Self::DirectPlain => None,
         }
     }
@@ -135,12 +145,34 @@ mod tests {
             Case::Iptables.targets(10),
             [SocketAddr::from(([10, 97, 0, 6], 80))]
         );
+        assert_eq!(
+            Case::IptablesLast.targets(10000),
+            [SocketAddr::from(([10, 97, 39, 16], 80))]
+        );
         let direct = Case::DirectPlain.targets(10);
         assert_eq!(direct.len(), BACKENDS);
         assert_eq!(
             direct[9],
             SocketAddr::from(([10, 244, 0, 20], Case::DirectPlain.port()))
         );
+    }
+
+    #[test]
+    fn vip_cases_of_a_node_never_share_a_service() {
+        for n in [MIN_SERVICES, 10, 10_000] {
+            for on_jotasu in [true, false] {
+                let mut idx: Vec<usize> = CASES
+                    .iter()
+                    .filter(|c| c.on_jotasu_node() == on_jotasu)
+                    .filter_map(|c| c.service_index(n))
+                    .collect();
+                assert!(idx.iter().all(|&i| i < n), "n={n}: {idx:?}");
+                let len = idx.len();
+                idx.sort_unstable();
+                idx.dedup();
+                assert_eq!(idx.len(), len, "n={n}: {idx:?}");
+            }
+        }
     }
 
     #[test]
