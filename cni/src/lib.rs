@@ -5,4 +5,6 @@
 //!   errors, environment), shared by plugin and runtime.
 //! - [`exec`]: running a plugin binary the way a runtime does.
 pub mod exec;
+pub mod ipam;
+pub mod runtime;
 pub mod spec;

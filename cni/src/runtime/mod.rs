@@ -1,0 +1,1 @@
+//! CNI runtime (in progress).
