@@ -11,6 +11,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+cargo build --workspace --bins --locked
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over all test binaries, in the plain form CI reads.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"

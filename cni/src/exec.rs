@@ -80,7 +80,7 @@ pub fn invoke(
         Some(ns) => cmd.env("CNI_NETNS", ns),
         None => cmd.env_remove("CNI_NETNS"),
     };
-    let mut child = cmd.spawn().map_err(|e| io("starting", e))?;
+    let mut child = spawn(&mut cmd).map_err(|e| io("starting", e))?;
     let fed = child
         .stdin
         .take()
@@ -104,6 +104,22 @@ pub fn invoke(
         format!("plugin {name} failed ({}) without a CNI error", out.status),
     )
     .with_details(stderr.trim()))
+}
+
+/// Spawns `cmd`, retrying briefly on ETXTBSY: a plugin binary just written
+/// by this process may still be open for writing in a child that another
+/// thread forked at that moment, until that child execs.
+fn spawn(cmd: &mut Process) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn plugin_type_of(plugin: &Path) -> String {

@@ -6,5 +6,6 @@
 //! - [`exec`]: running a plugin binary the way a runtime does.
 pub mod exec;
 pub mod ipam;
+pub mod plugin;
 pub mod runtime;
 pub mod spec;

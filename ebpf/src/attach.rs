@@ -95,6 +95,15 @@ pub(crate) fn tc_ingress(
     Ok(Attached::New)
 }
 
+/// Whether the TCX link pinned at `pin` runs on `ifname`'s ingress now.
+pub(crate) fn tc_ingress_pinned(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
+    if !pin.exists() {
+        return Ok(false);
+    }
+    let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
+    Ok(link_is_on(&FdLink::from(pinned), ifname))
+}
+
 /// Attaches a socket program to a cgroup through a link pinned at `pin`
 /// (a bpf_link: it coexists with other programs on the cgroup whatever the
 /// mode, which must be `Single` because link_create takes no flags)

@@ -157,7 +157,7 @@ impl Datapath {
     /// Attaches `from_pod` to tc ingress of `ifname`, a pod's host-side veth
     /// in the calling thread's network namespace. Idempotent.
     pub fn attach_pod_interface(&mut self, ifname: &str) -> Result<Attached, DatapathError> {
-        let pin = self.dir.join("links").join(format!("from_pod_{ifname}"));
+        let pin = self.pod_link_pin(ifname);
         let prog = program::<SchedClassifier>(&mut self.tc, "from_pod")?;
         let outcome = attach::tc_ingress(prog, ifname, &pin)?;
         tracing::debug!(ifname, ?outcome, "from_pod attached");
@@ -167,7 +167,36 @@ impl Datapath {
     /// Detaches `from_pod` from `ifname` (removes its pinned link). Returns
     /// whether it was attached. Deleting the interface detaches it too.
     pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
-        attach::remove_pin(&self.dir.join("links").join(format!("from_pod_{ifname}")))
+        attach::remove_pin(&self.pod_link_pin(ifname))
+    }
+
+    /// Whether `from_pod` runs on tc ingress of `ifname` (in the calling
+    /// thread's namespace) through this node's pinned link.
+    pub fn pod_interface_attached(&self, ifname: &str) -> Result<bool, DatapathError> {
+        attach::tc_ingress_pinned(ifname, &self.pod_link_pin(ifname))
+    }
+
+    /// The interfaces that have a pinned `from_pod` link (some may be gone).
+    pub fn pod_interfaces(&self) -> Result<Vec<String>, DatapathError> {
+        let links = self.dir.join("links");
+        let entries = fs::read_dir(&links).map_err(|source| DatapathError::Io {
+            action: "listing pinned links",
+            path: links.clone(),
+            source,
+        })?;
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("from_pod_"))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    fn pod_link_pin(&self, ifname: &str) -> PathBuf {
+        self.dir.join("links").join(format!("from_pod_{ifname}"))
     }
 
     /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),

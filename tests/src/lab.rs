@@ -268,13 +268,21 @@ impl From<&ServiceSpec> for Service {
 /// The `jotasu-testbin` binary: `$JOTASU_TESTBIN`, or next to the running
 /// executable (or its parent, for test binaries in `target/*/deps`).
 pub fn testbin_path() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("JOTASU_TESTBIN") {
+    workspace_bin("jotasu-testbin", "JOTASU_TESTBIN")
+}
+
+/// A binary of this workspace: `$env_var` if set, else next to the running
+/// executable (or in its parent, for test binaries in `target/*/deps`).
+pub fn workspace_bin(name: &str, env_var: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("executable has no directory")?;
-    [dir.join("jotasu-testbin"), dir.join("../jotasu-testbin")]
+    [dir.join(name), dir.join("..").join(name)]
         .into_iter()
         .find(|p| p.exists())
-        .context("jotasu-testbin not found next to this executable: `cargo build -p jotasu-tests`")
+        .with_context(|| {
+            format!("{name} not found next to this executable: `cargo build --workspace --bins`")
+        })
 }

@@ -123,12 +123,12 @@ impl CniResult {
         Ok(r)
     }
 
-    /// The first IPv4 address with its interface index.
-    pub fn ipv4(&self) -> Option<(&IpConfig, Option<usize>)> {
-        self.ips
-            .iter()
-            .find(|i| i.address.is_ipv4())
-            .map(|i| (i, i.interface))
+    /// The first IPv4 address.
+    pub fn ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.ips.iter().find_map(|i| match i.address {
+            IpNetwork::V4(n) => Some(n.ip()),
+            IpNetwork::V6(_) => None,
+        })
     }
 }
 
