@@ -9,8 +9,11 @@ PACKAGES=(
   # eBPF toolchain: clang compiles ebpf/bpf/*.c, libbpf-dev gives bpf_helpers.h,
   # linux-libc-dev the uapi headers, bpftool inspects pins while debugging.
   clang-19 llvm-19 libbpf-dev linux-libc-dev bpftool
-  # Namespaces, links, tc and the kube-proxy-style baseline of the benchmark.
-  iproute2 iptables procps
+  # Namespaces, links, tc and the kube-proxy-style baseline of the benchmark;
+  # ping for the CNI tests' pod-to-pod reachability.
+  iproute2 iptables procps iputils-ping
+  # The reference CNI plugins (/usr/lib/cni) the CNI tests chain and compare with.
+  containernetworking-plugins
   # Building Rust crates that compile C or protobuf.
   build-essential pkg-config protobuf-compiler
 )

@@ -413,3 +413,140 @@ fn check_reports_what_is_wrong() {
     );
     node.del(&list, &att).unwrap().unwrap();
 }
+
+/// Starts the plugin's ADD for `id` in `pod` by hand (as a runtime would)
+/// and SIGKILLs it after `after`.
+fn add_killed_after(node: &CniNode, id: &str, pod: &NetNs, after: std::time::Duration) {
+    let plugin = node.cni_path[0].join("jotasu-cni");
+    let path = node
+        .cni_path
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut conf = node.jotasu_plugin();
+    conf["cniVersion"] = json!("1.1.0");
+    conf["name"] = json!("pods");
+    node.node
+        .run(|| {
+            let mut child = Command::new(&plugin)
+                .env("CNI_COMMAND", "ADD")
+                .env("CNI_CONTAINERID", id)
+                .env("CNI_NETNS", format!("/run/netns/{}", pod.name()))
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", &path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let _ = child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(conf.to_string().as_bytes());
+            std::thread::sleep(after);
+            let _ = child.kill();
+            let _ = child.wait();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_plugin_killed_during_add_is_cleaned_up_by_del_and_never_reused() {
+    if !require_root("a_plugin_killed_during_add_is_cleaned_up_by_del_and_never_reused") {
+        return;
+    }
+    let mut node = CniNode::new().unwrap();
+    let list = node.conflist("1.1.0", vec![node.jotasu_plugin()]).unwrap();
+    node.pod_netns().unwrap();
+    let live_att = CniNode::attachment("live", &node.pods()[0]);
+    let live = ipv4(&node.add(&list, &live_att).unwrap().unwrap());
+    // Kill ADDs at points spread over their run: before the address is
+    // taken, after it, with the veth half made, with the program attached.
+    let mut caught_with_address = 0;
+    for (i, ms) in [0u64, 2, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40]
+        .into_iter()
+        .enumerate()
+    {
+        node.pod_netns().unwrap();
+        node.pod_netns().unwrap();
+        let (pod, other_pod) = (&node.pods()[2 * i + 1], &node.pods()[2 * i + 2]);
+        let id = format!("killed{i}");
+        add_killed_after(&node, &id, pod, std::time::Duration::from_millis(ms));
+        let held = allocations(&node).len() > 1;
+        caught_with_address += usize::from(held);
+        // Another pod's ADD meanwhile never gets a live or held address.
+        let other = CniNode::attachment(&format!("other{i}"), other_pod);
+        let got = ipv4(&node.add(&list, &other).unwrap().unwrap());
+        assert_ne!(
+            got, live,
+            "kill after {ms} ms: the live pod's address was reused"
+        );
+        let distinct: HashSet<String> = allocations(&node).into_iter().collect();
+        assert_eq!(distinct.len(), allocations(&node).len());
+        // The runtime's DEL of the killed attachment removes all of it.
+        let att = CniNode::attachment(&id, pod);
+        node.del(&list, &att).unwrap().unwrap();
+        let host = host_ifname(&id, "eth0");
+        assert!(
+            !node.node_links("jtc").unwrap().contains(&host),
+            "kill after {ms} ms: veth left"
+        );
+        node.del(&list, &other).unwrap().unwrap();
+        assert_eq!(
+            allocations(&node),
+            vec![live.to_string()],
+            "kill after {ms} ms: allocations left"
+        );
+        assert_eq!(
+            endpoints(&node),
+            vec![live],
+            "kill after {ms} ms: endpoints left"
+        );
+    }
+    eprintln!("{caught_with_address} of 12 kills came after the address was recorded");
+    node.del(&list, &live_att).unwrap().unwrap();
+}
+
+#[test]
+fn gc_removes_what_no_valid_attachment_owns_and_status_reports_readiness() {
+    if !require_root("gc_removes_what_no_valid_attachment_owns_and_status_reports_readiness") {
+        return;
+    }
+    let mut node = CniNode::new().unwrap();
+    let list = node.conflist("1.1.0", vec![node.jotasu_plugin()]).unwrap();
+    node.in_node(|rt| rt.status(&list)).unwrap().unwrap();
+    let mut atts = Vec::new();
+    for i in 0..3 {
+        node.pod_netns().unwrap();
+        let att = CniNode::attachment(&format!("gc{i}"), &node.pods()[i]);
+        node.add(&list, &att).unwrap().unwrap();
+        atts.push(att);
+    }
+    let keep = vec![(atts[0].container_id.clone(), "eth0".to_owned())];
+    node.in_node(|rt| rt.gc(&list, &keep)).unwrap().unwrap();
+    assert_eq!(
+        node.node_links("jtc").unwrap(),
+        vec![host_ifname("gc0", "eth0")]
+    );
+    assert_eq!(allocations(&node).len(), 1);
+    assert_eq!(endpoints(&node).len(), 1);
+    node.check(&list, &atts[0]).unwrap().unwrap();
+    node.del(&list, &atts[0]).unwrap().unwrap();
+
+    // A /30 has one address to give (.2; .1 is the node's): STATUS says so.
+    let mut small = node.jotasu_plugin();
+    small["ipam"]["subnet"] = json!("10.244.8.0/30");
+    let small = node.conflist("1.1.0", vec![small]).unwrap();
+    node.pod_netns().unwrap();
+    let att = CniNode::attachment("full", node.pods().last().unwrap());
+    node.add(&small, &att).unwrap().unwrap();
+    let e = node.in_node(|rt| rt.status(&small)).unwrap().unwrap_err();
+    assert_eq!(e.code, Code::NotAvailable, "{e}");
+    node.pod_netns().unwrap();
+    let att2 = CniNode::attachment("full2", node.pods().last().unwrap());
+    let e = node.add(&small, &att2).unwrap().unwrap_err();
+    assert_eq!(e.code, Code::RangeExhausted, "{e}");
+    node.del(&small, &att).unwrap().unwrap();
+    node.in_node(|rt| rt.status(&small)).unwrap().unwrap();
+}
