@@ -105,6 +105,20 @@ impl Datapath {
                 source,
             })?;
         }
+        // Two processes opening a fresh node at once (the agent and the CNI
+        // plugin, or parallel ADDs) would both create and pin each map; the
+        // loser's pin fails with EEXIST. An flock on the pin directory makes
+        // the first creation exclusive; later opens reuse the pins.
+        let lock = fs::File::open(&dir).map_err(|source| DatapathError::Io {
+            action: "opening pin directory",
+            path: dir.clone(),
+            source,
+        })?;
+        lock.lock().map_err(|source| DatapathError::Io {
+            action: "locking pin directory",
+            path: dir.clone(),
+            source,
+        })?;
         let load = |object: &'static str, bytes: &[u8]| {
             EbpfLoader::new()
                 .default_map_pin_directory(&dir)
@@ -125,6 +139,7 @@ impl Datapath {
                 .map_err(|e| load_err(name, e))?;
         }
         let maps = Maps::take(&mut tc)?;
+        drop(lock);
         let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
         let mut me = Self {
             dir,
