@@ -31,8 +31,8 @@ fn main() {
         });
     let mut out = std::io::stdout().lock();
     let code = match outcome {
-        Ok(o) => {
-            if let Some(s) = o.stdout {
+        Ok(stdout) => {
+            if let Some(s) = stdout {
                 let _ = writeln!(out, "{s}");
             }
             0

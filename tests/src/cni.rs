@@ -6,7 +6,11 @@
 //! Everything is per run: the node and pod namespaces carry the prefix, the
 //! node's pins are purged, and IPAM state and the result cache live in a
 //! temporary directory. Dropping the node removes it all.
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
 
 use anyhow::Context as _;
 use jotasu_cni::{
@@ -75,6 +79,47 @@ impl CniNode {
             "ipam": {"subnet": POD_SUBNET, "dataDir": self.state_dir().join("ipam")},
             "capabilities": {"dns": true},
         })
+    }
+
+    /// jotasu-cni's config as one plugin's stdin: [`CniNode::jotasu_plugin`]
+    /// with `name` `pods` and `cniVersion` `version`.
+    pub fn plugin_config(&self, version: &str) -> Value {
+        let mut conf = self.jotasu_plugin();
+        conf["cniVersion"] = json!(version);
+        conf["name"] = json!("pods");
+        conf
+    }
+
+    /// `CNI_PATH` as a runtime passes it.
+    pub fn cni_path_var(&self) -> String {
+        let dirs: Vec<String> = self
+            .cni_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        dirs.join(":")
+    }
+
+    /// Starts `jotasu-cni` by hand in the node, as a runtime would: only
+    /// `env` in its environment, `stdin` written to it, stdout piped.
+    pub fn spawn_plugin(&self, env: &[(&str, &str)], stdin: &str) -> anyhow::Result<Child> {
+        let plugin = self.cni_path[0].join("jotasu-cni");
+        self.node.run(|| -> anyhow::Result<Child> {
+            let mut child = Command::new(&plugin)
+                .env_clear()
+                .envs(env.iter().copied())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            // A plugin that fails early may close stdin first: its exit says so.
+            let _ = child
+                .stdin
+                .take()
+                .context("stdin is piped")?
+                .write_all(stdin.as_bytes());
+            Ok(child)
+        })?
     }
 
     /// A conflist `version` named `pods` of `plugins`.

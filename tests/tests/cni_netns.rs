@@ -1,12 +1,7 @@
 //! jotasu-cni in real network namespaces, invoked through the CNI runtime
 //! library as the agent or containerd would invoke it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
-use std::{
-    collections::HashSet,
-    io::Write as _,
-    net::Ipv4Addr,
-    process::{Command, Stdio},
-};
+use std::{collections::HashSet, net::Ipv4Addr, process::Stdio};
 
 use jotasu_cni::{
     plugin::host_ifname,
@@ -129,22 +124,10 @@ type Env = Vec<(&'static str, String)>;
 
 /// Runs the plugin binary by hand in the node: `env` and `stdin` as given.
 fn invoke(node: &CniNode, env: &[(&str, &str)], stdin: &str) -> (bool, serde_json::Value) {
-    let plugin = node.cni_path[0].join("jotasu-cni");
     let out = node
-        .node
-        .run(|| {
-            let mut c = Command::new(&plugin);
-            c.env_clear()
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            for (k, v) in env {
-                c.env(k, v);
-            }
-            let mut child = c.spawn().unwrap();
-            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-            child.wait_with_output().unwrap()
-        })
+        .spawn_plugin(env, stdin)
+        .unwrap()
+        .wait_with_output()
         .unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or(json!(null));
     (out.status.success(), v)
@@ -158,16 +141,8 @@ fn bad_input_gets_the_right_error_code_and_leaves_nothing() {
     let mut node = CniNode::new().unwrap();
     let pod = node.pod_netns().unwrap().name().to_owned();
     let netns = format!("/run/netns/{pod}");
-    let path = node
-        .cni_path
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut good = node.jotasu_plugin();
-    good["cniVersion"] = json!("1.0.0");
-    good["name"] = json!("pods");
-    let good = good.to_string();
+    let path = node.cni_path_var();
+    let good = node.plugin_config("1.0.0").to_string();
     let env = |cmd: &'static str| -> Vec<(&'static str, String)> {
         vec![
             ("CNI_COMMAND", cmd.to_owned()),
@@ -417,38 +392,20 @@ fn check_reports_what_is_wrong() {
 /// Starts the plugin's ADD for `id` in `pod` by hand (as a runtime would)
 /// and SIGKILLs it after `after`.
 fn add_killed_after(node: &CniNode, id: &str, pod: &NetNs, after: std::time::Duration) {
-    let plugin = node.cni_path[0].join("jotasu-cni");
-    let path = node
-        .cni_path
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut conf = node.jotasu_plugin();
-    conf["cniVersion"] = json!("1.1.0");
-    conf["name"] = json!("pods");
-    node.node
-        .run(|| {
-            let mut child = Command::new(&plugin)
-                .env("CNI_COMMAND", "ADD")
-                .env("CNI_CONTAINERID", id)
-                .env("CNI_NETNS", format!("/run/netns/{}", pod.name()))
-                .env("CNI_IFNAME", "eth0")
-                .env("CNI_PATH", &path)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            let _ = child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(conf.to_string().as_bytes());
-            std::thread::sleep(after);
-            let _ = child.kill();
-            let _ = child.wait();
-        })
+    let (netns, path) = (format!("/run/netns/{}", pod.name()), node.cni_path_var());
+    let env = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", id),
+        ("CNI_NETNS", netns.as_str()),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", path.as_str()),
+    ];
+    let mut child = node
+        .spawn_plugin(&env, &node.plugin_config("1.1.0").to_string())
         .unwrap();
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]

@@ -7,7 +7,8 @@ use jotasu_ebpf::Endpoint;
 
 use super::{
     Ctx,
-    config::{GATEWAY, host_ifname},
+    config::{DEFAULT_ROUTE, GATEWAY, host_ifname},
+    datapath_err,
     netlink::{Netlink, fmt_mac},
 };
 use crate::spec::{CniError, CniResult, Code, Interface, IpConfig, Route};
@@ -123,35 +124,9 @@ fn wire(ctx: &Ctx<'_>, pod_nl: &Netlink, ip: Ipv4Addr) -> Result<CniResult, CniE
             interface: Some(1),
         }],
         routes: vec![Route {
-            dst: IpNetwork::V4(Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0)?),
+            dst: IpNetwork::V4(DEFAULT_ROUTE),
             gw: Some(GATEWAY.into()),
         }],
         dns: ctx.cfg.dns(&ctx.conf)?,
     })
-}
-
-impl From<ipnetwork::IpNetworkError> for CniError {
-    fn from(e: ipnetwork::IpNetworkError) -> Self {
-        CniError::new(Code::InvalidConfig, "an address prefix is invalid").with_details(e)
-    }
-}
-
-/// Maps a data-plane failure on interface `ifname` to error 101.
-pub fn datapath_err(ifname: &str) -> impl FnOnce(jotasu_ebpf::DatapathError) -> CniError + '_ {
-    move |e| {
-        CniError::new(Code::Datapath, format!("data plane of interface {ifname}"))
-            .with_details(error_chain(&e))
-    }
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

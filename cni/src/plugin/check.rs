@@ -3,8 +3,8 @@
 
 use super::{
     Ctx,
-    add::datapath_err,
     config::{GATEWAY, host_ifname},
+    datapath_err,
     netlink::{Netlink, fmt_mac},
 };
 use crate::spec::{CniError, Code};
@@ -106,16 +106,15 @@ pub fn check(ctx: &Ctx<'_>) -> Result<(), CniError> {
         }
         _ => {}
     }
-    if let Some(recorded) = ctx.pool()?.recorded(inv)?
-        && recorded != ip
-    {
-        wrong.push(format!(
+    let pool = ctx.pool()?;
+    match pool.recorded(inv)? {
+        Some(recorded) if recorded != ip => wrong.push(format!(
             "IPAM records {recorded} for this attachment, not {ip}"
-        ));
-    } else if matches!(ctx.pool()?, super::pool::Pool::Builtin(_))
-        && ctx.pool()?.recorded(inv)?.is_none()
-    {
-        wrong.push(format!("IPAM has no allocation for this attachment ({ip})"));
+        )),
+        None if matches!(pool, super::pool::Pool::Builtin(_)) => {
+            wrong.push(format!("IPAM has no allocation for this attachment ({ip})"));
+        }
+        _ => {}
     }
     if wrong.is_empty() {
         Ok(())

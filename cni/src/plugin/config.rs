@@ -8,6 +8,8 @@
 //! ```
 use std::{net::Ipv4Addr, path::PathBuf};
 
+use ipnetwork::Ipv4Network;
+
 use serde::Deserialize;
 
 use crate::spec::{CniError, Code, Dns, NetConf};
@@ -17,6 +19,11 @@ pub const DEFAULT_MTU: u32 = 1450;
 /// The link-local gateway every pod routes through; the node answers for it
 /// with a permanent neighbour entry, so no address is spent on gateways.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// The pod's default route, through [`GATEWAY`].
+pub const DEFAULT_ROUTE: Ipv4Network = match Ipv4Network::new_checked(Ipv4Addr::UNSPECIFIED, 0) {
+    Some(n) => n,
+    None => panic!("0.0.0.0/0 is a valid prefix"),
+};
 /// Prefix of host-side veth names (`jtc` + 12 hex digits).
 pub const HOST_IF_PREFIX: &str = "jtc";
 

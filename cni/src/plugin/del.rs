@@ -3,7 +3,7 @@
 //! name is derived from it), so DEL works without a cached result too.
 use std::net::Ipv4Addr;
 
-use super::{Ctx, add::datapath_err, config::host_ifname, netlink::Netlink};
+use super::{Ctx, config::host_ifname, datapath_err, netlink::Netlink};
 use crate::spec::CniError;
 
 /// Runs DEL.

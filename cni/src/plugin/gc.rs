@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{
     Ctx,
-    add::datapath_err,
     config::{HOST_IF_PREFIX, host_ifname},
+    datapath_err,
     netlink::Netlink,
     pool::Pool,
 };
@@ -45,18 +45,18 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), CniError> {
 
     let node_nl = Netlink::node()?;
     let mut dp = ctx.datapath()?;
-    let links = node_nl.links_with_prefix(HOST_IF_PREFIX)?;
-    let mut gone_indexes = HashSet::new();
-    for l in links.iter().filter(|l| !keep.contains(&l.name)) {
-        tracing::info!(link = %l.name, "GC: deleting a veth of no valid attachment");
-        node_nl.delete_link(&l.name)?;
-        gone_indexes.insert(l.index);
+    // Every interface that exists once the stale veths are gone: an endpoint
+    // entry pointing at none of them is stale too (one pointing at a link
+    // that is not jotasu's is left alone).
+    let mut existing = HashSet::new();
+    for l in node_nl.links()? {
+        if l.name.starts_with(HOST_IF_PREFIX) && !keep.contains(&l.name) {
+            tracing::info!(link = %l.name, "GC: deleting a veth of no valid attachment");
+            node_nl.delete_link(&l.name)?;
+        } else {
+            existing.insert(l.index);
+        }
     }
-    let live: HashSet<u32> = links
-        .iter()
-        .filter(|l| keep.contains(&l.name))
-        .map(|l| l.index)
-        .collect();
     for ifname in dp.pod_interfaces().map_err(datapath_err("(all)"))? {
         if ifname.starts_with(HOST_IF_PREFIX) && !keep.contains(&ifname) {
             dp.detach_pod_interface(&ifname)
@@ -64,9 +64,7 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), CniError> {
         }
     }
     for (ip, ep) in dp.endpoints().map_err(datapath_err("(all)"))? {
-        let dead = gone_indexes.contains(&ep.ifindex)
-            || (!live.contains(&ep.ifindex) && !index_exists(&node_nl, ep.ifindex, &links));
-        if dead {
+        if !existing.contains(&ep.ifindex) {
             tracing::info!(%ip, "GC: removing an endpoint of no valid attachment");
             dp.remove_endpoint(ip).map_err(datapath_err("(all)"))?;
         }
@@ -79,35 +77,22 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Whether some link (of any name) still has `index`: an endpoint entry
-/// pointing at a non-jotasu interface is not this plugin's to remove.
-fn index_exists(nl: &Netlink, index: u32, jotasu_links: &[super::netlink::Link]) -> bool {
-    if jotasu_links.iter().any(|l| l.index == index) {
-        return true;
-    }
-    nl.links_with_prefix("")
-        .is_ok_and(|all| all.iter().any(|l| l.index == index))
-}
-
 /// Runs STATUS: available when the data plane opens and, with the
 /// built-in allocator, an address is free.
 pub fn status(ctx: &Ctx<'_>) -> Result<(), CniError> {
-    let unavailable = |msg: String, details: String| {
-        Err(CniError::new(Code::NotAvailable, msg).with_details(details))
-    };
-    if let Err(e) = jotasu_ebpf::Datapath::open_in(&ctx.cfg.bpffs, &ctx.cfg.node) {
-        return unavailable(
-            format!("the data plane of node {:?} cannot be opened", ctx.cfg.node),
-            super::add::error_chain(&e),
-        );
+    if let Err(e) = ctx.datapath() {
+        return Err(CniError {
+            code: Code::NotAvailable,
+            ..e
+        });
     }
     if let Pool::Builtin(a) = ctx.pool()?
         && a.free()? == 0
     {
-        return unavailable(
+        return Err(CniError::new(
+            Code::NotAvailable,
             format!("network {:?} has no free address", ctx.conf.name),
-            String::new(),
-        );
+        ));
     }
     Ok(())
 }

@@ -54,25 +54,25 @@ impl Ctx<'_> {
                     self.cfg.bpffs.display()
                 ),
             )
-            .with_details(add::error_chain(&e))
+            .with_details(e)
         })
     }
 }
 
-/// What a run prints on stdout.
-#[derive(Debug)]
-pub struct Output {
-    /// The JSON to print, if any.
-    pub stdout: Option<String>,
+/// Maps a data-plane failure on interface `ifname` to error 101 (the
+/// error's own text carries its sources: aya's OS errors included).
+fn datapath_err(ifname: &str) -> impl FnOnce(jotasu_ebpf::DatapathError) -> CniError + '_ {
+    move |e| {
+        CniError::new(Code::Datapath, format!("data plane of interface {ifname}")).with_details(e)
+    }
 }
 
-/// Runs one invocation with `stdin` as its config. The error carries the
-/// version to report it in (the config's, once it has been read).
-pub fn run(inv: &Invocation, stdin: &[u8]) -> Result<Output, (CniError, Version)> {
+/// Runs one invocation with `stdin` as its config, returning the JSON to
+/// print, if any. The error carries the version to report it in (the
+/// config's, once it has been read).
+pub fn run(inv: &Invocation, stdin: &[u8]) -> Result<Option<String>, (CniError, Version)> {
     if inv.command == Command::Version {
-        return Ok(Output {
-            stdout: Some(version_json(stdin)),
-        });
+        return Ok(Some(version_json(stdin)));
     }
     let conf = NetConf::parse(stdin).map_err(|e| (e, Version::LATEST))?;
     let version = conf.version;
@@ -113,7 +113,7 @@ pub fn run(inv: &Invocation, stdin: &[u8]) -> Result<Output, (CniError, Version)
         }
         Command::Version => None,
     };
-    Ok(Output { stdout })
+    Ok(stdout)
 }
 
 /// VERSION's answer, in the version asked for when it is supported.

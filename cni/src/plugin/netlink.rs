@@ -133,18 +133,14 @@ impl Netlink {
         }
     }
 
-    /// Every link whose name starts with `prefix`.
-    pub fn links_with_prefix(&self, prefix: &str) -> Result<Vec<Link>, CniError> {
+    /// Every link of the namespace.
+    pub fn links(&self) -> Result<Vec<Link>, CniError> {
         let h = self.handle.clone();
         let all: Vec<LinkMessage> = self
             .rt
             .block_on(async move { h.link().get().execute().try_collect().await })
             .map_err(nl_err("listing links".into()))?;
-        Ok(all
-            .iter()
-            .map(link_of)
-            .filter(|l| l.name.starts_with(prefix))
-            .collect())
+        Ok(all.iter().map(link_of).collect())
     }
 
     /// Creates veth `host` here with its peer created directly in `peer_ns`

@@ -73,30 +73,12 @@ fn delegate(
     inv: &Invocation,
     stdin: &[u8],
 ) -> Result<Option<CniResult>, CniError> {
-    let args = cni_args(inv);
     let env = PluginEnv {
         container_id: &inv.container_id,
         netns: inv.netns.as_deref(),
         ifname: &inv.ifname,
-        args: &args,
+        args: &inv.args.raw,
         path: &inv.path,
     };
     ipam::delegate(command, plugin_type, stdin, &env)
-}
-
-/// `CNI_ARGS` as this plugin was given it, for a delegate.
-fn cni_args(inv: &Invocation) -> String {
-    std::env::var("CNI_ARGS").unwrap_or_else(|_| {
-        let a = &inv.args;
-        [
-            ("K8S_POD_NAMESPACE", &a.pod_namespace),
-            ("K8S_POD_NAME", &a.pod_name),
-            ("K8S_POD_INFRA_CONTAINER_ID", &a.infra_container_id),
-            ("K8S_POD_UID", &a.pod_uid),
-        ]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join(";")
-    })
 }

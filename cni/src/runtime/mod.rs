@@ -27,7 +27,9 @@ use serde_json::{Map, Value};
 pub use cache::CachedAttachment;
 pub use chain::VALID_ATTACHMENTS;
 
-use crate::spec::{CniError, Code, NetConfList};
+use crate::spec::{
+    CniError, Code, NetConfList, valid_name, validate_container_id, validate_ifname,
+};
 
 /// libcni's default cache directory.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
@@ -76,39 +78,9 @@ impl Attachment {
                 "missing container id",
             ));
         }
-        if !valid_name(&self.container_id) {
-            return Err(CniError::new(
-                Code::InvalidEnvironment,
-                format!(
-                    "invalid characters in container id {:?}: use letters, digits, '_', '.' and '-'",
-                    self.container_id
-                ),
-            ));
-        }
-        let bad_if = |why: &str| {
-            Err(CniError::new(
-                Code::InvalidEnvironment,
-                format!("interface name {:?} {why}", self.ifname),
-            ))
-        };
-        match self.ifname.as_str() {
-            "" => bad_if("is empty"),
-            "." | ".." => bad_if("is . or .."),
-            n if n.len() > 15 => bad_if("is longer than 15 bytes"),
-            n if n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) => {
-                bad_if("contains '/', ':' or whitespace")
-            }
-            _ => Ok(()),
-        }
+        validate_container_id(&self.container_id)?;
+        validate_ifname(&self.ifname)
     }
-}
-
-/// libcni's rule for container ids and network names:
-/// `[a-zA-Z0-9][a-zA-Z0-9_.\-]*`.
-fn valid_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn validate_network(network: &str) -> Result<(), CniError> {

@@ -63,13 +63,18 @@ pub struct CniArgs {
     pub infra_container_id: Option<String>,
     /// `K8S_POD_UID`.
     pub pod_uid: Option<String>,
+    /// The variable as given, passed on unchanged to delegated plugins.
+    pub raw: String,
 }
 
 impl CniArgs {
     /// Parses `K=V;K=V`. An unknown key is an error unless `IgnoreUnknown`
     /// is `1` or `true`, as in the reference plugins.
     pub fn parse(s: &str) -> Result<Self, CniError> {
-        let mut me = Self::default();
+        let mut me = Self {
+            raw: s.to_owned(),
+            ..Self::default()
+        };
         let mut unknown = Vec::new();
         let mut ignore_unknown = false;
         for pair in s.split(';').filter(|p| !p.is_empty()) {
@@ -189,13 +194,17 @@ impl Invocation {
     }
 }
 
-/// The spec: a container ID is non-empty and alphanumeric plus `_ . -`.
-fn validate_container_id(id: &str) -> Result<(), CniError> {
-    let ok = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+/// The spec's rule for container IDs (libcni's for network names too):
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// A container ID by [`valid_name`] (code 4 otherwise).
+pub fn validate_container_id(id: &str) -> Result<(), CniError> {
+    if valid_name(id) {
         Ok(())
     } else {
         Err(CniError::new(
@@ -207,9 +216,10 @@ fn validate_container_id(id: &str) -> Result<(), CniError> {
     }
 }
 
-/// The kernel's rules for an interface name.
-fn validate_ifname(name: &str) -> Result<(), CniError> {
-    let ok = name.len() < 16
+/// The kernel's rules for an interface name (code 4 otherwise).
+pub fn validate_ifname(name: &str) -> Result<(), CniError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
         && name != "."
         && name != ".."
         && !name

@@ -9,7 +9,7 @@ mod result;
 mod version;
 
 pub use config::{NetConf, NetConfList};
-pub use env::{CniArgs, Command, Invocation};
+pub use env::{CniArgs, Command, Invocation, valid_name, validate_container_id, validate_ifname};
 pub use error::{CniError, Code};
 pub use result::{CniResult, Dns, Interface, IpConfig, Route};
 pub use version::{SUPPORTED_VERSIONS, Version};
