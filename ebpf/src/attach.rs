@@ -1,16 +1,13 @@
-//! Attaching programs with pinned links, so they stay attached when the
-//! process that attached them exits, and a later process finds them again.
+//! Attaching the socket programs to cgroups with pinned links, so they stay
+//! attached when the process that attached them exits, and a later process
+//! finds them again. (Pod interfaces carry `from_pod` as a tc filter: [`crate::tc`].)
 use std::{
     fs, io,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
 
-use aya::programs::{
-    CgroupAttachMode, CgroupSockAddr, LinkOrder, SchedClassifier, TcAttachType,
-    links::{FdLink, PinnedLink},
-    tc::{SchedClassifierLink, TcAttachOptions},
-};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink};
 
 use crate::error::DatapathError;
 
@@ -25,7 +22,7 @@ pub enum Attached {
     Kept,
 }
 
-fn prog_err(
+pub(crate) fn prog_err(
     action: &'static str,
     program: &'static str,
     target: &str,
@@ -39,69 +36,13 @@ fn prog_err(
     }
 }
 
-fn link_err(action: &'static str, path: &Path) -> impl FnOnce(String) -> DatapathError {
+pub(crate) fn link_err(action: &'static str, path: &Path) -> impl FnOnce(String) -> DatapathError {
     let path = path.to_owned();
     move |reason| DatapathError::Link {
         action,
         path,
         reason,
     }
-}
-
-/// Attaches `prog` to tc ingress of `ifname` (resolved in the calling thread's
-/// network namespace) through a TCX link pinned at `pin`. A link already
-/// pinned there is updated in place to run `prog` (atomic program replace);
-/// a stale pin whose interface is gone is replaced by a new link.
-pub(crate) fn tc_ingress(
-    prog: &mut SchedClassifier,
-    ifname: &str,
-    pin: &Path,
-) -> Result<Attached, DatapathError> {
-    ifindex(ifname)?;
-    if pin.exists() {
-        let pinned =
-            PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
-        let fd = FdLink::from(pinned);
-        if link_is_on(&fd, ifname) {
-            let link = SchedClassifierLink::try_from(fd)
-                .map_err(|e| link_err("adopting", pin)(e.to_string()))?;
-            let id =
-                prog.attach_to_link(link)
-                    .map_err(prog_err("replacing", "from_pod", ifname))?;
-            // The pin keeps the link; dropping our handle only closes an fd.
-            drop(
-                prog.take_link(id)
-                    .map_err(prog_err("releasing", "from_pod", ifname))?,
-            );
-            return Ok(Attached::Replaced);
-        }
-        // The interface the link was made for is gone (or renamed): start afresh.
-        drop(fd);
-        remove_pin(pin)?;
-    }
-    let id = prog
-        .attach_with_options(
-            ifname,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .map_err(prog_err("attaching", "from_pod", ifname))?;
-    let link = prog
-        .take_link(id)
-        .map_err(prog_err("taking link of", "from_pod", ifname))?;
-    let fd = FdLink::try_from(link).map_err(|e| link_err("converting", pin)(e.to_string()))?;
-    fd.pin(pin)
-        .map_err(|e| link_err("pinning", pin)(e.to_string()))?;
-    Ok(Attached::New)
-}
-
-/// Whether the TCX link pinned at `pin` runs on `ifname`'s ingress now.
-pub(crate) fn tc_ingress_pinned(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
-    if !pin.exists() {
-        return Ok(false);
-    }
-    let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
-    Ok(link_is_on(&FdLink::from(pinned), ifname))
 }
 
 /// Attaches a socket program to a cgroup through a link pinned at `pin`
@@ -176,13 +117,4 @@ pub(crate) fn ifindex(ifname: &str) -> Result<u32, DatapathError> {
         });
     }
     Ok(index)
-}
-
-/// Whether a TCX link's program is attached to `ifname`'s ingress right now
-/// (a link whose interface was deleted is defunct and runs nowhere).
-fn link_is_on(link: &FdLink, ifname: &str) -> bool {
-    let Ok(info) = link.info() else { return false };
-    let prog_id = info.program_id();
-    SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
-        .is_ok_and(|(_, progs)| progs.iter().any(|p| p.id() == prog_id))
 }

@@ -18,23 +18,13 @@ use crate::{
     maps::Maps,
     objects,
     plan::{Entry, Op, Programmed, ReconcileSummary},
+    pods::{FROM_POD_PIN, PodDatapath},
     service::{Frontend, Service},
 };
 
 /// Where bpffs is normally mounted.
 pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// A pod on this node, as the tc program delivers to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// ifindex of the host side of the pod's veth (in the node's namespace).
-    pub ifindex: u32,
-    /// MAC of the pod's interface.
-    pub pod_mac: [u8; 6],
-    /// MAC of the host side of the veth.
-    pub host_mac: [u8; 6],
-}
 
 /// Per-service counters, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,17 +65,18 @@ pub struct ConntrackEntry {
     pub closing: bool,
 }
 
-/// One node's data plane. Opening it loads the programs and opens (or
-/// creates) the maps pinned under `<bpffs>/jotasu/<node>/`; links pinned under
+/// One node's data plane. Opening it loads and verifies the programs, opens
+/// (or creates) the maps pinned under `<bpffs>/jotasu/<node>/` and pins the
+/// verified `from_pod` under `progs/` for [`PodDatapath`]; links pinned under
 /// `links/` keep programs attached after the process exits. Everything it
 /// programs survives the process; a later `open` finds it again.
 #[derive(Debug)]
 pub struct Datapath {
     dir: PathBuf,
-    tc: Ebpf,
     sock: Ebpf,
     maps: Maps,
     programmed: Programmed,
+    pods: PodDatapath,
 }
 
 impl Datapath {
@@ -98,7 +89,7 @@ impl Datapath {
     pub fn open_in(bpffs: &Path, node: &str) -> Result<Self, DatapathError> {
         let dir = node_dir(bpffs, node)?;
         ensure_bpffs(bpffs)?;
-        for d in [&dir, &dir.join("links")] {
+        for d in [&dir, &dir.join("links"), &dir.join("progs")] {
             fs::create_dir_all(d).map_err(|source| DatapathError::Io {
                 action: "creating pin directory",
                 path: d.clone(),
@@ -119,34 +110,35 @@ impl Datapath {
             path: dir.clone(),
             source,
         })?;
-        let load = |object: &'static str, bytes: &[u8]| {
-            EbpfLoader::new()
-                .default_map_pin_directory(&dir)
-                .load(bytes)
-                .map_err(|e| DatapathError::Load {
-                    object,
-                    source: Box::new(e),
-                })
+        // One loader for both objects: creating one parses the kernel's BTF.
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(&dir);
+        let mut load = |object: &'static str, bytes: &[u8]| {
+            loader.load(bytes).map_err(|e| DatapathError::Load {
+                object,
+                source: Box::new(e),
+            })
         };
         let mut tc = load("from_pod", objects::FROM_POD)?;
         let mut sock = load("sock", objects::SOCK)?;
-        program::<SchedClassifier>(&mut tc, "from_pod")?
-            .load()
-            .map_err(|e| load_err("from_pod", e))?;
+        let from_pod = program::<SchedClassifier>(&mut tc, "from_pod")?;
+        from_pod.load().map_err(|e| load_err("from_pod", e))?;
+        pin_program(from_pod, &dir.join(FROM_POD_PIN))?;
         for name in objects::SOCK_PROGRAMS {
             program::<CgroupSockAddr>(&mut sock, name)?
                 .load()
                 .map_err(|e| load_err(name, e))?;
         }
         let maps = Maps::take(&mut tc)?;
+        let pods = PodDatapath::from_pins(&dir)?;
         drop(lock);
         let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
         let mut me = Self {
             dir,
-            tc,
             sock,
             maps,
             programmed,
+            pods,
         };
         if !repair.is_empty() {
             tracing::warn!(
@@ -169,49 +161,14 @@ impl Datapath {
         &self.dir
     }
 
-    /// Attaches `from_pod` to tc ingress of `ifname`, a pod's host-side veth
-    /// in the calling thread's network namespace. Idempotent.
-    pub fn attach_pod_interface(&mut self, ifname: &str) -> Result<Attached, DatapathError> {
-        let pin = self.pod_link_pin(ifname);
-        let prog = program::<SchedClassifier>(&mut self.tc, "from_pod")?;
-        let outcome = attach::tc_ingress(prog, ifname, &pin)?;
-        tracing::debug!(ifname, ?outcome, "from_pod attached");
-        Ok(outcome)
+    /// The pod-facing part: `from_pod` on pod veths and the endpoint map.
+    pub fn pods(&self) -> &PodDatapath {
+        &self.pods
     }
 
-    /// Detaches `from_pod` from `ifname` (removes its pinned link). Returns
-    /// whether it was attached. Deleting the interface detaches it too.
-    pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
-        attach::remove_pin(&self.pod_link_pin(ifname))
-    }
-
-    /// Whether `from_pod` runs on tc ingress of `ifname` (in the calling
-    /// thread's namespace) through this node's pinned link.
-    pub fn pod_interface_attached(&self, ifname: &str) -> Result<bool, DatapathError> {
-        attach::tc_ingress_pinned(ifname, &self.pod_link_pin(ifname))
-    }
-
-    /// The interfaces that have a pinned `from_pod` link (some may be gone).
-    pub fn pod_interfaces(&self) -> Result<Vec<String>, DatapathError> {
-        let links = self.dir.join("links");
-        let entries = fs::read_dir(&links).map_err(|source| DatapathError::Io {
-            action: "listing pinned links",
-            path: links.clone(),
-            source,
-        })?;
-        Ok(entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("from_pod_"))
-                    .map(str::to_owned)
-            })
-            .collect())
-    }
-
-    fn pod_link_pin(&self, ifname: &str) -> PathBuf {
-        self.dir.join("links").join(format!("from_pod_{ifname}"))
+    /// The pod-facing part, to attach pods and register endpoints.
+    pub fn pods_mut(&mut self) -> &mut PodDatapath {
+        &mut self.pods
     }
 
     /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),
@@ -312,42 +269,6 @@ impl Datapath {
             .collect())
     }
 
-    /// Registers a pod of this node for direct delivery.
-    pub fn upsert_endpoint(&mut self, ip: Ipv4Addr, ep: Endpoint) -> Result<(), DatapathError> {
-        self.maps.put_endpoint(
-            ip,
-            abi::EndpointValue {
-                ifindex: ep.ifindex,
-                pod_mac: ep.pod_mac,
-                host_mac: ep.host_mac,
-            },
-        )
-    }
-
-    /// Unregisters a pod. Returns whether it was registered.
-    pub fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool, DatapathError> {
-        self.maps.remove_endpoint(ip)
-    }
-
-    /// The registered pods.
-    pub fn endpoints(&self) -> Result<Vec<(Ipv4Addr, Endpoint)>, DatapathError> {
-        Ok(self
-            .maps
-            .endpoints()?
-            .into_iter()
-            .map(|(ip, v)| {
-                (
-                    ip,
-                    Endpoint {
-                        ifindex: v.ifindex,
-                        pod_mac: v.pod_mac,
-                        host_mac: v.host_mac,
-                    },
-                )
-            })
-            .collect())
-    }
-
     /// Removes node `node`'s whole data plane: unpins every link (detaching
     /// the programs) and every map. Drop any open [`Datapath`] of the node first.
     pub fn purge(bpffs: &Path, node: &str) -> Result<bool, DatapathError> {
@@ -383,7 +304,7 @@ impl Datapath {
     }
 }
 
-fn node_dir(bpffs: &Path, node: &str) -> Result<PathBuf, DatapathError> {
+pub(crate) fn node_dir(bpffs: &Path, node: &str) -> Result<PathBuf, DatapathError> {
     let ok = !node.is_empty()
         && node.len() < 64
         && node != "."
@@ -399,7 +320,7 @@ fn node_dir(bpffs: &Path, node: &str) -> Result<PathBuf, DatapathError> {
     Ok(bpffs.join("jotasu").join(node))
 }
 
-fn ensure_bpffs(bpffs: &Path) -> Result<(), DatapathError> {
+pub(crate) fn ensure_bpffs(bpffs: &Path) -> Result<(), DatapathError> {
     let c = std::ffi::CString::new(bpffs.as_os_str().as_encoded_bytes()).map_err(|_| {
         DatapathError::NotBpffs {
             path: bpffs.to_owned(),
@@ -437,6 +358,26 @@ where
             target: "the embedded object".to_owned(),
             source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
         })
+}
+
+/// Pins `prog` at `pin`, replacing what is there atomically (pin beside it,
+/// then rename), so a concurrent [`PodDatapath`] open finds one or the other.
+fn pin_program(prog: &mut SchedClassifier, pin: &Path) -> Result<(), DatapathError> {
+    // bpffs refuses dots in names (EPERM): no `.new` suffix.
+    let mut fresh = pin.as_os_str().to_owned();
+    fresh.push("_new");
+    let fresh = PathBuf::from(fresh);
+    attach::remove_pin(&fresh)?;
+    prog.pin(&fresh).map_err(|e| DatapathError::Link {
+        action: "pinning program at",
+        path: fresh.clone(),
+        reason: e.to_string(),
+    })?;
+    fs::rename(&fresh, pin).map_err(|source| DatapathError::Io {
+        action: "renaming program pin to",
+        path: pin.to_owned(),
+        source,
+    })
 }
 
 fn load_err(program: &'static str, e: aya::programs::ProgramError) -> DatapathError {

@@ -13,12 +13,14 @@ pub mod error;
 mod maps;
 pub mod objects;
 pub mod plan;
+mod pods;
 pub mod service;
+mod tc;
 
 pub use attach::Attached;
-pub use datapath::{
-    ConntrackEntry, DEFAULT_BPFFS, Datapath, Endpoint, ServiceCounters, ServiceStatus,
-};
+pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, ServiceStatus};
 pub use error::{DatapathError, ServiceError};
 pub use plan::ReconcileSummary;
+pub use pods::{Endpoint, PodDatapath};
 pub use service::{Frontend, Protocol, Service};
+pub use tc::PodHook;

@@ -1,6 +1,4 @@
 //! Typed handles on the pinned maps: the only code that reads or writes them.
-use std::net::Ipv4Addr;
-
 use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
@@ -16,7 +14,6 @@ pub(crate) struct Maps {
     svc_stats: PerCpuArray<MapData, abi::SvcStats>,
     global_stats: PerCpuArray<MapData, u64>,
     conntrack: HashMap<MapData, abi::CtKey, abi::CtValue>,
-    endpoints: HashMap<MapData, u32, abi::EndpointValue>,
     nr_cpus: usize,
 }
 
@@ -37,7 +34,7 @@ where
         .ok_or(DatapathError::MissingMap { map })
 }
 
-fn map_err(
+pub(crate) fn map_err(
     op: &'static str,
     map: &'static str,
 ) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
@@ -63,7 +60,6 @@ impl Maps {
             svc_stats: take(ebpf, "svc_stats")?,
             global_stats: take(ebpf, "global_stats")?,
             conntrack: take(ebpf, "conntrack")?,
-            endpoints: take(ebpf, "endpoints")?,
             nr_cpus,
         })
     }
@@ -170,35 +166,9 @@ impl Maps {
             .collect::<Result<_, _>>()
             .map_err(map_err("iterate", "conntrack"))
     }
-
-    pub(crate) fn put_endpoint(
-        &mut self,
-        ip: Ipv4Addr,
-        ep: abi::EndpointValue,
-    ) -> Result<(), DatapathError> {
-        self.endpoints
-            .insert(u32::from(ip).to_be(), ep, 0)
-            .map_err(map_err("insert", "endpoints"))
-    }
-
-    pub(crate) fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool, DatapathError> {
-        match self.endpoints.remove(&u32::from(ip).to_be()) {
-            Ok(()) => Ok(true),
-            Err(e) if is_missing(&e) => Ok(false),
-            Err(e) => Err(map_err("remove", "endpoints")(e)),
-        }
-    }
-
-    pub(crate) fn endpoints(&self) -> Result<Vec<(Ipv4Addr, abi::EndpointValue)>, DatapathError> {
-        self.endpoints
-            .iter()
-            .map(|r| r.map(|(k, v)| (Ipv4Addr::from(u32::from_be(k)), v)))
-            .collect::<Result<_, _>>()
-            .map_err(map_err("iterate", "endpoints"))
-    }
 }
 
-fn is_missing(e: &aya::maps::MapError) -> bool {
+pub(crate) fn is_missing(e: &aya::maps::MapError) -> bool {
     matches!(e, aya::maps::MapError::KeyNotFound)
         || matches!(e, aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
 }

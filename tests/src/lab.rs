@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use jotasu_ebpf::{Datapath, Endpoint, Frontend, Protocol, Service};
+use jotasu_ebpf::{Datapath, Endpoint, Frontend, PodHook, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -187,11 +187,12 @@ impl DatapathSpec {
     pub fn apply(&self) -> anyhow::Result<Datapath> {
         let mut dp = Datapath::open(&self.node)?;
         for ifname in &self.interfaces {
-            dp.attach_pod_interface(ifname)?;
+            dp.pods_mut()
+                .attach_pod_interface(ifname, PodHook::default())?;
         }
         dp.attach_cgroup(&self.cgroup)?;
         for (ip, ep) in &self.endpoints {
-            dp.upsert_endpoint(*ip, (*ep).into())?;
+            dp.pods_mut().upsert_endpoint(*ip, (*ep).into())?;
         }
         let services: Vec<Service> = self.services.iter().map(Service::from).collect();
         dp.reconcile(&services)?;

@@ -540,9 +540,13 @@ fn local_destinations_are_handed_to_the_pod_with_its_macs() {
         ..p.clone()
     };
     node.dp
+        .pods_mut()
         .upsert_endpoint(*backend(1).ip(), pod(1))
         .expect("endpoint");
-    node.dp.upsert_endpoint(CLIENT, pod(9)).expect("endpoint");
+    node.dp
+        .pods_mut()
+        .upsert_endpoint(CLIENT, pod(9))
+        .expect("endpoint");
 
     let local = syn(40000, vip(80));
     node.expect(

@@ -90,7 +90,7 @@ fn wire(ctx: &Ctx<'_>, pod_nl: &Netlink, ip: Ipv4Addr) -> Result<CniResult, CniE
 
     // The data plane: from_pod on the host side, the pod in the endpoint map.
     let mut dp = ctx.datapath()?;
-    dp.attach_pod_interface(&host)
+    dp.attach_pod_interface(&host, ctx.cfg.tc_hook)
         .map_err(datapath_err(&host))?;
     dp.upsert_endpoint(
         ip,

@@ -80,11 +80,13 @@ pub fn check(ctx: &Ctx<'_>) -> Result<(), CniError> {
             {
                 wrong.push(format!("the node has no route to {ip} via {host}"));
             }
-            if !dp
-                .pod_interface_attached(&host)
-                .map_err(datapath_err(&host))?
-            {
-                wrong.push(format!("from_pod is not attached to {host}"));
+            match dp.pod_interface_hook(&host).map_err(datapath_err(&host))? {
+                None => wrong.push(format!("from_pod is not attached to {host}")),
+                Some(h) if h != ctx.cfg.tc_hook => wrong.push(format!(
+                    "from_pod runs on {host} as a {h} attachment, not {} as configured",
+                    ctx.cfg.tc_hook
+                )),
+                Some(_) => {}
             }
         }
     }

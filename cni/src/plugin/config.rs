@@ -2,13 +2,14 @@
 //!
 //! ```json
 //! { "cniVersion": "1.1.0", "name": "pods", "type": "jotasu-cni",
-//!   "node": "node-1", "bpffs": "/sys/fs/bpf", "mtu": 1450,
+//!   "node": "node-1", "bpffs": "/sys/fs/bpf", "mtu": 1450, "tcHook": "filter",
 //!   "ipam": { "subnet": "10.244.1.0/24" },
 //!   "capabilities": { "dns": true } }
 //! ```
 use std::{net::Ipv4Addr, path::PathBuf};
 
 use ipnetwork::Ipv4Network;
+use jotasu_ebpf::PodHook;
 
 use serde::Deserialize;
 
@@ -40,11 +41,22 @@ pub struct PluginConfig {
     /// MTU of both ends of the veth.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// How `from_pod` is attached to the host veth: `filter` (default,
+    /// fastest) or `tcx` (needed when a later plugin in the chain adds its
+    /// own ingress qdisc, like `bandwidth` with egress shaping).
+    #[serde(default, deserialize_with = "hook")]
+    pub tc_hook: PodHook,
     /// IPAM: built in (`type` absent or `jotasu`) or a delegated plugin.
     pub ipam: serde_json::Value,
     /// Static DNS settings; `runtimeConfig.dns` overrides them.
     #[serde(default)]
     pub dns: Dns,
+}
+
+fn hook<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PodHook, D::Error> {
+    String::deserialize(d)?
+        .parse()
+        .map_err(|e: String| serde::de::Error::custom(format!("\"tcHook\": {e}")))
 }
 
 fn default_bpffs() -> PathBuf {

@@ -1,4 +1,4 @@
-//! DEL: idempotent — a missing namespace, veth, pin, endpoint or address is
+//! DEL: idempotent — a missing namespace, veth, endpoint or address is
 //! success. Everything is found from the attachment alone (the host veth's
 //! name is derived from it), so DEL works without a cached result too.
 use std::net::Ipv4Addr;
@@ -23,8 +23,9 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Removes the attachment's veth (its pod end goes with it), pinned link and
-/// endpoint entries: those for `ips`, and any pointing at the veth.
+/// Removes the attachment's endpoint entries (those for `ips`, and any
+/// pointing at its veth), the veth (its pod end goes with it) and the
+/// attachment of `from_pod`.
 pub fn teardown(ctx: &Ctx<'_>, ips: &[Ipv4Addr]) -> Result<(), CniError> {
     let host = host_ifname(&ctx.inv.container_id, &ctx.inv.ifname);
     let node_nl = Netlink::node()?;
@@ -42,8 +43,10 @@ pub fn teardown(ctx: &Ctx<'_>, ips: &[Ipv4Addr]) -> Result<(), CniError> {
     for ip in stale {
         dp.remove_endpoint(ip).map_err(datapath_err(&host))?;
     }
+    // The interface first: its tc filter goes with it, and a TCX link is
+    // cheap to unpin once its interface is gone.
+    node_nl.delete_link(&host)?;
     dp.detach_pod_interface(&host)
         .map_err(datapath_err(&host))?;
-    node_nl.delete_link(&host)?;
     Ok(())
 }

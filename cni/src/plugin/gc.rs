@@ -2,7 +2,7 @@
 //!
 //! GC releases whatever belongs to no attachment in
 //! `cni.dev/valid-attachments`: addresses of the built-in allocator, host
-//! veths named `jtc…`, pinned links and endpoint entries left by them.
+//! veths named `jtc…`, pinned TCX links and endpoint entries left by them.
 use std::collections::HashSet;
 
 use serde::Deserialize;
@@ -57,7 +57,7 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), CniError> {
             existing.insert(l.index);
         }
     }
-    for ifname in dp.pod_interfaces().map_err(datapath_err("(all)"))? {
+    for ifname in dp.tcx_pod_interfaces().map_err(datapath_err("(all)"))? {
         if ifname.starts_with(HOST_IF_PREFIX) && !keep.contains(&ifname) {
             dp.detach_pod_interface(&ifname)
                 .map_err(datapath_err(&ifname))?;

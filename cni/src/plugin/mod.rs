@@ -15,7 +15,7 @@ mod pool;
 
 use std::path::Path;
 
-use jotasu_ebpf::Datapath;
+use jotasu_ebpf::PodDatapath;
 
 pub use self::config::{DEFAULT_MTU, GATEWAY, PluginConfig, host_ifname};
 use self::pool::Pool;
@@ -44,8 +44,8 @@ impl Ctx<'_> {
         Pool::new(&self.conf)
     }
 
-    fn datapath(&self) -> Result<Datapath, CniError> {
-        Datapath::open_in(&self.cfg.bpffs, &self.cfg.node).map_err(|e| {
+    fn datapath(&self) -> Result<PodDatapath, CniError> {
+        PodDatapath::open_in(&self.cfg.bpffs, &self.cfg.node).map_err(|e| {
             CniError::new(
                 Code::Datapath,
                 format!(

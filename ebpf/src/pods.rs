@@ -1,0 +1,185 @@
+//! [`PodDatapath`]: the pod-facing part of a node's data plane — `from_pod`
+//! on each pod's host-side veth and the endpoint map — opened from pins alone.
+//!
+//! A CNI plugin runs once per pod operation, so it cannot afford what
+//! [`crate::Datapath::open`] does (parse the objects and the kernel's BTF,
+//! verify every program: about 40 ms). The full open pins the verified
+//! `from_pod` program under `progs/`; this handle opens that pin and the
+//! endpoint map's pin, which takes microseconds.
+use std::{
+    fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{HashMap, Map, MapData},
+    programs::SchedClassifier,
+};
+
+use crate::{
+    Attached, abi,
+    datapath::{Datapath, ensure_bpffs, node_dir},
+    error::DatapathError,
+    maps::{is_missing, map_err},
+    tc::{self, PodHook},
+};
+
+/// Where the verified `from_pod` program is pinned, in a node's pin directory.
+pub(crate) const FROM_POD_PIN: &str = "progs/from_pod";
+/// A pod veth's TCX link pin, in the node's `links/`, is this and its name.
+const LINK_PIN_PREFIX: &str = "from_pod_";
+/// The endpoint map's pin (pinned by name by the object).
+const ENDPOINTS_PIN: &str = "endpoints";
+
+/// A pod on this node, as the tc program delivers to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// ifindex of the host side of the pod's veth (in the node's namespace).
+    pub ifindex: u32,
+    /// MAC of the pod's interface.
+    pub pod_mac: [u8; 6],
+    /// MAC of the host side of the veth.
+    pub host_mac: [u8; 6],
+}
+
+/// Attaches pods to a node's data plane and registers them as endpoints.
+/// Everything it does is pinned and outlives the process.
+#[derive(Debug)]
+pub struct PodDatapath {
+    dir: PathBuf,
+    from_pod: SchedClassifier,
+    endpoints: HashMap<MapData, u32, abi::EndpointValue>,
+}
+
+impl PodDatapath {
+    /// Opens node `node`'s pod data plane under [`crate::DEFAULT_BPFFS`].
+    pub fn open(node: &str) -> Result<Self, DatapathError> {
+        Self::open_in(Path::new(crate::DEFAULT_BPFFS), node)
+    }
+
+    /// Opens node `node`'s pod data plane under the bpffs mount `bpffs`. A
+    /// node whose data plane was never set up is set up first (a full
+    /// [`Datapath::open_in`], once).
+    pub fn open_in(bpffs: &Path, node: &str) -> Result<Self, DatapathError> {
+        let dir = node_dir(bpffs, node)?;
+        ensure_bpffs(bpffs)?;
+        if !dir.join(FROM_POD_PIN).exists() || !dir.join(ENDPOINTS_PIN).exists() {
+            tracing::info!(node, "setting up the node's data plane (first use)");
+            drop(Datapath::open_in(bpffs, node)?);
+        }
+        Self::from_pins(&dir)
+    }
+
+    /// Opens the pins under the node directory `dir`.
+    pub(crate) fn from_pins(dir: &Path) -> Result<Self, DatapathError> {
+        let prog = dir.join(FROM_POD_PIN);
+        let from_pod = SchedClassifier::from_pin(&prog).map_err(|e| DatapathError::Program {
+            action: "opening pinned",
+            program: "from_pod",
+            target: prog.display().to_string(),
+            source: Box::new(e),
+        })?;
+        let map = dir.join(ENDPOINTS_PIN);
+        let endpoints = MapData::from_pin(&map)
+            .map(Map::HashMap)
+            .map_err(map_err("open pin of", "endpoints"))
+            .and_then(|m| HashMap::try_from(m).map_err(map_err("type-check", "endpoints")))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            from_pod,
+            endpoints,
+        })
+    }
+
+    /// Attaches `from_pod` to ingress of `ifname`, a pod's host-side veth in
+    /// the calling thread's network namespace, by `hook`. Idempotent: an
+    /// attachment made the same way is replaced in place, one made the other
+    /// way is removed.
+    pub fn attach_pod_interface(
+        &mut self,
+        ifname: &str,
+        hook: PodHook,
+    ) -> Result<Attached, DatapathError> {
+        let pin = self.link_pin(ifname);
+        let outcome = tc::attach(&mut self.from_pod, ifname, hook, &pin)?;
+        tracing::debug!(ifname, %hook, ?outcome, "from_pod attached");
+        Ok(outcome)
+    }
+
+    /// Detaches `from_pod` from `ifname` (which may be gone already).
+    /// Returns whether it was attached.
+    pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
+        tc::detach(ifname, &self.link_pin(ifname))
+    }
+
+    /// How `from_pod` runs on ingress of `ifname` (in the calling thread's
+    /// namespace), if it does.
+    pub fn pod_interface_hook(&self, ifname: &str) -> Result<Option<PodHook>, DatapathError> {
+        tc::attached(ifname, &self.link_pin(ifname))
+    }
+
+    /// The interfaces that have a pinned TCX link (some may be gone).
+    pub fn tcx_pod_interfaces(&self) -> Result<Vec<String>, DatapathError> {
+        let links = self.dir.join("links");
+        let entries = fs::read_dir(&links).map_err(|source| DatapathError::Io {
+            action: "listing pinned links",
+            path: links.clone(),
+            source,
+        })?;
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix(LINK_PIN_PREFIX))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    fn link_pin(&self, ifname: &str) -> PathBuf {
+        self.dir
+            .join("links")
+            .join(format!("{LINK_PIN_PREFIX}{ifname}"))
+    }
+
+    /// Registers a pod of this node for direct delivery.
+    pub fn upsert_endpoint(&mut self, ip: Ipv4Addr, ep: Endpoint) -> Result<(), DatapathError> {
+        let value = abi::EndpointValue {
+            ifindex: ep.ifindex,
+            pod_mac: ep.pod_mac,
+            host_mac: ep.host_mac,
+        };
+        self.endpoints
+            .insert(u32::from(ip).to_be(), value, 0)
+            .map_err(map_err("insert", "endpoints"))
+    }
+
+    /// Unregisters a pod. Returns whether it was registered.
+    pub fn remove_endpoint(&mut self, ip: Ipv4Addr) -> Result<bool, DatapathError> {
+        match self.endpoints.remove(&u32::from(ip).to_be()) {
+            Ok(()) => Ok(true),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(map_err("remove", "endpoints")(e)),
+        }
+    }
+
+    /// The registered pods.
+    pub fn endpoints(&self) -> Result<Vec<(Ipv4Addr, Endpoint)>, DatapathError> {
+        self.endpoints
+            .iter()
+            .map(|r| {
+                r.map(|(k, v)| {
+                    let ep = Endpoint {
+                        ifindex: v.ifindex,
+                        pod_mac: v.pod_mac,
+                        host_mac: v.host_mac,
+                    };
+                    (Ipv4Addr::from(u32::from_be(k)), ep)
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(map_err("iterate", "endpoints"))
+    }
+}

@@ -1,0 +1,79 @@
+//! `from_pod` on a pod veth as a TCX link pinned under the node's `links/`.
+use std::path::Path;
+
+use aya::programs::{
+    LinkOrder, SchedClassifier, TcAttachType,
+    links::{FdLink, PinnedLink},
+    tc::{SchedClassifierLink, TcAttachOptions},
+};
+
+use crate::{
+    Attached,
+    attach::{ifindex, link_err, prog_err, remove_pin},
+    error::DatapathError,
+};
+
+/// Attaches `prog` to ingress of `ifname` through a TCX link pinned at
+/// `pin`. A link already pinned there for this interface is updated in
+/// place (atomic program replace); a stale pin whose interface is gone is
+/// replaced by a new link.
+pub(super) fn attach(
+    prog: &mut SchedClassifier,
+    ifname: &str,
+    pin: &Path,
+) -> Result<Attached, DatapathError> {
+    ifindex(ifname)?;
+    if pin.exists() {
+        let pinned =
+            PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
+        let fd = FdLink::from(pinned);
+        if link_is_on(&fd, ifname) {
+            let link = SchedClassifierLink::try_from(fd)
+                .map_err(|e| link_err("adopting", pin)(e.to_string()))?;
+            let id =
+                prog.attach_to_link(link)
+                    .map_err(prog_err("replacing", "from_pod", ifname))?;
+            // The pin keeps the link; dropping our handle only closes an fd.
+            drop(
+                prog.take_link(id)
+                    .map_err(prog_err("releasing", "from_pod", ifname))?,
+            );
+            return Ok(Attached::Replaced);
+        }
+        // The interface the link was made for is gone (or renamed): start afresh.
+        drop(fd);
+        remove_pin(pin)?;
+    }
+    let id = prog
+        .attach_with_options(
+            ifname,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(prog_err("attaching", "from_pod", ifname))?;
+    let link = prog
+        .take_link(id)
+        .map_err(prog_err("taking link of", "from_pod", ifname))?;
+    let fd = FdLink::try_from(link).map_err(|e| link_err("converting", pin)(e.to_string()))?;
+    fd.pin(pin)
+        .map_err(|e| link_err("pinning", pin)(e.to_string()))?;
+    Ok(Attached::New)
+}
+
+/// Whether the TCX link pinned at `pin` runs on `ifname`'s ingress now.
+pub(super) fn attached(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
+    if !pin.exists() {
+        return Ok(false);
+    }
+    let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
+    Ok(link_is_on(&FdLink::from(pinned), ifname))
+}
+
+/// Whether a TCX link's program is attached to `ifname`'s ingress right now
+/// (a link whose interface was deleted is defunct and runs nowhere).
+fn link_is_on(link: &FdLink, ifname: &str) -> bool {
+    let Ok(info) = link.info() else { return false };
+    let prog_id = info.program_id();
+    SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
+        .is_ok_and(|(_, progs)| progs.iter().any(|p| p.id() == prog_id))
+}
