@@ -2,8 +2,10 @@
 //! `target/bench/<NAME>.json` as `{"benchmark", "rows": [{case, metric,
 //! value, unit}], "goals": [{metric, target, value, met}]}`.
 //!
-//! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`).
+//! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`),
+//! [`cni`] the CNI plugin's (`jotasu-bench cni`).
 pub mod client;
+pub mod cni;
 pub mod datapath;
 pub mod kube_proxy;
 pub mod world;

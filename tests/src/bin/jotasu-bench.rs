@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{client, datapath},
+    bench::{Report, client, cni, datapath},
     privilege, signals,
 };
 
@@ -41,6 +41,15 @@ enum Cmd {
         /// Concurrent connection loops in the client pod.
         #[arg(long, default_value_t = 8)]
         threads: usize,
+    },
+    /// CNI plugin: ADD and DEL latency (p50, p99, max) of jotasu-cni, with
+    /// each tc hook, next to Debian's bridge + host-local on the same node,
+    /// the networks taking turns (needs root, /usr/lib/cni). Writes
+    /// target/bench/cni.json.
+    Cni {
+        /// Pods per network.
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
     },
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
@@ -80,10 +89,6 @@ fn main() -> anyhow::Result<()> {
             services,
             threads,
         } => {
-            // SAFETY: geteuid has no preconditions.
-            anyhow::ensure!(unsafe { libc::geteuid() } == 0, "the benchmark needs root");
-            privilege::ensure_bpffs()?;
-            signals::install();
             let cfg = datapath::Config {
                 seconds,
                 turn,
@@ -91,20 +96,33 @@ fn main() -> anyhow::Result<()> {
                 services,
                 threads,
             };
-            let report = match datapath::run(&cfg) {
-                Ok(report) => report,
-                // Everything the run made was removed as `run` returned.
-                Err(_) if signals::interrupted() => {
-                    eprintln!("interrupted: everything this run made is removed");
-                    std::process::exit(130);
-                }
-                Err(e) => return Err(e),
-            };
-            println!("{}", datapath::describe(&cfg));
-            println!("{}", report.table());
-            println!("{}", report.goals_table());
-            println!("written to {}", report.write_json()?.display());
-            Ok(())
+            measure(&datapath::describe(&cfg), || datapath::run(&cfg))
+        }
+        Cmd::Cni { pods } => {
+            let cfg = cni::Config { pods };
+            measure(&cni::describe(&cfg), || cni::run(&cfg))
         }
     }
+}
+
+/// Runs a benchmark as root, then prints its tables and writes its JSON.
+/// Ctrl-C stops it; everything it made is removed as `run` returns.
+fn measure(about: &str, run: impl FnOnce() -> anyhow::Result<Report>) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    anyhow::ensure!(unsafe { libc::geteuid() } == 0, "the benchmark needs root");
+    privilege::ensure_bpffs()?;
+    signals::install();
+    let report = match run() {
+        Ok(report) => report,
+        Err(_) if signals::interrupted() => {
+            eprintln!("interrupted: everything this run made is removed");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e),
+    };
+    println!("{about}");
+    println!("{}", report.table());
+    println!("{}", report.goals_table());
+    println!("written to {}", report.write_json()?.display());
+    Ok(())
 }
