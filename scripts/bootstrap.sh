@@ -14,8 +14,11 @@ PACKAGES=(
   iproute2 iptables procps iputils-ping
   # The reference CNI plugins (/usr/lib/cni) the CNI tests chain and compare with.
   containernetworking-plugins
-  # Building Rust crates that compile C or protobuf.
-  build-essential pkg-config protobuf-compiler
+  # Building Rust crates that compile C or protobuf (libprotobuf-dev: the
+  # well-known .proto files etcd-client's build imports).
+  build-essential pkg-config protobuf-compiler libprotobuf-dev
+  # The etcd the control plane's store tests start on 127.0.0.1.
+  etcd-server
 )
 
 SUDO=""

@@ -1,0 +1,1 @@
+//! jotasu's control plane.
