@@ -1,1 +1,2 @@
 //! jotasu's control plane.
+pub mod store;

@@ -20,16 +20,7 @@ impl Spawned {
     /// killed if the spawning thread dies: spawn from a long-lived thread.
     pub fn until_ready(mut cmd: Command, ready: &str) -> anyhow::Result<Self> {
         let what = format!("{cmd:?}");
-        // SAFETY: prctl is async-signal-safe. The child dies with the thread
-        // that spawned it, so a killed harness leaves no server behind.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_spawner(&mut cmd);
         let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -57,5 +48,19 @@ impl Drop for Spawned {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Makes the child get SIGKILL when the thread that spawns it dies, so a
+/// killed harness leaves no server behind.
+pub fn die_with_spawner(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

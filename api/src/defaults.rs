@@ -1,0 +1,268 @@
+//! Kubernetes defaults, applied once by [`Object::apply_defaults`] before
+//! validation and storage.
+//!
+//! Convention: every field a user may omit that has a Kubernetes default is an
+//! `Option` (serde leaves it `None`, so parsed manifests round-trip exactly as
+//! written); `apply_defaults` fills it in, so stored objects carry every
+//! default explicitly, as they do in Kubernetes. Defaulting is idempotent.
+
+use crate::int_or_string::IntOrString;
+use crate::kinds::config::{ConfigMap, SECRET_TYPE_OPAQUE, Secret};
+use crate::kinds::hpa::{
+    HorizontalPodAutoscaler, MetricSourceType, MetricSpec, MetricTarget, MetricTargetType,
+    ResourceMetricSource,
+};
+use crate::kinds::node::Node;
+use crate::kinds::pod::{
+    Container, Pod, PodSpec, Probe, Protocol, PullPolicy, RestartPolicy, Scheme, TolerationOperator,
+};
+use crate::kinds::service::{Endpoints, Service, ServiceType, SessionAffinity};
+use crate::kinds::workloads::{
+    DaemonSet, DaemonSetUpdateStrategy, DaemonSetUpdateStrategyType, Deployment,
+    DeploymentStrategy, DeploymentStrategyType, RollingUpdate,
+};
+use crate::meta::{DEFAULT_NAMESPACE, ObjectMeta};
+use crate::object::Object;
+
+/// Default `terminationGracePeriodSeconds`.
+pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
+/// Default probe `periodSeconds`.
+pub const DEFAULT_PROBE_PERIOD_SECONDS: i32 = 10;
+/// Default probe `timeoutSeconds`.
+pub const DEFAULT_PROBE_TIMEOUT_SECONDS: i32 = 1;
+/// Default probe `successThreshold`.
+pub const DEFAULT_PROBE_SUCCESS_THRESHOLD: i32 = 1;
+/// Default probe `failureThreshold`.
+pub const DEFAULT_PROBE_FAILURE_THRESHOLD: i32 = 3;
+/// Default file mode of ConfigMap and Secret volumes (0644).
+pub const DEFAULT_VOLUME_MODE: i32 = 0o644;
+/// Default Deployment `revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// Default Deployment `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+/// Default Deployment `maxSurge` and `maxUnavailable`.
+pub const DEFAULT_DEPLOYMENT_MAX_SURGE_UNAVAILABLE: &str = "25%";
+/// Default HPA target when no metrics are given: CPU utilization percent.
+pub const DEFAULT_HPA_CPU_UTILIZATION: i32 = 80;
+
+impl Object {
+    /// Fills in every Kubernetes default (see the module docs). Namespaced
+    /// objects without a namespace get `default`; cluster-scoped ones lose any
+    /// namespace given. Secret `stringData` is merged into `data`.
+    pub fn apply_defaults(&mut self) {
+        let namespaced = self.kind().namespaced();
+        default_meta(self.metadata_mut(), namespaced);
+        match self {
+            Object::Pod(o) => default_pod(o),
+            Object::Deployment(o) => default_deployment(o),
+            Object::DaemonSet(o) => default_daemon_set(o),
+            Object::Service(o) => default_service(o),
+            Object::Endpoints(o) => default_endpoints(o),
+            Object::ConfigMap(o) => default_config_map(o),
+            Object::Secret(o) => default_secret(o),
+            Object::HorizontalPodAutoscaler(o) => default_hpa(o),
+            Object::Node(o) => default_node(o),
+        }
+    }
+}
+
+fn default_meta(meta: &mut ObjectMeta, namespaced: bool) {
+    if namespaced {
+        if meta.namespace.as_deref().is_none_or(str::is_empty) {
+            meta.namespace = Some(DEFAULT_NAMESPACE.to_owned());
+        }
+    } else {
+        meta.namespace = None;
+    }
+}
+
+fn default_pod(pod: &mut Pod) {
+    default_pod_spec(&mut pod.spec);
+}
+
+/// Defaults of a pod spec (also applied to workload templates).
+pub fn default_pod_spec(spec: &mut PodSpec) {
+    spec.restart_policy.get_or_insert(RestartPolicy::Always);
+    spec.termination_grace_period_seconds
+        .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+    for c in &mut spec.containers {
+        default_container(c);
+    }
+    for t in &mut spec.tolerations {
+        t.operator.get_or_insert(TolerationOperator::Equal);
+    }
+    for v in &mut spec.volumes {
+        if let Some(cm) = &mut v.config_map {
+            cm.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
+        }
+        if let Some(s) = &mut v.secret {
+            s.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
+        }
+    }
+}
+
+fn default_container(c: &mut Container) {
+    c.image_pull_policy
+        .get_or_insert_with(|| default_pull_policy(&c.image));
+    for p in &mut c.ports {
+        p.protocol.get_or_insert(Protocol::Tcp);
+    }
+    if let Some(r) = &mut c.resources {
+        // Requests default to limits, so a pod with only limits is scheduled by them.
+        for (name, limit) in &r.limits {
+            r.requests
+                .entry(name.clone())
+                .or_insert_with(|| limit.clone());
+        }
+    }
+    for probe in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        default_probe(probe);
+    }
+}
+
+/// `Always` for `:latest` or untagged images (digests excepted), else `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> PullPolicy {
+    if image.contains('@') {
+        return PullPolicy::IfNotPresent;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if tag != "latest" => PullPolicy::IfNotPresent,
+        _ => PullPolicy::Always,
+    }
+}
+
+fn default_probe(p: &mut Probe) {
+    p.initial_delay_seconds.get_or_insert(0);
+    p.period_seconds.get_or_insert(DEFAULT_PROBE_PERIOD_SECONDS);
+    p.timeout_seconds
+        .get_or_insert(DEFAULT_PROBE_TIMEOUT_SECONDS);
+    p.success_threshold
+        .get_or_insert(DEFAULT_PROBE_SUCCESS_THRESHOLD);
+    p.failure_threshold
+        .get_or_insert(DEFAULT_PROBE_FAILURE_THRESHOLD);
+    if let Some(h) = &mut p.http_get {
+        h.path.get_or_insert_with(|| "/".to_owned());
+        h.scheme.get_or_insert(Scheme::Http);
+    }
+}
+
+fn default_deployment(d: &mut Deployment) {
+    let s = &mut d.spec;
+    s.replicas.get_or_insert(1);
+    s.revision_history_limit
+        .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    s.min_ready_seconds.get_or_insert(0);
+    s.progress_deadline_seconds
+        .get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    let strategy = s.strategy.get_or_insert_with(DeploymentStrategy::default);
+    let kind = *strategy
+        .type_
+        .get_or_insert(DeploymentStrategyType::RollingUpdate);
+    if kind == DeploymentStrategyType::RollingUpdate {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdate::default);
+        ru.max_surge
+            .get_or_insert_with(|| IntOrString::from(DEFAULT_DEPLOYMENT_MAX_SURGE_UNAVAILABLE));
+        ru.max_unavailable
+            .get_or_insert_with(|| IntOrString::from(DEFAULT_DEPLOYMENT_MAX_SURGE_UNAVAILABLE));
+    }
+    default_pod_spec(&mut d.spec.template.spec);
+}
+
+fn default_daemon_set(d: &mut DaemonSet) {
+    let s = &mut d.spec;
+    s.revision_history_limit
+        .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    s.min_ready_seconds.get_or_insert(0);
+    let strategy = s
+        .update_strategy
+        .get_or_insert_with(DaemonSetUpdateStrategy::default);
+    let kind = *strategy
+        .type_
+        .get_or_insert(DaemonSetUpdateStrategyType::RollingUpdate);
+    if kind == DaemonSetUpdateStrategyType::RollingUpdate {
+        let ru = strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdate::default);
+        ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+        ru.max_surge.get_or_insert(IntOrString::Int(0));
+    }
+    default_pod_spec(&mut d.spec.template.spec);
+}
+
+fn default_service(s: &mut Service) {
+    let spec = &mut s.spec;
+    spec.type_.get_or_insert(ServiceType::ClusterIP);
+    spec.session_affinity.get_or_insert(SessionAffinity::None);
+    for p in &mut spec.ports {
+        p.protocol.get_or_insert(Protocol::Tcp);
+        p.target_port.get_or_insert(IntOrString::Int(p.port));
+    }
+}
+
+fn default_endpoints(e: &mut Endpoints) {
+    for p in e.subsets.iter_mut().flat_map(|s| s.ports.iter_mut()) {
+        p.protocol.get_or_insert(Protocol::Tcp);
+    }
+}
+
+fn default_config_map(_: &mut ConfigMap) {}
+
+fn default_secret(s: &mut Secret) {
+    s.type_.get_or_insert_with(|| SECRET_TYPE_OPAQUE.to_owned());
+    for (k, v) in std::mem::take(&mut s.string_data) {
+        s.data.insert(k, v.as_str().into());
+    }
+}
+
+fn default_hpa(h: &mut HorizontalPodAutoscaler) {
+    h.spec.min_replicas.get_or_insert(1);
+    if h.spec.metrics.is_empty() {
+        h.spec.metrics.push(MetricSpec {
+            type_: MetricSourceType::Resource,
+            resource: Some(ResourceMetricSource {
+                name: "cpu".into(),
+                target: MetricTarget {
+                    type_: MetricTargetType::Utilization,
+                    average_utilization: Some(DEFAULT_HPA_CPU_UTILIZATION),
+                    ..MetricTarget::default()
+                },
+            }),
+        });
+    }
+}
+
+fn default_node(_: &mut Node) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_by_tag() {
+        assert_eq!(default_pull_policy("nginx"), PullPolicy::Always);
+        assert_eq!(default_pull_policy("nginx:latest"), PullPolicy::Always);
+        assert_eq!(default_pull_policy("nginx:1.25"), PullPolicy::IfNotPresent);
+        assert_eq!(
+            default_pull_policy("localhost:5000/app"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            default_pull_policy("localhost:5000/app:v2"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            default_pull_policy("busybox@sha256:abc"),
+            PullPolicy::IfNotPresent
+        );
+    }
+}

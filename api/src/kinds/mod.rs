@@ -1,0 +1,9 @@
+//! One definition per kind, grouped by what they do.
+
+pub mod config;
+pub mod hpa;
+pub mod node;
+pub mod pod;
+pub mod pod_status;
+pub mod service;
+pub mod workloads;

@@ -1,0 +1,195 @@
+//! Service and Endpoints (`v1`): a stable virtual IP in front of a set of pods.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::int_or_string::IntOrString;
+use crate::kinds::pod::Protocol;
+use crate::meta::{ObjectMeta, ObjectReference};
+use crate::resource::{ApiVersionTag, KindTag, resource};
+
+/// A virtual IP and ports load-balanced over the pods its selector picks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Service {
+    /// Always `v1`.
+    #[serde(default)]
+    pub api_version: ApiVersionTag<Service>,
+    /// Always `Service`.
+    #[serde(default)]
+    pub kind: KindTag<Service>,
+    /// Name (DNS-1035 label), namespace, labels.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default)]
+    pub spec: ServiceSpec,
+    /// Observed state (unused by jotasu; accepted for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceStatus>,
+}
+resource!(Service, "v1", "Service", namespaced = true);
+
+/// Desired state of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// `ClusterIP` (default) or `NodePort`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceType>,
+    /// The virtual IP: empty to allocate, `None` for a headless Service.
+    #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    /// The ports.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    /// Pods with all these labels are the backends (empty: endpoints managed by hand).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    /// `None` (default) or `ClientIP` (a client sticks to one backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<SessionAffinity>,
+}
+
+impl ServiceSpec {
+    /// The type, with the default applied.
+    pub fn type_(&self) -> ServiceType {
+        self.type_.unwrap_or_default()
+    }
+}
+
+/// How a Service is exposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceType {
+    /// Inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+}
+
+/// Whether connections from one client stick to one backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionAffinity {
+    /// Every new connection is balanced.
+    #[default]
+    None,
+    /// Connections from one client IP go to the same backend.
+    ClientIP,
+}
+
+/// A port of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    /// Name (DNS-1123 label); required when there is more than one port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Protocol (default TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// The port on the virtual IP.
+    pub port: i32,
+    /// The pod port, by number or container port name (default: same as `port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<IntOrString>,
+    /// The node port for `NodePort` Services (30000–32767; allocated when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<i32>,
+}
+
+/// Observed state of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceStatus {
+    /// Load balancer state (never set by jotasu).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerStatus>,
+}
+
+/// Load balancer state of a Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerStatus {
+    /// Ingress points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+/// An ingress point of a load balancer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerIngress {
+    /// IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// The backends of a Service, written by the endpoints controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoints {
+    /// Always `v1`.
+    #[serde(default)]
+    pub api_version: ApiVersionTag<Endpoints>,
+    /// Always `Endpoints`.
+    #[serde(default)]
+    pub kind: KindTag<Endpoints>,
+    /// Same name and namespace as the Service.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Groups of addresses sharing the same ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsets: Vec<EndpointSubset>,
+}
+resource!(Endpoints, "v1", "Endpoints", namespaced = true);
+
+/// Addresses that all expose the same ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointSubset {
+    /// Ready backends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<EndpointAddress>,
+    /// Backends that exist but are not ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready_addresses: Vec<EndpointAddress>,
+    /// The ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<EndpointPort>,
+}
+
+/// One backend address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointAddress {
+    /// The pod IP.
+    pub ip: String,
+    /// The pod's host name, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The node hosting the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// The pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<ObjectReference>,
+}
+
+/// A port of an endpoint subset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointPort {
+    /// The Service port's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The pod port number.
+    pub port: i32,
+    /// Protocol (default TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+}

@@ -1,0 +1,49 @@
+//! ConfigMap and Secret rules: keys.
+
+use crate::error::FieldError;
+use crate::kinds::config::{ConfigMap, Secret};
+use crate::path::FieldPath;
+use crate::validate::names;
+
+pub(super) fn config_map(c: &ConfigMap, errs: &mut Vec<FieldError>) {
+    keys(c.data.keys(), &FieldPath::new("data"), errs);
+    keys(c.binary_data.keys(), &FieldPath::new("binaryData"), errs);
+    for k in c.binary_data.keys().filter(|k| c.data.contains_key(*k)) {
+        errs.push(FieldError::invalid(
+            &FieldPath::new("binaryData"),
+            k,
+            "duplicate of key present in data",
+        ));
+    }
+}
+
+pub(super) fn secret(s: &Secret, errs: &mut Vec<FieldError>) {
+    keys(s.data.keys(), &FieldPath::new("data"), errs);
+    keys(s.string_data.keys(), &FieldPath::new("stringData"), errs);
+    let ty = s
+        .type_
+        .as_deref()
+        .unwrap_or(crate::kinds::config::SECRET_TYPE_OPAQUE);
+    let required: &[&str] = match ty {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        "kubernetes.io/basic-auth" => &[],
+        _ => &[],
+    };
+    for key in required {
+        if !s.data.contains_key(*key) && !s.string_data.contains_key(*key) {
+            errs.push(FieldError::required(
+                &FieldPath::new("data").key(key),
+                &format!("secrets of type {ty} need it"),
+            ));
+        }
+    }
+}
+
+fn keys<'a>(keys: impl Iterator<Item = &'a String>, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for k in keys {
+        if let Err(e) = names::config_key(k) {
+            errs.push(FieldError::invalid(path, k, e));
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Node rules: pod CIDR, taints, addresses.
+
+use std::collections::BTreeSet;
+
+use crate::error::FieldError;
+use crate::kinds::node::Node;
+use crate::path::FieldPath;
+use crate::validate::{name, names};
+
+pub(super) fn node(n: &Node, errs: &mut Vec<FieldError>) {
+    let spec = FieldPath::new("spec");
+    if let Some(cidr) = n.spec.pod_cidr.as_deref().filter(|c| !c.is_empty()) {
+        name(names::ipv4_cidr, cidr, &spec.field("podCIDR"), errs);
+    }
+    let mut seen = BTreeSet::new();
+    for (i, t) in n.spec.taints.iter().enumerate() {
+        let tp = spec.field("taints").index(i);
+        name(names::qualified_name, &t.key, &tp.field("key"), errs);
+        if let Some(v) = &t.value {
+            name(names::label_value, v, &tp.field("value"), errs);
+        }
+        if !seen.insert((t.key.as_str(), t.effect)) {
+            errs.push(FieldError::duplicate(
+                &tp,
+                format!("{}:{:?}", t.key, t.effect),
+            ));
+        }
+    }
+    if let Some(status) = &n.status {
+        for (i, a) in status.addresses.iter().enumerate() {
+            let ap = FieldPath::new("status").field("addresses").index(i);
+            if matches!(a.type_.as_str(), "InternalIP" | "ExternalIP") {
+                name(names::ipv4, &a.address, &ap.field("address"), errs);
+            }
+        }
+    }
+}

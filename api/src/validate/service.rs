@@ -1,0 +1,119 @@
+//! Service and Endpoints rules: ports, node ports, cluster IP, selector.
+
+use std::collections::BTreeMap;
+
+use crate::error::FieldError;
+use crate::int_or_string::IntOrString;
+use crate::kinds::service::{Endpoints, Service, ServiceType};
+use crate::path::FieldPath;
+use crate::validate::{meta, name, names, port_number};
+
+/// The node port range.
+pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
+
+pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
+    let spec = FieldPath::new("spec");
+    let ty = s.spec.type_();
+    if s.spec.ports.is_empty() {
+        errs.push(FieldError::required(&spec.field("ports"), ""));
+    }
+    let many = s.spec.ports.len() > 1;
+    let mut by_name = BTreeMap::new();
+    let mut by_port = BTreeMap::new();
+    let mut by_node_port = BTreeMap::new();
+    for (i, p) in s.spec.ports.iter().enumerate() {
+        let pp = spec.field("ports").index(i);
+        match p.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => {
+                name(names::dns1123_label, n, &pp.field("name"), errs);
+                if by_name.insert(n, i).is_some() {
+                    errs.push(FieldError::duplicate(&pp.field("name"), n));
+                }
+            }
+            None if many => errs.push(FieldError::required(
+                &pp.field("name"),
+                "when there is more than one port",
+            )),
+            None => {}
+        }
+        port_number(p.port, &pp.field("port"), errs);
+        let proto = p.protocol.unwrap_or_default();
+        if let Some(first) = by_port.insert((p.port, proto), i) {
+            errs.push(FieldError::duplicate(
+                &pp,
+                format!("{}/{proto} (also spec.ports[{first}])", p.port),
+            ));
+        }
+        match &p.target_port {
+            // A defaulted targetPort equals port, already checked.
+            Some(IntOrString::Int(t)) if *t != p.port => {
+                port_number(*t, &pp.field("targetPort"), errs)
+            }
+            Some(IntOrString::Int(_)) => {}
+            Some(IntOrString::String(t)) => {
+                name(names::iana_svc_name, t, &pp.field("targetPort"), errs)
+            }
+            None => {}
+        }
+        if let Some(np) = p.node_port.filter(|np| *np != 0) {
+            if ty != ServiceType::NodePort {
+                errs.push(FieldError::forbidden(
+                    &pp.field("nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
+            } else if !NODE_PORT_RANGE.contains(&np) {
+                errs.push(FieldError::invalid(&pp.field("nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767"));
+            } else if by_node_port.insert((np, proto), i).is_some() {
+                errs.push(FieldError::duplicate(&pp.field("nodePort"), np));
+            }
+        }
+    }
+    match s.spec.cluster_ip.as_deref() {
+        None | Some("") => {}
+        Some("None") if ty == ServiceType::NodePort => {
+            errs.push(FieldError::invalid(
+                &spec.field("clusterIP"),
+                "None",
+                "may not be set to 'None' for NodePort services",
+            ));
+        }
+        Some("None") => {}
+        Some(ip) => name(names::ipv4, ip, &spec.field("clusterIP"), errs),
+    }
+    meta::labels(&s.spec.selector, &spec.field("selector"), errs);
+}
+
+pub(super) fn endpoints(e: &Endpoints, errs: &mut Vec<FieldError>) {
+    for (i, subset) in e.subsets.iter().enumerate() {
+        let sp = FieldPath::new("subsets").index(i);
+        for (field, list) in [
+            ("addresses", &subset.addresses),
+            ("notReadyAddresses", &subset.not_ready_addresses),
+        ] {
+            for (j, a) in list.iter().enumerate() {
+                let ap = sp.field(field).index(j);
+                name(names::ipv4, &a.ip, &ap.field("ip"), errs);
+                if let Some(n) = a.node_name.as_deref() {
+                    name(names::dns1123_subdomain, n, &ap.field("nodeName"), errs);
+                }
+            }
+        }
+        if subset.ports.len() > 1 {
+            for (j, p) in subset.ports.iter().enumerate() {
+                if p.name.as_deref().is_none_or(str::is_empty) {
+                    errs.push(FieldError::required(
+                        &sp.field("ports").index(j).field("name"),
+                        "when there is more than one port",
+                    ));
+                }
+            }
+        }
+        for (j, p) in subset.ports.iter().enumerate() {
+            let pp = sp.field("ports").index(j);
+            port_number(p.port, &pp.field("port"), errs);
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                name(names::dns1123_label, n, &pp.field("name"), errs);
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! [`EtcdStore`]: the store on a real etcd (for several control planes).
+//!
+//! The same semantics mapped onto etcd's API: transactions with
+//! `mod_revision` compares (0 = absent) for create and compare-and-swap,
+//! prefix ranges, watches with `start_revision` and `prev_kv`, and physical
+//! compaction. Every key is stored under a per-instance prefix, stripped on
+//! the way out. Revisions are etcd's: global to the cluster, so they grow
+//! monotonically but with gaps when other prefixes are written.
+use std::{collections::VecDeque, fmt};
+
+use etcd_client::{
+    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, EventType, GetOptions, TxnOp,
+    TxnOpResponse, WatchOptions as EtcdWatchOptions,
+};
+
+use super::{
+    EventKind, KeyValue, Op, Range, Revision, Store, StoreError, StoreResult, Txn, WatchEvent,
+    WatchOptions, WatchStream,
+};
+
+/// The store on etcd, all keys under one prefix. Cheap to clone.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    prefix: Vec<u8>,
+}
+
+impl fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("prefix", &self.prefix.escape_ascii().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the etcd `endpoints` (e.g. `http://127.0.0.1:2379`);
+    /// this store's keys live under `prefix`.
+    pub async fn connect(endpoints: &[String], prefix: &[u8]) -> StoreResult<Self> {
+        let client = Client::connect(endpoints, None)
+            .await
+            .map_err(|e| StoreError::etcd("connect", prefix, e))?;
+        tracing::info!(?endpoints, prefix = %prefix.escape_ascii(), "connected to etcd");
+        Ok(Self::new(client, prefix))
+    }
+
+    /// Wraps a connected client.
+    pub fn new(client: Client, prefix: &[u8]) -> Self {
+        Self {
+            client,
+            prefix: prefix.to_vec(),
+        }
+    }
+
+    fn full(&self, key: &[u8]) -> Vec<u8> {
+        [self.prefix.as_slice(), key].concat()
+    }
+
+    fn kv(&self, kv: &etcd_client::KeyValue) -> StoreResult<KeyValue> {
+        from_etcd(&self.prefix, kv)
+    }
+}
+
+fn from_etcd(prefix: &[u8], kv: &etcd_client::KeyValue) -> StoreResult<KeyValue> {
+    let key = kv.key().strip_prefix(prefix).ok_or_else(|| {
+        StoreError::Internal(format!(
+            "etcd returned key {} outside prefix {}",
+            kv.key().escape_ascii(),
+            prefix.escape_ascii()
+        ))
+    })?;
+    Ok(KeyValue {
+        key: key.to_vec(),
+        value: kv.value().to_vec(),
+        create_revision: rev(kv.create_revision()),
+        mod_revision: rev(kv.mod_revision()),
+        version: rev(kv.version()),
+    })
+}
+
+/// etcd's revisions are non-negative `i64`s.
+fn rev(r: i64) -> Revision {
+    Revision::try_from(r).unwrap_or(0)
+}
+
+fn to_etcd(r: Revision) -> StoreResult<i64> {
+    i64::try_from(r).map_err(|_| StoreError::InvalidArgument(format!("revision {r} is too large")))
+}
+
+fn header_revision(h: Option<&etcd_client::ResponseHeader>) -> Revision {
+    h.map_or(0, |h| rev(h.revision()))
+}
+
+fn grpc_message(e: &etcd_client::Error) -> Option<&str> {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => Some(s.message()),
+        _ => None,
+    }
+}
+
+impl Store for EtcdStore {
+    async fn get(&self, key: &[u8]) -> StoreResult<Option<KeyValue>> {
+        let resp = self
+            .client
+            .clone()
+            .get(self.full(key), None)
+            .await
+            .map_err(|e| StoreError::etcd("get", key, e))?;
+        resp.kvs().first().map(|kv| self.kv(kv)).transpose()
+    }
+
+    async fn range(&self, prefix: &[u8], limit: Option<usize>) -> StoreResult<Range> {
+        let mut opts = GetOptions::new().with_prefix();
+        if let Some(l) = limit {
+            if l == 0 {
+                // etcd reads limit 0 as "no limit": count instead.
+                let resp = self
+                    .client
+                    .clone()
+                    .get(
+                        self.full(prefix),
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await
+                    .map_err(|e| StoreError::etcd("range", prefix, e))?;
+                return Ok(Range {
+                    kvs: Vec::new(),
+                    revision: header_revision(resp.header()),
+                    more: resp.count() > 0,
+                });
+            }
+            opts = opts.with_limit(i64::try_from(l).unwrap_or(i64::MAX));
+        }
+        let resp = self
+            .client
+            .clone()
+            .get(self.full(prefix), Some(opts))
+            .await
+            .map_err(|e| StoreError::etcd("range", prefix, e))?;
+        Ok(Range {
+            kvs: resp
+                .kvs()
+                .iter()
+                .map(|kv| self.kv(kv))
+                .collect::<StoreResult<_>>()?,
+            revision: header_revision(resp.header()),
+            more: resp.more(),
+        })
+    }
+
+    async fn txn(&self, txn: Txn) -> StoreResult<Option<Revision>> {
+        txn.validate()?;
+        let compares = txn
+            .compares
+            .iter()
+            .map(|c| {
+                Ok(EtcdCompare::mod_revision(
+                    self.full(&c.key),
+                    CompareOp::Equal,
+                    to_etcd(c.mod_revision)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let ops: Vec<TxnOp> = txn
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value } => TxnOp::put(self.full(key), value.clone(), None),
+                Op::Delete { key } => TxnOp::delete(self.full(key), None),
+            })
+            .collect();
+        let reads: Vec<TxnOp> = txn
+            .compares
+            .iter()
+            .map(|c| TxnOp::get(self.full(&c.key), None))
+            .collect();
+        let first_key = txn.ops.first().map(Op::key).unwrap_or_default();
+        let resp = self
+            .client
+            .clone()
+            .txn(
+                etcd_client::Txn::new()
+                    .when(compares)
+                    .and_then(ops)
+                    .or_else(reads),
+            )
+            .await
+            .map_err(|e| StoreError::etcd("txn", first_key, e))?;
+        if resp.succeeded() {
+            let changed = resp.op_responses().iter().any(|r| match r {
+                TxnOpResponse::Delete(d) => d.deleted() > 0,
+                _ => true,
+            });
+            return Ok(changed.then(|| header_revision(resp.header())));
+        }
+        // Report the first guard that failed, with the key's current revision.
+        for (c, r) in txn.compares.iter().zip(resp.op_responses()) {
+            let current = match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| rev(kv.mod_revision())),
+                _ => None,
+            };
+            if current.unwrap_or(0) != c.mod_revision {
+                return Err(StoreError::Conflict {
+                    key: c.key.clone(),
+                    expected: c.mod_revision,
+                    current,
+                });
+            }
+        }
+        Err(StoreError::Internal(
+            "etcd refused a transaction whose guards all hold now; retry".into(),
+        ))
+    }
+
+    async fn watch(&self, prefix: &[u8], options: WatchOptions) -> StoreResult<WatchStream> {
+        let from = match options.from_revision {
+            0 => self.current_revision().await? + 1,
+            r => r,
+        };
+        let mut opts = EtcdWatchOptions::new()
+            .with_prefix()
+            .with_start_revision(to_etcd(from)?);
+        if options.prev_kv {
+            opts = opts.with_prev_key();
+        }
+        let mut stream = self
+            .client
+            .clone()
+            .watch(self.full(prefix), Some(opts))
+            .await
+            .map_err(|e| StoreError::etcd("watch", prefix, e))?;
+        // Wait until etcd has registered the watch, so nothing is missed.
+        let first = stream
+            .message()
+            .await
+            .map_err(|e| StoreError::etcd("watch", prefix, e))?;
+        let mut state = WatchState {
+            stream,
+            pending: VecDeque::new(),
+            prefix: self.prefix.clone(),
+            resume_from: from,
+            done: false,
+        };
+        match first {
+            Some(resp) => state.absorb(resp),
+            None => state.close(None),
+        }
+        // A start below the compaction point fails the call itself when
+        // etcd says so at once (3.4 usually says it a moment later, as the
+        // stream's first item).
+        if let Some(Err(StoreError::Compacted { .. })) = state.pending.front()
+            && let Some(Err(e)) = state.pending.pop_front()
+        {
+            return Err(e);
+        }
+        tracing::debug!(prefix = %prefix.escape_ascii(), from, "etcd watch started");
+        Ok(Box::pin(futures::stream::unfold(state, WatchState::next)))
+    }
+
+    async fn compact(&self, revision: Revision) -> StoreResult<()> {
+        let r = self
+            .client
+            .clone()
+            .compact(
+                to_etcd(revision)?,
+                Some(CompactionOptions::new().with_physical()),
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if grpc_message(&e).is_some_and(|m| m.contains("has been compacted")) => Ok(()),
+            Err(e) if grpc_message(&e).is_some_and(|m| m.contains("future revision")) => {
+                Err(StoreError::FutureRevision {
+                    requested: revision,
+                    current: self.current_revision().await?,
+                })
+            }
+            Err(e) => Err(StoreError::etcd("compact", &[], e)),
+        }
+    }
+
+    async fn current_revision(&self) -> StoreResult<Revision> {
+        let resp = self
+            .client
+            .clone()
+            .get(
+                self.full(b""),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .map_err(|e| StoreError::etcd("get revision", &[], e))?;
+        Ok(header_revision(resp.header()))
+    }
+}
+
+/// The adapter from etcd's watch responses to [`WatchEvent`]s.
+struct WatchState {
+    /// Kept whole: dropping its request half would end the watch.
+    stream: etcd_client::WatchStream,
+    pending: VecDeque<StoreResult<WatchEvent>>,
+    prefix: Vec<u8>,
+    resume_from: Revision,
+    done: bool,
+}
+
+impl WatchState {
+    fn absorb(&mut self, resp: etcd_client::WatchResponse) {
+        if resp.compact_revision() > 0 {
+            self.pending.push_back(Err(StoreError::Compacted {
+                requested: self.resume_from,
+                compact_revision: rev(resp.compact_revision()),
+            }));
+            self.done = true;
+            return;
+        }
+        if resp.canceled() {
+            self.pending.push_back(Err(StoreError::WatchCanceled {
+                reason: resp.cancel_reason().to_string(),
+                resume_from: self.resume_from,
+            }));
+            self.done = true;
+            return;
+        }
+        for e in resp.events() {
+            let Some(kv) = e.kv() else { continue };
+            let event = from_etcd(&self.prefix, kv).and_then(|kv| {
+                Ok(WatchEvent {
+                    kind: match e.event_type() {
+                        EventType::Put => EventKind::Put,
+                        EventType::Delete => EventKind::Delete,
+                    },
+                    revision: kv.mod_revision,
+                    prev_kv: e
+                        .prev_kv()
+                        .map(|p| from_etcd(&self.prefix, p))
+                        .transpose()?,
+                    kv,
+                })
+            });
+            self.pending.push_back(event);
+        }
+    }
+
+    fn close(&mut self, error: Option<etcd_client::Error>) {
+        if let Some(e) = error {
+            tracing::warn!(error = %e, "etcd watch stream failed");
+        }
+        self.pending.push_back(Err(StoreError::WatchClosed {
+            resume_from: self.resume_from,
+        }));
+        self.done = true;
+    }
+
+    async fn next(mut self) -> Option<(StoreResult<WatchEvent>, Self)> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                match &item {
+                    Ok(e) => {
+                        let next_same =
+                            matches!(self.pending.front(), Some(Ok(n)) if n.revision == e.revision);
+                        if !next_same {
+                            self.resume_from = e.revision + 1;
+                        }
+                    }
+                    Err(_) => self.pending.clear(),
+                }
+                return Some((item, self));
+            }
+            if self.done {
+                return None;
+            }
+            match self.stream.message().await {
+                Ok(Some(resp)) => self.absorb(resp),
+                Ok(None) => self.close(None),
+                Err(e) => self.close(Some(e)),
+            }
+        }
+    }
+}
