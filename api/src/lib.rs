@@ -13,6 +13,7 @@
 pub mod bytes;
 pub mod defaults;
 pub mod error;
+pub mod grpc;
 pub mod int_or_string;
 pub mod kinds;
 pub mod manifest;
