@@ -41,11 +41,12 @@ fn round_trip(object: &Object) {
     again.validate().expect("still valid");
 }
 
-fn kinds(loaded: &Loaded) -> Vec<(Kind, String)> {
+/// `Kind/name` of every object loaded, in order.
+fn names(loaded: &Loaded) -> Vec<String> {
     loaded
         .objects
         .iter()
-        .map(|o| (o.object.kind(), o.object.name().to_owned()))
+        .map(|o| format!("{}/{}", o.object.kind(), o.object.name()))
         .collect()
 }
 
@@ -63,10 +64,7 @@ fn get<T: TryFrom<Object>>(loaded: &Loaded, kind: Kind, name: &str) -> T {
 #[test]
 fn guestbook() {
     let loaded = load("guestbook.yaml");
-    let names: Vec<_> = kinds(&loaded)
-        .into_iter()
-        .map(|(k, n)| format!("{k}/{n}"))
-        .collect();
+    let names = names(&loaded);
     assert_eq!(
         names,
         [
@@ -279,10 +277,7 @@ fn hpa() {
 #[test]
 fn multi_document_with_list() {
     let loaded = load("multi-list.yaml");
-    let names: Vec<_> = kinds(&loaded)
-        .into_iter()
-        .map(|(k, n)| format!("{k}/{n}"))
-        .collect();
+    let names = names(&loaded);
     assert_eq!(
         names,
         [

@@ -18,7 +18,7 @@ use aya::{
 };
 
 use crate::{
-    Attached, abi,
+    Attached,
     datapath::{Datapath, ensure_bpffs, node_dir},
     error::DatapathError,
     maps::{is_missing, map_err},
@@ -32,16 +32,10 @@ const LINK_PIN_PREFIX: &str = "from_pod_";
 /// The endpoint map's pin (pinned by name by the object).
 const ENDPOINTS_PIN: &str = "endpoints";
 
-/// A pod on this node, as the tc program delivers to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// ifindex of the host side of the pod's veth (in the node's namespace).
-    pub ifindex: u32,
-    /// MAC of the pod's interface.
-    pub pod_mac: [u8; 6],
-    /// MAC of the host side of the veth.
-    pub host_mac: [u8; 6],
-}
+/// A pod on this node, as the tc program delivers to it: the endpoint map's
+/// value as it is (ifindex of the host-side veth, the pod's and the host
+/// side's MACs).
+pub use crate::abi::EndpointValue as Endpoint;
 
 /// Attaches pods to a node's data plane and registers them as endpoints.
 /// Everything it does is pinned and outlives the process.
@@ -49,7 +43,7 @@ pub struct Endpoint {
 pub struct PodDatapath {
     dir: PathBuf,
     from_pod: SchedClassifier,
-    endpoints: HashMap<MapData, u32, abi::EndpointValue>,
+    endpoints: HashMap<MapData, u32, Endpoint>,
 }
 
 impl PodDatapath {
@@ -146,13 +140,8 @@ impl PodDatapath {
 
     /// Registers a pod of this node for direct delivery.
     pub fn upsert_endpoint(&mut self, ip: Ipv4Addr, ep: Endpoint) -> Result<(), DatapathError> {
-        let value = abi::EndpointValue {
-            ifindex: ep.ifindex,
-            pod_mac: ep.pod_mac,
-            host_mac: ep.host_mac,
-        };
         self.endpoints
-            .insert(u32::from(ip).to_be(), value, 0)
+            .insert(u32::from(ip).to_be(), ep, 0)
             .map_err(map_err("insert", "endpoints"))
     }
 
@@ -169,16 +158,7 @@ impl PodDatapath {
     pub fn endpoints(&self) -> Result<Vec<(Ipv4Addr, Endpoint)>, DatapathError> {
         self.endpoints
             .iter()
-            .map(|r| {
-                r.map(|(k, v)| {
-                    let ep = Endpoint {
-                        ifindex: v.ifindex,
-                        pod_mac: v.pod_mac,
-                        host_mac: v.host_mac,
-                    };
-                    (Ipv4Addr::from(u32::from_be(k)), ep)
-                })
-            })
+            .map(|r| r.map(|(k, ep)| (Ipv4Addr::from(u32::from_be(k)), ep)))
             .collect::<Result<_, _>>()
             .map_err(map_err("iterate", "endpoints"))
     }

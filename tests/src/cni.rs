@@ -124,7 +124,16 @@ impl CniNode {
 
     /// A conflist `version` named `pods` of `plugins`.
     pub fn conflist(&self, version: &str, plugins: Vec<Value>) -> anyhow::Result<NetConfList> {
-        let list = json!({"cniVersion": version, "name": "pods", "plugins": plugins});
+        Self::named_conflist("pods", version, plugins)
+    }
+
+    /// A conflist `version` named `name` of `plugins`.
+    pub fn named_conflist(
+        name: &str,
+        version: &str,
+        plugins: Vec<Value>,
+    ) -> anyhow::Result<NetConfList> {
+        let list = json!({"cniVersion": version, "name": name, "plugins": plugins});
         Ok(NetConfList::parse(list.to_string().as_bytes())?)
     }
 

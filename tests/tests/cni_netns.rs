@@ -159,6 +159,19 @@ fn bad_input_gets_the_right_error_code_and_leaves_nothing() {
             ("CNI_PATH", path.clone()),
         ]
     };
+    // ADD's environment with `key` set to `value`.
+    let add_with = |key: &str, value: &str| -> Env {
+        env("ADD")
+            .into_iter()
+            .map(|(k, v)| {
+                if k == key {
+                    (k, value.to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    };
     let run = |vars: Vec<(&'static str, String)>, stdin: &str| {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         invoke(&node, &vars, stdin)
@@ -191,16 +204,7 @@ fn bad_input_gets_the_right_error_code_and_leaves_nothing() {
         ),
         (
             "bad CNI_IFNAME",
-            env("ADD")
-                .into_iter()
-                .map(|(k, v)| {
-                    if k == "CNI_IFNAME" {
-                        (k, "eth/0".into())
-                    } else {
-                        (k, v)
-                    }
-                })
-                .collect(),
+            add_with("CNI_IFNAME", "eth/0"),
             good.clone(),
             4,
             "CNI_IFNAME",
@@ -241,16 +245,7 @@ fn bad_input_gets_the_right_error_code_and_leaves_nothing() {
         ),
         (
             "missing netns",
-            env("ADD")
-                .into_iter()
-                .map(|(k, v)| {
-                    if k == "CNI_NETNS" {
-                        (k, "/run/netns/nope-jt".into())
-                    } else {
-                        (k, v)
-                    }
-                })
-                .collect(),
+            add_with("CNI_NETNS", "/run/netns/nope-jt"),
             good.clone(),
             3,
             "nope-jt",

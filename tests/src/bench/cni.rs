@@ -68,9 +68,7 @@ impl Bench {
             plugin["tcHook"] = json!(hook);
             plugin["ipam"]["subnet"] = json!(subnet);
             // Each network its own name, so each has its own IPAM records.
-            let list =
-                json!({"cniVersion": "1.0.0", "name": format!("pods-{hook}"), "plugins": [plugin]});
-            Ok(NetConfList::parse(list.to_string().as_bytes())?)
+            CniNode::named_conflist(&format!("pods-{hook}"), "1.0.0", vec![plugin])
         };
         let bridge = json!({
             "type": "bridge",
