@@ -11,6 +11,8 @@
 //! encoding of [`Object`].
 
 pub mod bytes;
+pub mod change;
+pub mod client;
 pub mod defaults;
 pub mod error;
 pub mod grpc;
@@ -23,9 +25,11 @@ pub mod path;
 pub mod quantity;
 pub mod resource;
 pub mod selector;
+pub mod subresource;
 pub mod validate;
 
 pub use bytes::Bytes;
+pub use change::{EventType, Outcome};
 pub use error::{ErrorKind, FieldError, Location, ManifestError, ManifestErrors, ValidationErrors};
 pub use int_or_string::IntOrString;
 pub use kinds::config::{ConfigMap, Secret};

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cgroup;
 pub mod cmd;
 pub mod cni;
+pub mod controlplane;
 pub mod etcd;
 pub mod lab;
 pub mod names;

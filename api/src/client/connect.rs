@@ -1,0 +1,212 @@
+//! Server URLs and opening a channel: `unix:///path` (local admin socket,
+//! no TLS: the socket file's permissions are the access control) or
+//! `https://host:port` (TLS with the cluster CA; a client certificate when
+//! the server asks for one).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
+
+use super::error::ClientError;
+
+/// Where the control plane listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerUrl {
+    /// A unix socket path.
+    Unix(PathBuf),
+    /// TLS over TCP: the URL and the host name the certificate must carry.
+    Https {
+        /// `https://host:port`.
+        url: String,
+        /// `host`, checked against the server certificate.
+        host: String,
+    },
+}
+
+impl ServerUrl {
+    /// Parses `unix:///abs/path` or `https://host:port`.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let bad = |reason: &str| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(bad(
+                    "a unix socket path must be absolute (unix:///run/x.sock)",
+                ));
+            }
+            return Ok(ServerUrl::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("https://") {
+            let authority = rest.trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') {
+                return Err(bad("expected https://host:port with no path"));
+            }
+            let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+            let host = uri
+                .host()
+                .ok_or_else(|| bad("no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            if uri.port_u16().is_none() {
+                return Err(bad("no port"));
+            }
+            return Ok(ServerUrl::Https {
+                url: url.trim_end_matches('/').to_owned(),
+                host,
+            });
+        }
+        if url.starts_with("http://") {
+            return Err(bad(
+                "plain http is not served; use https:// or a unix socket",
+            ));
+        }
+        Err(bad("unknown scheme"))
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerUrl::Unix(p) => write!(f, "unix://{}", p.display()),
+            ServerUrl::Https { url, .. } => f.write_str(url),
+        }
+    }
+}
+
+/// TLS material for an https server (PEM files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA that signed the server certificate.
+    pub certificate_authority: Option<PathBuf>,
+    /// This client's certificate (signed by the cluster CA).
+    pub client_certificate: Option<PathBuf>,
+    /// This client's private key.
+    pub client_key: Option<PathBuf>,
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|e| ClientError::File {
+        what,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Opens a channel to `server` (connecting now, so an unreachable server is
+/// reported here).
+pub async fn connect(server: &ServerUrl, tls: &TlsFiles) -> Result<Channel, ClientError> {
+    let refused = |e: &dyn std::error::Error| {
+        let mut detail = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            detail = format!("{detail}: {s}");
+            src = s.source();
+        }
+        ClientError::Connect {
+            server: server.to_string(),
+            detail,
+        }
+    };
+    match server {
+        ServerUrl::Unix(path) => {
+            let path = path.clone();
+            // The URI is a placeholder: the connector ignores it.
+            let endpoint = Endpoint::from_static("http://localhost");
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(&path).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(|e| refused(&e))
+        }
+        ServerUrl::Https { url, host } => {
+            let ca =
+                tls.certificate_authority
+                    .as_deref()
+                    .ok_or_else(|| ClientError::MissingTls {
+                        server: url.clone(),
+                        missing: "a certificate authority (--certificate-authority)",
+                    })?;
+            let mut config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read("certificate authority", ca)?))
+                .domain_name(host.clone());
+            match (&tls.client_certificate, &tls.client_key) {
+                (Some(cert), Some(key)) => {
+                    config = config.identity(Identity::from_pem(
+                        read("client certificate", cert)?,
+                        read("client key", key)?,
+                    ));
+                }
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(ClientError::MissingTls {
+                        server: url.clone(),
+                        missing: "the client key (--client-key) for the client certificate",
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ClientError::MissingTls {
+                        server: url.clone(),
+                        missing: "the client certificate (--client-certificate) for the client key",
+                    });
+                }
+            }
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| ClientError::BadUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?
+                .tls_config(config)
+                .map_err(|e| ClientError::File {
+                    what: "TLS configuration",
+                    path: ca.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            endpoint.connect().await.map_err(|e| refused(&e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            ServerUrl::parse("unix:///run/j/api.sock").unwrap(),
+            ServerUrl::Unix("/run/j/api.sock".into())
+        );
+        assert_eq!(
+            ServerUrl::parse("https://127.0.0.1:6443").unwrap(),
+            ServerUrl::Https {
+                url: "https://127.0.0.1:6443".into(),
+                host: "127.0.0.1".into()
+            }
+        );
+        assert_eq!(
+            ServerUrl::parse("https://[::1]:6443/").unwrap().to_string(),
+            "https://[::1]:6443"
+        );
+        for bad in [
+            "unix://rel/path",
+            "http://127.0.0.1:1",
+            "https://host",
+            "https://h:1/api",
+            "tcp://x:1",
+            "",
+        ] {
+            let e = ServerUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid server URL"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The API client used by jotactl, the agents and the tests: connects by
+//! URL or context ([`ConnectOptions`]), speaks typed objects, and turns
+//! server errors into [`ClientError`]s that say what kubectl would.
+
+mod connect;
+mod context;
+mod error;
+
+use std::pin::Pin;
+
+use futures_core::Stream;
+use tonic::transport::Channel;
+
+use crate::grpc::v1;
+use crate::grpc::v1::api_client::ApiClient;
+use crate::object::{Kind, Object, ObjectRef};
+pub use crate::change::{EventType, Outcome};
+
+pub use connect::{ServerUrl, TlsFiles, connect};
+pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
+pub use error::{ApiError, ClientError};
+
+/// The result of applying one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Which object.
+    pub object_ref: ObjectRef,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Its resourceVersion afterwards.
+    pub resource_version: String,
+}
+
+/// Objects of one kind and the store revision they reflect.
+#[derive(Debug, Clone)]
+pub struct List {
+    /// The objects, sorted by namespace and name.
+    pub items: Vec<Object>,
+    /// Watch from `revision + 1` to see every later change.
+    pub revision: i64,
+}
+
+/// One change seen by a watch.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (before it, for `Deleted`).
+    pub object: Object,
+    /// The store revision of the change.
+    pub revision: i64,
+}
+
+/// What a watch follows.
+#[derive(Debug, Clone, Default)]
+pub struct WatchFilter {
+    /// Kinds to watch (empty: all).
+    pub kinds: Vec<Kind>,
+    /// One namespace (None: all).
+    pub namespace: Option<String>,
+    /// kubectl's `-l` syntax (empty: everything).
+    pub label_selector: String,
+    /// First revision to deliver; 0 means from now on.
+    pub from_revision: i64,
+}
+
+/// A stream of watch events; it ends with an error whose
+/// [`ClientError::is_resync`] is true when the watch fell behind compaction.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, ClientError>> + Send>>;
+
+/// A connection to the control plane. Cheap to clone; calls may run concurrently.
+#[derive(Debug, Clone)]
+pub struct Client {
+    api: ApiClient<Channel>,
+    server: ServerUrl,
+}
+
+fn decode(object: Option<v1::Object>) -> Result<Object, ClientError> {
+    object
+        .ok_or_else(|| ClientError::Decode("the server sent no object".into()))?
+        .decode()
+        .map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+impl Client {
+    /// Connects as `options` say (flags, `JOTASU_SERVER`, context file).
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, ClientError> {
+        let (server, tls) = options.resolve()?;
+        Self::connect_to(&server, &tls).await
+    }
+
+    /// Connects to `server`.
+    pub async fn connect_to(server: &ServerUrl, tls: &TlsFiles) -> Result<Self, ClientError> {
+        let channel = connect(server, tls).await?;
+        Ok(Self {
+            api: ApiClient::new(channel).max_decoding_message_size(256 << 20),
+            server: server.clone(),
+        })
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &ServerUrl {
+        &self.server
+    }
+
+    /// The generated gRPC client, for callers that need the raw messages.
+    pub fn raw(&self) -> ApiClient<Channel> {
+        self.api.clone()
+    }
+
+    /// Server-side apply, all or nothing: one invalid object fails the whole
+    /// call (`Invalid`) and writes nothing. `dry_run` validates and reports
+    /// outcomes without writing.
+    pub async fn apply(
+        &self,
+        objects: &[Object],
+        dry_run: bool,
+    ) -> Result<Vec<Applied>, ClientError> {
+        let request = v1::ApplyRequest {
+            objects: objects.iter().map(v1::Object::encode).collect(),
+            dry_run,
+        };
+        let response = self.api.clone().apply(request).await?.into_inner();
+        response
+            .results
+            .into_iter()
+            .map(|r| {
+                let object_ref = r
+                    .r#ref
+                    .ok_or_else(|| ClientError::Decode("apply result without a ref".into()))?
+                    .typed()
+                    .map_err(ClientError::Decode)?;
+                let outcome = match v1::ApplyOutcome::try_from(r.outcome) {
+                    Ok(v1::ApplyOutcome::Created) => Outcome::Created,
+                    Ok(v1::ApplyOutcome::Configured) => Outcome::Configured,
+                    Ok(v1::ApplyOutcome::Unchanged) => Outcome::Unchanged,
+                    _ => {
+                        return Err(ClientError::Decode(format!(
+                            "unknown apply outcome {}",
+                            r.outcome
+                        )));
+                    }
+                };
+                Ok(Applied {
+                    object_ref,
+                    outcome,
+                    resource_version: r.resource_version,
+                })
+            })
+            .collect()
+    }
+
+    /// One object.
+    pub async fn get(&self, object_ref: &ObjectRef) -> Result<Object, ClientError> {
+        let request = v1::GetRequest {
+            r#ref: Some(object_ref.into()),
+        };
+        decode(Some(self.api.clone().get(request).await?.into_inner()))
+    }
+
+    /// Objects of `kind` in `namespace` (None: every namespace) whose labels
+    /// match `label_selector` (kubectl's `-l` syntax; empty matches all).
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<List, ClientError> {
+        let request = v1::ListRequest {
+            kind: kind.as_str().to_owned(),
+            namespace: namespace.unwrap_or_default().to_owned(),
+            label_selector: label_selector.to_owned(),
+        };
+        let response = self.api.clone().list(request).await?.into_inner();
+        let items = response
+            .items
+            .into_iter()
+            .map(|o| decode(Some(o)))
+            .collect::<Result<_, _>>()?;
+        Ok(List {
+            items,
+            revision: response.revision,
+        })
+    }
+
+    /// Deletes an object (only at `resource_version`, if given) and, in the
+    /// background, what it owns. Returns the object and the dependents found.
+    pub async fn delete(
+        &self,
+        object_ref: &ObjectRef,
+        resource_version: Option<&str>,
+    ) -> Result<Vec<ObjectRef>, ClientError> {
+        let request = v1::DeleteRequest {
+            r#ref: Some(object_ref.into()),
+            resource_version: resource_version.unwrap_or_default().to_owned(),
+        };
+        let response = self.api.clone().delete(request).await?.into_inner();
+        response
+            .deleted
+            .iter()
+            .map(|r| r.typed().map_err(ClientError::Decode))
+            .collect()
+    }
+
+    /// Replaces an object's status; its `metadata.resourceVersion` must be
+    /// current, else [`ClientError::is_conflict`].
+    pub async fn update_status(&self, object: &Object) -> Result<Object, ClientError> {
+        let request = v1::UpdateStatusRequest {
+            object: Some(v1::Object::encode(object)),
+        };
+        decode(Some(
+            self.api.clone().update_status(request).await?.into_inner(),
+        ))
+    }
+
+    /// Sets `spec.replicas`.
+    pub async fn scale(
+        &self,
+        object_ref: &ObjectRef,
+        replicas: i32,
+    ) -> Result<Object, ClientError> {
+        let request = v1::ScaleRequest {
+            r#ref: Some(object_ref.into()),
+            replicas,
+        };
+        decode(Some(self.api.clone().scale(request).await?.into_inner()))
+    }
+
+    /// Follows changes. To see everything: [`Client::list`], then watch from
+    /// `list.revision + 1`; on a resync error, do both again.
+    pub async fn watch(&self, filter: &WatchFilter) -> Result<EventStream, ClientError> {
+        use futures_util::StreamExt as _;
+        let request = v1::WatchRequest {
+            kinds: filter.kinds.iter().map(|k| k.as_str().to_owned()).collect(),
+            namespace: filter.namespace.clone().unwrap_or_default(),
+            from_revision: filter.from_revision,
+            label_selector: filter.label_selector.clone(),
+        };
+        let stream = self.api.clone().watch(request).await?.into_inner();
+        Ok(Box::pin(stream.map(|item| {
+            let event = item?;
+            let kind = match v1::EventType::try_from(event.r#type) {
+                Ok(v1::EventType::Added) => EventType::Added,
+                Ok(v1::EventType::Modified) => EventType::Modified,
+                Ok(v1::EventType::Deleted) => EventType::Deleted,
+                _ => {
+                    return Err(ClientError::Decode(format!(
+                        "unknown event type {}",
+                        event.r#type
+                    )));
+                }
+            };
+            Ok(Event {
+                kind,
+                object: decode(event.object)?,
+                revision: event.revision,
+            })
+        })))
+    }
+}

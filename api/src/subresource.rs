@@ -1,0 +1,121 @@
+//! What the API server needs to treat every kind alike: the `status` part
+//! (written only through status updates), the `replicas` a scale sets, the
+//! resource names messages use (`deployments.apps`), and the fields the
+//! server assigns that an apply leaves alone.
+
+use crate::object::{Kind, Object};
+
+impl Kind {
+    /// The API group: `apps`, `autoscaling`, or `""` for the core group.
+    pub fn group(self) -> &'static str {
+        self.api_version().rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// The resource as Kubernetes names it in messages: `deployments.apps`,
+    /// `pods` (core kinds have no group suffix).
+    pub fn resource_name(self) -> String {
+        match self.group() {
+            "" => self.plural().to_owned(),
+            g => format!("{}.{g}", self.plural()),
+        }
+    }
+
+    /// Whether objects of this kind have a `status` written by controllers
+    /// and agents (ConfigMap, Secret and Endpoints have none).
+    pub fn has_status(self) -> bool {
+        !matches!(self, Kind::ConfigMap | Kind::Secret | Kind::Endpoints)
+    }
+}
+
+impl Object {
+    /// Removes the status (an apply never writes one).
+    pub fn clear_status(&mut self) {
+        match self {
+            Object::Pod(o) => o.status = None,
+            Object::Deployment(o) => o.status = None,
+            Object::DaemonSet(o) => o.status = None,
+            Object::Service(o) => o.status = None,
+            Object::HorizontalPodAutoscaler(o) => o.status = None,
+            Object::Node(o) => o.status = None,
+            Object::Endpoints(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
+        }
+    }
+
+    /// Replaces the status with `other`'s (same kind; no-op otherwise).
+    pub fn set_status_from(&mut self, other: &Object) {
+        match (self, other) {
+            (Object::Pod(a), Object::Pod(b)) => a.status.clone_from(&b.status),
+            (Object::Deployment(a), Object::Deployment(b)) => a.status.clone_from(&b.status),
+            (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
+            (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
+            (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
+                a.status.clone_from(&b.status);
+            }
+            (Object::Node(a), Object::Node(b)) => a.status.clone_from(&b.status),
+            _ => {}
+        }
+    }
+
+    /// Fields the server (or a controller) assigns that a manifest usually
+    /// leaves out: kept from `existing` when `self` leaves them empty, so
+    /// re-applying the same manifest changes nothing. A Pod's `nodeName`
+    /// (the scheduler's binding), a Service's allocated `clusterIP`.
+    pub fn keep_assigned_fields(&mut self, existing: &Object) {
+        match (self, existing) {
+            (Object::Pod(a), Object::Pod(b))
+                if a.spec.node_name.as_deref().is_none_or(str::is_empty) =>
+            {
+                a.spec.node_name.clone_from(&b.spec.node_name);
+            }
+            (Object::Service(a), Object::Service(b))
+                if a.spec.cluster_ip.as_deref().is_none_or(str::is_empty)
+                    && b.spec.cluster_ip.is_some() =>
+            {
+                a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
+            }
+            _ => {}
+        }
+    }
+
+    /// `spec.replicas`, for kinds that scale (Deployment).
+    pub fn replicas_mut(&mut self) -> Option<&mut Option<i32>> {
+        match self {
+            Object::Deployment(d) => Some(&mut d.spec.replicas),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_status() {
+        assert_eq!(Kind::Deployment.resource_name(), "deployments.apps");
+        assert_eq!(Kind::Pod.resource_name(), "pods");
+        assert_eq!(
+            Kind::HorizontalPodAutoscaler.resource_name(),
+            "horizontalpodautoscalers.autoscaling"
+        );
+        let mut pod: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        let bound: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap();
+        let copy = pod.clone();
+        pod.clear_status();
+        assert_ne!(pod, copy);
+        pod.set_status_from(&copy);
+        assert_eq!(pod, copy);
+        pod.keep_assigned_fields(&bound);
+        let Object::Pod(p) = &pod else { panic!() };
+        assert_eq!(p.spec.node_name.as_deref(), Some("n1"));
+    }
+}

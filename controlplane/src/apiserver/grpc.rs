@@ -1,0 +1,166 @@
+//! The gRPC surface of [`ApiServer`]: message translation only.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use jotasu_api::grpc::v1::{self, api_server::Api};
+use jotasu_api::{Kind, LabelSelector, ObjectRef};
+use tonic::{Request, Response, Status};
+use tracing::debug;
+
+use super::error::ApiServerError;
+use super::watch::WatchSpec;
+use super::{ApiServer, parse_resource_version};
+use crate::store::Store;
+
+/// The tonic service: `ApiServer<S>` behind `jotasu.v1.Api`.
+#[derive(Debug)]
+pub struct GrpcApi<S>(pub ApiServer<S>);
+
+impl<S> GrpcApi<S> {
+    /// Wraps a server.
+    pub fn new(server: ApiServer<S>) -> Self {
+        Self(server)
+    }
+}
+
+fn typed(r: Option<v1::ObjectRef>) -> Result<ObjectRef, Status> {
+    let r = r.ok_or_else(|| Status::invalid_argument("missing ref"))?;
+    let typed = r.typed().map_err(Status::invalid_argument)?;
+    if typed.name.is_empty() {
+        return Err(Status::invalid_argument("resource name may not be empty"));
+    }
+    Ok(typed)
+}
+
+fn kind(name: &str) -> Result<Kind, Status> {
+    Kind::from_name(name).ok_or_else(|| ApiServerError::unknown_kind(name).into())
+}
+
+fn selector(text: &str) -> Result<LabelSelector, Status> {
+    LabelSelector::parse(text)
+        .map_err(|e| Status::invalid_argument(format!("label selector {text:?}: {e}")))
+}
+
+fn namespace(ns: &str) -> Option<&str> {
+    Some(ns).filter(|n| !n.is_empty())
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Store> Api for GrpcApi<S> {
+    async fn apply(
+        &self,
+        request: Request<v1::ApplyRequest>,
+    ) -> Result<Response<v1::ApplyResponse>, Status> {
+        let request = request.into_inner();
+        let objects: Vec<String> = request.objects.into_iter().map(|o| o.json).collect();
+        let applied = self.0.apply(&objects, request.dry_run).await?;
+        let results = applied
+            .iter()
+            .map(|a| v1::ApplyResult {
+                r#ref: Some((&a.object_ref).into()),
+                outcome: v1::ApplyOutcome::from(a.outcome).into(),
+                resource_version: a.resource_version.to_string(),
+            })
+            .collect();
+        Ok(Response::new(v1::ApplyResponse { results }))
+    }
+
+    async fn get(&self, request: Request<v1::GetRequest>) -> Result<Response<v1::Object>, Status> {
+        let r = typed(request.into_inner().r#ref)?;
+        let json = self.0.get(&r).await?;
+        Ok(Response::new(v1::Object { json }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::ListResponse>, Status> {
+        let request = request.into_inner();
+        let kind = kind(&request.kind)?;
+        let selector = selector(&request.label_selector)?;
+        let (items, revision) = self
+            .0
+            .list(kind, namespace(&request.namespace), &selector)
+            .await?;
+        Ok(Response::new(v1::ListResponse {
+            items: items.into_iter().map(|json| v1::Object { json }).collect(),
+            revision: i64::try_from(revision).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<v1::DeleteRequest>,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        let request = request.into_inner();
+        let r = typed(request.r#ref)?;
+        if !request.resource_version.is_empty() {
+            parse_resource_version(&r, &request.resource_version)?;
+        }
+        let deleted = self
+            .0
+            .delete(&r, Some(request.resource_version.as_str()))
+            .await?;
+        Ok(Response::new(v1::DeleteResponse {
+            deleted: deleted.iter().map(Into::into).collect(),
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<v1::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        use futures::StreamExt as _;
+        let request = request.into_inner();
+        let kinds = request
+            .kinds
+            .iter()
+            .map(|k| kind(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let spec = WatchSpec {
+            kinds,
+            namespace: namespace(&request.namespace).map(str::to_owned),
+            selector: selector(&request.label_selector)?,
+            from_revision: u64::try_from(request.from_revision)
+                .map_err(|_| Status::invalid_argument("from_revision must not be negative"))?,
+        };
+        debug!(?spec, "watch");
+        let rx = self.0.watch(spec).await?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| {
+            let event = item?;
+            Ok(v1::WatchEvent {
+                r#type: v1::EventType::from(event.kind).into(),
+                object: Some(v1::Object { json: event.json }),
+                revision: i64::try_from(event.revision).unwrap_or(i64::MAX),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn update_status(
+        &self,
+        request: Request<v1::UpdateStatusRequest>,
+    ) -> Result<Response<v1::Object>, Status> {
+        let object = request
+            .into_inner()
+            .object
+            .ok_or_else(|| Status::invalid_argument("missing object"))?;
+        let updated = self.0.update_status(&object.json).await?;
+        Ok(Response::new(v1::Object::encode(&updated)))
+    }
+
+    async fn scale(
+        &self,
+        request: Request<v1::ScaleRequest>,
+    ) -> Result<Response<v1::Object>, Status> {
+        let request = request.into_inner();
+        let r = typed(request.r#ref)?;
+        let object = self.0.scale(&r, request.replicas).await?;
+        Ok(Response::new(v1::Object::encode(&object)))
+    }
+}

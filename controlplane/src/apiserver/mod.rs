@@ -1,0 +1,306 @@
+//! The API server's logic over any [`Store`]: server-side apply, get, list,
+//! cascading delete, status updates, scale and resumable watches. The gRPC
+//! surface ([`grpc`]) only translates messages; everything here is testable
+//! with an embedded store in a temp dir.
+
+pub mod admit;
+mod delete;
+pub mod error;
+pub mod grpc;
+pub mod keys;
+mod raw;
+mod watch;
+
+use std::sync::Arc;
+
+use jotasu_api::{Kind, LabelSelector, Object, ObjectRef};
+use tokio::sync::watch as signal;
+use tracing::debug;
+
+
+use crate::store::{Compare, KeyValue, Revision, Store, StoreError, Txn};
+use admit::{Identity, Outcome, Prepared, admit, assign_name, merge};
+pub use error::{ApiResult, ApiServerError};
+use keys::object_key;
+pub use watch::{Event, EventType, WatchSpec};
+
+/// How many times a write retries after losing a race with another writer
+/// (only when the caller gave no resourceVersion of its own).
+const WRITE_ATTEMPTS: usize = 8;
+
+/// The result of applying one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Which object (its generated name, if it had `generateName`).
+    pub object_ref: ObjectRef,
+    /// What the apply did.
+    pub outcome: Outcome,
+    /// Its resourceVersion afterwards.
+    pub resource_version: Revision,
+}
+
+/// The API server.
+#[derive(Debug)]
+pub struct ApiServer<S> {
+    store: Arc<S>,
+    shutdown: signal::Receiver<bool>,
+}
+
+impl<S> Clone for ApiServer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Decodes a stored object and stamps its resourceVersion.
+fn decode(kv: &KeyValue) -> ApiResult<Object> {
+    decode_at(&kv.key, &kv.value, kv.mod_revision)
+}
+
+fn decode_at(key: &[u8], value: &[u8], revision: Revision) -> ApiResult<Object> {
+    let mut object: Object =
+        serde_json::from_slice(value).map_err(|e| ApiServerError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })?;
+    object.metadata_mut().resource_version = Some(revision.to_string());
+    Ok(object)
+}
+
+fn encode(object: &Object) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(object).map_err(|e| {
+        ApiServerError::Invalid(format!("{}: cannot encode: {e}", object.object_ref()))
+    })
+}
+
+/// Parses a resourceVersion as a store revision.
+pub fn parse_resource_version(r: &ObjectRef, v: &str) -> ApiResult<Revision> {
+    v.parse().map_err(|_| {
+        ApiServerError::Invalid(format!(
+            "{r}: metadata.resourceVersion: Invalid value: {v:?}: must be a resourceVersion the server returned"
+        ))
+    })
+}
+
+impl<S: Store> ApiServer<S> {
+    /// A server over `store`; watches end when `shutdown` turns true.
+    pub fn new(store: Arc<S>, shutdown: signal::Receiver<bool>) -> Self {
+        Self { store, shutdown }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Reads one stored object with its mod revision (no resourceVersion stamped).
+    async fn read(&self, r: &ObjectRef) -> ApiResult<Option<(Object, Revision)>> {
+        let key = object_key(r);
+        match self.store.get(&key).await? {
+            None => Ok(None),
+            Some(kv) => {
+                let mut o = decode(&kv)?;
+                o.metadata_mut().resource_version = None;
+                Ok(Some((o, kv.mod_revision)))
+            }
+        }
+    }
+
+    /// Server-side apply, all or nothing (see [`admit`] for the rules).
+    pub async fn apply(&self, objects: &[String], dry_run: bool) -> ApiResult<Vec<Applied>> {
+        let admitted = admit(objects)?;
+        let explicit = admitted.iter().any(|o| {
+            o.metadata()
+                .resource_version
+                .as_deref()
+                .is_some_and(|v| !v.is_empty())
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut prepared = Vec::with_capacity(admitted.len());
+            for object in &admitted {
+                let identity = Identity::fresh();
+                let mut object = object.clone();
+                assign_name(&mut object, &identity);
+                let existing = self.read(&object.object_ref()).await?;
+                prepared.push(merge(
+                    object,
+                    existing.as_ref().map(|(o, rev)| (o, *rev)),
+                    &identity,
+                )?);
+            }
+            match self.commit(&prepared, dry_run).await {
+                Ok(results) => return Ok(results),
+                Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
+                    if !explicit && attempt < WRITE_ATTEMPTS =>
+                {
+                    debug!(key = %String::from_utf8_lossy(&key), attempt, "apply lost a race; retrying");
+                }
+                Err(ApiServerError::Store(StoreError::Conflict { key, .. })) => {
+                    let r = prepared
+                        .iter()
+                        .map(|p| p.object.object_ref())
+                        .find(|r| object_key(r) == key);
+                    return Err(match r {
+                        Some(r) => ApiServerError::Conflict(r),
+                        None => ApiServerError::Store(StoreError::Internal(
+                            "conflict on an unknown key".into(),
+                        )),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes prepared objects in one transaction guarded by every expected
+    /// mod revision (unchanged ones included, so the whole set is consistent).
+    async fn commit(&self, prepared: &[Prepared], dry_run: bool) -> ApiResult<Vec<Applied>> {
+        let mut txn = Txn::new();
+        let mut writes = 0;
+        for p in prepared {
+            let key = object_key(&p.object.object_ref());
+            txn = txn.when(Compare::mod_revision(&key, p.expected));
+            if p.outcome != Outcome::Unchanged {
+                writes += 1;
+                txn = txn.put(&key, &encode(&p.object)?);
+            }
+        }
+        let revision = if writes == 0 || dry_run {
+            None
+        } else {
+            self.store.txn(txn).await?
+        };
+        Ok(prepared
+            .iter()
+            .map(|p| Applied {
+                object_ref: p.object.object_ref(),
+                outcome: p.outcome,
+                resource_version: match (p.outcome, revision) {
+                    (Outcome::Unchanged, _) | (_, None) => p.expected,
+                    (_, Some(rev)) => rev,
+                },
+            })
+            .collect())
+    }
+
+    /// One object, as JSON with its resourceVersion.
+    pub async fn get(&self, r: &ObjectRef) -> ApiResult<String> {
+        let kv = self
+            .store
+            .get(&object_key(r))
+            .await?
+            .ok_or_else(|| ApiServerError::NotFound(r.clone()))?;
+        raw::stamp(&kv.key, &kv.value, kv.mod_revision)
+    }
+
+    /// Objects of `kind` (in `namespace`, or all) matching `selector`, as
+    /// JSON, sorted by namespace and name, with the revision they reflect.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+    ) -> ApiResult<(Vec<String>, Revision)> {
+        let range = self.store.range(&keys::kind_prefix(kind, namespace), None).await?;
+        let mut items = Vec::with_capacity(range.kvs.len());
+        for kv in &range.kvs {
+            if !raw::matches(selector, &kv.key, &kv.value)? {
+                continue;
+            }
+            let (_, ns, name) = keys::split_key(&kv.key).ok_or_else(|| ApiServerError::Corrupt {
+                key: String::from_utf8_lossy(&kv.key).into_owned(),
+                reason: "not an object key".into(),
+            })?;
+            items.push(((ns, name), raw::stamp(&kv.key, &kv.value, kv.mod_revision)?));
+        }
+        // Key order is close but not equal ("a-b/x" sorts before "a/y").
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((items.into_iter().map(|(_, json)| json).collect(), range.revision))
+    }
+
+    /// Replaces the status of the object `object` names with its status.
+    /// `metadata.resourceVersion` is required and must be current.
+    pub async fn update_status(&self, json: &str) -> ApiResult<Object> {
+        let mut given: Object = serde_json::from_str(json)
+            .map_err(|e| ApiServerError::Invalid(format!("status update: {e}")))?;
+        given.apply_defaults();
+        let r = given.object_ref();
+        if !r.kind.has_status() {
+            return Err(ApiServerError::Invalid(format!(
+                "{} have no status",
+                r.kind.resource_name()
+            )));
+        }
+        let expected = match given.metadata().resource_version.as_deref() {
+            Some(v) if !v.is_empty() => parse_resource_version(&r, v)?,
+            _ => {
+                return Err(ApiServerError::Invalid(format!(
+                    "{r}: metadata.resourceVersion: Required value: a status update names the version it read"
+                )));
+            }
+        };
+        let (mut stored, rev) = self
+            .read(&r)
+            .await?
+            .ok_or_else(|| ApiServerError::NotFound(r.clone()))?;
+        if rev != expected {
+            return Err(ApiServerError::Conflict(r));
+        }
+        let before = stored.clone();
+        stored.set_status_from(&given);
+        if stored == before {
+            stored.metadata_mut().resource_version = Some(rev.to_string());
+            return Ok(stored);
+        }
+        let key = object_key(&r);
+        let rev = match self.store.update_if(&key, &encode(&stored)?, rev).await {
+            Err(StoreError::Conflict { .. }) => return Err(ApiServerError::Conflict(r)),
+            other => other?,
+        };
+        stored.metadata_mut().resource_version = Some(rev.to_string());
+        Ok(stored)
+    }
+
+    /// Sets `spec.replicas` (Deployments).
+    pub async fn scale(&self, r: &ObjectRef, replicas: i32) -> ApiResult<Object> {
+        if !matches!(r.kind, Kind::Deployment) {
+            return Err(ApiServerError::not_scalable(r.kind));
+        }
+        if replicas < 0 {
+            return Err(ApiServerError::Invalid(format!(
+                "{r}: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+            )));
+        }
+        let key = object_key(r);
+        for _ in 0..WRITE_ATTEMPTS {
+            let (mut object, rev) = self
+                .read(r)
+                .await?
+                .ok_or_else(|| ApiServerError::NotFound(r.clone()))?;
+            let Some(current) = object.replicas_mut() else {
+                return Err(ApiServerError::not_scalable(r.kind));
+            };
+            if *current == Some(replicas) {
+                object.metadata_mut().resource_version = Some(rev.to_string());
+                return Ok(object);
+            }
+            *current = Some(replicas);
+            let meta = object.metadata_mut();
+            meta.generation = Some(meta.generation.unwrap_or(1) + 1);
+            match self.store.update_if(&key, &encode(&object)?, rev).await {
+                Ok(rev) => {
+                    object.metadata_mut().resource_version = Some(rev.to_string());
+                    return Ok(object);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiServerError::Conflict(r.clone()))
+    }
+}

@@ -1,0 +1,161 @@
+//! `jotasu-controlplane`: the API server over the embedded store (default)
+//! or etcd. See docs/controlplane.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use jotasu_controlplane::apiserver::ApiServer;
+use jotasu_controlplane::pki::{self, PkiPaths};
+use jotasu_controlplane::serve::{Listeners, serve, write_admin_config};
+use jotasu_controlplane::store::{AnyStore, EmbeddedOptions, EmbeddedStore, EtcdStore, Store as _};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// jotasu's control plane: stores desired state and serves the API that
+/// jotactl, controllers and agents use.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// State directory: the embedded store (store.redb), the PKI (pki/),
+    /// the socket (api.sock) and admin.conf, a jotactl context file.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Unix socket for local administration (default: DIR/api.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Also serve on TCP with mutual TLS (client certificates signed by
+    /// the cluster CA in DIR/pki), e.g. 127.0.0.1:6443.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Extra names (DNS or IP) for the server certificate.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Use etcd at these client URLs instead of the embedded store.
+    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd (several clusters may share one etcd).
+    #[arg(long, default_value = "/jotasu", value_name = "PREFIX")]
+    etcd_prefix: String,
+    /// Revisions of history kept for watchers to resume from (the embedded
+    /// store trims itself; on etcd the control plane compacts every
+    /// --etcd-compaction-interval seconds, as kube-apiserver does).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    history: u64,
+    /// Seconds between etcd compactions (0: never; leave it to the operator).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    etcd_compaction_interval: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
+}
+
+/// Compacts etcd's history to the last `history` revisions, every `every`.
+async fn compact_periodically(store: EtcdStore, history: u64, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let revision = match store.current_revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "etcd compaction: cannot read the revision");
+                continue;
+            }
+        };
+        if revision > history {
+            match store.compact(revision - history).await {
+                Ok(()) => info!(before = revision - history, "compacted etcd history"),
+                Err(e) => warn!(error = %e, "etcd compaction failed; retrying next interval"),
+            }
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&args.data_dir)
+            .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+    }
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("api.sock"));
+    let store: AnyStore = if args.etcd_endpoints.is_empty() {
+        let path = args.data_dir.join("store.redb");
+        let options = EmbeddedOptions {
+            retention: args.history,
+            ..EmbeddedOptions::default()
+        };
+        info!(path = %path.display(), "embedded store");
+        EmbeddedStore::open(&path, options)
+            .await
+            .with_context(|| format!("opening the embedded store {}", path.display()))?
+            .into()
+    } else {
+        info!(endpoints = ?args.etcd_endpoints, prefix = %args.etcd_prefix, "etcd store");
+        let etcd = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.as_bytes())
+            .await
+            .context("connecting to etcd")?;
+        if args.etcd_compaction_interval > 0 {
+            tokio::spawn(compact_periodically(
+                etcd.clone(),
+                args.history,
+                Duration::from_secs(args.etcd_compaction_interval),
+            ));
+        }
+        etcd.into()
+    };
+    let tls = match args.listen {
+        Some(addr) => {
+            let material = pki::ensure(&PkiPaths::new(&args.data_dir), &args.tls_san)?;
+            Some((addr, material))
+        }
+        None => None,
+    };
+    let admin = write_admin_config(&args.data_dir, &socket, args.listen)?;
+    info!(path = %admin.display(), "jotactl context written (JOTASU_CONFIG={})", admin.display());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = ApiServer::new(Arc::new(store), stop_rx.clone());
+    match server.collect_garbage().await {
+        Ok(gone) if !gone.is_empty() => {
+            info!(count = gone.len(), "finished interrupted cascading deletes")
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "garbage collection sweep failed; continuing"),
+    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: draining"),
+            _ = int.recv() => info!("SIGINT: draining"),
+        }
+        let _ = stop_tx.send(true);
+    });
+    serve(server, Listeners { socket, tls }, stop_rx).await?;
+    info!("stopped");
+    Ok(())
+}

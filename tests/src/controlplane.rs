@@ -1,0 +1,203 @@
+//! [`ControlPlane`]: a `jotasu-controlplane` process this harness started,
+//! on a unix socket in its own data dir (and optionally TLS on a free
+//! 127.0.0.1 port). Killed by its PID and its data dir removed on drop.
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use jotasu_api::client::{Client, ServerUrl, TlsFiles};
+
+use crate::{lab::workspace_bin, process::die_with_spawner};
+
+/// How to start a control plane.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Also serve TLS on a free port of 127.0.0.1.
+    pub tls: bool,
+    /// Use these etcd endpoints instead of the embedded store.
+    pub etcd_endpoints: Vec<String>,
+    /// Extra arguments.
+    pub args: Vec<String>,
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    child: Option<Child>,
+    options: Options,
+    data_dir: PathBuf,
+    tcp: Option<SocketAddr>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    /// Starts one in a fresh data dir and waits until it answers. Call it
+    /// from a thread that outlives the server (it dies with its spawner).
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("jotasu-cp-")
+            .tempdir_in(scratch_root())
+            .context("creating the control plane's data dir")?;
+        let data_dir = dir.path().to_owned();
+        let mut me = Self {
+            child: None,
+            options,
+            data_dir,
+            tcp: None,
+            _dir: Some(dir),
+        };
+        me.restart().await?;
+        Ok(me)
+    }
+
+    /// Starts it again on the same data dir (after [`Self::kill9`] or
+    /// [`Self::terminate`]), on the same TCP port if it had one.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("the control plane is still running");
+        }
+        let bin = workspace_bin("jotasu-controlplane", "JOTASU_CONTROLPLANE")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if self.options.tls {
+            let addr = match self.tcp {
+                Some(a) => a,
+                None => free_port()?,
+            };
+            self.tcp = Some(addr);
+            cmd.arg("--listen").arg(addr.to_string());
+        }
+        if !self.options.etcd_endpoints.is_empty() {
+            cmd.arg("--etcd-endpoints")
+                .arg(self.options.etcd_endpoints.join(","));
+        }
+        cmd.args(&self.options.args);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        die_with_spawner(&mut cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning jotasu-controlplane")?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!("jotasu-controlplane exited before it was ready: {status}");
+            }
+            match self.client().await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context("jotasu-controlplane did not answer within 30 s");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join("api.sock")
+    }
+
+    /// `unix:///…/api.sock`.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// `https://127.0.0.1:PORT`, if started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tcp.map(|a| format!("https://{a}"))
+    }
+
+    /// The admin TLS files the control plane wrote.
+    pub fn admin_tls(&self) -> TlsFiles {
+        let pki = self.data_dir.join("pki");
+        TlsFiles {
+            certificate_authority: Some(pki.join("ca.crt")),
+            client_certificate: Some(pki.join("admin.crt")),
+            client_key: Some(pki.join("admin.key")),
+        }
+    }
+
+    /// A client on the unix socket.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect_to(&ServerUrl::Unix(self.socket()), &TlsFiles::default()).await?)
+    }
+
+    /// The PID, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, and wait for a graceful exit (SIGKILL after 30 s).
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut c = self.child.take().context("not running")?;
+        let pid = nix_pid(&c);
+        // SAFETY: kill(2) on the PID of a child we have not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                c.kill()?;
+                c.wait()?;
+                bail!("jotasu-controlplane ignored SIGTERM for 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn nix_pid(c: &Child) -> libc::pid_t {
+    libc::pid_t::try_from(c.id()).unwrap_or(libc::pid_t::MAX)
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// Where tests put data dirs: `$JOTASU_SCRATCH`, else the system temp dir.
+pub fn scratch_root() -> PathBuf {
+    std::env::var_os("JOTASU_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// A free port on 127.0.0.1 (another process may take it first: rare).
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(l.local_addr()?)
+}
