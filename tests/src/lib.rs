@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod cni;
 pub mod controlplane;
 pub mod etcd;
+pub mod jotactl;
 pub mod lab;
 pub mod names;
 pub mod netns;

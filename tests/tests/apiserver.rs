@@ -1,6 +1,9 @@
 //! The API server end to end: a real `jotasu-controlplane` process on its
 //! embedded store, driven through the client library over the unix socket
 //! and over mutual TLS.
+// The test bodies are plain async fns that the `#[test]`s of both stores
+// call, so clippy's allow-unwrap-in-tests does not see them as tests.
+#![allow(clippy::unwrap_used)]
 use std::time::Duration;
 
 use futures::StreamExt as _;

@@ -100,17 +100,9 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
 /// Opens a channel to `server` (connecting now, so an unreachable server is
 /// reported here).
 pub async fn connect(server: &ServerUrl, tls: &TlsFiles) -> Result<Channel, ClientError> {
-    let refused = |e: &dyn std::error::Error| {
-        let mut detail = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            detail = format!("{detail}: {s}");
-            src = s.source();
-        }
-        ClientError::Connect {
-            server: server.to_string(),
-            detail,
-        }
+    let refused = |e: &dyn std::error::Error| ClientError::Connect {
+        server: server.to_string(),
+        detail: super::error::error_chain(e),
     };
     match server {
         ServerUrl::Unix(path) => {

@@ -130,16 +130,23 @@ impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         // A status with a source came from the transport, not the server.
         match std::error::Error::source(&s) {
-            Some(source) => {
-                let mut detail = source.to_string();
-                let mut next = source.source();
-                while let Some(e) = next {
-                    detail = format!("{detail}: {e}");
-                    next = e.source();
-                }
-                ClientError::Transport(detail)
-            }
+            Some(source) => ClientError::Transport(error_chain(source)),
             None => ClientError::Api(ApiError(s)),
         }
     }
+}
+
+/// An error and its sources, `a: b: c`, leaving out a source whose text
+/// its outer error already shows.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut detail = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !detail.contains(&text) {
+            detail = format!("{detail}: {text}");
+        }
+        next = s.source();
+    }
+    detail
 }

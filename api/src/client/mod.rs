@@ -11,10 +11,10 @@ use std::pin::Pin;
 use futures_core::Stream;
 use tonic::transport::Channel;
 
+pub use crate::change::{EventType, Outcome};
 use crate::grpc::v1;
 use crate::grpc::v1::api_client::ApiClient;
 use crate::object::{Kind, Object, ObjectRef};
-pub use crate::change::{EventType, Outcome};
 
 pub use connect::{ServerUrl, TlsFiles, connect};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};

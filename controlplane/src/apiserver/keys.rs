@@ -66,8 +66,14 @@ mod tests {
 
     #[test]
     fn split() {
-        assert_eq!(split_key(b"/registry/pods/ns/p"), Some((Kind::Pod, Some("ns"), "p")));
-        assert_eq!(split_key(b"/registry/nodes/n1"), Some((Kind::Node, None, "n1")));
+        assert_eq!(
+            split_key(b"/registry/pods/ns/p"),
+            Some((Kind::Pod, Some("ns"), "p"))
+        );
+        assert_eq!(
+            split_key(b"/registry/nodes/n1"),
+            Some((Kind::Node, None, "n1"))
+        );
         assert_eq!(split_key(b"/registry/nodes/n1/x"), None);
         assert_eq!(split_key(b"/registry/pods/ns"), None);
         assert_eq!(split_key(b"/elsewhere/pods/ns/p"), None);

@@ -17,7 +17,6 @@ use jotasu_api::{Kind, LabelSelector, Object, ObjectRef};
 use tokio::sync::watch as signal;
 use tracing::debug;
 
-
 use crate::store::{Compare, KeyValue, Revision, Store, StoreError, Txn};
 use admit::{Identity, Outcome, Prepared, admit, assign_name, merge};
 pub use error::{ApiResult, ApiServerError};
@@ -206,21 +205,28 @@ impl<S: Store> ApiServer<S> {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> ApiResult<(Vec<String>, Revision)> {
-        let range = self.store.range(&keys::kind_prefix(kind, namespace), None).await?;
+        let range = self
+            .store
+            .range(&keys::kind_prefix(kind, namespace), None)
+            .await?;
         let mut items = Vec::with_capacity(range.kvs.len());
         for kv in &range.kvs {
             if !raw::matches(selector, &kv.key, &kv.value)? {
                 continue;
             }
-            let (_, ns, name) = keys::split_key(&kv.key).ok_or_else(|| ApiServerError::Corrupt {
-                key: String::from_utf8_lossy(&kv.key).into_owned(),
-                reason: "not an object key".into(),
-            })?;
+            let (_, ns, name) =
+                keys::split_key(&kv.key).ok_or_else(|| ApiServerError::Corrupt {
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    reason: "not an object key".into(),
+                })?;
             items.push(((ns, name), raw::stamp(&kv.key, &kv.value, kv.mod_revision)?));
         }
         // Key order is close but not equal ("a-b/x" sorts before "a/y").
         items.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((items.into_iter().map(|(_, json)| json).collect(), range.revision))
+        Ok((
+            items.into_iter().map(|(_, json)| json).collect(),
+            range.revision,
+        ))
     }
 
     /// Replaces the status of the object `object` names with its status.

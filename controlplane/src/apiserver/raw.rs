@@ -47,7 +47,8 @@ pub fn stamp(key: &[u8], value: &[u8], revision: Revision) -> ApiResult<String> 
 /// [`stamp`] for JSON whose top-level `metadata` is not where the typed
 /// model puts it.
 fn stamp_slow(key: &[u8], value: &[u8], revision: Revision) -> ApiResult<String> {
-    let mut v: serde_json::Value = serde_json::from_slice(value).map_err(|e| corrupt(key, e.to_string()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(value).map_err(|e| corrupt(key, e.to_string()))?;
     let meta = v
         .get_mut("metadata")
         .and_then(serde_json::Value::as_object_mut)
@@ -100,7 +101,10 @@ mod tests {
         // Empty metadata.
         let bare = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#;
         let json = stamp(b"k", bare, 7).unwrap();
-        assert_eq!(json, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"resourceVersion":"7"}}"#);
+        assert_eq!(
+            json,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"resourceVersion":"7"}}"#
+        );
         assert!(stamp(b"k", b"{}", 1).is_err());
         // metadata after a nested object: found by the slow path, not inside `data`.
         let odd = br#"{"data":{"metadata":{"x":1}},"metadata":{"name":"n"}}"#;

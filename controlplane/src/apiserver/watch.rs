@@ -63,7 +63,9 @@ impl WatchSpec {
             return Ok(false);
         };
         Ok((self.kinds.is_empty() || self.kinds.contains(&kind))
-            && (namespace.is_none() || self.namespace.is_none() || self.namespace.as_deref() == namespace)
+            && (namespace.is_none()
+                || self.namespace.is_none()
+                || self.namespace.as_deref() == namespace)
             && raw::matches(&self.selector, key, value)?)
     }
 
@@ -84,7 +86,10 @@ impl WatchSpec {
                 }
             }
             EventKind::Delete => match &ev.prev_kv {
-                Some(before) if was => (EventType::Deleted, raw::stamp(&before.key, &before.value, ev.revision)?),
+                Some(before) if was => (
+                    EventType::Deleted,
+                    raw::stamp(&before.key, &before.value, ev.revision)?,
+                ),
                 Some(_) => return Ok(None),
                 None if split_key(&ev.kv.key).is_none() => return Ok(None),
                 None => {

@@ -1,0 +1,255 @@
+//! The command line: global flags (how to reach the server, the namespace)
+//! and one subcommand per verb, as kubectl spells them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// jotactl controls a jotasu cluster: apply manifests, inspect and delete
+/// objects, scale workloads. Flags and output follow kubectl.
+#[derive(Debug, Parser)]
+#[command(name = "jotactl", version, propagate_version = true)]
+pub struct Cli {
+    /// How to reach the server, and the namespace.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// The server: unix:///path/to/api.sock or https://host:port.
+    /// Default: the current context of the context file.
+    #[arg(long, global = true, env = "JOTASU_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// A context of the context file other than the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The context file (default ~/.jotasu/config).
+    #[arg(long, global = true, env = "JOTASU_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// PEM file of the cluster CA (https servers).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub certificate_authority: Option<PathBuf>,
+    /// PEM file of the client certificate (https servers).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub client_certificate: Option<PathBuf>,
+    /// PEM file of the client key (https servers).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub client_key: Option<PathBuf>,
+    /// The namespace (default "default").
+    #[arg(short = 'n', long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from manifests (server-side, all or nothing).
+    Apply(ApplyArgs),
+    /// Show objects as a table, YAML, JSON or names.
+    Get(GetArgs),
+    /// Show objects in detail.
+    Describe(DescribeArgs),
+    /// Delete objects (and, on the server, what they own).
+    Delete(DeleteArgs),
+    /// Set the replica count of Deployments.
+    Scale(ScaleArgs),
+    /// Show or change the context file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Where manifests come from.
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// A manifest file, a directory of them (*.yaml, *.yml, *.json), or - for stdin.
+    /// May be repeated.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
+    /// Also read the directories' subdirectories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+/// `--dry-run` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Write.
+    None,
+    /// Validate here and on the server; report outcomes as "(dry run)"
+    /// (the server's dry run: nothing is written).
+    Client,
+    /// Validate here and on the server; report outcomes as "(server dry run)".
+    Server,
+}
+
+/// `jotactl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The manifests.
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Validate and report what would happen without writing (bare --dry-run: client).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client",
+        default_value = "none"
+    )]
+    pub dry_run: DryRun,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The table with more columns.
+    Wide,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+    /// `kind.group/name` per object.
+    Name,
+}
+
+/// `jotactl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// KIND[,KIND…] [NAME…], or KIND/NAME…; `all` is pods, services,
+    /// daemonsets, deployments and horizontalpodautoscalers.
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    /// Only objects whose labels match (app=web,tier!=db,env in (a,b)).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Tables without their header line.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// A LABELS column in tables.
+    #[arg(long)]
+    pub show_labels: bool,
+}
+
+/// `jotactl describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// KIND [NAME…] or KIND/NAME…; a NAME that is not an object describes
+    /// every object whose name starts with it.
+    #[arg(required = true, value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Only objects whose labels match (when no name is given).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Every namespace (when no name is given).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+/// `jotactl delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// KIND[,KIND…] NAME…, or KIND/NAME…
+    #[arg(value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// The objects named in these manifests.
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Every object of the kinds whose labels match.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Every object of the kinds in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// An object that does not exist is not an error.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+/// `jotactl scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// KIND NAME…, or KIND/NAME…
+    #[arg(value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// The objects named in these manifests.
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// The new replica count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: i32,
+}
+
+/// `jotactl config …`: the context file.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the context file.
+    View,
+    /// List the contexts; `*` marks the current one.
+    GetContexts,
+    /// Print the current context's name.
+    CurrentContext,
+    /// Make a context the current one.
+    UseContext {
+        /// The context.
+        name: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("jotactl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dry_run_forms() {
+        let mode = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Apply(a) => a.dry_run,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(mode(&["apply", "-f", "x"]), DryRun::None);
+        assert_eq!(mode(&["apply", "-f", "x", "--dry-run"]), DryRun::Client);
+        assert_eq!(
+            mode(&["apply", "--dry-run=server", "-f", "x"]),
+            DryRun::Server
+        );
+        assert_eq!(
+            mode(&["apply", "--dry-run=client", "-f", "x"]),
+            DryRun::Client
+        );
+        assert!(parse(&["apply", "--dry-run=maybe", "-f", "x"]).is_err());
+    }
+
+    #[test]
+    fn globals_anywhere() {
+        let cli = parse(&["get", "pods", "-n", "kube-system", "--server", "unix:///s"]).unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(cli.global.server.as_deref(), Some("unix:///s"));
+        let cli = parse(&["-n", "x", "scale", "deploy/web", "--replicas=3"]).unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("x"));
+        assert!(parse(&["scale", "deploy/web", "--replicas=-1"]).is_err());
+        assert!(parse(&["scale", "deploy/web"]).is_err());
+    }
+}

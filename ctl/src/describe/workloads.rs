@@ -1,0 +1,143 @@
+//! Deployments and DaemonSets: selector, replica counts, strategy, the pod
+//! template and conditions.
+
+use jotasu_api::kinds::workloads::{DaemonSetUpdateStrategyType, DeploymentStrategyType};
+use jotasu_api::{DaemonSet, Deployment, IntOrString};
+
+use super::pod::template;
+use super::writer::Writer;
+use crate::table::{format_labels, selector_text};
+
+fn or_default(v: Option<&IntOrString>, default: &str) -> String {
+    v.map_or_else(|| default.to_owned(), ToString::to_string)
+}
+
+/// A Deployment.
+pub fn deployment(d: &Deployment) -> String {
+    let mut w = Writer::default();
+    w.name(&d.metadata);
+    w.created(&d.metadata);
+    w.labels_annotations(&d.metadata);
+    w.field(0, "Selector", selector_text(&d.spec.selector));
+    let s = d.status.clone().unwrap_or_default();
+    w.field(
+        0,
+        "Replicas",
+        format!(
+            "{} desired | {} updated | {} total | {} available | {} unavailable",
+            d.spec.replicas(),
+            s.updated_replicas,
+            s.replicas,
+            s.available_replicas,
+            s.unavailable_replicas
+        ),
+    );
+    let strategy = d.spec.strategy.clone().unwrap_or_default();
+    let kind = strategy.type_.unwrap_or_default();
+    w.field(0, "StrategyType", format!("{kind:?}"));
+    w.field(0, "MinReadySeconds", d.spec.min_ready_seconds.unwrap_or(0));
+    if kind == DeploymentStrategyType::RollingUpdate {
+        let ru = strategy.rolling_update.unwrap_or_default();
+        w.field(
+            0,
+            "RollingUpdateStrategy",
+            format!(
+                "{} max unavailable, {} max surge",
+                or_default(ru.max_unavailable.as_ref(), "25%"),
+                or_default(ru.max_surge.as_ref(), "25%")
+            ),
+        );
+    }
+    template(&mut w, &d.spec.template);
+    w.conditions(&s.conditions, true);
+    w.finish()
+}
+
+/// A DaemonSet.
+pub fn daemonset(d: &DaemonSet) -> String {
+    let mut w = Writer::default();
+    w.name(&d.metadata);
+    w.field(0, "Selector", selector_text(&d.spec.selector));
+    w.field(
+        0,
+        "Node-Selector",
+        format_labels(&d.spec.template.spec.node_selector),
+    );
+    w.labels_annotations(&d.metadata);
+    let s = d.status.clone().unwrap_or_default();
+    w.field(
+        0,
+        "Desired Number of Nodes Scheduled",
+        s.desired_number_scheduled,
+    );
+    w.field(
+        0,
+        "Current Number of Nodes Scheduled",
+        s.current_number_scheduled,
+    );
+    w.field(
+        0,
+        "Number of Nodes Scheduled with Up-to-date Pods",
+        s.updated_number_scheduled,
+    );
+    w.field(
+        0,
+        "Number of Nodes Scheduled with Available Pods",
+        s.number_available,
+    );
+    w.field(0, "Number of Nodes Misscheduled", s.number_misscheduled);
+    let strategy = d.spec.update_strategy.clone().unwrap_or_default();
+    let kind = strategy.type_.unwrap_or_default();
+    w.field(0, "UpdateStrategy", format!("{kind:?}"));
+    if kind == DaemonSetUpdateStrategyType::RollingUpdate {
+        let ru = strategy.rolling_update.unwrap_or_default();
+        w.field(
+            0,
+            "RollingUpdateStrategy",
+            format!(
+                "{} max unavailable, {} max surge",
+                or_default(ru.max_unavailable.as_ref(), "1"),
+                or_default(ru.max_surge.as_ref(), "0")
+            ),
+        );
+    }
+    template(&mut w, &d.spec.template);
+    w.conditions(&s.conditions, true);
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_page() {
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default",
+                         "creationTimestamp": "2024-05-01T12:00:00Z", "labels": {"app": "web"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}},
+            "status": {"replicas": 3, "updatedReplicas": 3, "availableReplicas": 2,
+                       "unavailableReplicas": 1, "readyReplicas": 2,
+                       "conditions": [{"type": "Available", "status": "True",
+                                       "reason": "MinimumReplicasAvailable"}]}
+        }))
+        .unwrap();
+        let text = deployment(&d);
+        for want in [
+            "Name:                   web\n",
+            "CreationTimestamp:      Wed, 01 May 2024 12:00:00 +0000\n",
+            "Selector:               app=web\n",
+            "Replicas:               3 desired | 3 updated | 3 total | 2 available | 1 unavailable\n",
+            "StrategyType:           RollingUpdate\n",
+            "RollingUpdateStrategy:  25% max unavailable, 25% max surge\n",
+            "Pod Template:\n  Labels:  app=web\n  Containers:\n    web:\n",
+            "  Available  True    MinimumReplicasAvailable\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `jotactl`: the command-line client of jotasu. Parses the command line,
+//! runs one command, and turns its outcome into kubectl's exit codes: 0 on
+//! success, 1 on any error (usage errors included). See docs/jotactl.md.
+
+mod age;
+mod apply;
+mod args;
+mod cli;
+mod config;
+mod connect;
+mod delete;
+mod describe;
+mod get;
+mod manifests;
+mod names;
+mod output;
+mod report;
+mod scale;
+mod table;
+mod tabwriter;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use jotasu_api::client::ClientError;
+
+use crate::cli::{Cli, Command};
+use crate::report::CtlError;
+
+async fn run(cli: Cli) -> Result<(), CtlError> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Apply(a) => apply::run(global, a).await,
+        Command::Get(a) => get::run(global, a).await,
+        Command::Describe(a) => describe::run(global, a).await,
+        Command::Delete(a) => delete::run(global, a).await,
+        Command::Scale(a) => scale::run(global, a).await,
+        Command::Config(c) => config::run(global, c),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report::note(&format!("error: starting the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let global = cli.global.clone();
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`jotactl get pods | head`) is not worth a message.
+        Err(CtlError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(e) => {
+            report::eprint(&e);
+            if let CtlError::Client(ClientError::Transport(_) | ClientError::Connect { .. }) = &e
+                && let Some(hint) = connect::transport_hint(&global)
+            {
+                report::note(&format!("hint: {hint}"));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Services (`NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE`, wide:
+//! `SELECTOR`) and Endpoints (`NAME ENDPOINTS AGE`).
+
+use jotasu_api::kinds::service::{ServicePort, ServiceType};
+use jotasu_api::{Endpoints, Service};
+
+use super::{NONE, format_labels, join_or_none};
+
+pub(super) const SERVICE_COLUMNS: &[&str] =
+    &["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"];
+pub(super) const SERVICE_WIDE: &[&str] = &["SELECTOR"];
+pub(super) const ENDPOINTS_COLUMNS: &[&str] = &["ENDPOINTS", "AGE"];
+
+/// How many endpoints the table lists before `+ N more...`.
+const MAX_ENDPOINTS: usize = 3;
+
+/// `ClusterIP` or `NodePort`.
+pub fn type_name(t: ServiceType) -> &'static str {
+    match t {
+        ServiceType::ClusterIP => "ClusterIP",
+        ServiceType::NodePort => "NodePort",
+    }
+}
+
+/// `80/TCP`, or `80:30080/TCP` with a node port.
+pub fn port_text(p: &ServicePort) -> String {
+    let protocol = p.protocol.unwrap_or_default();
+    match p.node_port.filter(|n| *n > 0) {
+        Some(node) => format!("{}:{node}/{protocol}", p.port),
+        None => format!("{}/{protocol}", p.port),
+    }
+}
+
+pub(super) fn service_row(s: &Service, age: String) -> Vec<String> {
+    vec![
+        type_name(s.spec.type_()).to_owned(),
+        s.spec
+            .cluster_ip
+            .clone()
+            .filter(|ip| !ip.is_empty())
+            .unwrap_or_else(|| NONE.into()),
+        NONE.to_owned(),
+        join_or_none(s.spec.ports.iter().map(port_text), ","),
+        age,
+    ]
+}
+
+pub(super) fn service_wide(s: &Service) -> Vec<String> {
+    vec![format_labels(&s.spec.selector)]
+}
+
+/// Ready `ip:port` pairs, at most three, then `+ N more...`; `<none>`.
+pub fn endpoints_text(e: &Endpoints) -> String {
+    endpoints_of_port(e, None)
+}
+
+/// Like [`endpoints_text`], only the ports named `port` (unnamed: `""`).
+pub fn endpoints_of_port(e: &Endpoints, port: Option<&str>) -> String {
+    let mut all = Vec::new();
+    for subset in &e.subsets {
+        if subset.ports.is_empty() {
+            all.extend(subset.addresses.iter().map(|a| a.ip.clone()));
+            continue;
+        }
+        let wanted = |p: &&jotasu_api::kinds::service::EndpointPort| {
+            port.is_none_or(|name| p.name.as_deref().unwrap_or("") == name)
+        };
+        for port in subset.ports.iter().filter(wanted) {
+            for a in &subset.addresses {
+                all.push(if a.ip.contains(':') {
+                    format!("[{}]:{}", a.ip, port.port)
+                } else {
+                    format!("{}:{}", a.ip, port.port)
+                });
+            }
+        }
+    }
+    if all.len() > MAX_ENDPOINTS {
+        let more = all.len() - MAX_ENDPOINTS;
+        all.truncate(MAX_ENDPOINTS);
+        format!("{} + {more} more...", all.join(","))
+    } else {
+        join_or_none(all, ",")
+    }
+}
+
+pub(super) fn endpoints_row(e: &Endpoints, age: String) -> Vec<String> {
+    vec![endpoints_text(e), age]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{CREATED, NOW, object};
+    use super::super::{TableOptions, render};
+    use super::*;
+    use jotasu_api::Kind;
+    use serde_json::json;
+
+    #[test]
+    fn service_columns() {
+        let s = object(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "nginx", "creationTimestamp": CREATED},
+            "spec": {"type": "NodePort", "clusterIP": "10.96.0.12", "selector": {"app": "nginx"},
+                     "ports": [{"name": "http", "port": 80, "nodePort": 30080},
+                               {"name": "dns", "port": 53, "protocol": "UDP"}]}
+        }));
+        let opts = TableOptions {
+            wide: true,
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::Service, &[s], &opts),
+            "NAME    TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)               AGE   SELECTOR\n\
+             nginx   NodePort   10.96.0.12   <none>        80:30080/TCP,53/UDP   5s    app=nginx\n"
+        );
+    }
+
+    #[test]
+    fn endpoints_column() {
+        let e = |subsets: serde_json::Value| -> Endpoints {
+            Endpoints::try_from(object(json!({
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "web"}, "subsets": subsets
+            })))
+            .unwrap()
+        };
+        assert_eq!(endpoints_text(&e(json!([]))), "<none>");
+        assert_eq!(
+            endpoints_text(&e(json!([{"addresses": [{"ip": "10.244.1.5"}],
+                "notReadyAddresses": [{"ip": "10.244.2.7"}], "ports": [{"port": 6379}]}]))),
+            "10.244.1.5:6379"
+        );
+        assert_eq!(
+            endpoints_text(&e(json!([{"addresses": [
+                {"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "10.0.0.3"}, {"ip": "10.0.0.4"}],
+                "ports": [{"port": 80}, {"port": 443}]}]))),
+            "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 5 more..."
+        );
+    }
+}

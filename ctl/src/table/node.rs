@@ -1,0 +1,95 @@
+//! Nodes: `NAME STATUS ROLES AGE VERSION` (wide: `INTERNAL-IP EXTERNAL-IP`).
+//! jotasu's Node status has no kubelet version: VERSION is `<none>`.
+
+use jotasu_api::Node;
+use jotasu_api::meta::ConditionStatus;
+
+use super::{NONE, join_or_none};
+
+pub(super) const COLUMNS: &[&str] = &["STATUS", "ROLES", "AGE", "VERSION"];
+pub(super) const WIDE: &[&str] = &["INTERNAL-IP", "EXTERNAL-IP"];
+
+const ROLE_PREFIX: &str = "node-role.kubernetes.io/";
+
+/// `Ready`, `NotReady` or `Unknown` (no Ready condition), then
+/// `,SchedulingDisabled` when cordoned.
+pub fn status(n: &Node) -> String {
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let mut text = match ready.map(|c| c.status) {
+        Some(ConditionStatus::True) => "Ready",
+        Some(_) => "NotReady",
+        None => "Unknown",
+    }
+    .to_owned();
+    if n.spec.unschedulable {
+        text.push_str(",SchedulingDisabled");
+    }
+    text
+}
+
+/// Roles from `node-role.kubernetes.io/<role>` and `kubernetes.io/role` labels.
+pub fn roles(n: &Node) -> String {
+    let mut roles: Vec<String> = n
+        .metadata
+        .labels
+        .iter()
+        .filter_map(|(k, v)| match k.strip_prefix(ROLE_PREFIX) {
+            Some(role) if !role.is_empty() => Some(role.to_owned()),
+            _ if k == "kubernetes.io/role" && !v.is_empty() => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    join_or_none(roles, ",")
+}
+
+/// The first address of a type, `<none>` if there is none.
+pub fn address(n: &Node, type_: &str) -> String {
+    n.status
+        .as_ref()
+        .and_then(|s| s.addresses.iter().find(|a| a.type_ == type_))
+        .map_or_else(|| NONE.to_owned(), |a| a.address.clone())
+}
+
+pub(super) fn row(n: &Node, age: String) -> Vec<String> {
+    vec![status(n), roles(n), age, NONE.to_owned()]
+}
+
+pub(super) fn wide(n: &Node) -> Vec<String> {
+    vec![address(n, "InternalIP"), address(n, "ExternalIP")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{CREATED, NOW, object};
+    use super::super::{TableOptions, render};
+    use jotasu_api::Kind;
+    use serde_json::json;
+
+    #[test]
+    fn node_columns() {
+        let n = object(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "node-1", "creationTimestamp": CREATED,
+                         "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "addresses": [{"type": "InternalIP", "address": "192.168.100.11"}]}
+        }));
+        let opts = TableOptions {
+            wide: true,
+            namespace_column: true,
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::Node, &[n], &opts),
+            "NAME     STATUS                     ROLES           AGE   VERSION   INTERNAL-IP      EXTERNAL-IP\n\
+             node-1   Ready,SchedulingDisabled   control-plane   5s    <none>    192.168.100.11   <none>\n"
+        );
+    }
+}
