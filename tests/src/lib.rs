@@ -14,6 +14,7 @@ pub mod jotactl;
 pub mod lab;
 pub mod names;
 pub mod netns;
+pub mod objects;
 pub mod packet;
 pub mod pins;
 pub mod privilege;

@@ -55,7 +55,7 @@ pub enum ClientError {
     #[error("the connection to the server failed: {0}")]
     Transport(String),
     /// The server answered with an error.
-    #[error("{}", .0.message())]
+    #[error(transparent)]
     Api(#[from] ApiError),
     /// The server sent an object this client cannot decode (version skew).
     #[error("cannot decode an object from the server: {0}")]

@@ -9,8 +9,8 @@
 use std::{collections::VecDeque, fmt};
 
 use etcd_client::{
-    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, EventType, GetOptions, TxnOp,
-    TxnOpResponse, WatchOptions as EtcdWatchOptions,
+    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, EventType, GetOptions, KvClient,
+    TxnOp, TxnOpResponse, WatchOptions as EtcdWatchOptions,
 };
 
 use super::{
@@ -22,6 +22,9 @@ use super::{
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    /// The KV client with a response limit fit for large ranges (tonic's
+    /// default 4 MiB would fail a list of a few thousand pods).
+    kv: KvClient,
     prefix: Vec<u8>,
 }
 
@@ -32,6 +35,9 @@ impl fmt::Debug for EtcdStore {
             .finish_non_exhaustive()
     }
 }
+
+/// Largest etcd response accepted (a range of every object of a kind).
+const MAX_RESPONSE: usize = 1 << 30;
 
 impl EtcdStore {
     /// Connects to the etcd `endpoints` (e.g. `http://127.0.0.1:2379`);
@@ -46,8 +52,13 @@ impl EtcdStore {
 
     /// Wraps a connected client.
     pub fn new(client: Client, prefix: &[u8]) -> Self {
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE)
+            .max_encoding_message_size(MAX_RESPONSE);
         Self {
             client,
+            kv,
             prefix: prefix.to_vec(),
         }
     }
@@ -101,7 +112,7 @@ fn grpc_message(e: &etcd_client::Error) -> Option<&str> {
 impl Store for EtcdStore {
     async fn get(&self, key: &[u8]) -> StoreResult<Option<KeyValue>> {
         let resp = self
-            .client
+            .kv
             .clone()
             .get(self.full(key), None)
             .await
@@ -132,7 +143,7 @@ impl Store for EtcdStore {
             opts = opts.with_limit(i64::try_from(l).unwrap_or(i64::MAX));
         }
         let resp = self
-            .client
+            .kv
             .clone()
             .get(self.full(prefix), Some(opts))
             .await
@@ -176,7 +187,7 @@ impl Store for EtcdStore {
             .collect();
         let first_key = txn.ops.first().map(Op::key).unwrap_or_default();
         let resp = self
-            .client
+            .kv
             .clone()
             .txn(
                 etcd_client::Txn::new()
@@ -281,7 +292,7 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> StoreResult<Revision> {
         let resp = self
-            .client
+            .kv
             .clone()
             .get(
                 self.full(b""),

@@ -3,9 +3,11 @@
 //! value, unit}], "goals": [{metric, target, value, met}]}`.
 //!
 //! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`),
-//! [`cni`] the CNI plugin's (`jotasu-bench cni`).
+//! [`cni`] the CNI plugin's (`jotasu-bench cni`), [`controlplane`] the
+//! control plane's (`jotasu-bench controlplane`).
 pub mod client;
 pub mod cni;
+pub mod controlplane;
 pub mod datapath;
 pub mod kube_proxy;
 pub mod world;

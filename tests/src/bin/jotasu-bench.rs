@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, datapath},
+    bench::{Report, client, cni, controlplane, datapath},
     privilege, signals,
 };
 
@@ -50,6 +50,33 @@ enum Cmd {
         /// Pods per network.
         #[arg(long, default_value_t = 200)]
         pods: usize,
+    },
+    /// Control plane: apply latency and throughput, List of many Pods and
+    /// watch fan-out, on the embedded store and on a throwaway etcd in the
+    /// same run (no root needed; /usr/bin/etcd for the etcd half). Writes
+    /// target/bench/controlplane.json.
+    Controlplane {
+        /// Objects (Deployments) applied, one per call, in each apply case.
+        #[arg(long, default_value_t = 1000)]
+        objects: usize,
+        /// Concurrent clients of the apply throughput case.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Pods in the store for the List cases.
+        #[arg(long, default_value_t = 10000)]
+        pods: usize,
+        /// Measured Lists per List case.
+        #[arg(long, default_value_t = 10)]
+        repetitions: usize,
+        /// Concurrent watchers, each on its own connection.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// Changes the watchers must all see.
+        #[arg(long, default_value_t = 10000)]
+        events: usize,
+        /// Concurrent writers making those changes.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
     },
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
@@ -102,6 +129,26 @@ fn main() -> anyhow::Result<()> {
             let cfg = cni::Config { pods };
             measure(&cni::describe(&cfg), || cni::run(&cfg))
         }
+        Cmd::Controlplane {
+            objects,
+            clients,
+            pods,
+            repetitions,
+            watchers,
+            events,
+            writers,
+        } => {
+            let cfg = controlplane::Config {
+                objects,
+                clients,
+                pods,
+                repetitions,
+                watchers,
+                events,
+                writers,
+            };
+            run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
+        }
     }
 }
 
@@ -111,6 +158,12 @@ fn measure(about: &str, run: impl FnOnce() -> anyhow::Result<Report>) -> anyhow:
     // SAFETY: geteuid has no preconditions.
     anyhow::ensure!(unsafe { libc::geteuid() } == 0, "the benchmark needs root");
     privilege::ensure_bpffs()?;
+    run_and_print(about, run)
+}
+
+/// Runs a benchmark (no privilege needed), then prints its tables and
+/// writes its JSON. Ctrl-C stops it; what it made is removed as `run` returns.
+fn run_and_print(about: &str, run: impl FnOnce() -> anyhow::Result<Report>) -> anyhow::Result<()> {
     signals::install();
     let report = match run() {
         Ok(report) => report,
