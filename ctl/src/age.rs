@@ -3,6 +3,7 @@
 //! (`Thu, 01 May 2024 12:00:00 +0000`).
 
 use jotasu_api::Time;
+use jotasu_api::meta::civil_from_days;
 
 /// Seconds since the Unix epoch, now.
 pub fn now() -> i64 {
@@ -91,20 +92,6 @@ pub fn timestamp(time: &Time) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Year, month (1–12), day of a day count since 1970-01-01 (Howard
-/// Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
