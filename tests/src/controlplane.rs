@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use jotasu_api::client::{Client, ServerUrl, TlsFiles};
+use jotasu_controlplane::pki::PkiPaths;
 
 use crate::{lab::workspace_bin, process::die_with_spawner};
 
@@ -133,11 +134,11 @@ impl ControlPlane {
 
     /// The admin TLS files the control plane wrote.
     pub fn admin_tls(&self) -> TlsFiles {
-        let pki = self.data_dir.join("pki");
+        let pki = PkiPaths::new(&self.data_dir);
         TlsFiles {
-            certificate_authority: Some(pki.join("ca.crt")),
-            client_certificate: Some(pki.join("admin.crt")),
-            client_key: Some(pki.join("admin.key")),
+            certificate_authority: Some(pki.ca_cert()),
+            client_certificate: Some(pki.admin_cert()),
+            client_key: Some(pki.admin_key()),
         }
     }
 

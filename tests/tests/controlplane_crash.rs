@@ -180,6 +180,19 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Drops the control plane and checks its data dir and every process it
+/// ran as (`pids`) are gone.
+fn left_nothing_behind(cp: ControlPlane, pids: &[u32]) -> anyhow::Result<()> {
+    let dir = cp.data_dir().to_owned();
+    drop(cp);
+    ensure!(!dir.exists(), "{} is left behind", dir.display());
+    ensure!(
+        !pids.iter().any(|&p| alive(p)),
+        "a control plane survived: {pids:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_applies_keeps_every_acknowledged_object() -> anyhow::Result<()> {
     let seed = seed()?;
@@ -350,14 +363,7 @@ async fn sigkill_during_applies_keeps_every_acknowledged_object() -> anyhow::Res
         same_content(sent, stored)?;
     }
 
-    let dir = cp.data_dir().to_owned();
-    drop(cp);
-    ensure!(!dir.exists(), "{} is left behind", dir.display());
-    ensure!(
-        !pids.iter().any(|&p| alive(p)),
-        "a control plane survived: {pids:?}"
-    );
-    Ok(())
+    left_nothing_behind(cp, &pids)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,12 +436,5 @@ async fn sigterm_exits_cleanly_and_keeps_the_data() -> anyhow::Result<()> {
 
     let status = cp.terminate()?;
     ensure!(status.success(), "second SIGTERM: exited {status}");
-    let dir = cp.data_dir().to_owned();
-    drop(cp);
-    ensure!(!dir.exists(), "{} is left behind", dir.display());
-    ensure!(
-        !pids.iter().any(|&p| alive(p)),
-        "a control plane survived: {pids:?}"
-    );
-    Ok(())
+    left_nothing_behind(cp, &pids)
 }

@@ -8,9 +8,9 @@ use jotasu_api::{Kind, LabelSelector, ObjectRef};
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
+use super::ApiServer;
 use super::error::ApiServerError;
 use super::watch::WatchSpec;
-use super::{ApiServer, parse_resource_version};
 use crate::store::Store;
 
 /// The tonic service: `ApiServer<S>` behind `jotasu.v1.Api`.
@@ -97,9 +97,6 @@ impl<S: Store> Api for GrpcApi<S> {
     ) -> Result<Response<v1::DeleteResponse>, Status> {
         let request = request.into_inner();
         let r = typed(request.r#ref)?;
-        if !request.resource_version.is_empty() {
-            parse_resource_version(&r, &request.resource_version)?;
-        }
         let deleted = self
             .0
             .delete(&r, Some(request.resource_version.as_str()))

@@ -54,19 +54,12 @@ impl<S> Clone for ApiServer<S> {
     }
 }
 
-/// Decodes a stored object and stamps its resourceVersion.
+/// Decodes a stored object (as stored: without resourceVersion).
 fn decode(kv: &KeyValue) -> ApiResult<Object> {
-    decode_at(&kv.key, &kv.value, kv.mod_revision)
-}
-
-fn decode_at(key: &[u8], value: &[u8], revision: Revision) -> ApiResult<Object> {
-    let mut object: Object =
-        serde_json::from_slice(value).map_err(|e| ApiServerError::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            reason: e.to_string(),
-        })?;
-    object.metadata_mut().resource_version = Some(revision.to_string());
-    Ok(object)
+    serde_json::from_slice(&kv.value).map_err(|e| ApiServerError::Corrupt {
+        key: String::from_utf8_lossy(&kv.key).into_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn encode(object: &Object) -> ApiResult<Vec<u8>> {
@@ -76,7 +69,7 @@ fn encode(object: &Object) -> ApiResult<Vec<u8>> {
 }
 
 /// Parses a resourceVersion as a store revision.
-pub fn parse_resource_version(r: &ObjectRef, v: &str) -> ApiResult<Revision> {
+fn parse_resource_version(r: &ObjectRef, v: &str) -> ApiResult<Revision> {
     v.parse().map_err(|_| {
         ApiServerError::Invalid(format!(
             "{r}: metadata.resourceVersion: Invalid value: {v:?}: must be a resourceVersion the server returned"
@@ -90,21 +83,12 @@ impl<S: Store> ApiServer<S> {
         Self { store, shutdown }
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// Reads one stored object with its mod revision (no resourceVersion stamped).
     async fn read(&self, r: &ObjectRef) -> ApiResult<Option<(Object, Revision)>> {
         let key = object_key(r);
         match self.store.get(&key).await? {
             None => Ok(None),
-            Some(kv) => {
-                let mut o = decode(&kv)?;
-                o.metadata_mut().resource_version = None;
-                Ok(Some((o, kv.mod_revision)))
-            }
+            Some(kv) => Ok(Some((decode(&kv)?, kv.mod_revision))),
         }
     }
 

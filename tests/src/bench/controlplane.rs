@@ -52,21 +52,28 @@ const WATCH_IDLE: Duration = Duration::from_secs(30);
 const NAMES_PER_WRITER: usize = 250;
 
 /// How the benchmark runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// Objects applied in each apply case.
+    /// Objects (Deployments) applied, one per call, in each apply case.
+    #[arg(long, default_value_t = 1000)]
     pub objects: usize,
-    /// Concurrent clients of the throughput case.
+    /// Concurrent clients of the apply throughput case.
+    #[arg(long, default_value_t = 16)]
     pub clients: usize,
-    /// Pods in the store for the List case.
+    /// Pods in the store for the List cases.
+    #[arg(long, default_value_t = 10000)]
     pub pods: usize,
     /// Measured Lists per List case.
+    #[arg(long, default_value_t = 10)]
     pub repetitions: usize,
-    /// Concurrent watchers.
+    /// Concurrent watchers, each on its own connection.
+    #[arg(long, default_value_t = 100)]
     pub watchers: usize,
-    /// Changes the watch case makes (each watcher must see all of them).
+    /// Changes the watchers must all see (each must see all of them).
+    #[arg(long, default_value_t = 10000)]
     pub events: usize,
     /// Concurrent writers making those changes.
+    #[arg(long, default_value_t = 4)]
     pub writers: usize,
 }
 

@@ -55,29 +55,7 @@ enum Cmd {
     /// watch fan-out, on the embedded store and on a throwaway etcd in the
     /// same run (no root needed; /usr/bin/etcd for the etcd half). Writes
     /// target/bench/controlplane.json.
-    Controlplane {
-        /// Objects (Deployments) applied, one per call, in each apply case.
-        #[arg(long, default_value_t = 1000)]
-        objects: usize,
-        /// Concurrent clients of the apply throughput case.
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Pods in the store for the List cases.
-        #[arg(long, default_value_t = 10000)]
-        pods: usize,
-        /// Measured Lists per List case.
-        #[arg(long, default_value_t = 10)]
-        repetitions: usize,
-        /// Concurrent watchers, each on its own connection.
-        #[arg(long, default_value_t = 100)]
-        watchers: usize,
-        /// Changes the watchers must all see.
-        #[arg(long, default_value_t = 10000)]
-        events: usize,
-        /// Concurrent writers making those changes.
-        #[arg(long, default_value_t = 4)]
-        writers: usize,
-    },
+    Controlplane(controlplane::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -129,24 +107,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = cni::Config { pods };
             measure(&cni::describe(&cfg), || cni::run(&cfg))
         }
-        Cmd::Controlplane {
-            objects,
-            clients,
-            pods,
-            repetitions,
-            watchers,
-            events,
-            writers,
-        } => {
-            let cfg = controlplane::Config {
-                objects,
-                clients,
-                pods,
-                repetitions,
-                watchers,
-                events,
-                writers,
-            };
+        Cmd::Controlplane(cfg) => {
             run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
         }
     }
