@@ -19,7 +19,7 @@ use crate::kinds::pod::{
 use crate::kinds::service::{Endpoints, Service, ServiceType, SessionAffinity};
 use crate::kinds::workloads::{
     DaemonSet, DaemonSetUpdateStrategy, DaemonSetUpdateStrategyType, Deployment,
-    DeploymentStrategy, DeploymentStrategyType, RollingUpdate,
+    DeploymentStrategy, DeploymentStrategyType, ReplicaSet, RollingUpdate,
 };
 use crate::meta::{DEFAULT_NAMESPACE, ObjectMeta};
 use crate::object::Object;
@@ -55,6 +55,7 @@ impl Object {
         match self {
             Object::Pod(o) => default_pod(o),
             Object::Deployment(o) => default_deployment(o),
+            Object::ReplicaSet(o) => default_replica_set(o),
             Object::DaemonSet(o) => default_daemon_set(o),
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
@@ -176,6 +177,12 @@ fn default_deployment(d: &mut Deployment) {
             .get_or_insert_with(|| IntOrString::from(DEFAULT_DEPLOYMENT_MAX_SURGE_UNAVAILABLE));
     }
     default_pod_spec(&mut d.spec.template.spec);
+}
+
+fn default_replica_set(r: &mut ReplicaSet) {
+    r.spec.replicas.get_or_insert(1);
+    r.spec.min_ready_seconds.get_or_insert(0);
+    default_pod_spec(&mut r.spec.template.spec);
 }
 
 fn default_daemon_set(d: &mut DaemonSet) {

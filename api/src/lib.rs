@@ -38,7 +38,7 @@ pub use kinds::node::Node;
 pub use kinds::pod::{Container, Pod, PodSpec, PodTemplateSpec};
 pub use kinds::pod_status::PodStatus;
 pub use kinds::service::{Endpoints, Service};
-pub use kinds::workloads::{DaemonSet, Deployment};
+pub use kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 pub use manifest::{Loaded, ManifestLoader, ManifestObject, ParseOptions, load_manifest};
 pub use meta::{Condition, ConditionStatus, Labels, ObjectMeta, OwnerReference, Time};
 pub use object::{Kind, Object, ObjectRef, UnsupportedKind};

@@ -49,6 +49,9 @@ pub struct ObjectMeta {
     /// When deletion was requested (graceful deletion in progress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<Time>,
+    /// The grace period of a graceful deletion in progress, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace_period_seconds: Option<i64>,
 }
 
 impl ObjectMeta {

@@ -10,7 +10,7 @@ use crate::kinds::hpa::HorizontalPodAutoscaler;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
 use crate::kinds::service::{Endpoints, Service};
-use crate::kinds::workloads::{DaemonSet, Deployment};
+use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
 
@@ -141,6 +141,7 @@ macro_rules! kinds {
 kinds! {
     Pod => "po", "pods";
     Deployment => "deploy", "deployments";
+    ReplicaSet => "rs", "replicasets";
     DaemonSet => "ds", "daemonsets";
     Service => "svc", "services";
     Endpoints => "ep", "endpoints";

@@ -33,6 +33,7 @@ impl Object {
         match self {
             Object::Pod(o) => o.status = None,
             Object::Deployment(o) => o.status = None,
+            Object::ReplicaSet(o) => o.status = None,
             Object::DaemonSet(o) => o.status = None,
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
@@ -46,6 +47,7 @@ impl Object {
         match (self, other) {
             (Object::Pod(a), Object::Pod(b)) => a.status.clone_from(&b.status),
             (Object::Deployment(a), Object::Deployment(b)) => a.status.clone_from(&b.status),
+            (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.status.clone_from(&b.status),
             (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
@@ -77,10 +79,11 @@ impl Object {
         }
     }
 
-    /// `spec.replicas`, for kinds that scale (Deployment).
+    /// `spec.replicas`, for kinds that scale (Deployment, ReplicaSet).
     pub fn replicas_mut(&mut self) -> Option<&mut Option<i32>> {
         match self {
             Object::Deployment(d) => Some(&mut d.spec.replicas),
+            Object::ReplicaSet(r) => Some(&mut r.spec.replicas),
             _ => None,
         }
     }

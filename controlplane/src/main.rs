@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use jotasu_controlplane::apiserver::ApiServer;
+use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
+use jotasu_controlplane::scheduler::{self, Scoring};
 use jotasu_controlplane::serve::{Listeners, serve, write_admin_config};
 use jotasu_controlplane::store::{AnyStore, EmbeddedOptions, EmbeddedStore, EtcdStore, Store as _};
 use tokio::signal::unix::{SignalKind, signal};
@@ -49,6 +51,52 @@ struct Args {
     /// Seconds between etcd compactions (0: never; leave it to the operator).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     etcd_compaction_interval: u64,
+    /// Run only the API server: no scheduler, no controllers (another
+    /// control plane sharing the etcd runs them).
+    #[arg(long)]
+    no_controllers: bool,
+    /// How the scheduler scores nodes that fit: most-allocated packs pods
+    /// onto the fullest nodes (bin-packing), least-allocated spreads them.
+    #[arg(long, value_enum, default_value_t = ScoringArg::MostAllocated)]
+    scheduler_scoring: ScoringArg,
+    /// A node without a heartbeat for this long is NotReady and its pods
+    /// leave every Endpoints.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    node_grace_period: u64,
+    /// Pods of a node NotReady for this long are deleted (their
+    /// controllers replace them elsewhere).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pod_eviction_timeout: u64,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    hpa_sync_period: u64,
+}
+
+/// `--scheduler-scoring`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScoringArg {
+    MostAllocated,
+    LeastAllocated,
+}
+
+impl Args {
+    fn controllers(&self) -> manager::Config {
+        manager::Config {
+            scheduler: scheduler::Config {
+                scoring: match self.scheduler_scoring {
+                    ScoringArg::MostAllocated => Scoring::MostAllocated,
+                    ScoringArg::LeastAllocated => Scoring::LeastAllocated,
+                },
+            },
+            nodes: nodes::Config {
+                grace: Duration::from_secs(self.node_grace_period),
+                eviction_delay: Duration::from_secs(self.pod_eviction_timeout),
+            },
+            hpa: hpa::Config {
+                sync_period: Duration::from_secs(self.hpa_sync_period.max(1)),
+            },
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -155,7 +203,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     });
+    let controllers = (!args.no_controllers).then(|| {
+        tokio::spawn(manager::run(
+            server.clone(),
+            args.controllers(),
+            stop_rx.clone(),
+        ))
+    });
     serve(server, Listeners { socket, tls }, stop_rx).await?;
+    if let Some(controllers) = controllers {
+        let _ = controllers.await;
+    }
     info!("stopped");
     Ok(())
 }

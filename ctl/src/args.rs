@@ -10,6 +10,7 @@ pub const ALL: &[Kind] = &[
     Kind::Service,
     Kind::DaemonSet,
     Kind::Deployment,
+    Kind::ReplicaSet,
     Kind::HorizontalPodAutoscaler,
 ];
 

@@ -20,6 +20,8 @@ pub use connect::{ServerUrl, TlsFiles, connect};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
 pub use error::{ApiError, ClientError};
 
+pub use crate::grpc::v1::{BindRefusal, BindResult, Binding, PodUsage};
+
 /// The result of applying one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -29,6 +31,16 @@ pub struct Applied {
     pub outcome: Outcome,
     /// Its resourceVersion afterwards.
     pub resource_version: String,
+}
+
+/// How [`Client::delete_with`] deletes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Delete only if the object is still at this resourceVersion.
+    pub resource_version: Option<String>,
+    /// Seconds a bound Pod's node has to stop it (None: the pod's own
+    /// terminationGracePeriodSeconds; 0: remove at once).
+    pub grace_period_seconds: Option<i64>,
 }
 
 /// Objects of one kind and the store revision they reflect.
@@ -190,9 +202,25 @@ impl Client {
         object_ref: &ObjectRef,
         resource_version: Option<&str>,
     ) -> Result<Vec<ObjectRef>, ClientError> {
+        let options = DeleteOptions {
+            resource_version: resource_version.map(str::to_owned),
+            grace_period_seconds: None,
+        };
+        self.delete_with(object_ref, &options).await
+    }
+
+    /// [`Client::delete`] with every option: a Pod bound to a node is only
+    /// marked terminating (its node stops it, then removes it) unless
+    /// `grace_period_seconds` is 0.
+    pub async fn delete_with(
+        &self,
+        object_ref: &ObjectRef,
+        options: &DeleteOptions,
+    ) -> Result<Vec<ObjectRef>, ClientError> {
         let request = v1::DeleteRequest {
             r#ref: Some(object_ref.into()),
-            resource_version: resource_version.unwrap_or_default().to_owned(),
+            resource_version: options.resource_version.clone().unwrap_or_default(),
+            grace_period_seconds: options.grace_period_seconds,
         };
         let response = self.api.clone().delete(request).await?.into_inner();
         response
@@ -224,6 +252,22 @@ impl Client {
             replicas,
         };
         decode(Some(self.api.clone().scale(request).await?.into_inner()))
+    }
+
+    /// Binds Pods to Nodes; one result per binding, in order.
+    pub async fn bind(&self, bindings: Vec<Binding>) -> Result<Vec<BindResult>, ClientError> {
+        let request = v1::BindRequest { bindings };
+        Ok(self.api.clone().bind(request).await?.into_inner().results)
+    }
+
+    /// Says `node` is alive and reports its pods' usage.
+    pub async fn heartbeat(&self, node: &str, pods: Vec<PodUsage>) -> Result<(), ClientError> {
+        let request = v1::HeartbeatRequest {
+            node: node.to_owned(),
+            pods,
+        };
+        self.api.clone().heartbeat(request).await?;
+        Ok(())
     }
 
     /// Follows changes. To see everything: [`Client::list`], then watch from

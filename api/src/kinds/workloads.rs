@@ -1,5 +1,5 @@
-//! Deployment and DaemonSet (`apps/v1`): controllers that keep pods running
-//! from a template.
+//! Deployment, ReplicaSet and DaemonSet (`apps/v1`): controllers that keep
+//! pods running from a template.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,78 @@ pub struct DeploymentStatus {
     #[serde(default)]
     pub unavailable_replicas: i32,
     /// `Available`, `Progressing`, `ReplicaFailure`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Keeps `replicas` pods of one template running: one revision of a
+/// Deployment (its name and label carry the template's hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSet {
+    /// Always `apps/v1`.
+    #[serde(default)]
+    pub api_version: ApiVersionTag<ReplicaSet>,
+    /// Always `ReplicaSet`.
+    #[serde(default)]
+    pub kind: KindTag<ReplicaSet>,
+    /// Name, namespace, labels; `deployment.kubernetes.io/revision` annotation.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    #[serde(default)]
+    pub spec: ReplicaSetSpec,
+    /// Observed state, written by the replica set controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ReplicaSetStatus>,
+}
+resource!(ReplicaSet, "apps/v1", "ReplicaSet", namespaced = true);
+
+/// Desired state of a ReplicaSet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetSpec {
+    /// Desired pod count (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Seconds a new pod must be ready before it counts as available (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i32>,
+    /// Which pods belong to this ReplicaSet; must match the template's labels.
+    #[serde(default)]
+    pub selector: LabelSelector,
+    /// The pods to run.
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+}
+
+impl ReplicaSetSpec {
+    /// Desired replicas, with the default applied.
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+}
+
+/// Observed state of a ReplicaSet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaSetStatus {
+    /// Pods that exist and are not being deleted.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Pods whose labels match the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fully_labeled_replicas: Option<i32>,
+    /// Pods ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods ready for at least minReadySeconds.
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// The generation the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `ReplicaFailure` when pods cannot be created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -34,6 +34,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
     match object {
         Object::Pod(o) => pod::pod_spec(&o.spec, &root.field("spec"), &mut errs),
         Object::Deployment(o) => workloads::deployment(o, &mut errs),
+        Object::ReplicaSet(o) => workloads::replica_set(o, &mut errs),
         Object::DaemonSet(o) => workloads::daemon_set(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),

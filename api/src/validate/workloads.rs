@@ -1,11 +1,12 @@
-//! Deployment and DaemonSet rules: selector against template labels,
+//! Deployment, ReplicaSet and DaemonSet rules: selector against template labels,
 //! replicas, strategies.
 
 use crate::error::FieldError;
 use crate::int_or_string::IntOrString;
 use crate::kinds::pod::{PodTemplateSpec, RestartPolicy};
 use crate::kinds::workloads::{
-    DaemonSet, DaemonSetUpdateStrategyType, Deployment, DeploymentStrategyType, RollingUpdate,
+    DaemonSet, DaemonSetUpdateStrategyType, Deployment, DeploymentStrategyType, ReplicaSet,
+    RollingUpdate,
 };
 use crate::path::FieldPath;
 use crate::selector::{LabelSelector, SelectorOperator};
@@ -50,6 +51,14 @@ pub(super) fn deployment(d: &Deployment, errs: &mut Vec<FieldError>) {
             _ => {}
         }
     }
+}
+
+pub(super) fn replica_set(r: &ReplicaSet, errs: &mut Vec<FieldError>) {
+    let spec = FieldPath::new("spec");
+    let s = &r.spec;
+    non_negative(s.replicas, &spec.field("replicas"), errs);
+    non_negative(s.min_ready_seconds, &spec.field("minReadySeconds"), errs);
+    selector_and_template(&s.selector, &s.template, &spec, errs);
 }
 
 pub(super) fn daemon_set(d: &DaemonSet, errs: &mut Vec<FieldError>) {

@@ -101,14 +101,18 @@ pub fn now() -> Time {
     Time::from_unix_seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
-/// Gives an object with `generateName` and no name its generated name.
-pub fn assign_name(object: &mut Object, identity: &Identity) {
+/// Gives an object with `generateName` and no name its generated name;
+/// returns whether it did (a generated name must be new: the caller picks
+/// another if it is taken).
+pub fn assign_name(object: &mut Object, identity: &Identity) -> bool {
     let meta = object.metadata_mut();
     if meta.name.as_deref().is_none_or(str::is_empty)
         && let Some(prefix) = meta.generate_name.as_deref()
     {
         meta.name = Some(format!("{prefix}{}", identity.suffix));
+        return true;
     }
+    false
 }
 
 /// Merges an admitted object with its stored version (`existing`, with its
@@ -136,6 +140,7 @@ pub fn merge(
         meta.creation_timestamp = Some(identity.now.clone());
         meta.generation = Some(1);
         meta.deletion_timestamp = None;
+        meta.deletion_grace_period_seconds = None;
         return Ok(Prepared {
             object,
             outcome: Outcome::Created,
@@ -157,6 +162,7 @@ pub fn merge(
         .clone_from(&old_meta.creation_timestamp);
     meta.deletion_timestamp
         .clone_from(&old_meta.deletion_timestamp);
+    meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
     meta.generate_name.clone_from(&old_meta.generate_name);
     meta.generation = Some(generation);
     if spec_differs(&object, old) {

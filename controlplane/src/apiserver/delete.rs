@@ -5,13 +5,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use jotasu_api::{Kind, ObjectRef};
+use jotasu_api::defaults::DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS;
+use jotasu_api::{Kind, Object, ObjectRef, Time};
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use super::admit::now;
 use super::error::{ApiResult, ApiServerError};
 use super::keys::{ROOT, kind_prefix, object_key, split_key};
-use super::{ApiServer, WRITE_ATTEMPTS, parse_resource_version};
+use super::{ApiServer, WRITE_ATTEMPTS, decode, encode, parse_resource_version};
 use crate::store::{KeyValue, Store, StoreError};
 
 /// A dependent found by a cascade: its key-value, ref and own uid.
@@ -53,13 +55,93 @@ fn owned(kv: &KeyValue) -> Option<(ObjectRef, OwnedMeta)> {
     Some((r, o.metadata))
 }
 
+/// What removing one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Gone from the store.
+    Deleted,
+    /// A bound Pod, now marked terminating.
+    Terminating,
+    /// A bound Pod already terminating at least as soon.
+    AlreadyTerminating,
+}
+
+/// How to remove the object in `kv`: `None` to delete it now, else the
+/// bound Pod marked terminating (or `Some(None)`: it already is, as soon).
+fn termination(kv: &KeyValue, grace_seconds: Option<i64>) -> ApiResult<Option<Option<Vec<u8>>>> {
+    if !matches!(split_key(&kv.key), Some((Kind::Pod, ..))) {
+        return Ok(None);
+    }
+    let Object::Pod(mut pod) = decode(kv)? else {
+        return Ok(None);
+    };
+    if pod.spec.node_name.as_deref().is_none_or(str::is_empty) {
+        return Ok(None);
+    }
+    let grace = grace_seconds
+        .or(pod.spec.termination_grace_period_seconds)
+        .unwrap_or(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+    if grace <= 0 {
+        return Ok(None);
+    }
+    let meta = &mut pod.metadata;
+    if meta.deletion_timestamp.is_some()
+        && meta
+            .deletion_grace_period_seconds
+            .is_some_and(|g| g <= grace)
+    {
+        return Ok(Some(None));
+    }
+    let now = now().unix_seconds().unwrap_or_default();
+    meta.deletion_timestamp = Some(Time::from_unix_seconds(now.saturating_add(grace)));
+    meta.deletion_grace_period_seconds = Some(grace);
+    Ok(Some(Some(encode(&Object::Pod(pod))?)))
+}
+
 impl<S: Store> ApiServer<S> {
+    /// Deletes the object in `kv` at its mod revision, or marks a bound Pod
+    /// terminating (see [`ApiServer::delete_graceful`]).
+    async fn remove(
+        &self,
+        kv: &KeyValue,
+        grace_seconds: Option<i64>,
+    ) -> Result<Removal, StoreError> {
+        let plan =
+            termination(kv, grace_seconds).map_err(|e| StoreError::Internal(e.to_string()))?;
+        match plan {
+            None => {
+                self.store.delete_if(&kv.key, kv.mod_revision).await?;
+                Ok(Removal::Deleted)
+            }
+            Some(None) => Ok(Removal::AlreadyTerminating),
+            Some(Some(marked)) => {
+                self.store
+                    .update_if(&kv.key, &marked, kv.mod_revision)
+                    .await?;
+                Ok(Removal::Terminating)
+            }
+        }
+    }
+
     /// Deletes `r` (only at `resource_version`, if given), then its
     /// dependents. Returns what was deleted, the object first.
     pub async fn delete(
         &self,
         r: &ObjectRef,
         resource_version: Option<&str>,
+    ) -> ApiResult<Vec<ObjectRef>> {
+        self.delete_graceful(r, resource_version, None).await
+    }
+
+    /// [`ApiServer::delete`], where a Pod bound to a node is only marked
+    /// terminating (`deletionTimestamp` = now + grace) for its node to stop
+    /// and then remove, unless the grace (`grace_seconds`, else the pod's
+    /// `terminationGracePeriodSeconds`) is 0. Dependents are treated alike.
+    pub async fn delete_graceful(
+        &self,
+        r: &ObjectRef,
+        resource_version: Option<&str>,
+        grace_seconds: Option<i64>,
     ) -> ApiResult<Vec<ObjectRef>> {
         let precondition = match resource_version.filter(|v| !v.is_empty()) {
             Some(v) => Some(parse_resource_version(r, v)?),
@@ -77,8 +159,12 @@ impl<S: Store> ApiServer<S> {
             if precondition.is_some_and(|p| p != kv.mod_revision) {
                 return Err(ApiServerError::Conflict(r.clone()));
             }
-            match self.store.delete_if(&key, kv.mod_revision).await {
-                Ok(_) => break owned(&kv).and_then(|(_, m)| m.uid),
+            match self.remove(&kv, grace_seconds).await {
+                Ok(Removal::Deleted) => break owned(&kv).and_then(|(_, m)| m.uid),
+                // Pods own nothing: no cascade while one terminates.
+                Ok(Removal::Terminating | Removal::AlreadyTerminating) => {
+                    return Ok(vec![r.clone()]);
+                }
                 Err(StoreError::Conflict { .. })
                     if precondition.is_none() && attempt < WRITE_ATTEMPTS => {}
                 Err(StoreError::Conflict { .. }) => {
@@ -127,7 +213,7 @@ impl<S: Store> ApiServer<S> {
                 if !seen.insert(kv.key.clone()) {
                     continue;
                 }
-                match self.store.delete_if(&kv.key, kv.mod_revision).await {
+                match self.remove(kv, None).await {
                     Ok(_) => {
                         queue.extend(uid);
                         deleted.push(r);
@@ -165,7 +251,12 @@ impl<S: Store> ApiServer<S> {
                         .owner_references
                         .iter()
                         .all(|o| !uids.contains(o.uid.as_str()));
-                if orphan && self.store.delete_if(&kv.key, kv.mod_revision).await.is_ok() {
+                if orphan
+                    && matches!(
+                        self.remove(kv, None).await,
+                        Ok(Removal::Deleted | Removal::Terminating)
+                    )
+                {
                     info!(object = %r, "deleted: its owners are gone");
                     deleted.push(r.clone());
                     round += 1;

@@ -9,7 +9,9 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::ApiServer;
+use super::bind::{BindOutcome, Binding, Refusal};
 use super::error::ApiServerError;
+use super::heartbeat::Usage;
 use super::watch::WatchSpec;
 use crate::store::Store;
 
@@ -99,7 +101,11 @@ impl<S: Store> Api for GrpcApi<S> {
         let r = typed(request.r#ref)?;
         let deleted = self
             .0
-            .delete(&r, Some(request.resource_version.as_str()))
+            .delete_graceful(
+                &r,
+                Some(request.resource_version.as_str()),
+                request.grace_period_seconds,
+            )
             .await?;
         Ok(Response::new(v1::DeleteResponse {
             deleted: deleted.iter().map(Into::into).collect(),
@@ -159,5 +165,77 @@ impl<S: Store> Api for GrpcApi<S> {
         let r = typed(request.r#ref)?;
         let object = self.0.scale(&r, request.replicas).await?;
         Ok(Response::new(v1::Object::encode(&object)))
+    }
+
+    async fn bind(
+        &self,
+        request: Request<v1::BindRequest>,
+    ) -> Result<Response<v1::BindResponse>, Status> {
+        let bindings = request
+            .into_inner()
+            .bindings
+            .into_iter()
+            .map(|b| {
+                let resource_version = match b.resource_version.as_str() {
+                    "" => None,
+                    v => Some(v.parse().map_err(|_| {
+                        Status::invalid_argument(format!(
+                            "binding of pod {}/{}: resourceVersion {v:?} is not one the server returned",
+                            b.namespace, b.name
+                        ))
+                    })?),
+                };
+                Ok(Binding {
+                    namespace: b.namespace,
+                    name: b.name,
+                    node: b.node,
+                    resource_version,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let outcomes = self.0.bind(&bindings).await?;
+        let results = bindings
+            .into_iter()
+            .zip(outcomes)
+            .map(|(b, outcome)| {
+                let (refusal, rev) = match outcome {
+                    BindOutcome::Bound(rev) => (v1::BindRefusal::None, rev.to_string()),
+                    BindOutcome::Refused(r) => (
+                        match r {
+                            Refusal::NotFound => v1::BindRefusal::NotFound,
+                            Refusal::Conflict => v1::BindRefusal::Conflict,
+                            Refusal::AlreadyBound => v1::BindRefusal::AlreadyBound,
+                            Refusal::Terminating => v1::BindRefusal::Terminating,
+                        },
+                        String::new(),
+                    ),
+                };
+                v1::BindResult {
+                    namespace: b.namespace,
+                    name: b.name,
+                    refusal: refusal.into(),
+                    resource_version: rev,
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::BindResponse { results }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let pods = request.pods.into_iter().map(|p| {
+            (
+                (p.namespace, p.name),
+                Usage {
+                    cpu_millicores: p.cpu_millicores,
+                    memory_bytes: p.memory_bytes,
+                },
+            )
+        });
+        self.0.heartbeat(&request.node, pods).await?;
+        Ok(Response::new(v1::HeartbeatResponse {}))
     }
 }

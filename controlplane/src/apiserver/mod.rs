@@ -4,9 +4,11 @@
 //! with an embedded store in a temp dir.
 
 pub mod admit;
+pub mod bind;
 mod delete;
 pub mod error;
 pub mod grpc;
+pub mod heartbeat;
 pub mod keys;
 mod raw;
 mod watch;
@@ -19,13 +21,18 @@ use tracing::debug;
 
 use crate::store::{Compare, KeyValue, Revision, Store, StoreError, Txn};
 use admit::{Identity, Outcome, Prepared, admit, assign_name, merge};
+pub use bind::{BindOutcome, Binding, Refusal};
 pub use error::{ApiResult, ApiServerError};
+pub use heartbeat::{Heartbeats, Usage};
 use keys::object_key;
 pub use watch::{Event, EventType, WatchSpec};
 
 /// How many times a write retries after losing a race with another writer
 /// (only when the caller gave no resourceVersion of its own).
 const WRITE_ATTEMPTS: usize = 8;
+
+/// How many names `generateName` tries before giving up.
+const GENERATE_NAME_ATTEMPTS: usize = 16;
 
 /// The result of applying one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,7 @@ pub struct Applied {
 pub struct ApiServer<S> {
     store: Arc<S>,
     shutdown: signal::Receiver<bool>,
+    heartbeats: Heartbeats,
 }
 
 impl<S> Clone for ApiServer<S> {
@@ -50,12 +58,13 @@ impl<S> Clone for ApiServer<S> {
         Self {
             store: Arc::clone(&self.store),
             shutdown: self.shutdown.clone(),
+            heartbeats: self.heartbeats.clone(),
         }
     }
 }
 
 /// Decodes a stored object (as stored: without resourceVersion).
-fn decode(kv: &KeyValue) -> ApiResult<Object> {
+pub(crate) fn decode(kv: &KeyValue) -> ApiResult<Object> {
     serde_json::from_slice(&kv.value).map_err(|e| ApiServerError::Corrupt {
         key: String::from_utf8_lossy(&kv.key).into_owned(),
         reason: e.to_string(),
@@ -80,7 +89,11 @@ fn parse_resource_version(r: &ObjectRef, v: &str) -> ApiResult<Revision> {
 impl<S: Store> ApiServer<S> {
     /// A server over `store`; watches end when `shutdown` turns true.
     pub fn new(store: Arc<S>, shutdown: signal::Receiver<bool>) -> Self {
-        Self { store, shutdown }
+        Self {
+            store,
+            shutdown,
+            heartbeats: Heartbeats::default(),
+        }
     }
 
     /// Reads one stored object with its mod revision (no resourceVersion stamped).
@@ -105,11 +118,8 @@ impl<S: Store> ApiServer<S> {
         loop {
             attempt += 1;
             let mut prepared = Vec::with_capacity(admitted.len());
-            for object in &admitted {
-                let identity = Identity::fresh();
-                let mut object = object.clone();
-                assign_name(&mut object, &identity);
-                let existing = self.read(&object.object_ref()).await?;
+            for admitted in &admitted {
+                let (object, identity, existing) = self.identify(admitted).await?;
                 prepared.push(merge(
                     object,
                     existing.as_ref().map(|(o, rev)| (o, *rev)),
@@ -138,6 +148,27 @@ impl<S: Store> ApiServer<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The object with its name (a fresh one for `generateName`), its
+    /// identity if created, and its stored version.
+    async fn identify(
+        &self,
+        admitted: &Object,
+    ) -> ApiResult<(Object, Identity, Option<(Object, Revision)>)> {
+        for _ in 0..GENERATE_NAME_ATTEMPTS {
+            let identity = Identity::fresh();
+            let mut object = admitted.clone();
+            let generated = assign_name(&mut object, &identity);
+            let existing = self.read(&object.object_ref()).await?;
+            if !(generated && existing.is_some()) {
+                return Ok((object, identity, existing));
+            }
+        }
+        Err(ApiServerError::Invalid(format!(
+            "{}: metadata.generateName: no free name after {GENERATE_NAME_ATTEMPTS} tries",
+            admitted.object_ref()
+        )))
     }
 
     /// Writes prepared objects in one transaction guarded by every expected
@@ -169,6 +200,11 @@ impl<S: Store> ApiServer<S> {
                 },
             })
             .collect())
+    }
+
+    /// The store's current revision (the latest write's).
+    pub async fn revision(&self) -> ApiResult<Revision> {
+        Ok(self.store.current_revision().await?)
     }
 
     /// One object, as JSON with its resourceVersion.
@@ -256,9 +292,9 @@ impl<S: Store> ApiServer<S> {
         Ok(stored)
     }
 
-    /// Sets `spec.replicas` (Deployments).
+    /// Sets `spec.replicas` (Deployments, ReplicaSets).
     pub async fn scale(&self, r: &ObjectRef, replicas: i32) -> ApiResult<Object> {
-        if !matches!(r.kind, Kind::Deployment) {
+        if !matches!(r.kind, Kind::Deployment | Kind::ReplicaSet) {
             return Err(ApiServerError::not_scalable(r.kind));
         }
         if replicas < 0 {

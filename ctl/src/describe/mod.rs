@@ -31,6 +31,7 @@ pub fn page(
     match object {
         Object::Pod(p) => pod::describe(p),
         Object::Deployment(d) => workloads::deployment(d),
+        Object::ReplicaSet(r) => workloads::replicaset(r),
         Object::DaemonSet(d) => workloads::daemonset(d),
         Object::Service(s) => network::service(s, endpoints),
         Object::Endpoints(e) => network::endpoints(e),

@@ -1,8 +1,8 @@
-//! Deployments and DaemonSets: selector, replica counts, strategy, the pod
+//! Deployments, ReplicaSets and DaemonSets: selector, replica counts, strategy, the pod
 //! template and conditions.
 
 use jotasu_api::kinds::workloads::{DaemonSetUpdateStrategyType, DeploymentStrategyType};
-use jotasu_api::{DaemonSet, Deployment, IntOrString};
+use jotasu_api::{DaemonSet, Deployment, IntOrString, ReplicaSet};
 
 use super::pod::template;
 use super::writer::Writer;
@@ -50,6 +50,34 @@ pub fn deployment(d: &Deployment) -> String {
     }
     template(&mut w, &d.spec.template);
     w.conditions(&s.conditions, true);
+    w.finish()
+}
+
+/// A ReplicaSet.
+pub fn replicaset(r: &ReplicaSet) -> String {
+    let mut w = Writer::default();
+    w.name(&r.metadata);
+    w.field(0, "Selector", selector_text(&r.spec.selector));
+    w.labels_annotations(&r.metadata);
+    if let Some(owner) = r.metadata.controller_ref() {
+        w.field(0, "Controlled By", format!("{}/{}", owner.kind, owner.name));
+    }
+    let s = r.status.clone().unwrap_or_default();
+    w.field(
+        0,
+        "Replicas",
+        format!("{} current / {} desired", s.replicas, r.spec.replicas()),
+    );
+    w.field(
+        0,
+        "Pods Status",
+        format!(
+            "{} Ready / {} Available",
+            s.ready_replicas, s.available_replicas
+        ),
+    );
+    template(&mut w, &r.spec.template);
+    w.conditions(&s.conditions, false);
     w.finish()
 }
 

@@ -48,6 +48,7 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
         Kind::Pod => (pod::COLUMNS, pod::WIDE),
         Kind::Deployment => (workloads::DEPLOYMENT_COLUMNS, workloads::WIDE),
+        Kind::ReplicaSet => (workloads::REPLICASET_COLUMNS, workloads::WIDE),
         Kind::DaemonSet => (workloads::DAEMONSET_COLUMNS, workloads::WIDE),
         Kind::Service => (network::SERVICE_COLUMNS, network::SERVICE_WIDE),
         Kind::Endpoints => (network::ENDPOINTS_COLUMNS, &[]),
@@ -67,6 +68,10 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::Deployment(d) => (
             workloads::deployment_row(d, age),
             workloads::deployment_wide(d),
+        ),
+        Object::ReplicaSet(r) => (
+            workloads::replicaset_row(r, age),
+            workloads::replicaset_wide(r),
         ),
         Object::DaemonSet(d) => (
             workloads::daemonset_row(d, age),

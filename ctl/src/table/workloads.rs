@@ -1,13 +1,15 @@
-//! Deployments (`NAME READY UP-TO-DATE AVAILABLE AGE`) and DaemonSets
+//! Deployments (`NAME READY UP-TO-DATE AVAILABLE AGE`), ReplicaSets
+//! (`NAME DESIRED CURRENT READY AGE`) and DaemonSets
 //! (`NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE`);
 //! wide: `CONTAINERS IMAGES SELECTOR`.
 
 use jotasu_api::kinds::pod::PodTemplateSpec;
-use jotasu_api::{DaemonSet, Deployment, LabelSelector};
+use jotasu_api::{DaemonSet, Deployment, LabelSelector, ReplicaSet};
 
 use super::{NONE, format_labels};
 
 pub(super) const DEPLOYMENT_COLUMNS: &[&str] = &["READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
+pub(super) const REPLICASET_COLUMNS: &[&str] = &["DESIRED", "CURRENT", "READY", "AGE"];
 pub(super) const DAEMONSET_COLUMNS: &[&str] = &[
     "DESIRED",
     "CURRENT",
@@ -31,6 +33,20 @@ pub(super) fn deployment_row(d: &Deployment, age: String) -> Vec<String> {
 
 pub(super) fn deployment_wide(d: &Deployment) -> Vec<String> {
     template_wide(&d.spec.template, &d.spec.selector)
+}
+
+pub(super) fn replicaset_row(r: &ReplicaSet, age: String) -> Vec<String> {
+    let status = r.status.clone().unwrap_or_default();
+    vec![
+        r.spec.replicas().to_string(),
+        status.replicas.to_string(),
+        status.ready_replicas.to_string(),
+        age,
+    ]
+}
+
+pub(super) fn replicaset_wide(r: &ReplicaSet) -> Vec<String> {
+    template_wide(&r.spec.template, &r.spec.selector)
 }
 
 pub(super) fn daemonset_row(d: &DaemonSet, age: String) -> Vec<String> {

@@ -1,0 +1,164 @@
+//! What every controller runs on: shared informers (the cluster in
+//! memory), work queues, and typed writes through the in-process API
+//! server (the same admission, validation and optimistic concurrency a
+//! gRPC client gets).
+
+mod informer;
+mod queue;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jotasu_api::{
+    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Node, Object, OwnerReference, Pod,
+    ReplicaSet, Resource, Service,
+};
+use tokio::sync::watch;
+
+pub use informer::{Cache, Change, Informer, Key, key_of, kind_of, next_change};
+pub use queue::WorkQueue;
+
+use crate::apiserver::{ApiResult, ApiServer, ApiServerError, Applied};
+use crate::store::{Revision, Store};
+
+/// The informers every controller shares, one per kind they read.
+#[derive(Debug, Clone)]
+pub struct Informers {
+    /// Pods.
+    pub pods: Informer<Pod>,
+    /// Nodes.
+    pub nodes: Informer<Node>,
+    /// Deployments.
+    pub deployments: Informer<Deployment>,
+    /// ReplicaSets.
+    pub replica_sets: Informer<ReplicaSet>,
+    /// DaemonSets.
+    pub daemon_sets: Informer<DaemonSet>,
+    /// Services.
+    pub services: Informer<Service>,
+    /// Endpoints.
+    pub endpoints: Informer<Endpoints>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Informer<HorizontalPodAutoscaler>,
+}
+
+impl Informers {
+    /// Starts them all; they stop when `shutdown` turns true.
+    pub fn start<S: Store>(api: &ApiServer<S>, shutdown: &watch::Receiver<bool>) -> Self {
+        Self {
+            pods: Informer::start(api.clone(), shutdown.clone()),
+            nodes: Informer::start(api.clone(), shutdown.clone()),
+            deployments: Informer::start(api.clone(), shutdown.clone()),
+            replica_sets: Informer::start(api.clone(), shutdown.clone()),
+            daemon_sets: Informer::start(api.clone(), shutdown.clone()),
+            services: Informer::start(api.clone(), shutdown.clone()),
+            endpoints: Informer::start(api.clone(), shutdown.clone()),
+            hpas: Informer::start(api.clone(), shutdown.clone()),
+        }
+    }
+
+    /// Waits until every cache holds its first List.
+    pub async fn synced(&self) {
+        self.pods.synced().await;
+        self.nodes.synced().await;
+        self.deployments.synced().await;
+        self.replica_sets.synced().await;
+        self.daemon_sets.synced().await;
+        self.services.synced().await;
+        self.endpoints.synced().await;
+        self.hpas.synced().await;
+    }
+}
+
+/// What a controller's runner gets: the API, the shared caches and the
+/// shutdown signal.
+#[derive(Debug)]
+pub struct Context<S> {
+    /// The in-process API server (writes go through it).
+    pub api: ApiServer<S>,
+    /// The shared caches.
+    pub informers: Informers,
+    /// Turns true when the control plane stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl<S> Clone for Context<S> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            informers: self.informers.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// How long a runner waits for its cache to show its own writes.
+pub const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Seconds since the epoch (pure functions take `now` as an argument).
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A controller owner reference to `owner` (controller and
+/// blockOwnerDeletion set, as Kubernetes' controllers write them).
+pub fn controller_reference<T: Resource>(owner: &T) -> OwnerReference {
+    let meta = owner.metadata();
+    OwnerReference {
+        api_version: T::API_VERSION.to_owned(),
+        kind: T::KIND.to_owned(),
+        name: meta.name().to_owned(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Whether `owned` is controlled by `owner` (by uid).
+pub fn controlled_by<T: Resource, O: Resource>(owned: &T, owner: &O) -> bool {
+    match (owned.metadata().controller_ref(), &owner.metadata().uid) {
+        (Some(r), Some(uid)) => r.kind == O::KIND && &r.uid == uid,
+        _ => false,
+    }
+}
+
+fn to_json(object: &Object) -> ApiResult<String> {
+    serde_json::to_string(object).map_err(|e| {
+        ApiServerError::Invalid(format!("{}: cannot encode: {e}", object.object_ref()))
+    })
+}
+
+impl<S: Store> Context<S> {
+    /// Applies objects in one all-or-nothing request (creates and updates;
+    /// a `metadata.resourceVersion` set on an object is a precondition).
+    pub async fn apply(&self, objects: &[Object]) -> ApiResult<Vec<Applied>> {
+        let json = objects.iter().map(to_json).collect::<ApiResult<Vec<_>>>()?;
+        self.api.apply(&json, false).await
+    }
+
+    /// Replaces an object's status (its resourceVersion must be current).
+    pub async fn update_status(&self, object: &Object) -> ApiResult<Object> {
+        self.api.update_status(&to_json(object)?).await
+    }
+
+    /// The revision of the latest write: after writes, wait for an
+    /// informer to reach it before reconciling again.
+    pub async fn revision(&self) -> ApiResult<Revision> {
+        self.api.revision().await
+    }
+}
+
+/// The highest resourceVersion among `applied` (0 if none).
+pub fn last_revision(applied: &[Applied]) -> Revision {
+    applied
+        .iter()
+        .map(|a| a.resource_version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Shared handle to an object in a cache.
+pub type Shared<T> = Arc<T>;
