@@ -4,6 +4,8 @@
 
 use jotasu_api::{Kind, ObjectRef};
 
+use crate::report::CtlError;
+
 /// The kinds `all` stands for, in kubectl's order.
 pub const ALL: &[Kind] = &[
     Kind::Pod,
@@ -154,6 +156,26 @@ pub fn object_ref(kind: Kind, namespace: &str, name: &str) -> ObjectRef {
         namespace: kind.namespaced().then(|| namespace.to_owned()),
         name: name.to_owned(),
     }
+}
+
+/// The named objects of `resources` (`deployment/web`, `deploy web`).
+pub fn named_refs(resources: &[String], namespace: &str) -> Result<Vec<ObjectRef>, CtlError> {
+    if resources.is_empty() {
+        return Err(CtlError::Usage(
+            "You must provide one or more resources by argument or filename.".into(),
+        ));
+    }
+    let targets = parse_targets(resources)?;
+    if !targets.has_names() {
+        return Err(CtlError::Usage(
+            "resource(s) were provided, but no name was specified".into(),
+        ));
+    }
+    Ok(targets
+        .named()
+        .iter()
+        .map(|(k, n)| object_ref(*k, namespace, n))
+        .collect())
 }
 
 #[cfg(test)]

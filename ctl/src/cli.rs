@@ -59,6 +59,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Set the replica count of Deployments.
     Scale(ScaleArgs),
+    /// Follow a rollout, list revisions, roll back.
+    #[command(subcommand)]
+    Rollout(crate::rollout::RolloutCommand),
     /// Show or change the context file.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -15,6 +15,7 @@ mod manifests;
 mod names;
 mod output;
 mod report;
+mod rollout;
 mod scale;
 mod table;
 mod tabwriter;
@@ -35,6 +36,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Describe(a) => describe::run(global, a).await,
         Command::Delete(a) => delete::run(global, a).await,
         Command::Scale(a) => scale::run(global, a).await,
+        Command::Rollout(c) => rollout::run(global, c).await,
         Command::Config(c) => config::run(global, c),
     }
 }

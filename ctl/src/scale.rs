@@ -4,7 +4,6 @@
 
 use jotasu_api::ObjectRef;
 
-use crate::args::{object_ref, parse_targets};
 use crate::cli::{GlobalArgs, ScaleArgs};
 use crate::connect;
 use crate::manifests;
@@ -26,22 +25,7 @@ pub fn targets(
         let sources = manifests::read_sources(&args.files)?;
         return Ok(manifests::refs(&sources, explicit_ns)?);
     }
-    if args.resources.is_empty() {
-        return Err(CtlError::Usage(
-            "You must provide one or more resources by argument or filename.".into(),
-        ));
-    }
-    let targets = parse_targets(&args.resources)?;
-    if !targets.has_names() {
-        return Err(CtlError::Usage(
-            "resource(s) were provided, but no name was specified".into(),
-        ));
-    }
-    Ok(targets
-        .named()
-        .iter()
-        .map(|(k, n)| object_ref(*k, namespace, n))
-        .collect())
+    crate::args::named_refs(&args.resources, namespace)
 }
 
 /// Runs `scale`.
@@ -65,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: &ScaleArgs) -> Result<(), CtlError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::object_ref;
     use crate::cli::FileArgs;
     use jotasu_api::Kind;
 

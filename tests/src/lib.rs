@@ -20,5 +20,6 @@ pub mod pins;
 pub mod privilege;
 pub mod process;
 pub mod signals;
+pub mod simnode;
 pub mod topology;
 pub mod traffic;

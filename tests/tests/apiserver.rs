@@ -49,7 +49,9 @@ fn cm_ref(name: &str) -> ObjectRef {
     }
 }
 
-async fn start(options: Options) -> (ControlPlane, Client) {
+async fn start(mut options: Options) -> (ControlPlane, Client) {
+    // The API alone: no controller may add objects of its own.
+    options.args.push("--no-controllers".into());
     let cp = ControlPlane::start(options)
         .await
         .expect("control plane starts");

@@ -205,8 +205,13 @@ async fn sigkill_during_applies_keeps_every_acknowledged_object() -> anyhow::Res
             .collect::<anyhow::Result<Vec<_>>>()?,
     );
 
-    // Spawned from the test's own thread, which outlives the server.
-    let mut cp = ControlPlane::start(Options::default()).await?;
+    // Spawned from the test's own thread, which outlives the server. The
+    // API alone: controllers would add revision annotations of their own.
+    let mut cp = ControlPlane::start(Options {
+        args: vec!["--no-controllers".into()],
+        ..Options::default()
+    })
+    .await?;
     let mut pids = vec![cp.pid().context("running")?];
     let acks = Arc::new(Acks {
         count: AtomicUsize::new(0),

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 pub use jotasu_api::Outcome;
-use jotasu_api::{FieldError, Object, ParseOptions, Time, load_manifest};
+use jotasu_api::{FieldError, Object, ObjectMeta, ParseOptions, Time, load_manifest};
 
 use super::error::{ApiResult, ApiServerError};
 use crate::store::Revision;
@@ -115,6 +115,21 @@ pub fn assign_name(object: &mut Object, identity: &Identity) -> bool {
     false
 }
 
+/// Annotation prefixes that controllers write on objects users apply (a
+/// Deployment's revision): an apply that does not name them keeps them,
+/// so re-applying the same manifest stays "unchanged".
+const CONTROLLER_ANNOTATIONS: &[&str] = &["deployment.kubernetes.io/"];
+
+fn keep_controller_annotations(meta: &mut ObjectMeta, old: &ObjectMeta) {
+    for (k, v) in &old.annotations {
+        if CONTROLLER_ANNOTATIONS.iter().any(|p| k.starts_with(p)) {
+            meta.annotations
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+    }
+}
+
 /// Merges an admitted object with its stored version (`existing`, with its
 /// mod revision). The apply owns labels, annotations, owner references and
 /// the spec; the server owns uid, creationTimestamp, generation (bumped
@@ -154,6 +169,7 @@ pub fn merge(
     }
     object.set_status_from(old);
     object.keep_assigned_fields(old);
+    keep_controller_annotations(object.metadata_mut(), old.metadata());
     let old_meta = old.metadata();
     let generation = old_meta.generation.unwrap_or(1);
     let meta = object.metadata_mut();
@@ -253,6 +269,22 @@ mod tests {
         );
         let e = admit(&["{not json".into()]).unwrap_err().to_string();
         assert!(e.starts_with("object 1: "), "{e}");
+    }
+
+    #[test]
+    fn controller_annotations_survive_an_apply() {
+        let obj = || admit(&[deployment(3, "nginx")]).unwrap().remove(0);
+        let mut stored = merge(obj(), None, &id("u1")).unwrap().object;
+        stored
+            .metadata_mut()
+            .annotations
+            .insert("deployment.kubernetes.io/revision".into(), "2".into());
+        let again = merge(obj(), Some((&stored, 5)), &id("u2")).unwrap();
+        assert_eq!(again.outcome, Outcome::Unchanged);
+        assert_eq!(
+            again.object.metadata().annotations["deployment.kubernetes.io/revision"],
+            "2"
+        );
     }
 
     #[test]

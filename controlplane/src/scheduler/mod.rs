@@ -1,4 +1,22 @@
-//! PLACEHOLDER (being written).
+//! The scheduler: places pending pods on nodes as Kubernetes' default
+//! scheduler does. A node must be Ready and schedulable, its NoSchedule /
+//! NoExecute taints tolerated, the pod's nodeSelector matched and its
+//! requests must fit what the node's other pods leave ([`filter`]); the
+//! feasible nodes (a rotating sample in big clusters) are scored —
+//! MostAllocated or LeastAllocated, PreferNoSchedule taints — ties going
+//! to the node with fewer pods of the same controller ([`score`]). Nodes'
+//! allocations are kept incrementally, choices counted as assumed until
+//! their binding shows ([`nodes`]); bindings are written in batches. A pod
+//! no node can take gets PodScheduled=False, reason Unschedulable, and is
+//! retried when room may have appeared ([`queue`], [`state`], [`runner`]).
+
+pub mod filter;
+pub mod nodes;
+pub mod queue;
+pub mod resources;
+mod runner;
+pub mod score;
+pub mod state;
 
 use crate::controllers::runtime::Context;
 use crate::store::Store;
@@ -21,7 +39,6 @@ pub struct Config {
 }
 
 /// Runs until shutdown.
-pub async fn run<S: Store>(ctx: Context<S>, _config: Config) {
-    let mut stop = ctx.shutdown.clone();
-    let _ = stop.wait_for(|s| *s).await;
+pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
+    runner::run(ctx, config).await;
 }

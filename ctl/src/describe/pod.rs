@@ -40,6 +40,18 @@ pub fn describe(pod: &Pod) -> String {
     w.controlled_by(&pod.metadata);
     containers(&mut w, 0, &pod.spec.containers, &status.container_statuses);
     w.conditions(&status.conditions, false);
+    // No events yet: a condition that is not met says why here (kubectl
+    // shows the scheduler's FailedScheduling event instead).
+    for c in status
+        .conditions
+        .iter()
+        .filter(|c| c.status != jotasu_api::ConditionStatus::True)
+    {
+        if let Some(message) = &c.message {
+            let reason = c.reason.as_deref().unwrap_or("NotMet");
+            w.field(0, &format!("{} {reason}", c.type_), message);
+        }
+    }
     volumes(&mut w, 0, &pod.spec.volumes);
     w.labels(0, "Node-Selectors", &pod.spec.node_selector);
     let tolerations: Vec<String> = pod
@@ -303,6 +315,24 @@ fn volumes(w: &mut Writer, level: usize, list: &[Volume]) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pending_pod_says_why() {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient cpu."}]}
+        }))
+        .unwrap();
+        let text = describe(&pod);
+        assert!(
+            text.contains(
+                "PodScheduled Unschedulable:  0/1 nodes are available: 1 Insufficient cpu.\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn running_pod() {

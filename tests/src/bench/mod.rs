@@ -4,12 +4,14 @@
 //!
 //! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`),
 //! [`cni`] the CNI plugin's (`jotasu-bench cni`), [`controlplane`] the
-//! control plane's (`jotasu-bench controlplane`).
+//! control plane's (`jotasu-bench controlplane`), [`scheduler`] the
+//! scheduler's (`jotasu-bench scheduler`).
 pub mod client;
 pub mod cni;
 pub mod controlplane;
 pub mod datapath;
 pub mod kube_proxy;
+pub mod scheduler;
 pub mod world;
 
 use std::path::{Path, PathBuf};

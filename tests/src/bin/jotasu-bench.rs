@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, controlplane, datapath},
+    bench::{Report, client, cni, controlplane, datapath, scheduler},
     privilege, signals,
 };
 
@@ -56,6 +56,11 @@ enum Cmd {
     /// same run (no root needed; /usr/bin/etcd for the etcd half). Writes
     /// target/bench/controlplane.json.
     Controlplane(controlplane::Config),
+    /// Scheduler: pods placed per second (100,000 pending pods on 5,000
+    /// nodes; the goal is >= 10,000 pods/s) and no node overcommitted, in
+    /// process on the embedded store; optionally a Deployment through every
+    /// controller (--cases pods,deployment). Writes target/bench/scheduler.json.
+    Scheduler(scheduler::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -110,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Controlplane(cfg) => {
             run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
         }
+        Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
     }
 }
 

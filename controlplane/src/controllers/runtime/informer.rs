@@ -68,6 +68,10 @@ pub struct Cache<T> {
     pub revision: Revision,
 }
 
+/// How long a watch feed must be quiet before the revision of its last
+/// event counts as complete.
+const QUIET: Duration = Duration::from_millis(2);
+
 /// Changes buffered per subscriber before it counts as lagging.
 const CHANGES: usize = 1 << 16;
 
@@ -77,6 +81,7 @@ pub struct Informer<T> {
     cache: Arc<RwLock<Cache<T>>>,
     changes: broadcast::Sender<Change<T>>,
     revision: watch::Receiver<Revision>,
+    listed: watch::Receiver<bool>,
     kind: PhantomData<T>,
 }
 
@@ -86,6 +91,7 @@ impl<T> Clone for Informer<T> {
             cache: Arc::clone(&self.cache),
             changes: self.changes.clone(),
             revision: self.revision.clone(),
+            listed: self.listed.clone(),
             kind: PhantomData,
         }
     }
@@ -110,23 +116,27 @@ where
         }));
         let (changes, _) = broadcast::channel(CHANGES);
         let (revision_tx, revision) = watch::channel(0);
+        let (listed_tx, listed) = watch::channel(false);
         let informer = Self {
             cache,
             changes,
             revision,
+            listed,
             kind: PhantomData,
         };
         let feed = informer.clone();
         let kind = kind_of::<T>();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
+                let result = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
-                    result = feed.list_and_watch(&api, &revision_tx) => {
-                        if let Err(e) = result {
-                            warn!(%kind, error = %e, "informer: watch ended; listing again");
-                        }
-                    }
+                    result = feed.list_and_watch(&api, &revision_tx, &listed_tx) => result,
+                };
+                if *shutdown.borrow() {
+                    return;
+                }
+                if let Err(e) = result {
+                    warn!(%kind, error = %e, "informer: watch ended; listing again");
                 }
                 tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
@@ -142,6 +152,7 @@ where
         &self,
         api: &ApiServer<S>,
         revision_tx: &watch::Sender<Revision>,
+        listed_tx: &watch::Sender<bool>,
     ) -> Result<(), String> {
         let kind = kind_of::<T>();
         let (items, revision) = api
@@ -166,6 +177,7 @@ where
         }
         let _ = self.changes.send(Change::Resynced);
         revision_tx.send_replace(revision);
+        listed_tx.send_replace(true);
         debug!(%kind, count = items.len(), revision, "informer: listed");
         let spec = WatchSpec {
             kinds: vec![kind],
@@ -173,8 +185,29 @@ where
             ..WatchSpec::default()
         };
         let mut events = api.watch(spec).await.map_err(|e| e.to_string())?;
-        while let Some(event) = events.recv().await {
+        // Objects written together share a revision and arrive one event
+        // at a time: a revision is published once a newer event arrives or
+        // the feed goes quiet, not after its first object.
+        let mut unpublished: Option<Revision> = None;
+        loop {
+            let next = match unpublished {
+                None => events.recv().await,
+                Some(rev) => match tokio::time::timeout(QUIET, events.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        revision_tx.send_replace(rev);
+                        unpublished = None;
+                        continue;
+                    }
+                },
+            };
+            let Some(event) = next else { break };
             let event = event.map_err(|e| e.to_string())?;
+            if let Some(rev) = unpublished
+                && event.revision > rev
+            {
+                revision_tx.send_replace(rev);
+            }
             let object: T = match serde_json::from_str(&event.json) {
                 Ok(o) => o,
                 Err(e) => {
@@ -199,7 +232,7 @@ where
                 }
             };
             let _ = self.changes.send(change);
-            revision_tx.send_replace(event.revision);
+            unpublished = Some(event.revision);
         }
         Err("the watch stream ended".into())
     }
@@ -244,8 +277,8 @@ where
 
     /// Waits until the first List is in the cache.
     pub async fn synced(&self) {
-        let mut rx = self.revision.clone();
-        let _ = rx.wait_for(|r| *r > 0).await;
+        let mut rx = self.listed.clone();
+        let _ = rx.wait_for(|listed| *listed).await;
     }
 
     /// Waits until the cache reflects `revision` (a write's own revision:
@@ -253,6 +286,29 @@ where
     pub async fn caught_up(&self, revision: Revision, limit: Duration) {
         let mut rx = self.revision.clone();
         let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r >= revision)).await;
+    }
+
+    /// Waits until the cache holds every object of `applied` at (or past)
+    /// the revision the apply gave it, at most `limit`. Exact where
+    /// [`Informer::caught_up`] is not: objects written in one transaction
+    /// share a revision and arrive one event at a time.
+    pub async fn shows(&self, applied: &[crate::apiserver::Applied], limit: Duration) -> bool {
+        self.wait_until(limit, |cache| {
+            applied.iter().all(|a| {
+                let key = (
+                    a.object_ref.namespace.clone().unwrap_or_default(),
+                    a.object_ref.name.clone(),
+                );
+                cache.objects.get(&key).is_some_and(|o| {
+                    o.metadata()
+                        .resource_version
+                        .as_deref()
+                        .and_then(|v| v.parse::<Revision>().ok())
+                        .is_some_and(|v| v >= a.resource_version)
+                })
+            })
+        })
+        .await
     }
 
     /// Waits until `done` holds for the cache (e.g. deleted pods have left

@@ -6,6 +6,7 @@
 mod informer;
 mod queue;
 pub mod status;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 
 pub use informer::{Cache, Change, Informer, Key, key_of, kind_of, next_change};
 pub use queue::WorkQueue;
+pub use worker::{CONFLICT_RETRY, MAX_BACKOFF, backoff, work};
 
 use crate::apiserver::{ApiResult, ApiServer, ApiServerError, Applied};
 use crate::store::{Revision, Store};
@@ -95,6 +97,11 @@ impl<S> Clone for Context<S> {
 
 /// How long a runner waits for its cache to show its own writes.
 pub const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Resolves when the control plane stops (for a runner's `select!`).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
 
 /// Seconds since the epoch (pure functions take `now` as an argument).
 pub fn now_seconds() -> i64 {

@@ -94,18 +94,19 @@ mod tests {
     use jotasu_api::kinds::pod_status::PodStatus;
 
     fn ready_pod(since: i64) -> Pod {
-        let mut p = Pod::default();
-        p.status = Some(PodStatus {
-            phase: Some(PodPhase::Running),
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: ConditionStatus::True,
-                last_transition_time: Some(Time::from_unix_seconds(since)),
-                ..Condition::default()
-            }],
-            ..PodStatus::default()
-        });
-        p
+        Pod {
+            status: Some(PodStatus {
+                phase: Some(PodPhase::Running),
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: ConditionStatus::True,
+                    last_transition_time: Some(Time::from_unix_seconds(since)),
+                    ..Condition::default()
+                }],
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
     }
 
     #[test]

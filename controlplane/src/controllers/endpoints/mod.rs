@@ -1,0 +1,250 @@
+//! The Endpoints controller: for every Service with a selector, an
+//! Endpoints object of the same name listing the selected pods — ready
+//! ones on Ready nodes as addresses, the rest as not-ready addresses —
+//! with each Service port resolved per pod ([`subsets`]). It is written
+//! only when it changes; when the Service goes, the controller deletes its
+//! Endpoints (as Kubernetes' does, also for leftovers found at start).
+//! Services without a selector keep hand-made Endpoints untouched.
+
+pub mod subsets;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jotasu_api::{Endpoints, Kind, Node, Object, ObjectRef, Pod};
+use tracing::{debug, info, warn};
+
+use crate::apiserver::ApiServerError;
+use crate::controllers::runtime::status::{is_active, is_node_ready, is_ready, node_of};
+use crate::controllers::runtime::{
+    CATCH_UP, Change, Context, Key, WorkQueue, key_of, last_revision, next_change, stopped,
+};
+use crate::store::Store;
+
+/// Requeue delay after a failed write.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until shutdown.
+pub async fn run<S: Store>(ctx: Context<S>) {
+    let informers = ctx.informers.clone();
+    let mut services_rx = informers.services.subscribe();
+    let mut endpoints_rx = informers.endpoints.subscribe();
+    let mut pods_rx = informers.pods.subscribe();
+    let mut nodes_rx = informers.nodes.subscribe();
+    let mut shutdown = ctx.shutdown.clone();
+    let queue = WorkQueue::new();
+    queue_all(&ctx, &queue);
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            c = next_change(&mut services_rx) => match c {
+                Some(Change::Applied { new, .. }) => queue.add(key_of(new.as_ref())),
+                Some(Change::Deleted(s)) => queue.add(key_of(s.as_ref())),
+                Some(Change::Resynced) => queue_all(&ctx, &queue),
+                None => break,
+            },
+            c = next_change(&mut endpoints_rx) => match c {
+                // Someone else changed or removed it: put it right.
+                Some(Change::Applied { new, .. }) => queue.add(key_of(new.as_ref())),
+                Some(Change::Deleted(e)) => queue.add(key_of(e.as_ref())),
+                Some(Change::Resynced) => queue_all(&ctx, &queue),
+                None => break,
+            },
+            c = next_change(&mut pods_rx) => match c {
+                Some(c) => on_pod(&ctx, &queue, c),
+                None => break,
+            },
+            c = next_change(&mut nodes_rx) => match c {
+                Some(c) => on_node(&ctx, &queue, c),
+                None => break,
+            },
+            key = queue.next() => {
+                if let Err(delay) = reconcile(&ctx, &key).await {
+                    queue.add_after(key, delay);
+                }
+            }
+        }
+    }
+    info!("endpoints controller stopped");
+}
+
+/// Every Service, and every Endpoints (a leftover whose Service is gone
+/// is deleted).
+fn queue_all<S: Store>(ctx: &Context<S>, queue: &WorkQueue<Key>) {
+    for key in ctx.informers.services.read().objects.keys() {
+        queue.add(key.clone());
+    }
+    for key in ctx.informers.endpoints.read().objects.keys() {
+        queue.add(key.clone());
+    }
+}
+
+/// Queues the Services in `namespace` selecting any of `labels`.
+fn queue_selecting<'a, S: Store>(
+    ctx: &Context<S>,
+    queue: &WorkQueue<Key>,
+    namespace: &str,
+    labels: impl IntoIterator<Item = &'a jotasu_api::Labels> + Clone,
+) {
+    for service in ctx.informers.services.list_in(namespace) {
+        if labels
+            .clone()
+            .into_iter()
+            .any(|l| subsets::selects(&service, l))
+        {
+            queue.add(key_of(service.as_ref()));
+        }
+    }
+}
+
+/// What of a pod its Endpoints entry depends on.
+fn view(pod: &Pod) -> impl PartialEq + '_ {
+    (
+        &pod.metadata.labels,
+        pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()),
+        is_ready(pod),
+        is_active(pod),
+        node_of(pod),
+    )
+}
+
+fn on_pod<S: Store>(ctx: &Context<S>, queue: &WorkQueue<Key>, change: Change<Pod>) {
+    match change {
+        Change::Applied { old, new } => {
+            if old.as_ref().is_some_and(|o| view(o) == view(&new)) {
+                return;
+            }
+            let namespace = new.metadata.namespace.clone().unwrap_or_default();
+            let labels = old
+                .as_ref()
+                .map(|o| &o.metadata.labels)
+                .into_iter()
+                .chain([&new.metadata.labels]);
+            queue_selecting(ctx, queue, &namespace, labels);
+        }
+        Change::Deleted(p) => {
+            let namespace = p.metadata.namespace.clone().unwrap_or_default();
+            queue_selecting(ctx, queue, &namespace, [&p.metadata.labels]);
+        }
+        Change::Resynced => queue_all(ctx, queue),
+    }
+}
+
+/// A node's readiness changed (or it came or went): the Services of the
+/// pods on it.
+fn on_node<S: Store>(ctx: &Context<S>, queue: &WorkQueue<Key>, change: Change<Node>) {
+    let name = match &change {
+        Change::Applied { old, new } => {
+            if old.as_ref().map(|o| is_node_ready(o)) == Some(is_node_ready(new)) {
+                return;
+            }
+            new.metadata.name().to_owned()
+        }
+        Change::Deleted(n) => n.metadata.name().to_owned(),
+        Change::Resynced => {
+            queue_all(ctx, queue);
+            return;
+        }
+    };
+    let mut seen = HashSet::new();
+    for pod in ctx.informers.pods.list() {
+        if node_of(&pod) != Some(name.as_str()) {
+            continue;
+        }
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        if seen.insert((namespace.clone(), pod.metadata.labels.clone())) {
+            queue_selecting(ctx, queue, &namespace, [&pod.metadata.labels]);
+        }
+    }
+}
+
+fn endpoints_ref(key: &Key) -> ObjectRef {
+    ObjectRef {
+        kind: Kind::Endpoints,
+        namespace: Some(key.0.clone()),
+        name: key.1.clone(),
+    }
+}
+
+/// Brings one Service's Endpoints up to date; `Err(delay)` to retry.
+async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration> {
+    let informers = &ctx.informers;
+    let current = informers.endpoints.get(&key.0, &key.1);
+    let Some(service) = informers.services.get(&key.0, &key.1) else {
+        if current.is_some() {
+            return delete_leftover(ctx, key).await;
+        }
+        return Ok(());
+    };
+    if !subsets::managed(&service) {
+        return Ok(());
+    }
+    let pods = informers.pods.list_in(&key.0);
+    let desired = {
+        let nodes = informers.nodes.read();
+        let node_ready = |name: &str| {
+            nodes
+                .objects
+                .get(&(String::new(), name.to_owned()))
+                .is_some_and(|n| is_node_ready(n))
+        };
+        let refs: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
+        subsets::desired(&service, &refs, node_ready)
+    };
+    if !subsets::differs(current.as_deref(), &desired) {
+        return Ok(());
+    }
+    let ready: usize = desired.subsets.iter().map(|s| s.addresses.len()).sum();
+    match ctx.apply(&[Object::Endpoints(desired)]).await {
+        Ok(applied) => {
+            debug!(service = %key.1, namespace = %key.0, ready, "endpoints written");
+            informers
+                .endpoints
+                .caught_up(last_revision(&applied), CATCH_UP)
+                .await;
+            Ok(())
+        }
+        Err(e) => {
+            warn!(service = %key.1, namespace = %key.0, error = %e, "cannot write endpoints");
+            Err(RETRY)
+        }
+    }
+}
+
+/// Deletes the Endpoints of a Service that is gone — once the store
+/// confirms it is (the Service cache may lag the Endpoints cache, e.g. for
+/// a Service and hand-made Endpoints applied together).
+async fn delete_leftover<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration> {
+    let service = ObjectRef {
+        kind: Kind::Service,
+        ..endpoints_ref(key)
+    };
+    match ctx.api.get(&service).await {
+        Err(ApiServerError::NotFound(_)) => {}
+        Ok(_) => {
+            // It exists: its event is on the way and will bring it here again.
+            return Ok(());
+        }
+        Err(e) => {
+            warn!(service = %key.1, namespace = %key.0, error = %e, "cannot read the service");
+            return Err(RETRY);
+        }
+    }
+    match ctx.api.delete(&endpoints_ref(key), None).await {
+        Ok(_) | Err(ApiServerError::NotFound(_)) => {
+            debug!(service = %key.1, namespace = %key.0, "service gone; endpoints deleted");
+            let informers = &ctx.informers;
+            let gone =
+                |c: &crate::controllers::runtime::Cache<Endpoints>| !c.objects.contains_key(key);
+            informers.endpoints.wait_until(CATCH_UP, gone).await;
+            Ok(())
+        }
+        Err(e) => {
+            warn!(service = %key.1, namespace = %key.0, error = %e, "cannot delete endpoints");
+            Err(RETRY)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+//! The Endpoints of a Service as a pure function of the Service, the pods
+//! of its namespace and the nodes' readiness, grouped as Kubernetes groups
+//! them: every Service port is resolved per pod (a number, or a container
+//! port looked up by name and protocol), and pods that resolve to the same
+//! ports share a subset; ready pods on Ready nodes are `addresses`, the
+//! rest `notReadyAddresses`; addresses sorted by IP.
+
+use std::collections::BTreeMap;
+
+use jotasu_api::kinds::pod::Protocol;
+use jotasu_api::kinds::service::{EndpointAddress, EndpointPort, EndpointSubset, ServicePort};
+use jotasu_api::meta::ObjectReference;
+use jotasu_api::{Endpoints, IntOrString, Labels, ObjectMeta, Pod, Service};
+
+use crate::controllers::runtime::status::{is_active, is_ready, node_of};
+
+/// Whether the Service's endpoints are the controller's to manage (it
+/// has a selector; without one they are managed by hand).
+pub fn managed(service: &Service) -> bool {
+    !service.spec.selector.is_empty()
+}
+
+/// Whether `service` selects pods with `labels`.
+pub fn selects(service: &Service, labels: &Labels) -> bool {
+    managed(service)
+        && service
+            .spec
+            .selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The pod port a Service port reaches on `pod` (None: the pod has no
+/// container port of that name and protocol).
+pub fn resolve(port: &ServicePort, pod: &Pod) -> Option<i32> {
+    match &port.target_port {
+        None => Some(port.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            let protocol = port.protocol.unwrap_or_default();
+            pod.spec
+                .containers
+                .iter()
+                .flat_map(|c| &c.ports)
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.unwrap_or_default() == protocol
+                })
+                .map(|p| p.container_port)
+        }
+    }
+}
+
+fn address(pod: &Pod, ip: &str) -> EndpointAddress {
+    let meta = &pod.metadata;
+    EndpointAddress {
+        ip: ip.to_owned(),
+        hostname: None,
+        node_name: node_of(pod).map(str::to_owned),
+        target_ref: Some(ObjectReference {
+            kind: Some("Pod".into()),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone(),
+            uid: meta.uid.clone(),
+            ..ObjectReference::default()
+        }),
+    }
+}
+
+type PortKey = Vec<(Option<String>, i32, Protocol)>;
+
+/// The subsets of `service` among `pods` (any pods: those it does not
+/// select are skipped); `node_ready` tells whether a node is Ready.
+pub fn subsets(
+    service: &Service,
+    pods: &[&Pod],
+    node_ready: impl Fn(&str) -> bool,
+) -> Vec<EndpointSubset> {
+    let headless = service.spec.cluster_ip.as_deref() == Some("None");
+    if service.spec.ports.is_empty() && !headless {
+        return Vec::new();
+    }
+    let mut groups: BTreeMap<PortKey, (Vec<EndpointAddress>, Vec<EndpointAddress>)> =
+        BTreeMap::new();
+    for &pod in pods {
+        if !selects(service, &pod.metadata.labels) || !is_active(pod) {
+            continue;
+        }
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .filter(|ip| !ip.is_empty())
+        else {
+            continue;
+        };
+        let mut ports: PortKey = service
+            .spec
+            .ports
+            .iter()
+            .filter_map(|p| {
+                let number = resolve(p, pod)?;
+                Some((p.name.clone(), number, p.protocol.unwrap_or_default()))
+            })
+            .collect();
+        if ports.is_empty() && !service.spec.ports.is_empty() {
+            continue;
+        }
+        ports.sort();
+        let ready = is_ready(pod) && node_of(pod).is_some_and(&node_ready);
+        let group = groups.entry(ports).or_default();
+        let list = if ready { &mut group.0 } else { &mut group.1 };
+        list.push(address(pod, ip));
+    }
+    groups
+        .into_iter()
+        .map(|(ports, (mut ready, mut not_ready))| {
+            let by_ip = |a: &EndpointAddress, b: &EndpointAddress| {
+                (&a.ip, &a.target_ref.as_ref().map(|r| &r.name))
+                    .cmp(&(&b.ip, &b.target_ref.as_ref().map(|r| &r.name)))
+            };
+            ready.sort_by(by_ip);
+            not_ready.sort_by(by_ip);
+            EndpointSubset {
+                addresses: ready,
+                not_ready_addresses: not_ready,
+                ports: ports
+                    .into_iter()
+                    .map(|(name, port, protocol)| EndpointPort {
+                        name,
+                        port,
+                        protocol: Some(protocol),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The Endpoints object `service` should have.
+pub fn desired(service: &Service, pods: &[&Pod], node_ready: impl Fn(&str) -> bool) -> Endpoints {
+    Endpoints {
+        metadata: ObjectMeta {
+            name: service.metadata.name.clone(),
+            namespace: service.metadata.namespace.clone(),
+            labels: service.metadata.labels.clone(),
+            ..ObjectMeta::default()
+        },
+        subsets: subsets(service, pods, node_ready),
+        ..Endpoints::default()
+    }
+}
+
+/// Whether `current` must be written to become `desired`.
+pub fn differs(current: Option<&Endpoints>, desired: &Endpoints) -> bool {
+    current.is_none_or(|c| {
+        c.subsets != desired.subsets || c.metadata.labels != desired.metadata.labels
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jotasu_api::kinds::pod_status::{PodPhase, PodStatus};
+    use jotasu_api::{Condition, Object, Time};
+
+    fn service(ports: serde_json::Value) -> Service {
+        let json = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"team": "a"}},
+            "spec": {"selector": {"app": "web"}, "ports": ports}});
+        let mut o: Object = serde_json::from_value(json).expect("a Service");
+        o.apply_defaults();
+        match o {
+            Object::Service(s) => s,
+            _ => unreachable!(),
+        }
+    }
+
+    /// A pod `name` on `node` with `ip`, ready or not, with named ports.
+    fn pod(name: &str, node: &str, ip: &str, ready: bool, ports: &[(&str, i32)]) -> Pod {
+        let containers: Vec<serde_json::Value> = ports
+            .iter()
+            .map(|(n, p)| serde_json::json!({"name": n, "containerPort": p}))
+            .collect();
+        let json = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                "labels": {"app": "web"}},
+            "spec": {"nodeName": node,
+                "containers": [{"name": "c", "image": "busybox:1", "ports": containers}]}});
+        let mut o: Object = serde_json::from_value(json).expect("a Pod");
+        o.apply_defaults();
+        let Object::Pod(mut p) = o else {
+            unreachable!()
+        };
+        p.status = Some(PodStatus {
+            phase: Some(PodPhase::Running),
+            pod_ip: Some(ip.into()),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: ready.into(),
+                last_transition_time: Some(Time::from_unix_seconds(1)),
+                ..Condition::default()
+            }],
+            ..PodStatus::default()
+        });
+        p
+    }
+
+    fn ips(list: &[EndpointAddress]) -> Vec<&str> {
+        list.iter().map(|a| a.ip.as_str()).collect()
+    }
+
+    fn all_ready(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn ready_pods_with_an_ip_sorted_and_the_rest_not_ready() {
+        let s = service(serde_json::json!([{"port": 80, "targetPort": 8080}]));
+        let mut terminating = pod("t", "n1", "10.0.0.9", true, &[]);
+        terminating.metadata.deletion_timestamp = Some(Time::from_unix_seconds(1));
+        let mut no_ip = pod("x", "n1", "", true, &[]);
+        no_ip.status.as_mut().expect("status").pod_ip = None;
+        let mut other = pod("o", "n1", "10.0.0.8", true, &[]);
+        other.metadata.labels.insert("app".into(), "db".into());
+        let pods = [
+            pod("b", "n1", "10.0.0.2", true, &[]),
+            pod("a", "n2", "10.0.0.10", true, &[]),
+            pod("c", "n1", "10.0.0.3", false, &[]),
+            terminating,
+            no_ip,
+            other,
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = subsets(&s, &refs, all_ready);
+        assert_eq!(out.len(), 1);
+        assert_eq!(ips(&out[0].addresses), ["10.0.0.10", "10.0.0.2"]);
+        assert_eq!(ips(&out[0].not_ready_addresses), ["10.0.0.3"]);
+        assert_eq!(
+            out[0].ports,
+            [EndpointPort {
+                name: None,
+                port: 8080,
+                protocol: Some(Protocol::Tcp)
+            }]
+        );
+        let a = &out[0].addresses[0];
+        assert_eq!(a.node_name.as_deref(), Some("n2"));
+        let target = a.target_ref.as_ref().expect("target");
+        assert_eq!(
+            (
+                target.kind.as_deref(),
+                target.namespace.as_deref(),
+                target.name.as_deref(),
+                target.uid.as_deref()
+            ),
+            (Some("Pod"), Some("default"), Some("a"), Some("uid-a"))
+        );
+    }
+
+    #[test]
+    fn pods_on_a_node_that_is_not_ready_are_not_ready() {
+        let s = service(serde_json::json!([{"port": 80}]));
+        let pods = [
+            pod("a", "good", "10.0.0.2", true, &[]),
+            pod("b", "dead", "10.0.0.3", true, &[]),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = subsets(&s, &refs, |n| n == "good");
+        assert_eq!(ips(&out[0].addresses), ["10.0.0.2"]);
+        assert_eq!(ips(&out[0].not_ready_addresses), ["10.0.0.3"]);
+        assert_eq!(out[0].ports[0].port, 80, "targetPort defaults to port");
+    }
+
+    #[test]
+    fn named_ports_resolve_per_pod_and_split_subsets() {
+        let s = service(serde_json::json!([
+            {"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "metrics", "port": 9090, "targetPort": 9090}
+        ]));
+        let pods = [
+            pod("a", "n1", "10.0.0.2", true, &[("http", 8080)]),
+            pod("b", "n1", "10.0.0.3", true, &[("http", 8081)]),
+            pod("c", "n1", "10.0.0.4", true, &[("http", 8080)]),
+            pod("d", "n1", "10.0.0.5", true, &[("web", 8080)]),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let out = subsets(&s, &refs, all_ready);
+        let summary: Vec<(Vec<i32>, Vec<&str>)> = out
+            .iter()
+            .map(|s| (s.ports.iter().map(|p| p.port).collect(), ips(&s.addresses)))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (vec![8080, 9090], vec!["10.0.0.2", "10.0.0.4"]),
+                (vec![8081, 9090], vec!["10.0.0.3"]),
+                (vec![9090], vec!["10.0.0.5"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_named_port_must_match_the_protocol_too() {
+        let s = service(serde_json::json!([
+            {"port": 53, "targetPort": "dns", "protocol": "UDP"}
+        ]));
+        let p = pod("a", "n1", "10.0.0.2", true, &[("dns", 5353)]);
+        assert_eq!(resolve(&s.spec.ports[0], &p), None);
+        assert!(subsets(&s, &[&p], all_ready).is_empty());
+    }
+
+    #[test]
+    fn headless_without_ports_lists_addresses_and_portless_services_nothing() {
+        let mut s = service(serde_json::json!([]));
+        let p = pod("a", "n1", "10.0.0.2", true, &[]);
+        assert!(subsets(&s, &[&p], all_ready).is_empty());
+        s.spec.cluster_ip = Some("None".into());
+        let out = subsets(&s, &[&p], all_ready);
+        assert_eq!(ips(&out[0].addresses), ["10.0.0.2"]);
+        assert!(out[0].ports.is_empty());
+    }
+
+    #[test]
+    fn desired_carries_the_service_labels_and_differs_only_on_change() {
+        let s = service(serde_json::json!([{"port": 80}]));
+        let p = pod("a", "n1", "10.0.0.2", true, &[]);
+        let want = desired(&s, &[&p], all_ready);
+        assert_eq!(want.metadata.name.as_deref(), Some("web"));
+        assert_eq!(
+            want.metadata.labels.get("team").map(String::as_str),
+            Some("a")
+        );
+        assert!(differs(None, &want));
+        let mut stored = want.clone();
+        stored.metadata.resource_version = Some("7".into());
+        stored.metadata.uid = Some("u".into());
+        assert!(!differs(Some(&stored), &want));
+        let empty = desired(&s, &[], all_ready);
+        assert!(empty.subsets.is_empty());
+        assert!(differs(Some(&stored), &empty));
+        assert!(!managed(&Service::default()));
+    }
+}
