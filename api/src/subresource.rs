@@ -49,6 +49,11 @@ impl Object {
             (Object::Deployment(a), Object::Deployment(b)) => a.status.clone_from(&b.status),
             (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.status.clone_from(&b.status),
             (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
+            (Object::Node(a), Object::Node(b))
+                if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
+            {
+                a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
+            }
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
                 a.status.clone_from(&b.status);
@@ -61,13 +66,19 @@ impl Object {
     /// Fields the server (or a controller) assigns that a manifest usually
     /// leaves out: kept from `existing` when `self` leaves them empty, so
     /// re-applying the same manifest changes nothing. A Pod's `nodeName`
-    /// (the scheduler's binding), a Service's allocated `clusterIP`.
+    /// (the scheduler's binding), a Service's allocated `clusterIP`, a
+    /// Node's allocated `podCIDR`.
     pub fn keep_assigned_fields(&mut self, existing: &Object) {
         match (self, existing) {
             (Object::Pod(a), Object::Pod(b))
                 if a.spec.node_name.as_deref().is_none_or(str::is_empty) =>
             {
                 a.spec.node_name.clone_from(&b.spec.node_name);
+            }
+            (Object::Node(a), Object::Node(b))
+                if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
+            {
+                a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
             }
             (Object::Service(a), Object::Service(b))
                 if a.spec.cluster_ip.as_deref().is_none_or(str::is_empty)

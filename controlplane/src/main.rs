@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use ipnetwork::Ipv4Network;
 use jotasu_controlplane::apiserver::ApiServer;
+use jotasu_controlplane::apiserver::allocate::Ranges;
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
@@ -70,6 +72,17 @@ struct Args {
     /// How often each HorizontalPodAutoscaler is evaluated.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     hpa_sync_period: u64,
+    /// Services' cluster IPs are allocated from this range (the first
+    /// address and the tenth, for cluster DNS, only when asked for).
+    #[arg(long, default_value = "10.96.0.0/16", value_name = "CIDR")]
+    service_cidr: Ipv4Network,
+    /// Pod addresses of the whole cluster; each Node registered without a
+    /// podCIDR gets a subnet of it.
+    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    cluster_cidr: Ipv4Network,
+    /// Prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24, value_name = "BITS", value_parser = clap::value_parser!(u8).range(8..=30))]
+    node_cidr_mask_size: u8,
 }
 
 /// `--scheduler-scoring`.
@@ -186,7 +199,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     info!(path = %admin.display(), "jotactl context written (JOTASU_CONFIG={})", admin.display());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = ApiServer::new(Arc::new(store), stop_rx.clone());
+    anyhow::ensure!(
+        args.node_cidr_mask_size >= args.cluster_cidr.prefix(),
+        "--node-cidr-mask-size {} is wider than --cluster-cidr {}: give a longer prefix",
+        args.node_cidr_mask_size,
+        args.cluster_cidr
+    );
+    let ranges = Ranges {
+        service_cidr: args.service_cidr,
+        cluster_cidr: args.cluster_cidr,
+        node_prefix: args.node_cidr_mask_size,
+    };
+    let server = ApiServer::new(Arc::new(store), stop_rx.clone()).with_ranges(ranges);
     match server.collect_garbage().await {
         Ok(gone) if !gone.is_empty() => {
             info!(count = gone.len(), "finished interrupted cascading deletes")

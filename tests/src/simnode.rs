@@ -29,7 +29,8 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub struct NodeSpec {
     /// Its name.
     pub name: String,
-    /// Its index (addresses: 10.0.0.<i>, pods 10.244.<i>.0/24).
+    /// Its index (its address: 10.0.0.<i>; pod addresses come from the
+    /// pod CIDR the control plane allocates).
     pub index: u8,
     /// CPU cores.
     pub cpu: &'static str,
@@ -69,6 +70,8 @@ struct State {
     /// Pods running here, with their IP's last octet.
     pods: HashMap<(String, String), u8>,
     next_ip: u8,
+    /// The first three octets of the node's pod CIDR (a /24).
+    pod_net: String,
 }
 
 /// A running simulated node. Its tasks stop on [`SimNode::stop`] or drop.
@@ -134,7 +137,6 @@ impl SimNode {
         node.metadata.name = Some(spec.name.clone());
         node.metadata.labels = spec.labels.clone();
         node.spec.taints = spec.taints.clone();
-        node.spec.pod_cidr = Some(format!("10.244.{}.0/24", spec.index));
         client
             .apply(&[Object::Node(node)], false)
             .await
@@ -157,11 +159,17 @@ impl SimNode {
                 address: format!("10.0.0.{}", spec.index),
             }],
         });
+        let pod_cidr = node.spec.pod_cidr.clone().unwrap_or_default();
+        let pod_net = pod_cidr
+            .strip_suffix(".0/24")
+            .with_context(|| format!("node {}: pod CIDR {pod_cidr:?} is not a /24", spec.name))?
+            .to_owned();
         client.update_status(&Object::Node(node)).await?;
         let state = Arc::new(Mutex::new(State {
             alive: true,
             default_cpu: 0,
             next_ip: 2,
+            pod_net,
             ..State::default()
         }));
         let mut me = Self {
@@ -394,6 +402,7 @@ async fn report(
             return Ok(());
         }
         let now = now();
+        let pod_net = lock(state).pod_net.clone();
         let mut status = pod.status.clone().unwrap_or_default();
         let ready_since = status
             .conditions
@@ -419,7 +428,7 @@ async fn report(
                     ready_condition,
                 ])
                 .collect(),
-            pod_ip: Some(format!("10.244.{index}.{ip}")),
+            pod_ip: Some(format!("{pod_net}.{ip}")),
             host_ip: Some(format!("10.0.0.{index}")),
             start_time: status.start_time.or_else(|| Some(now.clone())),
             container_statuses: pod

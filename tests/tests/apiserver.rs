@@ -419,6 +419,110 @@ async fn watch_resumes_filters_and_says_resync(mut options: Options) {
     assert!(!cp.socket().exists(), "the socket file is removed on exit");
 }
 
+async fn addresses_are_allocated_once_and_never_twice(options: Options) {
+    let (_cp, client) = start(options).await;
+    let service = |name: &str, ip: Option<&str>| {
+        let mut spec = json!({"selector": {"app": name}, "ports": [{"port": 80}]});
+        if let Some(ip) = ip {
+            spec["clusterIP"] = json!(ip);
+        }
+        obj(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}),
+        )
+    };
+    let cluster_ip = |o: Object| match o {
+        Object::Service(s) => s.spec.cluster_ip.unwrap_or_default(),
+        other => panic!("not a Service: {other:?}"),
+    };
+    let svc_ref = |name: &str| ObjectRef {
+        kind: Kind::Service,
+        namespace: Some("default".into()),
+        name: name.into(),
+    };
+    // Twenty Services applied concurrently: twenty distinct addresses.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = client.clone();
+        let s = service(&format!("s{i}"), None);
+        tasks.push(tokio::spawn(async move { client.apply(&[s], false).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut ips = std::collections::HashSet::new();
+    for i in 0..20 {
+        let ip = cluster_ip(client.get(&svc_ref(&format!("s{i}"))).await.unwrap());
+        assert!(
+            ip.starts_with("10.96.") && ip != "10.96.0.1" && ip != "10.96.0.10",
+            "{ip}"
+        );
+        assert!(ips.insert(ip.clone()), "{ip} handed out twice");
+    }
+    // Re-applying keeps the address, and the apply is unchanged.
+    let again = client.apply(&[service("s0", None)], false).await.unwrap();
+    assert_eq!(again[0].outcome, Outcome::Unchanged);
+    // The DNS address on request; a taken one, an out-of-range one and a
+    // change are refused.
+    client
+        .apply(&[service("dns", Some("10.96.0.10"))], false)
+        .await
+        .unwrap();
+    let taken = cluster_ip(client.get(&svc_ref("s0")).await.unwrap());
+    for (name, ip, want) in [
+        ("dup", taken.as_str(), "provided IP is already allocated"),
+        ("far", "192.0.2.1", "not in the valid range"),
+        ("dns", "10.96.0.11", "field is immutable"),
+    ] {
+        let e = client
+            .apply(&[service(name, Some(ip))], false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(want), "{name}: {e}");
+    }
+    // A freed address is free again; headless Services get none.
+    client.delete(&svc_ref("s0"), None).await.unwrap();
+    client
+        .apply(&[service("reuse", Some(&taken))], false)
+        .await
+        .unwrap();
+    client
+        .apply(&[service("headless", Some("None"))], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster_ip(client.get(&svc_ref("headless")).await.unwrap()),
+        "None"
+    );
+
+    // Nodes get distinct pod CIDRs from the cluster CIDR.
+    let node =
+        |name: &str| obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}));
+    client
+        .apply(&[node("n1"), node("n2")], false)
+        .await
+        .unwrap();
+    let cidr = |name: &str| {
+        let client = client.clone();
+        let name = name.to_owned();
+        async move {
+            let r = ObjectRef {
+                kind: Kind::Node,
+                namespace: None,
+                name,
+            };
+            match client.get(&r).await.unwrap() {
+                Object::Node(n) => n.spec.pod_cidr.unwrap_or_default(),
+                other => panic!("not a Node: {other:?}"),
+            }
+        }
+    };
+    let (a, b) = (cidr("n1").await, cidr("n2").await);
+    assert!(
+        a.starts_with("10.244.") && a.ends_with(".0/24") && a != b,
+        "{a} {b}"
+    );
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -453,6 +557,7 @@ on_both_stores!(
     optimistic_concurrency_status_and_scale,
     list_selectors_namespaces_and_cascading_delete,
     watch_resumes_filters_and_says_resync,
+    addresses_are_allocated_once_and_never_twice,
 );
 
 #[tokio::test(flavor = "multi_thread")]

@@ -170,6 +170,7 @@ pub fn merge(
     object.set_status_from(old);
     object.keep_assigned_fields(old);
     keep_controller_annotations(object.metadata_mut(), old.metadata());
+    super::allocate::check_immutable(&object, old)?;
     let old_meta = old.metadata();
     let generation = old_meta.generation.unwrap_or(1);
     let meta = object.metadata_mut();

@@ -4,6 +4,7 @@
 //! with an embedded store in a temp dir.
 
 pub mod admit;
+pub mod allocate;
 pub mod bind;
 mod delete;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod keys;
 mod raw;
 mod watch;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jotasu_api::{Kind, LabelSelector, Object, ObjectRef};
@@ -21,6 +23,7 @@ use tracing::debug;
 
 use crate::store::{Compare, KeyValue, Revision, Store, StoreError, Txn};
 use admit::{Identity, Outcome, Prepared, admit, assign_name, merge};
+use allocate::{Ranges, range_key};
 pub use bind::{BindOutcome, Binding, Refusal};
 pub use error::{ApiResult, ApiServerError};
 pub use heartbeat::{Heartbeats, Usage};
@@ -30,6 +33,10 @@ pub use watch::{Event, EventType, WatchSpec};
 /// How many times a write retries after losing a race with another writer
 /// (only when the caller gave no resourceVersion of its own).
 const WRITE_ATTEMPTS: usize = 8;
+
+/// How many times an apply picks addresses again after other applies
+/// allocated first (one of them wins every round).
+const ALLOCATION_ROUNDS: usize = 1_000;
 
 /// How many names `generateName` tries before giving up.
 const GENERATE_NAME_ATTEMPTS: usize = 16;
@@ -51,6 +58,7 @@ pub struct ApiServer<S> {
     store: Arc<S>,
     shutdown: signal::Receiver<bool>,
     heartbeats: Heartbeats,
+    ranges: Ranges,
 }
 
 impl<S> Clone for ApiServer<S> {
@@ -59,6 +67,7 @@ impl<S> Clone for ApiServer<S> {
             store: Arc::clone(&self.store),
             shutdown: self.shutdown.clone(),
             heartbeats: self.heartbeats.clone(),
+            ranges: self.ranges,
         }
     }
 }
@@ -93,7 +102,14 @@ impl<S: Store> ApiServer<S> {
             store,
             shutdown,
             heartbeats: Heartbeats::default(),
+            ranges: Ranges::default(),
         }
+    }
+
+    /// The same server allocating from `ranges`.
+    pub fn with_ranges(mut self, ranges: Ranges) -> Self {
+        self.ranges = ranges;
+        self
     }
 
     /// Reads one stored object with its mod revision (no resourceVersion stamped).
@@ -115,6 +131,7 @@ impl<S: Store> ApiServer<S> {
                 .is_some_and(|v| !v.is_empty())
         });
         let mut attempt = 0;
+        let mut allocation_rounds = 0;
         loop {
             attempt += 1;
             let mut prepared = Vec::with_capacity(admitted.len());
@@ -126,8 +143,20 @@ impl<S: Store> ApiServer<S> {
                     &identity,
                 )?);
             }
-            match self.commit(&prepared, dry_run).await {
+            let guards = self.allocate(&mut prepared).await?;
+            match self.commit(&prepared, &guards, dry_run).await {
                 Ok(results) => return Ok(results),
+                // Another apply allocated an address first: every round
+                // one allocator wins, so this ends; pick again.
+                Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
+                    if guards.iter().any(|(g, _)| *g == key)
+                        && allocation_rounds < ALLOCATION_ROUNDS =>
+                {
+                    allocation_rounds += 1;
+                    attempt -= 1;
+                    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
                 Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
                     if !explicit && attempt < WRITE_ATTEMPTS =>
                 {
@@ -140,9 +169,10 @@ impl<S: Store> ApiServer<S> {
                         .find(|r| object_key(r) == key);
                     return Err(match r {
                         Some(r) => ApiServerError::Conflict(r),
-                        None => ApiServerError::Store(StoreError::Internal(
-                            "conflict on an unknown key".into(),
-                        )),
+                        None => ApiServerError::Store(StoreError::Internal(format!(
+                            "too many concurrent writers on {}; retry",
+                            String::from_utf8_lossy(&key)
+                        ))),
                     });
                 }
                 Err(e) => return Err(e),
@@ -171,11 +201,74 @@ impl<S: Store> ApiServer<S> {
         )))
     }
 
+    /// Gives Services and Nodes being written the address they ask for
+    /// (a cluster IP, a pod CIDR) and checks the ones they bring; returns
+    /// the range keys the commit must guard (see [`allocate`]).
+    async fn allocate(&self, prepared: &mut [Prepared]) -> ApiResult<Vec<(Vec<u8>, Revision)>> {
+        let mut guards = Vec::new();
+        for kind in [Kind::Service, Kind::Node] {
+            let writing = |p: &Prepared| p.object.kind() == kind && p.outcome != Outcome::Unchanged;
+            if !prepared
+                .iter()
+                .any(|p| writing(p) || (p.object.kind() == kind && allocate::wants(&p.object)))
+            {
+                continue;
+            }
+            let guard = range_key(kind);
+            let expected = self
+                .store
+                .get(&guard)
+                .await?
+                .map_or(0, |kv| kv.mod_revision);
+            let range = self
+                .store
+                .range(&keys::kind_prefix(kind, None), None)
+                .await?;
+            let mut held: HashMap<Vec<u8>, String> = HashMap::new();
+            for kv in &range.kvs {
+                if let Some(address) = allocate::held(&decode(kv)?) {
+                    held.insert(kv.key.clone(), address);
+                }
+            }
+            for p in prepared.iter_mut().filter(|p| p.object.kind() == kind) {
+                let key = object_key(&p.object.object_ref());
+                let others: HashSet<String> = held
+                    .iter()
+                    .filter(|(k, _)| **k != key)
+                    .map(|(_, a)| a.clone())
+                    .collect();
+                if allocate::wants(&p.object) {
+                    allocate::assign(&mut p.object, &self.ranges, &others)?;
+                    if p.outcome == Outcome::Unchanged {
+                        p.outcome = Outcome::Configured;
+                    }
+                } else if p.outcome != Outcome::Unchanged {
+                    allocate::check_given(&p.object, &self.ranges, &others)?;
+                }
+                if let Some(address) = allocate::held(&p.object) {
+                    held.insert(key, address);
+                }
+            }
+            guards.push((guard, expected));
+        }
+        Ok(guards)
+    }
+
     /// Writes prepared objects in one transaction guarded by every expected
     /// mod revision (unchanged ones included, so the whole set is consistent).
-    async fn commit(&self, prepared: &[Prepared], dry_run: bool) -> ApiResult<Vec<Applied>> {
+    async fn commit(
+        &self,
+        prepared: &[Prepared],
+        guards: &[(Vec<u8>, Revision)],
+        dry_run: bool,
+    ) -> ApiResult<Vec<Applied>> {
         let mut txn = Txn::new();
         let mut writes = 0;
+        for (key, expected) in guards {
+            txn = txn
+                .when(Compare::mod_revision(key, *expected))
+                .put(key, expected.to_string().as_bytes());
+        }
         for p in prepared {
             let key = object_key(&p.object.object_ref());
             txn = txn.when(Compare::mod_revision(&key, p.expected));

@@ -1,0 +1,264 @@
+//! Addresses the API server hands out when an object is created without
+//! one: a Service's cluster IP from the service CIDR, a Node's pod CIDR
+//! from the cluster CIDR. What is in use is read from the objects
+//! themselves (a freed address is simply no longer in any object), and a
+//! range key per kind, written in the same transaction as the objects,
+//! serializes allocators: two applies that pick at once conflict and the
+//! loser picks again.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+use jotasu_api::{Kind, Object};
+
+use super::error::ApiServerError;
+
+/// The address ranges the API server allocates from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranges {
+    /// Service cluster IPs (default 10.96.0.0/16).
+    pub service_cidr: Ipv4Network,
+    /// Pod addresses of the whole cluster (default 10.244.0.0/16).
+    pub cluster_cidr: Ipv4Network,
+    /// The prefix length of each node's pod CIDR (default 24).
+    pub node_prefix: u8,
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Self {
+            service_cidr: Ipv4Network::new(Ipv4Addr::new(10, 96, 0, 0), 16)
+                .unwrap_or_else(|_| unreachable!("a valid literal")),
+            cluster_cidr: Ipv4Network::new(Ipv4Addr::new(10, 244, 0, 0), 16)
+                .unwrap_or_else(|_| unreachable!("a valid literal")),
+            node_prefix: 24,
+        }
+    }
+}
+
+/// The key that serializes allocations of `kind`'s addresses.
+pub fn range_key(kind: Kind) -> Vec<u8> {
+    format!("/registry/ranges/{}", kind.plural()).into_bytes()
+}
+
+/// Whether `kind` has an address the server allocates.
+pub fn allocates(kind: Kind) -> bool {
+    matches!(kind, Kind::Service | Kind::Node)
+}
+
+/// The address the object holds (a Service's cluster IP, a Node's pod CIDR).
+pub fn held(object: &Object) -> Option<String> {
+    match object {
+        Object::Service(s) => s
+            .spec
+            .cluster_ip
+            .clone()
+            .filter(|ip| !ip.is_empty() && ip != "None"),
+        Object::Node(n) => n.spec.pod_cidr.clone().filter(|c| !c.is_empty()),
+        _ => None,
+    }
+}
+
+/// Whether the object asks for an address to be allocated.
+pub fn wants(object: &Object) -> bool {
+    match object {
+        Object::Service(s) => s.spec.cluster_ip.as_deref().is_none_or(str::is_empty),
+        Object::Node(n) => n.spec.pod_cidr.as_deref().is_none_or(str::is_empty),
+        _ => false,
+    }
+}
+
+/// The addresses of the service CIDR never handed out on their own: the
+/// network address, the first address (the API's own, in Kubernetes) and
+/// the tenth (cluster DNS), which a Service may still ask for by name.
+fn reserved(cidr: Ipv4Network) -> [Ipv4Addr; 3] {
+    let base = u32::from(cidr.network());
+    [
+        cidr.network(),
+        Ipv4Addr::from(base.wrapping_add(1)),
+        Ipv4Addr::from(base.wrapping_add(10)),
+    ]
+}
+
+/// The lowest free cluster IP.
+pub fn pick_ip(cidr: Ipv4Network, used: &HashSet<String>) -> Option<Ipv4Addr> {
+    let reserved = reserved(cidr);
+    cidr.iter()
+        .filter(|ip| *ip != cidr.broadcast() && !reserved.contains(ip))
+        .find(|ip| !used.contains(&ip.to_string()))
+}
+
+/// The lowest free node subnet of `prefix` bits in `cluster`.
+pub fn pick_subnet(
+    cluster: Ipv4Network,
+    prefix: u8,
+    used: &HashSet<String>,
+) -> Option<Ipv4Network> {
+    if prefix < cluster.prefix() || prefix > 30 {
+        return None;
+    }
+    let step = 1u64 << (32 - u32::from(prefix));
+    let count = 1u64 << (u32::from(prefix) - u32::from(cluster.prefix()));
+    let base = u64::from(u32::from(cluster.network()));
+    (0..count)
+        .filter_map(|i| u32::try_from(base + i * step).ok())
+        .filter_map(|a| Ipv4Network::new(Ipv4Addr::from(a), prefix).ok())
+        .find(|n| !used.contains(&n.to_string()))
+}
+
+/// Checks an address the user gave: in range and not held by another object.
+pub fn check_given(
+    object: &Object,
+    ranges: &Ranges,
+    used_by_others: &HashSet<String>,
+) -> Result<(), ApiServerError> {
+    let Some(given) = held(object) else {
+        return Ok(());
+    };
+    let r = object.object_ref();
+    match object {
+        Object::Service(_) => {
+            let in_range = given
+                .parse::<Ipv4Addr>()
+                .is_ok_and(|ip| ranges.service_cidr.contains(ip));
+            if !in_range {
+                return Err(ApiServerError::Invalid(format!(
+                    "{r}: spec.clusterIP: Invalid value: {given:?}: provided IP is not in the valid range. The range of valid IPs is {}",
+                    ranges.service_cidr
+                )));
+            }
+            if used_by_others.contains(&given) {
+                return Err(ApiServerError::Invalid(format!(
+                    "{r}: spec.clusterIP: Invalid value: {given:?}: provided IP is already allocated"
+                )));
+            }
+        }
+        Object::Node(_) if used_by_others.contains(&given) => {
+            return Err(ApiServerError::Invalid(format!(
+                "{r}: spec.podCIDR: Invalid value: {given:?}: already allocated to another node"
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Gives the object its address; an error when the range is full.
+pub fn assign(
+    object: &mut Object,
+    ranges: &Ranges,
+    used: &HashSet<String>,
+) -> Result<(), ApiServerError> {
+    let r = object.object_ref();
+    match object {
+        Object::Service(s) => {
+            let ip = pick_ip(ranges.service_cidr, used).ok_or_else(|| {
+                ApiServerError::Invalid(format!(
+                    "{r}: spec.clusterIP: Internal error: failed to allocate a serviceIP: range is full ({})",
+                    ranges.service_cidr
+                ))
+            })?;
+            s.spec.cluster_ip = Some(ip.to_string());
+        }
+        Object::Node(n) => {
+            let net =
+                pick_subnet(ranges.cluster_cidr, ranges.node_prefix, used).ok_or_else(|| {
+                    ApiServerError::Invalid(format!(
+                        "{r}: spec.podCIDR: no /{} left in the cluster CIDR {}",
+                        ranges.node_prefix, ranges.cluster_cidr
+                    ))
+                })?;
+            n.spec.pod_cidr = Some(net.to_string());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Refuses an apply that changes an address already assigned.
+pub fn check_immutable(new: &Object, old: &Object) -> Result<(), ApiServerError> {
+    match (held(new), held(old)) {
+        (Some(n), Some(o)) if n != o => {
+            let field = match new.kind() {
+                Kind::Node => "spec.podCIDR",
+                _ => "spec.clusterIP",
+            };
+            Err(ApiServerError::Invalid(format!(
+                "{}: {field}: Invalid value: {n:?}: field is immutable",
+                new.object_ref()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_lowest_free_address() {
+        let r = Ranges::default();
+        let mut used = HashSet::new();
+        assert_eq!(
+            pick_ip(r.service_cidr, &used),
+            Some(Ipv4Addr::new(10, 96, 0, 2))
+        );
+        used.insert("10.96.0.2".to_owned());
+        used.insert("10.96.0.3".to_owned());
+        assert_eq!(
+            pick_ip(r.service_cidr, &used),
+            Some(Ipv4Addr::new(10, 96, 0, 4))
+        );
+        let tiny: Ipv4Network = "10.96.0.0/29".parse().unwrap();
+        let full: HashSet<String> = (2..7).map(|i| format!("10.96.0.{i}")).collect();
+        assert_eq!(
+            pick_ip(tiny, &full),
+            None,
+            ".10 is outside, .7 broadcast, .0/.1 reserved"
+        );
+    }
+
+    #[test]
+    fn picks_node_subnets() {
+        let r = Ranges::default();
+        let mut used = HashSet::new();
+        let first = pick_subnet(r.cluster_cidr, 24, &used).unwrap();
+        assert_eq!(first.to_string(), "10.244.0.0/24");
+        used.insert(first.to_string());
+        assert_eq!(
+            pick_subnet(r.cluster_cidr, 24, &used).unwrap().to_string(),
+            "10.244.1.0/24"
+        );
+        assert_eq!(pick_subnet(r.cluster_cidr, 8, &used), None);
+    }
+
+    #[test]
+    fn given_addresses_are_checked() {
+        let r = Ranges::default();
+        let svc = |ip: &str| -> Object {
+            serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "s", "namespace": "default"},
+                "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}))
+            .unwrap()
+        };
+        let used: HashSet<String> = ["10.96.0.5".to_owned()].into();
+        assert!(check_given(&svc("10.96.0.10"), &r, &used).is_ok());
+        let e = check_given(&svc("10.96.0.5"), &r, &used)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("provided IP is already allocated"), "{e}");
+        let e = check_given(&svc("10.0.0.1"), &r, &used)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not in the valid range"), "{e}");
+        assert!(check_given(&svc("None"), &r, &used).is_ok());
+        assert!(wants(&svc("")));
+        assert!(!wants(&svc("None")));
+        let e = check_immutable(&svc("10.96.0.7"), &svc("10.96.0.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field is immutable"), "{e}");
+    }
+}
