@@ -55,6 +55,14 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
+    /// The resourceVersion as the store revision it is in jotasu (None if
+    /// unset or not a number).
+    pub fn revision(&self) -> Option<u64> {
+        self.resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+    }
+
     /// Metadata with just a name.
     pub fn named(name: impl Into<String>) -> Self {
         Self {
@@ -173,7 +181,19 @@ pub struct Condition {
 #[serde(transparent)]
 pub struct Time(pub String);
 
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl Time {
+    /// Now, as object timestamps carry it.
+    pub fn now() -> Self {
+        Self::from_unix_seconds(unix_now())
+    }
+
     /// The time `secs` seconds after the Unix epoch, formatted as RFC 3339 UTC.
     pub fn from_unix_seconds(secs: i64) -> Self {
         let days = secs.div_euclid(86_400);

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use ipnetwork::Ipv4Network;
 use jotasu_controlplane::apiserver::ApiServer;
-use jotasu_controlplane::apiserver::allocate::Ranges;
+use jotasu_controlplane::apiserver::allocate::{self, Ranges};
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
@@ -74,11 +74,11 @@ struct Args {
     hpa_sync_period: u64,
     /// Services' cluster IPs are allocated from this range (the first
     /// address and the tenth, for cluster DNS, only when asked for).
-    #[arg(long, default_value = "10.96.0.0/16", value_name = "CIDR")]
+    #[arg(long, default_value_t = allocate::SERVICE_CIDR, value_name = "CIDR")]
     service_cidr: Ipv4Network,
     /// Pod addresses of the whole cluster; each Node registered without a
     /// podCIDR gets a subnet of it.
-    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    #[arg(long, default_value_t = allocate::CLUSTER_CIDR, value_name = "CIDR")]
     cluster_cidr: Ipv4Network,
     /// Prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24, value_name = "BITS", value_parser = clap::value_parser!(u8).range(8..=30))]

@@ -99,12 +99,6 @@ const CA_YEARS: i32 = 10;
 const LEAF_DAYS: i64 = 365;
 const RENEW_BEFORE_DAYS: i64 = 30;
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// (year, month, day) of a Unix time, UTC.
 fn ymd(unix: i64) -> (i32, u8, u8) {
     let t = jotasu_api::Time::from_unix_seconds(unix).0;
@@ -189,7 +183,7 @@ pub fn ensure(paths: &PkiPaths, server_names: &[String]) -> Result<ServerTls, Pk
         path: dir.clone(),
         source,
     })?;
-    let now = unix_now();
+    let now = jotasu_api::meta::unix_now();
     let ca_key_path = paths.file("ca.key");
     if !ca_key_path.exists() || !paths.ca_cert().exists() {
         let key = KeyPair::generate().map_err(cert_err("generating the CA key"))?;

@@ -5,13 +5,6 @@
 use jotasu_api::Time;
 use jotasu_api::meta::civil_from_days;
 
-/// Seconds since the Unix epoch, now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The age of an object created at `created`: `<unknown>` without a
 /// (readable) timestamp.
 pub fn age(created: Option<&Time>, now: i64) -> String {

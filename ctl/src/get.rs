@@ -3,7 +3,6 @@
 
 use jotasu_api::{Kind, LabelSelector, Object};
 
-use crate::age;
 use crate::args::{Targets, object_ref, parse_targets};
 use crate::cli::{GetArgs, GlobalArgs, OutputFormat};
 use crate::connect;
@@ -123,7 +122,7 @@ pub async fn run(global: &GlobalArgs, args: &GetArgs) -> Result<(), CtlError> {
                         kind_prefix: false,
                         show_labels: args.show_labels,
                         no_headers: args.no_headers,
-                        now: age::now(),
+                        now: jotasu_api::meta::unix_now(),
                     },
                 ))?;
             }

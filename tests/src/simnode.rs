@@ -18,6 +18,7 @@ use jotasu_api::kinds::pod_status::{
     ContainerState, ContainerStateRunning, ContainerStatus, PodPhase, PodStatus,
 };
 use jotasu_api::{Condition, ConditionStatus, Kind, Node, Object, ObjectRef, Pod, Quantity, Time};
+use jotasu_controlplane::controllers::runtime::status;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -121,13 +122,6 @@ fn condition(type_: &str, ok: bool, now: &Time) -> Condition {
         last_transition_time: Some(now.clone()),
         ..Condition::default()
     }
-}
-
-fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Time::from_unix_seconds(i64::try_from(secs).unwrap_or_default())
 }
 
 impl SimNode {
@@ -343,11 +337,7 @@ fn on_pod(client: &Client, spec: &NodeSpec, state: &Arc<Mutex<State>>, pod: &Pod
     // A pod already running: report again when its readiness is not what
     // the test wants.
     let want_ready = !lock(state).unready.contains(&key);
-    let is_ready = pod.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
-    });
+    let is_ready = status::is_ready(pod);
     let running = pod.status.as_ref().and_then(|s| s.phase) == Some(PodPhase::Running);
     if running && want_ready != is_ready {
         spawn_report(client, spec, state, key, ip, false);
@@ -401,14 +391,10 @@ async fn report(
         if pod.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
-        let now = now();
+        let now = Time::now();
         let pod_net = lock(state).pod_net.clone();
         let mut status = pod.status.clone().unwrap_or_default();
-        let ready_since = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
-            .and_then(|c| c.last_transition_time.clone());
+        let ready_since = status::ready_since(&pod).map(Time::from_unix_seconds);
         let scheduled = status
             .conditions
             .iter()

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use jotasu_api::client::{BindRefusal, Binding, Client, DeleteOptions, EventType, WatchFilter};
 use jotasu_api::{Deployment, Endpoints, Kind, Object, ObjectRef, Pod};
+use jotasu_controlplane::controllers::runtime::status::{is_node_ready, is_ready};
 use jotasu_tests::controlplane::{ControlPlane, Options};
 use jotasu_tests::jotactl::Ctl;
 use jotasu_tests::simnode::{NodeSpec, SimNode};
@@ -69,12 +70,7 @@ async fn node_ready(client: &Client, name: &str) {
         let Ok(Object::Node(n)) = client.get(&r(Kind::Node, name)).await else {
             return None;
         };
-        let ready = n
-            .status?
-            .conditions
-            .into_iter()
-            .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True);
-        ready.then_some(())
+        is_node_ready(&n).then_some(())
     })
     .await;
 }
@@ -116,14 +112,6 @@ async fn pods(client: &Client, selector: &str) -> Vec<Pod> {
         .collect()
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True)
-    })
-}
-
 fn live(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
 }
@@ -133,7 +121,7 @@ async fn ready_pods(client: &Client, selector: &str, n: usize) -> Vec<Pod> {
     eventually(&format!("{n} ready pods {selector}"), SETTLE, || async {
         let all = pods(client, selector).await;
         let live: Vec<Pod> = all.iter().filter(|p| live(p)).cloned().collect();
-        (all.len() == n && live.iter().all(ready)).then_some(live)
+        (all.len() == n && live.iter().all(is_ready)).then_some(live)
     })
     .await
 }
@@ -262,7 +250,7 @@ async fn rolling_update_keeps_surge_and_unavailability_bounds() {
                 o.pods.insert(name, p);
             }
             let total = o.pods.values().filter(|p| live(p)).count();
-            let available = o.pods.values().filter(|p| live(p) && ready(p)).count();
+            let available = o.pods.values().filter(|p| live(p) && is_ready(p)).count();
             o.worst_total = o.worst_total.max(total);
             o.worst_available = o.worst_available.min(available);
             o.events += 1;
@@ -283,7 +271,7 @@ async fn rolling_update_keeps_surge_and_unavailability_bounds() {
             && all.len() == 4
             && all
                 .iter()
-                .all(|p| p.spec.containers[0].image == "busybox:2" && ready(p));
+                .all(|p| p.spec.containers[0].image == "busybox:2" && is_ready(p));
         done.then_some(())
     })
     .await;
@@ -465,7 +453,7 @@ async fn a_dead_node_leaves_the_endpoints_and_its_pods_move() {
         let ok = all.len() == 6
             && all
                 .iter()
-                .all(|p| ready(p) && p.spec.node_name.as_deref() != Some(victim.as_str()));
+                .all(|p| is_ready(p) && p.spec.node_name.as_deref() != Some(victim.as_str()));
         ok.then_some(all)
     })
     .await;

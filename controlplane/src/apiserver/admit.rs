@@ -87,18 +87,10 @@ impl Identity {
             .collect();
         Self {
             uid: uid.to_string(),
-            now: now(),
+            now: Time::now(),
             suffix,
         }
     }
-}
-
-/// The current time, as object timestamps carry it.
-pub fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Time::from_unix_seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Gives an object with `generateName` and no name its generated name;

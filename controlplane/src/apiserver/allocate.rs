@@ -25,13 +25,24 @@ pub struct Ranges {
     pub node_prefix: u8,
 }
 
+/// A network known at compile time (a bad literal fails the build).
+const fn network(addr: Ipv4Addr, prefix: u8) -> Ipv4Network {
+    match Ipv4Network::new_checked(addr, prefix) {
+        Some(n) => n,
+        None => panic!("not a network"),
+    }
+}
+
+/// The default service CIDR.
+pub const SERVICE_CIDR: Ipv4Network = network(Ipv4Addr::new(10, 96, 0, 0), 16);
+/// The default cluster (pod) CIDR.
+pub const CLUSTER_CIDR: Ipv4Network = network(Ipv4Addr::new(10, 244, 0, 0), 16);
+
 impl Default for Ranges {
     fn default() -> Self {
         Self {
-            service_cidr: Ipv4Network::new(Ipv4Addr::new(10, 96, 0, 0), 16)
-                .unwrap_or_else(|_| unreachable!("a valid literal")),
-            cluster_cidr: Ipv4Network::new(Ipv4Addr::new(10, 244, 0, 0), 16)
-                .unwrap_or_else(|_| unreachable!("a valid literal")),
+            service_cidr: SERVICE_CIDR,
+            cluster_cidr: CLUSTER_CIDR,
             node_prefix: 24,
         }
     }

@@ -5,9 +5,8 @@
 //! changed in between is read again, never overwritten.
 
 use jotasu_api::kinds::pod_status::{PodPhase, PodStatus};
-use jotasu_api::{Condition, ConditionStatus, Kind, Object, ObjectRef, Pod};
+use jotasu_api::{Condition, ConditionStatus, Kind, Object, ObjectRef, Pod, Time};
 
-use super::admit::now;
 use super::error::ApiResult;
 use super::keys::object_key;
 use super::{ApiServer, WRITE_ATTEMPTS, decode, encode};
@@ -79,7 +78,7 @@ fn bound(mut pod: Pod, node: &str) -> Result<Pod, Refusal> {
     status.conditions.push(Condition {
         type_: "PodScheduled".into(),
         status: ConditionStatus::True,
-        last_transition_time: Some(now()),
+        last_transition_time: Some(Time::now()),
         ..Condition::default()
     });
     Ok(pod)
@@ -180,7 +179,7 @@ mod tests {
             Refusal::AlreadyBound
         );
         let mut t = pod(None);
-        t.metadata.deletion_timestamp = Some(now());
+        t.metadata.deletion_timestamp = Some(Time::now());
         assert_eq!(bound(t, "n1").unwrap_err(), Refusal::Terminating);
     }
 }

@@ -10,7 +10,6 @@ use jotasu_api::{Kind, Object, ObjectRef, Time};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use super::admit::now;
 use super::error::{ApiResult, ApiServerError};
 use super::keys::{ROOT, kind_prefix, object_key, split_key};
 use super::{ApiServer, WRITE_ATTEMPTS, decode, encode, parse_resource_version};
@@ -92,7 +91,7 @@ fn termination(kv: &KeyValue, grace_seconds: Option<i64>) -> ApiResult<Option<Op
     {
         return Ok(Some(None));
     }
-    let now = now().unix_seconds().unwrap_or_default();
+    let now = jotasu_api::meta::unix_now();
     meta.deletion_timestamp = Some(Time::from_unix_seconds(now.saturating_add(grace)));
     meta.deletion_grace_period_seconds = Some(grace);
     Ok(Some(Some(encode(&Object::Pod(pod))?)))

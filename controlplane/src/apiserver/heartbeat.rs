@@ -23,26 +23,30 @@ pub struct Usage {
     pub memory_bytes: i64,
 }
 
-/// What one node last said.
-#[derive(Debug, Clone)]
-struct Beat {
-    at: Instant,
-    pods: HashMap<(String, String), Usage>,
+/// Pod `(namespace, name)`.
+type PodKey = (String, String);
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// When each node last spoke, and the pods it reported.
+    nodes: HashMap<String, (Instant, Vec<PodKey>)>,
+    /// Every reported pod's usage (a pod runs on one node).
+    pods: HashMap<PodKey, Usage>,
 }
 
 /// The heartbeat registry, shared by the API server and the controllers.
 #[derive(Debug, Clone, Default)]
 pub struct Heartbeats {
-    nodes: Arc<Mutex<HashMap<String, Beat>>>,
+    registry: Arc<Mutex<Registry>>,
 }
 
 impl Heartbeats {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Beat>> {
-        self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a heartbeat of `node` now, with its pods' usage.
-    pub fn record(&self, node: &str, pods: impl IntoIterator<Item = ((String, String), Usage)>) {
+    pub fn record(&self, node: &str, pods: impl IntoIterator<Item = (PodKey, Usage)>) {
         self.record_at(node, Instant::now(), pods);
     }
 
@@ -51,31 +55,42 @@ impl Heartbeats {
         &self,
         node: &str,
         at: Instant,
-        pods: impl IntoIterator<Item = ((String, String), Usage)>,
+        pods: impl IntoIterator<Item = (PodKey, Usage)>,
     ) {
-        self.lock().insert(
-            node.to_owned(),
-            Beat {
-                at,
-                pods: pods.into_iter().collect(),
-            },
-        );
+        let mut r = self.lock();
+        let mut keys = Vec::new();
+        let mut fresh = HashMap::new();
+        for (key, usage) in pods {
+            keys.push(key.clone());
+            fresh.insert(key, usage);
+        }
+        if let Some((_, old)) = r.nodes.insert(node.to_owned(), (at, keys)) {
+            for key in old {
+                r.pods.remove(&key);
+            }
+        }
+        r.pods.extend(fresh);
     }
 
     /// When `node` last sent a heartbeat (None: not since this control plane started).
     pub fn last(&self, node: &str) -> Option<Instant> {
-        self.lock().get(node).map(|b| b.at)
+        self.lock().nodes.get(node).map(|(at, _)| *at)
     }
 
     /// The usage of pod `namespace/name`, as its node last reported it.
     pub fn pod_usage(&self, namespace: &str, name: &str) -> Option<Usage> {
         let key = (namespace.to_owned(), name.to_owned());
-        self.lock().values().find_map(|b| b.pods.get(&key).copied())
+        self.lock().pods.get(&key).copied()
     }
 
     /// Forgets a node (it was deleted).
     pub fn forget(&self, node: &str) {
-        self.lock().remove(node);
+        let mut r = self.lock();
+        if let Some((_, keys)) = r.nodes.remove(node) {
+            for key in keys {
+                r.pods.remove(&key);
+            }
+        }
     }
 }
 
@@ -84,7 +99,7 @@ impl<S: Store> ApiServer<S> {
     pub async fn heartbeat(
         &self,
         node: &str,
-        pods: impl IntoIterator<Item = ((String, String), Usage)>,
+        pods: impl IntoIterator<Item = (PodKey, Usage)>,
     ) -> ApiResult<()> {
         let r = ObjectRef {
             kind: Kind::Node,

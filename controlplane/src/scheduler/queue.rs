@@ -72,14 +72,6 @@ pub struct Queue {
     counts: Counts,
 }
 
-fn revision(pod: &Pod) -> u64 {
-    pod.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Queue {
     /// An empty queue.
     pub fn new() -> Self {
@@ -125,7 +117,7 @@ impl Queue {
     /// new pod becomes active; so does an unschedulable one whose spec
     /// changed (it may fit now).
     pub fn upsert(&mut self, key: Key, pod: Arc<Pod>) {
-        let rev = revision(&pod);
+        let rev = pod.metadata.revision().unwrap_or(0);
         match self.pending.entry(key) {
             Entry::Vacant(v) => {
                 self.active.push_back(v.key().clone());

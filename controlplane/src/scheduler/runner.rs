@@ -18,7 +18,7 @@ use super::Config;
 use super::queue::INITIAL_BACKOFF;
 use super::state::{Scheduler, unschedulable_status};
 use crate::apiserver::{ApiServerError, BindOutcome, Binding};
-use crate::controllers::runtime::{Change, Context, Informer, next_change, now_seconds};
+use crate::controllers::runtime::{Change, Context, Informer, next_change};
 use crate::store::Store;
 
 /// Pods scheduled per cycle (and bound per call) at most.
@@ -81,7 +81,7 @@ async fn write_statuses<S: Store>(
     mut rx: mpsc::UnboundedReceiver<(Arc<Pod>, String)>,
 ) {
     while let Some((pod, message)) = rx.recv().await {
-        let now = Time::from_unix_seconds(now_seconds());
+        let now = Time::now();
         let Some(updated) = unschedulable_status(&pod, &message, &now) else {
             continue;
         };

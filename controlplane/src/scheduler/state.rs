@@ -184,11 +184,7 @@ impl Scheduler {
                 Some(slot) => {
                     self.cluster
                         .assume(key.clone(), slot, needs.usage, needs.owner);
-                    let resource_version = pod
-                        .metadata
-                        .resource_version
-                        .as_deref()
-                        .and_then(|v| v.parse().ok());
+                    let resource_version = pod.metadata.revision();
                     let (namespace, name) = key;
                     out.bindings.push(Binding {
                         namespace,

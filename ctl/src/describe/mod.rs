@@ -13,7 +13,6 @@ mod writer;
 use jotasu_api::client::Client;
 use jotasu_api::{Kind, Object, ObjectRef, Pod};
 
-use crate::age;
 use crate::args::{object_ref, parse_targets};
 use crate::cli::{DescribeArgs, GlobalArgs};
 use crate::connect;
@@ -44,7 +43,7 @@ pub fn page(
 
 /// Fetches the extras and renders the page.
 async fn fetch_page(client: &Client, object: &Object) -> Result<String, CtlError> {
-    let now = age::now();
+    let now = jotasu_api::meta::unix_now();
     match object {
         Object::Service(_) => {
             let r = ObjectRef {

@@ -199,9 +199,8 @@ impl<W: Write> Display<W> {
 fn revision_of(object: &Object) -> i64 {
     object
         .metadata()
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
+        .revision()
+        .and_then(|r| i64::try_from(r).ok())
         .unwrap_or(0)
 }
 

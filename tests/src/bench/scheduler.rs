@@ -213,14 +213,6 @@ fn is_bound(pod: &Pod) -> bool {
     pod.spec.node_name.is_some()
 }
 
-fn revision_of(pod: &Pod) -> u64 {
-    pod.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Bound pods in the cache and the revision it reflects.
 fn count_bound(pods: &Informer<Pod>) -> (usize, u64) {
     let cache = pods.read();
@@ -246,7 +238,7 @@ async fn all_bound(
         tokio::select! {
             change = next_change(&mut rx) => match change {
                 // Changes the scan already counted are skipped.
-                Some(Change::Applied { old, new }) if revision_of(&new) > seen => {
+                Some(Change::Applied { old, new }) if new.metadata.revision().unwrap_or(0) > seen => {
                     let was = old.as_deref().is_some_and(is_bound);
                     match (was, is_bound(&new)) {
                         (false, true) => bound += 1,

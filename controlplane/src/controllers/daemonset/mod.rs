@@ -190,8 +190,7 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<Option<Durat
         updated.status = Some(status);
         match ctx.update_status(&Object::DaemonSet(updated)).await {
             Ok(written) => {
-                let rev = written.metadata().resource_version.as_deref();
-                let rev = rev.and_then(|v| v.parse().ok()).unwrap_or(0);
+                let rev = written.metadata().revision().unwrap_or(0);
                 ctx.informers.daemon_sets.caught_up(rev, CATCH_UP).await;
             }
             Err(ApiServerError::Conflict(_)) => result = result.and(Err(Retry::Conflict)),
@@ -220,16 +219,7 @@ async fn create_pods<S: Store>(
         match ctx.apply(batch).await {
             Ok(applied) => {
                 debug!(daemonset = %ds.metadata.name(), count = applied.len(), "created pods");
-                // Every created pod in the cache (one revision covers them
-                // all, so the cache's revision alone does not tell).
-                let shown = |cache: &Cache<Pod>| {
-                    applied.iter().all(|a| {
-                        let r = &a.object_ref;
-                        let ns = r.namespace.clone().unwrap_or_default();
-                        cache.objects.contains_key(&(ns, r.name.clone()))
-                    })
-                };
-                ctx.informers.pods.wait_until(CATCH_UP, shown).await;
+                ctx.informers.pods.shows(&applied, CATCH_UP).await;
             }
             Err(e) => {
                 warn!(daemonset = %ds.metadata.name(), error = %e, "cannot create pods");

@@ -176,10 +176,6 @@ fn plan_from_caches<S: Store>(ctx: &Context<S>, d: &Deployment, now: i64) -> Pla
     })
 }
 
-fn parse_rv(object: &Object) -> Option<u64> {
-    object.metadata().resource_version.as_deref()?.parse().ok()
-}
-
 /// Reconciles one Deployment; returns when to look again, if ever.
 async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duration>> {
     let Some(d) = ctx.informers.deployments.get(&key.0, &key.1) else {
@@ -239,7 +235,7 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duratio
         updated.metadata.resource_version = resource_version;
         updated.status = Some(status.clone());
         let written = ctx.update_status(&Object::Deployment(updated)).await?;
-        if let Some(rv) = parse_rv(&written) {
+        if let Some(rv) = written.metadata().revision() {
             ctx.informers.deployments.caught_up(rv, CATCH_UP).await;
         }
     }

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::apiserver::ApiServerError;
 use crate::controllers::runtime::status::{is_active, is_node_ready, is_ready, node_of};
 use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, key_of, last_revision, next_change, stopped,
+    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, stopped,
 };
 use crate::store::Store;
 
@@ -198,10 +198,7 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
     match ctx.apply(&[Object::Endpoints(desired)]).await {
         Ok(applied) => {
             debug!(service = %key.1, namespace = %key.0, ready, "endpoints written");
-            informers
-                .endpoints
-                .caught_up(last_revision(&applied), CATCH_UP)
-                .await;
+            informers.endpoints.shows(&applied, CATCH_UP).await;
             Ok(())
         }
         Err(e) => {

@@ -136,12 +136,7 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key, histories: &mut HashMap<Key
                 let b = hpa.spec.behavior.as_ref();
                 let (up, down) = (behavior::scale_up(b), behavior::scale_down(b));
                 behavior::record_scale(history, &up, &down, e.current, n, now);
-                let rev = scaled
-                    .metadata()
-                    .resource_version
-                    .as_deref()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let rev = scaled.metadata().revision().unwrap_or(0);
                 ctx.informers.deployments.caught_up(rev, CATCH_UP).await;
             }
             Err(err) => {
@@ -160,12 +155,7 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key, histories: &mut HashMap<Key
         .await
     {
         Ok(written) => {
-            let rev = written
-                .metadata()
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let rev = written.metadata().revision().unwrap_or(0);
             ctx.informers.hpas.caught_up(rev, CATCH_UP).await;
         }
         // Changed meanwhile: the next period writes afresh.

@@ -130,7 +130,7 @@ async fn execute<S: Store>(ctx: &Context<S>, plan: Plan) {
         let ready = is_node_ready(&node);
         match ctx.update_status(&Object::Node(node)).await {
             Ok(written) => {
-                node_rev = node_rev.max(revision_of(&written));
+                node_rev = node_rev.max(written.metadata().revision().unwrap_or(0));
                 if ready {
                     info!(node = %name, "node is Ready");
                 } else {
@@ -146,7 +146,7 @@ async fn execute<S: Store>(ctx: &Context<S>, plan: Plan) {
         let name = pod.metadata.name().to_owned();
         match ctx.update_status(&Object::Pod(pod)).await {
             Ok(written) => {
-                pod_rev = pod_rev.max(revision_of(&written));
+                pod_rev = pod_rev.max(written.metadata().revision().unwrap_or(0));
                 debug!(pod = %name, "marked not ready: its node is lost");
             }
             Err(ApiServerError::Conflict(_) | ApiServerError::NotFound(_)) => {}
@@ -193,16 +193,6 @@ async fn execute<S: Store>(ctx: &Context<S>, plan: Plan) {
         };
         informers.pods.wait_until(CATCH_UP, shown).await;
     }
-}
-
-/// The resourceVersion an update gave an object.
-fn revision_of(object: &Object) -> u64 {
-    object
-        .metadata()
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Deletes a pod at once; whether it is gone.

@@ -13,7 +13,7 @@ use jotasu_api::{Condition, ConditionStatus, Kind, Node, Object, ObjectRef, Pod,
 use tokio::sync::watch;
 
 use crate::apiserver::{ApiServer, Usage};
-use crate::controllers::runtime::{Context, Informers, now_seconds};
+use crate::controllers::runtime::{Context, Informers};
 use crate::store::{EmbeddedOptions, EmbeddedStore};
 
 /// A running in-process control plane without controllers.
@@ -124,12 +124,7 @@ impl Cluster {
     pub async fn update_status(&self, object: Object) {
         let kind = object.kind();
         let written = self.ctx.update_status(&object).await.expect("status");
-        let rev = written
-            .metadata()
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let rev = written.metadata().revision().unwrap_or(0);
         self.caught_up(kind, rev).await;
     }
 
@@ -241,8 +236,7 @@ pub async fn act_as_agent(ctx: &Context<EmbeddedStore>, node: &str) {
         let mut p = Pod::clone(pod);
         p.status = Some(running_status(&format!("10.1.{}.{}", node.len(), i + 2)));
         if let Ok(written) = ctx.update_status(&Object::Pod(p)).await {
-            let v = written.metadata().resource_version.as_deref();
-            rev = rev.max(v.and_then(|v| v.parse().ok()).unwrap_or(0));
+            rev = rev.max(written.metadata().revision().unwrap_or(0));
         }
     }
     let limit = Duration::from_secs(5);
@@ -257,7 +251,7 @@ pub async fn act_as_agent(ctx: &Context<EmbeddedStore>, node: &str) {
 
 /// A Running, Ready pod status with `ip`.
 pub fn running_status(ip: &str) -> PodStatus {
-    let now = Time::from_unix_seconds(now_seconds());
+    let now = Time::now();
     PodStatus {
         phase: Some(PodPhase::Running),
         pod_ip: Some(ip.into()),

@@ -234,12 +234,7 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duratio
         let mut updated = (*rs).clone();
         updated.status = Some(status);
         let written = ctx.update_status(&Object::ReplicaSet(updated)).await?;
-        if let Some(rv) = written
-            .metadata()
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-        {
+        if let Some(rv) = written.metadata().revision() {
             ctx.informers.replica_sets.caught_up(rv, CATCH_UP).await;
         }
     }

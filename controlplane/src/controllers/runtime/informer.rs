@@ -68,10 +68,6 @@ pub struct Cache<T> {
     pub revision: Revision,
 }
 
-/// How long a watch feed must be quiet before the revision of its last
-/// event counts as complete.
-const QUIET: Duration = Duration::from_millis(2);
-
 /// Changes buffered per subscriber before it counts as lagging.
 const CHANGES: usize = 1 << 16;
 
@@ -185,29 +181,8 @@ where
             ..WatchSpec::default()
         };
         let mut events = api.watch(spec).await.map_err(|e| e.to_string())?;
-        // Objects written together share a revision and arrive one event
-        // at a time: a revision is published once a newer event arrives or
-        // the feed goes quiet, not after its first object.
-        let mut unpublished: Option<Revision> = None;
-        loop {
-            let next = match unpublished {
-                None => events.recv().await,
-                Some(rev) => match tokio::time::timeout(QUIET, events.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        revision_tx.send_replace(rev);
-                        unpublished = None;
-                        continue;
-                    }
-                },
-            };
-            let Some(event) = next else { break };
+        while let Some(event) = events.recv().await {
             let event = event.map_err(|e| e.to_string())?;
-            if let Some(rev) = unpublished
-                && event.revision > rev
-            {
-                revision_tx.send_replace(rev);
-            }
             let object: T = match serde_json::from_str(&event.json) {
                 Ok(o) => o,
                 Err(e) => {
@@ -232,7 +207,7 @@ where
                 }
             };
             let _ = self.changes.send(change);
-            unpublished = Some(event.revision);
+            revision_tx.send_replace(event.revision);
         }
         Err("the watch stream ended".into())
     }
@@ -281,8 +256,10 @@ where
         let _ = rx.wait_for(|listed| *listed).await;
     }
 
-    /// Waits until the cache reflects `revision` (a write's own revision:
-    /// read-your-writes before the next reconcile), at most `limit`.
+    /// Waits until the cache reflects `revision` (the revision of a write
+    /// of one object: read-your-writes before the next reconcile), at most
+    /// `limit`. Objects written together share a revision and arrive one
+    /// event at a time: wait for those with [`Informer::shows`].
     pub async fn caught_up(&self, revision: Revision, limit: Duration) {
         let mut rx = self.revision.clone();
         let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r >= revision)).await;
@@ -301,9 +278,7 @@ where
                 );
                 cache.objects.get(&key).is_some_and(|o| {
                     o.metadata()
-                        .resource_version
-                        .as_deref()
-                        .and_then(|v| v.parse::<Revision>().ok())
+                        .revision()
                         .is_some_and(|v| v >= a.resource_version)
                 })
             })

@@ -104,11 +104,7 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Seconds since the epoch (pure functions take `now` as an argument).
-pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub use jotasu_api::meta::unix_now as now_seconds;
 
 /// A controller owner reference to `owner` (controller and
 /// blockOwnerDeletion set, as Kubernetes' controllers write them).
