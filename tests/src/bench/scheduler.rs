@@ -20,6 +20,7 @@ use anyhow::{Context as _, bail, ensure};
 use futures::{StreamExt as _, TryStreamExt as _};
 use jotasu_api::{Kind, LabelSelector, Node, Pod};
 use jotasu_controlplane::apiserver::ApiServer;
+use jotasu_controlplane::apiserver::allocate::Ranges;
 use jotasu_controlplane::controllers::manager;
 use jotasu_controlplane::controllers::runtime::{
     Change, Context, Informer, Informers, next_change,
@@ -111,7 +112,13 @@ async fn server(dir: &tempfile::TempDir, stop: &watch::Receiver<bool>) -> anyhow
     let store = EmbeddedStore::open(dir.path().join("store.redb"), options)
         .await
         .context("opening the embedded store")?;
-    Ok(ApiServer::new(Arc::new(store), stop.clone()))
+    // A pod CIDR for every one of thousands of nodes: a /24 each out of a
+    // /8 (the default /16 holds 256 nodes, as in Kubernetes).
+    let ranges = Ranges {
+        cluster_cidr: "10.0.0.0/8".parse().context("the bench's cluster CIDR")?,
+        ..Ranges::default()
+    };
+    Ok(ApiServer::new(Arc::new(store), stop.clone()).with_ranges(ranges))
 }
 
 fn node_name(i: usize) -> String {
