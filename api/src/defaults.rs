@@ -34,8 +34,12 @@ pub const DEFAULT_PROBE_TIMEOUT_SECONDS: i32 = 1;
 pub const DEFAULT_PROBE_SUCCESS_THRESHOLD: i32 = 1;
 /// Default probe `failureThreshold`.
 pub const DEFAULT_PROBE_FAILURE_THRESHOLD: i32 = 3;
-/// Default file mode of ConfigMap and Secret volumes (0644).
+/// Default file mode of ConfigMap volumes (0644).
 pub const DEFAULT_VOLUME_MODE: i32 = 0o644;
+/// Secret volume files' default mode: owner-read only (Kubernetes uses
+/// 0644; jotasu keeps secrets readable by their owner alone unless the
+/// manifest asks for more with `defaultMode`).
+pub const DEFAULT_SECRET_MODE: i32 = 0o400;
 /// Default Deployment `revisionHistoryLimit`.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 /// Default Deployment `progressDeadlineSeconds`.
@@ -97,7 +101,7 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
             cm.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
         }
         if let Some(s) = &mut v.secret {
-            s.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
+            s.default_mode.get_or_insert(DEFAULT_SECRET_MODE);
         }
     }
 }

@@ -26,7 +26,8 @@ use tracing::{info, warn};
 #[command(version)]
 struct Args {
     /// State directory: the embedded store (store.redb), the PKI (pki/),
-    /// the socket (api.sock) and admin.conf, a jotactl context file.
+    /// the socket (api.sock), admin.conf (a jotactl context file) and
+    /// tmp/ (image archives on their way to nodes).
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
     /// Unix socket for local administration (default: DIR/api.sock).
@@ -210,7 +211,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr,
         node_prefix: args.node_cidr_mask_size,
     };
-    let server = ApiServer::new(Arc::new(store), stop_rx.clone()).with_ranges(ranges);
+    let server = ApiServer::new(Arc::new(store), stop_rx.clone())
+        .with_ranges(ranges)
+        .with_scratch_dir(args.data_dir.join("tmp"));
     match server.collect_garbage().await {
         Ok(gone) if !gone.is_empty() => {
             info!(count = gone.len(), "finished interrupted cascading deletes")

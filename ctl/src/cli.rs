@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// jotactl controls a jotasu cluster: apply manifests, inspect and delete
-/// objects, scale workloads. Flags and output follow kubectl.
+/// objects, scale workloads, read logs, run commands in pods, import
+/// images. Flags and output follow kubectl.
 #[derive(Debug, Parser)]
 #[command(name = "jotactl", version, propagate_version = true)]
 pub struct Cli {
@@ -62,6 +63,13 @@ pub enum Command {
     /// Follow a rollout, list revisions, roll back.
     #[command(subcommand)]
     Rollout(crate::rollout::RolloutCommand),
+    /// Print a container's output (proxied from its node's agent).
+    Logs(LogsArgs),
+    /// Run a command in a pod's container: jotactl exec POD -- CMD ARGS…
+    Exec(ExecArgs),
+    /// Put images onto nodes.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Show or change the context file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -196,6 +204,70 @@ pub struct ScaleArgs {
     pub replicas: i32,
 }
 
+/// `jotactl logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod: NAME, pod/NAME, or deployment/NAME (also replicaset/,
+    /// daemonset/): one pod of the workload, as kubectl picks it.
+    #[arg(value_name = "POD")]
+    pub pod: String,
+    /// The container (kubectl's older positional form of -c).
+    #[arg(value_name = "CONTAINER")]
+    pub container_arg: Option<String>,
+    /// The container (default: the pod's only one).
+    #[arg(short = 'c', long, value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// Keep streaming new output until the container stops (or Ctrl-C).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The output of the previous instance of a restarted container.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Only the last N lines (-1: all).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+}
+
+/// `jotactl exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pod: NAME, pod/NAME, or deployment/NAME (one of its pods).
+    #[arg(value_name = "POD")]
+    pub pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long, value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// Pass jotactl's stdin to the command.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Accepted for kubectl's `-it`; jotasu's exec has no terminal mode
+    /// (a note says so and the command runs without one).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `jotactl image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import an OCI image archive (a tar of an OCI image layout) onto
+    /// nodes: every Ready node, or those named with --node.
+    Import(ImportArgs),
+}
+
+/// `jotactl image import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Import onto this node only (repeat, or separate with commas).
+    #[arg(long = "node", value_name = "NODE", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+}
+
 /// `jotactl config …`: the context file.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -243,6 +315,39 @@ mod tests {
             DryRun::Client
         );
         assert!(parse(&["apply", "--dry-run=maybe", "-f", "x"]).is_err());
+    }
+
+    #[test]
+    fn logs_exec_and_import() {
+        let cli = parse(&["logs", "web", "-f", "--tail", "5", "-c", "app"]).unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert!(l.follow && !l.previous);
+        assert_eq!((l.tail, l.container.as_deref()), (5, Some("app")));
+        let Command::Logs(l) = parse(&["logs", "deploy/web", "app"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((l.tail, l.container_arg.as_deref()), (-1, Some("app")));
+        let cli = parse(&["exec", "-it", "web", "--", "sh", "-c", "echo hi"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert!(e.stdin && e.tty);
+        assert_eq!(e.command, ["sh", "-c", "echo hi"]);
+        assert!(parse(&["exec", "web"]).is_err(), "a command is required");
+        assert!(
+            parse(&["exec", "web", "ls"]).is_err(),
+            "the command goes after --"
+        );
+        let cli = parse(&[
+            "image", "import", "a.tar", "--node", "n1,n2", "--node", "n3",
+        ])
+        .unwrap();
+        let Command::Image(ImageCommand::Import(i)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(i.nodes, ["n1", "n2", "n3"]);
     }
 
     #[test]

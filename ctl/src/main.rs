@@ -1,6 +1,7 @@
 //! `jotactl`: the command-line client of jotasu. Parses the command line,
 //! runs one command, and turns its outcome into kubectl's exit codes: 0 on
-//! success, 1 on any error (usage errors included). See docs/jotactl.md.
+//! success, 1 on any error (usage errors included), the command's own code
+//! for `exec`. See docs/jotactl.md.
 
 mod age;
 mod apply;
@@ -10,13 +11,18 @@ mod config;
 mod connect;
 mod delete;
 mod describe;
+mod exec;
 mod get;
+mod image;
+mod logs;
 mod manifests;
 mod names;
 mod output;
+mod podref;
 mod report;
 mod rollout;
 mod scale;
+mod stream;
 mod table;
 mod tabwriter;
 
@@ -37,6 +43,9 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Delete(a) => delete::run(global, a).await,
         Command::Scale(a) => scale::run(global, a).await,
         Command::Rollout(c) => rollout::run(global, c).await,
+        Command::Logs(a) => logs::run(global, a).await,
+        Command::Exec(a) => exec::run(global, a).await,
+        Command::Image(c) => image::run(global, c).await,
         Command::Config(c) => config::run(global, c),
     }
 }
@@ -75,7 +84,7 @@ fn main() -> ExitCode {
             {
                 report::note(&format!("hint: {hint}"));
             }
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

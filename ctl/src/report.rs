@@ -35,6 +35,22 @@ pub enum CtlError {
     /// Already shown on stderr (a command that carried on after errors).
     #[error("(reported)")]
     Reported,
+    /// `exec`'s command exited with this code, which becomes jotactl's.
+    #[error("command terminated with exit code {0}")]
+    CommandExit(i32),
+}
+
+impl CtlError {
+    /// jotactl's exit code for this error: the command's for `exec`
+    /// (a code beyond 1..=255 as 1), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::CommandExit(code) => {
+                u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1)
+            }
+            _ => 1,
+        }
+    }
 }
 
 /// The lines that show `error` on stderr.
@@ -48,6 +64,8 @@ pub fn render(error: &CtlError) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         CtlError::Reported => String::new(),
+        // kubectl's words, without "error:".
+        CtlError::CommandExit(_) => error.to_string(),
         other => format!("error: {other}"),
     }
 }
@@ -140,5 +158,17 @@ mod tests {
             "error: no objects passed to apply"
         );
         assert_eq!(render(&CtlError::Reported), "");
+        let exit = CtlError::CommandExit(3);
+        assert_eq!(render(&exit), "command terminated with exit code 3");
+        assert_eq!(exit.exit_code(), 3);
+        assert_eq!(CtlError::CommandExit(300).exit_code(), 1);
+        assert_eq!(CtlError::Reported.exit_code(), 1);
+        let e = ClientError::Api(ApiError(tonic::Status::failed_precondition(
+            "pod web does not have a host assigned",
+        )));
+        assert_eq!(
+            render(&e.into()),
+            "Error from server (BadRequest): pod web does not have a host assigned"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub struct Options {
     pub etcd_endpoints: Vec<String>,
     /// Extra arguments.
     pub args: Vec<String>,
+    /// Run it inside this network namespace (`/run/netns/NAME`).
+    pub netns: Option<String>,
 }
 
 /// A running control plane.
@@ -62,7 +64,16 @@ impl ControlPlane {
             bail!("the control plane is still running");
         }
         let bin = workspace_bin("jotasu-controlplane", "JOTASU_CONTROLPLANE")?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = match &self.options.netns {
+            // nsenter enters only the network namespace (ip netns exec would
+            // also remount /sys) and execs the server: its PID is the server's.
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--data-dir").arg(&self.data_dir);
         if self.options.tls {
             let addr = match self.tcp {

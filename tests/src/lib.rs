@@ -7,9 +7,12 @@
 pub mod bench;
 pub mod cgroup;
 pub mod cmd;
+pub mod cluster;
 pub mod cni;
+pub mod containerd;
 pub mod controlplane;
 pub mod etcd;
+pub mod image;
 pub mod jotactl;
 pub mod lab;
 pub mod names;
@@ -23,3 +26,4 @@ pub mod signals;
 pub mod simnode;
 pub mod topology;
 pub mod traffic;
+pub mod wait;

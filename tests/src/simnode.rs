@@ -152,6 +152,7 @@ impl SimNode {
                 type_: "InternalIP".into(),
                 address: format!("10.0.0.{}", spec.index),
             }],
+            ..NodeStatus::default()
         });
         let pod_cidr = node.spec.pod_cidr.clone().unwrap_or_default();
         let pod_net = pod_cidr

@@ -3,7 +3,6 @@
 //! report pod status over gRPC as agents do ([`SimNode`]). Workloads are
 //! driven through the client library and the real `jotactl`.
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use jotasu_controlplane::controllers::runtime::status::{is_node_ready, is_ready}
 use jotasu_tests::controlplane::{ControlPlane, Options};
 use jotasu_tests::jotactl::Ctl;
 use jotasu_tests::simnode::{NodeSpec, SimNode};
+use jotasu_tests::wait::eventually;
 use serde_json::json;
 
 /// Generous bound for anything to settle on a loaded 2-core CI machine.
@@ -79,26 +79,6 @@ fn nodes(n: u8) -> Vec<NodeSpec> {
     (1..=n)
         .map(|i| NodeSpec::new(&format!("node-{i}"), i))
         .collect()
-}
-
-/// Polls `check` until it returns Some, or fails the test after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-            return v;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn pods(client: &Client, selector: &str) -> Vec<Pod> {
@@ -234,6 +214,7 @@ async fn rolling_update_keeps_surge_and_unavailability_bounds() {
         namespace: Some("default".into()),
         label_selector: "app=roll".into(),
         from_revision: list.revision + 1,
+        ..WatchFilter::default()
     };
     let mut events = client.watch(&filter).await.unwrap();
     let seen = Arc::clone(&observed);

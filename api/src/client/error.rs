@@ -114,7 +114,9 @@ impl ApiError {
             Code::NotFound => "NotFound",
             Code::AlreadyExists => "AlreadyExists",
             Code::InvalidArgument => "Invalid",
-            Code::Aborted | Code::FailedPrecondition => "Conflict",
+            Code::Aborted => "Conflict",
+            // The server's "pod web does not have a host assigned" and the like.
+            Code::FailedPrecondition => "BadRequest",
             Code::OutOfRange => "Expired",
             Code::Unauthenticated => "Unauthorized",
             Code::PermissionDenied => "Forbidden",

@@ -8,7 +8,7 @@ mod error;
 
 use std::pin::Pin;
 
-use futures_core::Stream;
+pub use futures_core::Stream;
 use tonic::transport::Channel;
 
 pub use crate::change::{EventType, Outcome};
@@ -20,7 +20,21 @@ pub use connect::{ServerUrl, TlsFiles, connect};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
 pub use error::{ApiError, ClientError};
 
-pub use crate::grpc::v1::{BindRefusal, BindResult, Binding, PodUsage};
+pub use crate::grpc::v1::exec_input::Input as ExecIn;
+pub use crate::grpc::v1::exec_output::Output as ExecOut;
+pub use crate::grpc::v1::{
+    BindRefusal, BindResult, Binding, ExecStart, ImageImported, LogsRequest, PodUsage,
+};
+
+/// A container's output, chunk by chunk.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, ClientError>> + Send>>;
+
+/// What an exec'd command writes, then its exit code.
+pub type ExecStream = Pin<Box<dyn Stream<Item = Result<ExecOut, ClientError>> + Send>>;
+
+fn exec_input(input: ExecIn) -> v1::ExecInput {
+    v1::ExecInput { input: Some(input) }
+}
 
 /// The result of applying one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +88,8 @@ pub struct WatchFilter {
     pub label_selector: String,
     /// First revision to deliver; 0 means from now on.
     pub from_revision: i64,
+    /// An agent's view of one node (see [`Client::list_for_node`]).
+    pub node: Option<String>,
 }
 
 /// A stream of watch events; it ends with an error whose
@@ -182,7 +198,25 @@ impl Client {
             kind: kind.as_str().to_owned(),
             namespace: namespace.unwrap_or_default().to_owned(),
             label_selector: label_selector.to_owned(),
+            node: String::new(),
         };
+        self.list_request(request).await
+    }
+
+    /// Objects of `kind` as the agent of `node` sees them: Pods bound to
+    /// it, ConfigMaps and Secrets its Pods reference, every object of the
+    /// other kinds.
+    pub async fn list_for_node(&self, kind: Kind, node: &str) -> Result<List, ClientError> {
+        let request = v1::ListRequest {
+            kind: kind.as_str().to_owned(),
+            namespace: String::new(),
+            label_selector: String::new(),
+            node: node.to_owned(),
+        };
+        self.list_request(request).await
+    }
+
+    async fn list_request(&self, request: v1::ListRequest) -> Result<List, ClientError> {
         let response = self.api.clone().list(request).await?.into_inner();
         let items = response
             .items
@@ -270,6 +304,59 @@ impl Client {
         Ok(())
     }
 
+    /// A container's captured output; see [`LogsRequest`].
+    pub async fn logs(&self, request: LogsRequest) -> Result<LogStream, ClientError> {
+        use futures_util::StreamExt as _;
+        let stream = self.api.clone().logs(request).await?.into_inner();
+        Ok(Box::pin(
+            stream.map(|chunk| Ok::<_, ClientError>(chunk?.data)),
+        ))
+    }
+
+    /// Runs a command in a pod's container: `start` names it, `stdin` feeds
+    /// it (an empty stream when `start.stdin` is false). The answer carries
+    /// stdout and stderr and ends with the exit code.
+    pub async fn exec(
+        &self,
+        start: ExecStart,
+        stdin: impl Stream<Item = Vec<u8>> + Send + 'static,
+    ) -> Result<ExecStream, ClientError> {
+        use futures_util::StreamExt as _;
+        let first = futures_util::stream::once(async move { exec_input(ExecIn::Start(start)) });
+        let rest = stdin
+            .map(|data| exec_input(ExecIn::Stdin(data)))
+            .chain(futures_util::stream::once(async {
+                exec_input(ExecIn::StdinClosed(true))
+            }));
+        let stream = self.api.clone().exec(first.chain(rest)).await?.into_inner();
+        Ok(Box::pin(stream.map(|item| {
+            item?
+                .output
+                .ok_or_else(|| ClientError::Decode("an exec message without output".into()))
+        })))
+    }
+
+    /// Imports an OCI image archive onto `nodes` (empty: every Ready node).
+    pub async fn import_image(
+        &self,
+        nodes: Vec<String>,
+        archive: impl Stream<Item = Vec<u8>> + Send + 'static,
+    ) -> Result<Vec<ImageImported>, ClientError> {
+        use futures_util::StreamExt as _;
+        let first = futures_util::stream::once(async move {
+            v1::ImageChunk {
+                nodes,
+                data: Vec::new(),
+            }
+        });
+        let rest = archive.map(|data| v1::ImageChunk {
+            nodes: Vec::new(),
+            data,
+        });
+        let response = self.api.clone().import_image(first.chain(rest)).await?;
+        Ok(response.into_inner().images)
+    }
+
     /// Follows changes. To see everything: [`Client::list`], then watch from
     /// `list.revision + 1`; on a resync error, do both again.
     pub async fn watch(&self, filter: &WatchFilter) -> Result<EventStream, ClientError> {
@@ -279,6 +366,7 @@ impl Client {
             namespace: filter.namespace.clone().unwrap_or_default(),
             from_revision: filter.from_revision,
             label_selector: filter.label_selector.clone(),
+            node: filter.node.clone().unwrap_or_default(),
         };
         let stream = self.api.clone().watch(request).await?.into_inner();
         Ok(Box::pin(stream.map(|item| {

@@ -91,6 +91,50 @@ pub struct NodeStatus {
     /// The node's addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<NodeAddress>,
+    /// Where the node's agent serves the control plane (logs, exec, image import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_endpoints: Option<NodeDaemonEndpoints>,
+    /// What the node runs (kubectl's `-o wide` columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<NodeSystemInfo>,
+}
+
+/// The agent's endpoint, as Kubernetes names the kubelet's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeDaemonEndpoints {
+    /// The agent's port on the node's InternalIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_endpoint: Option<DaemonEndpoint>,
+}
+
+/// One daemon's port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DaemonEndpoint {
+    /// The TCP port.
+    pub port: i32,
+}
+
+/// Versions the node reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSystemInfo {
+    /// `uname -r`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kernel_version: String,
+    /// e.g. `containerd://1.6.20`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_runtime_version: String,
+    /// The agent's version (the kubelet's field).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kubelet_version: String,
+    /// `linux`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub operating_system: String,
+    /// `amd64`, `arm64`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub architecture: String,
 }
 
 /// One address of a node.

@@ -12,6 +12,7 @@ use super::ApiServer;
 use super::bind::{BindOutcome, Binding, Refusal};
 use super::error::ApiServerError;
 use super::heartbeat::Usage;
+use super::proxy::Forwarded;
 use super::watch::WatchSpec;
 use crate::store::Store;
 
@@ -83,10 +84,11 @@ impl<S: Store> Api for GrpcApi<S> {
         let request = request.into_inner();
         let kind = kind(&request.kind)?;
         let selector = selector(&request.label_selector)?;
-        let (items, revision) = self
-            .0
-            .list(kind, namespace(&request.namespace), &selector)
-            .await?;
+        let ns = namespace(&request.namespace);
+        let (items, revision) = match request.node.as_str() {
+            "" => self.0.list(kind, ns, &selector).await?,
+            node => self.0.list_for_node(kind, ns, &selector, node).await?,
+        };
         Ok(Response::new(v1::ListResponse {
             items: items.into_iter().map(|json| v1::Object { json }).collect(),
             revision: i64::try_from(revision).unwrap_or(i64::MAX),
@@ -131,6 +133,7 @@ impl<S: Store> Api for GrpcApi<S> {
             selector: selector(&request.label_selector)?,
             from_revision: u64::try_from(request.from_revision)
                 .map_err(|_| Status::invalid_argument("from_revision must not be negative"))?,
+            node: Some(request.node).filter(|n| !n.is_empty()),
         };
         debug!(?spec, "watch");
         let rx = self.0.watch(spec).await?;
@@ -237,5 +240,33 @@ impl<S: Store> Api for GrpcApi<S> {
         });
         self.0.heartbeat(&request.node, pods).await?;
         Ok(Response::new(v1::HeartbeatResponse {}))
+    }
+
+    type LogsStream = Forwarded<v1::LogChunk>;
+
+    async fn logs(
+        &self,
+        request: Request<v1::LogsRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        let request = request.into_inner();
+        debug!(namespace = %request.namespace, pod = %request.name, follow = request.follow, "logs");
+        Ok(Response::new(self.0.logs(request).await?))
+    }
+
+    type ExecStream = Forwarded<v1::ExecOutput>;
+
+    async fn exec(
+        &self,
+        request: Request<tonic::Streaming<v1::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        Ok(Response::new(self.0.exec(request.into_inner()).await?))
+    }
+
+    async fn import_image(
+        &self,
+        request: Request<tonic::Streaming<v1::ImageChunk>>,
+    ) -> Result<Response<v1::ImportImageResponse>, Status> {
+        let images = self.0.import_image(request.into_inner()).await?;
+        Ok(Response::new(v1::ImportImageResponse { images }))
     }
 }

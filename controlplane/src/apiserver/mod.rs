@@ -11,6 +11,8 @@ pub mod error;
 pub mod grpc;
 pub mod heartbeat;
 pub mod keys;
+pub mod node_scope;
+pub mod proxy;
 mod raw;
 mod watch;
 
@@ -59,6 +61,7 @@ pub struct ApiServer<S> {
     shutdown: signal::Receiver<bool>,
     heartbeats: Heartbeats,
     ranges: Ranges,
+    proxy: proxy::NodeProxy,
 }
 
 impl<S> Clone for ApiServer<S> {
@@ -68,6 +71,7 @@ impl<S> Clone for ApiServer<S> {
             shutdown: self.shutdown.clone(),
             heartbeats: self.heartbeats.clone(),
             ranges: self.ranges,
+            proxy: self.proxy.clone(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl<S: Store> ApiServer<S> {
             shutdown,
             heartbeats: Heartbeats::default(),
             ranges: Ranges::default(),
+            proxy: proxy::NodeProxy::default(),
         }
     }
 
@@ -318,13 +323,25 @@ impl<S: Store> ApiServer<S> {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> ApiResult<(Vec<String>, Revision)> {
+        self.list_where(kind, namespace, selector, |_| Ok(true))
+            .await
+    }
+
+    /// [`Self::list`] of the objects `keep` accepts too.
+    async fn list_where(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+        keep: impl Fn(&KeyValue) -> ApiResult<bool>,
+    ) -> ApiResult<(Vec<String>, Revision)> {
         let range = self
             .store
             .range(&keys::kind_prefix(kind, namespace), None)
             .await?;
         let mut items = Vec::with_capacity(range.kvs.len());
         for kv in &range.kvs {
-            if !raw::matches(selector, &kv.key, &kv.value)? {
+            if !raw::matches(selector, &kv.key, &kv.value)? || !keep(kv)? {
                 continue;
             }
             let (_, ns, name) =

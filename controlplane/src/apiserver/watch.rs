@@ -1,7 +1,8 @@
 //! Watches as the API serves them: store events under `/registry/` turned
 //! into typed ADDED / MODIFIED / DELETED events, filtered by kind, namespace
 //! and label selector (an object that stops matching is DELETED for this
-//! watcher, one that starts matching is ADDED, as Kubernetes does).
+//! watcher, one that starts matching is ADDED, as Kubernetes does), and,
+//! for an agent, by node ([`super::node_scope`]).
 //!
 //! No event is lost silently: a store watch that lags is resumed from its
 //! `resume_from` (skipping what was already sent of that revision); one
@@ -19,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::error::{ApiResult, ApiServerError};
 use super::keys::{ROOT, kind_prefix, split_key};
+use super::node_scope::{NodeScope, bound_to};
 use super::{ApiServer, raw};
 use crate::store::{EventKind, Revision, Store, StoreError, WatchEvent, WatchOptions};
 
@@ -33,10 +35,13 @@ pub struct WatchSpec {
     pub selector: LabelSelector,
     /// First revision to deliver; 0: from now on.
     pub from_revision: Revision,
+    /// An agent's view of one node: Pods bound to it, ConfigMaps and
+    /// Secrets its Pods reference (see [`super::node_scope`]).
+    pub node: Option<String>,
 }
 
 /// One change, with the object after it (before it, for deletions).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// What happened.
     pub kind: EventType,
@@ -52,60 +57,72 @@ const WATCH_QUEUE: usize = 1024;
 impl WatchSpec {
     fn prefix(&self) -> Vec<u8> {
         match self.kinds.as_slice() {
+            // A node's ConfigMaps and Secrets follow its Pods' events too.
+            [Kind::ConfigMap | Kind::Secret] if self.node.is_some() => ROOT.as_bytes().to_vec(),
             [kind] => kind_prefix(*kind, self.namespace.as_deref()),
             _ => ROOT.as_bytes().to_vec(),
         }
     }
 
-    /// Whether the object stored at `key` as `value` is one this watcher follows.
-    fn wants(&self, key: &[u8], value: &[u8]) -> ApiResult<bool> {
+    /// Whether objects of `kind` are followed.
+    pub fn follows(&self, kind: Kind) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+
+    /// Whether the object stored at `key` as `value` is one this watcher
+    /// follows (for a node's watch, Pods only if bound to the node; the
+    /// references of ConfigMaps and Secrets are the node scope's business).
+    pub fn wants(&self, key: &[u8], value: &[u8]) -> ApiResult<bool> {
         let Some((kind, namespace, _)) = split_key(key) else {
             return Ok(false);
         };
-        Ok((self.kinds.is_empty() || self.kinds.contains(&kind))
+        Ok(self.follows(kind)
             && (namespace.is_none()
                 || self.namespace.is_none()
                 || self.namespace.as_deref() == namespace)
-            && raw::matches(&self.selector, key, value)?)
+            && raw::matches(&self.selector, key, value)?
+            && match (&self.node, kind) {
+                (Some(node), Kind::Pod) => bound_to(node, key, value)?,
+                _ => true,
+            })
     }
 
     /// The event this watcher sees for one store event, if any.
-    fn translate(&self, ev: &WatchEvent) -> ApiResult<Option<Event>> {
+    pub fn translate(&self, ev: &WatchEvent) -> ApiResult<Option<Event>> {
         let was = match &ev.prev_kv {
             Some(p) => self.wants(&p.key, &p.value)?,
             None => false,
         };
-        let (kind, json) = match ev.kind {
-            EventKind::Put => {
-                let json = || raw::stamp(&ev.kv.key, &ev.kv.value, ev.kv.mod_revision);
-                match (was, self.wants(&ev.kv.key, &ev.kv.value)?) {
-                    (false, true) => (EventType::Added, json()?),
-                    (true, true) => (EventType::Modified, json()?),
-                    (true, false) => (EventType::Deleted, json()?),
-                    (false, false) => return Ok(None),
-                }
-            }
-            EventKind::Delete => match &ev.prev_kv {
-                Some(before) if was => (
-                    EventType::Deleted,
-                    raw::stamp(&before.key, &before.value, ev.revision)?,
-                ),
-                Some(_) => return Ok(None),
-                None if split_key(&ev.kv.key).is_none() => return Ok(None),
-                None => {
-                    return Err(ApiServerError::Corrupt {
-                        key: String::from_utf8_lossy(&ev.kv.key).into_owned(),
-                        reason: "a delete event without the deleted value".into(),
-                    });
-                }
-            },
-        };
-        Ok(Some(Event {
-            kind,
-            json,
-            revision: ev.revision,
-        }))
+        let now = ev.kind == EventKind::Put && self.wants(&ev.kv.key, &ev.kv.value)?;
+        emit(ev, was, now)
     }
+}
+
+/// The event for a store event, given whether its object was visible to
+/// the watcher before and is after.
+pub fn emit(ev: &WatchEvent, was: bool, now: bool) -> ApiResult<Option<Event>> {
+    if ev.kind == EventKind::Delete && ev.prev_kv.is_none() && split_key(&ev.kv.key).is_some() {
+        return Err(ApiServerError::Corrupt {
+            key: String::from_utf8_lossy(&ev.kv.key).into_owned(),
+            reason: "a delete event without the deleted value".into(),
+        });
+    }
+    let current = || raw::stamp(&ev.kv.key, &ev.kv.value, ev.kv.mod_revision);
+    let (kind, json) = match (was, now, &ev.prev_kv) {
+        (false, false, _) => return Ok(None),
+        (false, true, _) => (EventType::Added, current()?),
+        (true, true, _) => (EventType::Modified, current()?),
+        (true, false, Some(before)) if ev.kind == EventKind::Delete => (
+            EventType::Deleted,
+            raw::stamp(&before.key, &before.value, ev.revision)?,
+        ),
+        (true, false, _) => (EventType::Deleted, current()?),
+    };
+    Ok(Some(Event {
+        kind,
+        json,
+        revision: ev.revision,
+    }))
 }
 
 impl<S: Store> ApiServer<S> {
@@ -117,15 +134,63 @@ impl<S: Store> ApiServer<S> {
         // the call's error and events from now on are not missed.
         let options = WatchOptions::from_revision(spec.from_revision).with_prev_kv();
         let stream = self.store.watch(&spec.prefix(), options).await?;
+        // A node's scope starts from what it has now (read after the store
+        // watch opened: nothing between is missed).
+        let scope = match &spec.node {
+            Some(node) => Some(self.node_scope(&spec, node).await?),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(WATCH_QUEUE);
         let me = self.clone();
-        tokio::spawn(async move { me.pump(spec, stream, tx).await });
+        tokio::spawn(async move { me.pump(spec, scope, stream, tx).await });
         Ok(rx)
+    }
+
+    /// Sends what one store event means for this watcher; false when the
+    /// watch is over (the receiver left, or an error was sent).
+    async fn deliver(
+        &self,
+        spec: &WatchSpec,
+        scope: Option<&mut NodeScope>,
+        ev: &WatchEvent,
+        tx: &mpsc::Sender<ApiResult<Event>>,
+    ) -> bool {
+        let events = match self.events_for(spec, scope, ev).await {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return false;
+            }
+        };
+        for event in events {
+            if tx.send(Ok(event)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The events one store event makes for this watcher, in order.
+    async fn events_for(
+        &self,
+        spec: &WatchSpec,
+        scope: Option<&mut NodeScope>,
+        ev: &WatchEvent,
+    ) -> ApiResult<Vec<Event>> {
+        let Some(scope) = scope else {
+            return Ok(spec.translate(ev)?.into_iter().collect());
+        };
+        let mut events = Vec::new();
+        for step in scope.step(spec, ev)? {
+            events.extend(self.resolve(spec, scope, step).await?);
+        }
+        Ok(events)
     }
 
     async fn pump(
         &self,
         spec: WatchSpec,
+        mut scope: Option<NodeScope>,
         mut stream: crate::store::WatchStream,
         tx: mpsc::Sender<ApiResult<Event>>,
     ) {
@@ -158,13 +223,7 @@ impl<S: Store> ApiServer<S> {
                         sent_at_last.clear();
                     }
                     sent_at_last.insert(ev.kv.key.clone());
-                    let event = match spec.translate(&ev) {
-                        Ok(Some(e)) => Ok(e),
-                        Ok(None) => continue,
-                        Err(e) => Err(e),
-                    };
-                    let failed = event.is_err();
-                    if tx.send(event).await.is_err() || failed {
+                    if !self.deliver(&spec, scope.as_mut(), &ev, &tx).await {
                         return;
                     }
                     continue;

@@ -233,6 +233,7 @@ async fn follow<W: Write>(
             namespace: r.namespace.clone().unwrap_or_default(),
             from_revision: revision_of(&object) + 1,
             label_selector: String::new(),
+            node: String::new(),
         };
         let mut events = client
             .raw()

@@ -1,13 +1,25 @@
-//! Nodes: `NAME STATUS ROLES AGE VERSION` (wide: `INTERNAL-IP EXTERNAL-IP`).
-//! jotasu's Node status has no kubelet version: VERSION is `<none>`.
+//! Nodes: `NAME STATUS ROLES AGE VERSION` (wide: `INTERNAL-IP EXTERNAL-IP
+//! OS-IMAGE KERNEL-VERSION CONTAINER-RUNTIME`), VERSION and the last three
+//! from the agent's `status.nodeInfo` (`<none>` / `<unknown>` without it;
+//! jotasu's nodeInfo has no OS image, so OS-IMAGE is `<unknown>`).
 
 use jotasu_api::Node;
+use jotasu_api::kinds::node::NodeSystemInfo;
 use jotasu_api::meta::ConditionStatus;
 
 use super::{NONE, join_or_none};
 
 pub(super) const COLUMNS: &[&str] = &["STATUS", "ROLES", "AGE", "VERSION"];
-pub(super) const WIDE: &[&str] = &["INTERNAL-IP", "EXTERNAL-IP"];
+pub(super) const WIDE: &[&str] = &[
+    "INTERNAL-IP",
+    "EXTERNAL-IP",
+    "OS-IMAGE",
+    "KERNEL-VERSION",
+    "CONTAINER-RUNTIME",
+];
+
+/// What kubectl shows for a nodeInfo field the node did not report.
+const UNKNOWN: &str = "<unknown>";
 
 const ROLE_PREFIX: &str = "node-role.kubernetes.io/";
 
@@ -55,12 +67,30 @@ pub fn address(n: &Node, type_: &str) -> String {
         .map_or_else(|| NONE.to_owned(), |a| a.address.clone())
 }
 
+/// A nodeInfo field, `missing` if the node did not report it.
+fn info(n: &Node, field: impl Fn(&NodeSystemInfo) -> &str, missing: &str) -> String {
+    n.status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(field)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(missing)
+        .to_owned()
+}
+
 pub(super) fn row(n: &Node, age: String) -> Vec<String> {
-    vec![status(n), roles(n), age, NONE.to_owned()]
+    let version = info(n, |i| &i.kubelet_version, NONE);
+    vec![status(n), roles(n), age, version]
 }
 
 pub(super) fn wide(n: &Node) -> Vec<String> {
-    vec![address(n, "InternalIP"), address(n, "ExternalIP")]
+    vec![
+        address(n, "InternalIP"),
+        address(n, "ExternalIP"),
+        UNKNOWN.to_owned(),
+        info(n, |i| &i.kernel_version, UNKNOWN),
+        info(n, |i| &i.container_runtime_version, UNKNOWN),
+    ]
 }
 
 #[cfg(test)]
@@ -88,8 +118,21 @@ mod tests {
         };
         assert_eq!(
             render(Kind::Node, &[n], &opts),
-            "NAME     STATUS                     ROLES           AGE   VERSION   INTERNAL-IP      EXTERNAL-IP\n\
-             node-1   Ready,SchedulingDisabled   control-plane   5s    <none>    192.168.100.11   <none>\n"
+            "NAME     STATUS                     ROLES           AGE   VERSION   INTERNAL-IP      EXTERNAL-IP   OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME\n\
+             node-1   Ready,SchedulingDisabled   control-plane   5s    <none>    192.168.100.11   <none>        <unknown>   <unknown>        <unknown>\n"
+        );
+        let reported = object(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "node-2", "creationTimestamp": CREATED},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.2"}],
+                       "nodeInfo": {"kernelVersion": "6.18.0", "containerRuntimeVersion": "containerd://1.6.20",
+                                    "kubeletVersion": "v0.1.0", "operatingSystem": "linux", "architecture": "amd64"}}
+        }));
+        assert_eq!(
+            render(Kind::Node, &[reported], &opts),
+            "NAME     STATUS   ROLES    AGE   VERSION   INTERNAL-IP   EXTERNAL-IP   OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME\n\
+             node-2   Ready    <none>   5s    v0.1.0    10.0.0.2      <none>        <unknown>   6.18.0           containerd://1.6.20\n"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Pods: `NAME READY STATUS RESTARTS AGE` (wide: `IP NODE`), STATUS as
+//! Pods: `NAME READY STATUS RESTARTS AGE` (wide: `IP NODE NOMINATED NODE
+//! READINESS GATES`, the last two `<none>` as jotasu has neither), STATUS as
 //! kubectl derives it from the phase, the pod's reason and the containers'
 //! states.
 
@@ -9,7 +10,7 @@ use jotasu_api::meta::ConditionStatus;
 use super::NONE;
 
 pub(super) const COLUMNS: &[&str] = &["READY", "STATUS", "RESTARTS", "AGE"];
-pub(super) const WIDE: &[&str] = &["IP", "NODE"];
+pub(super) const WIDE: &[&str] = &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"];
 
 /// What kubectl's STATUS column says, the ready containers and the restarts.
 pub fn status(pod: &Pod) -> (String, usize, i64) {
@@ -86,6 +87,8 @@ pub(super) fn wide(pod: &Pod) -> Vec<String> {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| NONE.into()),
+        NONE.into(),
+        NONE.into(),
     ]
 }
 
@@ -126,8 +129,8 @@ mod tests {
         });
         assert_eq!(
             table(status, true),
-            "NAME    READY   STATUS    RESTARTS   AGE   IP           NODE\n\
-             web-1   1/2     Running   3          5s    10.244.1.5   node-1\n"
+            "NAME    READY   STATUS    RESTARTS   AGE   IP           NODE     NOMINATED NODE   READINESS GATES\n\
+             web-1   1/2     Running   3          5s    10.244.1.5   node-1   <none>           <none>\n"
         );
     }
 

@@ -300,8 +300,8 @@ async fn watcher(
     let filter = WatchFilter {
         kinds: vec![Kind::ConfigMap],
         namespace: Some(namespace),
-        label_selector: String::new(),
         from_revision: from,
+        ..WatchFilter::default()
     };
     let stream = client.watch(&filter).await;
     ready.wait().await;

@@ -1,0 +1,60 @@
+//! The agent's settings, as `jotasu-agent`'s flags give them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Everything the agent needs to know about its node and where things are.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node's name (also its containerd namespace, its bpffs and cgroup directory).
+    pub node: String,
+    /// The node's underlay address (its InternalIP).
+    pub node_ip: Ipv4Addr,
+    /// Where the agent keeps pod directories, logs, volumes and the CNI config.
+    pub state_dir: PathBuf,
+    /// containerd's socket.
+    pub containerd_socket: PathBuf,
+    /// Where pod network namespaces are bind-mounted.
+    pub netns_dir: PathBuf,
+    /// Directories searched for CNI plugins (`jotasu-cni` first).
+    pub cni_path: Vec<PathBuf>,
+    /// The bpffs mount.
+    pub bpffs: PathBuf,
+    /// The node's cgroup, relative to each hierarchy's root (`jotasu/<node>`).
+    pub cgroup_parent: String,
+    /// CPU capacity override, in millicores (None: from the machine and cgroups).
+    pub cpu_millis: Option<u64>,
+    /// Memory capacity override, in bytes (None: from the machine and cgroups).
+    pub memory_bytes: Option<u64>,
+    /// Maximum pods on the node.
+    pub max_pods: u32,
+    /// The Node gRPC service (logs, exec, image import) for the control plane.
+    pub listen: SocketAddr,
+    /// The Prometheus endpoint (`/metrics`, `/healthz`).
+    pub metrics_listen: SocketAddr,
+    /// How often the node heartbeats.
+    pub heartbeat: std::time::Duration,
+    /// The MTU of pod interfaces.
+    pub mtu: u32,
+    /// The cluster DNS server given to pods (None: no resolv.conf entry).
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
+}
+
+impl Config {
+    /// The directory of one pod (volumes, logs, resolv.conf).
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.state_dir.join("pods").join(uid)
+    }
+
+    /// The CNI network configuration list the agent writes for its node.
+    pub fn cni_conflist(&self) -> PathBuf {
+        self.state_dir.join("cni").join("10-jotasu.conflist")
+    }
+
+    /// The CNI result cache and IPAM directory.
+    pub fn cni_dir(&self) -> PathBuf {
+        self.state_dir.join("cni")
+    }
+}

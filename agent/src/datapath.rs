@@ -1,0 +1,242 @@
+//! Data-plane sync: the node's Services and Endpoints become the eBPF
+//! data plane's services (`jotasu_ebpf::Service`: VIP, port, protocol →
+//! backends), programmed by diff whenever the view's services change. The
+//! socket programs are attached to the node's cgroup subtree once.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use jotasu_api::kinds::pod::Protocol as ApiProtocol;
+use jotasu_api::{Endpoints, Service};
+use jotasu_ebpf::{Datapath, Frontend, Protocol};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::watch::{ClusterView, Key, SharedView};
+
+/// The data plane, shared by the sync loop and the metrics scrape.
+pub type SharedDatapath = Arc<Mutex<Datapath>>;
+
+fn protocol(p: Option<ApiProtocol>) -> Option<Protocol> {
+    match p.unwrap_or_default() {
+        ApiProtocol::Tcp => Some(Protocol::Tcp),
+        ApiProtocol::Udp => Some(Protocol::Udp),
+        ApiProtocol::Sctp => None,
+    }
+}
+
+/// The services a Service and its Endpoints make: one per port, backends
+/// from every subset that carries a port of the same name and protocol,
+/// ordered by address (so the round-robin order is stable). Headless
+/// services and those without a cluster IP make none; SCTP is skipped.
+pub fn services_of(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<jotasu_ebpf::Service> {
+    let Some(vip) = svc
+        .spec
+        .cluster_ip
+        .as_deref()
+        .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for port in &svc.spec.ports {
+        let (Some(proto), Ok(p)) = (protocol(port.protocol), u16::try_from(port.port)) else {
+            continue;
+        };
+        let mut backends: Vec<SocketAddrV4> = endpoints
+            .into_iter()
+            .flat_map(|e| &e.subsets)
+            .flat_map(|subset| {
+                let target = subset
+                    .ports
+                    .iter()
+                    .find(|ep| ep.name == port.name && protocol(ep.protocol) == Some(proto))
+                    .and_then(|ep| u16::try_from(ep.port).ok());
+                subset
+                    .addresses
+                    .iter()
+                    .filter_map(move |a| Some(SocketAddrV4::new(a.ip.parse().ok()?, target?)))
+            })
+            .collect();
+        backends.sort();
+        backends.dedup();
+        out.push(jotasu_ebpf::Service::new(
+            Frontend {
+                vip,
+                port: p,
+                protocol: proto,
+            },
+            backends,
+        ));
+    }
+    out
+}
+
+/// Everything the view asks the data plane to balance.
+pub fn desired(view: &ClusterView) -> Vec<jotasu_ebpf::Service> {
+    let mut all: BTreeMap<Frontend, jotasu_ebpf::Service> = BTreeMap::new();
+    for (key, svc) in &view.services {
+        let eps = view.endpoints.get::<Key>(key);
+        for s in services_of(svc, eps) {
+            all.insert(s.frontend, s);
+        }
+    }
+    all.into_values().collect()
+}
+
+/// Opens (or sets up) the node's data plane and attaches the socket
+/// programs to the node's cgroup.
+pub fn open(
+    bpffs: &Path,
+    node: &str,
+    cgroup: &Path,
+) -> Result<Datapath, jotasu_ebpf::DatapathError> {
+    let mut dp = Datapath::open_in(bpffs, node)?;
+    let attached = dp.attach_cgroup(cgroup)?;
+    info!(%node, cgroup = %cgroup.display(), ?attached, "data plane open");
+    Ok(dp)
+}
+
+/// Reprograms the data plane whenever the services change, until `stop`.
+pub async fn sync_loop(
+    datapath: SharedDatapath,
+    view: SharedView,
+    mut services: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let want = {
+            let v = view.read().unwrap_or_else(PoisonError::into_inner);
+            desired(&v)
+        };
+        let started = Instant::now();
+        let result = {
+            let mut dp = datapath.lock().unwrap_or_else(PoisonError::into_inner);
+            dp.reconcile(&want)
+        };
+        metrics.observe_reconcile("datapath", started.elapsed());
+        match result {
+            Ok(s) if s.added + s.updated + s.removed > 0 => {
+                debug!(
+                    added = s.added,
+                    updated = s.updated,
+                    removed = s.removed,
+                    "data plane programmed"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "programming the data plane failed; retrying at the next change")
+            }
+        }
+        tokio::select! {
+            r = services.changed() => if r.is_err() { return },
+            () = crate::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Whether `ip` is still a backend of any programmed service (a stopping
+/// pod waits for this to turn false before its SIGTERM).
+pub fn is_backend(datapath: &SharedDatapath, ip: Ipv4Addr) -> bool {
+    let dp = datapath.lock().unwrap_or_else(PoisonError::into_inner);
+    dp.services()
+        .map(|all| {
+            all.iter()
+                .any(|s| s.service.backends.iter().any(|b| *b.ip() == ip))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use jotasu_api::IntOrString;
+    use jotasu_api::kinds::service::{EndpointAddress, EndpointPort, EndpointSubset, ServicePort};
+
+    use super::*;
+
+    fn svc(ip: Option<&str>, ports: &[(Option<&str>, i32)]) -> Service {
+        let mut s = Service::default();
+        s.metadata.name = Some("web".into());
+        s.spec.cluster_ip = ip.map(Into::into);
+        s.spec.ports = ports
+            .iter()
+            .map(|(n, p)| ServicePort {
+                name: n.map(Into::into),
+                port: *p,
+                target_port: Some(IntOrString::Int(8080)),
+                ..ServicePort::default()
+            })
+            .collect();
+        s
+    }
+
+    fn subset(ips: &[&str], ports: &[(Option<&str>, i32)]) -> EndpointSubset {
+        EndpointSubset {
+            addresses: ips
+                .iter()
+                .map(|ip| EndpointAddress {
+                    ip: (*ip).into(),
+                    ..EndpointAddress::default()
+                })
+                .collect(),
+            not_ready_addresses: vec![EndpointAddress {
+                ip: "10.244.0.99".into(),
+                ..EndpointAddress::default()
+            }],
+            ports: ports
+                .iter()
+                .map(|(n, p)| EndpointPort {
+                    name: n.map(Into::into),
+                    port: *p,
+                    protocol: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn ports_match_by_name_and_backends_are_ordered() {
+        let s = svc(
+            Some("10.96.0.20"),
+            &[(Some("http"), 80), (Some("admin"), 81)],
+        );
+        let e = Endpoints {
+            subsets: vec![
+                subset(
+                    &["10.244.0.7", "10.244.0.3"],
+                    &[(Some("http"), 8080), (Some("admin"), 9090)],
+                ),
+                subset(&["10.244.0.5"], &[(Some("http"), 8081)]),
+            ],
+            ..Endpoints::default()
+        };
+        let out = services_of(&s, Some(&e));
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].frontend,
+            Frontend::tcp("10.96.0.20".parse().expect("ip"), 80)
+        );
+        let http: Vec<String> = out[0].backends.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            http,
+            ["10.244.0.3:8080", "10.244.0.5:8081", "10.244.0.7:8080"]
+        );
+        let admin: Vec<String> = out[1].backends.iter().map(ToString::to_string).collect();
+        assert_eq!(admin, ["10.244.0.3:9090", "10.244.0.7:9090"]);
+    }
+
+    #[test]
+    fn headless_and_unallocated_services_make_nothing() {
+        assert!(services_of(&svc(Some("None"), &[(None, 80)]), None).is_empty());
+        assert!(services_of(&svc(None, &[(None, 80)]), None).is_empty());
+        let out = services_of(&svc(Some("10.96.0.21"), &[(None, 80)]), None);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].backends.is_empty(), "no endpoints: the VIP refuses");
+    }
+}

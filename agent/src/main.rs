@@ -1,0 +1,165 @@
+//! `jotasu-agent`: the node daemon. See the crate documentation and
+//! docs/agent.md.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use jotasu_agent::config::Config;
+use jotasu_api::client::{ConnectOptions, TlsFiles};
+
+/// jotasu's node agent: runs this node's pods on containerd and keeps its
+/// eBPF data plane in step with the cluster's Services.
+#[derive(Debug, Parser)]
+#[command(name = "jotasu-agent", version)]
+struct Args {
+    /// This node's name (its containerd namespace, bpffs and cgroup directory).
+    #[arg(long)]
+    node_name: String,
+    /// The control plane: unix:///path/api.sock or https://host:port.
+    #[arg(long, env = "JOTASU_SERVER")]
+    server: String,
+    /// CA certificate for an https server.
+    #[arg(long)]
+    certificate_authority: Option<PathBuf>,
+    /// Client certificate for an https server.
+    #[arg(long)]
+    client_certificate: Option<PathBuf>,
+    /// Client key for an https server.
+    #[arg(long)]
+    client_key: Option<PathBuf>,
+    /// Where pod directories, logs, volumes and the CNI configuration live
+    /// (default /var/lib/jotasu/agent/NODE).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The node's underlay address (default: the first global IPv4 address
+    /// of the agent's network namespace).
+    #[arg(long)]
+    node_ip: Option<Ipv4Addr>,
+    /// containerd's socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// Where pod network namespaces are bind-mounted.
+    #[arg(long, default_value = "/run/netns")]
+    netns_dir: PathBuf,
+    /// Directories searched for CNI plugins (default: the agent's own
+    /// directory, /opt/cni/bin, /usr/lib/cni).
+    #[arg(long, value_delimiter = ',')]
+    cni_path: Vec<PathBuf>,
+    /// The bpffs mount.
+    #[arg(long, default_value = jotasu_ebpf::DEFAULT_BPFFS)]
+    bpffs: PathBuf,
+    /// CPU offered to pods, e.g. 2 or 1500m (default: the machine's, within the agent's cgroup).
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory offered to pods, e.g. 4Gi (default: the machine's, within the agent's cgroup).
+    #[arg(long)]
+    memory: Option<String>,
+    /// Pods the node takes at most.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Port of the Node service (logs, exec, image import) on the node's address.
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// Address of the Prometheus endpoint (/metrics, /healthz).
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    metrics_listen: SocketAddr,
+    /// Seconds between heartbeats (keep well inside the control plane's --node-grace-period).
+    #[arg(long, default_value_t = 2.0)]
+    heartbeat_interval: f64,
+    /// MTU of pod interfaces.
+    #[arg(long, default_value_t = 1450)]
+    mtu: u32,
+    /// The cluster DNS server written into pods' resolv.conf.
+    #[arg(long)]
+    cluster_dns: Option<Ipv4Addr>,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+}
+
+fn first_global_ipv4() -> Option<Ipv4Addr> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let ip = ifa.address?.as_sockaddr_in()?.ip();
+        (!ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified()).then_some(ip)
+    })
+}
+
+fn config(args: &Args) -> anyhow::Result<Config> {
+    let node_ip = match args.node_ip {
+        Some(ip) => ip,
+        None => first_global_ipv4()
+            .context("no global IPv4 address in this network namespace; give --node-ip")?,
+    };
+    let quantity = |s: &Option<String>, what: &str| -> anyhow::Result<Option<u64>> {
+        s.as_deref()
+            .map(|s| {
+                let q =
+                    jotasu_api::Quantity::parse(s).with_context(|| format!("--{what} {s:?}"))?;
+                let v = if what == "cpu" { q.millis() } else { q.units() };
+                u64::try_from(v).with_context(|| format!("--{what} {s:?} must not be negative"))
+            })
+            .transpose()
+    };
+    let mut cni_path = args.cni_path.clone();
+    if cni_path.is_empty() {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+        {
+            cni_path.push(dir);
+        }
+        cni_path.extend([PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")]);
+    }
+    Ok(Config {
+        node: args.node_name.clone(),
+        node_ip,
+        state_dir: args
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/jotasu/agent").join(&args.node_name)),
+        containerd_socket: args.containerd_socket.clone(),
+        netns_dir: args.netns_dir.clone(),
+        cni_path,
+        bpffs: args.bpffs.clone(),
+        cgroup_parent: format!("jotasu/{}", args.node_name),
+        cpu_millis: quantity(&args.cpu, "cpu")?,
+        memory_bytes: quantity(&args.memory, "memory")?,
+        max_pods: args.max_pods,
+        listen: SocketAddr::new(node_ip.into(), args.port),
+        metrics_listen: args.metrics_listen,
+        heartbeat: Duration::from_secs_f64(args.heartbeat_interval.max(0.1)),
+        mtu: args.mtu,
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain.clone(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JOTASU_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = config(&args)?;
+    let connect = ConnectOptions {
+        server: Some(args.server.clone()),
+        tls: TlsFiles {
+            certificate_authority: args.certificate_authority.clone(),
+            client_certificate: args.client_certificate.clone(),
+            client_key: args.client_key.clone(),
+        },
+        ..ConnectOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(jotasu_agent::run::run(config, connect))
+}

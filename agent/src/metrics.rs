@@ -1,0 +1,267 @@
+//! The agent's Prometheus endpoint (`/metrics`, plus `/healthz`): new
+//! connections per service from the data plane's counters, pods by phase,
+//! reconcile durations, and the watch stream's state.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::datapath::SharedDatapath;
+use crate::watch::{SharedView, WatchStatus};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoopLabels {
+    r#loop: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    namespace: String,
+    service: String,
+    frontend: String,
+    path: String,
+}
+
+/// The metrics other parts of the agent record.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pods: Family<PhaseLabels, Gauge>,
+    reconcile: Family<LoopLabels, Histogram>,
+}
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+impl Metrics {
+    /// A registry with the agent's metrics; the collectors read the data
+    /// plane, the view and the watch status at scrape time.
+    pub fn new(
+        datapath: Option<SharedDatapath>,
+        view: SharedView,
+        watch: watch::Receiver<WatchStatus>,
+    ) -> Arc<Self> {
+        let mut registry = Registry::with_prefix("jotasu_agent");
+        let pods = Family::<PhaseLabels, Gauge>::default();
+        registry.register("pods", "Pods on this node by phase", pods.clone());
+        let reconcile = Family::<LoopLabels, Histogram>::new_with_constructor(
+            reconcile_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile pass took, by loop (pods, datapath)",
+            reconcile.clone(),
+        );
+        registry.register_collector(Box::new(WatchCollector(watch)));
+        if let Some(dp) = datapath {
+            registry.register_collector(Box::new(ServiceCollector { datapath: dp, view }));
+        }
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            pods,
+            reconcile,
+        })
+    }
+
+    /// Records one reconcile pass of `name`.
+    pub fn observe_reconcile(&self, name: &str, took: Duration) {
+        self.reconcile
+            .get_or_create(&LoopLabels {
+                r#loop: name.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the number of pods in each phase.
+    pub fn set_pods(&self, by_phase: &[(&str, i64)]) {
+        for (phase, n) in by_phase {
+            self.pods
+                .get_or_create(&PhaseLabels {
+                    phase: (*phase).to_owned(),
+                })
+                .set(*n);
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct WatchCollector(watch::Receiver<WatchStatus>);
+
+impl Collector for WatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = *self.0.borrow();
+        let gauge =
+            |e: &mut DescriptorEncoder, name, help, v: f64| -> Result<(), std::fmt::Error> {
+                let m = ConstGauge::new(v);
+                m.encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+            };
+        gauge(
+            &mut encoder,
+            "watch_connected",
+            "1 while the node's watch stream is connected",
+            f64::from(u8::from(s.connected)),
+        )?;
+        gauge(
+            &mut encoder,
+            "watch_revision",
+            "The last store revision applied to the node's view",
+            s.revision as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "watch_lag_seconds",
+            "How long the node's view has not been known current (0 while the stream is connected)",
+            s.stale_since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        )?;
+        let events = ConstCounter::new(s.events);
+        events.encode(encoder.encode_descriptor(
+            "watch_events",
+            "Watch events applied to the node's view",
+            None,
+            MetricType::Counter,
+        )?)
+    }
+}
+
+#[derive(Debug)]
+struct ServiceCollector {
+    datapath: SharedDatapath,
+    view: SharedView,
+}
+
+impl Collector for ServiceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let statuses = {
+            let dp = self.datapath.lock().unwrap_or_else(PoisonError::into_inner);
+            match dp.services() {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(error = %e, "reading service counters failed");
+                    return Ok(());
+                }
+            }
+        };
+        // Which Service each frontend belongs to.
+        let names: Vec<(jotasu_ebpf::Frontend, String, String)> = {
+            let v = self.view.read().unwrap_or_else(PoisonError::into_inner);
+            v.services
+                .iter()
+                .flat_map(|((ns, name), svc)| {
+                    crate::datapath::services_of(svc, None)
+                        .into_iter()
+                        .map(move |s| (s.frontend, ns.clone(), name.clone()))
+                })
+                .collect()
+        };
+        let mut metric = encoder.encode_descriptor(
+            "service_new_connections",
+            "New connections balanced per service, by path (tc: pods; socket: processes in the node's cgroup); rejected: refused for want of a backend",
+            None,
+            MetricType::Counter,
+        )?;
+        for st in statuses {
+            let (ns, name) = names
+                .iter()
+                .find(|(f, _, _)| *f == st.service.frontend)
+                .map_or((String::new(), String::new()), |(_, n, s)| {
+                    (n.clone(), s.clone())
+                });
+            for (path, v) in [
+                ("tc", st.counters.tc_new_flows),
+                ("socket", st.counters.sock_new_flows),
+                ("rejected", st.counters.rejected),
+            ] {
+                let labels = ServiceLabels {
+                    namespace: ns.clone(),
+                    service: name.clone(),
+                    frontend: st.service.frontend.to_string(),
+                    path: path.to_owned(),
+                };
+                ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `addr` until `stop`.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            () = crate::stopped(&mut stop) => return Ok(()),
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = Arc::clone(&metrics);
+                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}

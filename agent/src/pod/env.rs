@@ -1,0 +1,511 @@
+//! A container's environment as the kubelet resolves it: literal values with
+//! `$(VAR)` expansion over the variables defined before them, and values
+//! taken from ConfigMap and Secret keys.
+
+use jotasu_api::kinds::pod::KeySelector;
+use jotasu_api::{ConfigMap, Container, Pod, Secret};
+
+use crate::pod::expand::expand;
+use crate::pod::pod_namespace;
+
+/// Where the agent finds the ConfigMaps and Secrets its pods reference (its
+/// watch cache; a map in tests).
+pub trait ConfigSource {
+    /// The ConfigMap `name` in namespace `ns`, if known.
+    fn config_map(&self, ns: &str, name: &str) -> Option<&ConfigMap>;
+    /// The Secret `name` in namespace `ns`, if known.
+    fn secret(&self, ns: &str, name: &str) -> Option<&Secret>;
+}
+
+/// Why a pod's configuration cannot be assembled. The messages are the
+/// kubelet's: they become the container's `CreateContainerConfigError`
+/// waiting message (env) or the pod's volume set-up message (volumes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A referenced ConfigMap does not exist.
+    #[error("configmap {name:?} not found")]
+    ConfigMapNotFound {
+        /// Its name.
+        name: String,
+    },
+    /// A referenced Secret does not exist.
+    #[error("secret {name:?} not found")]
+    SecretNotFound {
+        /// Its name.
+        name: String,
+    },
+    /// An env var references a key the ConfigMap lacks.
+    #[error("couldn't find key {key} in ConfigMap {namespace}/{name}")]
+    ConfigMapKeyNotFound {
+        /// The key.
+        key: String,
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// The ConfigMap's name.
+        name: String,
+    },
+    /// An env var references a key the Secret lacks.
+    #[error("couldn't find key {key} in Secret {namespace}/{name}")]
+    SecretKeyNotFound {
+        /// The key.
+        key: String,
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// A ConfigMap volume's items name a key the ConfigMap lacks.
+    #[error("configmap references non-existent config key: {key}")]
+    VolumeConfigMapKey {
+        /// The key.
+        key: String,
+    },
+    /// A Secret volume's items name a key the Secret lacks.
+    #[error("secret references non-existent secret key: {key}")]
+    VolumeSecretKey {
+        /// The key.
+        key: String,
+    },
+    /// A Secret value taken into an env var is not UTF-8.
+    #[error("value of key {key} in Secret {namespace}/{name} is not valid UTF-8 text")]
+    SecretNotText {
+        /// The key.
+        key: String,
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// A volume names none of the sources the agent supports.
+    #[error("volume has no source this node supports (configMap, secret or emptyDir)")]
+    NoVolumeSource,
+    /// A volume would write outside its directory or has a bad file path.
+    #[error("invalid path {path:?} in volume {volume:?}: {why}")]
+    BadPath {
+        /// The volume.
+        volume: String,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// The container's environment variables in order of first definition, each
+/// with its final value: literal values expanded over the variables before
+/// them, `valueFrom` values taken as they are. An optional reference to a
+/// missing object or key leaves the variable out. The image's env is not
+/// part of this (the runtime spec merges it underneath).
+pub fn resolve_env(
+    pod: &Pod,
+    container: &Container,
+    lookup: &impl ConfigSource,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    resolve_env_with_services(pod, container, lookup, &[])
+}
+
+/// [`resolve_env`] with the Service variables of
+/// [`crate::pod::service_env::service_env`] underneath, as the kubelet
+/// does: `$(VAR)` may name them, the container's own variables win, and
+/// the Service variables the container does not define follow its own.
+pub fn resolve_env_with_services(
+    pod: &Pod,
+    container: &Container,
+    lookup: &impl ConfigSource,
+    service_env: &[(String, String)],
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let ns = pod_namespace(pod);
+    let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+    for var in &container.env {
+        let value = match (&var.value, &var.value_from) {
+            (Some(v), _) if !v.is_empty() => expand(v, |name| {
+                env.iter()
+                    .rev()
+                    .chain(service_env.iter().rev())
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            }),
+            (_, Some(from)) => {
+                let found = if let Some(sel) = &from.config_map_key_ref {
+                    config_map_value(ns, sel, lookup)?
+                } else if let Some(sel) = &from.secret_key_ref {
+                    secret_value(ns, sel, lookup)?
+                } else {
+                    Some(String::new())
+                };
+                match found {
+                    Some(v) => v,
+                    None => continue,
+                }
+            }
+            _ => String::new(),
+        };
+        match env.iter_mut().find(|(n, _)| *n == var.name) {
+            Some(slot) => slot.1 = value,
+            None => env.push((var.name.clone(), value)),
+        }
+    }
+    for (name, value) in service_env {
+        if !env.iter().any(|(n, _)| n == name) {
+            env.push((name.clone(), value.clone()));
+        }
+    }
+    Ok(env)
+}
+
+fn optional(sel: &KeySelector) -> bool {
+    sel.optional == Some(true)
+}
+
+/// The value of a ConfigMap key (`data` only, as the kubelet reads it);
+/// `None` when optional and missing.
+fn config_map_value(
+    ns: &str,
+    sel: &KeySelector,
+    lookup: &impl ConfigSource,
+) -> Result<Option<String>, ConfigError> {
+    let Some(cm) = lookup.config_map(ns, &sel.name) else {
+        return if optional(sel) {
+            Ok(None)
+        } else {
+            Err(ConfigError::ConfigMapNotFound {
+                name: sel.name.clone(),
+            })
+        };
+    };
+    match cm.data.get(&sel.key) {
+        Some(v) => Ok(Some(v.clone())),
+        None if optional(sel) => Ok(None),
+        None => Err(ConfigError::ConfigMapKeyNotFound {
+            key: sel.key.clone(),
+            namespace: ns.to_owned(),
+            name: sel.name.clone(),
+        }),
+    }
+}
+
+/// The value of a Secret key as text; `None` when optional and missing.
+fn secret_value(
+    ns: &str,
+    sel: &KeySelector,
+    lookup: &impl ConfigSource,
+) -> Result<Option<String>, ConfigError> {
+    let Some(secret) = lookup.secret(ns, &sel.name) else {
+        return if optional(sel) {
+            Ok(None)
+        } else {
+            Err(ConfigError::SecretNotFound {
+                name: sel.name.clone(),
+            })
+        };
+    };
+    match secret_bytes(secret, &sel.key) {
+        Some(bytes) => {
+            String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|_| ConfigError::SecretNotText {
+                    key: sel.key.clone(),
+                    namespace: ns.to_owned(),
+                    name: sel.name.clone(),
+                })
+        }
+        None if optional(sel) => Ok(None),
+        None => Err(ConfigError::SecretKeyNotFound {
+            key: sel.key.clone(),
+            namespace: ns.to_owned(),
+            name: sel.name.clone(),
+        }),
+    }
+}
+
+/// A Secret's value for `key`: `stringData` wins over `data`, as defaulting
+/// merges them (stored Secrets have `stringData` folded in already).
+pub fn secret_bytes<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    secret
+        .string_data
+        .get(key)
+        .map(String::as_bytes)
+        .or_else(|| secret.data.get(key).map(|b| b.0.as_slice()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use jotasu_api::Bytes;
+    use jotasu_api::kinds::pod::{EnvVar, EnvVarSource};
+    use jotasu_api::meta::ObjectMeta;
+
+    use super::*;
+
+    /// A ConfigSource over two maps keyed by (namespace, name).
+    #[derive(Debug, Default)]
+    pub(crate) struct Objects {
+        pub(crate) config_maps: BTreeMap<(String, String), ConfigMap>,
+        pub(crate) secrets: BTreeMap<(String, String), Secret>,
+    }
+
+    impl Objects {
+        pub(crate) fn with_config_map(mut self, ns: &str, name: &str, kv: &[(&str, &str)]) -> Self {
+            let cm = ConfigMap {
+                metadata: ObjectMeta::named(name),
+                data: kv
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                ..ConfigMap::default()
+            };
+            self.config_maps.insert((ns.into(), name.into()), cm);
+            self
+        }
+
+        pub(crate) fn with_secret(mut self, ns: &str, name: &str, kv: &[(&str, &[u8])]) -> Self {
+            let s = Secret {
+                metadata: ObjectMeta::named(name),
+                data: kv
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Bytes(v.to_vec())))
+                    .collect(),
+                ..Secret::default()
+            };
+            self.secrets.insert((ns.into(), name.into()), s);
+            self
+        }
+    }
+
+    impl ConfigSource for Objects {
+        fn config_map(&self, ns: &str, name: &str) -> Option<&ConfigMap> {
+            self.config_maps.get(&(ns.to_owned(), name.to_owned()))
+        }
+        fn secret(&self, ns: &str, name: &str) -> Option<&Secret> {
+            self.secrets.get(&(ns.to_owned(), name.to_owned()))
+        }
+    }
+
+    fn pod() -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("web".into());
+        p.metadata.namespace = Some("shop".into());
+        p
+    }
+
+    fn val(name: &str, v: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(v.into()),
+            value_from: None,
+        }
+    }
+
+    fn cm_ref(name: &str, obj: &str, key: &str, optional: Option<bool>) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(KeySelector {
+                    name: obj.into(),
+                    key: key.into(),
+                    optional,
+                }),
+                secret_key_ref: None,
+            }),
+        }
+    }
+
+    fn secret_ref(name: &str, obj: &str, key: &str, optional: Option<bool>) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: None,
+                secret_key_ref: Some(KeySelector {
+                    name: obj.into(),
+                    key: key.into(),
+                    optional,
+                }),
+            }),
+        }
+    }
+
+    fn resolve(env: Vec<EnvVar>, objs: &Objects) -> Result<Vec<(String, String)>, ConfigError> {
+        let c = Container {
+            name: "app".into(),
+            env,
+            ..Container::default()
+        };
+        resolve_env(&pod(), &c, objs)
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn literal_values_expand_earlier_vars_only() {
+        let got = resolve(
+            vec![
+                val("A", "one"),
+                val("B", "$(A)-two-$(C)"),
+                val("C", "three"),
+                val("D", "$$(A)"),
+            ],
+            &Objects::default(),
+        )
+        .expect("resolves");
+        assert_eq!(
+            got,
+            pairs(&[
+                ("A", "one"),
+                ("B", "one-two-$(C)"),
+                ("C", "three"),
+                ("D", "$(A)")
+            ])
+        );
+    }
+
+    #[test]
+    fn config_map_and_secret_refs() {
+        let objs = Objects::default()
+            .with_config_map("shop", "cfg", &[("color", "blue")])
+            .with_secret("shop", "creds", &[("password", b"s3cret")]);
+        let got = resolve(
+            vec![
+                cm_ref("COLOR", "cfg", "color", None),
+                secret_ref("PASS", "creds", "password", None),
+                val("BOTH", "$(COLOR)/$(PASS)"),
+            ],
+            &objs,
+        )
+        .expect("resolves");
+        assert_eq!(
+            got,
+            pairs(&[
+                ("COLOR", "blue"),
+                ("PASS", "s3cret"),
+                ("BOTH", "blue/s3cret")
+            ])
+        );
+    }
+
+    #[test]
+    fn ref_values_are_not_expanded() {
+        let objs = Objects::default().with_config_map("shop", "cfg", &[("v", "$(A)")]);
+        let got =
+            resolve(vec![val("A", "a"), cm_ref("B", "cfg", "v", None)], &objs).expect("resolves");
+        assert_eq!(got[1].1, "$(A)");
+    }
+
+    #[test]
+    fn missing_objects_and_keys_use_kubelet_messages() {
+        let objs = Objects::default()
+            .with_config_map("shop", "cfg", &[("a", "1")])
+            .with_secret("shop", "creds", &[("a", b"1")]);
+        let err = |e: EnvVar| resolve(vec![e], &objs).expect_err("fails").to_string();
+        assert_eq!(
+            err(cm_ref("X", "nope", "a", None)),
+            r#"configmap "nope" not found"#
+        );
+        assert_eq!(
+            err(cm_ref("X", "cfg", "k", Some(false))),
+            "couldn't find key k in ConfigMap shop/cfg"
+        );
+        assert_eq!(
+            err(secret_ref("X", "nope", "a", None)),
+            r#"secret "nope" not found"#
+        );
+        assert_eq!(
+            err(secret_ref("X", "creds", "k", None)),
+            "couldn't find key k in Secret shop/creds"
+        );
+    }
+
+    #[test]
+    fn objects_are_looked_up_in_the_pods_namespace() {
+        let objs = Objects::default().with_config_map("other", "cfg", &[("a", "1")]);
+        assert!(resolve(vec![cm_ref("X", "cfg", "a", None)], &objs).is_err());
+    }
+
+    #[test]
+    fn optional_refs_are_skipped_when_missing() {
+        let objs = Objects::default().with_config_map("shop", "cfg", &[("a", "1")]);
+        let got = resolve(
+            vec![
+                cm_ref("A", "nope", "a", Some(true)),
+                cm_ref("B", "cfg", "missing", Some(true)),
+                secret_ref("C", "nope", "a", Some(true)),
+                val("D", "[$(A)]"),
+            ],
+            &objs,
+        )
+        .expect("resolves");
+        assert_eq!(got, pairs(&[("D", "[$(A)]")]));
+    }
+
+    #[test]
+    fn redefinition_keeps_first_position_and_last_value() {
+        let got = resolve(
+            vec![val("A", "1"), val("B", "2"), val("A", "$(A)$(B)")],
+            &Objects::default(),
+        )
+        .expect("resolves");
+        assert_eq!(got, pairs(&[("A", "12"), ("B", "2")]));
+    }
+
+    #[test]
+    fn service_variables_sit_underneath() {
+        let c = Container {
+            name: "app".into(),
+            env: vec![
+                val("DB_SERVICE_HOST", "override"),
+                val("URL", "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"),
+            ],
+            ..Container::default()
+        };
+        let services = pairs(&[
+            ("WEB_SERVICE_HOST", "10.96.0.20"),
+            ("WEB_SERVICE_PORT", "80"),
+            ("DB_SERVICE_HOST", "10.96.0.50"),
+        ]);
+        let got = resolve_env_with_services(&pod(), &c, &Objects::default(), &services)
+            .expect("resolves");
+        assert_eq!(
+            got,
+            pairs(&[
+                ("DB_SERVICE_HOST", "override"),
+                ("URL", "http://10.96.0.20:80"),
+                ("WEB_SERVICE_HOST", "10.96.0.20"),
+                ("WEB_SERVICE_PORT", "80"),
+            ])
+        );
+    }
+
+    #[test]
+    fn empty_and_absent_values_are_empty() {
+        let got = resolve(
+            vec![
+                EnvVar {
+                    name: "E".into(),
+                    value: None,
+                    value_from: None,
+                },
+                val("F", ""),
+            ],
+            &Objects::default(),
+        )
+        .expect("resolves");
+        assert_eq!(got, pairs(&[("E", ""), ("F", "")]));
+    }
+
+    #[test]
+    fn secret_string_data_wins_and_binary_is_refused() {
+        let mut objs =
+            Objects::default().with_secret("shop", "s", &[("k", b"old"), ("bin", &[0xff, 0xfe])]);
+        if let Some(s) = objs.secrets.get_mut(&("shop".into(), "s".into())) {
+            s.string_data.insert("k".into(), "new".into());
+        }
+        let got = resolve(vec![secret_ref("K", "s", "k", None)], &objs).expect("resolves");
+        assert_eq!(got, pairs(&[("K", "new")]));
+        let err = resolve(vec![secret_ref("B", "s", "bin", None)], &objs).expect_err("binary");
+        assert!(matches!(err, ConfigError::SecretNotText { .. }), "{err}");
+    }
+}

@@ -1,0 +1,166 @@
+//! The agent's life: set the node up (cgroups, containerd, data plane,
+//! registration, CNI configuration), run its loops, and on SIGTERM stop
+//! them — leaving pods and the data plane running, as a restarted agent
+//! picks them up again. A second signal exits at once.
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use jotasu_api::client::{Client, ConnectOptions};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::cgroup::{Hierarchies, NodeCgroups};
+use crate::config::Config;
+use crate::containerd::Containerd;
+use crate::network::{CniNetwork, NetworkSettings, PodNetns};
+use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
+use crate::pods::{Manager, NodeContext};
+use crate::watch::{ClusterView, Generations, WatchStatus, follow};
+use crate::{datapath, metrics, server};
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> {
+    let node = config.node.clone();
+    let client = Client::connect(&connect)
+        .await
+        .context("connecting to the control plane")?;
+    let hierarchies = Hierarchies::detect().context("reading /proc/mounts")?;
+    let cgroups = NodeCgroups::ensure(hierarchies.clone(), &config.cgroup_parent)?;
+    let containerd = Containerd::connect(&config.containerd_socket, &node)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to containerd at {}",
+                config.containerd_socket.display()
+            )
+        })?
+        .with_exec_dir(&config.state_dir.join("exec"));
+    let runtime_version = containerd.version().await.unwrap_or_default();
+    let dp = datapath::open(&config.bpffs, &node, &cgroups.unified_dir())
+        .with_context(|| format!("opening node {node}'s data plane"))?;
+    let dp = Arc::new(std::sync::Mutex::new(dp));
+
+    let detected = capacity::detect(&hierarchies);
+    let facts = NodeFacts {
+        name: node.clone(),
+        ip: config.node_ip,
+        capacity: capacity::Capacity {
+            cpu_millis: config.cpu_millis.unwrap_or(detected.cpu_millis),
+            memory_bytes: config.memory_bytes.unwrap_or(detected.memory_bytes),
+        },
+        max_pods: config.max_pods,
+        port: config.listen.port(),
+        runtime_version: format!("containerd://{runtime_version}"),
+    };
+    let pod_cidr = register(&client, &facts).await?;
+    let cni_dir = config.cni_dir();
+    let ipam_dir = cni_dir.join("ipam");
+    let network = CniNetwork::write(
+        &config.cni_conflist(),
+        &NetworkSettings {
+            node: &node,
+            subnet: pod_cidr,
+            bpffs: &config.bpffs,
+            mtu: config.mtu,
+            ipam_dir: &ipam_dir,
+        },
+        config.cni_path.clone(),
+        &cni_dir.join("cache"),
+    )?;
+    let netns = PodNetns::new(&config.netns_dir)?;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let view = Arc::new(RwLock::new(ClusterView::default()));
+    let gens = Generations::default();
+    let (status_tx, status_rx) = watch::channel(WatchStatus::default());
+    let metrics =
+        metrics::Metrics::new(Some(Arc::clone(&dp)), Arc::clone(&view), status_rx.clone());
+
+    let ctx = Arc::new(NodeContext {
+        config: config.clone(),
+        client: client.clone(),
+        containerd: containerd.clone(),
+        network,
+        netns,
+        cgroups,
+        datapath: Arc::clone(&dp),
+        view: Arc::clone(&view),
+        metrics: Arc::clone(&metrics),
+        memory_capacity: facts.capacity.memory_bytes,
+    });
+    let manager = Manager::new(Arc::clone(&ctx));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(follow(
+        client.clone(),
+        node.clone(),
+        Arc::clone(&view),
+        gens.clone(),
+        status_tx,
+        stop.clone(),
+    ));
+    tasks.spawn(datapath::sync_loop(
+        Arc::clone(&dp),
+        Arc::clone(&view),
+        gens.services.subscribe(),
+        Arc::clone(&metrics),
+        stop.clone(),
+    ));
+    tasks.spawn(heartbeat_loop(
+        client.clone(),
+        node.clone(),
+        config.heartbeat,
+        manager.usage_source(),
+        stop.clone(),
+    ));
+    {
+        let (m, stop) = (Arc::clone(&metrics), stop.clone());
+        let addr = config.metrics_listen;
+        tasks.spawn(async move {
+            if let Err(e) = metrics::serve(addr, m, stop).await {
+                error!(%addr, error = %e, "the metrics endpoint failed");
+            }
+        });
+    }
+    {
+        let (m, stop) = (manager.clone(), stop.clone());
+        let addr = config.listen;
+        tasks.spawn(async move {
+            if let Err(e) = server::serve(addr, m, stop).await {
+                error!(%addr, error = %e, "the Node service failed");
+            }
+        });
+    }
+    tasks.spawn(
+        manager
+            .clone()
+            .run(gens.pods.subscribe(), status_rx, stop.clone()),
+    );
+    info!(%node, ip = %config.node_ip, %pod_cidr, "agent running");
+
+    shutdown_signal().await;
+    info!(%node, "stopping: pods and the data plane keep running");
+    let _ = stop_tx.send(true);
+    tokio::select! {
+        () = async { while tasks.join_next().await.is_some() {} } => {}
+        () = shutdown_signal() => warn!("second signal: exiting now"),
+        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => warn!("tasks did not stop within 10 s; exiting"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,7 @@
+//! The node's one watch stream and the view it keeps (`view.rs`).
+
+mod stream;
+mod view;
+
+pub use stream::{Generations, SharedView, WatchStatus, follow};
+pub use view::{ClusterView, KINDS, Key, Touched};

@@ -1,0 +1,188 @@
+//! The node's view of the cluster, as its one watch stream fills it: its
+//! Pods, every Service, Endpoints and Node, the ConfigMaps and Secrets its
+//! Pods reference. Pure: events in, state out; the stream (`stream.rs`)
+//! feeds it and says which consumers to wake.
+
+use std::collections::BTreeMap;
+
+use jotasu_api::client::EventType;
+use jotasu_api::{ConfigMap, Endpoints, Kind, Node, Object, Pod, Secret, Service};
+
+/// Namespace and name.
+pub type Key = (String, String);
+
+/// What the agent knows of the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// Pods bound to this node.
+    pub pods: BTreeMap<Key, Pod>,
+    /// Every Service.
+    pub services: BTreeMap<Key, Service>,
+    /// Every Endpoints.
+    pub endpoints: BTreeMap<Key, Endpoints>,
+    /// Every Node, by name.
+    pub nodes: BTreeMap<String, Node>,
+    /// ConfigMaps this node's Pods reference.
+    pub config_maps: BTreeMap<Key, ConfigMap>,
+    /// Secrets this node's Pods reference.
+    pub secrets: BTreeMap<Key, Secret>,
+}
+
+/// The kinds the agent follows, in the order it lists them.
+pub const KINDS: [Kind; 6] = [
+    Kind::Node,
+    Kind::ConfigMap,
+    Kind::Secret,
+    Kind::Service,
+    Kind::Endpoints,
+    Kind::Pod,
+];
+
+/// Which consumers a change concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Touched {
+    /// Pods, ConfigMaps or Secrets: the pod manager.
+    pub pods: bool,
+    /// Services or Endpoints: the data plane.
+    pub services: bool,
+    /// Nodes.
+    pub nodes: bool,
+}
+
+impl Touched {
+    /// Everything (after a relist).
+    pub const ALL: Self = Self {
+        pods: true,
+        services: true,
+        nodes: true,
+    };
+
+    /// Merges two.
+    pub fn or(self, o: Self) -> Self {
+        Self {
+            pods: self.pods || o.pods,
+            services: self.services || o.services,
+            nodes: self.nodes || o.nodes,
+        }
+    }
+}
+
+fn key(o: &Object) -> Key {
+    (
+        o.metadata().namespace.clone().unwrap_or_default(),
+        o.metadata().name().to_owned(),
+    )
+}
+
+fn put<T>(map: &mut BTreeMap<Key, T>, k: Key, v: Option<T>) {
+    match v {
+        Some(v) => map.insert(k, v),
+        None => map.remove(&k),
+    };
+}
+
+impl ClusterView {
+    /// Applies one change (`Deleted` removes the object); returns what it touched.
+    pub fn apply(&mut self, kind: EventType, object: Object) -> Touched {
+        let k = key(&object);
+        let deleted = kind == EventType::Deleted;
+        match object {
+            Object::Pod(p) => {
+                put(&mut self.pods, k, (!deleted).then_some(p));
+                Touched {
+                    pods: true,
+                    ..Touched::default()
+                }
+            }
+            Object::Service(s) => {
+                put(&mut self.services, k, (!deleted).then_some(s));
+                Touched {
+                    services: true,
+                    ..Touched::default()
+                }
+            }
+            Object::Endpoints(e) => {
+                put(&mut self.endpoints, k, (!deleted).then_some(e));
+                Touched {
+                    services: true,
+                    ..Touched::default()
+                }
+            }
+            Object::ConfigMap(c) => {
+                put(&mut self.config_maps, k, (!deleted).then_some(c));
+                Touched {
+                    pods: true,
+                    ..Touched::default()
+                }
+            }
+            Object::Secret(s) => {
+                put(&mut self.secrets, k, (!deleted).then_some(s));
+                Touched {
+                    pods: true,
+                    ..Touched::default()
+                }
+            }
+            Object::Node(n) => {
+                if deleted {
+                    self.nodes.remove(&k.1);
+                } else {
+                    self.nodes.insert(k.1, n);
+                }
+                Touched {
+                    nodes: true,
+                    ..Touched::default()
+                }
+            }
+            _ => Touched::default(),
+        }
+    }
+
+    /// Replaces everything of `kind` with a fresh list.
+    pub fn replace(&mut self, kind: Kind, items: Vec<Object>) {
+        match kind {
+            Kind::Pod => self.pods.clear(),
+            Kind::Service => self.services.clear(),
+            Kind::Endpoints => self.endpoints.clear(),
+            Kind::ConfigMap => self.config_maps.clear(),
+            Kind::Secret => self.secrets.clear(),
+            Kind::Node => self.nodes.clear(),
+            _ => return,
+        }
+        for o in items {
+            self.apply(EventType::Added, o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Object {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        Object::Pod(p)
+    }
+
+    #[test]
+    fn events_and_relists_shape_the_view() {
+        let mut v = ClusterView::default();
+        let t = v.apply(EventType::Added, pod("a"));
+        assert!(t.pods && !t.services);
+        v.apply(EventType::Added, pod("b"));
+        v.apply(EventType::Deleted, pod("a"));
+        assert_eq!(
+            v.pods.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        v.replace(Kind::Pod, vec![pod("c")]);
+        assert_eq!(
+            v.pods.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        let mut s = Service::default();
+        s.metadata.name = Some("s".into());
+        assert!(v.apply(EventType::Modified, Object::Service(s)).services);
+    }
+}

@@ -1,0 +1,416 @@
+//! [`LocalCluster`]: a real jotasu cluster on this machine, every part in
+//! network namespaces this harness made — an underlay bridge, the control
+//! plane in a namespace of its own, and N nodes each running
+//! `jotasu-agent` — sharing one private containerd (a namespace per node).
+//! jotactl reaches the control plane through its unix socket. Dropping the
+//! cluster stops the agents and removes everything: containers, pod
+//! namespaces, bpffs pins, cgroups, links, directories.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use jotasu_api::client::Client;
+use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef};
+
+use crate::containerd::ContainerdGuard;
+use crate::controlplane::{ControlPlane, Options};
+use crate::lab::workspace_bin;
+use crate::netns::NetNs;
+use crate::process::die_with_spawner;
+
+/// The underlay network the nodes and the control plane share.
+pub const UNDERLAY: [u8; 3] = [192, 168, 77];
+
+/// How to build a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Extra control-plane flags.
+    pub controlplane_args: Vec<String>,
+    /// Extra agent flags.
+    pub agent_args: Vec<String>,
+    /// Agents log to a file in the scratch directory instead of stderr.
+    pub quiet: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 1,
+            controlplane_args: vec![
+                "--node-grace-period".into(),
+                "4".into(),
+                "--pod-eviction-timeout".into(),
+                "10".into(),
+            ],
+            agent_args: vec!["--heartbeat-interval".into(), "0.5".into()],
+            quiet: false,
+        }
+    }
+}
+
+/// One node: its namespace and its agent.
+#[derive(Debug)]
+pub struct AgentNode {
+    name: String,
+    ip: Ipv4Addr,
+    state_dir: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: Option<PathBuf>,
+    ns: NetNs,
+}
+
+impl AgentNode {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its underlay address.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    /// Its network namespace.
+    pub fn netns(&self) -> &NetNs {
+        &self.ns
+    }
+
+    /// The agent's PID, while it runs.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns.name()))
+            .arg("--")
+            .arg(bin)
+            .args(&self.args);
+        if std::env::var_os("JOTASU_LOG").is_none() {
+            cmd.env("JOTASU_LOG", "warn,jotasu_agent=info");
+        }
+        die_with_spawner(&mut cmd);
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
+        self.child = Some(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .with_context(|| format!("starting the agent of {}", self.name))?,
+        );
+        Ok(())
+    }
+
+    /// Stops the agent (SIGTERM, then SIGKILL after 10 s); its pods keep running.
+    pub fn stop_agent(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill on the PID of a child we spawned and have not reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the agent again (after [`Self::stop_agent`]).
+    pub fn start_agent(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("the agent of {} is running", self.name);
+        }
+        self.spawn()
+    }
+
+    /// Removes what the node's pods and data plane left on the machine.
+    fn clean(&mut self) {
+        self.stop_agent();
+        // Pod network namespaces are named `<node>-<uid>`.
+        if let Ok(dir) = std::fs::read_dir("/run/netns") {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("{}-", self.name)) {
+                    let _ = crate::cmd::ip(&["netns", "del", &name]);
+                }
+            }
+        }
+        let _ = jotasu_ebpf::Datapath::purge(Path::new(jotasu_ebpf::DEFAULT_BPFFS), &self.name);
+        remove_node_cgroups(&self.name);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Removes `jotasu/<node>` in every cgroup hierarchy (deepest first).
+pub fn remove_node_cgroups(node: &str) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return;
+    };
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2") {
+            rmdir_tree(&Path::new(f[1]).join("jotasu").join(node));
+        }
+    }
+}
+
+fn rmdir_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct LocalCluster {
+    prefix: String,
+    nodes: Vec<AgentNode>,
+    control_plane: Option<ControlPlane>,
+    containerd: Option<ContainerdGuard>,
+    _cp_ns: NetNs,
+    _underlay: NetNs,
+    scratch: tempfile::TempDir,
+}
+
+fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
+    let peer = format!("{host}b");
+    crate::cmd::ip(&["link", "add", host, "type", "veth", "peer", "name", &peer])?;
+    crate::cmd::ip(&["link", "set", host, "netns", ns.name()])?;
+    crate::cmd::ip(&["link", "set", &peer, "netns", underlay.name()])?;
+    underlay.ip(&["link", "set", &peer, "master", "br0", "up"])?;
+    ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", host])?;
+    ns.ip(&["link", "set", host, "up"])?;
+    Ok(())
+}
+
+impl LocalCluster {
+    /// Builds and starts a cluster, and waits until every node is Ready.
+    /// Call it from a thread that outlives the cluster (its processes die
+    /// with their spawner).
+    pub async fn start(options: ClusterOptions) -> anyhow::Result<Self> {
+        crate::names::sweep_stale();
+        let prefix = crate::names::fresh_prefix();
+        let containerd = ContainerdGuard::start(&prefix)?;
+        let underlay = NetNs::new(&format!("{prefix}u"))?;
+        underlay.ip(&["link", "add", "br0", "type", "bridge"])?;
+        underlay.ip(&["link", "set", "br0", "up"])?;
+        let cp_ns = NetNs::new(&format!("{prefix}c"))?;
+        let [a, b, c] = UNDERLAY;
+        veth_to_bridge(
+            &underlay,
+            &cp_ns,
+            &format!("{prefix}c0"),
+            Ipv4Addr::new(a, b, c, 1),
+        )?;
+        let scratch = tempfile::Builder::new()
+            .prefix("jotasu-cluster-")
+            .tempdir()
+            .context("creating the cluster's scratch directory")?;
+        let mut cp_args = options.controlplane_args.clone();
+        cp_args.extend(["--service-cidr".into(), "10.96.0.0/16".into()]);
+        let control_plane = ControlPlane::start(Options {
+            args: cp_args,
+            netns: Some(cp_ns.name().to_owned()),
+            ..Options::default()
+        })
+        .await?;
+        let server = format!("unix://{}", control_plane.socket().display());
+        let cni_dir = workspace_bin("jotasu-cni", "JOTASU_CNI")?
+            .parent()
+            .context("jotasu-cni has no directory")?
+            .to_owned();
+        let mut me = Self {
+            prefix: prefix.clone(),
+            nodes: Vec::new(),
+            control_plane: Some(control_plane),
+            containerd: Some(containerd),
+            _cp_ns: cp_ns,
+            _underlay: underlay,
+            scratch,
+        };
+        for i in 0..options.nodes {
+            let name = format!("{prefix}n{i}");
+            let ns = NetNs::new(&name)?;
+            let ip = Ipv4Addr::new(a, b, c, u8::try_from(10 + i).context("too many nodes")?);
+            veth_to_bridge(&me._underlay, &ns, &format!("{prefix}v{i}"), ip)?;
+            let state_dir = me.scratch.path().join(&name);
+            let socket = me
+                .containerd
+                .as_ref()
+                .context("containerd")?
+                .socket()
+                .to_owned();
+            let mut args: Vec<String> = vec![
+                "--node-name".into(),
+                name.clone(),
+                "--server".into(),
+                server.clone(),
+                "--state-dir".into(),
+                state_dir.display().to_string(),
+                "--containerd-socket".into(),
+                socket.display().to_string(),
+                "--cni-path".into(),
+                cni_dir.display().to_string(),
+                "--node-ip".into(),
+                ip.to_string(),
+                "--cpu".into(),
+                "4".into(),
+                "--memory".into(),
+                "8Gi".into(),
+            ];
+            args.extend(options.agent_args.iter().cloned());
+            let mut node = AgentNode {
+                name,
+                ip,
+                state_dir,
+                child: None,
+                args,
+                log: options
+                    .quiet
+                    .then(|| me.scratch.path().join(format!("agent-{i}.log"))),
+                ns,
+            };
+            node.spawn()?;
+            me.nodes.push(node);
+        }
+        me.wait_ready(Duration::from_secs(60)).await?;
+        Ok(me)
+    }
+
+    /// The per-run prefix of every name.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[AgentNode] {
+        &self.nodes
+    }
+
+    /// One node, mutably (to stop or restart its agent).
+    pub fn node_mut(&mut self, i: usize) -> &mut AgentNode {
+        &mut self.nodes[i]
+    }
+
+    /// The control plane.
+    pub fn control_plane(&self) -> &ControlPlane {
+        self.control_plane
+            .as_ref()
+            .expect("the control plane runs until drop")
+    }
+
+    /// The server URL jotactl uses.
+    pub fn server(&self) -> String {
+        format!("unix://{}", self.control_plane().socket().display())
+    }
+
+    /// The private containerd.
+    pub fn containerd(&self) -> &ContainerdGuard {
+        self.containerd
+            .as_ref()
+            .expect("containerd runs until drop")
+    }
+
+    /// A client of the control plane.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        self.control_plane().client().await
+    }
+
+    /// Waits until every node is registered and Ready.
+    pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        let deadline = Instant::now() + within;
+        for node in &mut self.nodes {
+            let r = ObjectRef {
+                kind: Kind::Node,
+                namespace: None,
+                name: node.name.clone(),
+            };
+            loop {
+                let ready = match client.get(&r).await {
+                    Ok(Object::Node(n)) => n.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
+                    }),
+                    _ => false,
+                };
+                if ready {
+                    break;
+                }
+                if let Some(status) = node
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    node.child = None;
+                    bail!(
+                        "the agent of {} exited before its node was Ready: {status}",
+                        node.name
+                    );
+                }
+                if Instant::now() > deadline {
+                    bail!("node {} did not become Ready within {within:?}", node.name);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the busybox demo image and imports it onto every node through
+    /// `jotactl image import`.
+    pub fn import_demo_image(&self) -> anyhow::Result<String> {
+        let archive = self.scratch.path().join("busybox.tar");
+        crate::image::build_busybox_image(&archive, crate::image::DEMO_IMAGE)?;
+        let out = crate::jotactl::Ctl::new().at(
+            &self.server(),
+            &["image", "import", &archive.display().to_string()],
+        );
+        if out.code != 0 {
+            bail!("jotactl image import failed ({}): {}", out.code, out.stderr);
+        }
+        Ok(crate::image::DEMO_IMAGE.to_owned())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.stop_agent();
+        }
+        // containerd's guard removes every container of every namespace.
+        drop(self.containerd.take());
+        for n in &mut self.nodes {
+            n.clean();
+        }
+        drop(self.control_plane.take());
+    }
+}

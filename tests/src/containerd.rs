@@ -1,0 +1,212 @@
+//! [`ContainerdGuard`]: a private containerd for one test run — its root,
+//! state and sockets under per-run directories, the CRI plugin off — that
+//! removes every task, container and image of every namespace, stops, and
+//! unmounts and deletes its directories on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::process::die_with_spawner;
+
+/// A running containerd this harness started.
+#[derive(Debug)]
+pub struct ContainerdGuard {
+    child: Option<Child>,
+    run_dir: PathBuf,
+    root_dir: PathBuf,
+    socket: PathBuf,
+}
+
+fn ctr(socket: &Path, args: &[&str]) -> String {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+impl ContainerdGuard {
+    /// Starts containerd for the run `prefix` and waits until it answers.
+    pub fn start(prefix: &str) -> anyhow::Result<Self> {
+        let run_dir = PathBuf::from("/run/jotasu-test").join(prefix);
+        let root_dir = PathBuf::from("/var/lib/jotasu-test").join(prefix);
+        for d in [&run_dir, &root_dir] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let socket = run_dir.join("containerd.sock");
+        let config = run_dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{root}/opt\"\n",
+                root = root_dir.join("root").display(),
+                state = run_dir.join("state").display(),
+                sock = socket.display(),
+            ),
+        )?;
+        let log = std::fs::File::create(run_dir.join("containerd.log"))?;
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config").arg(&config);
+        die_with_spawner(&mut cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting containerd (apt install containerd runc)")?;
+        let mut me = Self {
+            child: Some(child),
+            run_dir,
+            root_dir,
+            socket,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if me.socket.exists() && !ctr(&me.socket, &["version"]).contains("Server:") {
+                // not yet answering
+            } else if me.socket.exists() {
+                return Ok(me);
+            }
+            if let Some(c) = me.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                me.child = None;
+                bail!(
+                    "containerd exited ({status}); see {}",
+                    me.run_dir.join("containerd.log").display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "containerd did not answer on {} within 20 s",
+                    me.socket.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its gRPC socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Removes every task, container, image and snapshot in every namespace.
+    pub fn clear(&self) {
+        for ns in ctr(&self.socket, &["namespaces", "ls", "-q"]).lines() {
+            for t in ctr(&self.socket, &["-n", ns, "tasks", "ls", "-q"]).lines() {
+                ctr(
+                    &self.socket,
+                    &["-n", ns, "tasks", "kill", "-a", "-s", "SIGKILL", t],
+                );
+            }
+            for c in ctr(&self.socket, &["-n", ns, "containers", "ls", "-q"]).lines() {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline
+                    && ctr(&self.socket, &["-n", ns, "tasks", "ls", "-q"])
+                        .lines()
+                        .any(|l| l == c)
+                {
+                    ctr(&self.socket, &["-n", ns, "tasks", "rm", "-f", c]);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                ctr(&self.socket, &["-n", ns, "containers", "rm", c]);
+            }
+        }
+    }
+}
+
+/// Unmounts everything mounted below `dir`, deepest first.
+fn unmount_below(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Kills the shims our containerd started (their `-address` is its
+/// socket) that are still alive, and removes their sockets.
+fn kill_shims(socket: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let address = socket.display().to_string();
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args
+            .first()
+            .is_some_and(|a| a.ends_with("containerd-shim-runc-v2"))
+            || !args
+                .windows(2)
+                .any(|w| w[0] == "-address" && w[1] == address)
+        {
+            continue;
+        }
+        let arg = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+        // SAFETY: kill on a shim process our own containerd started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        if let (Some(ns), Some(id)) = (arg("-namespace"), arg("-id")) {
+            use sha2::Digest as _;
+            let hash = sha2::Sha256::digest(format!("{address}/{ns}/{id}").as_bytes());
+            let _ = std::fs::remove_file(format!("/run/containerd/s/{hash:x}"));
+        }
+    }
+}
+
+impl Drop for ContainerdGuard {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.clear();
+        }
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill on the PID of a child we spawned and have not reaped.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        kill_shims(&self.socket);
+        for d in [&self.run_dir, &self.root_dir] {
+            unmount_below(d);
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! The agent end to end: a real control plane, a real containerd started
+//! by the harness, and one node running `jotasu-agent`, each in network
+//! namespaces of this test ([`LocalCluster`]). Workloads go in through the
+//! real jotactl; traffic goes from a client pod to a service VIP through
+//! the eBPF data plane.
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jotasu_agent::containerd::Containerd;
+use jotasu_api::client::Client;
+use jotasu_api::kinds::pod_status::PodPhase;
+use jotasu_api::{Endpoints, Kind, Object, ObjectRef, Pod, Service};
+use jotasu_tests::cluster::{ClusterOptions, LocalCluster};
+use jotasu_tests::jotactl::Ctl;
+use jotasu_tests::privilege::require_root;
+use jotasu_tests::wait::eventually;
+
+/// Generous bound for anything to settle on a loaded 2-core CI machine.
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn r(kind: Kind, name: &str) -> ObjectRef {
+    ObjectRef {
+        kind,
+        namespace: kind.namespaced().then(|| "default".to_owned()),
+        name: name.to_owned(),
+    }
+}
+
+struct Harness {
+    cluster: LocalCluster,
+    client: Client,
+    ctl: Ctl,
+    server: String,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let cluster = LocalCluster::start(ClusterOptions::default())
+            .await
+            .expect("the cluster starts");
+        cluster.import_demo_image().expect("the demo image imports");
+        let client = cluster.client().await.expect("a client");
+        let server = cluster.server();
+        Self {
+            cluster,
+            client,
+            ctl: Ctl::new(),
+            server,
+        }
+    }
+
+    /// `jotactl ARGS` that must succeed; its stdout.
+    fn ctl(&self, args: &[&str]) -> String {
+        let run = self.ctl.at(&self.server, args);
+        assert_eq!(run.code, 0, "jotactl {args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    fn apply(&self, yaml: &str) {
+        let run = self.ctl.pipe(&self.server, &["apply", "-f", "-"], yaml);
+        assert_eq!(run.code, 0, "apply failed: {}", run.stderr);
+    }
+
+    async fn pods(&self, selector: &str) -> Vec<Pod> {
+        self.client
+            .list(Kind::Pod, Some("default"), selector)
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter_map(|o| Pod::try_from(o).ok())
+            .collect()
+    }
+
+    async fn pod(&self, name: &str) -> Option<Pod> {
+        match self.client.get(&r(Kind::Pod, name)).await {
+            Ok(Object::Pod(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Waits until exactly `n` live pods match and all are Running and Ready.
+    async fn ready_pods(&self, selector: &str, n: usize) -> Vec<Pod> {
+        eventually(&format!("{n} ready pods {selector}"), SETTLE, || async {
+            let pods: Vec<Pod> = self
+                .pods(selector)
+                .await
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let all = self.pods(selector).await.len();
+            (pods.len() == n && all == n && pods.iter().all(ready)).then_some(pods)
+        })
+        .await
+    }
+
+    async fn endpoint_ips(&self, service: &str) -> BTreeSet<String> {
+        match self.client.get(&r(Kind::Endpoints, service)).await {
+            Ok(Object::Endpoints(e)) => ips(&e),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    async fn vip(&self, service: &str) -> String {
+        let Ok(Object::Service(s)) = self.client.get(&r(Kind::Service, service)).await else {
+            panic!("service {service} missing");
+        };
+        let s: Service = s;
+        s.spec.cluster_ip.expect("a cluster IP")
+    }
+
+    /// containerd, in the node's namespace.
+    async fn containerd(&self) -> Containerd {
+        let node = &self.cluster.nodes()[0];
+        Containerd::connect(self.cluster.containerd().socket(), node.name())
+            .await
+            .expect("containerd answers")
+    }
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.phase == Some(PodPhase::Running)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True)
+    })
+}
+
+fn ips(e: &Endpoints) -> BTreeSet<String> {
+    e.subsets
+        .iter()
+        .flat_map(|s| s.addresses.iter().map(|a| a.ip.clone()))
+        .collect()
+}
+
+fn restarts(p: &Pod) -> i32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.first())
+        .map_or(0, |c| c.restart_count)
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: httpd
+        image: jotasu.local/busybox:latest
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo ok > /www/healthz && exec httpd -f -p 80 -h /www"]
+        ports:
+        - {name: http, containerPort: 80}
+        readinessProbe:
+          httpGet: {path: /healthz, port: http}
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: jotasu.local/busybox:latest
+    command: ["sleep", "3600"]
+"#;
+
+/// The deployment serves through the VIP round-robin, heals a killed
+/// container, follows readiness, scales, and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_serves_round_robin_heals_and_scales() {
+    if !require_root("a_deployment_serves_round_robin_heals_and_scales") {
+        return;
+    }
+    let h = Harness::start().await;
+    h.apply(WEB);
+    let pods = h.ready_pods("app=web", 3).await;
+    let names: BTreeSet<String> = pods.iter().map(|p| p.metadata.name().to_owned()).collect();
+    eventually("the client pod running", SETTLE, || async {
+        h.pod("client").await.filter(ready)
+    })
+    .await;
+    let vip = h.vip("web").await;
+    eventually("three endpoints", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 3).then_some(())
+    })
+    .await;
+
+    // 30 requests from the client pod to the VIP: round-robin over the 3.
+    // busybox-static's wget crashes (static glibc); nc speaks HTTP/1.0 here.
+    let script = format!(
+        "for i in $(seq 30); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+    );
+    let out = eventually("30 answers through the VIP", SETTLE, || async {
+        let run = h
+            .ctl
+            .at(&h.server, &["exec", "client", "--", "sh", "-c", &script]);
+        let lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
+        (run.code == 0 && lines.len() == 30).then_some(lines)
+    })
+    .await;
+    let seen: BTreeSet<&String> = out.iter().collect();
+    assert_eq!(
+        seen.iter().map(|s| s.as_str()).collect::<BTreeSet<_>>(),
+        names.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "every pod answered: {out:?}"
+    );
+    for (i, line) in out.iter().enumerate().skip(3) {
+        assert_eq!(
+            line,
+            &out[i - 3],
+            "request {i} broke the round-robin order: {out:?}"
+        );
+    }
+    assert_ne!(out[0], out[1]);
+    assert_ne!(out[1], out[2]);
+    assert_ne!(out[0], out[2]);
+
+    // Logs: httpd -f writes nothing, the client's sleep neither; the
+    // container that printed is checked below. Kill one container's
+    // process: it is restarted, restart count 1, Ready again.
+    let victim = pods[0].metadata.name().to_owned();
+    let uid = pods[0].metadata.uid.clone().expect("a uid");
+    let cd = h.containerd().await;
+    let id = format!("{uid}-0");
+    let Some(jotasu_agent::containerd::TaskState::Running { pid }) =
+        cd.state(&id).await.expect("task state")
+    else {
+        panic!("container {id} is not running");
+    };
+    // SAFETY: kill on the PID of a container process this test's cluster started.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(pid).expect("pid"), libc::SIGKILL) },
+        0
+    );
+    eventually(
+        "the killed container restarted once and Ready",
+        SETTLE,
+        || async {
+            h.pod(&victim)
+                .await
+                .filter(|p| restarts(p) == 1 && ready(p))
+        },
+    )
+    .await;
+
+    // Readiness gates the endpoints.
+    let probe_victim = pods[1].metadata.name().to_owned();
+    let probe_ip = pods[1]
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("an IP");
+    h.ctl(&["exec", &probe_victim, "--", "rm", "/www/healthz"]);
+    eventually(
+        "a failing readiness probe leaves the endpoints",
+        SETTLE,
+        || async {
+            let ips = h.endpoint_ips("web").await;
+            (ips.len() == 2 && !ips.contains(&probe_ip)).then_some(())
+        },
+    )
+    .await;
+    h.ctl(&[
+        "exec",
+        &probe_victim,
+        "--",
+        "sh",
+        "-c",
+        "echo ok > /www/healthz",
+    ]);
+    eventually("a passing readiness probe restores it", SETTLE, || async {
+        h.endpoint_ips("web")
+            .await
+            .contains(&probe_ip)
+            .then_some(())
+    })
+    .await;
+
+    // Scale out and in.
+    h.ctl(&["scale", "deployment/web", "--replicas=5"]);
+    h.ready_pods("app=web", 5).await;
+    eventually("five endpoints", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 5).then_some(())
+    })
+    .await;
+    h.ctl(&["scale", "deployment/web", "--replicas=1"]);
+    h.ready_pods("app=web", 1).await;
+    eventually("one endpoint", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 1).then_some(())
+    })
+    .await;
+    let wide = h.ctl(&["get", "pods", "-o", "wide"]);
+    assert!(
+        wide.contains(h.cluster.nodes()[0].name()),
+        "get pods -o wide shows the node:\n{wide}"
+    );
+
+    // Deleting everything leaves no container, namespace, veth, address or
+    // map entry on the node.
+    h.ctl(&["delete", "deployment", "web"]);
+    h.ctl(&["delete", "service", "web"]);
+    h.ctl(&["delete", "pod", "client"]);
+    eventually("every pod gone", SETTLE, || async {
+        h.pods("").await.is_empty().then_some(())
+    })
+    .await;
+    let node = &h.cluster.nodes()[0];
+    eventually("no container left", SETTLE, || async {
+        cd.list().await.ok().filter(Vec::is_empty)
+    })
+    .await;
+    eventually("no pod namespace, veth or route left", SETTLE, || async {
+        let netns_left = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{}-", node.name()))
+                })
+            })
+            .unwrap_or(false);
+        let links = node.netns().ip(&["-o", "link", "show"]).unwrap_or_default();
+        let routes = node
+            .netns()
+            .ip(&["-4", "route", "show"])
+            .unwrap_or_default();
+        (!netns_left && !links.contains("jtc") && !routes.contains("10.244.")).then_some(())
+    })
+    .await;
+    eventually("no service or endpoint map entry left", SETTLE, || async {
+        let dp = jotasu_ebpf::Datapath::open(node.name()).ok()?;
+        let services = dp.services().ok()?;
+        let endpoints = dp.pods().endpoints().ok()?;
+        (services
+            .iter()
+            .all(|s| s.service.frontend.vip.octets()[..2] != [10, 96])
+            && endpoints.is_empty())
+        .then_some(())
+    })
+    .await;
+}
+
+const CONFIG: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  greeting: hello from a configmap
+  app.conf: "mode=fast\n"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: s3cret
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: configured
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "echo started; echo $GREETING; sleep 3600"]
+    env:
+    - name: GREETING
+      valueFrom:
+        configMapKeyRef: {name: settings, key: greeting}
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef: {name: creds, key: password}
+    volumeMounts:
+    - {name: conf, mountPath: /etc/app}
+    - {name: secret, mountPath: /etc/creds}
+  volumes:
+  - name: conf
+    configMap: {name: settings}
+  - name: secret
+    secret: {secretName: creds}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hog
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1"]
+    resources:
+      limits: {memory: 16Mi}
+"#;
+
+/// ConfigMap and Secret values reach the pod (env and files; the secret
+/// on tmpfs, mode 0400), logs come back through jotactl, and a memory hog
+/// over its limit is reported OOMKilled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_secrets_logs_and_oom() {
+    if !require_root("config_secrets_logs_and_oom") {
+        return;
+    }
+    let h = Harness::start().await;
+    h.apply(CONFIG);
+    eventually("the configured pod Ready", SETTLE, || async {
+        h.pod("configured").await.filter(ready)
+    })
+    .await;
+    let env = h.ctl(&[
+        "exec",
+        "configured",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; echo $PASSWORD",
+    ]);
+    assert_eq!(env, "hello from a configmap\ns3cret\n");
+    let files = h.ctl(&[
+        "exec",
+        "configured",
+        "--",
+        "cat",
+        "/etc/app/greeting",
+        "/etc/app/app.conf",
+        "/etc/creds/password",
+    ]);
+    assert_eq!(files, "hello from a configmapmode=fast\ns3cret");
+    let mode = h.ctl(&[
+        "exec",
+        "configured",
+        "--",
+        "stat",
+        "-L",
+        "-c",
+        "%a",
+        "/etc/creds/password",
+    ]);
+    assert_eq!(mode.trim(), "400");
+    let mounts = h.ctl(&["exec", "configured", "--", "cat", "/proc/mounts"]);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /etc/creds ") && l.starts_with("tmpfs")),
+        "the secret volume is on tmpfs:\n{mounts}"
+    );
+    let logs = h.ctl(&["logs", "configured"]);
+    assert_eq!(logs, "started\nhello from a configmap\n");
+    let code = h.ctl.at(
+        &h.server,
+        &["exec", "configured", "--", "sh", "-c", "exit 3"],
+    );
+    assert_eq!(
+        code.code, 3,
+        "exec passes the exit code on: {}",
+        code.stderr
+    );
+
+    let hog = eventually("the hog terminated", SETTLE, || async {
+        h.pod("hog").await.filter(|p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Some(PodPhase::Failed))
+        })
+    })
+    .await;
+    let state = hog
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.first())
+        .cloned()
+        .expect("a status");
+    let term = state.state.and_then(|s| s.terminated).expect("terminated");
+    assert_eq!(term.reason.as_deref(), Some("OOMKilled"), "{term:?}");
+    assert_eq!(term.exit_code, 137);
+}
