@@ -19,6 +19,9 @@ PACKAGES=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev
   # The etcd the control plane's store tests start on 127.0.0.1.
   etcd-server
+  # The node's container runtime (the harness starts a private containerd;
+  # ctr cleans up after it) and the static busybox the demo image is built from.
+  containerd runc busybox-static
 )
 
 SUDO=""

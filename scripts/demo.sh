@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
-cargo build --release --locked -p jotasu-tests --bins
+cargo build --release --locked --workspace --bins
 exec target/release/jotasu-demo "$@"

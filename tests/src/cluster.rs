@@ -326,6 +326,13 @@ impl LocalCluster {
             .expect("the control plane runs until drop")
     }
 
+    /// The control plane, to stop and restart it.
+    pub fn control_plane_mut(&mut self) -> &mut ControlPlane {
+        self.control_plane
+            .as_mut()
+            .expect("the control plane runs until drop")
+    }
+
     /// The server URL jotactl uses.
     pub fn server(&self) -> String {
         format!("unix://{}", self.control_plane().socket().display())

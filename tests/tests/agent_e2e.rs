@@ -500,3 +500,242 @@ async fn config_secrets_logs_and_oom() {
     assert_eq!(term.reason.as_deref(), Some("OOMKilled"), "{term:?}");
     assert_eq!(term.exit_code, 137);
 }
+
+const HEALING: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: jotasu.local/busybox:latest
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: sh
+    image: jotasu.local/busybox:latest
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+spec:
+  containers:
+  - name: main
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "echo crashing; exit 1"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: missing
+spec:
+  containers:
+  - name: main
+    image: jotasu.local/nothing:1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lively
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "touch /tmp/alive; exec sleep 3600"]
+    livenessProbe:
+      exec: {command: ["test", "-f", "/tmp/alive"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"#;
+
+fn waiting_reason(p: &Pod) -> Option<(String, String)> {
+    let w = p
+        .status
+        .as_ref()?
+        .container_statuses
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?;
+    Some((
+        w.reason.clone().unwrap_or_default(),
+        w.message.clone().unwrap_or_default(),
+    ))
+}
+
+/// Kubernetes' reasons for pods that cannot run, liveness restarts, and a
+/// node that rides out a control-plane outage and an agent restart: its
+/// pods and data plane keep going, and it catches up afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_heal_and_the_node_rides_out_outages() {
+    if !require_root("pods_heal_and_the_node_rides_out_outages") {
+        return;
+    }
+    let mut h = Harness::start().await;
+    h.apply(HEALING);
+    h.ready_pods("app=web", 2).await;
+    eventually("the client running", SETTLE, || async {
+        h.pod("client").await.filter(ready)
+    })
+    .await;
+
+    let crash = eventually("CrashLoopBackOff", SETTLE, || async {
+        let p = h.pod("crasher").await?;
+        let (reason, message) = waiting_reason(&p)?;
+        (reason == "CrashLoopBackOff" && restarts(&p) >= 1).then_some(message)
+    })
+    .await;
+    assert!(
+        crash.starts_with("back-off 10s restarting failed container=main pod=crasher_default("),
+        "{crash}"
+    );
+    assert_eq!(h.ctl(&["logs", "crasher"]), "crashing\n");
+    let missing = eventually("ErrImagePull", SETTLE, || async {
+        let (reason, message) = waiting_reason(&h.pod("missing").await?)?;
+        (reason == "ErrImagePull" || reason == "ImagePullBackOff").then_some(message)
+    })
+    .await;
+    assert!(missing.contains("jotactl image import"), "{missing}");
+
+    eventually("lively running", SETTLE, || async {
+        h.pod("lively").await.filter(ready)
+    })
+    .await;
+    h.ctl(&["exec", "lively", "--", "rm", "/tmp/alive"]);
+    eventually(
+        "a failed liveness probe restarts the container",
+        SETTLE,
+        || async {
+            h.pod("lively")
+                .await
+                .filter(|p| restarts(p) == 1 && ready(p))
+        },
+    )
+    .await;
+
+    // The control plane goes away: the node keeps its pods and its data
+    // plane, and catches up when it is back.
+    let cd = h.containerd().await;
+    let node = h.cluster.nodes()[0].name().to_owned();
+    let web = h.pods("app=web").await;
+    let pids = |pods: &[Pod]| {
+        let cd = cd.clone();
+        let ids: Vec<String> = pods
+            .iter()
+            .map(|p| format!("{}-0", p.metadata.uid.clone().expect("a uid")))
+            .collect();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(cd.state(&id).await.expect("task state"));
+            }
+            out
+        }
+    };
+    let before = pids(&web).await;
+    assert!(
+        before
+            .iter()
+            .all(|s| matches!(s, Some(jotasu_agent::containerd::TaskState::Running { .. })))
+    );
+    h.cluster
+        .control_plane_mut()
+        .kill9()
+        .expect("the control plane stops");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pids(&web).await, before, "the pods kept running");
+    let dp = jotasu_ebpf::Datapath::open(&node).expect("the data plane");
+    let vip: std::net::Ipv4Addr = {
+        let services = dp.services().expect("services");
+        let s = services
+            .iter()
+            .find(|s| s.service.backends.len() == 2)
+            .expect("the web service is still programmed");
+        s.service.frontend.vip
+    };
+    drop(dp);
+    h.cluster
+        .control_plane_mut()
+        .restart()
+        .await
+        .expect("the control plane returns");
+    h.client = h.cluster.client().await.expect("a client");
+    h.ctl(&["scale", "deployment/web", "--replicas=3"]);
+    h.ready_pods("app=web", 3).await;
+    eventually("three endpoints after the outage", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 3).then_some(())
+    })
+    .await;
+    let script = format!(
+        "for i in 1 2 3; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+    );
+    let answers = eventually("the VIP answers from all three", SETTLE, || async {
+        let run = h
+            .ctl
+            .at(&h.server, &["exec", "client", "--", "sh", "-c", &script]);
+        let seen: BTreeSet<String> = run.stdout.lines().map(str::to_owned).collect();
+        (seen.len() == 3).then_some(seen)
+    })
+    .await;
+    assert_eq!(answers.len(), 3);
+
+    // The agent restarts: it adopts its running pods instead of restarting them.
+    let web = h.pods("app=web").await;
+    let before = pids(&web).await;
+    h.cluster.node_mut(0).stop_agent();
+    h.cluster
+        .node_mut(0)
+        .start_agent()
+        .expect("the agent starts again");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        pids(&web).await,
+        before,
+        "the pods were adopted, not restarted"
+    );
+    for p in h.pods("app=web").await {
+        assert_eq!(restarts(&p), 0, "{} restarted", p.metadata.name());
+    }
+    h.ctl(&["delete", "pod", web[0].metadata.name()]);
+    h.ready_pods("app=web", 3).await;
+    let containers = cd.list().await.expect("containers");
+    assert_eq!(
+        containers
+            .iter()
+            .filter(|c| c
+                .labels
+                .get("io.jotasu.pod.name")
+                .is_some_and(|n| n.starts_with("web-")))
+            .count(),
+        3,
+        "one container per web pod: {containers:?}"
+    );
+}

@@ -5,12 +5,14 @@
 //! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`),
 //! [`cni`] the CNI plugin's (`jotasu-bench cni`), [`controlplane`] the
 //! control plane's (`jotasu-bench controlplane`), [`scheduler`] the
-//! scheduler's (`jotasu-bench scheduler`).
+//! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
+//! node (`jotasu-bench pods`).
 pub mod client;
 pub mod cni;
 pub mod controlplane;
 pub mod datapath;
 pub mod kube_proxy;
+pub mod pods;
 pub mod scheduler;
 pub mod world;
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, controlplane, datapath, scheduler},
+    bench::{Report, client, cni, controlplane, datapath, pods, scheduler},
     privilege, signals,
 };
 
@@ -61,6 +61,12 @@ enum Cmd {
     /// process on the embedded store; optionally a Deployment through every
     /// controller (--cases pods,deployment). Writes target/bench/scheduler.json.
     Scheduler(scheduler::Config),
+    /// Pod start-up on a real node (control plane, containerd and
+    /// jotasu-agent in namespaces): creation to Ready of each pod of a
+    /// 30-replica Deployment (p50, p99; the goal is p99 <= 1 s), and the
+    /// agent's RSS idle (goal <= 30 MiB) and with the pods (needs root).
+    /// Writes target/bench/pods.json.
+    Pods(pods::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -116,6 +122,7 @@ fn main() -> anyhow::Result<()> {
             run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
         }
         Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
+        Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
     }
 }
 
