@@ -16,8 +16,8 @@ use crate::containerd::{Containerd, ExecSession};
 /// How often output files are polled.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Reads what was appended to `file` since `offset`.
-async fn read_new(file: &Path, offset: &mut u64) -> Vec<u8> {
+/// Reads what was appended to `file` since `offset` (and moves it on).
+pub(crate) async fn read_new(file: &Path, offset: &mut u64) -> Vec<u8> {
     let Ok(mut f) = tokio::fs::File::open(file).await else {
         return Vec::new();
     };

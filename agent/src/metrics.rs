@@ -16,7 +16,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ use crate::watch::{SharedView, WatchStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
-    phase: String,
+    phase: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,7 +47,6 @@ struct ServiceLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Mutex<Registry>,
-    pods: Family<PhaseLabels, Gauge>,
     reconcile: Family<LoopLabels, Histogram>,
 }
 
@@ -62,10 +61,10 @@ impl Metrics {
         datapath: Option<SharedDatapath>,
         view: SharedView,
         watch: watch::Receiver<WatchStatus>,
+        pods: Arc<crate::pods::Registry>,
     ) -> Arc<Self> {
         let mut registry = Registry::with_prefix("jotasu_agent");
-        let pods = Family::<PhaseLabels, Gauge>::default();
-        registry.register("pods", "Pods on this node by phase", pods.clone());
+        registry.register_collector(Box::new(PodsCollector(pods)));
         let reconcile = Family::<LoopLabels, Histogram>::new_with_constructor(
             reconcile_histogram as fn() -> Histogram,
         );
@@ -80,7 +79,6 @@ impl Metrics {
         }
         Arc::new(Self {
             registry: Mutex::new(registry),
-            pods,
             reconcile,
         })
     }
@@ -94,17 +92,6 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Sets the number of pods in each phase.
-    pub fn set_pods(&self, by_phase: &[(&str, i64)]) {
-        for (phase, n) in by_phase {
-            self.pods
-                .get_or_create(&PhaseLabels {
-                    phase: (*phase).to_owned(),
-                })
-                .set(*n);
-        }
-    }
-
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -113,6 +100,26 @@ impl Metrics {
             warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+#[derive(Debug)]
+struct PodsCollector(Arc<crate::pods::Registry>);
+
+impl Collector for PodsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let phases = self.0.phases();
+        let mut metric = encoder.encode_descriptor(
+            "pods",
+            "Pods on this node by phase",
+            None,
+            MetricType::Gauge,
+        )?;
+        for phase in ["Pending", "Running", "Succeeded", "Failed", "Unknown"] {
+            let n = phases.get(phase).copied().unwrap_or(0);
+            ConstGauge::new(n).encode(metric.encode_family(&PhaseLabels { phase })?)?;
+        }
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::containerd::Containerd;
 use crate::network::{CniNetwork, NetworkSettings, PodNetns};
 use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
-use crate::pods::{Manager, NodeContext};
+use crate::pods::{Manager, NodeContext, Registry};
 use crate::watch::{ClusterView, Generations, WatchStatus, follow};
 use crate::{datapath, metrics, server};
 
@@ -74,8 +74,13 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
     let view = Arc::new(RwLock::new(ClusterView::default()));
     let gens = Generations::default();
     let (status_tx, status_rx) = watch::channel(WatchStatus::default());
-    let metrics =
-        metrics::Metrics::new(Some(Arc::clone(&dp)), Arc::clone(&view), status_rx.clone());
+    let pods = Arc::new(Registry::default());
+    let metrics = metrics::Metrics::new(
+        Some(Arc::clone(&dp)),
+        Arc::clone(&view),
+        status_rx.clone(),
+        Arc::clone(&pods),
+    );
 
     let ctx = Arc::new(NodeContext {
         config: config.clone(),
@@ -89,7 +94,7 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
         metrics: Arc::clone(&metrics),
         memory_capacity: facts.capacity.memory_bytes,
     });
-    let manager = Manager::new(Arc::clone(&ctx));
+    let manager = Manager::new(Arc::clone(&ctx), pods);
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow(

@@ -13,7 +13,6 @@ use jotasu_api::grpc::v1::{
     ExecInput, ExecOutput, ImageChunk, ImageImported, ImportImageResponse, LogChunk, LogsRequest,
     exec_input,
 };
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -157,7 +156,7 @@ impl Node for NodeService {
             // (stopped, or a newer instance's file appeared) and all of it
             // is sent, or the caller leaves.
             loop {
-                let chunk = read_from(&file, &mut offset).await;
+                let chunk = crate::exec::read_new(&file, &mut offset).await;
                 if !chunk.is_empty() && tx.send(Ok(LogChunk { data: chunk })).await.is_err() {
                     return;
                 }
@@ -171,7 +170,7 @@ impl Node for NodeService {
                     Some((_, c)) => !c.running || c.logs.last() != Some(&file),
                 };
                 if done {
-                    let rest = read_from(&file, &mut offset).await;
+                    let rest = crate::exec::read_new(&file, &mut offset).await;
                     if !rest.is_empty() {
                         let _ = tx.send(Ok(LogChunk { data: rest })).await;
                     }
@@ -270,20 +269,6 @@ impl Node for NodeService {
             .collect();
         Ok(Response::new(ImportImageResponse { images }))
     }
-}
-
-async fn read_from(file: &std::path::Path, offset: &mut u64) -> Vec<u8> {
-    let Ok(mut f) = tokio::fs::File::open(file).await else {
-        return Vec::new();
-    };
-    if f.seek(std::io::SeekFrom::Start(*offset)).await.is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).await.is_ok() {
-        *offset += buf.len() as u64;
-    }
-    buf
 }
 
 #[cfg(test)]

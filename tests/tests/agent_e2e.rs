@@ -109,6 +109,19 @@ impl Harness {
         s.spec.cluster_ip.expect("a cluster IP")
     }
 
+    /// `n` HTTP GETs from the client pod to `vip`: the answers' last lines
+    /// (busybox-static's wget crashes on static glibc; nc speaks HTTP/1.0).
+    fn get_through(&self, vip: &str, n: usize) -> Option<Vec<String>> {
+        let script = format!(
+            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+        );
+        let run = self
+            .ctl
+            .at(&self.server, &["exec", "client", "--", "sh", "-c", &script]);
+        let lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
+        (run.code == 0 && lines.len() == n).then_some(lines)
+    }
+
     /// containerd, in the node's namespace.
     async fn containerd(&self) -> Containerd {
         let node = &self.cluster.nodes()[0];
@@ -209,16 +222,8 @@ async fn a_deployment_serves_round_robin_heals_and_scales() {
     .await;
 
     // 30 requests from the client pod to the VIP: round-robin over the 3.
-    // busybox-static's wget crashes (static glibc); nc speaks HTTP/1.0 here.
-    let script = format!(
-        "for i in $(seq 30); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
-    );
     let out = eventually("30 answers through the VIP", SETTLE, || async {
-        let run = h
-            .ctl
-            .at(&h.server, &["exec", "client", "--", "sh", "-c", &script]);
-        let lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
-        (run.code == 0 && lines.len() == 30).then_some(lines)
+        h.get_through(&vip, 30)
     })
     .await;
     let seen: BTreeSet<&String> = out.iter().collect();
@@ -237,6 +242,42 @@ async fn a_deployment_serves_round_robin_heals_and_scales() {
     assert_ne!(out[0], out[1]);
     assert_ne!(out[1], out[2]);
     assert_ne!(out[0], out[2]);
+
+    // The agent's metrics count those connections on the service, and the pods.
+    let metrics = h.cluster.nodes()[0]
+        .netns()
+        .run(|| {
+            use std::io::{Read as _, Write as _};
+            let mut s = std::net::TcpStream::connect("127.0.0.1:10249")?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok::<_, std::io::Error>(body)
+        })
+        .expect("the node's namespace")
+        .expect("the metrics endpoint answers");
+    let balanced: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                "jotasu_agent_service_new_connections_total{namespace=\"default\",service=\"web\"",
+            )
+        })
+        .filter(|l| !l.contains("path=\"rejected\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        balanced >= 30,
+        "new connections counted on the service: {balanced}\n{metrics}"
+    );
+    assert!(
+        metrics.contains("jotasu_agent_pods{phase=\"Running\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("jotasu_agent_watch_connected 1"),
+        "{metrics}"
+    );
 
     // Logs: httpd -f writes nothing, the client's sleep neither; the
     // container that printed is checked below. Kill one container's
@@ -694,14 +735,8 @@ async fn pods_heal_and_the_node_rides_out_outages() {
         (h.endpoint_ips("web").await.len() == 3).then_some(())
     })
     .await;
-    let script = format!(
-        "for i in 1 2 3; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
-    );
     let answers = eventually("the VIP answers from all three", SETTLE, || async {
-        let run = h
-            .ctl
-            .at(&h.server, &["exec", "client", "--", "sh", "-c", &script]);
-        let seen: BTreeSet<String> = run.stdout.lines().map(str::to_owned).collect();
+        let seen: BTreeSet<String> = h.get_through(&vip.to_string(), 3)?.into_iter().collect();
         (seen.len() == 3).then_some(seen)
     })
     .await;

@@ -89,6 +89,19 @@ fn bad(object: &str, reason: impl Into<String>) -> ContainerdError {
     }
 }
 
+/// The config's `rootfs.diff_ids`.
+fn diff_ids(config: &Value) -> Vec<String> {
+    config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -297,15 +310,7 @@ impl Containerd {
             .map(|l| l.iter().filter_map(descriptor).collect())
             .unwrap_or_default();
         let config = layout.json(&config_desc.digest)?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(Value::as_array)
-            .map(|d| {
-                d.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         if diff_ids.len() != layers.len() {
             return Err(bad(
                 &layout.what,
@@ -536,15 +541,7 @@ impl Containerd {
             .resolve(name)
             .await?
             .ok_or_else(|| bad(name, "not on this node"))?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(Value::as_array)
-            .map(|d| {
-                d.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| bad(name, "the image has no layers"))

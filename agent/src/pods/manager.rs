@@ -36,11 +36,11 @@ impl UsageSource for Usage {
 }
 
 impl Manager {
-    /// A manager for the node of `ctx`.
-    pub fn new(ctx: Arc<NodeContext>) -> Self {
+    /// A manager for the node of `ctx`, publishing its pods to `registry`.
+    pub fn new(ctx: Arc<NodeContext>, registry: Arc<Registry>) -> Self {
         Self {
             ctx,
-            registry: Arc::new(Registry::default()),
+            registry,
             workers: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -136,12 +136,6 @@ impl Manager {
                 }
             }
         }
-        let phases = self.registry.phases();
-        let counts: Vec<(&str, i64)> = ["Pending", "Running", "Succeeded", "Failed", "Unknown"]
-            .iter()
-            .map(|p| (*p, phases.get(*p).copied().unwrap_or(0)))
-            .collect();
-        self.ctx.metrics.set_pods(&counts);
     }
 
     fn sample_usage(&self, elapsed: Duration) {
