@@ -159,6 +159,8 @@ impl AgentNode {
         }
         let _ = jotasu_ebpf::Datapath::purge(Path::new(jotasu_ebpf::DEFAULT_BPFFS), &self.name);
         remove_node_cgroups(&self.name);
+        // Secret and memory volumes of pods still there are tmpfs mounts.
+        crate::mounts::unmount_below(&self.state_dir);
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }

@@ -125,25 +125,6 @@ impl ContainerdGuard {
     }
 }
 
-/// Unmounts everything mounted below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return;
-    };
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1))
-        .filter(|p| p.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        if let Ok(c) = std::ffi::CString::new(p) {
-            // SAFETY: umount2 with a valid NUL-terminated path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
 
 /// Kills the shims our containerd started (their `-address` is its
 /// socket) that are still alive, and removes their sockets.
@@ -205,7 +186,7 @@ impl Drop for ContainerdGuard {
         }
         kill_shims(&self.socket);
         for d in [&self.run_dir, &self.root_dir] {
-            unmount_below(d);
+            crate::mounts::unmount_below(d);
             let _ = std::fs::remove_dir_all(d);
         }
     }

@@ -15,6 +15,7 @@ pub mod etcd;
 pub mod image;
 pub mod jotactl;
 pub mod lab;
+pub mod mounts;
 pub mod names;
 pub mod netns;
 pub mod objects;

@@ -540,6 +540,39 @@ async fn config_secrets_logs_and_oom() {
     let term = state.state.and_then(|s| s.terminated).expect("terminated");
     assert_eq!(term.reason.as_deref(), Some("OOMKilled"), "{term:?}");
     assert_eq!(term.exit_code, 137);
+
+    // Stopping the cluster with pods still on it leaves nothing behind.
+    let prefix = h.cluster.prefix().to_owned();
+    drop(h);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(!mounts.contains(&prefix), "mounts left:\n{mounts}");
+    let netns = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(
+        !netns.iter().any(|n| n.starts_with(&prefix)),
+        "namespaces left: {netns:?}"
+    );
+    let shims = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+                .filter(|c| {
+                    String::from_utf8_lossy(c).contains(&format!("/{prefix}/containerd.sock"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(shims, 0, "processes of the run's containerd left");
+    assert!(
+        !std::path::Path::new("/sys/fs/bpf/jotasu")
+            .join(format!("{prefix}n0"))
+            .exists()
+    );
 }
 
 const HEALING: &str = r#"
