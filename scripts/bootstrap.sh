@@ -20,8 +20,9 @@ PACKAGES=(
   # The etcd the control plane's store tests start on 127.0.0.1.
   etcd-server
   # The node's container runtime (the harness starts a private containerd;
-  # ctr cleans up after it) and the static busybox the demo image is built from.
-  containerd runc busybox-static
+  # ctr cleans up after it), the static busybox the demo image is built
+  # from, and the registry the pull test runs on a node's loopback.
+  containerd runc busybox-static docker-registry
 )
 
 SUDO=""

@@ -40,6 +40,8 @@ pub struct Config {
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {

@@ -78,6 +78,10 @@ struct Args {
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// A registry (host[:port]) to pull from over plain HTTP; repeatable.
+    /// Registries on loopback addresses always are.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 fn first_global_ipv4() -> Option<Ipv4Addr> {
@@ -134,6 +138,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         mtu: args.mtu,
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
+        insecure_registries: args.insecure_registries.clone(),
     })
 }
 

@@ -35,7 +35,8 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
                 config.containerd_socket.display()
             )
         })?
-        .with_exec_dir(&config.state_dir.join("exec"));
+        .with_exec_dir(&config.state_dir.join("exec"))
+        .with_insecure_registries(config.insecure_registries.clone());
     let runtime_version = containerd.version().await.unwrap_or_default();
     let dp = datapath::open(&config.bpffs, &node, &cgroups.unified_dir())
         .with_context(|| format!("opening node {node}'s data plane"))?;

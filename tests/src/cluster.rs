@@ -394,14 +394,19 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Builds the busybox demo image archive in the scratch directory.
+    pub fn demo_image(&self) -> anyhow::Result<crate::image::ImageArchive> {
+        let archive = self.scratch.path().join("busybox.tar");
+        crate::image::build_busybox_image(&archive, crate::image::DEMO_IMAGE)
+    }
+
     /// Builds the busybox demo image and imports it onto every node through
     /// `jotactl image import`.
     pub fn import_demo_image(&self) -> anyhow::Result<String> {
-        let archive = self.scratch.path().join("busybox.tar");
-        crate::image::build_busybox_image(&archive, crate::image::DEMO_IMAGE)?;
+        let archive = self.demo_image()?;
         let out = crate::jotactl::Ctl::new().at(
             &self.server(),
-            &["image", "import", &archive.display().to_string()],
+            &["image", "import", &archive.path.display().to_string()],
         );
         if out.code != 0 {
             bail!("jotactl image import failed ({}): {}", out.code, out.stderr);

@@ -22,6 +22,7 @@ pub mod objects;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
+pub mod registry;
 pub mod process;
 pub mod signals;
 pub mod simnode;

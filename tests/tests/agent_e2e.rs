@@ -699,6 +699,27 @@ async fn pods_heal_and_the_node_rides_out_outages() {
     .await;
     assert!(missing.contains("jotactl image import"), "{missing}");
 
+    // An image pulled by reference from a registry (on the node's loopback).
+    let registry = jotasu_tests::registry::Registry::start_in(h.cluster.nodes()[0].netns())
+        .expect("docker-registry starts");
+    let archive = h.cluster.demo_image().expect("the demo image");
+    let (reference, digest) = registry.push(&archive, "demo/busybox:1").expect("the push");
+    h.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: pulled}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: main, image: \"{reference}\", command: [sleep, \"3600\"]}}\n"
+    ));
+    let pulled = eventually("a pod of a pulled image running", SETTLE, || async {
+        h.pod("pulled").await.filter(ready)
+    })
+    .await;
+    let status = pulled
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.first())
+        .cloned()
+        .expect("a status");
+    assert_eq!(status.image_id.as_deref(), Some(digest.as_str()));
+    drop(registry);
+
     eventually("lively running", SETTLE, || async {
         h.pod("lively").await.filter(ready)
     })

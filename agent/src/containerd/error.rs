@@ -31,15 +31,15 @@ pub enum ContainerdError {
         /// What is wrong.
         reason: String,
     },
-    /// The image is not on the node and containerd cannot pull it.
+    /// Pulling from a registry failed.
     #[error(
-        "image {reference} is not on this node and containerd {version} cannot pull it by itself; import it with `jotactl image import ARCHIVE`"
+        "pulling {reference}: {reason}; check the reference and that the registry is reachable from the node, or import the image with `jotactl image import ARCHIVE`"
     )]
     Pull {
         /// The reference.
         reference: String,
-        /// containerd's version.
-        version: String,
+        /// What went wrong.
+        reason: String,
     },
     /// A local file (archive, FIFO, log).
     #[error("{what} {path}: {source}")]

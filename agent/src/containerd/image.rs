@@ -110,7 +110,7 @@ fn host_arch() -> &'static str {
     }
 }
 
-fn descriptor(v: &Value) -> Option<Descriptor> {
+pub(super) fn descriptor(v: &Value) -> Option<Descriptor> {
     Some(Descriptor {
         media_type: v.get("mediaType")?.as_str()?.to_owned(),
         digest: v.get("digest")?.as_str()?.to_owned(),
@@ -120,7 +120,7 @@ fn descriptor(v: &Value) -> Option<Descriptor> {
 }
 
 /// The manifest of an index for this machine's platform.
-fn pick_manifest(index: &Value) -> Option<&Value> {
+pub(super) fn pick_manifest(index: &Value) -> Option<&Value> {
     let manifests = index.get("manifests")?.as_array()?;
     manifests
         .iter()
@@ -131,7 +131,7 @@ fn pick_manifest(index: &Value) -> Option<&Value> {
         .or_else(|| manifests.first())
 }
 
-fn is_index(media_type: &str) -> bool {
+pub(super) fn is_index(media_type: &str) -> bool {
     media_type == INDEX || media_type == DOCKER_LIST
 }
 
@@ -163,9 +163,10 @@ fn read_archive(path: &Path) -> Result<HashMap<String, Vec<u8>>> {
     Ok(files)
 }
 
-struct Layout {
-    what: String,
-    files: HashMap<String, Vec<u8>>,
+/// An OCI image layout's files by path (`blobs/sha256/<hex>`, `index.json`).
+pub(super) struct Layout {
+    pub(super) what: String,
+    pub(super) files: HashMap<String, Vec<u8>>,
 }
 
 impl Layout {
@@ -210,6 +211,15 @@ impl Containerd {
         let layout = Layout { what, files };
         let index: Value = serde_json::from_slice(&layout.files["index.json"])
             .map_err(|e| bad(&layout.what, format!("index.json: {e}")))?;
+        let lease = self.create_lease().await?;
+        let result = self.import_index(&layout, &index, &lease).await;
+        self.delete_lease(&lease).await;
+        result
+    }
+
+    /// A lease that keeps what is written under it from garbage collection
+    /// until [`Self::delete_lease`].
+    pub(super) async fn create_lease(&self) -> Result<String> {
         let lease = format!("jotasu-import-{}", uuid::Uuid::new_v4().simple());
         LeasesClient::new(self.channel())
             .create(self.req(CreateLeaseRequest {
@@ -221,14 +231,16 @@ impl Containerd {
             }))
             .await
             .map_err(rpc("create lease", &lease))?;
-        let result = self.import_index(&layout, &index, &lease).await;
+        Ok(lease)
+    }
+
+    pub(super) async fn delete_lease(&self, lease: &str) {
         let _ = LeasesClient::new(self.channel())
             .delete(self.req(DeleteLeaseRequest {
-                id: lease.clone(),
+                id: lease.to_owned(),
                 sync: false,
             }))
             .await;
-        result
     }
 
     async fn import_index(
@@ -274,7 +286,12 @@ impl Containerd {
 
     /// Stores a manifest (or an index and its platform manifest) with its
     /// config and layers, GC references labelled, and unpacks it.
-    async fn store_tree(&self, layout: &Layout, target: &Descriptor, lease: &str) -> Result<()> {
+    pub(super) async fn store_tree(
+        &self,
+        layout: &Layout,
+        target: &Descriptor,
+        lease: &str,
+    ) -> Result<()> {
         let (manifest_desc, index_labels) = if is_index(&target.media_type) {
             let index = layout.json(&target.digest)?;
             let m = pick_manifest(&index)
@@ -435,7 +452,7 @@ impl Containerd {
         Ok(())
     }
 
-    async fn put_image(&self, name: &str, target: &Descriptor) -> Result<()> {
+    pub(super) async fn put_image(&self, name: &str, target: &Descriptor) -> Result<()> {
         let image = Image {
             name: name.to_owned(),
             labels: HashMap::new(),
@@ -545,15 +562,6 @@ impl Containerd {
         chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| bad(name, "the image has no layers"))
-    }
-
-    /// Pulls by reference. containerd 1.6 pulls client-side only, and no
-    /// registry client is built in: this says so, with the way out.
-    pub async fn pull(&self, reference: &str) -> Result<ImageConfig> {
-        Err(ContainerdError::Pull {
-            reference: reference.to_owned(),
-            version: self.version().await.unwrap_or_default(),
-        })
     }
 }
 

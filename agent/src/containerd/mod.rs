@@ -1,12 +1,14 @@
 //! containerd through its gRPC API (containerd-client), every call in the
 //! node's containerd namespace: images imported from OCI archives and
-//! unpacked for overlayfs (`image.rs`, `content.rs`), containers and their
+//! unpacked for overlayfs (`image.rs`, `content.rs`) or pulled from a
+//! registry (`pull.rs`), containers and their
 //! tasks (`tasks.rs`), commands run in a container (`exec.rs`).
 
 mod content;
 mod error;
 mod exec;
 mod image;
+mod pull;
 mod tasks;
 mod types;
 
@@ -21,6 +23,7 @@ use tonic::transport::Channel;
 pub use error::ContainerdError;
 pub use exec::ExecSession;
 pub use image::{ImportedImage, chain_ids, normalize};
+pub use pull::plain_http;
 pub use types::*;
 
 /// The snapshotter the agent unpacks for and runs on.
@@ -34,6 +37,7 @@ pub struct Containerd {
     channel: Channel,
     namespace: String,
     exec_dir: std::path::PathBuf,
+    insecure_registries: Vec<String>,
 }
 
 type Result<T> = std::result::Result<T, ContainerdError>;
@@ -51,6 +55,7 @@ impl Containerd {
             channel,
             namespace: namespace.to_owned(),
             exec_dir: Path::new("/run/jotasu/exec").join(namespace),
+            insecure_registries: Vec::new(),
         };
         let request = CreateNamespaceRequest {
             namespace: Some(Namespace {
@@ -72,6 +77,12 @@ impl Containerd {
     /// Keeps exec sessions' files (output, stdin FIFO) under `dir`.
     pub fn with_exec_dir(mut self, dir: &Path) -> Self {
         self.exec_dir = dir.to_owned();
+        self
+    }
+
+    /// Pulls from these registries (`host[:port]`) over plain HTTP.
+    pub fn with_insecure_registries(mut self, registries: Vec<String>) -> Self {
+        self.insecure_registries = registries;
         self
     }
 

@@ -1,0 +1,141 @@
+//! [`Registry`]: Debian's `docker-registry` (the distribution registry)
+//! serving on 127.0.0.1:5000 inside a node's network namespace, its storage
+//! in a temporary directory; and a push of the demo image into it with
+//! oci-client. Killed by PID and removed on drop.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use crate::image::ImageArchive;
+use crate::netns::NetNs;
+use crate::process::die_with_spawner;
+
+/// Where the registry listens, inside the namespace.
+pub const ADDRESS: &str = "127.0.0.1:5000";
+
+/// A running registry.
+#[derive(Debug)]
+pub struct Registry {
+    child: Child,
+    netns: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts `docker-registry serve` inside `netns` and waits until it listens.
+    pub fn start_in(netns: &NetNs) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("jotasu-registry-")
+            .tempdir()?;
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ADDRESS}\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", netns.name()))
+            .args(["--", "docker-registry", "serve"])
+            .arg(&config);
+        die_with_spawner(&mut cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry (apt install docker-registry)")?;
+        let mut me = Self {
+            child,
+            netns: netns.name().to_owned(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up =
+                crate::netns::run_in(&me.netns, || std::net::TcpStream::connect(ADDRESS).is_ok())?;
+            if up {
+                return Ok(me);
+            }
+            if let Ok(Some(status)) = me.child.try_wait() {
+                bail!("docker-registry exited: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("docker-registry did not listen on {ADDRESS} within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Pushes the image of `archive` as `repository:tag` (e.g. `demo/busybox:1`);
+    /// returns the full reference pods use and the digest of the manifest
+    /// the registry now serves for it.
+    pub fn push(
+        &self,
+        archive: &ImageArchive,
+        repository_tag: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut tar = tar::Archive::new(std::fs::File::open(&archive.path)?);
+        for entry in tar.entries()? {
+            let mut entry = entry?;
+            let path = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            files.insert(path, data);
+        }
+        let blob = |digest: &str| {
+            files
+                .get(&format!(
+                    "blobs/sha256/{}",
+                    digest.trim_start_matches("sha256:")
+                ))
+                .cloned()
+                .with_context(|| format!("blob {digest} missing from the archive"))
+        };
+        let layer = ImageLayer::oci_v1(blob(&archive.layer_digest)?, None);
+        let config = Config::oci_v1(blob(&archive.config_digest)?, None);
+        let reference = format!("{ADDRESS}/{repository_tag}");
+        let r: Reference = reference.parse()?;
+        let digest = crate::netns::run_in(&self.netns, move || -> anyhow::Result<String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = Client::new(ClientConfig {
+                    protocol: ClientProtocol::Http,
+                    ..ClientConfig::default()
+                });
+                client
+                    .push(&r, &[layer], config, &RegistryAuth::Anonymous, None)
+                    .await
+                    .context("pushing to the registry")?;
+                client
+                    .fetch_manifest_digest(&r, &RegistryAuth::Anonymous)
+                    .await
+                    .context("reading the pushed manifest's digest")
+            })
+        })??;
+        Ok((reference, digest))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
