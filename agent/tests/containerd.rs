@@ -211,13 +211,10 @@ fn containers_run_exec_restart_and_leave_nothing() {
     if !prerequisites("containers_run_exec_restart_and_leave_nothing") {
         return;
     }
+    jotasu_tests::containerd::sweep_stale();
     let prefix = jotasu_tests::names::fresh_prefix();
     let guard = ContainerdGuard::start(&prefix).expect("containerd starts");
-    let archive = build_busybox_image(
-        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("jotasu-busybox.tar"),
-        DEMO_IMAGE,
-    )
-    .expect("busybox image builds");
+    let archive = demo_image();
     let run_dir = PathBuf::from("/run/jotasu-test").join(&prefix);
     let root_dir = PathBuf::from("/var/lib/jotasu-test").join(&prefix);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -255,6 +252,112 @@ fn containers_run_exec_restart_and_leave_nothing() {
         );
         assert!(!dir.exists(), "{d} left behind");
     }
+    for ns in [prefix.clone(), format!("{prefix}b")] {
+        let runc = Path::new("/run/containerd/runc").join(ns);
+        assert!(!runc.exists(), "{} left behind", runc.display());
+    }
+}
+
+fn demo_image() -> ImageArchive {
+    build_busybox_image(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("jotasu-busybox.tar"),
+        DEMO_IMAGE,
+    )
+    .expect("busybox image builds")
+}
+
+/// Run by [`a_killed_run_is_swept`] in a child process: a containerd with a
+/// running container, then the child waits to be killed.
+#[test]
+#[ignore = "the child half of a_killed_run_is_swept"]
+fn killed_run_child() {
+    if std::env::var_os("JOTASU_SWEEP_CHILD").is_none() {
+        return;
+    }
+    let prefix = jotasu_tests::names::fresh_prefix();
+    let guard = ContainerdGuard::start(&prefix).expect("containerd starts");
+    let archive = demo_image();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pid = rt.block_on(async {
+        let cd = Containerd::connect(guard.socket(), &prefix)
+            .await
+            .expect("connect");
+        cd.import(&archive.path).await.expect("import");
+        let id = format!("{prefix}-k");
+        cd.create(&container(&id, &prefix, &["sleep", "300"]))
+            .await
+            .expect("create");
+        cd.start(
+            &id,
+            &LogFile(
+                PathBuf::from("/run/jotasu-test")
+                    .join(&prefix)
+                    .join("k.log"),
+            ),
+        )
+        .await
+        .expect("start")
+    });
+    println!("READY {prefix} {pid} {}", guard.socket().display());
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_killed_run_is_swept() {
+    if !prerequisites("a_killed_run_is_swept") {
+        return;
+    }
+    demo_image();
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "killed_run_child", "--ignored", "--nocapture"])
+        .env("JOTASU_SWEEP_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("child run");
+    let out = child.stdout.take().expect("piped");
+    let ready = std::io::BufRead::lines(std::io::BufReader::new(out))
+        .map_while(std::result::Result::ok)
+        .find(|l| l.starts_with("READY "));
+    let _ = child.kill();
+    let _ = child.wait();
+    let ready = ready.expect("the child run got its container going");
+    let fields: Vec<&str> = ready.split_whitespace().collect();
+    let (prefix, pid, socket) = (
+        fields[1],
+        fields[2].parse::<u32>().expect("pid"),
+        Path::new(fields[3]),
+    );
+    assert!(!gone(pid), "the container outlives its killed run");
+    let shims = shims_of(socket);
+    assert!(!shims.is_empty(), "its shim outlives it too");
+
+    jotasu_tests::containerd::sweep_stale();
+    for _ in 0..100 {
+        if gone(pid) && shims.iter().all(|p| gone(*p)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(pid), "the container {pid} is killed");
+    assert!(
+        shims.iter().all(|p| gone(*p)),
+        "the shims {shims:?} are killed"
+    );
+    for dir in [
+        PathBuf::from("/run/jotasu-test").join(prefix),
+        PathBuf::from("/var/lib/jotasu-test").join(prefix),
+        Path::new("/run/containerd/runc").join(prefix),
+    ] {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(
+        !mounts.contains(&format!("/{prefix}/")),
+        "mounts left:\n{mounts}"
+    );
 }
 
 async fn scenario(
@@ -398,7 +501,10 @@ async fn scenario(
     let other = Containerd::connect(socket, &format!("{prefix}b"))
         .await
         .expect("second namespace");
-    other.import(&archive.path).await.expect("import in the second namespace");
+    other
+        .import(&archive.path)
+        .await
+        .expect("import in the second namespace");
     let id2 = format!("{prefix}-c2");
     other
         .create(&container(&id2, prefix, &["sleep", "300"]))

@@ -125,7 +125,6 @@ impl ContainerdGuard {
     }
 }
 
-
 /// Kills the shims our containerd started (their `-address` is its
 /// socket) that are still alive, and removes their sockets.
 fn kill_shims(socket: &Path) {
@@ -164,11 +163,69 @@ fn kill_shims(socket: &Path) {
     }
 }
 
+/// Where the runc shim of containerd 1.6 keeps runc's state, one directory
+/// per namespace, whatever containerd's own state directory: emptied when
+/// the namespace's tasks are deleted, never removed by containerd.
+const RUNC_ROOT: &str = "/run/containerd/runc";
+
+/// Removes what runs of dead test processes left (their owner pid is in
+/// the prefix, see [`crate::names::owner_pid`]): a killed run's containerd
+/// died with it (PDEATHSIG), but its shims and containers live on. Kills
+/// those shims, deletes the containers by runc's state of their namespaces
+/// (`runc delete --force`: processes, cgroups, state), then unmounts and
+/// removes `/run/jotasu-test/<prefix>` and `/var/lib/jotasu-test/<prefix>`.
+pub fn sweep_stale() {
+    let dead = |name: &str| {
+        crate::names::owner_pid(name)
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    if let Ok(dir) = std::fs::read_dir("/run/jotasu-test") {
+        for e in dir.flatten() {
+            if dead(&e.file_name().to_string_lossy()) {
+                kill_shims(&e.path().join("containerd.sock"));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(RUNC_ROOT) {
+        for ns in dir.flatten() {
+            if !dead(&ns.file_name().to_string_lossy()) {
+                continue;
+            }
+            for c in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(ns.path())
+                    .args(["delete", "--force"])
+                    .arg(c.file_name())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = std::fs::remove_dir(ns.path());
+        }
+    }
+    for base in ["/run/jotasu-test", "/var/lib/jotasu-test"] {
+        let Ok(dir) = std::fs::read_dir(base) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            if dead(&e.file_name().to_string_lossy()) {
+                crate::mounts::unmount_below(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 impl Drop for ContainerdGuard {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        let namespaces: Vec<String> = if self.child.is_some() {
+            let ns = ctr(&self.socket, &["namespaces", "ls", "-q"]);
             self.clear();
-        }
+            ns.lines().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        };
         if let Some(mut child) = self.child.take() {
             if let Ok(pid) = i32::try_from(child.id()) {
                 // SAFETY: kill on the PID of a child we spawned and have not reaped.
@@ -188,6 +245,13 @@ impl Drop for ContainerdGuard {
         for d in [&self.run_dir, &self.root_dir] {
             crate::mounts::unmount_below(d);
             let _ = std::fs::remove_dir_all(d);
+        }
+        for ns in namespaces
+            .iter()
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+        {
+            // Only when empty, as runc leaves it once its containers are gone.
+            let _ = std::fs::remove_dir(Path::new(RUNC_ROOT).join(ns));
         }
     }
 }

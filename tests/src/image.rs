@@ -254,7 +254,8 @@ struct TarWriter {
 
 impl TarWriter {
     fn builder(&mut self) -> &mut tar::Builder<Vec<u8>> {
-        self.inner.get_or_insert_with(|| tar::Builder::new(Vec::new()))
+        self.inner
+            .get_or_insert_with(|| tar::Builder::new(Vec::new()))
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -331,7 +332,10 @@ mod tests {
     fn the_image_is_reproducible_and_cached() {
         if !Path::new(BUSYBOX_BIN).exists() {
             eprintln!("!!! SKIPPED: {BUSYBOX_BIN} missing (apt-get install busybox-static) !!!");
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI needs busybox-static");
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI needs busybox-static"
+            );
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,7 @@ pub fn owner_pid(name: &str) -> Option<u32> {
 /// Removes network namespaces, bpffs node directories and cgroups left by
 /// runs whose process is gone (a run killed before its guards could drop).
 pub fn sweep_stale() {
+    crate::containerd::sweep_stale();
     let dead = |name: &str| {
         owner_pid(name).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
     };
