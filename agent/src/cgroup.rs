@@ -36,8 +36,10 @@ pub struct Hierarchies {
     v1: Vec<(Vec<String>, PathBuf)>,
 }
 
-/// The v1 controllers the agent uses (limits and accounting).
-const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids"];
+/// Mount options of a v1 hierarchy that are not controllers.
+const NOT_CONTROLLERS: &[&str] = &[
+    "rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
+];
 
 impl Hierarchies {
     /// Reads them from `/proc/mounts`.
@@ -56,9 +58,12 @@ impl Hierarchies {
             match *fstype {
                 "cgroup2" if h.unified.is_none() => h.unified = Some(PathBuf::from(point)),
                 "cgroup" => {
+                    // Every v1 hierarchy (named ones such as name=systemd
+                    // too): runc makes a container's cgroup in all of them,
+                    // so the agent removes pod levels from all of them.
                     let controllers = opts
                         .split(',')
-                        .filter(|o| V1_CONTROLLERS.contains(o))
+                        .filter(|o| !NOT_CONTROLLERS.contains(o))
                         .map(str::to_owned)
                         .collect::<Vec<_>>();
                     if !controllers.is_empty() {
@@ -112,16 +117,22 @@ impl NodeCgroups {
         if hierarchies.unified().is_none() {
             return Err(CgroupError::NoUnified);
         }
-        let me = Self {
-            hierarchies,
-            parent: parent.trim_matches('/').to_owned(),
-        };
+        let me = Self::existing(hierarchies, parent);
         for root in me.hierarchies.roots() {
             let dir = root.join(&me.parent);
             std::fs::create_dir_all(&dir)
                 .map_err(|source| CgroupError::Io { path: dir, source })?;
         }
         Ok(me)
+    }
+
+    /// The node's subtree `parent` as it stands (nothing is made), e.g.
+    /// to remove what a node left.
+    pub fn existing(hierarchies: Hierarchies, parent: &str) -> Self {
+        Self {
+            hierarchies,
+            parent: parent.trim_matches('/').to_owned(),
+        }
     }
 
     /// The hierarchies.
@@ -283,6 +294,10 @@ mod tests {
         assert_eq!(h.unified(), Some(Path::new("/sys/fs/cgroup/unified")));
         assert_eq!(h.v1("memory"), Some(Path::new("/sys/fs/cgroup/memory")));
         assert_eq!(h.v1("systemd"), None);
+        assert_eq!(
+            h.v1("name=systemd"),
+            Some(Path::new("/sys/fs/cgroup/systemd"))
+        );
         assert!(h.memory_is_v1());
         let pure = Hierarchies::parse("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n");
         assert_eq!(pure.unified(), Some(Path::new("/sys/fs/cgroup")));

@@ -103,10 +103,14 @@ fn spec(id: &str, args: &[&str]) -> Value {
     })
 }
 
-fn container(id: &str, prefix: &str, args: &[&str]) -> NewContainer {
+async fn container(cd: &Containerd, id: &str, prefix: &str, args: &[&str]) -> NewContainer {
     NewContainer {
         id: id.to_owned(),
-        image: DEMO_IMAGE.to_owned(),
+        image: cd
+            .image(DEMO_IMAGE)
+            .await
+            .expect("image lookup")
+            .expect("the demo image is imported"),
         spec: spec(id, args),
         labels: HashMap::from([(LABEL.to_owned(), prefix.to_owned())]),
     }
@@ -287,7 +291,7 @@ fn killed_run_child() {
             .expect("connect");
         cd.import(&archive.path).await.expect("import");
         let id = format!("{prefix}-k");
-        cd.create(&container(&id, &prefix, &["sleep", "300"]))
+        cd.create(&container(&cd, &id, &prefix, &["sleep", "300"]).await)
             .await
             .expect("create");
         cd.start(
@@ -410,6 +414,7 @@ async fn scenario(
     // Create; a second create of the same id is refused as existing.
     let id = format!("{prefix}-c1");
     let new = container(
+        &cd,
         &id,
         prefix,
         // pid 1 ignores signals it has no handler for: the trap makes
@@ -419,7 +424,8 @@ async fn scenario(
             "-c",
             "echo out; echo err >&2; trap 'exit 143' TERM; sleep 30 & wait",
         ],
-    );
+    )
+    .await;
     cd.create(&new).await.expect("create");
     let again = cd.create(&new).await.expect_err("a second create");
     assert!(again.is_already_exists(), "{again}");
@@ -507,7 +513,7 @@ async fn scenario(
         .expect("import in the second namespace");
     let id2 = format!("{prefix}-c2");
     other
-        .create(&container(&id2, prefix, &["sleep", "300"]))
+        .create(&container(&other, &id2, prefix, &["sleep", "300"]).await)
         .await
         .expect("create c2");
     let pid3 = other

@@ -167,26 +167,10 @@ impl AgentNode {
 
 /// Removes `jotasu/<node>` in every cgroup hierarchy (deepest first).
 pub fn remove_node_cgroups(node: &str) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return;
-    };
-    for line in mounts.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2") {
-            rmdir_tree(&Path::new(f[1]).join("jotasu").join(node));
-        }
+    use jotasu_agent::cgroup::{Hierarchies, NodeCgroups};
+    if let Ok(h) = Hierarchies::detect() {
+        let _ = NodeCgroups::existing(h, &format!("jotasu/{node}")).remove_node();
     }
-}
-
-fn rmdir_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// A running cluster.

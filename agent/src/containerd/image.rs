@@ -549,19 +549,8 @@ impl Containerd {
             env: strings("/config/Env"),
             working_dir: string("/config/WorkingDir"),
             user: string("/config/User"),
+            snapshot: chain_ids(&diff_ids(&config)).pop().unwrap_or_default(),
         }))
-    }
-
-    /// The committed snapshot a container of image `name` starts from.
-    pub(crate) async fn top_snapshot(&self, name: &str) -> Result<String> {
-        let (_, config) = self
-            .resolve(name)
-            .await?
-            .ok_or_else(|| bad(name, "not on this node"))?;
-        let diff_ids = diff_ids(&config);
-        chain_ids(&diff_ids)
-            .pop()
-            .ok_or_else(|| bad(name, "the image has no layers"))
     }
 }
 

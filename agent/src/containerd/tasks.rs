@@ -46,7 +46,13 @@ impl Containerd {
     /// Creates the container: a snapshot of its image under its id, the
     /// container record with its spec and labels.
     pub async fn create(&self, c: &NewContainer) -> Result<()> {
-        let parent = self.top_snapshot(&c.image).await?;
+        if c.image.snapshot.is_empty() {
+            return Err(ContainerdError::Image {
+                object: c.image.name.clone(),
+                reason: "the image has no layers".into(),
+            });
+        }
+        let parent = c.image.snapshot.clone();
         let prepared = SnapshotsClient::new(self.channel())
             .prepare(self.req(PrepareSnapshotRequest {
                 snapshotter: SNAPSHOTTER.to_owned(),
@@ -67,7 +73,7 @@ impl Containerd {
         let container = Container {
             id: c.id.clone(),
             labels: c.labels.clone(),
-            image: c.image.clone(),
+            image: c.image.name.clone(),
             runtime: Some(Runtime {
                 name: RUNTIME.to_owned(),
                 options: None,

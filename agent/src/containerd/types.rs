@@ -19,6 +19,8 @@ pub struct ImageConfig {
     pub working_dir: String,
     /// `User` (empty: root).
     pub user: String,
+    /// The committed snapshot (the top layer's chain ID) its containers start from.
+    pub snapshot: String,
 }
 
 /// A container to create: the image to take its root filesystem from and
@@ -27,8 +29,8 @@ pub struct ImageConfig {
 pub struct NewContainer {
     /// containerd's container id (also the snapshot key).
     pub id: String,
-    /// The image name (as in [`ImageConfig::name`]).
-    pub image: String,
+    /// The image it runs (its name and snapshot).
+    pub image: ImageConfig,
     /// The OCI runtime spec as JSON.
     pub spec: serde_json::Value,
     /// Labels kept on the container (the agent finds its pods by them).

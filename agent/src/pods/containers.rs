@@ -425,12 +425,14 @@ impl PodRun {
         };
         // A fresh container for every instance (a clean root filesystem, as
         // Kubernetes gives a restarted container).
-        if let Err(e) = self.ctx.containerd.remove(&id).await {
+        if self.ctrs[index].ever_started
+            && let Err(e) = self.ctx.containerd.remove(&id).await
+        {
             debug!(container = %id, error = %e, "removing the previous instance");
         }
         let new = NewContainer {
             id: id.clone(),
-            image: image.name.clone(),
+            image: image.clone(),
             spec: oci,
             labels: [
                 (labels::POD_UID.to_owned(), self.id.uid.clone()),
@@ -450,11 +452,19 @@ impl PodRun {
         let started = async {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            self.ctx
-                .containerd
-                .create(&new)
-                .await
-                .map_err(|e| e.to_string())?;
+            match self.ctx.containerd.create(&new).await {
+                // Left by an agent that stopped between create and start.
+                Err(e) if e.is_already_exists() => {
+                    self.ctx
+                        .containerd
+                        .remove(&id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.ctx.containerd.create(&new).await
+                }
+                other => other,
+            }
+            .map_err(|e| e.to_string())?;
             self.ctx
                 .containerd
                 .start(&id, &LogFile(log.clone()))
