@@ -2,8 +2,8 @@
 //! which `src/objects.rs` embeds. Set `JOTASU_CLANG` to pick another clang.
 use std::{env, path::PathBuf, process::Command};
 
-const PROGRAMS: &[&str] = &["from_pod", "sock"];
-const HEADERS: &[&str] = &["jotasu_maps.h", "lb.h"];
+const PROGRAMS: &[&str] = &["tc", "sock"];
+const HEADERS: &[&str] = &["jotasu_maps.h", "lb.h", "nat.h", "deliver.h"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -34,8 +34,12 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// How often the node heartbeats.
     pub heartbeat: std::time::Duration,
-    /// The MTU of pod interfaces.
+    /// The MTU of pod interfaces (and of the VXLAN device).
     pub mtu: u32,
+    /// The node's VXLAN device.
+    pub vxlan_device: String,
+    /// The UDP port of the overlay on the underlay.
+    pub vxlan_port: u16,
     /// The cluster DNS server given to pods (None: no resolv.conf entry).
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster domain (`cluster.local`).

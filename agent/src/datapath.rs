@@ -102,6 +102,8 @@ pub fn open(
 }
 
 /// Reprograms the data plane whenever the services change, until `stop`.
+/// The first pass waits for the first list, so a restarted agent never
+/// clears services that are still right.
 pub async fn sync_loop(
     datapath: SharedDatapath,
     view: SharedView,
@@ -110,6 +112,10 @@ pub async fn sync_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        tokio::select! {
+            r = services.changed() => if r.is_err() { return },
+            () = crate::stopped(&mut stop) => return,
+        }
         let want = {
             let v = view.read().unwrap_or_else(PoisonError::into_inner);
             desired(&v)
@@ -133,10 +139,6 @@ pub async fn sync_loop(
             Err(e) => {
                 warn!(error = %e, "programming the data plane failed; retrying at the next change")
             }
-        }
-        tokio::select! {
-            r = services.changed() => if r.is_err() { return },
-            () = crate::stopped(&mut stop) => return,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! node, follows the control plane's view of it through one node-scoped
 //! watch, runs the node's pods on containerd (network from `jotasu-cni`,
 //! cgroups under the node's subtree), heals them (restarts, probes), keeps
-//! the eBPF data plane in step with Services and Endpoints, and reports pod
+//! the eBPF data plane in step with Services and Endpoints and the overlay's
+//! tunnels in step with the Nodes, and reports pod
 //! status, heartbeats and metrics back.
 //!
 //! The kernel, containerd and the control plane sit behind narrow modules
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod overlay;
 pub mod pod;
 pub mod pods;
 pub mod run;

@@ -69,9 +69,16 @@ struct Args {
     /// Seconds between heartbeats (keep well inside the control plane's --node-grace-period).
     #[arg(long, default_value_t = 2.0)]
     heartbeat_interval: f64,
-    /// MTU of pod interfaces.
+    /// MTU of pod interfaces and of the overlay's VXLAN device: the
+    /// underlay's MTU minus 50 bytes of VXLAN encapsulation.
     #[arg(long, default_value_t = 1450)]
     mtu: u32,
+    /// Name of the node's VXLAN device (external mode), made at start-up.
+    #[arg(long, default_value = "jotasu_vxlan")]
+    vxlan_device: String,
+    /// UDP port of the overlay between nodes (every node must use the same).
+    #[arg(long, default_value_t = 8472)]
+    vxlan_port: u16,
     /// The cluster DNS server written into pods' resolv.conf.
     #[arg(long)]
     cluster_dns: Option<Ipv4Addr>,
@@ -136,6 +143,8 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         metrics_listen: args.metrics_listen,
         heartbeat: Duration::from_secs_f64(args.heartbeat_interval.max(0.1)),
         mtu: args.mtu,
+        vxlan_device: args.vxlan_device.clone(),
+        vxlan_port: args.vxlan_port,
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),

@@ -26,6 +26,11 @@ use crate::datapath::SharedDatapath;
 use crate::watch::{SharedView, WatchStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -218,6 +223,30 @@ impl Collector for ServiceCollector {
                 };
                 ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
             }
+        }
+        let (events, tunnels) = {
+            let dp = self.datapath.lock().unwrap_or_else(PoisonError::into_inner);
+            (dp.node_counters(), dp.overlay().tunnels().map(|t| t.len()))
+        };
+        if let Ok(events) = events {
+            let mut metric = encoder.encode_descriptor(
+                "datapath_events",
+                "Node-wide data-plane counters: packets seen by from_pod, conntrack hits, local deliveries, packets encapsulated into the overlay and received from it",
+                None,
+                MetricType::Counter,
+            )?;
+            for (event, v) in events {
+                ConstCounter::new(v).encode(metric.encode_family(&EventLabels { event })?)?;
+            }
+        }
+        if let Ok(n) = tunnels {
+            let metric = encoder.encode_descriptor(
+                "overlay_tunnels",
+                "Remote pod CIDRs the tunnel map routes to other nodes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(metric)?;
         }
         Ok(())
     }

@@ -13,11 +13,12 @@ use tracing::{error, info, warn};
 use crate::cgroup::{Hierarchies, NodeCgroups};
 use crate::config::Config;
 use crate::containerd::Containerd;
+use crate::network::vxlan::VxlanSpec;
 use crate::network::{CniNetwork, NetworkSettings, PodNetns};
 use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
 use crate::pods::{Manager, NodeContext, Registry};
 use crate::watch::{ClusterView, Generations, WatchStatus, follow};
-use crate::{datapath, metrics, server};
+use crate::{datapath, metrics, overlay, server};
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> {
@@ -41,6 +42,16 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
     let dp = datapath::open(&config.bpffs, &node, &cgroups.unified_dir())
         .with_context(|| format!("opening node {node}'s data plane"))?;
     let dp = Arc::new(std::sync::Mutex::new(dp));
+    overlay::setup(
+        &dp,
+        &VxlanSpec {
+            name: config.vxlan_device.clone(),
+            port: config.vxlan_port,
+            mtu: config.mtu,
+        },
+    )
+    .await
+    .with_context(|| format!("setting up node {node}'s overlay"))?;
 
     let detected = capacity::detect(&hierarchies);
     let facts = NodeFacts {
@@ -97,6 +108,10 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
     });
     let manager = Manager::new(Arc::clone(&ctx), pods);
 
+    // Subscribed before the stream starts, so no consumer misses the first list.
+    let services_gen = gens.services.subscribe();
+    let nodes_gen = gens.nodes.subscribe();
+    let pods_gen = gens.pods.subscribe();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow(
         client.clone(),
@@ -109,7 +124,15 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
     tasks.spawn(datapath::sync_loop(
         Arc::clone(&dp),
         Arc::clone(&view),
-        gens.services.subscribe(),
+        services_gen,
+        Arc::clone(&metrics),
+        stop.clone(),
+    ));
+    tasks.spawn(overlay::sync_loop(
+        Arc::clone(&dp),
+        Arc::clone(&view),
+        node.clone(),
+        nodes_gen,
         Arc::clone(&metrics),
         stop.clone(),
     ));
@@ -138,11 +161,7 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
             }
         });
     }
-    tasks.spawn(
-        manager
-            .clone()
-            .run(gens.pods.subscribe(), status_rx, stop.clone()),
-    );
+    tasks.spawn(manager.clone().run(pods_gen, status_rx, stop.clone()));
     info!(%node, ip = %config.node_ip, %pod_cidr, "agent running");
 
     shutdown_signal().await;

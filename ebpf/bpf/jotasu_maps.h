@@ -17,6 +17,7 @@
 #define JOTASU_CT_ENTRIES 262144
 #define JOTASU_SOCK_ENTRIES 65536
 #define JOTASU_MAX_ENDPOINTS 16384
+#define JOTASU_MAX_TUNNELS 16384
 
 /* A service frontend: virtual IP, port and IP protocol (6 = TCP, 17 = UDP). */
 struct svc_key {
@@ -112,6 +113,29 @@ struct endpoint_value {
 	__u8 host_mac[6];
 };
 
+/*
+ * The tunnel map (an LPM trie): a remote node's pod CIDR -> that node's
+ * underlay address. prefixlen counts the bits of addr that match.
+ */
+struct tunnel_key {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+struct tunnel_value {
+	__be32 node_ip;
+};
+
+/*
+ * The overlay's settings (array, one entry), written by the agent once the
+ * node's VXLAN device exists. ifindex == 0: no overlay, remote pods are left
+ * to the node's stack.
+ */
+struct overlay_config {
+	__u32 ifindex; /* the VXLAN device (external / collect_md mode) */
+	__u32 vni;     /* the VXLAN network identifier every node uses */
+};
+
 /* Per-service counters (per-CPU array indexed by svc_value.id). */
 struct svc_stats {
 	__u64 tc_new_flows;   /* new flows balanced by the tc program */
@@ -126,5 +150,8 @@ enum global_counter {
 	GC_LOCAL_REDIRECT, /* packets delivered to a local pod with bpf_redirect_peer */
 	GC_CT_FULL,        /* conntrack insert failed (flow still translated, may lose stickiness) */
 	GC_NO_BACKEND_SLOT, /* a slot below count was missing: dropped */
+	GC_ENCAP,          /* packets to a remote node's pod sent into the overlay */
+	GC_FROM_OVERLAY,   /* IPv4 packets received from the overlay */
+	GC_OVERLAY_DELIVER, /* ... of which delivered to a local pod */
 	GC_MAX,
 };

@@ -159,13 +159,48 @@ pub struct SvcStats {
     pub rejected: u64,
 }
 
+/// `JOTASU_MAX_TUNNELS`: remote pod CIDRs the tunnel map holds.
+pub const MAX_TUNNELS: u32 = 16384;
+
+/// `struct tunnel_key` (an LPM trie key; aya's `lpm_trie::Key<u32>` has
+/// this layout, and is what the map is used with).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelKey {
+    /// Bits of `addr` that match.
+    pub prefixlen: u32,
+    /// The pod CIDR's network address, network order.
+    pub addr: u32,
+}
+
+/// `struct tunnel_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelValue {
+    /// The owning node's underlay address, network order.
+    pub node_ip: u32,
+}
+
+/// `struct overlay_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverlayConfig {
+    /// The node's VXLAN device; 0: no overlay.
+    pub ifindex: u32,
+    /// The VXLAN network identifier.
+    pub vni: u32,
+}
+
 /// `enum global_counter`, in order.
-pub const GLOBAL_COUNTERS: [&str; 5] = [
+pub const GLOBAL_COUNTERS: [&str; 8] = [
     "packets",
     "ct_hits",
     "local_redirect",
     "ct_full",
     "no_backend_slot",
+    "encapsulated",
+    "from_overlay",
+    "overlay_delivered",
 ];
 
 // SAFETY: every type above is #[repr(C)], made only of integers and byte
@@ -181,3 +216,6 @@ unsafe impl aya::Pod for SockKey {}
 unsafe impl aya::Pod for SockValue {}
 unsafe impl aya::Pod for EndpointValue {}
 unsafe impl aya::Pod for SvcStats {}
+unsafe impl aya::Pod for TunnelKey {}
+unsafe impl aya::Pod for TunnelValue {}
+unsafe impl aya::Pod for OverlayConfig {}

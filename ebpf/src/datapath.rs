@@ -17,6 +17,7 @@ use crate::{
     error::DatapathError,
     maps::Maps,
     objects,
+    overlay::{FROM_OVERLAY_PIN, Overlay},
     plan::{Entry, Op, Programmed, ReconcileSummary},
     pods::{FROM_POD_PIN, PodDatapath},
     service::{Frontend, Service},
@@ -67,7 +68,8 @@ pub struct ConntrackEntry {
 
 /// One node's data plane. Opening it loads and verifies the programs, opens
 /// (or creates) the maps pinned under `<bpffs>/jotasu/<node>/` and pins the
-/// verified `from_pod` under `progs/` for [`PodDatapath`]; links pinned under
+/// verified tc programs under `progs/` (`from_pod` for [`PodDatapath`],
+/// `from_overlay` for [`Overlay`]); links pinned under
 /// `links/` keep programs attached after the process exits. Everything it
 /// programs survives the process; a later `open` finds it again.
 #[derive(Debug)]
@@ -77,6 +79,7 @@ pub struct Datapath {
     maps: Maps,
     programmed: Programmed,
     pods: PodDatapath,
+    overlay: Overlay,
 }
 
 impl Datapath {
@@ -119,11 +122,16 @@ impl Datapath {
                 source: Box::new(e),
             })
         };
-        let mut tc = load("from_pod", objects::FROM_POD)?;
+        let mut tc = load("tc", objects::TC)?;
         let mut sock = load("sock", objects::SOCK)?;
-        let from_pod = program::<SchedClassifier>(&mut tc, "from_pod")?;
-        from_pod.load().map_err(|e| load_err("from_pod", e))?;
-        pin_program(from_pod, &dir.join(FROM_POD_PIN))?;
+        for (name, pin) in [
+            ("from_pod", FROM_POD_PIN),
+            ("from_overlay", FROM_OVERLAY_PIN),
+        ] {
+            let prog = program::<SchedClassifier>(&mut tc, name)?;
+            prog.load().map_err(|e| load_err(name, e))?;
+            pin_program(prog, &dir.join(pin))?;
+        }
         for name in objects::SOCK_PROGRAMS {
             program::<CgroupSockAddr>(&mut sock, name)?
                 .load()
@@ -131,6 +139,7 @@ impl Datapath {
         }
         let maps = Maps::take(&mut tc)?;
         let pods = PodDatapath::from_pins(&dir)?;
+        let overlay = Overlay::from_pins(&dir)?;
         drop(lock);
         let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
         let mut me = Self {
@@ -139,6 +148,7 @@ impl Datapath {
             maps,
             programmed,
             pods,
+            overlay,
         };
         if !repair.is_empty() {
             tracing::warn!(
@@ -169,6 +179,16 @@ impl Datapath {
     /// The pod-facing part, to attach pods and register endpoints.
     pub fn pods_mut(&mut self) -> &mut PodDatapath {
         &mut self.pods
+    }
+
+    /// The overlay part: the tunnel map and the VXLAN device.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// The overlay part, to set up the device and program tunnels.
+    pub fn overlay_mut(&mut self) -> &mut Overlay {
+        &mut self.overlay
     }
 
     /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),

@@ -2,8 +2,9 @@
 //!
 //! The C programs in `bpf/` answer service VIPs in the kernel — round-robin
 //! backend selection, conntrack, DNAT and reverse NAT at tc on each pod's veth
-//! ([`objects::FROM_POD`]) and translation at socket level for processes in
-//! the node's cgroup ([`objects::SOCK`]). [`Datapath`] loads them, pins their
+//! ([`objects::TC`]) and translation at socket level for processes in
+//! the node's cgroup ([`objects::SOCK`]); and they carry pods' packets to
+//! other nodes through a VXLAN overlay ([`overlay`]). [`Datapath`] loads them, pins their
 //! maps and links under `/sys/fs/bpf/jotasu/<node>/`, and programs services by
 //! diff ([`plan`] holds that logic, free of kernel access).
 pub mod abi;
@@ -12,6 +13,7 @@ mod datapath;
 pub mod error;
 mod maps;
 pub mod objects;
+pub mod overlay;
 pub mod plan;
 mod pods;
 pub mod service;
@@ -20,6 +22,7 @@ mod tc;
 pub use attach::Attached;
 pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, ServiceStatus};
 pub use error::{DatapathError, ServiceError};
+pub use overlay::{Overlay, TunnelSummary, Tunnels};
 pub use plan::ReconcileSummary;
 pub use pods::{Endpoint, PodDatapath};
 pub use service::{Frontend, Protocol, Service};

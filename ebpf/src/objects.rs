@@ -1,8 +1,7 @@
 //! The compiled eBPF objects, embedded in every binary that drives the data plane.
 
-/// `bpf/from_pod.bpf.c`: the tc program and the maps it shares.
-pub static FROM_POD: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/from_pod.bpf.o"));
+/// `bpf/tc.bpf.c`: the tc programs (`from_pod`, `from_overlay`) and the maps they share.
+pub static TC: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tc.bpf.o"));
 
 /// `bpf/sock.bpf.c`: the cgroup sock_addr programs.
 pub static SOCK: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sock.bpf.o"));

@@ -89,6 +89,12 @@ fn mirrors() -> Vec<(&'static str, (usize, Layout))> {
                 rejected
             }),
         ),
+        ("tunnel_key", layout!(abi::TunnelKey { prefixlen, addr })),
+        ("tunnel_value", layout!(abi::TunnelValue { node_ip })),
+        (
+            "overlay_config",
+            layout!(abi::OverlayConfig { ifindex, vni }),
+        ),
     ]
 }
 
@@ -170,8 +176,8 @@ fn check(object: &[u8], object_name: &str, required: &[&str]) {
 #[test]
 fn rust_mirrors_match_the_tc_object() {
     check(
-        objects::FROM_POD,
-        "from_pod",
+        objects::TC,
+        "tc",
         &[
             "svc_key",
             "svc_value",
@@ -181,6 +187,9 @@ fn rust_mirrors_match_the_tc_object() {
             "ct_value",
             "endpoint_value",
             "svc_stats",
+            "tunnel_key",
+            "tunnel_value",
+            "overlay_config",
         ],
     );
 }

@@ -6,11 +6,12 @@
 //! namespaces these guards created.
 pub mod bench;
 pub mod cgroup;
-pub mod cmd;
 pub mod cluster;
+pub mod cmd;
 pub mod cni;
 pub mod containerd;
 pub mod controlplane;
+pub mod e2e;
 pub mod etcd;
 pub mod image;
 pub mod jotactl;
@@ -22,8 +23,8 @@ pub mod objects;
 pub mod packet;
 pub mod pins;
 pub mod privilege;
-pub mod registry;
 pub mod process;
+pub mod registry;
 pub mod signals;
 pub mod simnode;
 pub mod topology;

@@ -6,153 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jotasu_agent::containerd::Containerd;
-use jotasu_api::client::Client;
+use jotasu_api::Pod;
 use jotasu_api::kinds::pod_status::PodPhase;
-use jotasu_api::{Endpoints, Kind, Object, ObjectRef, Pod, Service};
-use jotasu_tests::cluster::{ClusterOptions, LocalCluster};
-use jotasu_tests::jotactl::Ctl;
+use jotasu_tests::cluster::ClusterOptions;
+use jotasu_tests::e2e::{Harness, SETTLE, ready, restarts};
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
-
-/// Generous bound for anything to settle on a loaded 2-core CI machine.
-const SETTLE: Duration = Duration::from_secs(90);
-
-fn r(kind: Kind, name: &str) -> ObjectRef {
-    ObjectRef {
-        kind,
-        namespace: kind.namespaced().then(|| "default".to_owned()),
-        name: name.to_owned(),
-    }
-}
-
-struct Harness {
-    cluster: LocalCluster,
-    client: Client,
-    ctl: Ctl,
-    server: String,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let cluster = LocalCluster::start(ClusterOptions::default())
-            .await
-            .expect("the cluster starts");
-        cluster.import_demo_image().expect("the demo image imports");
-        let client = cluster.client().await.expect("a client");
-        let server = cluster.server();
-        Self {
-            cluster,
-            client,
-            ctl: Ctl::new(),
-            server,
-        }
-    }
-
-    /// `jotactl ARGS` that must succeed; its stdout.
-    fn ctl(&self, args: &[&str]) -> String {
-        let run = self.ctl.at(&self.server, args);
-        assert_eq!(run.code, 0, "jotactl {args:?} failed: {}", run.stderr);
-        run.stdout
-    }
-
-    fn apply(&self, yaml: &str) {
-        let run = self.ctl.pipe(&self.server, &["apply", "-f", "-"], yaml);
-        assert_eq!(run.code, 0, "apply failed: {}", run.stderr);
-    }
-
-    async fn pods(&self, selector: &str) -> Vec<Pod> {
-        self.client
-            .list(Kind::Pod, Some("default"), selector)
-            .await
-            .expect("list pods")
-            .items
-            .into_iter()
-            .filter_map(|o| Pod::try_from(o).ok())
-            .collect()
-    }
-
-    async fn pod(&self, name: &str) -> Option<Pod> {
-        match self.client.get(&r(Kind::Pod, name)).await {
-            Ok(Object::Pod(p)) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// Waits until exactly `n` live pods match and all are Running and Ready.
-    async fn ready_pods(&self, selector: &str, n: usize) -> Vec<Pod> {
-        eventually(&format!("{n} ready pods {selector}"), SETTLE, || async {
-            let pods: Vec<Pod> = self
-                .pods(selector)
-                .await
-                .into_iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .collect();
-            let all = self.pods(selector).await.len();
-            (pods.len() == n && all == n && pods.iter().all(ready)).then_some(pods)
-        })
-        .await
-    }
-
-    async fn endpoint_ips(&self, service: &str) -> BTreeSet<String> {
-        match self.client.get(&r(Kind::Endpoints, service)).await {
-            Ok(Object::Endpoints(e)) => ips(&e),
-            _ => BTreeSet::new(),
-        }
-    }
-
-    async fn vip(&self, service: &str) -> String {
-        let Ok(Object::Service(s)) = self.client.get(&r(Kind::Service, service)).await else {
-            panic!("service {service} missing");
-        };
-        let s: Service = s;
-        s.spec.cluster_ip.expect("a cluster IP")
-    }
-
-    /// `n` HTTP GETs from the client pod to `vip`: the answers' last lines
-    /// (busybox-static's wget crashes on static glibc; nc speaks HTTP/1.0).
-    fn get_through(&self, vip: &str, n: usize) -> Option<Vec<String>> {
-        let script = format!(
-            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
-        );
-        let run = self
-            .ctl
-            .at(&self.server, &["exec", "client", "--", "sh", "-c", &script]);
-        let lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
-        (run.code == 0 && lines.len() == n).then_some(lines)
-    }
-
-    /// containerd, in the node's namespace.
-    async fn containerd(&self) -> Containerd {
-        let node = &self.cluster.nodes()[0];
-        Containerd::connect(self.cluster.containerd().socket(), node.name())
-            .await
-            .expect("containerd answers")
-    }
-}
-
-fn ready(p: &Pod) -> bool {
-    p.status.as_ref().is_some_and(|s| {
-        s.phase == Some(PodPhase::Running)
-            && s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True)
-    })
-}
-
-fn ips(e: &Endpoints) -> BTreeSet<String> {
-    e.subsets
-        .iter()
-        .flat_map(|s| s.addresses.iter().map(|a| a.ip.clone()))
-        .collect()
-}
-
-fn restarts(p: &Pod) -> i32 {
-    p.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.first())
-        .map_or(0, |c| c.restart_count)
-}
 
 const WEB: &str = r#"
 apiVersion: apps/v1
@@ -207,7 +66,7 @@ async fn a_deployment_serves_round_robin_heals_and_scales() {
     if !require_root("a_deployment_serves_round_robin_heals_and_scales") {
         return;
     }
-    let h = Harness::start().await;
+    let h = Harness::start(ClusterOptions::default()).await;
     h.apply(WEB);
     let pods = h.ready_pods("app=web", 3).await;
     let names: BTreeSet<String> = pods.iter().map(|p| p.metadata.name().to_owned()).collect();
@@ -244,18 +103,7 @@ async fn a_deployment_serves_round_robin_heals_and_scales() {
     assert_ne!(out[0], out[2]);
 
     // The agent's metrics count those connections on the service, and the pods.
-    let metrics = h.cluster.nodes()[0]
-        .netns()
-        .run(|| {
-            use std::io::{Read as _, Write as _};
-            let mut s = std::net::TcpStream::connect("127.0.0.1:10249")?;
-            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok::<_, std::io::Error>(body)
-        })
-        .expect("the node's namespace")
-        .expect("the metrics endpoint answers");
+    let metrics = h.metrics(0);
     let balanced: u64 = metrics
         .lines()
         .filter(|l| {
@@ -468,7 +316,7 @@ async fn config_secrets_logs_and_oom() {
     if !require_root("config_secrets_logs_and_oom") {
         return;
     }
-    let h = Harness::start().await;
+    let h = Harness::start(ClusterOptions::default()).await;
     h.apply(CONFIG);
     eventually("the configured pod Ready", SETTLE, || async {
         h.pod("configured").await.filter(ready)
@@ -673,7 +521,7 @@ async fn pods_heal_and_the_node_rides_out_outages() {
     if !require_root("pods_heal_and_the_node_rides_out_outages") {
         return;
     }
-    let mut h = Harness::start().await;
+    let mut h = Harness::start(ClusterOptions::default()).await;
     h.apply(HEALING);
     h.ready_pods("app=web", 2).await;
     eventually("the client running", SETTLE, || async {

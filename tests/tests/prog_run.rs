@@ -54,7 +54,7 @@ impl Node {
         let dp = Datapath::open(pins.name()).expect("opening the node");
         let mut tc = EbpfLoader::new()
             .default_map_pin_directory(dp.pin_dir())
-            .load(objects::FROM_POD)
+            .load(objects::TC)
             .expect("loading the from_pod object on the node's pins");
         let prog: &mut SchedClassifier = tc
             .program_mut("from_pod")

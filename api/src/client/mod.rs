@@ -323,11 +323,12 @@ impl Client {
     ) -> Result<ExecStream, ClientError> {
         use futures_util::StreamExt as _;
         let first = futures_util::stream::once(async move { exec_input(ExecIn::Start(start)) });
-        let rest = stdin
-            .map(|data| exec_input(ExecIn::Stdin(data)))
-            .chain(futures_util::stream::once(async {
-                exec_input(ExecIn::StdinClosed(true))
-            }));
+        let rest =
+            stdin
+                .map(|data| exec_input(ExecIn::Stdin(data)))
+                .chain(futures_util::stream::once(async {
+                    exec_input(ExecIn::StdinClosed(true))
+                }));
         let stream = self.api.clone().exec(first.chain(rest)).await?.into_inner();
         Ok(Box::pin(stream.map(|item| {
             item?

@@ -16,7 +16,7 @@
 //! Attaching one way removes an attachment made the other way, so the
 //! program never runs twice on a device.
 mod filter;
-mod tcx;
+pub(crate) mod tcx;
 
 use std::{fmt, path::Path, str::FromStr};
 
@@ -80,7 +80,7 @@ pub(crate) fn attach(
             Ok(outcome)
         }
         PodHook::Tcx => {
-            let outcome = tcx::attach(prog, ifname, pin)?;
+            let outcome = tcx::attach(prog, "from_pod", ifname, pin)?;
             filter::detach(ifname)?;
             Ok(outcome)
         }

@@ -1,4 +1,5 @@
-//! `from_pod` on a pod veth as a TCX link pinned under the node's `links/`.
+//! A tc program (`from_pod` on a pod veth, `from_overlay` on the VXLAN
+//! device) as a TCX link pinned under the node's `links/`.
 use std::path::Path;
 
 use aya::programs::{
@@ -13,12 +14,13 @@ use crate::{
     error::DatapathError,
 };
 
-/// Attaches `prog` to ingress of `ifname` through a TCX link pinned at
-/// `pin`. A link already pinned there for this interface is updated in
+/// Attaches `prog` (named `program`, for errors) to ingress of `ifname`
+/// through a TCX link pinned at `pin`. A link already pinned there for this interface is updated in
 /// place (atomic program replace); a stale pin whose interface is gone is
 /// replaced by a new link.
-pub(super) fn attach(
+pub(crate) fn attach(
     prog: &mut SchedClassifier,
+    program: &'static str,
     ifname: &str,
     pin: &Path,
 ) -> Result<Attached, DatapathError> {
@@ -30,13 +32,13 @@ pub(super) fn attach(
         if link_is_on(&fd, ifname) {
             let link = SchedClassifierLink::try_from(fd)
                 .map_err(|e| link_err("adopting", pin)(e.to_string()))?;
-            let id =
-                prog.attach_to_link(link)
-                    .map_err(prog_err("replacing", "from_pod", ifname))?;
+            let id = prog
+                .attach_to_link(link)
+                .map_err(prog_err("replacing", program, ifname))?;
             // The pin keeps the link; dropping our handle only closes an fd.
             drop(
                 prog.take_link(id)
-                    .map_err(prog_err("releasing", "from_pod", ifname))?,
+                    .map_err(prog_err("releasing", program, ifname))?,
             );
             return Ok(Attached::Replaced);
         }
@@ -50,10 +52,10 @@ pub(super) fn attach(
             TcAttachType::Ingress,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
-        .map_err(prog_err("attaching", "from_pod", ifname))?;
+        .map_err(prog_err("attaching", program, ifname))?;
     let link = prog
         .take_link(id)
-        .map_err(prog_err("taking link of", "from_pod", ifname))?;
+        .map_err(prog_err("taking link of", program, ifname))?;
     let fd = FdLink::try_from(link).map_err(|e| link_err("converting", pin)(e.to_string()))?;
     fd.pin(pin)
         .map_err(|e| link_err("pinning", pin)(e.to_string()))?;
@@ -61,7 +63,7 @@ pub(super) fn attach(
 }
 
 /// Whether the TCX link pinned at `pin` runs on `ifname`'s ingress now.
-pub(super) fn attached(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
+pub(crate) fn attached(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
     if !pin.exists() {
         return Ok(false);
     }

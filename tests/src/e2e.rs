@@ -1,0 +1,191 @@
+//! [`Harness`]: a [`LocalCluster`] with its client and jotactl, and the
+//! checks end-to-end tests make on workloads (pods Ready, endpoints, VIPs,
+//! requests through a client pod).
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jotasu_agent::containerd::Containerd;
+use jotasu_api::client::Client;
+use jotasu_api::kinds::pod_status::PodPhase;
+use jotasu_api::{Endpoints, Kind, Object, ObjectRef, Pod, Service};
+
+use crate::cluster::{ClusterOptions, LocalCluster};
+use crate::jotactl::Ctl;
+use crate::wait::eventually;
+
+/// A generous bound for anything to settle on a loaded 2-core CI machine.
+pub const SETTLE: Duration = Duration::from_secs(90);
+
+/// A reference to `kind`/`name` (in "default" if namespaced).
+pub fn r(kind: Kind, name: &str) -> ObjectRef {
+    ObjectRef {
+        kind,
+        namespace: kind.namespaced().then(|| "default".to_owned()),
+        name: name.to_owned(),
+    }
+}
+
+/// A running cluster and the ways a test talks to it.
+#[derive(Debug)]
+pub struct Harness {
+    /// The cluster.
+    pub cluster: LocalCluster,
+    /// A client of its control plane.
+    pub client: Client,
+    /// jotactl.
+    pub ctl: Ctl,
+    /// The server URL jotactl uses.
+    pub server: String,
+}
+
+impl Harness {
+    /// Starts a cluster built as `options` says, with the demo image imported.
+    pub async fn start(options: ClusterOptions) -> Self {
+        let cluster = LocalCluster::start(options)
+            .await
+            .expect("the cluster starts");
+        cluster.import_demo_image().expect("the demo image imports");
+        let client = cluster.client().await.expect("a client");
+        let server = cluster.server();
+        Self {
+            cluster,
+            client,
+            ctl: Ctl::new(),
+            server,
+        }
+    }
+
+    /// `jotactl ARGS` that must succeed; its stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let run = self.ctl.at(&self.server, args);
+        assert_eq!(run.code, 0, "jotactl {args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    /// `jotactl apply -f -` that must succeed.
+    pub fn apply(&self, yaml: &str) {
+        let run = self.ctl.pipe(&self.server, &["apply", "-f", "-"], yaml);
+        assert_eq!(run.code, 0, "apply failed: {}", run.stderr);
+    }
+
+    /// Pods matching `selector` in the default namespace.
+    pub async fn pods(&self, selector: &str) -> Vec<Pod> {
+        self.client
+            .list(Kind::Pod, Some("default"), selector)
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter_map(|o| Pod::try_from(o).ok())
+            .collect()
+    }
+
+    /// The pod `name`, if it exists.
+    pub async fn pod(&self, name: &str) -> Option<Pod> {
+        match self.client.get(&r(Kind::Pod, name)).await {
+            Ok(Object::Pod(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Waits until exactly `n` live pods match and all are Running and Ready.
+    pub async fn ready_pods(&self, selector: &str, n: usize) -> Vec<Pod> {
+        eventually(&format!("{n} ready pods {selector}"), SETTLE, || async {
+            let pods: Vec<Pod> = self
+                .pods(selector)
+                .await
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let all = self.pods(selector).await.len();
+            (pods.len() == n && all == n && pods.iter().all(ready)).then_some(pods)
+        })
+        .await
+    }
+
+    /// The ready addresses of Endpoints `service`.
+    pub async fn endpoint_ips(&self, service: &str) -> BTreeSet<String> {
+        match self.client.get(&r(Kind::Endpoints, service)).await {
+            Ok(Object::Endpoints(e)) => ips(&e),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// The cluster IP of Service `service`.
+    pub async fn vip(&self, service: &str) -> String {
+        let Ok(Object::Service(s)) = self.client.get(&r(Kind::Service, service)).await else {
+            panic!("service {service} missing");
+        };
+        let s: Service = s;
+        s.spec.cluster_ip.expect("a cluster IP")
+    }
+
+    /// `n` HTTP GETs from the pod `client` to `vip`: the answers' last lines
+    /// (busybox-static's wget crashes on static glibc; nc speaks HTTP/1.0).
+    pub fn get_through(&self, vip: &str, n: usize) -> Option<Vec<String>> {
+        let script = format!(
+            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+        );
+        let run = self
+            .ctl
+            .at(&self.server, &["exec", "client", "--", "sh", "-c", &script]);
+        let lines: Vec<String> = run.stdout.lines().map(str::to_owned).collect();
+        (run.code == 0 && lines.len() == n).then_some(lines)
+    }
+
+    /// Node `i`'s agent's `/metrics` page.
+    pub fn metrics(&self, i: usize) -> String {
+        self.cluster.nodes()[i]
+            .netns()
+            .run(|| {
+                use std::io::{Read as _, Write as _};
+                let mut s = std::net::TcpStream::connect("127.0.0.1:10249")?;
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+                let mut body = String::new();
+                s.read_to_string(&mut body)?;
+                Ok::<_, std::io::Error>(body)
+            })
+            .expect("the node's namespace")
+            .expect("the metrics endpoint answers")
+    }
+
+    /// containerd, in the first node's namespace.
+    pub async fn containerd(&self) -> Containerd {
+        let node = &self.cluster.nodes()[0];
+        Containerd::connect(self.cluster.containerd().socket(), node.name())
+            .await
+            .expect("containerd answers")
+    }
+}
+
+/// Running with Ready=True.
+pub fn ready(p: &Pod) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.phase == Some(PodPhase::Running)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True)
+    })
+}
+
+/// The ready addresses.
+pub fn ips(e: &Endpoints) -> BTreeSet<String> {
+    e.subsets
+        .iter()
+        .flat_map(|s| s.addresses.iter().map(|a| a.ip.clone()))
+        .collect()
+}
+
+/// The first container's restart count.
+pub fn restarts(p: &Pod) -> i32 {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.first())
+        .map_or(0, |c| c.restart_count)
+}
+
+/// The value of the sample `name` (with its labels, as printed) on a metrics page.
+pub fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}

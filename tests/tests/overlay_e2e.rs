@@ -1,0 +1,270 @@
+//! The overlay end to end: a real control plane, containerd and three nodes
+//! running `jotasu-agent`, each node in its own network namespace on one
+//! underlay bridge ([`jotasu_tests::cluster::LocalCluster`]). Pods on
+//! different nodes reach each other through the nodes' VXLAN devices, which
+//! the eBPF programs drive (`from_pod` encapsulates, `from_overlay`
+//! delivers).
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use jotasu_api::Pod;
+use jotasu_tests::cluster::ClusterOptions;
+use jotasu_tests::e2e::{Harness, SETTLE, sample};
+use jotasu_tests::lab::testbin_path;
+use jotasu_tests::privilege::require_root;
+use jotasu_tests::process::Spawned;
+use jotasu_tests::wait::eventually;
+
+/// A pod pinned to node `node` running `command` (a shell line).
+fn pinned_pod(name: &str, node: &str, labels: &str, command: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{{labels}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: main
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", {command:?}]
+---
+"#
+    )
+}
+
+const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 80}
+"#;
+
+/// An httpd answering with its pod's name.
+const HTTPD: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn pod_ip(p: &Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a running pod has an IP")
+}
+
+fn node_of(p: &Pod) -> String {
+    p.spec.node_name.clone().expect("a bound pod has a node")
+}
+
+/// `sh -c script` in pod `pod`'s container; (exit code, stdout).
+fn exec(h: &Harness, pod: &str, script: &str) -> (i32, String) {
+    let run = h
+        .ctl
+        .at(&h.server, &["exec", pod, "--", "sh", "-c", script]);
+    (run.code, run.stdout)
+}
+
+/// The pod's network namespace, as the agent names it.
+fn netns_of(pod: &Pod) -> String {
+    let uid = pod.metadata.uid.clone().expect("a stored pod has a uid");
+    format!("/run/netns/{}-{uid}", node_of(pod))
+}
+
+/// `sh -c script` run by this test process inside pod `pod`'s network
+/// namespace, with busybox's tools: outside the node's cgroup, so service
+/// traffic takes the tc path (DNAT at `from_pod`, reverse NAT of replies
+/// from other nodes at `from_overlay`) instead of the socket programs.
+fn in_pod_netns(pod: &Pod, script: &str) -> (i32, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns_of(pod)))
+        .args(["--", "busybox", "sh", "-c", script])
+        .output()
+        .expect("running nsenter");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Request i answered by the same pod as request i−n, and all n pods seen.
+fn strictly_round_robin(answers: &[String], n: usize) -> bool {
+    let distinct: BTreeSet<&String> = answers.iter().collect();
+    distinct.len() == n && answers.windows(n + 1).all(|w| w[0] == w[n])
+}
+
+/// Pod to pod across nodes (TCP, UDP, ping, 50 MB intact), and a service
+/// whose backends sit on all three nodes, balanced round-robin both by the
+/// socket programs and by the tc path with reverse NAT at the client's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_and_services_span_nodes() {
+    if !require_root("pods_and_services_span_nodes") {
+        return;
+    }
+    let h = Harness::start(ClusterOptions {
+        nodes: 3,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let nodes: Vec<String> = h
+        .cluster
+        .nodes()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    let mut yaml = String::from(WEB_SERVICE);
+    yaml.push_str("---\n");
+    for (i, node) in nodes.iter().enumerate() {
+        yaml.push_str(&pinned_pod(&format!("web-{i}"), node, "app: web", HTTPD));
+    }
+    yaml.push_str(&pinned_pod(
+        "client",
+        &nodes[0],
+        "role: client",
+        "sleep 3600",
+    ));
+    yaml.push_str(&pinned_pod(
+        "udp-sink",
+        &nodes[1],
+        "role: sink",
+        "sleep 3600",
+    ));
+    yaml.push_str(&pinned_pod(
+        "blob",
+        &nodes[2],
+        "role: blob",
+        "dd if=/dev/urandom of=/tmp/blob bs=1M count=50 2>/dev/null && sha256sum < /tmp/blob > /tmp/sum && exec nc -l -p 9001 < /tmp/blob",
+    ));
+    h.apply(&yaml);
+    let web = h.ready_pods("app=web", 3).await;
+    let client = h.ready_pods("role=client", 1).await.remove(0);
+    let sink = h.ready_pods("role=sink", 1).await.remove(0);
+    let by_node: BTreeMap<String, String> = web.iter().map(|p| (node_of(p), pod_ip(p))).collect();
+    assert_eq!(by_node.len(), 3, "one web pod per node: {by_node:?}");
+    let remote_web = &by_node[&nodes[1]];
+
+    // TCP, pod to pod, to a pod on another node.
+    let (code, body) = exec(
+        &h,
+        "client",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {remote_web} 80 | tail -n 1"),
+    );
+    assert_eq!((code, body.trim()), (0, "web-1"), "TCP across nodes");
+
+    // ICMP both ways (echo and reply cross the overlay).
+    let (code, out) = exec(&h, "client", &format!("ping -c 3 -W 2 {remote_web}"));
+    assert_eq!(code, 0, "ping across nodes: {out}");
+    assert!(out.contains("3 packets received"), "{out}");
+
+    // UDP both ways: busybox has no UDP tool, so the test's echo server
+    // and client run in the two pods' network namespaces.
+    let sink_ip = pod_ip(&sink);
+    let mut serve = Command::new("nsenter");
+    serve
+        .arg(format!("--net={}", netns_of(&sink)))
+        .arg("--")
+        .arg(testbin_path().expect("jotasu-testbin"))
+        .args(["serve", "--name", "sink", "--ports", "9000"]);
+    let _server = Spawned::until_ready(serve, "ready").expect("the UDP echo server starts");
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns_of(&client)))
+        .arg("--")
+        .arg(testbin_path().expect("jotasu-testbin"))
+        .args([
+            "connect",
+            "--udp",
+            "--count",
+            "3",
+            "--to",
+            &format!("{sink_ip}:9000"),
+        ])
+        .output()
+        .expect("running the UDP client");
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "UDP client: {lines}");
+    assert_eq!(
+        lines.lines().filter(|l| l.starts_with("sink ")).count(),
+        3,
+        "3 UDP answers across nodes: {lines}"
+    );
+
+    // 50 MB from node 2 to node 0, intact (full-size segments fit the MTU).
+    let blob = h.ready_pods("role=blob", 1).await.remove(0);
+    let blob_ip = pod_ip(&blob);
+    let want = eventually("the blob's checksum", SETTLE, || async {
+        let (code, sum) = exec(&h, "blob", "cat /tmp/sum");
+        (code == 0 && sum.len() > 64).then_some(sum)
+    })
+    .await;
+    let (code, got) = exec(
+        &h,
+        "client",
+        // busybox nc quits soon after its stdin ends: hold it open with a FIFO.
+        &format!(
+            "mkfifo /tmp/hold; (nc {blob_ip} 9001 < /tmp/hold > /tmp/got) & exec 3> /tmp/hold; wait $!; \
+             wc -c < /tmp/got; sha256sum < /tmp/got; rm /tmp/got /tmp/hold"
+        ),
+    );
+    assert_eq!(code, 0, "{got}");
+    assert_eq!(
+        got,
+        format!("52428800\n{want}"),
+        "50 MB crossed the overlay intact"
+    );
+
+    // The service: backends on three nodes, strict round-robin from node 0
+    // (socket programs: the client's connect goes straight to a backend).
+    let vip = h.vip("web").await;
+    eventually("3 endpoints", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 3).then_some(())
+    })
+    .await;
+    let answers = h.get_through(&vip, 30).expect("30 answers through the VIP");
+    assert!(
+        strictly_round_robin(&answers, 3),
+        "socket path round-robin over pods on three nodes: {answers:?}"
+    );
+
+    // The tc path: the same from outside the node's cgroup; replies from
+    // backends on nodes 1 and 2 are reverse-NATed at node 0's from_overlay.
+    let script = format!(
+        "for i in $(seq 30); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {vip} 80 | tail -n 1; done"
+    );
+    let (code, out) = in_pod_netns(&client, &script);
+    let answers: Vec<String> = out.lines().map(str::to_owned).collect();
+    assert_eq!(code, 0);
+    assert_eq!(answers.len(), 30, "every tc-path request answered: {out}");
+    assert!(
+        strictly_round_robin(&answers, 3),
+        "tc path round-robin over pods on three nodes: {answers:?}"
+    );
+    let names: BTreeSet<&str> = answers.iter().map(String::as_str).collect();
+    assert_eq!(names, BTreeSet::from(["web-0", "web-1", "web-2"]));
+
+    // The traffic went through the overlay: node 0 encapsulated, node 1
+    // received and delivered; every node routes to the two others.
+    let event = |e: &str| format!("jotasu_agent_datapath_events_total{{event=\"{e}\"}}");
+    let m0 = h.metrics(0);
+    let m1 = h.metrics(1);
+    assert_eq!(
+        sample(&m0, "jotasu_agent_overlay_tunnels"),
+        Some(2.0),
+        "{m0}"
+    );
+    assert!(
+        sample(&m0, &event("encapsulated")).is_some_and(|v| v > 0.0),
+        "{m0}"
+    );
+    assert!(
+        sample(&m1, &event("from_overlay")).is_some_and(|v| v > 0.0),
+        "{m1}"
+    );
+    assert!(
+        sample(&m1, &event("overlay_delivered")).is_some_and(|v| v > 0.0),
+        "{m1}"
+    );
+}
