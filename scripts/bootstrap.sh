@@ -23,6 +23,8 @@ PACKAGES=(
   # ctr cleans up after it), the static busybox the demo image is built
   # from, and the registry the pull test runs on a node's loopback.
   containerd runc busybox-static docker-registry
+  # The overlay benchmark: TCP throughput and request/response rate between pods.
+  iperf3 sockperf
 )
 
 SUDO=""

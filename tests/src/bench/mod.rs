@@ -6,12 +6,15 @@
 //! [`cni`] the CNI plugin's (`jotasu-bench cni`), [`controlplane`] the
 //! control plane's (`jotasu-bench controlplane`), [`scheduler`] the
 //! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
-//! node (`jotasu-bench pods`).
+//! node (`jotasu-bench pods`), [`overlay`] pod-to-pod networking across
+//! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`).
 pub mod client;
 pub mod cni;
 pub mod controlplane;
 pub mod datapath;
+pub mod flannel;
 pub mod kube_proxy;
+pub mod overlay;
 pub mod pods;
 pub mod scheduler;
 pub mod world;

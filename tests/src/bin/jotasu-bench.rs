@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, controlplane, datapath, pods, scheduler},
+    bench::{Report, client, cni, controlplane, datapath, overlay, pods, scheduler},
     privilege, signals,
 };
 
@@ -67,6 +67,13 @@ enum Cmd {
     /// agent's RSS idle (goal <= 30 MiB) and with the pods (needs root).
     /// Writes target/bench/pods.json.
     Pods(pods::Config),
+    /// Overlay: cross-node pod-to-pod TCP throughput (iperf3) and
+    /// request/response rate (sockperf ping-pong) through jotasu's overlay
+    /// on a real two-node cluster, against a flannel-style kernel VXLAN
+    /// overlay built in the same run (goals: at least 95 % of its
+    /// throughput and 100 % of its request rate; needs root, iperf3,
+    /// sockperf). Writes target/bench/overlay.json.
+    Overlay(overlay::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -123,6 +130,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
+        Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
     }
 }
 
