@@ -117,6 +117,12 @@ impl std::fmt::Debug for Overlay {
 }
 
 impl Overlay {
+    /// Opens node `node`'s overlay under the bpffs mount `bpffs` from its
+    /// pins (to read it: the data plane must have been set up).
+    pub fn open_in(bpffs: &Path, node: &str) -> Result<Self, DatapathError> {
+        Self::from_pins(&crate::datapath::node_dir(bpffs, node)?)
+    }
+
     /// Opens the pins under the node directory `dir`.
     pub(crate) fn from_pins(dir: &Path) -> Result<Self, DatapathError> {
         let prog = dir.join(FROM_OVERLAY_PIN);

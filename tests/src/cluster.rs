@@ -58,6 +58,7 @@ impl Default for ClusterOptions {
 pub struct AgentNode {
     name: String,
     ip: Ipv4Addr,
+    uplink: String,
     state_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
@@ -177,6 +178,11 @@ pub fn remove_node_cgroups(node: &str) {
 #[derive(Debug)]
 pub struct LocalCluster {
     prefix: String,
+    options: ClusterOptions,
+    server: String,
+    cni_dir: PathBuf,
+    /// Index of the next node made (indexes are never reused).
+    next_node: usize,
     nodes: Vec<AgentNode>,
     control_plane: Option<ControlPlane>,
     containerd: Option<ContainerdGuard>,
@@ -234,6 +240,10 @@ impl LocalCluster {
             .to_owned();
         let mut me = Self {
             prefix: prefix.clone(),
+            options,
+            server,
+            cni_dir,
+            next_node: 0,
             nodes: Vec::new(),
             control_plane: Some(control_plane),
             containerd: Some(containerd),
@@ -241,53 +251,124 @@ impl LocalCluster {
             _underlay: underlay,
             scratch,
         };
-        for i in 0..options.nodes {
-            let name = format!("{prefix}n{i}");
-            let ns = NetNs::new(&name)?;
-            let ip = Ipv4Addr::new(a, b, c, u8::try_from(10 + i).context("too many nodes")?);
-            veth_to_bridge(&me._underlay, &ns, &format!("{prefix}v{i}"), ip)?;
-            let state_dir = me.scratch.path().join(&name);
-            let socket = me
-                .containerd
-                .as_ref()
-                .context("containerd")?
-                .socket()
-                .to_owned();
-            let mut args: Vec<String> = vec![
-                "--node-name".into(),
-                name.clone(),
-                "--server".into(),
-                server.clone(),
-                "--state-dir".into(),
-                state_dir.display().to_string(),
-                "--containerd-socket".into(),
-                socket.display().to_string(),
-                "--cni-path".into(),
-                cni_dir.display().to_string(),
-                "--node-ip".into(),
-                ip.to_string(),
-                "--cpu".into(),
-                "4".into(),
-                "--memory".into(),
-                "8Gi".into(),
-            ];
-            args.extend(options.agent_args.iter().cloned());
-            let mut node = AgentNode {
-                name,
-                ip,
-                state_dir,
-                child: None,
-                args,
-                log: options
-                    .quiet
-                    .then(|| me.scratch.path().join(format!("agent-{i}.log"))),
-                ns,
-            };
-            node.spawn()?;
-            me.nodes.push(node);
+        for _ in 0..me.options.nodes {
+            me.spawn_node()?;
         }
         me.wait_ready(Duration::from_secs(60)).await?;
         Ok(me)
+    }
+
+    /// Makes the next node (namespace, uplink, agent); does not wait for it.
+    fn spawn_node(&mut self) -> anyhow::Result<usize> {
+        let i = self.next_node;
+        self.next_node += 1;
+        let prefix = &self.prefix;
+        let [a, b, c] = UNDERLAY;
+        let name = format!("{prefix}n{i}");
+        let ns = NetNs::new(&name)?;
+        let ip = Ipv4Addr::new(a, b, c, u8::try_from(10 + i).context("too many nodes")?);
+        let uplink = format!("{prefix}v{i}");
+        veth_to_bridge(&self._underlay, &ns, &uplink, ip)?;
+        let state_dir = self.scratch.path().join(&name);
+        let socket = self.containerd().socket().to_owned();
+        let mut args: Vec<String> = vec![
+            "--node-name".into(),
+            name.clone(),
+            "--server".into(),
+            self.server.clone(),
+            "--state-dir".into(),
+            state_dir.display().to_string(),
+            "--containerd-socket".into(),
+            socket.display().to_string(),
+            "--cni-path".into(),
+            self.cni_dir.display().to_string(),
+            "--node-ip".into(),
+            ip.to_string(),
+            "--cpu".into(),
+            "4".into(),
+            "--memory".into(),
+            "8Gi".into(),
+        ];
+        args.extend(self.options.agent_args.iter().cloned());
+        let mut node = AgentNode {
+            name,
+            ip,
+            uplink,
+            state_dir,
+            child: None,
+            args,
+            log: self
+                .options
+                .quiet
+                .then(|| self.scratch.path().join(format!("agent-{i}.log"))),
+            ns,
+        };
+        node.spawn()?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// A node joins the running cluster; waits until it is Ready. Returns
+    /// its index in [`Self::nodes`].
+    pub async fn add_node(&mut self) -> anyhow::Result<usize> {
+        let i = self.spawn_node()?;
+        self.wait_ready(Duration::from_secs(60)).await?;
+        Ok(i)
+    }
+
+    /// Stops node `i` as a machine that dies would: its agent is killed, its
+    /// containers are killed, and its underlay link goes down (no heartbeat,
+    /// its pods unreachable). The Node object stays.
+    pub async fn stop_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let socket = self.containerd().socket().to_owned();
+        let node = &mut self.nodes[i];
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &node.name).await?;
+        for c in cd.list().await? {
+            // Already exited is fine.
+            let _ = cd.kill(&c.id, libc::SIGKILL, true).await;
+        }
+        node.ns.ip(&["link", "set", &node.uplink, "down"])?;
+        Ok(())
+    }
+
+    /// Starts node `i` again after [`Self::stop_node`]: link up, agent started.
+    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[i];
+        node.ns.ip(&["link", "set", &node.uplink, "up"])?;
+        node.start_agent()
+    }
+
+    /// Node `i` leaves for good: stopped as [`Self::stop_node`] does, its Node
+    /// object deleted (as `jotactl delete node` would), and everything it
+    /// left on the machine removed. Later indexes shift down by one.
+    pub async fn remove_node(&mut self, i: usize) -> anyhow::Result<()> {
+        self.stop_node(i).await?;
+        let name = self.nodes[i].name.clone();
+        let client = self.client().await?;
+        client
+            .delete(
+                &ObjectRef {
+                    kind: Kind::Node,
+                    namespace: None,
+                    name: name.clone(),
+                },
+                None,
+            )
+            .await
+            .with_context(|| format!("deleting Node {name}"))?;
+        let mut node = self.nodes.remove(i);
+        let socket = self.containerd().socket().to_owned();
+        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &name).await?;
+        for c in cd.list().await? {
+            let _ = cd.delete_task(&c.id).await;
+            let _ = cd.remove(&c.id).await;
+        }
+        node.clean();
+        Ok(())
     }
 
     /// The per-run prefix of every name.

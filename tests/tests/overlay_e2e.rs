@@ -5,11 +5,14 @@
 //! the eBPF programs drive (`from_pod` encapsulates, `from_overlay`
 //! delivers).
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Command;
 
-use jotasu_api::Pod;
+use jotasu_agent::overlay::tunnel_of;
+use jotasu_api::{Kind, Object, Pod};
+use jotasu_ebpf::{DEFAULT_BPFFS, Overlay};
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::e2e::{Harness, SETTLE, sample};
+use jotasu_tests::e2e::{Harness, SETTLE, ready, sample};
 use jotasu_tests::lab::testbin_path;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::process::Spawned;
@@ -89,6 +92,20 @@ fn in_pod_netns(pod: &Pod, script: &str) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `nodes` nodes whose scheduler spreads (LeastAllocated, as Kubernetes'
+/// default) instead of jotasu's default bin-packing, which would put every
+/// replica of a small Deployment on one node.
+fn spreading(nodes: usize) -> ClusterOptions {
+    let mut options = ClusterOptions {
+        nodes,
+        ..ClusterOptions::default()
+    };
+    options
+        .controlplane_args
+        .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
+    options
 }
 
 /// Request i answered by the same pod as request i−n, and all n pods seen.
@@ -267,4 +284,263 @@ async fn pods_and_services_span_nodes() {
         sample(&m1, &event("overlay_delivered")).is_some_and(|v| v > 0.0),
         "{m1}"
     );
+}
+
+/// Node `node`'s tunnel map, read from its pins.
+fn tunnels_of(node: &str) -> BTreeMap<String, String> {
+    Overlay::open_in(Path::new(DEFAULT_BPFFS), node)
+        .and_then(|o| o.tunnels())
+        .map(|t| {
+            t.into_iter()
+                .map(|(cidr, ip)| (cidr.to_string(), ip.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What node `node`'s tunnel map must hold: every other node's CIDR → IP.
+async fn expected_tunnels(h: &Harness, node: &str) -> BTreeMap<String, String> {
+    let list = h
+        .client
+        .list(Kind::Node, None, "")
+        .await
+        .expect("list nodes");
+    list.items
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Node(n) if n.metadata.name() != node => Some(n),
+            _ => None,
+        })
+        .filter_map(|n| tunnel_of(&n))
+        .map(|(cidr, ip)| (cidr.to_string(), ip.to_string()))
+        .collect()
+}
+
+/// Waits until every node's tunnel map names exactly the other nodes.
+async fn tunnels_converge(h: &Harness, nodes: usize) {
+    eventually(
+        &format!("every node routes to the {} others", nodes - 1),
+        SETTLE,
+        || async {
+            for n in h.cluster.nodes() {
+                let want = expected_tunnels(h, n.name()).await;
+                if want.len() != nodes - 1 || tunnels_of(n.name()) != want {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}
+
+/// A node that joins gets routes on every node and its pods are reached
+/// across the overlay; a node that leaves loses its routes everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_joining_and_leaving_update_every_node() {
+    if !require_root("nodes_joining_and_leaving_update_every_node") {
+        return;
+    }
+    let mut h = Harness::start(ClusterOptions {
+        nodes: 2,
+        ..ClusterOptions::default()
+    })
+    .await;
+    tunnels_converge(&h, 2).await;
+
+    let joined = h.cluster.add_node().await.expect("a node joins");
+    let newcomer = h.cluster.nodes()[joined].name().to_owned();
+    h.cluster
+        .import_demo_image()
+        .expect("the demo image imports onto the newcomer");
+    tunnels_converge(&h, 3).await;
+    // Its pods are reachable from a pod on the first node, through the overlay.
+    let first = h.cluster.nodes()[0].name().to_owned();
+    let mut yaml = pinned_pod("client", &first, "role: client", "sleep 3600");
+    yaml.push_str(&pinned_pod("fresh", &newcomer, "role: fresh", HTTPD));
+    h.apply(&yaml);
+    h.ready_pods("role=client", 1).await;
+    let fresh = h.ready_pods("role=fresh", 1).await.remove(0);
+    let (code, body) = exec(
+        &h,
+        "client",
+        &format!(
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {} 80 | tail -n 1",
+            pod_ip(&fresh)
+        ),
+    );
+    assert_eq!(
+        (code, body.trim()),
+        (0, "fresh"),
+        "the newcomer's pod answers"
+    );
+
+    h.cluster
+        .remove_node(joined)
+        .await
+        .expect("the node leaves");
+    tunnels_converge(&h, 2).await;
+    for n in h.cluster.nodes() {
+        assert!(
+            !tunnels_of(n.name()).values().any(|ip| *ip
+                == fresh
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.host_ip.clone())
+                    .unwrap_or_default()),
+            "{} still routes to the node that left",
+            n.name()
+        );
+    }
+}
+
+/// Three nodes, a 6-replica Deployment spread over them behind a Service;
+/// one node stops (agent and pods): its pods leave the Endpoints when the
+/// node's grace runs out (before they are evicted), replacements start on
+/// the other nodes and become Ready, and a client on a surviving node sees
+/// no failed request once the endpoints have changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_heals_onto_the_others() {
+    if !require_root("a_stopped_node_heals_onto_the_others") {
+        return;
+    }
+    let mut h = Harness::start(spreading(3)).await;
+    let nodes: Vec<String> = h
+        .cluster
+        .nodes()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    let mut yaml = format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 6
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: jotasu.local/busybox:latest
+        command: ["sh", "-c", {HTTPD:?}]
+        readinessProbe:
+          tcpSocket: {{port: 80}}
+          periodSeconds: 1
+---
+{WEB_SERVICE}
+---
+"#
+    );
+    yaml.push_str(&pinned_pod(
+        "client",
+        &nodes[0],
+        "role: client",
+        "sleep 3600",
+    ));
+    h.apply(&yaml);
+    let pods = h.ready_pods("app=web", 6).await;
+    h.ready_pods("role=client", 1).await;
+    let spread: BTreeMap<String, usize> = pods.iter().fold(BTreeMap::new(), |mut m, p| {
+        *m.entry(node_of(p)).or_default() += 1;
+        m
+    });
+    assert_eq!(
+        spread.len(),
+        3,
+        "the replicas spread over the nodes: {spread:?}"
+    );
+    let vip = h.vip("web").await;
+    eventually("6 endpoints", SETTLE, || async {
+        (h.endpoint_ips("web").await.len() == 6).then_some(())
+    })
+    .await;
+    assert!(
+        h.get_through(&vip, 12).is_some(),
+        "the service answers before the stop"
+    );
+
+    // Stop node 2: its agent and its pods die, its link goes down.
+    let victim = nodes[2].clone();
+    let doomed: BTreeSet<String> = pods
+        .iter()
+        .filter(|p| node_of(p) == victim)
+        .map(pod_ip)
+        .collect();
+    let doomed_names: BTreeSet<String> = pods
+        .iter()
+        .filter(|p| node_of(p) == victim)
+        .map(|p| p.metadata.name().to_owned())
+        .collect();
+    let stopped = std::time::Instant::now();
+    h.cluster.stop_node(2).await.expect("stopping node 2");
+
+    // Its pods leave the Endpoints while they still exist (NotReady at the
+    // node's grace, before eviction deletes them).
+    eventually(
+        "the stopped node's pods leave the Endpoints",
+        SETTLE,
+        || async {
+            let eps = h.endpoint_ips("web").await;
+            eps.is_disjoint(&doomed).then_some(())
+        },
+    )
+    .await;
+    let left_after = stopped.elapsed();
+    let still_there = h
+        .pods("app=web")
+        .await
+        .iter()
+        .filter(|p| doomed_names.contains(p.metadata.name()))
+        .count();
+    assert_eq!(
+        still_there,
+        doomed_names.len(),
+        "the pods left the Endpoints through the grace, not by deletion"
+    );
+    eprintln!("the stopped node's pods left the Endpoints {left_after:?} after the stop");
+
+    // Once the endpoints changed, no request fails — while replacements
+    // start and join, and after.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut rounds = 0;
+    let replaced = loop {
+        let answers = h.get_through(&vip, 10);
+        assert!(
+            answers
+                .as_ref()
+                .is_some_and(|a| a.iter().all(|l| l.starts_with("web-"))),
+            "a request failed after the endpoints changed (round {rounds}): {answers:?}"
+        );
+        rounds += 1;
+        let ready: Vec<Pod> = h
+            .pods("app=web")
+            .await
+            .into_iter()
+            .filter(|p| ready(p) && p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if ready.len() == 6 && ready.iter().all(|p| node_of(p) != victim) {
+            break ready;
+        }
+        assert!(rounds < 200, "the replacements never became Ready");
+    };
+    eprintln!(
+        "6 replicas Ready on the surviving nodes {:?} after the stop ({rounds} request rounds, none failed)",
+        stopped.elapsed()
+    );
+    eventually("6 endpoints on the surviving nodes", SETTLE, || async {
+        let eps = h.endpoint_ips("web").await;
+        (eps.len() == 6 && eps.is_disjoint(&doomed)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let answers = h.get_through(&vip, 30).expect("30 answers after healing");
+    let names: BTreeSet<&str> = answers.iter().map(String::as_str).collect();
+    let want: BTreeSet<&str> = replaced.iter().map(|p| p.metadata.name()).collect();
+    assert_eq!(names, want, "every replica answers, round-robin");
 }
