@@ -1,15 +1,20 @@
-//! The main demo: a real jotasu cluster on this machine — containerd, the
-//! control plane and a node running `jotasu-agent`, each in network
-//! namespaces the demo makes — then an example app applied with jotactl
-//! (a 3-replica web Deployment behind a Service, and a client pod), and
-//! requests from the client to the Service's VIP, answered round-robin by
-//! the pods through the eBPF data plane. Everything is removed at the end,
-//! Ctrl-C included.
+//! The main demo: a real three-node jotasu cluster on this machine —
+//! containerd, the control plane and three nodes running `jotasu-agent`,
+//! each in network namespaces the demo makes — then an example app applied
+//! with jotactl (a web Deployment behind a Service, and a client pod). It
+//! shows the pods spread over the nodes, requests from the client answered
+//! round-robin by pods on every node (the eBPF data plane balances; the
+//! overlay carries the packets between nodes), the app scaled out and in,
+//! and one node stopped: its pods leave the Service and are replaced on the
+//! other nodes while requests keep being answered. Everything is removed at
+//! the end, Ctrl-C included.
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use jotasu_api::{Kind, Object, ObjectRef};
+use jotasu_api::client::Client;
+use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef, Pod};
 use jotasu_tests::cluster::{ClusterOptions, LocalCluster};
 use jotasu_tests::jotactl::Ctl;
 use jotasu_tests::{privilege, signals};
@@ -17,12 +22,15 @@ use jotasu_tests::{privilege, signals};
 /// Run the jotasu demo (needs root; everything stays in namespaces it creates).
 #[derive(Parser)]
 struct Cli {
-    /// Requests sent to the service.
-    #[arg(long, default_value_t = 9)]
-    requests: usize,
-    /// Replicas of the example app.
+    /// Nodes of the cluster.
     #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Replicas of the example app.
+    #[arg(long, default_value_t = 6)]
     replicas: usize,
+    /// Requests sent to the service each time.
+    #[arg(long, default_value_t = 12)]
+    requests: usize,
 }
 
 const APP: &str = r#"
@@ -62,8 +70,10 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: client
+  labels: {role: client}
 spec:
   terminationGracePeriodSeconds: 1
+  nodeSelector: {kubernetes.io/hostname: NODE0}
   containers:
   - name: sh
     image: jotasu.local/busybox:latest
@@ -73,6 +83,16 @@ spec:
 struct Demo {
     ctl: Ctl,
     server: String,
+    client: Client,
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
+        })
 }
 
 impl Demo {
@@ -89,6 +109,94 @@ impl Demo {
         print!("{}", self.run(args)?);
         Ok(())
     }
+
+    async fn pods(&self, selector: &str) -> anyhow::Result<Vec<Pod>> {
+        Ok(self
+            .client
+            .list(Kind::Pod, Some("default"), selector)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|o| Pod::try_from(o).ok())
+            .collect())
+    }
+
+    /// Waits until `n` pods match, all Ready (and none terminating), and
+    /// none on `avoid`.
+    async fn settle(
+        &self,
+        selector: &str,
+        n: usize,
+        avoid: Option<&str>,
+    ) -> anyhow::Result<Vec<Pod>> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            signals::check()?;
+            let pods = self.pods(selector).await?;
+            let ok = pods.len() == n
+                && pods.iter().all(is_ready)
+                && avoid
+                    .is_none_or(|a| pods.iter().all(|p| p.spec.node_name.as_deref() != Some(a)));
+            if ok {
+                return Ok(pods);
+            }
+            if Instant::now() > deadline {
+                bail!("{selector}: {n} Ready pods did not come within 180 s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn endpoints(&self) -> anyhow::Result<usize> {
+        let r = ObjectRef {
+            kind: Kind::Endpoints,
+            namespace: Some("default".into()),
+            name: "hello".into(),
+        };
+        Ok(match self.client.get(&r).await {
+            Ok(Object::Endpoints(e)) => e.subsets.iter().map(|s| s.addresses.len()).sum(),
+            _ => 0,
+        })
+    }
+
+    /// Requests from the client pod to the VIP; prints who answered, on which node.
+    async fn requests(&self, vip: &str, n: usize) -> anyhow::Result<()> {
+        let node_of: BTreeMap<String, String> = self
+            .pods("app=hello")
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.metadata.name().to_owned(),
+                    p.spec.node_name.unwrap_or_default(),
+                )
+            })
+            .collect();
+        println!("$ jotactl exec client -- sh -c 'for i in $(seq {n}); do … nc {vip} 80; done'");
+        // HTTP/1.0 over busybox nc (busybox-static's wget crashes: static glibc).
+        let script = format!(
+            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+        );
+        let answers = self.run(&["exec", "client", "--", "sh", "-c", &script])?;
+        for (i, line) in answers.lines().enumerate() {
+            let pod = line.trim().strip_prefix("hello from ").unwrap_or(line);
+            let node = node_of.get(pod).map_or("?", String::as_str);
+            println!("  request {:>2} -> {line:<32} (node {node})", i + 1);
+        }
+        Ok(())
+    }
+
+    async fn spread(&self) -> anyhow::Result<()> {
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        for p in self.pods("app=hello").await? {
+            *per_node
+                .entry(p.spec.node_name.unwrap_or_default())
+                .or_default() += 1;
+        }
+        let text: Vec<String> = per_node.iter().map(|(n, c)| format!("{n}: {c}")).collect();
+        println!("pods per node: {}", text.join(", "));
+        Ok(())
+    }
 }
 
 fn step(text: &str) {
@@ -96,67 +204,61 @@ fn step(text: &str) {
 }
 
 async fn demo(cli: &Cli) -> anyhow::Result<()> {
-    step("starting containerd, the control plane and a node (each in its own network namespace)");
+    step(&format!(
+        "starting containerd, the control plane and {} nodes (each in its own network namespace, on one underlay bridge)",
+        cli.nodes
+    ));
     let started = Instant::now();
-    let cluster = LocalCluster::start(ClusterOptions {
+    let mut options = ClusterOptions {
+        nodes: cli.nodes,
         quiet: true,
         ..ClusterOptions::default()
-    })
-    .await?;
+    };
+    // Spread replicas (Kubernetes' default) rather than bin-pack them, so the
+    // demo shows traffic between nodes.
+    options
+        .controlplane_args
+        .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
+    let mut cluster = LocalCluster::start(options).await?;
     println!("ready in {:.1} s", started.elapsed().as_secs_f64());
     let d = Demo {
         ctl: Ctl::new(),
         server: cluster.server(),
+        client: cluster.client().await?,
     };
     d.show(&["get", "nodes", "-o", "wide"])?;
+    let nodes: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
 
     signals::check()?;
-    step("importing the demo image (busybox from Debian's busybox-static) onto the node");
+    step("importing the demo image (busybox from Debian's busybox-static) onto every node");
     let image = cluster.import_demo_image()?;
     println!("imported {image}");
 
     signals::check()?;
     step(&format!(
-        "applying the example app: {} web pods, a Service, a client pod",
-        cli.replicas
+        "applying the example app: {} web pods, a Service, a client pod on {}",
+        cli.replicas, nodes[0]
     ));
-    let manifest = APP.replace("REPLICAS", &cli.replicas.to_string());
+    let manifest = APP
+        .replace("REPLICAS", &cli.replicas.to_string())
+        .replace("NODE0", &nodes[0]);
     let out = d.ctl.pipe(&d.server, &["apply", "-f", "-"], &manifest);
     if out.code != 0 {
         bail!("apply failed: {}", out.stderr);
     }
     print!("{}", out.stdout);
     d.show(&["rollout", "status", "deployment/hello", "--timeout=120s"])?;
-    let client = cluster.client().await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        signals::check()?;
-        let ready = match client
-            .get(&ObjectRef {
-                kind: Kind::Pod,
-                namespace: Some("default".into()),
-                name: "client".into(),
-            })
-            .await
-        {
-            Ok(Object::Pod(p)) => p.status.is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == jotasu_api::ConditionStatus::True)
-            }),
-            _ => false,
-        };
-        if ready {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the client pod did not become ready within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    d.settle("app=hello", cli.replicas, None).await?;
+    d.settle("role=client", 1, None).await?;
     d.show(&["get", "pods", "-o", "wide"])?;
+    d.spread().await?;
     d.show(&["get", "service", "hello"])?;
-    let Ok(Object::Service(svc)) = client
+    let Ok(Object::Service(svc)) = d
+        .client
         .get(&ObjectRef {
             kind: Kind::Service,
             namespace: Some("default".into()),
@@ -173,23 +275,77 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
 
     signals::check()?;
     step(&format!(
-        "{} requests from the client pod to http://{vip}/ — balanced round-robin by the eBPF data plane",
+        "{} requests from the client pod to http://{vip}/ — round-robin over pods on every node (eBPF balancing, VXLAN overlay between nodes)",
         cli.requests
     ));
-    // HTTP/1.0 over busybox nc (busybox-static's wget crashes: static glibc).
-    let script = format!(
-        "for i in $(seq {}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done",
-        cli.requests
-    );
-    let answers = d.run(&["exec", "client", "--", "sh", "-c", &script])?;
-    for (i, line) in answers.lines().enumerate() {
-        println!("  request {:>2} -> {line}", i + 1);
+    d.requests(&vip, cli.requests).await?;
+
+    signals::check()?;
+    let out_to = cli.replicas + 3;
+    step(&format!("scaling out to {out_to} replicas"));
+    d.show(&["scale", "deployment/hello", &format!("--replicas={out_to}")])?;
+    d.settle("app=hello", out_to, None).await?;
+    d.spread().await?;
+    let in_to = cli.replicas.div_ceil(2).max(1);
+    step(&format!("scaling in to {in_to} replicas"));
+    d.show(&["scale", "deployment/hello", &format!("--replicas={in_to}")])?;
+    d.settle("app=hello", in_to, None).await?;
+    d.spread().await?;
+    step(&format!("back to {} replicas", cli.replicas));
+    d.show(&[
+        "scale",
+        "deployment/hello",
+        &format!("--replicas={}", cli.replicas),
+    ])?;
+    d.settle("app=hello", cli.replicas, None).await?;
+    d.spread().await?;
+
+    signals::check()?;
+    let victim_index = cli.nodes - 1;
+    let victim = nodes[victim_index].clone();
+    step(&format!(
+        "stopping node {victim}: its agent and its pods die, its link goes down"
+    ));
+    let stopped = Instant::now();
+    cluster.stop_node(victim_index).await?;
+    let before = d.endpoints().await?;
+    println!("endpoints of hello: {before}");
+    let on_victim = d
+        .pods("app=hello")
+        .await?
+        .iter()
+        .filter(|p| p.spec.node_name.as_deref() == Some(victim.as_str()))
+        .count();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while d.endpoints().await? > cli.replicas - on_victim {
+        signals::check()?;
+        if Instant::now() > deadline {
+            bail!("the stopped node's pods did not leave the endpoints");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    println!(
+        "{:.1} s: {victim} is NotReady; its {on_victim} pods left the endpoints (now {})",
+        stopped.elapsed().as_secs_f64(),
+        d.endpoints().await?
+    );
+    d.show(&["get", "nodes"])?;
+    d.requests(&vip, cli.requests).await?;
+    d.settle("app=hello", cli.replicas, Some(&victim)).await?;
+    println!(
+        "{:.1} s: its pods were evicted and replaced on the other nodes",
+        stopped.elapsed().as_secs_f64()
+    );
+    d.show(&["get", "pods", "-o", "wide"])?;
+    d.spread().await?;
+    d.requests(&vip, cli.requests).await?;
 
     step("removing the app");
     let out = d.ctl.pipe(&d.server, &["delete", "-f", "-"], &manifest);
     print!("{}", out.stdout);
-    step("stopping the node, the control plane and containerd; removing namespaces, pins, cgroups");
+    step(
+        "stopping the nodes, the control plane and containerd; removing namespaces, pins, cgroups",
+    );
     drop(cluster);
     println!("done.");
     Ok(())
