@@ -73,6 +73,19 @@ pub enum Command {
     /// Show or change the context file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Local multi-node clusters on this machine: dev up --nodes N [--name
+    /// NAME], dev down, dev list, dev node stop|start NODE (`jotactl dev
+    /// --help` for more; needs root).
+    Dev(DevArgs),
+}
+
+/// `jotactl dev …`: everything after `dev` goes to `jotasu-dev`.
+#[derive(Debug, Clone, Args)]
+#[command(disable_help_flag = true)]
+pub struct DevArgs {
+    /// The dev command and its flags (up, down, list, node).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 /// Where manifests come from.

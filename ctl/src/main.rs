@@ -11,6 +11,7 @@ mod config;
 mod connect;
 mod delete;
 mod describe;
+mod dev;
 mod exec;
 mod get;
 mod image;
@@ -47,6 +48,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Exec(a) => exec::run(global, a).await,
         Command::Image(c) => image::run(global, c).await,
         Command::Config(c) => config::run(global, c),
+        Command::Dev(a) => dev::run(global, a),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod cni;
 pub mod containerd;
 pub mod controlplane;
+pub mod devcluster;
 pub mod e2e;
 pub mod etcd;
 pub mod image;

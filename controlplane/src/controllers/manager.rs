@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{Instrument as _, info, info_span};
+use tracing::{Instrument as _, info, info_span, warn};
 
 use super::runtime::{Context, Informers};
 use super::{daemonset, deployment, endpoints, hpa, nodes, replicaset};
@@ -34,6 +34,34 @@ impl Default for Config {
                 eviction_delay: Duration::from_secs(30),
             },
             hpa: hpa::Config::default(),
+        }
+    }
+}
+
+/// How often the garbage collector sweeps for objects whose every owner
+/// is gone: a controller that created a dependent while its owner was
+/// being deleted (its cache still held the owner) leaves one behind, as
+/// does a cascade cut short.
+pub const GC_PERIOD: Duration = Duration::from_secs(20);
+
+/// Kubernetes' garbage collector, as a periodic sweep (the API server sweeps
+/// once at start-up; cascading deletes handle the common case at once).
+async fn collect_garbage<S: Store>(ctx: Context<S>) {
+    let mut stop = ctx.shutdown.clone();
+    let mut tick = tokio::time::interval(GC_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // immediate: the start-up sweep just ran
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match ctx.api.collect_garbage().await {
+            Ok(gone) if !gone.is_empty() => {
+                info!(count = gone.len(), "deleted objects whose owners are gone");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "garbage collection sweep failed; retrying next period"),
         }
     }
 }
@@ -70,6 +98,7 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
     spawn(&mut set, "daemonset", daemonset::run(ctx.clone()));
     spawn(&mut set, "endpoints", endpoints::run(ctx.clone()));
     spawn(&mut set, "nodes", nodes::run(ctx.clone(), config.nodes));
+    spawn(&mut set, "garbage-collector", collect_garbage(ctx.clone()));
     spawn(&mut set, "hpa", hpa::run(ctx, config.hpa));
     while set.join_next().await.is_some() {}
     info!("controllers stopped");

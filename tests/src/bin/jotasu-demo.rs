@@ -1,13 +1,12 @@
-//! The main demo: a real three-node jotasu cluster on this machine —
-//! containerd, the control plane and three nodes running `jotasu-agent`,
-//! each in network namespaces the demo makes — then an example app applied
-//! with jotactl (a web Deployment behind a Service, and a client pod). It
+//! The main demo, on a local cluster that `jotactl dev up` started
+//! (`scripts/demo.sh` runs both): an example app applied with jotactl (a
+//! web Deployment behind a Service, and a client pod). It
 //! shows the pods spread over the nodes, requests from the client answered
 //! round-robin by pods on every node (the eBPF data plane balances; the
 //! overlay carries the packets between nodes), the app scaled out and in,
 //! and one node stopped: its pods leave the Service and are replaced on the
-//! other nodes while requests keep being answered. Everything is removed at
-//! the end, Ctrl-C included.
+//! other nodes while requests keep being answered. The app is deleted at
+//! the end, Ctrl-C included; `jotactl dev down` removes the cluster.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -15,16 +14,16 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use jotasu_api::client::Client;
 use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef, Pod};
-use jotasu_tests::cluster::{ClusterOptions, LocalCluster};
+use jotasu_tests::devcluster::{Phase, State};
 use jotasu_tests::jotactl::Ctl;
 use jotasu_tests::{privilege, signals};
 
-/// Run the jotasu demo (needs root; everything stays in namespaces it creates).
+/// Run the jotasu demo on a cluster made by `jotactl dev up` (needs root).
 #[derive(Parser)]
 struct Cli {
-    /// Nodes of the cluster.
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
+    /// The cluster (`jotactl dev up --name NAME`).
+    #[arg(long, default_value = "demo")]
+    cluster: String,
     /// Replicas of the example app.
     #[arg(long, default_value_t = 6)]
     replicas: usize,
@@ -204,39 +203,32 @@ fn step(text: &str) {
 }
 
 async fn demo(cli: &Cli) -> anyhow::Result<()> {
-    step(&format!(
-        "starting containerd, the control plane and {} nodes (each in its own network namespace, on one underlay bridge)",
-        cli.nodes
-    ));
-    let started = Instant::now();
-    let mut options = ClusterOptions {
-        nodes: cli.nodes,
-        quiet: true,
-        ..ClusterOptions::default()
-    };
-    // Spread replicas (Kubernetes' default) rather than bin-pack them, so the
-    // demo shows traffic between nodes.
-    options
-        .controlplane_args
-        .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
-    let mut cluster = LocalCluster::start(options).await?;
-    println!("ready in {:.1} s", started.elapsed().as_secs_f64());
+    let state = State::load(&cli.cluster)?
+        .filter(|s| s.phase == Phase::Ready && s.supervisor_alive())
+        .with_context(|| {
+            format!(
+                "cluster {} is not up: jotactl dev up --nodes 3 --name {}",
+                cli.cluster, cli.cluster
+            )
+        })?;
+    let server = state.server.clone().context("the cluster has no server")?;
+    let client = Client::connect_to(
+        &jotasu_api::client::ServerUrl::parse(&server)?,
+        &jotasu_api::client::TlsFiles::default(),
+    )
+    .await?;
     let d = Demo {
         ctl: Ctl::new(),
-        server: cluster.server(),
-        client: cluster.client().await?,
+        server,
+        client,
     };
+    let nodes: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
+    step(&format!(
+        "cluster {}: {} nodes, each a network namespace with containerd and jotasu-agent, on one underlay bridge",
+        cli.cluster,
+        nodes.len()
+    ));
     d.show(&["get", "nodes", "-o", "wide"])?;
-    let nodes: Vec<String> = cluster
-        .nodes()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
-
-    signals::check()?;
-    step("importing the demo image (busybox from Debian's busybox-static) onto every node");
-    let image = cluster.import_demo_image()?;
-    println!("imported {image}");
 
     signals::check()?;
     step(&format!(
@@ -301,13 +293,12 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     d.spread().await?;
 
     signals::check()?;
-    let victim_index = cli.nodes - 1;
-    let victim = nodes[victim_index].clone();
+    let victim = nodes.last().context("the cluster has no node")?.clone();
     step(&format!(
         "stopping node {victim}: its agent and its pods die, its link goes down"
     ));
     let stopped = Instant::now();
-    cluster.stop_node(victim_index).await?;
+    d.show(&["dev", "node", "stop", &victim, "--name", &cli.cluster])?;
     let before = d.endpoints().await?;
     println!("endpoints of hello: {before}");
     let on_victim = d
@@ -343,11 +334,6 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     step("removing the app");
     let out = d.ctl.pipe(&d.server, &["delete", "-f", "-"], &manifest);
     print!("{}", out.stdout);
-    step(
-        "stopping the nodes, the control plane and containerd; removing namespaces, pins, cgroups",
-    );
-    drop(cluster);
-    println!("done.");
     Ok(())
 }
 

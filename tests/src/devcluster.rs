@@ -1,0 +1,298 @@
+//! Named local clusters that outlive the command that made them (`jotactl
+//! dev up`): a detached supervisor process holds a [`LocalCluster`] — the
+//! same one the end-to-end tests build — until it is told to go, and
+//! answers on a control socket. Its state lives under
+//! `/run/jotasu/dev/<name>/`:
+//!
+//! - `state.json` ([`State`]): the supervisor's PID, the phase it is in,
+//!   the server URL, the nodes;
+//! - `control.sock`: one line per request (`stop-node NODE`, `start-node
+//!   NODE`, `down`), one line back (`ok` or `error: …`);
+//! - `supervisor.log`: what the supervisor printed.
+//!
+//! Everything the cluster makes carries the supervisor's per-run prefix, so
+//! if the supervisor is killed outright, `down` sweeps what it left.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{ClusterOptions, LocalCluster};
+
+/// Where every dev cluster keeps its state.
+pub const DEV_ROOT: &str = "/run/jotasu/dev";
+
+/// The default cluster name.
+pub const DEFAULT_NAME: &str = "jotasu";
+
+/// A cluster name: a DNS label of at most 20 characters.
+pub fn validate_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 20
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        bail!(
+            "invalid cluster name {name:?}: use 1-20 lowercase letters, digits and '-', starting and ending with a letter or digit"
+        );
+    }
+    Ok(())
+}
+
+/// The directory of cluster `name`.
+pub fn dir_of(name: &str) -> PathBuf {
+    Path::new(DEV_ROOT).join(name)
+}
+
+/// Where the supervisor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Building namespaces, containerd, the control plane and the nodes.
+    Starting,
+    /// Importing the demo image onto the nodes.
+    ImportingImage,
+    /// Every node Ready, the image imported.
+    Ready,
+    /// The cluster could not be built; `error` says why.
+    Failed,
+}
+
+/// One node of a dev cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The node's name.
+    pub name: String,
+    /// Its underlay address.
+    pub ip: String,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The cluster's name.
+    pub name: String,
+    /// The supervisor's PID.
+    pub pid: u32,
+    /// Where it stands.
+    pub phase: Phase,
+    /// The server URL (once the control plane runs).
+    pub server: Option<String>,
+    /// The nodes (once they run).
+    pub nodes: Vec<NodeState>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl State {
+    /// Reads cluster `name`'s state, if it has any.
+    pub fn load(name: &str) -> anyhow::Result<Option<Self>> {
+        let path = dir_of(name).join("state.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the state atomically (a reader never sees half a file).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let dir = dir_of(&self.name);
+        let tmp = dir.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("state.json"))
+            .with_context(|| format!("renaming {}", tmp.display()))
+    }
+
+    /// Whether the supervisor still runs (the PID exists and is a supervisor
+    /// of this cluster, not a recycled PID).
+    pub fn supervisor_alive(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid)).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.contains(&b"hold".as_slice()) && args.contains(&self.name.as_bytes())
+        })
+    }
+}
+
+/// Sends one request to cluster `name`'s supervisor; its answer.
+pub fn request(name: &str, line: &str, timeout: Duration) -> anyhow::Result<String> {
+    let path = dir_of(name).join("control.sock");
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("reaching cluster {name}'s supervisor at {}", path.display()))?;
+    s.set_read_timeout(Some(timeout))?;
+    writeln!(s, "{line}")?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    let answer = answer.trim().to_owned();
+    match answer.strip_prefix("error: ") {
+        Some(e) => bail!("cluster {name}: {e}"),
+        None if answer.is_empty() => bail!("cluster {name}'s supervisor closed without an answer"),
+        None => Ok(answer),
+    }
+}
+
+/// The supervisor: builds the cluster, records its state, then serves the
+/// control socket until `down` (or SIGTERM/SIGINT), and removes it all.
+pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
+    let dir = dir_of(name);
+    let mut state = State {
+        name: name.to_owned(),
+        pid: std::process::id(),
+        phase: Phase::Starting,
+        server: None,
+        nodes: Vec::new(),
+        error: None,
+    };
+    state.save()?;
+    crate::signals::install();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let built = runtime.block_on(async {
+        let mut options = ClusterOptions {
+            nodes,
+            quiet: true,
+            ..ClusterOptions::default()
+        };
+        // Replicas spread over the nodes (Kubernetes' default scoring),
+        // which is what a local multi-node cluster is for.
+        options
+            .controlplane_args
+            .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
+        LocalCluster::start(options).await
+    });
+    let mut cluster = match built {
+        Ok(c) => c,
+        Err(e) => {
+            state.phase = Phase::Failed;
+            state.error = Some(format!("{e:#}"));
+            state.save()?;
+            return Err(e);
+        }
+    };
+    state.server = Some(cluster.server());
+    state.nodes = node_states(&cluster);
+    state.phase = Phase::ImportingImage;
+    state.save()?;
+    if let Err(e) = cluster.import_demo_image() {
+        state.phase = Phase::Failed;
+        state.error = Some(format!("importing the demo image: {e:#}"));
+        state.save()?;
+        return Err(e);
+    }
+    let sock = dir.join("control.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener =
+        UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
+    listener.set_nonblocking(true)?;
+    state.phase = Phase::Ready;
+    state.save()?;
+    eprintln!("cluster {name} ready: {}", cluster.server());
+    loop {
+        if crate::signals::interrupted() {
+            break;
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => return Err(e).context("accepting on the control socket"),
+        };
+        stream.set_nonblocking(false)?;
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line)?;
+        let mut words = line.split_whitespace();
+        let answer = match (words.next(), words.next()) {
+            (Some("down"), None) => {
+                drop(cluster);
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = writeln!(&stream, "ok");
+                return Ok(());
+            }
+            (Some(verb @ ("stop-node" | "start-node")), Some(node)) => {
+                let i = cluster.nodes().iter().position(|n| n.name() == node);
+                match i {
+                    None => Err(anyhow::anyhow!("no node {node} in cluster {name}")),
+                    Some(i) if verb == "stop-node" => runtime.block_on(cluster.stop_node(i)),
+                    Some(i) => cluster.start_node(i),
+                }
+            }
+            _ => Err(anyhow::anyhow!("unknown request {:?}", line.trim())),
+        };
+        let _ = match answer {
+            Ok(()) => writeln!(&stream, "ok"),
+            Err(e) => writeln!(&stream, "error: {e:#}"),
+        };
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn node_states(cluster: &LocalCluster) -> Vec<NodeState> {
+    cluster
+        .nodes()
+        .iter()
+        .map(|n| NodeState {
+            name: n.name().to_owned(),
+            ip: n.ip().to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_dns_labels() {
+        for ok in ["jotasu", "a", "dev-2", "x1234567890123456789"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Dev",
+            "a_b",
+            "a.b",
+            "x12345678901234567890",
+            "../x",
+        ] {
+            let e = validate_name(bad).expect_err(bad).to_string();
+            assert!(e.contains("invalid cluster name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let s = State {
+            name: "dev".into(),
+            pid: 42,
+            phase: Phase::Ready,
+            server: Some("unix:///tmp/x.sock".into()),
+            nodes: vec![NodeState {
+                name: "jt1x0n0".into(),
+                ip: "192.168.77.10".into(),
+            }],
+            error: None,
+        };
+        let json = serde_json::to_string(&s).expect("encodes");
+        assert!(json.contains("\"phase\":\"ready\""), "{json}");
+        assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), s);
+    }
+}

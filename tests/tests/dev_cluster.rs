@@ -1,0 +1,158 @@
+//! `jotactl dev`: named local clusters that outlive the command that made
+//! them. Two clusters side by side, a node stopped and started, both
+//! removed — and nothing of theirs left on the machine.
+use std::path::Path;
+use std::time::Duration;
+
+use jotasu_tests::devcluster::{State, dir_of};
+use jotasu_tests::jotactl::Ctl;
+use jotasu_tests::privilege::require_root;
+use jotasu_tests::wait::eventually;
+
+/// Runs `jotactl dev down` for each cluster when dropped (on failure too).
+struct Down<'a> {
+    ctl: &'a Ctl,
+    names: Vec<String>,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = self.ctl.run(&["dev", "down", "--name", n]);
+        }
+    }
+}
+
+fn ok(ctl: &Ctl, args: &[&str]) -> String {
+    let run = ctl.run(args);
+    assert_eq!(
+        run.code, 0,
+        "jotactl {args:?}: {}{}",
+        run.stdout, run.stderr
+    );
+    run.stdout
+}
+
+/// `jotactl get nodes` of context `name`: (node, status) rows.
+fn nodes(ctl: &Ctl, name: &str) -> Vec<(String, String)> {
+    ok(ctl, &["--context", name, "get", "nodes"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_owned(), w.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_side_by_side_come_and_go() {
+    if !require_root("two_clusters_side_by_side_come_and_go") {
+        return;
+    }
+    let ctl = Ctl::new();
+    let prefix = jotasu_tests::names::fresh_prefix();
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    let _down = Down {
+        ctl: &ctl,
+        names: vec![a.clone(), b.clone()],
+    };
+
+    let up = ok(&ctl, &["dev", "up", "--nodes", "2", "--name", &a]);
+    assert!(up.contains(&format!("cluster {a} is up")), "{up}");
+    // dev up made the cluster the current context: no --server needed.
+    let current = ok(&ctl, &["get", "nodes"]);
+    assert_eq!(current.lines().count(), 3, "{current}");
+    let again = ctl.run(&["dev", "up", "--name", &a]);
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("already up"), "{}", again.stderr);
+    ok(&ctl, &["dev", "up", "--nodes", "1", "--name", &b]);
+    let (na, nb) = (nodes(&ctl, &a), nodes(&ctl, &b));
+    assert_eq!(na.len(), 2, "{na:?}");
+    assert_eq!(nb.len(), 1, "{nb:?}");
+    assert!(
+        na.iter().chain(&nb).all(|(_, s)| s == "Ready"),
+        "{na:?} {nb:?}"
+    );
+    assert!(nb.iter().all(|n| !na.contains(n)), "two separate clusters");
+    let list = ok(&ctl, &["dev", "list"]);
+    assert!(list.contains(&a) && list.contains(&b), "{list}");
+
+    // A node stopped turns NotReady; started again, Ready.
+    let victim = na[1].0.clone();
+    ok(&ctl, &["dev", "node", "stop", &victim, "--name", &a]);
+    eventually(
+        "the stopped node is NotReady",
+        Duration::from_secs(60),
+        || async {
+            nodes(&ctl, &a)
+                .iter()
+                .any(|(n, s)| *n == victim && s == "NotReady")
+                .then_some(())
+        },
+    )
+    .await;
+    ok(&ctl, &["dev", "node", "start", &victim, "--name", &a]);
+    eventually(
+        "the restarted node is Ready",
+        Duration::from_secs(60),
+        || async {
+            nodes(&ctl, &a)
+                .iter()
+                .all(|(_, s)| s == "Ready")
+                .then_some(())
+        },
+    )
+    .await;
+    let bad = ctl.run(&["dev", "node", "stop", "no-such-node", "--name", &a]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("no node no-such-node"),
+        "{}",
+        bad.stderr
+    );
+
+    // Down removes each cluster and everything it made.
+    let states: Vec<State> = [&a, &b]
+        .iter()
+        .map(|n| State::load(n).expect("state").expect("a state file"))
+        .collect();
+    for n in [&a, &b] {
+        let out = ok(&ctl, &["dev", "down", "--name", n]);
+        assert!(out.contains("removed"), "{out}");
+    }
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    for s in &states {
+        assert!(!Path::new(&format!("/proc/{}", s.pid)).exists() || !s.supervisor_alive());
+        assert!(!dir_of(&s.name).exists(), "{} state left", s.name);
+        for node in &s.nodes {
+            assert!(
+                !netns.contains(&node.name),
+                "netns of {} left: {netns}",
+                node.name
+            );
+            let pins = Path::new(jotasu_ebpf::DEFAULT_BPFFS)
+                .join("jotasu")
+                .join(&node.name);
+            assert!(!pins.exists(), "{} left", pins.display());
+        }
+    }
+    let contexts = ok(&ctl, &["config", "get-contexts"]);
+    assert!(
+        !contexts.contains(&a) && !contexts.contains(&b),
+        "{contexts}"
+    );
+    let gone = ok(&ctl, &["dev", "down", "--name", &a]);
+    assert!(gone.contains("not up"), "down is idempotent: {gone}");
+    let bad = ctl.run(&["dev", "up", "--name", "Not_A_Name"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("invalid cluster name"),
+        "{}",
+        bad.stderr
+    );
+}
