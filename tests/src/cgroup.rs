@@ -22,6 +22,22 @@ pub fn cgroup2_root() -> anyhow::Result<PathBuf> {
         .context("no cgroup2 filesystem mounted (see /proc/mounts)")
 }
 
+/// The mount point of every cgroup hierarchy, v1 and v2 (where a node's
+/// `jotasu/<node>` directories may be).
+pub fn hierarchy_roots() -> Vec<PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut roots: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
 /// A cgroup `jotasu/<name>` in the cgroup2 hierarchy.
 #[derive(Debug)]
 pub struct Cgroup {

@@ -19,10 +19,9 @@ use crate::containerd::ContainerdGuard;
 use crate::controlplane::{ControlPlane, Options};
 use crate::lab::workspace_bin;
 use crate::netns::NetNs;
+use crate::plan::Plan;
+pub use crate::plan::UNDERLAY;
 use crate::process::die_with_spawner;
-
-/// The underlay network the nodes and the control plane share.
-pub const UNDERLAY: [u8; 3] = [192, 168, 77];
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -33,8 +32,15 @@ pub struct ClusterOptions {
     pub controlplane_args: Vec<String>,
     /// Extra agent flags.
     pub agent_args: Vec<String>,
-    /// Agents log to a file in the scratch directory instead of stderr.
+    /// Agents log to `<node>.log` in the cluster's directory instead of stderr.
     pub quiet: bool,
+    /// The prefix of every name (default: a fresh per-run prefix,
+    /// [`crate::names::fresh_prefix`]).
+    pub prefix: Option<String>,
+    /// The cluster's directory: agent state, logs, the control plane's data
+    /// dir, the demo image (made if missing, removed on drop). Default: a
+    /// fresh `jotasu-<prefix>-…` in [`crate::controlplane::scratch_root`].
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -49,6 +55,8 @@ impl Default for ClusterOptions {
             ],
             agent_args: vec!["--heartbeat-interval".into(), "0.5".into()],
             quiet: false,
+            prefix: None,
+            dir: None,
         }
     }
 }
@@ -75,6 +83,11 @@ impl AgentNode {
     /// Its underlay address.
     pub fn ip(&self) -> Ipv4Addr {
         self.ip
+    }
+
+    /// Its link to the underlay bridge (inside its namespace).
+    pub fn uplink(&self) -> &str {
+        &self.uplink
     }
 
     /// Its network namespace.
@@ -177,7 +190,7 @@ pub fn remove_node_cgroups(node: &str) {
 /// A running cluster.
 #[derive(Debug)]
 pub struct LocalCluster {
-    prefix: String,
+    plan: Plan,
     options: ClusterOptions,
     server: String,
     cni_dir: PathBuf,
@@ -188,7 +201,10 @@ pub struct LocalCluster {
     containerd: Option<ContainerdGuard>,
     _cp_ns: NetNs,
     _underlay: NetNs,
-    scratch: tempfile::TempDir,
+    /// The cluster's directory.
+    dir: PathBuf,
+    /// Set when the directory is a temporary one (removed on drop).
+    _scratch: Option<tempfile::TempDir>,
 }
 
 fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
@@ -208,28 +224,42 @@ impl LocalCluster {
     /// with their spawner).
     pub async fn start(options: ClusterOptions) -> anyhow::Result<Self> {
         crate::names::sweep_stale();
-        let prefix = crate::names::fresh_prefix();
-        let containerd = ContainerdGuard::start(&prefix)?;
-        let underlay = NetNs::new(&format!("{prefix}u"))?;
+        let plan = Plan::new(
+            &options
+                .prefix
+                .clone()
+                .unwrap_or_else(crate::names::fresh_prefix),
+        );
+        let (dir, scratch) = match &options.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix(&format!("jotasu-{}-", plan.prefix()))
+                    .tempdir_in(crate::controlplane::scratch_root())
+                    .context("creating the cluster's scratch directory")?;
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        let containerd = ContainerdGuard::start(plan.prefix())?;
+        let underlay = NetNs::new(&plan.underlay_netns())?;
         underlay.ip(&["link", "add", "br0", "type", "bridge"])?;
         underlay.ip(&["link", "set", "br0", "up"])?;
-        let cp_ns = NetNs::new(&format!("{prefix}c"))?;
-        let [a, b, c] = UNDERLAY;
+        let cp_ns = NetNs::new(&plan.control_plane_netns())?;
         veth_to_bridge(
             &underlay,
             &cp_ns,
-            &format!("{prefix}c0"),
-            Ipv4Addr::new(a, b, c, 1),
+            &plan.control_plane_link(),
+            plan.control_plane_ip(),
         )?;
-        let scratch = tempfile::Builder::new()
-            .prefix("jotasu-cluster-")
-            .tempdir()
-            .context("creating the cluster's scratch directory")?;
         let mut cp_args = options.controlplane_args.clone();
         cp_args.extend(["--service-cidr".into(), "10.96.0.0/16".into()]);
         let control_plane = ControlPlane::start(Options {
             args: cp_args,
             netns: Some(cp_ns.name().to_owned()),
+            data_dir: Some(dir.join("controlplane")),
             ..Options::default()
         })
         .await?;
@@ -239,7 +269,7 @@ impl LocalCluster {
             .context("jotasu-cni has no directory")?
             .to_owned();
         let mut me = Self {
-            prefix: prefix.clone(),
+            plan,
             options,
             server,
             cni_dir,
@@ -249,7 +279,8 @@ impl LocalCluster {
             containerd: Some(containerd),
             _cp_ns: cp_ns,
             _underlay: underlay,
-            scratch,
+            dir,
+            _scratch: scratch,
         };
         for _ in 0..me.options.nodes {
             me.spawn_node()?;
@@ -261,15 +292,11 @@ impl LocalCluster {
     /// Makes the next node (namespace, uplink, agent); does not wait for it.
     fn spawn_node(&mut self) -> anyhow::Result<usize> {
         let i = self.next_node;
+        let crate::plan::NodePlan { name, uplink, ip } = self.plan.node(i)?;
         self.next_node += 1;
-        let prefix = &self.prefix;
-        let [a, b, c] = UNDERLAY;
-        let name = format!("{prefix}n{i}");
         let ns = NetNs::new(&name)?;
-        let ip = Ipv4Addr::new(a, b, c, u8::try_from(10 + i).context("too many nodes")?);
-        let uplink = format!("{prefix}v{i}");
         veth_to_bridge(&self._underlay, &ns, &uplink, ip)?;
-        let state_dir = self.scratch.path().join(&name);
+        let state_dir = self.dir.join(&name);
         let socket = self.containerd().socket().to_owned();
         let mut args: Vec<String> = vec![
             "--node-name".into(),
@@ -290,6 +317,10 @@ impl LocalCluster {
             "8Gi".into(),
         ];
         args.extend(self.options.agent_args.iter().cloned());
+        let log = self
+            .options
+            .quiet
+            .then(|| self.dir.join(format!("{name}.log")));
         let mut node = AgentNode {
             name,
             ip,
@@ -297,10 +328,7 @@ impl LocalCluster {
             state_dir,
             child: None,
             args,
-            log: self
-                .options
-                .quiet
-                .then(|| self.scratch.path().join(format!("agent-{i}.log"))),
+            log,
             ns,
         };
         node.spawn()?;
@@ -373,7 +401,37 @@ impl LocalCluster {
 
     /// The per-run prefix of every name.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.plan.prefix()
+    }
+
+    /// The names and addresses of the cluster.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The cluster's directory (agent state, logs, control-plane data).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The processes the cluster runs, by role (`containerd`,
+    /// `controlplane`, `agent <node>`), with their PIDs.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut all = Vec::new();
+        all.extend(
+            self.containerd()
+                .pid()
+                .map(|p| ("containerd".to_owned(), p)),
+        );
+        all.extend(
+            self.control_plane()
+                .pid()
+                .map(|p| ("controlplane".to_owned(), p)),
+        );
+        for n in &self.nodes {
+            all.extend(n.agent_pid().map(|p| (format!("agent {}", n.name), p)));
+        }
+        all
     }
 
     /// The nodes.
@@ -461,7 +519,7 @@ impl LocalCluster {
 
     /// Builds the busybox demo image archive in the scratch directory.
     pub fn demo_image(&self) -> anyhow::Result<crate::image::ImageArchive> {
-        let archive = self.scratch.path().join("busybox.tar");
+        let archive = self.dir.join("busybox.tar");
         crate::image::build_busybox_image(&archive, crate::image::DEMO_IMAGE)
     }
 
@@ -491,5 +549,9 @@ impl Drop for LocalCluster {
             n.clean();
         }
         drop(self.control_plane.take());
+        if self._scratch.is_none() {
+            crate::mounts::unmount_below(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -100,6 +100,11 @@ impl ContainerdGuard {
         &self.socket
     }
 
+    /// containerd's PID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Removes every task, container, image and snapshot in every namespace.
     pub fn clear(&self) {
         for ns in ctr(&self.socket, &["namespaces", "ls", "-q"]).lines() {
@@ -168,27 +173,24 @@ fn kill_shims(socket: &Path) {
 /// the namespace's tasks are deleted, never removed by containerd.
 const RUNC_ROOT: &str = "/run/containerd/runc";
 
-/// Removes what runs of dead test processes left (their owner pid is in
-/// the prefix, see [`crate::names::owner_pid`]): a killed run's containerd
-/// died with it (PDEATHSIG), but its shims and containers live on. Kills
-/// those shims, deletes the containers by runc's state of their namespaces
-/// (`runc delete --force`: processes, cgroups, state), then unmounts and
-/// removes `/run/jotasu-test/<prefix>` and `/var/lib/jotasu-test/<prefix>`.
-pub fn sweep_stale() {
-    let dead = |name: &str| {
-        crate::names::owner_pid(name)
-            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-    };
+/// Removes what the runs `owned` accepts (by prefix) left of their
+/// containerd: a killed run's containerd died with it (PDEATHSIG), but its
+/// shims and containers live on. Kills those shims, deletes the containers
+/// by runc's state of their namespaces (`runc delete --force`: processes,
+/// cgroups, state), then unmounts and removes `/run/jotasu-test/<prefix>`
+/// and `/var/lib/jotasu-test/<prefix>`. [`crate::names::sweep_stale`]
+/// passes the runs whose process is gone, `jotactl dev down` one cluster.
+pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
     if let Ok(dir) = std::fs::read_dir("/run/jotasu-test") {
         for e in dir.flatten() {
-            if dead(&e.file_name().to_string_lossy()) {
+            if owned(&e.file_name().to_string_lossy()) {
                 kill_shims(&e.path().join("containerd.sock"));
             }
         }
     }
     if let Ok(dir) = std::fs::read_dir(RUNC_ROOT) {
         for ns in dir.flatten() {
-            if !dead(&ns.file_name().to_string_lossy()) {
+            if !owned(&ns.file_name().to_string_lossy()) {
                 continue;
             }
             for c in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
@@ -209,7 +211,7 @@ pub fn sweep_stale() {
             continue;
         };
         for e in dir.flatten() {
-            if dead(&e.file_name().to_string_lossy()) {
+            if owned(&e.file_name().to_string_lossy()) {
                 crate::mounts::unmount_below(&e.path());
                 let _ = std::fs::remove_dir_all(e.path());
             }

@@ -25,6 +25,9 @@ pub struct Options {
     pub args: Vec<String>,
     /// Run it inside this network namespace (`/run/netns/NAME`).
     pub netns: Option<String>,
+    /// Its data dir (made if missing; left in place on drop: its owner
+    /// removes it). Default: a fresh one in [`scratch_root`], removed on drop.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A running control plane.
@@ -41,17 +44,26 @@ impl ControlPlane {
     /// Starts one in a fresh data dir and waits until it answers. Call it
     /// from a thread that outlives the server (it dies with its spawner).
     pub async fn start(options: Options) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("jotasu-cp-")
-            .tempdir_in(scratch_root())
-            .context("creating the control plane's data dir")?;
-        let data_dir = dir.path().to_owned();
+        let (data_dir, dir) = match &options.data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("creating the data dir {}", d.display()))?;
+                (d.clone(), None)
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("jotasu-cp-")
+                    .tempdir_in(scratch_root())
+                    .context("creating the control plane's data dir")?;
+                (dir.path().to_owned(), Some(dir))
+            }
+        };
         let mut me = Self {
             child: None,
             options,
             data_dir,
             tcp: None,
-            _dir: Some(dir),
+            _dir: dir,
         };
         me.restart().await?;
         Ok(me)

@@ -4,14 +4,18 @@
 //! answers on a control socket. Its state lives under
 //! `/run/jotasu/dev/<name>/`:
 //!
-//! - `state.json` ([`State`]): the supervisor's PID, the phase it is in,
-//!   the server URL, the nodes;
+//! - `state.json` ([`State`]): the name prefix, the supervisor's and the
+//!   cluster's processes (PID and start time), the phase it is in, the
+//!   server URL and containerd socket, the namespaces, the nodes;
 //! - `control.sock`: one line per request (`stop-node NODE`, `start-node
 //!   NODE`, `down`), one line back (`ok` or `error: …`);
-//! - `supervisor.log`: what the supervisor printed.
+//! - `supervisor.log`: what the supervisor and the control plane printed;
+//! - `cluster/`: the agents' state dirs and logs (`<node>.log`), the control
+//!   plane's data dir, the demo image.
 //!
-//! Everything the cluster makes carries the supervisor's per-run prefix, so
-//! if the supervisor is killed outright, `down` sweeps what it left.
+//! Everything the cluster makes carries the per-run prefix recorded first
+//! thing in `state.json`, so if the supervisor is killed outright, [`remove`]
+//! finds what it left by name.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -22,6 +26,8 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterOptions, LocalCluster};
+use crate::plan::{Plan, made_under};
+use crate::process::ProcessRecord;
 
 /// Where every dev cluster keeps its state.
 pub const DEV_ROOT: &str = "/run/jotasu/dev";
@@ -68,10 +74,24 @@ pub enum Phase {
 /// One node of a dev cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
-    /// The node's name.
+    /// The node's name (also its network namespace).
     pub name: String,
     /// Its underlay address.
     pub ip: String,
+    /// Its link to the underlay bridge (inside its namespace).
+    pub uplink: String,
+    /// Its agent's log.
+    pub log: PathBuf,
+}
+
+/// A process of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// What it is: `containerd`, `controlplane`, `agent <node>`.
+    pub role: String,
+    /// Which process it is.
+    #[serde(flatten)]
+    pub process: ProcessRecord,
 }
 
 /// `state.json`.
@@ -79,14 +99,22 @@ pub struct NodeState {
 pub struct State {
     /// The cluster's name.
     pub name: String,
-    /// The supervisor's PID.
-    pub pid: u32,
+    /// The prefix of every name the cluster makes.
+    pub prefix: String,
+    /// The supervisor.
+    pub supervisor: ProcessRecord,
     /// Where it stands.
     pub phase: Phase,
     /// The server URL (once the control plane runs).
     pub server: Option<String>,
+    /// The private containerd's socket (once it runs).
+    pub containerd_socket: Option<PathBuf>,
+    /// The underlay and control-plane network namespaces.
+    pub netns: Vec<String>,
     /// The nodes (once they run).
     pub nodes: Vec<NodeState>,
+    /// The processes the supervisor started (once they run).
+    pub processes: Vec<ProcessState>,
     /// Why it failed.
     pub error: Option<String>,
 }
@@ -115,14 +143,69 @@ impl State {
             .with_context(|| format!("renaming {}", tmp.display()))
     }
 
-    /// Whether the supervisor still runs (the PID exists and is a supervisor
-    /// of this cluster, not a recycled PID).
+    /// Whether the supervisor still runs (the recorded process, not a
+    /// recycled PID, and not a zombie).
     pub fn supervisor_alive(&self) -> bool {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid)).is_ok_and(|c| {
-            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.contains(&b"hold".as_slice()) && args.contains(&self.name.as_bytes())
-        })
+        self.supervisor.alive()
     }
+
+    /// Records what `cluster` runs now: server, containerd, nodes, processes.
+    fn record(&mut self, cluster: &LocalCluster) {
+        self.server = Some(cluster.server());
+        self.containerd_socket = Some(cluster.containerd().socket().to_owned());
+        self.nodes = cluster
+            .nodes()
+            .iter()
+            .map(|n| NodeState {
+                name: n.name().to_owned(),
+                ip: n.ip().to_string(),
+                uplink: n.uplink().to_owned(),
+                log: cluster.dir().join(format!("{}.log", n.name())),
+            })
+            .collect();
+        self.processes = cluster
+            .processes()
+            .into_iter()
+            .filter_map(|(role, pid)| {
+                Some(ProcessState {
+                    role,
+                    process: ProcessRecord::of(pid)?,
+                })
+            })
+            .collect();
+    }
+}
+
+/// Removes cluster `state.name` whatever became of its supervisor: asks a
+/// running supervisor to take the cluster down (and stops it if it does
+/// not answer), kills the recorded processes that still run (only those:
+/// PID and start time must match), removes everything named with the
+/// cluster's prefix (containers and shims, pod namespaces, namespaces and
+/// their links, pins, cgroups, containerd's directories), unmounts and
+/// removes `/run/jotasu/dev/<name>`.
+pub fn remove(state: &State) {
+    if state.supervisor_alive() {
+        match request(&state.name, "down", Duration::from_secs(120)) {
+            Ok(_) => {
+                state.supervisor.wait_gone(Duration::from_secs(30));
+            }
+            Err(e) => {
+                eprintln!("warning: {e:#}; stopping the supervisor");
+            }
+        }
+        state.supervisor.stop(Duration::from_secs(10));
+    }
+    for p in &state.processes {
+        if p.process.signal(libc::SIGKILL) {
+            p.process.wait_gone(Duration::from_secs(5));
+        }
+    }
+    if !state.prefix.is_empty() {
+        crate::names::remove_leftovers(&|name| made_under(&state.prefix, name));
+    }
+    let dir = dir_of(&state.name);
+    crate::mounts::unmount_below(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sends one request to cluster `name`'s supervisor; its answer.
@@ -146,14 +229,21 @@ pub fn request(name: &str, line: &str, timeout: Duration) -> anyhow::Result<Stri
 /// control socket until `down` (or SIGTERM/SIGINT), and removes it all.
 pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
     let dir = dir_of(name);
+    let plan = Plan::new(&crate::names::fresh_prefix());
     let mut state = State {
         name: name.to_owned(),
-        pid: std::process::id(),
+        prefix: plan.prefix().to_owned(),
+        supervisor: ProcessRecord::of(std::process::id()).context("reading this process")?,
         phase: Phase::Starting,
         server: None,
+        containerd_socket: None,
+        netns: vec![plan.underlay_netns(), plan.control_plane_netns()],
         nodes: Vec::new(),
+        processes: Vec::new(),
         error: None,
     };
+    // Saved before anything is made: a supervisor killed while building
+    // leaves a prefix `remove` can find everything by.
     state.save()?;
     crate::signals::install();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -164,6 +254,8 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
         let mut options = ClusterOptions {
             nodes,
             quiet: true,
+            prefix: Some(plan.prefix().to_owned()),
+            dir: Some(dir.join("cluster")),
             ..ClusterOptions::default()
         };
         // Replicas spread over the nodes (Kubernetes' default scoring),
@@ -182,8 +274,7 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    state.server = Some(cluster.server());
-    state.nodes = node_states(&cluster);
+    state.record(&cluster);
     state.phase = Phase::ImportingImage;
     state.save()?;
     if let Err(e) = cluster.import_demo_image() {
@@ -233,6 +324,8 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
             }
             _ => Err(anyhow::anyhow!("unknown request {:?}", line.trim())),
         };
+        state.record(&cluster);
+        state.save()?;
         let _ = match answer {
             Ok(()) => writeln!(&stream, "ok"),
             Err(e) => writeln!(&stream, "error: {e:#}"),
@@ -241,17 +334,6 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-fn node_states(cluster: &LocalCluster) -> Vec<NodeState> {
-    cluster
-        .nodes()
-        .iter()
-        .map(|n| NodeState {
-            name: n.name().to_owned(),
-            ip: n.ip().to_string(),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -282,17 +364,36 @@ mod tests {
     fn state_round_trips_through_json() {
         let s = State {
             name: "dev".into(),
-            pid: 42,
+            prefix: "jt1x0".into(),
+            supervisor: ProcessRecord {
+                pid: 42,
+                start_time: 4242,
+            },
             phase: Phase::Ready,
-            server: Some("unix:///tmp/x.sock".into()),
+            server: Some("unix:///run/jotasu/dev/dev/cluster/controlplane/api.sock".into()),
+            containerd_socket: Some("/run/jotasu-test/jt1x0/containerd.sock".into()),
+            netns: vec!["jt1x0u".into(), "jt1x0c".into()],
             nodes: vec![NodeState {
                 name: "jt1x0n0".into(),
                 ip: "192.168.77.10".into(),
+                uplink: "jt1x0v0".into(),
+                log: "/run/jotasu/dev/dev/cluster/jt1x0n0.log".into(),
+            }],
+            processes: vec![ProcessState {
+                role: "agent jt1x0n0".into(),
+                process: ProcessRecord {
+                    pid: 43,
+                    start_time: 4343,
+                },
             }],
             error: None,
         };
         let json = serde_json::to_string(&s).expect("encodes");
         assert!(json.contains("\"phase\":\"ready\""), "{json}");
+        assert!(
+            json.contains("{\"role\":\"agent jt1x0n0\",\"pid\":43,\"start_time\":4343}"),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), s);
     }
 }

@@ -23,6 +23,7 @@ pub mod netns;
 pub mod objects;
 pub mod packet;
 pub mod pins;
+pub mod plan;
 pub mod privilege;
 pub mod process;
 pub mod registry;

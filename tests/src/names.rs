@@ -17,16 +17,22 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     name.strip_prefix("jt")?.split('x').next()?.parse().ok()
 }
 
-/// Removes network namespaces, bpffs node directories and cgroups left by
-/// runs whose process is gone (a run killed before its guards could drop).
+/// Removes what runs whose process is gone left behind (a run killed
+/// before its guards could drop): see [`remove_leftovers`].
 pub fn sweep_stale() {
-    crate::containerd::sweep_stale();
-    let dead = |name: &str| {
-        owner_pid(name).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-    };
+    remove_leftovers(&|name| owner_pid(name).is_some_and(crate::process::process_gone));
+}
+
+/// Removes everything whose name `owned` accepts: containerd's shims,
+/// containers and directories ([`crate::containerd::remove_leftovers`]),
+/// network namespaces (pod namespaces `<node>-<uid>` too), bpffs node
+/// directories, the `jotasu/<node>` cgroups in every hierarchy, and
+/// cluster directories (`jotasu-<prefix>-…`) in the scratch root.
+pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
+    crate::containerd::remove_leftovers(owned);
     if let Ok(list) = crate::cmd::ip(&["netns", "list"]) {
         for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
-            if dead(ns) {
+            if owned(ns) {
                 let _ = crate::cmd::ip(&["netns", "del", ns]);
             }
         }
@@ -35,17 +41,33 @@ pub fn sweep_stale() {
     if let Ok(dir) = std::fs::read_dir(bpf.join("jotasu")) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if dead(&name) {
+            if owned(&name) {
                 let _ = jotasu_ebpf::Datapath::purge(bpf, &name);
             }
         }
     }
-    if let Ok(root) = crate::cgroup::cgroup2_root()
-        && let Ok(dir) = std::fs::read_dir(root.join("jotasu"))
-    {
+    let mut nodes: Vec<String> = crate::cgroup::hierarchy_roots()
+        .iter()
+        .filter_map(|root| std::fs::read_dir(root.join("jotasu")).ok())
+        .flat_map(|dir| dir.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| owned(n))
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    for node in nodes {
+        crate::cluster::remove_node_cgroups(&node);
+    }
+    if let Ok(dir) = std::fs::read_dir(crate::controlplane::scratch_root()) {
         for e in dir.flatten() {
-            if dead(&e.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_dir(e.path());
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(prefix) = name
+                .strip_prefix("jotasu-")
+                .and_then(|rest| rest.split('-').next())
+                && owned(prefix)
+            {
+                crate::mounts::unmount_below(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }

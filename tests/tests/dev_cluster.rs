@@ -1,6 +1,7 @@
 //! `jotactl dev`: named local clusters that outlive the command that made
-//! them. Two clusters side by side, a node stopped and started, both
-//! removed — and nothing of theirs left on the machine.
+//! them. Two clusters side by side, a node stopped and started, one removed
+//! by its supervisor and one whose supervisor was killed outright — and
+//! nothing of either left on the machine.
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,6 +32,71 @@ fn ok(ctl: &Ctl, args: &[&str]) -> String {
         run.stdout, run.stderr
     );
     run.stdout
+}
+
+/// Asserts that nothing of cluster `s` is left: no process, namespace,
+/// link, pin, cgroup, mount or directory.
+fn nothing_left(s: &State) {
+    let owned = |name: &str| jotasu_tests::plan::made_under(&s.prefix, name);
+    assert!(!s.supervisor_alive(), "the supervisor of {} runs", s.name);
+    for p in &s.processes {
+        assert!(!p.process.alive(), "{} of {} runs", p.role, s.name);
+    }
+    for proc in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let cmdline = std::fs::read(proc.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(&s.prefix)
+                && !cmdline.contains(&dir_of(&s.name).display().to_string()),
+            "a process of {} is left: {cmdline}",
+            s.name
+        );
+    }
+    let listed = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let netns = listed(&["netns", "list"]);
+    assert!(
+        netns.split_whitespace().all(|n| !owned(n)),
+        "netns left: {netns}"
+    );
+    let links = listed(&["-o", "link", "show"]);
+    assert!(!links.contains(&s.prefix), "links left: {links}");
+    for e in std::fs::read_dir(Path::new(jotasu_ebpf::DEFAULT_BPFFS).join("jotasu"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        assert!(!owned(&e.file_name().to_string_lossy()), "pins left: {e:?}");
+    }
+    for root in jotasu_tests::cgroup::hierarchy_roots() {
+        for e in std::fs::read_dir(root.join("jotasu"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            assert!(
+                !owned(&e.file_name().to_string_lossy()),
+                "cgroup left: {e:?}"
+            );
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(
+        !mounts.contains(&s.prefix) && !mounts.contains(&dir_of(&s.name).display().to_string()),
+        "mounts left: {mounts}"
+    );
+    for dir in [
+        dir_of(&s.name),
+        Path::new("/run/jotasu-test").join(&s.prefix),
+        Path::new("/var/lib/jotasu-test").join(&s.prefix),
+    ] {
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
 }
 
 /// `jotactl get nodes` of context `name`: (node, status) rows.
@@ -112,34 +178,22 @@ async fn two_clusters_side_by_side_come_and_go() {
         bad.stderr
     );
 
-    // Down removes each cluster and everything it made.
+    // Down removes each cluster and everything it made: a's supervisor
+    // takes it down; b's supervisor is killed outright first (its agents,
+    // control plane and containerd die with it, its shims and containers
+    // do not), and down finds what it left by its prefix.
     let states: Vec<State> = [&a, &b]
         .iter()
         .map(|n| State::load(n).expect("state").expect("a state file"))
         .collect();
+    assert!(states[1].processes.len() >= 3, "{:?}", states[1].processes);
+    assert!(states[1].supervisor.signal(libc::SIGKILL));
     for n in [&a, &b] {
         let out = ok(&ctl, &["dev", "down", "--name", n]);
         assert!(out.contains("removed"), "{out}");
     }
-    let netns = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    let netns = String::from_utf8_lossy(&netns.stdout);
     for s in &states {
-        assert!(!Path::new(&format!("/proc/{}", s.pid)).exists() || !s.supervisor_alive());
-        assert!(!dir_of(&s.name).exists(), "{} state left", s.name);
-        for node in &s.nodes {
-            assert!(
-                !netns.contains(&node.name),
-                "netns of {} left: {netns}",
-                node.name
-            );
-            let pins = Path::new(jotasu_ebpf::DEFAULT_BPFFS)
-                .join("jotasu")
-                .join(&node.name);
-            assert!(!pins.exists(), "{} left", pins.display());
-        }
+        nothing_left(s);
     }
     let contexts = ok(&ctl, &["config", "get-contexts"]);
     assert!(

@@ -192,26 +192,19 @@ fn down(cli: &Cli, name: &str) -> anyhow::Result<()> {
     validate_name(name)?;
     let state = State::load(name)?;
     match &state {
-        Some(s) if s.supervisor_alive() => {
-            devcluster::request(name, "down", Duration::from_secs(120))?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while s.supervisor_alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
+        Some(s) => devcluster::remove(s),
+        None => {
+            // A directory without a state file: nothing was started in it.
+            let dir = dir_of(name);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
             }
         }
-        // Gone without cleaning up (killed): what it made carries its PID.
-        _ => jotasu_tests::names::sweep_stale(),
-    }
-    let dir = dir_of(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     let path = config_path(cli);
     let mut config = Config::load(&path)?;
     if config.remove(name) {
-        if config.current_context.as_deref() == Some(name) {
-            config.current_context = None;
-        }
         config.save(&path)?;
     }
     match state {
