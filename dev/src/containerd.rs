@@ -229,19 +229,7 @@ impl Drop for ContainerdGuard {
             Vec::new()
         };
         if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill on the PID of a child we spawned and have not reaped.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = crate::process::terminate(&mut child, Duration::from_secs(10));
         }
         kill_shims(&self.socket);
         for d in [&self.run_dir, &self.root_dir] {

@@ -65,6 +65,32 @@ pub fn die_with_spawner(cmd: &mut Command) {
     }
 }
 
+/// Stops a child this process spawned and has not reaped: SIGTERM, up to
+/// `grace` to exit, then SIGKILL; reaps it either way. Its exit status if it
+/// exited within the grace, None if it had to be killed.
+pub fn terminate(
+    child: &mut Child,
+    grace: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(Some(status));
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(None)
+}
+
 /// A process recorded by PID and start time, so that a PID the kernel
 /// recycled for another process is never mistaken for it (and never killed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use jotasu_api::client::{Client, ServerUrl, TlsFiles};
 use jotasu_controlplane::pki::PkiPaths;
 
-use crate::{lab::workspace_bin, process::die_with_spawner};
+use crate::{bins::workspace_bin, process::die_with_spawner};
 
 /// How to start a control plane.
 #[derive(Debug, Clone, Default)]
@@ -187,26 +187,11 @@ impl ControlPlane {
     /// SIGTERM, and wait for a graceful exit (SIGKILL after 30 s).
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
         let mut c = self.child.take().context("not running")?;
-        let pid = nix_pid(&c);
-        // SAFETY: kill(2) on the PID of a child we have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = c.try_wait()? {
-                return Ok(s);
-            }
-            if Instant::now() > deadline {
-                c.kill()?;
-                c.wait()?;
-                bail!("jotasu-controlplane ignored SIGTERM for 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match crate::process::terminate(&mut c, Duration::from_secs(30))? {
+            Some(status) => Ok(status),
+            None => bail!("jotasu-controlplane ignored SIGTERM for 30 s"),
         }
     }
-}
-
-fn nix_pid(c: &Child) -> libc::pid_t {
-    libc::pid_t::try_from(c.id()).unwrap_or(libc::pid_t::MAX)
 }
 
 impl Drop for ControlPlane {

@@ -1,6 +1,6 @@
 //! `jotasu-dev` (run as `jotactl dev …`): named local multi-node clusters on
 //! this machine, each in network namespaces of its own — up, down, list,
-//! and stopping or starting one node. See `jotasu_tests::devcluster`.
+//! and stopping or starting one node. See `jotasu_dev::devcluster`.
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use jotasu_api::client::{Config, Context};
-use jotasu_tests::devcluster::{self, DEFAULT_NAME, Phase, State, dir_of, validate_name};
-use jotasu_tests::privilege;
+use jotasu_dev::devcluster::{self, DEFAULT_NAME, Phase, State, dir_of, validate_name};
+use jotasu_dev::privilege;
 
 /// Local multi-node jotasu clusters: every part in network namespaces of
 /// this machine (needs root).

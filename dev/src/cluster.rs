@@ -15,9 +15,9 @@ use anyhow::{Context as _, bail};
 use jotasu_api::client::Client;
 use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef};
 
+use crate::bins::workspace_bin;
 use crate::containerd::ContainerdGuard;
 use crate::controlplane::{ControlPlane, Options};
-use crate::lab::workspace_bin;
 use crate::netns::NetNs;
 use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
@@ -133,22 +133,9 @@ impl AgentNode {
 
     /// Stops the agent (SIGTERM, then SIGKILL after 10 s); its pods keep running.
     pub fn stop_agent(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill on the PID of a child we spawned and have not reaped.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+        if let Some(mut child) = self.child.take() {
+            let _ = crate::process::terminate(&mut child, Duration::from_secs(10));
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 
     /// Starts the agent again (after [`Self::stop_agent`]).
@@ -524,15 +511,27 @@ impl LocalCluster {
     }
 
     /// Builds the busybox demo image and imports it onto every node through
-    /// `jotactl image import`.
+    /// `jotactl image import` (jotactl is found as [`workspace_bin`] finds
+    /// binaries, `$JOTACTL` overriding).
     pub fn import_demo_image(&self) -> anyhow::Result<String> {
         let archive = self.demo_image()?;
-        let out = crate::jotactl::Ctl::new().at(
-            &self.server(),
-            &["image", "import", &archive.path.display().to_string()],
-        );
-        if out.code != 0 {
-            bail!("jotactl image import failed ({}): {}", out.code, out.stderr);
+        let jotactl = workspace_bin("jotactl", "JOTACTL")?;
+        let out = Command::new(&jotactl)
+            .arg("--server")
+            .arg(self.server())
+            .args(["image", "import"])
+            .arg(&archive.path)
+            .env_remove("JOTASU_SERVER")
+            .env_remove("JOTASU_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", jotactl.display()))?;
+        if !out.status.success() {
+            bail!(
+                "jotactl image import failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(crate::image::DEMO_IMAGE.to_owned())
     }
