@@ -21,6 +21,9 @@ use crate::lab::workspace_bin;
 use crate::netns::NetNs;
 use crate::process::die_with_spawner;
 
+/// Scratch directories in the temp dir are `<this><run prefix>-<random>`.
+pub const SCRATCH_PREFIX: &str = "jotasu-cluster-";
+
 /// The underlay network the nodes and the control plane share.
 pub const UNDERLAY: [u8; 3] = [192, 168, 77];
 
@@ -222,7 +225,8 @@ impl LocalCluster {
             Ipv4Addr::new(a, b, c, 1),
         )?;
         let scratch = tempfile::Builder::new()
-            .prefix("jotasu-cluster-")
+            // The run's prefix in the name: a killed run's directory is swept.
+            .prefix(&format!("{SCRATCH_PREFIX}{prefix}-"))
             .tempdir()
             .context("creating the cluster's scratch directory")?;
         let mut cp_args = options.controlplane_args.clone();

@@ -40,6 +40,19 @@ pub fn sweep_stale() {
             }
         }
     }
+    // Cluster scratch directories (node state dirs may hold tmpfs mounts).
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name
+                .strip_prefix(crate::cluster::SCRATCH_PREFIX)
+                .is_some_and(dead)
+            {
+                crate::mounts::unmount_below(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     if let Ok(root) = crate::cgroup::cgroup2_root()
         && let Ok(dir) = std::fs::read_dir(root.join("jotasu"))
     {
