@@ -23,6 +23,10 @@ use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
 use crate::process::die_with_spawner;
 
+/// Scratch directories are `<this><run prefix>-<random>` in
+/// [`crate::controlplane::scratch_root`], so a killed run's is swept.
+pub const SCRATCH_PREFIX: &str = "jotasu-cluster-";
+
 /// How to build a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -39,7 +43,7 @@ pub struct ClusterOptions {
     pub prefix: Option<String>,
     /// The cluster's directory: agent state, logs, the control plane's data
     /// dir, the demo image (made if missing, removed on drop). Default: a
-    /// fresh `jotasu-<prefix>-…` in [`crate::controlplane::scratch_root`].
+    /// fresh `jotasu-cluster-<prefix>-…` in [`crate::controlplane::scratch_root`].
     pub dir: Option<PathBuf>,
 }
 
@@ -224,7 +228,7 @@ impl LocalCluster {
             }
             None => {
                 let t = tempfile::Builder::new()
-                    .prefix(&format!("jotasu-{}-", plan.prefix()))
+                    .prefix(&format!("{SCRATCH_PREFIX}{}-", plan.prefix()))
                     .tempdir_in(crate::controlplane::scratch_root())
                     .context("creating the cluster's scratch directory")?;
                 (t.path().to_owned(), Some(t))

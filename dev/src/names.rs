@@ -27,7 +27,8 @@ pub fn sweep_stale() {
 /// containers and directories ([`crate::containerd::remove_leftovers`]),
 /// network namespaces (pod namespaces `<node>-<uid>` too), bpffs node
 /// directories, the `jotasu/<node>` cgroups in every hierarchy, and
-/// cluster directories (`jotasu-<prefix>-…`) in the scratch root.
+/// cluster scratch directories (`jotasu-cluster-<prefix>-…`) in the
+/// scratch root.
 pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
     crate::containerd::remove_leftovers(owned);
     if let Ok(list) = crate::cmd::ip(&["netns", "list"]) {
@@ -62,7 +63,7 @@ pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(prefix) = name
-                .strip_prefix("jotasu-")
+                .strip_prefix(crate::cluster::SCRATCH_PREFIX)
                 .and_then(|rest| rest.split('-').next())
                 && owned(prefix)
             {

@@ -233,6 +233,28 @@ async fn pods_and_services_span_nodes() {
         "50 MB crossed the overlay intact"
     );
 
+    // Nothing was dropped on the way: no VXLAN device dropped or failed to
+    // send a packet, and the devices' MTU is the pods' (1450).
+    for n in h.cluster.nodes() {
+        let out = n
+            .netns()
+            .ip(&["-j", "-s", "link", "show", "jotasu_vxlan"])
+            .expect("the node's VXLAN device");
+        let link: serde_json::Value = serde_json::from_str(&out).expect("ip's JSON");
+        let link = &link[0];
+        assert_eq!(link["mtu"], 1450, "{}: {link}", n.name());
+        for dir in ["tx", "rx"] {
+            for what in ["dropped", "errors"] {
+                assert_eq!(
+                    link["stats64"][dir][what],
+                    0,
+                    "{} jotasu_vxlan {dir} {what}: {link}",
+                    n.name()
+                );
+            }
+        }
+    }
+
     // The service: backends on three nodes, strict round-robin from node 0
     // (socket programs: the client's connect goes straight to a backend).
     let vip = h.vip("web").await;
