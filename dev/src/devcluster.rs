@@ -184,7 +184,9 @@ impl State {
 /// their links, pins, cgroups, containerd's directories), unmounts and
 /// removes `/run/jotasu/dev/<name>`.
 pub fn remove(state: &State) {
-    if state.supervisor_alive() {
+    // Only a Ready supervisor serves its control socket; one still
+    // building (or failing) is stopped by signal.
+    if state.supervisor_alive() && dir_of(&state.name).join("control.sock").exists() {
         match request(&state.name, "down", Duration::from_secs(120)) {
             Ok(_) => {
                 state.supervisor.wait_gone(Duration::from_secs(30));
@@ -193,8 +195,8 @@ pub fn remove(state: &State) {
                 eprintln!("warning: {e:#}; stopping the supervisor");
             }
         }
-        state.supervisor.stop(Duration::from_secs(10));
     }
+    state.supervisor.stop(Duration::from_secs(10));
     for p in &state.processes {
         if p.process.signal(libc::SIGKILL) {
             p.process.wait_gone(Duration::from_secs(5));

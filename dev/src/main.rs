@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jotasu_api::client::{Config, Context};
 use jotasu_dev::devcluster::{self, DEFAULT_NAME, Phase, State, dir_of, validate_name};
 use jotasu_dev::privilege;
+use jotasu_dev::process::process_gone;
 
 /// Local multi-node jotasu clusters: every part in network namespaces of
 /// this machine (needs root).
@@ -32,7 +33,8 @@ enum Cmd {
     /// containerd and jotasu-agent, the demo image imported; waits until
     /// every node is Ready and makes the cluster the current context.
     Up {
-        /// Nodes.
+        /// How many nodes (1 to 20), each a network namespace running
+        /// jotasu-agent.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=20))]
         nodes: u8,
         /// The cluster's name (also its context's name).
@@ -91,8 +93,9 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
         if s.supervisor_alive() {
             bail!("cluster {name} is already up (jotactl dev down --name {name} removes it)");
         }
-        // A supervisor that died left this behind: sweep it first.
-        down(cli, name)?;
+        // A supervisor that died left this behind: remove it first.
+        eprintln!("cluster {name}: removing what a supervisor that is gone left behind");
+        devcluster::remove(&s);
     }
     let dir = dir_of(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -131,7 +134,7 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
             Some(Phase::Failed) => {
                 bar.finish_and_clear();
                 let why = state.and_then(|s| s.error).unwrap_or_default();
-                let _ = down(cli, name);
+                discard(name);
                 bail!("cluster {name} failed to start: {why}");
             }
             Some(Phase::ImportingImage) => bar.set_message("importing the demo image onto the nodes"),
@@ -139,15 +142,15 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
                 "starting containerd, the control plane and {nodes} node(s); waiting until they are Ready"
             )),
         }
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if process_gone(pid) {
             bar.finish_and_clear();
             let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let _ = down(cli, name);
+            discard(name);
             bail!("the cluster's supervisor exited:\n{tail}");
         }
         if started.elapsed() > Duration::from_secs(300) {
             bar.finish_and_clear();
-            let _ = down(cli, name);
+            discard(name);
             bail!("cluster {name} was not ready within 300 s");
         }
         std::thread::sleep(Duration::from_millis(150));
@@ -186,6 +189,17 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
     }
     println!("  jotactl dev down --name {name}");
     Ok(())
+}
+
+/// Removes what a failed `up` built: the supervisor tears down what it
+/// made as it exits; whatever is left is removed by the recorded names.
+fn discard(name: &str) {
+    if let Ok(Some(state)) = State::load(name) {
+        state.supervisor.wait_gone(Duration::from_secs(30));
+        devcluster::remove(&state);
+    } else {
+        let _ = std::fs::remove_dir_all(dir_of(name));
+    }
 }
 
 fn down(cli: &Cli, name: &str) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! `jotactl dev`: named local clusters that outlive the command that made
 //! them. Two clusters side by side, a node stopped and started, one removed
 //! by its supervisor and one whose supervisor was killed outright — and
-//! nothing of either left on the machine.
+//! nothing of either left on the machine; a failed `up` leaves nothing.
 use std::path::Path;
 use std::time::Duration;
 
@@ -118,10 +118,14 @@ async fn two_clusters_side_by_side_come_and_go() {
     }
     let ctl = Ctl::new();
     let prefix = jotasu_tests::names::fresh_prefix();
-    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    let (a, b, c) = (
+        format!("{prefix}a"),
+        format!("{prefix}b"),
+        format!("{prefix}c"),
+    );
     let _down = Down {
         ctl: &ctl,
-        names: vec![a.clone(), b.clone()],
+        names: vec![a.clone(), b.clone(), c.clone()],
     };
 
     let up = ok(&ctl, &["dev", "up", "--nodes", "2", "--name", &a]);
@@ -202,6 +206,25 @@ async fn two_clusters_side_by_side_come_and_go() {
     );
     let gone = ok(&ctl, &["dev", "down", "--name", &a]);
     assert!(gone.contains("not up"), "down is idempotent: {gone}");
+    // A failed up removes what it built.
+    let failed = ctl.run_with(
+        &[("JOTASU_AGENT", "/bin/false")],
+        &["dev", "up", "--name", &c],
+        None,
+    );
+    assert_ne!(failed.code, 0);
+    assert!(
+        failed.stderr.contains("failed to start"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !dir_of(&c).exists(),
+        "a failed up left {}",
+        dir_of(&c).display()
+    );
+    let list = ok(&ctl, &["dev", "list"]);
+    assert!(!list.contains(&c), "{list}");
     let bad = ctl.run(&["dev", "up", "--name", "Not_A_Name"]);
     assert_ne!(bad.code, 0);
     assert!(
