@@ -215,7 +215,7 @@ fn containers_run_exec_restart_and_leave_nothing() {
     if !prerequisites("containers_run_exec_restart_and_leave_nothing") {
         return;
     }
-    jotasu_tests::containerd::sweep_stale();
+    jotasu_tests::names::sweep_stale();
     let prefix = jotasu_tests::names::fresh_prefix();
     let guard = ContainerdGuard::start(&prefix).expect("containerd starts");
     let archive = demo_image();
@@ -338,7 +338,7 @@ fn a_killed_run_is_swept() {
     let shims = shims_of(socket);
     assert!(!shims.is_empty(), "its shim outlives it too");
 
-    jotasu_tests::containerd::sweep_stale();
+    jotasu_tests::names::sweep_stale();
     for _ in 0..100 {
         if gone(pid) && shims.iter().all(|p| gone(*p)) {
             break;
