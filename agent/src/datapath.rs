@@ -101,33 +101,55 @@ pub fn open(
     Ok(dp)
 }
 
-/// Reprograms the data plane whenever the services change, until `stop`.
-/// The first pass waits for the first list, so a restarted agent never
-/// clears services that are still right.
-pub async fn sync_loop(
+/// Runs `pass` against the data plane at every bump of `changes`, until
+/// `stop`, timing each pass as reconcile loop `name`. The first pass waits
+/// for the first bump (the first list), so a restarted agent never clears
+/// state that is still right; a failed pass is retried at the next change.
+pub async fn reprogram_on_change(
+    name: &'static str,
     datapath: SharedDatapath,
     view: SharedView,
-    mut services: watch::Receiver<u64>,
+    mut changes: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
+    mut pass: impl FnMut(&mut Datapath, &ClusterView) -> Result<(), jotasu_ebpf::DatapathError>,
 ) {
     loop {
         tokio::select! {
-            r = services.changed() => if r.is_err() { return },
+            r = changes.changed() => if r.is_err() { return },
             () = crate::stopped(&mut stop) => return,
         }
-        let want = {
-            let v = view.read().unwrap_or_else(PoisonError::into_inner);
-            desired(&v)
-        };
         let started = Instant::now();
         let result = {
+            let v = view.read().unwrap_or_else(PoisonError::into_inner);
             let mut dp = datapath.lock().unwrap_or_else(PoisonError::into_inner);
-            dp.reconcile(&want)
+            pass(&mut dp, &v)
         };
-        metrics.observe_reconcile("datapath", started.elapsed());
-        match result {
-            Ok(s) if s.added + s.updated + s.removed > 0 => {
+        metrics.observe_reconcile(name, started.elapsed());
+        if let Err(e) = result {
+            warn!(loop_name = name, error = %e, "programming the data plane failed; retrying at the next change");
+        }
+    }
+}
+
+/// Reprograms the services whenever the view's Services or Endpoints change.
+pub async fn sync_loop(
+    datapath: SharedDatapath,
+    view: SharedView,
+    services: watch::Receiver<u64>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    reprogram_on_change(
+        "datapath",
+        datapath,
+        view,
+        services,
+        metrics,
+        stop,
+        |dp, v| {
+            let s = dp.reconcile(&desired(v))?;
+            if s.added + s.updated + s.removed > 0 {
                 debug!(
                     added = s.added,
                     updated = s.updated,
@@ -135,12 +157,10 @@ pub async fn sync_loop(
                     "data plane programmed"
                 );
             }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "programming the data plane failed; retrying at the next change")
-            }
-        }
-    }
+            Ok(())
+        },
+    )
+    .await;
 }
 
 /// Whether `ip` is still a backend of any programmed service (a stopping

@@ -7,15 +7,14 @@
 
 use std::net::Ipv4Addr;
 use std::sync::PoisonError;
-use std::time::Instant;
 
 use ipnetwork::Ipv4Network;
 use jotasu_api::Node;
 use jotasu_ebpf::Tunnels;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use crate::datapath::SharedDatapath;
+use crate::datapath::{SharedDatapath, reprogram_on_change};
 use crate::metrics::Metrics;
 use crate::network::vxlan::{self, VxlanSpec};
 use crate::watch::{ClusterView, SharedView};
@@ -58,44 +57,31 @@ pub async fn setup(datapath: &SharedDatapath, spec: &VxlanSpec) -> anyhow::Resul
     Ok(())
 }
 
-/// Reprograms the tunnel map whenever the nodes change, until `stop`. The
-/// first pass waits for the first list, so a restarted agent never clears
-/// tunnels that are still right.
+/// Reprograms the tunnel map whenever the nodes change, until `stop`
+/// (see [`crate::datapath::reprogram_on_change`]).
 pub async fn sync_loop(
     datapath: SharedDatapath,
     view: SharedView,
     me: String,
-    mut nodes: watch::Receiver<u64>,
+    nodes: watch::Receiver<u64>,
     metrics: std::sync::Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            r = nodes.changed() => if r.is_err() { return },
-            () = crate::stopped(&mut stop) => return,
-        }
-        let want = {
-            let v = view.read().unwrap_or_else(PoisonError::into_inner);
-            desired(&v, &me)
-        };
-        let started = Instant::now();
-        let result = {
-            let mut dp = datapath.lock().unwrap_or_else(PoisonError::into_inner);
-            dp.overlay_mut().reconcile_tunnels(&want)
-        };
-        metrics.observe_reconcile("tunnels", started.elapsed());
-        match result {
-            Ok(s) if s.added + s.changed + s.removed > 0 => info!(
+    reprogram_on_change("tunnels", datapath, view, nodes, metrics, stop, |dp, v| {
+        let want = desired(v, &me);
+        let s = dp.overlay_mut().reconcile_tunnels(&want)?;
+        if s.added + s.changed + s.removed > 0 {
+            info!(
                 added = s.added,
                 changed = s.changed,
                 removed = s.removed,
                 tunnels = want.len(),
                 "tunnels programmed"
-            ),
-            Ok(_) => debug!("tunnels unchanged"),
-            Err(e) => warn!(error = %e, "programming tunnels failed; retrying at the next change"),
+            );
         }
-    }
+        Ok(())
+    })
+    .await;
 }
 
 #[cfg(test)]

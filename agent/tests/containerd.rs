@@ -48,22 +48,9 @@ fn prerequisites(test: &str) -> bool {
 /// A minimal runc spec: busybox `args` as pid 1 of new pid, ipc, uts, mount
 /// and network namespaces (the network one empty: nothing leaves it).
 fn spec(id: &str, args: &[&str]) -> Value {
-    let caps = json!([
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE"
-    ]);
+    // The capabilities the agent gives containers (containerd's defaults).
+    let caps = serde_json::to_value(jotasu_agent::pod::spec::DEFAULT_CAPABILITIES)
+        .expect("capabilities encode");
     json!({
         "ociVersion": "1.0.2",
         "process": {

@@ -18,7 +18,7 @@ use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef};
 use crate::bins::workspace_bin;
 use crate::containerd::ContainerdGuard;
 use crate::controlplane::{ControlPlane, Options};
-use crate::netns::NetNs;
+use crate::netns::{NetNs, veth_to_bridge};
 use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
 use crate::process::die_with_spawner;
@@ -65,6 +65,23 @@ impl Default for ClusterOptions {
     }
 }
 
+impl ClusterOptions {
+    /// `nodes` nodes whose scheduler spreads replicas (LeastAllocated, as
+    /// Kubernetes' default) instead of jotasu's default bin-packing, which
+    /// would put every replica of a small Deployment on one node — what a
+    /// local multi-node cluster and the tests across nodes want.
+    pub fn spreading(nodes: usize) -> Self {
+        let mut options = Self {
+            nodes,
+            ..Self::default()
+        };
+        options
+            .controlplane_args
+            .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
+        options
+    }
+}
+
 /// One node: its namespace and its agent.
 #[derive(Debug)]
 pub struct AgentNode {
@@ -106,11 +123,8 @@ impl AgentNode {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.ns.name()))
-            .arg("--")
-            .arg(bin)
-            .args(&self.args);
+        let mut cmd = crate::netns::enter(self.ns.name(), bin);
+        cmd.args(&self.args);
         if std::env::var_os("JOTASU_LOG").is_none() {
             cmd.env("JOTASU_LOG", "warn,jotasu_agent=info");
         }
@@ -196,17 +210,8 @@ pub struct LocalCluster {
     dir: PathBuf,
     /// Set when the directory is a temporary one (removed on drop).
     _scratch: Option<tempfile::TempDir>,
-}
-
-fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
-    let peer = format!("{host}b");
-    crate::cmd::ip(&["link", "add", host, "type", "veth", "peer", "name", &peer])?;
-    crate::cmd::ip(&["link", "set", host, "netns", ns.name()])?;
-    crate::cmd::ip(&["link", "set", &peer, "netns", underlay.name()])?;
-    underlay.ip(&["link", "set", &peer, "master", "br0", "up"])?;
-    ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", host])?;
-    ns.ip(&["link", "set", host, "up"])?;
-    Ok(())
+    /// Whether the demo image was imported (a node that joins gets it too).
+    image_imported: bool,
 }
 
 impl LocalCluster {
@@ -272,6 +277,7 @@ impl LocalCluster {
             _underlay: underlay,
             dir,
             _scratch: scratch,
+            image_imported: false,
         };
         for _ in 0..me.options.nodes {
             me.spawn_node()?;
@@ -332,6 +338,10 @@ impl LocalCluster {
     pub async fn add_node(&mut self) -> anyhow::Result<usize> {
         let i = self.spawn_node()?;
         self.wait_ready(Duration::from_secs(60)).await?;
+        if self.image_imported {
+            let node = self.nodes[i].name.clone();
+            self.import_image(&["--node", &node])?;
+        }
         Ok(i)
     }
 
@@ -517,7 +527,14 @@ impl LocalCluster {
     /// Builds the busybox demo image and imports it onto every node through
     /// `jotactl image import` (jotactl is found as [`workspace_bin`] finds
     /// binaries, `$JOTACTL` overriding).
-    pub fn import_demo_image(&self) -> anyhow::Result<String> {
+    pub fn import_demo_image(&mut self) -> anyhow::Result<String> {
+        self.import_image(&[])?;
+        self.image_imported = true;
+        Ok(crate::image::DEMO_IMAGE.to_owned())
+    }
+
+    /// `jotactl image import <demo image> EXTRA…`.
+    fn import_image(&self, extra: &[&str]) -> anyhow::Result<()> {
         let archive = self.demo_image()?;
         let jotactl = workspace_bin("jotactl", "JOTACTL")?;
         let out = Command::new(&jotactl)
@@ -525,6 +542,7 @@ impl LocalCluster {
             .arg(self.server())
             .args(["image", "import"])
             .arg(&archive.path)
+            .args(extra)
             .env_remove("JOTASU_SERVER")
             .env_remove("JOTASU_CONFIG")
             .stdin(Stdio::null())
@@ -537,7 +555,7 @@ impl LocalCluster {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Ok(crate::image::DEMO_IMAGE.to_owned())
+        Ok(())
     }
 }
 

@@ -79,11 +79,7 @@ impl ControlPlane {
         let mut cmd = match &self.options.netns {
             // nsenter enters only the network namespace (ip netns exec would
             // also remount /sys) and execs the server: its PID is the server's.
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(bin);
-                c
-            }
+            Some(ns) => crate::netns::enter(ns, bin),
             None => Command::new(bin),
         };
         cmd.arg("--data-dir").arg(&self.data_dir);

@@ -253,18 +253,12 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let built = runtime.block_on(async {
-        let mut options = ClusterOptions {
-            nodes,
+        let options = ClusterOptions {
             quiet: true,
             prefix: Some(plan.prefix().to_owned()),
             dir: Some(dir.join("cluster")),
-            ..ClusterOptions::default()
+            ..ClusterOptions::spreading(nodes)
         };
-        // Replicas spread over the nodes (Kubernetes' default scoring),
-        // which is what a local multi-node cluster is for.
-        options
-            .controlplane_args
-            .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
         LocalCluster::start(options).await
     });
     let mut cluster = match built {

@@ -1,5 +1,7 @@
-//! [`NetNs`]: a named network namespace that is deleted on drop.
-use std::{fs::File, os::fd::AsRawFd as _, process::Command};
+//! [`NetNs`]: a named network namespace that is deleted on drop; [`enter`]
+//! runs a program in a named namespace; [`veth_to_bridge`] plugs one into a
+//! bridge.
+use std::{ffi::OsStr, fs::File, net::Ipv4Addr, os::fd::AsRawFd as _, process::Command};
 
 use anyhow::Context as _;
 
@@ -78,6 +80,47 @@ pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> anyhow::Resu
         .join()
         .map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
     })
+}
+
+/// A command that runs `program` in the network namespace `name`
+/// (`/run/netns/NAME`) through nsenter: only the network namespace is
+/// entered (`ip netns exec` would also remount /sys, hiding bpffs) and the
+/// program is exec'd, so the child's PID is the program's.
+pub fn enter(name: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{name}"))
+        .arg("--")
+        .arg(program);
+    c
+}
+
+/// Plugs namespace `ns` into the bridge `br0` of namespace `underlay`: a
+/// veth pair, `host` in `ns` with address `ip`/24, `<host>b` on the bridge.
+pub fn veth_to_bridge(
+    underlay: &NetNs,
+    ns: &NetNs,
+    host: &str,
+    ip: Ipv4Addr,
+) -> anyhow::Result<()> {
+    let peer = format!("{host}b");
+    cmd::ip(&[
+        "link",
+        "add",
+        host,
+        "netns",
+        ns.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+        "netns",
+        underlay.name(),
+    ])?;
+    underlay.ip(&["link", "set", &peer, "master", "br0", "up"])?;
+    ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", host])?;
+    ns.ip(&["link", "set", host, "up"])?;
+    Ok(())
 }
 
 impl Drop for NetNs {

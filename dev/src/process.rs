@@ -36,6 +36,20 @@ impl Spawned {
         Ok(me)
     }
 
+    /// Spawns `cmd` with no stdio (a server that prints nothing useful);
+    /// killed if the spawning thread dies, as [`Self::until_ready`].
+    pub fn start(mut cmd: Command) -> anyhow::Result<Self> {
+        let what = format!("{cmd:?}");
+        die_with_spawner(&mut cmd);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning {what}"))?;
+        Ok(Self { child, what })
+    }
+
     /// The underlying child.
     pub fn child(&mut self) -> &mut Child {
         &mut self.child

@@ -26,7 +26,6 @@ use ipnetwork::Ipv4Network;
 
 use crate::{
     Attached, abi,
-    attach::remove_pin,
     error::DatapathError,
     maps::{is_missing, map_err},
     tc::tcx,
@@ -171,29 +170,6 @@ impl Overlay {
             .map_err(map_err("write", CONFIG_PIN))?;
         tracing::debug!(ifname, ifindex, vni, ?outcome, "overlay device attached");
         Ok(outcome)
-    }
-
-    /// Stops encapsulating and detaches `from_overlay` from `ifname`.
-    /// Returns whether it was attached.
-    pub fn detach_device(&mut self, ifname: &str) -> Result<bool, DatapathError> {
-        self.config
-            .set(0, abi::OverlayConfig::default(), 0)
-            .map_err(map_err("write", CONFIG_PIN))?;
-        remove_pin(&self.link_pin(ifname))
-    }
-
-    /// Whether `from_overlay` runs on `ifname`'s ingress now.
-    pub fn device_attached(&self, ifname: &str) -> Result<bool, DatapathError> {
-        tcx::attached(ifname, &self.link_pin(ifname))
-    }
-
-    /// The encapsulating device's ifindex and the VNI, if the overlay is set up.
-    pub fn device(&self) -> Result<Option<(u32, u32)>, DatapathError> {
-        let c = self
-            .config
-            .get(&0, 0)
-            .map_err(map_err("read", CONFIG_PIN))?;
-        Ok((c.ifindex != 0).then_some((c.ifindex, c.vni)))
     }
 
     /// The programmed tunnels.

@@ -41,7 +41,7 @@ pub struct Harness {
 impl Harness {
     /// Starts a cluster built as `options` says, with the demo image imported.
     pub async fn start(options: ClusterOptions) -> Self {
-        let cluster = LocalCluster::start(options)
+        let mut cluster = LocalCluster::start(options)
             .await
             .expect("the cluster starts");
         cluster.import_demo_image().expect("the demo image imports");
@@ -147,6 +147,15 @@ impl Harness {
             })
             .expect("the node's namespace")
             .expect("the metrics endpoint answers")
+    }
+
+    /// The nodes' names, in order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.cluster
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_owned())
+            .collect()
     }
 
     /// containerd, in the first node's namespace.

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -42,10 +42,8 @@ impl Registry {
                 dir.path().join("data").display()
             ),
         )?;
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", netns.name()))
-            .args(["--", "docker-registry", "serve"])
-            .arg(&config);
+        let mut cmd = crate::netns::enter(netns.name(), "docker-registry");
+        cmd.arg("serve").arg(&config);
         die_with_spawner(&mut cmd);
         let child = cmd
             .stdin(Stdio::null())

@@ -6,7 +6,6 @@
 //! delivers).
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use jotasu_agent::overlay::tunnel_of;
 use jotasu_api::{Kind, Object, Pod};
@@ -14,6 +13,7 @@ use jotasu_ebpf::{DEFAULT_BPFFS, Overlay};
 use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::e2e::{Harness, SETTLE, ready, sample};
 use jotasu_tests::lab::testbin_path;
+use jotasu_tests::netns::enter;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::process::Spawned;
 use jotasu_tests::wait::eventually;
@@ -75,7 +75,7 @@ fn exec(h: &Harness, pod: &str, script: &str) -> (i32, String) {
 /// The pod's network namespace, as the agent names it.
 fn netns_of(pod: &Pod) -> String {
     let uid = pod.metadata.uid.clone().expect("a stored pod has a uid");
-    format!("/run/netns/{}-{uid}", node_of(pod))
+    format!("{}-{uid}", node_of(pod))
 }
 
 /// `sh -c script` run by this test process inside pod `pod`'s network
@@ -83,29 +83,14 @@ fn netns_of(pod: &Pod) -> String {
 /// traffic takes the tc path (DNAT at `from_pod`, reverse NAT of replies
 /// from other nodes at `from_overlay`) instead of the socket programs.
 fn in_pod_netns(pod: &Pod, script: &str) -> (i32, String) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", netns_of(pod)))
-        .args(["--", "busybox", "sh", "-c", script])
+    let out = enter(&netns_of(pod), "busybox")
+        .args(["sh", "-c", script])
         .output()
         .expect("running nsenter");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-/// `nodes` nodes whose scheduler spreads (LeastAllocated, as Kubernetes'
-/// default) instead of jotasu's default bin-packing, which would put every
-/// replica of a small Deployment on one node.
-fn spreading(nodes: usize) -> ClusterOptions {
-    let mut options = ClusterOptions {
-        nodes,
-        ..ClusterOptions::default()
-    };
-    options
-        .controlplane_args
-        .extend(["--scheduler-scoring".into(), "least-allocated".into()]);
-    options
 }
 
 /// Request i answered by the same pod as request i−n, and all n pods seen.
@@ -127,12 +112,7 @@ async fn pods_and_services_span_nodes() {
         ..ClusterOptions::default()
     })
     .await;
-    let nodes: Vec<String> = h
-        .cluster
-        .nodes()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
+    let nodes = h.node_names();
     let mut yaml = String::from(WEB_SERVICE);
     yaml.push_str("---\n");
     for (i, node) in nodes.iter().enumerate() {
@@ -180,17 +160,11 @@ async fn pods_and_services_span_nodes() {
     // UDP both ways: busybox has no UDP tool, so the test's echo server
     // and client run in the two pods' network namespaces.
     let sink_ip = pod_ip(&sink);
-    let mut serve = Command::new("nsenter");
-    serve
-        .arg(format!("--net={}", netns_of(&sink)))
-        .arg("--")
-        .arg(testbin_path().expect("jotasu-testbin"))
-        .args(["serve", "--name", "sink", "--ports", "9000"]);
+    let testbin = testbin_path().expect("jotasu-testbin");
+    let mut serve = enter(&netns_of(&sink), &testbin);
+    serve.args(["serve", "--name", "sink", "--ports", "9000"]);
     let _server = Spawned::until_ready(serve, "ready").expect("the UDP echo server starts");
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", netns_of(&client)))
-        .arg("--")
-        .arg(testbin_path().expect("jotasu-testbin"))
+    let out = enter(&netns_of(&client), &testbin)
         .args([
             "connect",
             "--udp",
@@ -372,9 +346,6 @@ async fn nodes_joining_and_leaving_update_every_node() {
 
     let joined = h.cluster.add_node().await.expect("a node joins");
     let newcomer = h.cluster.nodes()[joined].name().to_owned();
-    h.cluster
-        .import_demo_image()
-        .expect("the demo image imports onto the newcomer");
     tunnels_converge(&h, 3).await;
     // Its pods are reachable from a pod on the first node, through the overlay.
     let first = h.cluster.nodes()[0].name().to_owned();
@@ -426,13 +397,8 @@ async fn a_stopped_node_heals_onto_the_others() {
     if !require_root("a_stopped_node_heals_onto_the_others") {
         return;
     }
-    let mut h = Harness::start(spreading(3)).await;
-    let nodes: Vec<String> = h
-        .cluster
-        .nodes()
-        .iter()
-        .map(|n| n.name().to_owned())
-        .collect();
+    let mut h = Harness::start(ClusterOptions::spreading(3)).await;
+    let nodes = h.node_names();
     let mut yaml = format!(
         r#"
 apiVersion: apps/v1

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context as _;
 
 use crate::cmd;
-use crate::netns::NetNs;
+use crate::netns::{NetNs, veth_to_bridge};
 
 /// MTU of the pods' interfaces and the VXLAN devices (1500 less 50).
 pub const MTU: &str = "1450";
@@ -65,24 +65,7 @@ impl FlannelPair {
             let pod_ip = Ipv4Addr::new(10, 244, i, 2);
             // Underlay uplink.
             let up = format!("{prefix}fv{i}");
-            let up_peer = format!("{up}b");
-            cmd::ip(&[
-                "link",
-                "add",
-                &up,
-                "netns",
-                ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &up_peer,
-                "netns",
-                underlay.name(),
-            ])?;
-            underlay.ip(&["link", "set", &up_peer, "master", "br0", "up"])?;
-            ns.ip(&["addr", "add", &format!("{underlay_ip}/24"), "dev", &up])?;
-            ns.ip(&["link", "set", &up, "up"])?;
+            veth_to_bridge(&underlay, &ns, &up, underlay_ip)?;
             ns.sysctl("net.ipv4.ip_forward", "1")?;
             // cni0 and flannel.1.
             ns.ip(&["link", "add", "cni0", "type", "bridge"])?;
@@ -189,14 +172,14 @@ impl FlannelPair {
         })
     }
 
-    /// The client pod's namespace path (on node 0).
+    /// The client pod's namespace (on node 0).
     pub fn client_netns(&self) -> String {
-        format!("/run/netns/{}", self.nodes[0].pod.name())
+        self.nodes[0].pod.name().to_owned()
     }
 
-    /// The server pod's namespace path (on node 1).
+    /// The server pod's namespace (on node 1).
     pub fn server_netns(&self) -> String {
-        format!("/run/netns/{}", self.nodes[1].pod.name())
+        self.nodes[1].pod.name().to_owned()
     }
 
     /// The server pod's address.

@@ -11,7 +11,7 @@
 //! namespaces, so both overlays carry the same programs' traffic.
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -21,7 +21,8 @@ use super::Report;
 use super::flannel::FlannelPair;
 use crate::cluster::{ClusterOptions, LocalCluster};
 use crate::jotactl::Ctl;
-use crate::process::die_with_spawner;
+use crate::netns::enter;
+use crate::process::Spawned;
 
 /// How the benchmark runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,38 +47,15 @@ pub fn describe(cfg: &Config) -> String {
 #[derive(Debug, Clone)]
 struct Pair {
     case: &'static str,
+    /// The client pod's network namespace (a name under /run/netns).
     client_ns: String,
+    /// The server pod's.
     server_ns: String,
     server_ip: Ipv4Addr,
 }
 
-/// A server process in a namespace, killed (by PID) and reaped on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn in_netns(netns: &str, program: &str) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net={netns}")).arg("--").arg(program);
-    c
-}
-
-fn serve(mut cmd: Command) -> anyhow::Result<Server> {
-    die_with_spawner(&mut cmd);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!("starting {cmd:?}: run scripts/bootstrap.sh for iperf3 and sockperf")
-        })?;
-    Ok(Server(child))
+fn serve(cmd: Command) -> anyhow::Result<Spawned> {
+    Spawned::start(cmd).context("run scripts/bootstrap.sh for iperf3 and sockperf")
 }
 
 /// Runs a client until `done` accepts its output (its server may still be
@@ -101,10 +79,10 @@ fn client<T>(mut cmd: Command, done: impl Fn(&str) -> Option<T>) -> anyhow::Resu
 /// TCP throughput from client to server, in Gbit/s.
 fn throughput(p: &Pair, seconds: u64) -> anyhow::Result<f64> {
     let ip = p.server_ip.to_string();
-    let mut s = in_netns(&p.server_ns, "iperf3");
+    let mut s = enter(&p.server_ns, "iperf3");
     s.args(["-s", "-1", "-p", "5201", "-B", &ip]);
     let _server = serve(s)?;
-    let mut c = in_netns(&p.client_ns, "iperf3");
+    let mut c = enter(&p.client_ns, "iperf3");
     c.args(["-c", &ip, "-p", "5201", "-J", "-t", &seconds.to_string()]);
     client(c, |out| {
         let json: serde_json::Value = serde_json::from_str(out).ok()?;
@@ -118,10 +96,10 @@ fn throughput(p: &Pair, seconds: u64) -> anyhow::Result<f64> {
 /// Requests per second of one TCP ping-pong (one request in flight).
 fn request_rate(p: &Pair, seconds: u64) -> anyhow::Result<f64> {
     let ip = p.server_ip.to_string();
-    let mut s = in_netns(&p.server_ns, "sockperf");
+    let mut s = enter(&p.server_ns, "sockperf");
     s.args(["sr", "--tcp", "-i", &ip, "-p", "11111"]);
     let _server = serve(s)?;
-    let mut c = in_netns(&p.client_ns, "sockperf");
+    let mut c = enter(&p.client_ns, "sockperf");
     c.args([
         "pp",
         "--tcp",
@@ -175,7 +153,7 @@ spec:
   - {name: main, image: jotasu.local/busybox:latest, command: ["sleep", "3600"]}
 "#;
 
-/// Waits until pod `name` runs with an IP; its namespace path and IP.
+/// Waits until pod `name` runs with an IP; its namespace's name and its IP.
 async fn running_pod(cluster: &LocalCluster, name: &str) -> anyhow::Result<(String, Ipv4Addr)> {
     let client = cluster.client().await?;
     let r = jotasu_api::ObjectRef {
@@ -191,7 +169,7 @@ async fn running_pod(cluster: &LocalCluster, name: &str) -> anyhow::Result<(Stri
             if let (Some(ip), Some(node), Some(uid)) =
                 (ip, p.spec.node_name.as_deref(), p.metadata.uid.as_deref())
             {
-                return Ok((format!("/run/netns/{node}-{uid}"), ip.parse()?));
+                return Ok((format!("{node}-{uid}"), ip.parse()?));
             }
         }
         if Instant::now() > deadline {
@@ -201,7 +179,7 @@ async fn running_pod(cluster: &LocalCluster, name: &str) -> anyhow::Result<(Stri
     }
 }
 
-async fn jotasu_pair(cluster: &LocalCluster) -> anyhow::Result<Pair> {
+async fn jotasu_pair(cluster: &mut LocalCluster) -> anyhow::Result<Pair> {
     cluster.import_demo_image()?;
     let nodes = cluster.nodes();
     let yaml = PODS
@@ -227,12 +205,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let cluster = runtime.block_on(LocalCluster::start(ClusterOptions {
+    let mut cluster = runtime.block_on(LocalCluster::start(ClusterOptions {
         nodes: 2,
         quiet: std::env::var_os("JOTASU_LOG").is_none(),
         ..ClusterOptions::default()
     }))?;
-    let jotasu = runtime.block_on(jotasu_pair(&cluster))?;
+    let jotasu = runtime.block_on(jotasu_pair(&mut cluster))?;
     let flannel_net = FlannelPair::build(cluster.prefix())?;
     let flannel = Pair {
         case: "flannel-style (bridge + kernel VXLAN + routes)",

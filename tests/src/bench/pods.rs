@@ -90,7 +90,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
 }
 
 async fn measure(cfg: &Config) -> anyhow::Result<Report> {
-    let cluster = LocalCluster::start(ClusterOptions {
+    let mut cluster = LocalCluster::start(ClusterOptions {
         quiet: std::env::var_os("JOTASU_LOG").is_none(),
         ..ClusterOptions::default()
     })
