@@ -23,6 +23,9 @@ PACKAGES=(
   # ctr cleans up after it), the static busybox the demo image is built
   # from, and the registry the pull test runs on a node's loopback.
   containerd runc busybox-static docker-registry
+  # The OCI runtime the agent prefers (--oci-runtime auto): a container start
+  # costs crun about a third of runc's CPU.
+  crun
   # The overlay benchmark: TCP throughput and request/response rate between pods.
   iperf3 sockperf
 )
@@ -50,6 +53,21 @@ if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
   echo "bootstrap: mounting bpffs on /sys/fs/bpf"
   $SUDO mkdir -p /sys/fs/bpf
   $SUDO mount -t bpf bpf /sys/fs/bpf
+fi
+
+# cgroups for crun: on a hybrid host (v1 controllers, v2 at
+# /sys/fs/cgroup/unified) crun refuses to run while any controller is still
+# bound to v2, as hugetlb is when no v1 hierarchy holds it. Give each such
+# controller its own v1 hierarchy, as systemd's hybrid mode does. If one is in
+# use on v2 the mount fails, and the agent falls back to runc and says why.
+unified=/sys/fs/cgroup/unified
+if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] && [ -r "$unified/cgroup.controllers" ]; then
+  for c in $(cat "$unified/cgroup.controllers"); do
+    echo "bootstrap: mounting the $c cgroup controller as a v1 hierarchy (crun needs v2 bare)"
+    $SUDO mkdir -p "/sys/fs/cgroup/$c"
+    $SUDO mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
+      echo "bootstrap: could not; jotasu-agent will run containers with runc" >&2
+  done
 fi
 
 # Rust toolchain: the machine's own rustup toolchain is expected.

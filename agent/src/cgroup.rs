@@ -89,6 +89,11 @@ impl Hierarchies {
             .map(|(_, p)| p.as_path())
     }
 
+    /// Whether the host is hybrid: v1 hierarchies beside a v2 mount.
+    pub fn is_hybrid(&self) -> bool {
+        self.unified.is_some() && !self.v1.is_empty()
+    }
+
     /// Whether memory limits are in a v1 hierarchy (hybrid machines).
     pub fn memory_is_v1(&self) -> bool {
         self.v1("memory").is_some()

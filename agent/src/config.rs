@@ -46,6 +46,8 @@ pub struct Config {
     pub cluster_domain: String,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// The OCI runtime containers run with (`auto`: crun when it can, else runc).
+    pub oci_runtime: crate::oci_runtime::Requested,
 }
 
 impl Config {

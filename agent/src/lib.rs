@@ -18,6 +18,7 @@ pub mod exec;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod oci_runtime;
 pub mod overlay;
 pub mod pod;
 pub mod pods;

@@ -89,6 +89,11 @@ struct Args {
     /// Registries on loopback addresses always are.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// OCI runtime containerd's runc shim runs containers with: auto (crun
+    /// when installed and it accepts the host's cgroups, else runc), or a
+    /// binary name or path (runc, crun).
+    #[arg(long, default_value = "auto")]
+    oci_runtime: jotasu_agent::oci_runtime::Requested,
 }
 
 fn first_global_ipv4() -> Option<Ipv4Addr> {
@@ -148,6 +153,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
+        oci_runtime: args.oci_runtime.clone(),
     })
 }
 

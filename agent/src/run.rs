@@ -18,7 +18,7 @@ use crate::network::{CniNetwork, NetworkSettings, PodNetns};
 use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
 use crate::pods::{Manager, NodeContext, Registry};
 use crate::watch::{ClusterView, Generations, WatchStatus, follow};
-use crate::{datapath, metrics, overlay, server};
+use crate::{datapath, metrics, oci_runtime, overlay, server};
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> {
@@ -28,6 +28,12 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
         .context("connecting to the control plane")?;
     let hierarchies = Hierarchies::detect().context("reading /proc/mounts")?;
     let cgroups = NodeCgroups::ensure(hierarchies.clone(), &config.cgroup_parent)?;
+    let runtime = oci_runtime::choose(
+        &config.oci_runtime,
+        &oci_runtime::HostRuntimes::detect(&hierarchies),
+        |b| oci_runtime::which(b).is_some(),
+    )?;
+    info!(binary = %runtime.binary, reason = %runtime.reason, "OCI runtime");
     let containerd = Containerd::connect(&config.containerd_socket, &node)
         .await
         .with_context(|| {
@@ -37,7 +43,8 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
             )
         })?
         .with_exec_dir(&config.state_dir.join("exec"))
-        .with_insecure_registries(config.insecure_registries.clone());
+        .with_insecure_registries(config.insecure_registries.clone())
+        .with_oci_runtime((!runtime.is_default()).then(|| runtime.binary.clone()));
     let runtime_version = containerd.version().await.unwrap_or_default();
     let dp = datapath::open(&config.bpffs, &node, &cgroups.unified_dir())
         .with_context(|| format!("opening node {node}'s data plane"))?;

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use jotasu_agent::cgroup::Hierarchies;
 use jotasu_agent::containerd::{
     Containerd, ContainerdError, LogFile, NewContainer, TaskState, normalize,
 };
+use jotasu_agent::oci_runtime::{self, HostRuntimes, Requested};
 use jotasu_tests::containerd::ContainerdGuard;
 use jotasu_tests::image::{DEMO_IMAGE, ImageArchive, build_busybox_image};
 use serde_json::{Value, json};
@@ -202,6 +204,38 @@ fn containers_run_exec_restart_and_leave_nothing() {
     if !prerequisites("containers_run_exec_restart_and_leave_nothing") {
         return;
     }
+    run_and_leave_nothing(None);
+}
+
+/// The same with crun as the OCI runtime (the agent's choice where crun is
+/// installed and accepts the host's cgroups, as `scripts/bootstrap.sh`
+/// leaves them).
+#[test]
+fn containers_run_with_crun_and_leave_nothing() {
+    let test = "containers_run_with_crun_and_leave_nothing";
+    if !prerequisites(test) {
+        return;
+    }
+    let hierarchies = Hierarchies::detect().expect("/proc/mounts");
+    let host = HostRuntimes::detect(&hierarchies);
+    let crun = match oci_runtime::choose(&Requested::Binary("crun".into()), &host, |b| {
+        oci_runtime::which(b).is_some()
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("{test}: {e}");
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "cannot run in CI: {msg}"
+            );
+            eprintln!("\n!!!!!!!! SKIPPED {msg} !!!!!!!!\n");
+            return;
+        }
+    };
+    run_and_leave_nothing(Some(crun.binary));
+}
+
+fn run_and_leave_nothing(oci_runtime: Option<String>) {
     jotasu_tests::names::sweep_stale();
     let prefix = jotasu_tests::names::fresh_prefix();
     let guard = ContainerdGuard::start(&prefix).expect("containerd starts");
@@ -213,7 +247,13 @@ fn containers_run_exec_restart_and_leave_nothing() {
         .enable_all()
         .build()
         .expect("runtime");
-    let left = rt.block_on(scenario(guard.socket(), &prefix, &archive, &run_dir));
+    let left = rt.block_on(scenario(
+        guard.socket(),
+        &prefix,
+        &archive,
+        &run_dir,
+        oci_runtime.clone(),
+    ));
     assert!(!left.shims.is_empty(), "the running container has a shim");
     drop(rt);
     drop(guard);
@@ -356,11 +396,13 @@ async fn scenario(
     prefix: &str,
     archive: &ImageArchive,
     run_dir: &Path,
+    oci_runtime: Option<String>,
 ) -> Leftovers {
     let cd = Containerd::connect(socket, prefix)
         .await
         .expect("connect")
-        .with_exec_dir(&run_dir.join("exec"));
+        .with_exec_dir(&run_dir.join("exec"))
+        .with_oci_runtime(oci_runtime.clone());
     let version = cd.version().await.expect("version");
     assert!(version.starts_with(char::is_numeric), "version {version:?}");
 
@@ -434,6 +476,18 @@ async fn scenario(
     assert_eq!(
         cd.state(&id).await.expect("state"),
         Some(TaskState::Running { pid })
+    );
+    // The runtime asked for is the one running it: runc keeps a state.json
+    // in its state directory, crun does not.
+    let state_json = Path::new("/run/containerd/runc")
+        .join(prefix)
+        .join(&id)
+        .join("state.json");
+    assert_eq!(
+        state_json.exists(),
+        oci_runtime.is_none(),
+        "{} with runtime {oci_runtime:?}",
+        state_json.display()
     );
     let text = log_has(&log.0, &["out\n", "err\n"]).await;
     assert!(

@@ -168,7 +168,7 @@ fn kill_shims(socket: &Path) {
     }
 }
 
-/// Where the runc shim of containerd 1.6 keeps runc's state, one directory
+/// Where the runc shim of containerd 1.6 keeps the OCI runtime's state, one directory
 /// per namespace, whatever containerd's own state directory: emptied when
 /// the namespace's tasks are deleted, never removed by containerd.
 const RUNC_ROOT: &str = "/run/containerd/runc";
@@ -194,7 +194,14 @@ pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
                 continue;
             }
             for c in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
-                let _ = Command::new("runc")
+                // The agent runs containers with crun when it can (its state
+                // has no state.json) and with runc otherwise.
+                let runtime = if c.path().join("state.json").exists() {
+                    "runc"
+                } else {
+                    "crun"
+                };
+                let _ = Command::new(runtime)
                     .arg("--root")
                     .arg(ns.path())
                     .args(["delete", "--force"])

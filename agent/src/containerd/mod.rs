@@ -38,7 +38,20 @@ pub struct Containerd {
     namespace: String,
     exec_dir: std::path::PathBuf,
     insecure_registries: Vec<String>,
+    /// The OCI runtime binary the shim runs (None: its default, runc).
+    oci_runtime: Option<String>,
 }
+
+/// The runc shim's options (`containerd.runc.v1.Options`); only the field
+/// the agent sets.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    /// The OCI runtime binary (runc when empty).
+    #[prost(string, tag = "6")]
+    binary_name: String,
+}
+
+const RUNC_OPTIONS_TYPE: &str = "containerd.runc.v1.Options";
 
 type Result<T> = std::result::Result<T, ContainerdError>;
 
@@ -56,6 +69,7 @@ impl Containerd {
             namespace: namespace.to_owned(),
             exec_dir: Path::new("/run/jotasu/exec").join(namespace),
             insecure_registries: Vec::new(),
+            oci_runtime: None,
         };
         let request = CreateNamespaceRequest {
             namespace: Some(Namespace {
@@ -84,6 +98,23 @@ impl Containerd {
     pub fn with_insecure_registries(mut self, registries: Vec<String>) -> Self {
         self.insecure_registries = registries;
         self
+    }
+
+    /// Runs containers with this OCI runtime binary instead of runc (the
+    /// runc shim runs any runtime with runc's command line, as crun).
+    pub fn with_oci_runtime(mut self, binary: Option<String>) -> Self {
+        self.oci_runtime = binary;
+        self
+    }
+
+    /// The shim options naming the runtime binary (None: the default).
+    pub(crate) fn runtime_options(&self) -> Option<prost_types::Any> {
+        self.oci_runtime.as_ref().map(|binary| prost_types::Any {
+            type_url: RUNC_OPTIONS_TYPE.to_owned(),
+            value: prost::Message::encode_to_vec(&RuncOptions {
+                binary_name: binary.clone(),
+            }),
+        })
     }
 
     pub(crate) fn exec_dir(&self) -> &Path {

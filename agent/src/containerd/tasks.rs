@@ -76,7 +76,7 @@ impl Containerd {
             image: c.image.name.clone(),
             runtime: Some(Runtime {
                 name: RUNTIME.to_owned(),
-                options: None,
+                options: self.runtime_options(),
             }),
             spec: Some(Any {
                 type_url: SPEC_TYPE.to_owned(),
@@ -118,6 +118,7 @@ impl Containerd {
                 rootfs: mounts,
                 stdout: uri.clone(),
                 stderr: uri,
+                options: self.runtime_options(),
                 ..CreateTaskRequest::default()
             }))
             .await

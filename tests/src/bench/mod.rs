@@ -172,6 +172,12 @@ fn new_table() -> Table {
     t
 }
 
+/// The median of `v` (the upper one of an even count; 0 when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// A figure with about three significant digits (whole numbers from 100 up).
 pub fn fmt_value(v: f64) -> String {
     match v.abs() {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use jotasu_api::{Kind, Object, Pod};
 
-use super::Report;
 use super::flannel::FlannelPair;
+use super::{Report, median};
 use crate::cluster::{ClusterOptions, LocalCluster};
 use crate::jotactl::Ctl;
 use crate::netns::enter;
@@ -126,11 +126,6 @@ pub fn parse_sockperf(out: &str) -> Option<f64> {
     let secs = field("RunTime=")?;
     let received = field("ReceivedMessages=")?;
     (secs > 0.0).then(|| received / secs)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 const PODS: &str = r#"
