@@ -23,10 +23,6 @@ use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
 use crate::process::die_with_spawner;
 
-/// Scratch directories are `<this><run prefix>-<random>` in
-/// [`crate::controlplane::scratch_root`], so a killed run's is swept.
-pub const SCRATCH_PREFIX: &str = "jotasu-cluster-";
-
 /// How to build a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -233,7 +229,7 @@ impl LocalCluster {
             }
             None => {
                 let t = tempfile::Builder::new()
-                    .prefix(&format!("{SCRATCH_PREFIX}{}-", plan.prefix()))
+                    .prefix(&crate::names::scratch_prefix(plan.prefix(), ""))
                     .tempdir_in(crate::controlplane::scratch_root())
                     .context("creating the cluster's scratch directory")?;
                 (t.path().to_owned(), Some(t))

@@ -51,8 +51,11 @@ impl ControlPlane {
                 (d.clone(), None)
             }
             None => {
+                // Named with a run prefix, so that a SIGKILLed run's data
+                // dir is swept like its cluster's (names::sweep_stale).
+                let prefix = crate::names::scratch_prefix(&crate::names::fresh_prefix(), "cp-");
                 let dir = tempfile::Builder::new()
-                    .prefix("jotasu-cp-")
+                    .prefix(&prefix)
                     .tempdir_in(scratch_root())
                     .context("creating the control plane's data dir")?;
                 (dir.path().to_owned(), Some(dir))

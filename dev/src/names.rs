@@ -17,6 +17,22 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     name.strip_prefix("jt")?.split('x').next()?.parse().ok()
 }
 
+/// Scratch directories of a run (a cluster's, a control plane's data dir)
+/// in [`crate::controlplane::scratch_root`] start with this, then the run's
+/// prefix and a `-`, so a killed run's are swept.
+pub const SCRATCH_PREFIX: &str = "jotasu-cluster-";
+
+/// The name prefix of a scratch directory of run `prefix`, for `what`
+/// (`""` for a cluster's, `"cp-"` for a control plane's).
+pub fn scratch_prefix(prefix: &str, what: &str) -> String {
+    format!("{SCRATCH_PREFIX}{prefix}-{what}")
+}
+
+/// The run prefix a scratch directory's name carries.
+pub fn scratch_owner(name: &str) -> Option<&str> {
+    name.strip_prefix(SCRATCH_PREFIX)?.split('-').next()
+}
+
 /// Removes what runs whose process is gone left behind (a run killed
 /// before its guards could drop): see [`remove_leftovers`].
 pub fn sweep_stale() {
@@ -62,9 +78,7 @@ pub fn remove_leftovers(owned: &dyn Fn(&str) -> bool) {
     if let Ok(dir) = std::fs::read_dir(crate::controlplane::scratch_root()) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(prefix) = name
-                .strip_prefix(crate::cluster::SCRATCH_PREFIX)
-                .and_then(|rest| rest.split('-').next())
+            if let Some(prefix) = scratch_owner(&name)
                 && owned(prefix)
             {
                 crate::mounts::unmount_below(&e.path());
@@ -83,5 +97,14 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() <= 11, "{a}");
         assert_eq!(super::owner_pid(&a), Some(std::process::id() % 1_000_000));
+    }
+
+    #[test]
+    fn scratch_dirs_name_their_run() {
+        for what in ["", "cp-"] {
+            let dir = format!("{}a1B2c3", super::scratch_prefix("jt42x7", what));
+            assert_eq!(super::scratch_owner(&dir), Some("jt42x7"), "{dir}");
+        }
+        assert_eq!(super::scratch_owner("jotasu-cp-abc"), None);
     }
 }
