@@ -7,19 +7,20 @@ use std::{
     process::Command,
 };
 
-use anyhow::Context as _;
+use crate::error::{DevError, Result};
 
 /// Where cgroup2 is mounted: `/sys/fs/cgroup` on unified hosts, elsewhere
 /// (e.g. `/sys/fs/cgroup/unified`) on hybrid ones. Read from /proc/mounts.
-pub fn cgroup2_root() -> anyhow::Result<PathBuf> {
-    let mounts = fs::read_to_string("/proc/mounts")?;
+pub fn cgroup2_root() -> Result<PathBuf> {
+    let mounts =
+        fs::read_to_string("/proc/mounts").map_err(DevError::io("reading", "/proc/mounts"))?;
     mounts
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
         })
-        .context("no cgroup2 filesystem mounted (see /proc/mounts)")
+        .ok_or_else(|| DevError::Invalid("no cgroup2 filesystem mounted (see /proc/mounts)".into()))
 }
 
 /// The mount point of every cgroup hierarchy, v1 and v2 (where a node's
@@ -46,9 +47,9 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Creates `jotasu/<name>`.
-    pub fn new(name: &str) -> anyhow::Result<Self> {
+    pub fn new(name: &str) -> Result<Self> {
         let path = cgroup2_root()?.join("jotasu").join(name);
-        fs::create_dir_all(&path).with_context(|| format!("creating cgroup {}", path.display()))?;
+        fs::create_dir_all(&path).map_err(DevError::io("creating cgroup", &path))?;
         Ok(Self { path })
     }
 

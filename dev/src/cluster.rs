@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
 use jotasu_api::client::Client;
 use jotasu_api::{ConditionStatus, Kind, Object, ObjectRef};
 
 use crate::bins::workspace_bin;
 use crate::containerd::ContainerdGuard;
 use crate::controlplane::{ControlPlane, Options};
+use crate::error::{DevError, Result};
 use crate::netns::{NetNs, veth_to_bridge};
 use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
@@ -117,7 +117,7 @@ impl AgentNode {
         self.child.as_ref().map(Child::id)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
+    fn spawn(&mut self) -> Result<()> {
         let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
         let mut cmd = crate::netns::enter(self.ns.name(), bin);
         cmd.args(&self.args);
@@ -131,7 +131,7 @@ impl AgentNode {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .with_context(|| format!("opening {}", path.display()))?,
+                    .map_err(DevError::io("opening", path))?,
             ),
             None => Stdio::inherit(),
         };
@@ -140,7 +140,7 @@ impl AgentNode {
                 .stdout(Stdio::null())
                 .stderr(stderr)
                 .spawn()
-                .with_context(|| format!("starting the agent of {}", self.name))?,
+                .map_err(DevError::spawn(format!("the agent of {}", self.name)))?,
         );
         Ok(())
     }
@@ -153,9 +153,12 @@ impl AgentNode {
     }
 
     /// Starts the agent again (after [`Self::stop_agent`]).
-    pub fn start_agent(&mut self) -> anyhow::Result<()> {
+    pub fn start_agent(&mut self) -> Result<()> {
         if self.child.is_some() {
-            bail!("the agent of {} is running", self.name);
+            return Err(DevError::State(format!(
+                "the agent of {} is running",
+                self.name
+            )));
         }
         self.spawn()
     }
@@ -214,7 +217,7 @@ impl LocalCluster {
     /// Builds and starts a cluster, and waits until every node is Ready.
     /// Call it from a thread that outlives the cluster (its processes die
     /// with their spawner).
-    pub async fn start(options: ClusterOptions) -> anyhow::Result<Self> {
+    pub async fn start(options: ClusterOptions) -> Result<Self> {
         crate::names::sweep_stale();
         let plan = Plan::new(
             &options
@@ -224,14 +227,17 @@ impl LocalCluster {
         );
         let (dir, scratch) = match &options.dir {
             Some(d) => {
-                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(DevError::io("creating", d))?;
                 (d.clone(), None)
             }
             None => {
                 let t = tempfile::Builder::new()
                     .prefix(&crate::names::scratch_prefix(plan.prefix(), ""))
                     .tempdir_in(crate::controlplane::scratch_root())
-                    .context("creating the cluster's scratch directory")?;
+                    .map_err(DevError::io(
+                        "creating the cluster's scratch directory in",
+                        crate::controlplane::scratch_root(),
+                    ))?;
                 (t.path().to_owned(), Some(t))
             }
         };
@@ -256,10 +262,8 @@ impl LocalCluster {
         })
         .await?;
         let server = format!("unix://{}", control_plane.socket().display());
-        let cni_dir = workspace_bin("jotasu-cni", "JOTASU_CNI")?
-            .parent()
-            .context("jotasu-cni has no directory")?
-            .to_owned();
+        let cni = workspace_bin("jotasu-cni", "JOTASU_CNI")?;
+        let cni_dir = cni.parent().unwrap_or(Path::new("/")).to_owned();
         let mut me = Self {
             plan,
             options,
@@ -283,7 +287,7 @@ impl LocalCluster {
     }
 
     /// Makes the next node (namespace, uplink, agent); does not wait for it.
-    fn spawn_node(&mut self) -> anyhow::Result<usize> {
+    fn spawn_node(&mut self) -> Result<usize> {
         let i = self.next_node;
         let crate::plan::NodePlan { name, uplink, ip } = self.plan.node(i)?;
         self.next_node += 1;
@@ -331,7 +335,7 @@ impl LocalCluster {
 
     /// A node joins the running cluster; waits until it is Ready. Returns
     /// its index in [`Self::nodes`].
-    pub async fn add_node(&mut self) -> anyhow::Result<usize> {
+    pub async fn add_node(&mut self) -> Result<usize> {
         let i = self.spawn_node()?;
         self.wait_ready(Duration::from_secs(60)).await?;
         if self.image_imported {
@@ -344,15 +348,24 @@ impl LocalCluster {
     /// Stops node `i` as a machine that dies would: its agent is killed, its
     /// containers are killed, and its underlay link goes down (no heartbeat,
     /// its pods unreachable). The Node object stays.
-    pub async fn stop_node(&mut self, i: usize) -> anyhow::Result<()> {
+    pub async fn stop_node(&mut self, i: usize) -> Result<()> {
         let socket = self.containerd().socket().to_owned();
         let node = &mut self.nodes[i];
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &node.name).await?;
-        for c in cd.list().await? {
+        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &node.name)
+            .await
+            .map_err(DevError::containerd(format!(
+                "connecting for node {}",
+                node.name
+            )))?;
+        let containers = cd.list().await.map_err(DevError::containerd(format!(
+            "listing the containers of node {}",
+            node.name
+        )))?;
+        for c in containers {
             // Already exited is fine.
             let _ = cd.kill(&c.id, libc::SIGKILL, true).await;
         }
@@ -361,7 +374,7 @@ impl LocalCluster {
     }
 
     /// Starts node `i` again after [`Self::stop_node`]: link up, agent started.
-    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
         let node = &mut self.nodes[i];
         node.ns.ip(&["link", "set", &node.uplink, "up"])?;
         node.start_agent()
@@ -370,7 +383,7 @@ impl LocalCluster {
     /// Node `i` leaves for good: stopped as [`Self::stop_node`] does, its Node
     /// object deleted (as `jotactl delete node` would), and everything it
     /// left on the machine removed. Later indexes shift down by one.
-    pub async fn remove_node(&mut self, i: usize) -> anyhow::Result<()> {
+    pub async fn remove_node(&mut self, i: usize) -> Result<()> {
         self.stop_node(i).await?;
         let name = self.nodes[i].name.clone();
         let client = self.client().await?;
@@ -384,11 +397,16 @@ impl LocalCluster {
                 None,
             )
             .await
-            .with_context(|| format!("deleting Node {name}"))?;
+            .map_err(DevError::api(format!("deleting Node {name}")))?;
         let mut node = self.nodes.remove(i);
         let socket = self.containerd().socket().to_owned();
-        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &name).await?;
-        for c in cd.list().await? {
+        let cd = jotasu_agent::containerd::Containerd::connect(&socket, &name)
+            .await
+            .map_err(DevError::containerd(format!("connecting for node {name}")))?;
+        let containers = cd.list().await.map_err(DevError::containerd(format!(
+            "listing the containers of node {name}"
+        )))?;
+        for c in containers {
             let _ = cd.delete_task(&c.id).await;
             let _ = cd.remove(&c.id).await;
         }
@@ -468,12 +486,12 @@ impl LocalCluster {
     }
 
     /// A client of the control plane.
-    pub async fn client(&self) -> anyhow::Result<Client> {
+    pub async fn client(&self) -> Result<Client> {
         self.control_plane().client().await
     }
 
     /// Waits until every node is registered and Ready.
-    pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(&mut self, within: Duration) -> Result<()> {
         let client = self.client().await?;
         let deadline = Instant::now() + within;
         for node in &mut self.nodes {
@@ -500,13 +518,16 @@ impl LocalCluster {
                     .and_then(|c| c.try_wait().ok().flatten())
                 {
                     node.child = None;
-                    bail!(
-                        "the agent of {} exited before its node was Ready: {status}",
-                        node.name
-                    );
+                    return Err(DevError::NotReady {
+                        what: format!("node {}", node.name),
+                        why: format!("its agent exited: {status}"),
+                    });
                 }
                 if Instant::now() > deadline {
-                    bail!("node {} did not become Ready within {within:?}", node.name);
+                    return Err(DevError::Timeout {
+                        what: format!("node {} becoming Ready", node.name),
+                        within,
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -515,7 +536,7 @@ impl LocalCluster {
     }
 
     /// Builds the busybox demo image archive in the scratch directory.
-    pub fn demo_image(&self) -> anyhow::Result<crate::image::ImageArchive> {
+    pub fn demo_image(&self) -> Result<crate::image::ImageArchive> {
         let archive = self.dir.join("busybox.tar");
         crate::image::build_busybox_image(&archive, crate::image::DEMO_IMAGE)
     }
@@ -523,34 +544,27 @@ impl LocalCluster {
     /// Builds the busybox demo image and imports it onto every node through
     /// `jotactl image import` (jotactl is found as [`workspace_bin`] finds
     /// binaries, `$JOTACTL` overriding).
-    pub fn import_demo_image(&mut self) -> anyhow::Result<String> {
+    pub fn import_demo_image(&mut self) -> Result<String> {
         self.import_image(&[])?;
         self.image_imported = true;
         Ok(crate::image::DEMO_IMAGE.to_owned())
     }
 
     /// `jotactl image import <demo image> EXTRA…`.
-    fn import_image(&self, extra: &[&str]) -> anyhow::Result<()> {
+    fn import_image(&self, extra: &[&str]) -> Result<()> {
         let archive = self.demo_image()?;
         let jotactl = workspace_bin("jotactl", "JOTACTL")?;
-        let out = Command::new(&jotactl)
-            .arg("--server")
-            .arg(self.server())
-            .args(["image", "import"])
-            .arg(&archive.path)
-            .args(extra)
-            .env_remove("JOTASU_SERVER")
-            .env_remove("JOTASU_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", jotactl.display()))?;
-        if !out.status.success() {
-            bail!(
-                "jotactl image import failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        crate::cmd::run(
+            Command::new(&jotactl)
+                .arg("--server")
+                .arg(self.server())
+                .args(["image", "import"])
+                .arg(&archive.path)
+                .args(extra)
+                .env_remove("JOTASU_SERVER")
+                .env_remove("JOTASU_CONFIG")
+                .stdin(Stdio::null()),
+        )?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use crate::error::{DevError, Result};
 
 use crate::process::die_with_spawner;
 
@@ -33,11 +33,11 @@ fn ctr(socket: &Path, args: &[&str]) -> String {
 
 impl ContainerdGuard {
     /// Starts containerd for the run `prefix` and waits until it answers.
-    pub fn start(prefix: &str) -> anyhow::Result<Self> {
+    pub fn start(prefix: &str) -> Result<Self> {
         let run_dir = PathBuf::from("/run/jotasu-test").join(prefix);
         let root_dir = PathBuf::from("/var/lib/jotasu-test").join(prefix);
         for d in [&run_dir, &root_dir] {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(DevError::io("creating", d))?;
         }
         let socket = run_dir.join("containerd.sock");
         let config = run_dir.join("config.toml");
@@ -52,8 +52,10 @@ impl ContainerdGuard {
                 state = run_dir.join("state").display(),
                 sock = socket.display(),
             ),
-        )?;
-        let log = std::fs::File::create(run_dir.join("containerd.log"))?;
+        )
+        .map_err(DevError::io("writing", &config))?;
+        let log_path = run_dir.join("containerd.log");
+        let log = std::fs::File::create(&log_path).map_err(DevError::io("creating", &log_path))?;
         let mut cmd = Command::new("containerd");
         cmd.arg("--config").arg(&config);
         die_with_spawner(&mut cmd);
@@ -62,7 +64,11 @@ impl ContainerdGuard {
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
-            .context("starting containerd (apt install containerd runc)")?;
+            .map_err(|source| DevError::Spawn {
+                program: "containerd".into(),
+                source,
+                hint: " (apt install containerd runc)",
+            })?;
         let mut me = Self {
             child: Some(child),
             run_dir,
@@ -80,16 +86,19 @@ impl ContainerdGuard {
                 && let Ok(Some(status)) = c.try_wait()
             {
                 me.child = None;
-                bail!(
-                    "containerd exited ({status}); see {}",
-                    me.run_dir.join("containerd.log").display()
-                );
+                return Err(DevError::NotReady {
+                    what: "containerd".into(),
+                    why: format!(
+                        "it exited ({status}); see {}",
+                        me.run_dir.join("containerd.log").display()
+                    ),
+                });
             }
             if Instant::now() > deadline {
-                bail!(
-                    "containerd did not answer on {} within 20 s",
-                    me.socket.display()
-                );
+                return Err(DevError::Timeout {
+                    what: format!("containerd answering on {}", me.socket.display()),
+                    within: Duration::from_secs(20),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }

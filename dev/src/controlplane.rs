@@ -8,10 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
 use jotasu_api::client::{Client, ServerUrl, TlsFiles};
 use jotasu_controlplane::pki::PkiPaths;
 
+use crate::error::{DevError, Result};
 use crate::{bins::workspace_bin, process::die_with_spawner};
 
 /// How to start a control plane.
@@ -43,11 +43,10 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts one in a fresh data dir and waits until it answers. Call it
     /// from a thread that outlives the server (it dies with its spawner).
-    pub async fn start(options: Options) -> anyhow::Result<Self> {
+    pub async fn start(options: Options) -> Result<Self> {
         let (data_dir, dir) = match &options.data_dir {
             Some(d) => {
-                std::fs::create_dir_all(d)
-                    .with_context(|| format!("creating the data dir {}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(DevError::io("creating the data dir", d))?;
                 (d.clone(), None)
             }
             None => {
@@ -57,7 +56,10 @@ impl ControlPlane {
                 let dir = tempfile::Builder::new()
                     .prefix(&prefix)
                     .tempdir_in(scratch_root())
-                    .context("creating the control plane's data dir")?;
+                    .map_err(DevError::io(
+                        "creating the control plane's data dir in",
+                        scratch_root(),
+                    ))?;
                 (dir.path().to_owned(), Some(dir))
             }
         };
@@ -74,9 +76,9 @@ impl ControlPlane {
 
     /// Starts it again on the same data dir (after [`Self::kill9`] or
     /// [`Self::terminate`]), on the same TCP port if it had one.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
+    pub async fn restart(&mut self) -> Result<()> {
         if self.child.is_some() {
-            bail!("the control plane is still running");
+            return Err(DevError::State("the control plane is still running".into()));
         }
         let bin = workspace_bin("jotasu-controlplane", "JOTASU_CONTROLPLANE")?;
         let mut cmd = match &self.options.netns {
@@ -108,12 +110,12 @@ impl ControlPlane {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("spawning jotasu-controlplane")?;
+            .map_err(DevError::spawn("jotasu-controlplane"))?;
         self.child = Some(child);
         self.wait_ready().await
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self
@@ -122,12 +124,18 @@ impl ControlPlane {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                bail!("jotasu-controlplane exited before it was ready: {status}");
+                return Err(DevError::NotReady {
+                    what: "jotasu-controlplane".into(),
+                    why: format!("it exited: {status}"),
+                });
             }
             match self.client().await {
                 Ok(_) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
-                    return Err(e).context("jotasu-controlplane did not answer within 30 s");
+                    return Err(DevError::NotReady {
+                        what: "jotasu-controlplane".into(),
+                        why: format!("no answer within 30 s: {e}"),
+                    });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -165,8 +173,10 @@ impl ControlPlane {
     }
 
     /// A client on the unix socket.
-    pub async fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect_to(&ServerUrl::Unix(self.socket()), &TlsFiles::default()).await?)
+    pub async fn client(&self) -> Result<Client> {
+        Client::connect_to(&ServerUrl::Unix(self.socket()), &TlsFiles::default())
+            .await
+            .map_err(DevError::api(format!("connecting to {}", self.url())))
     }
 
     /// The PID, while running.
@@ -175,20 +185,31 @@ impl ControlPlane {
     }
 
     /// SIGKILL, and reap.
-    pub fn kill9(&mut self) -> anyhow::Result<()> {
+    pub fn kill9(&mut self) -> Result<()> {
         if let Some(mut c) = self.child.take() {
-            c.kill()?;
-            c.wait()?;
+            let pid = format!("jotasu-controlplane (pid {})", c.id());
+            c.kill()
+                .and_then(|()| c.wait())
+                .map_err(DevError::io("killing", pid))?;
         }
         Ok(())
     }
 
     /// SIGTERM, and wait for a graceful exit (SIGKILL after 30 s).
-    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
-        let mut c = self.child.take().context("not running")?;
-        match crate::process::terminate(&mut c, Duration::from_secs(30))? {
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let mut c = self
+            .child
+            .take()
+            .ok_or_else(|| DevError::State("the control plane is not running".into()))?;
+        let what = format!("jotasu-controlplane (pid {})", c.id());
+        match crate::process::terminate(&mut c, Duration::from_secs(30))
+            .map_err(DevError::io("stopping", &what))?
+        {
             Some(status) => Ok(status),
-            None => bail!("jotasu-controlplane ignored SIGTERM for 30 s"),
+            None => Err(DevError::Timeout {
+                what: format!("{what} exiting on SIGTERM"),
+                within: Duration::from_secs(30),
+            }),
         }
     }
 }
@@ -205,7 +226,8 @@ pub fn scratch_root() -> PathBuf {
 }
 
 /// A free port on 127.0.0.1 (another process may take it first: rare).
-pub fn free_port() -> anyhow::Result<SocketAddr> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(l.local_addr()?)
+pub fn free_port() -> Result<SocketAddr> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(DevError::io("finding a free port on", "127.0.0.1"))
 }

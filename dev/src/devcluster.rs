@@ -22,7 +22,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use crate::error::{DevError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterOptions, LocalCluster};
@@ -36,7 +36,7 @@ pub const DEV_ROOT: &str = "/run/jotasu/dev";
 pub const DEFAULT_NAME: &str = "jotasu";
 
 /// A cluster name: a DNS label of at most 20 characters.
-pub fn validate_name(name: &str) -> anyhow::Result<()> {
+pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 20
         && name
@@ -45,9 +45,9 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
         && !name.starts_with('-')
         && !name.ends_with('-');
     if !ok {
-        bail!(
+        return Err(DevError::Invalid(format!(
             "invalid cluster name {name:?}: use 1-20 lowercase letters, digits and '-', starting and ending with a letter or digit"
-        );
+        )));
     }
     Ok(())
 }
@@ -121,26 +121,27 @@ pub struct State {
 
 impl State {
     /// Reads cluster `name`'s state, if it has any.
-    pub fn load(name: &str) -> anyhow::Result<Option<Self>> {
+    pub fn load(name: &str) -> Result<Option<Self>> {
         let path = dir_of(name).join("state.json");
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| DevError::StateFile { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => Err(DevError::io("reading", &path)(e)),
         }
     }
 
     /// Writes the state atomically (a reader never sees half a file).
-    pub fn save(&self) -> anyhow::Result<()> {
+    pub fn save(&self) -> Result<()> {
         let dir = dir_of(&self.name);
         let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join("state.json"))
-            .with_context(|| format!("renaming {}", tmp.display()))
+        let bytes = serde_json::to_vec_pretty(self).map_err(|source| DevError::StateFile {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::write(&tmp, bytes).map_err(DevError::io("writing", &tmp))?;
+        std::fs::rename(&tmp, dir.join("state.json")).map_err(DevError::io("renaming", &tmp))
     }
 
     /// Whether the supervisor still runs (the recorded process, not a
@@ -211,31 +212,41 @@ pub fn remove(state: &State) {
 }
 
 /// Sends one request to cluster `name`'s supervisor; its answer.
-pub fn request(name: &str, line: &str, timeout: Duration) -> anyhow::Result<String> {
+pub fn request(name: &str, line: &str, timeout: Duration) -> Result<String> {
     let path = dir_of(name).join("control.sock");
-    let mut s = UnixStream::connect(&path)
-        .with_context(|| format!("reaching cluster {name}'s supervisor at {}", path.display()))?;
-    s.set_read_timeout(Some(timeout))?;
-    writeln!(s, "{line}")?;
     let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer)?;
+    UnixStream::connect(&path)
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(timeout))?;
+            writeln!(s, "{line}")?;
+            BufReader::new(s).read_line(&mut answer)
+        })
+        .map_err(DevError::io(
+            "talking to the cluster's supervisor at",
+            &path,
+        ))?;
     let answer = answer.trim().to_owned();
+    let supervisor = |message: &str| DevError::Supervisor {
+        cluster: name.to_owned(),
+        message: message.to_owned(),
+    };
     match answer.strip_prefix("error: ") {
-        Some(e) => bail!("cluster {name}: {e}"),
-        None if answer.is_empty() => bail!("cluster {name}'s supervisor closed without an answer"),
+        Some(e) => Err(supervisor(e)),
+        None if answer.is_empty() => Err(supervisor("its supervisor closed without an answer")),
         None => Ok(answer),
     }
 }
 
 /// The supervisor: builds the cluster, records its state, then serves the
 /// control socket until `down` (or SIGTERM/SIGINT), and removes it all.
-pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
+pub fn hold(name: &str, nodes: usize) -> Result<()> {
     let dir = dir_of(name);
     let plan = Plan::new(&crate::names::fresh_prefix());
     let mut state = State {
         name: name.to_owned(),
         prefix: plan.prefix().to_owned(),
-        supervisor: ProcessRecord::of(std::process::id()).context("reading this process")?,
+        supervisor: ProcessRecord::of(std::process::id())
+            .ok_or_else(|| DevError::State("cannot read this process in /proc".into()))?,
         phase: Phase::Starting,
         server: None,
         containerd_socket: None,
@@ -251,7 +262,8 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(DevError::io("starting", "the async runtime"))?;
     let built = runtime.block_on(async {
         let options = ClusterOptions {
             quiet: true,
@@ -281,9 +293,9 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
     }
     let sock = dir.join("control.sock");
     let _ = std::fs::remove_file(&sock);
-    let listener =
-        UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
-    listener.set_nonblocking(true)?;
+    let listener = UnixListener::bind(&sock)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(DevError::io("binding", &sock))?;
     state.phase = Phase::Ready;
     state.save()?;
     eprintln!("cluster {name} ready: {}", cluster.server());
@@ -297,11 +309,16 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            Err(e) => return Err(e).context("accepting on the control socket"),
+            Err(e) => return Err(DevError::io("accepting on", &sock)(e)),
         };
-        stream.set_nonblocking(false)?;
         let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line)?;
+        if let Err(e) = stream
+            .set_nonblocking(false)
+            .and_then(|()| BufReader::new(&stream).read_line(&mut line))
+        {
+            eprintln!("reading a request on the control socket: {e}");
+            continue;
+        }
         let mut words = line.split_whitespace();
         let answer = match (words.next(), words.next()) {
             (Some("down"), None) => {
@@ -313,12 +330,17 @@ pub fn hold(name: &str, nodes: usize) -> anyhow::Result<()> {
             (Some(verb @ ("stop-node" | "start-node")), Some(node)) => {
                 let i = cluster.nodes().iter().position(|n| n.name() == node);
                 match i {
-                    None => Err(anyhow::anyhow!("no node {node} in cluster {name}")),
+                    None => Err(DevError::Invalid(format!(
+                        "no node {node} in cluster {name}"
+                    ))),
                     Some(i) if verb == "stop-node" => runtime.block_on(cluster.stop_node(i)),
                     Some(i) => cluster.start_node(i),
                 }
             }
-            _ => Err(anyhow::anyhow!("unknown request {:?}", line.trim())),
+            _ => Err(DevError::Invalid(format!(
+                "unknown request {:?}",
+                line.trim()
+            ))),
         };
         state.record(&cluster);
         state.save()?;

@@ -9,7 +9,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Context as _, bail};
+use crate::error::{DevError, Result};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -46,21 +46,23 @@ pub struct ImageArchive {
 /// Writes the busybox image as an OCI image layout tar at `out`, named
 /// `name` (e.g. [`DEMO_IMAGE`]). When `out` already holds exactly these
 /// bytes it is left untouched.
-pub fn build_busybox_image(out: &Path, name: &str) -> anyhow::Result<ImageArchive> {
-    let busybox = fs::read(BUSYBOX_BIN).with_context(|| {
-        format!("reading {BUSYBOX_BIN}: install Debian's busybox-static (scripts/bootstrap.sh)")
+pub fn build_busybox_image(out: &Path, name: &str) -> Result<ImageArchive> {
+    let busybox = fs::read(BUSYBOX_BIN).map_err(|source| DevError::Io {
+        action: "reading (install Debian's busybox-static: scripts/bootstrap.sh)",
+        path: BUSYBOX_BIN.into(),
+        source,
     })?;
     if !is_static_elf(&busybox) {
-        bail!(
+        return Err(DevError::Invalid(format!(
             "{BUSYBOX_BIN} is not a statically linked ELF binary: the image needs Debian's \
              busybox-static, not busybox (apt-get install busybox-static)"
-        );
+        )));
     }
     let applets = applets()?;
     let layer = build_layer(&busybox, &applets)?;
     let layer_digest = digest(&layer);
 
-    let config = serde_json::to_vec(&json!({
+    let config = json!({
         "architecture": host_arch(),
         "os": "linux",
         "created": "2023-11-14T22:13:20Z",
@@ -73,16 +75,20 @@ pub fn build_busybox_image(out: &Path, name: &str) -> anyhow::Result<ImageArchiv
             "created": "2023-11-14T22:13:20Z",
             "created_by": "jotasu-tests: busybox-static, its applet links, /etc/passwd, /etc/group",
         }],
-    }))?;
+    })
+    .to_string()
+    .into_bytes();
     let config_digest = digest(&config);
-    let manifest = serde_json::to_vec(&json!({
+    let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
         "config": { "mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config.len() },
         "layers": [{ "mediaType": LAYER_MEDIA_TYPE, "digest": layer_digest, "size": layer.len() }],
-    }))?;
+    })
+    .to_string()
+    .into_bytes();
     let manifest_digest = digest(&manifest);
-    let index = serde_json::to_vec(&json!({
+    let index = json!({
         "schemaVersion": 2,
         "mediaType": INDEX_MEDIA_TYPE,
         "manifests": [{
@@ -94,7 +100,9 @@ pub fn build_busybox_image(out: &Path, name: &str) -> anyhow::Result<ImageArchiv
                 "org.opencontainers.image.ref.name": tag_of(name),
             },
         }],
-    }))?;
+    })
+    .to_string()
+    .into_bytes();
 
     let mut blobs = [
         (&layer_digest, &layer),
@@ -115,11 +123,11 @@ pub fn build_busybox_image(out: &Path, name: &str) -> anyhow::Result<ImageArchiv
 
     if fs::read(out).ok().as_deref() != Some(&bytes[..]) {
         if let Some(dir) = out.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            fs::create_dir_all(dir).map_err(DevError::io("creating", dir))?;
         }
         let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+        fs::write(&tmp, &bytes).map_err(DevError::io("writing", &tmp))?;
+        fs::rename(&tmp, out).map_err(DevError::io("renaming to", out))?;
     }
     Ok(ImageArchive {
         path: out.to_path_buf(),
@@ -132,7 +140,7 @@ pub fn build_busybox_image(out: &Path, name: &str) -> anyhow::Result<ImageArchiv
 
 /// The layer: `/bin/busybox`, a symlink to it for every applet, the
 /// directories a container expects, `/etc/passwd` and `/etc/group`.
-fn build_layer(busybox: &[u8], applets: &[String]) -> anyhow::Result<Vec<u8>> {
+fn build_layer(busybox: &[u8], applets: &[String]) -> Result<Vec<u8>> {
     enum Entry<'a> {
         Dir(u32),
         File(u32, &'a [u8]),
@@ -186,7 +194,7 @@ fn build_layer(busybox: &[u8], applets: &[String]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The applets busybox knows, as paths (`usr/bin/wget`, `bin/sh`, …).
-fn applets() -> anyhow::Result<Vec<String>> {
+fn applets() -> Result<Vec<String>> {
     let out = crate::cmd::run(Command::new(BUSYBOX_BIN).arg("--list-full"))?;
     let list: Vec<String> = out
         .lines()
@@ -195,7 +203,9 @@ fn applets() -> anyhow::Result<Vec<String>> {
         .map(str::to_owned)
         .collect();
     if !list.iter().any(|a| a == "bin/sh") {
-        bail!("`{BUSYBOX_BIN} --list-full` does not list bin/sh: not a usable busybox");
+        return Err(DevError::Invalid(format!(
+            "`{BUSYBOX_BIN} --list-full` does not list bin/sh: not a usable busybox"
+        )));
     }
     Ok(list)
 }
@@ -269,31 +279,35 @@ impl TarWriter {
         h
     }
 
-    fn dir(&mut self, path: &str, mode: u32) -> anyhow::Result<()> {
+    fn dir(&mut self, path: &str, mode: u32) -> Result<()> {
         let mut h = Self::header(tar::EntryType::Directory, mode, 0);
         self.builder()
             .append_data(&mut h, path, std::io::empty())
-            .with_context(|| format!("adding directory {path}"))
+            .map_err(DevError::io("archiving the image's directory", path))
     }
 
-    fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> anyhow::Result<()> {
+    fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> Result<()> {
         let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
         self.builder()
             .append_data(&mut h, path, data)
-            .with_context(|| format!("adding file {path}"))
+            .map_err(DevError::io("archiving the image's file", path))
     }
 
-    fn symlink(&mut self, path: &str, target: &str) -> anyhow::Result<()> {
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
         let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0);
         self.builder()
             .append_link(&mut h, path, target)
-            .with_context(|| format!("adding symlink {path}"))
+            .map_err(DevError::io("archiving the image's symlink", path))
     }
 
-    fn finish(mut self) -> anyhow::Result<Vec<u8>> {
-        self.builder();
-        let builder = self.inner.take().context("the archive builder is gone")?;
-        Ok(builder.into_inner()?)
+    fn finish(mut self) -> Result<Vec<u8>> {
+        let builder = self
+            .inner
+            .take()
+            .unwrap_or_else(|| tar::Builder::new(Vec::new()));
+        builder
+            .into_inner()
+            .map_err(DevError::io("finishing", "the image archive"))
     }
 }
 
@@ -304,15 +318,18 @@ impl std::fmt::Debug for TarWriter {
 }
 
 /// Reads the names of the entries of a tar file (for tests and debugging).
-pub fn tar_entries(path: &Path) -> anyhow::Result<Vec<String>> {
+pub fn tar_entries(path: &Path) -> Result<Vec<String>> {
     let mut data = Vec::new();
     fs::File::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .read_to_end(&mut data)?;
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(DevError::io("reading", path))?;
     let mut archive = tar::Archive::new(&data[..]);
     let mut names = Vec::new();
-    for e in archive.entries()? {
-        names.push(e?.path()?.to_string_lossy().into_owned());
+    let entries = archive.entries().map_err(DevError::io("reading", path))?;
+    for e in entries {
+        let e = e.map_err(DevError::io("reading", path))?;
+        let name = e.path().map_err(DevError::io("reading", path))?;
+        names.push(name.to_string_lossy().into_owned());
     }
     Ok(names)
 }

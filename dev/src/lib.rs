@@ -9,7 +9,8 @@
 //! ([`devcluster`]), a detached process that holds one until `jotactl dev
 //! down`. Every name carries a per-run prefix ([`names`], [`plan`]), so
 //! clusters side by side never collide and what a killed one left is found
-//! again by name.
+//! again by name. Failures are [`error::DevError`]s, naming what failed on
+//! what object.
 pub mod bins;
 pub mod cgroup;
 pub mod cluster;
@@ -17,6 +18,7 @@ pub mod cmd;
 pub mod containerd;
 pub mod controlplane;
 pub mod devcluster;
+pub mod error;
 pub mod image;
 pub mod mounts;
 pub mod names;

@@ -276,7 +276,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Hold { name, nodes } => {
             privilege::ensure_bpffs()?;
-            devcluster::hold(name, *nodes)
+            Ok(devcluster::hold(name, *nodes)?)
         }
     }
 }

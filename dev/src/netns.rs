@@ -3,9 +3,8 @@
 //! bridge.
 use std::{ffi::OsStr, fs::File, net::Ipv4Addr, os::fd::AsRawFd as _, process::Command};
 
-use anyhow::Context as _;
-
 use crate::cmd;
+use crate::error::{DevError, Result};
 
 /// A network namespace made with `ip netns add`, deleted (with every interface
 /// inside it) when dropped.
@@ -16,7 +15,7 @@ pub struct NetNs {
 
 impl NetNs {
     /// Creates namespace `name` with `lo` up.
-    pub fn new(name: &str) -> anyhow::Result<Self> {
+    pub fn new(name: &str) -> Result<Self> {
         cmd::ip(&["netns", "add", name])?;
         let ns = Self {
             name: name.to_owned(),
@@ -31,14 +30,14 @@ impl NetNs {
     }
 
     /// Runs `ip -n NAME ARGS...`.
-    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
         let mut full = vec!["-n", &self.name];
         full.extend_from_slice(args);
         cmd::ip(&full)
     }
 
     /// Sets a sysctl inside the namespace.
-    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         cmd::run(
             self.command("sysctl")
                 .args(["-qw", &format!("{key}={value}")]),
@@ -55,7 +54,7 @@ impl NetNs {
 
     /// Runs `f` on a dedicated thread that has entered the namespace, so the
     /// caller's own thread never changes namespace.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         run_in(&self.name, f)
     }
 }
@@ -64,21 +63,23 @@ impl NetNs {
 ///
 /// Unlike `ip netns exec`, this keeps the caller's mounts: `ip netns exec`
 /// remounts `/sys` for the namespace, which hides `/sys/fs/bpf`, so anything
-/// that opens pinned maps must enter the namespace this way.
-pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+/// that opens pinned maps must enter the namespace this way. A panic in `f`
+/// goes on in the caller's thread.
+pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
     let path = format!("/run/netns/{name}");
-    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    let file = File::open(&path).map_err(DevError::io("opening", &path))?;
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on a namespace fd we hold; affects only this thread.
             if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .with_context(|| format!("entering {path}"));
+                return Err(DevError::io("entering", &path)(
+                    std::io::Error::last_os_error(),
+                ));
             }
             Ok(f())
         })
         .join()
-        .map_err(|_| anyhow::anyhow!("thread in namespace {name} panicked"))?
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
@@ -96,12 +97,7 @@ pub fn enter(name: &str, program: impl AsRef<OsStr>) -> Command {
 
 /// Plugs namespace `ns` into the bridge `br0` of namespace `underlay`: a
 /// veth pair, `host` in `ns` with address `ip`/24, `<host>b` on the bridge.
-pub fn veth_to_bridge(
-    underlay: &NetNs,
-    ns: &NetNs,
-    host: &str,
-    ip: Ipv4Addr,
-) -> anyhow::Result<()> {
+pub fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> Result<()> {
     let peer = format!("{host}b");
     cmd::ip(&[
         "link",

@@ -25,15 +25,18 @@ pub fn require_root(test: &str) -> bool {
 }
 
 /// Mounts bpffs on /sys/fs/bpf if it is not mounted yet.
-pub fn ensure_bpffs() -> anyhow::Result<()> {
-    let mounts = std::fs::read_to_string("/proc/mounts")?;
+pub fn ensure_bpffs() -> crate::error::Result<()> {
+    use crate::error::DevError;
+    let mounts =
+        std::fs::read_to_string("/proc/mounts").map_err(DevError::io("reading", "/proc/mounts"))?;
     if mounts
         .lines()
         .any(|l| l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
     {
         return Ok(());
     }
-    std::fs::create_dir_all(Path::new("/sys/fs/bpf"))?;
+    std::fs::create_dir_all(Path::new("/sys/fs/bpf"))
+        .map_err(DevError::io("creating", "/sys/fs/bpf"))?;
     crate::cmd::run(std::process::Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
     Ok(())
 }

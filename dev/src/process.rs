@@ -5,7 +5,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use anyhow::{Context as _, bail};
+use crate::error::{DevError, Result};
 
 /// A child process this harness started. Dropping it kills it by PID.
 #[derive(Debug)]
@@ -18,27 +18,32 @@ impl Spawned {
     /// Spawns `cmd` with piped stdout and waits for its first line, which
     /// must equal `ready` (servers print it once they listen). The child is
     /// killed if the spawning thread dies: spawn from a long-lived thread.
-    pub fn until_ready(mut cmd: Command, ready: &str) -> anyhow::Result<Self> {
+    pub fn until_ready(mut cmd: Command, ready: &str) -> Result<Self> {
         let what = format!("{cmd:?}");
         die_with_spawner(&mut cmd);
         let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("spawning {what}"))?;
+            .map_err(DevError::spawn(&what))?;
         let mut me = Self { child, what };
         let mut line = String::new();
-        let out = me.child.stdout.as_mut().context("stdout is piped")?;
-        BufReader::new(out).read_line(&mut line)?;
+        if let Some(out) = me.child.stdout.as_mut() {
+            // A read error leaves the line empty: reported as not ready.
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
         if line.trim() != ready {
-            bail!("{} did not become ready: first line {line:?}", me.what);
+            return Err(DevError::NotReady {
+                what: me.what.clone(),
+                why: format!("its first line was {line:?}, not {ready:?}"),
+            });
         }
         Ok(me)
     }
 
     /// Spawns `cmd` with no stdio (a server that prints nothing useful);
     /// killed if the spawning thread dies, as [`Self::until_ready`].
-    pub fn start(mut cmd: Command) -> anyhow::Result<Self> {
+    pub fn start(mut cmd: Command) -> Result<Self> {
         let what = format!("{cmd:?}");
         die_with_spawner(&mut cmd);
         let child = cmd
@@ -46,7 +51,7 @@ impl Spawned {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("spawning {what}"))?;
+            .map_err(DevError::spawn(&what))?;
         Ok(Self { child, what })
     }
 

@@ -39,7 +39,9 @@ pub fn interrupted() -> bool {
 }
 
 /// Fails with "interrupted" once a signal arrived: `signals::check()?` between steps.
-pub fn check() -> anyhow::Result<()> {
-    anyhow::ensure!(!interrupted(), "interrupted");
+pub fn check() -> crate::error::Result<()> {
+    if interrupted() {
+        return Err(crate::error::DevError::Interrupted);
+    }
     Ok(())
 }

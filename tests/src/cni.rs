@@ -172,7 +172,7 @@ impl CniNode {
     /// Runs `f` with the runtime on a thread inside the node namespace.
     pub fn in_node<T: Send>(&self, f: impl FnOnce(&Runtime) -> T + Send) -> anyhow::Result<T> {
         let rt = self.runtime();
-        self.node.run(|| f(&rt))
+        Ok(self.node.run(|| f(&rt))?)
     }
 
     /// ADD through `list` in the node.

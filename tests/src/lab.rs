@@ -270,5 +270,5 @@ impl From<&ServiceSpec> for Service {
 /// The `jotasu-testbin` binary: `$JOTASU_TESTBIN`, or next to the running
 /// executable (or its parent, for test binaries in `target/*/deps`).
 pub fn testbin_path() -> anyhow::Result<PathBuf> {
-    workspace_bin("jotasu-testbin", "JOTASU_TESTBIN")
+    Ok(workspace_bin("jotasu-testbin", "JOTASU_TESTBIN")?)
 }

@@ -39,7 +39,7 @@ pub struct FlannelPair {
 fn bridge(ns: &NetNs, args: &[&str]) -> anyhow::Result<String> {
     let mut full = vec!["-n", ns.name()];
     full.extend_from_slice(args);
-    cmd::run(std::process::Command::new("bridge").args(&full))
+    Ok(cmd::run(std::process::Command::new("bridge").args(&full))?)
 }
 
 fn mac_of(ns: &NetNs, dev: &str) -> anyhow::Result<String> {

@@ -79,7 +79,7 @@ impl PlainNode {
 
     /// Runs `iptables ARGS...` in the node's namespace.
     pub fn iptables(&self, args: &[&str]) -> anyhow::Result<String> {
-        cmd::run(self.node.ns.command("iptables").args(args))
+        Ok(cmd::run(self.node.ns.command("iptables").args(args))?)
     }
 }
 
@@ -90,7 +90,7 @@ impl PlainNode {
 pub fn tune_client(ns: &NetNs) -> anyhow::Result<()> {
     ns.sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
     ns.sysctl("net.ipv4.tcp_tw_reuse", "1")?;
-    ns.sysctl("net.ipv4.tcp_syn_retries", "2")
+    Ok(ns.sysctl("net.ipv4.tcp_syn_retries", "2")?)
 }
 
 /// One case's load client: a `<exe> client` process (this benchmark's own
