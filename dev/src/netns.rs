@@ -95,24 +95,33 @@ pub fn enter(name: &str, program: impl AsRef<OsStr>) -> Command {
     c
 }
 
-/// Plugs namespace `ns` into the bridge `br0` of namespace `underlay`: a
-/// veth pair, `host` in `ns` with address `ip`/24, `<host>b` on the bridge.
-pub fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> Result<()> {
-    let peer = format!("{host}b");
+/// A veth pair, `a_if` in namespace `a` and `b_if` in `b`. Both ends are
+/// made in their namespaces: nothing ever appears in the root namespace
+/// (which may have an `eth0` of its own).
+pub fn veth_pair(a: &NetNs, a_if: &str, b: &NetNs, b_if: &str) -> Result<()> {
     cmd::ip(&[
         "link",
         "add",
-        host,
+        "name",
+        a_if,
         "netns",
-        ns.name(),
+        a.name(),
         "type",
         "veth",
         "peer",
         "name",
-        &peer,
+        b_if,
         "netns",
-        underlay.name(),
+        b.name(),
     ])?;
+    Ok(())
+}
+
+/// Plugs namespace `ns` into the bridge `br0` of namespace `underlay`: a
+/// veth pair, `host` in `ns` with address `ip`/24, `<host>b` on the bridge.
+pub fn veth_to_bridge(underlay: &NetNs, ns: &NetNs, host: &str, ip: Ipv4Addr) -> Result<()> {
+    let peer = format!("{host}b");
+    veth_pair(ns, host, underlay, &peer)?;
     underlay.ip(&["link", "set", &peer, "master", "br0", "up"])?;
     ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", host])?;
     ns.ip(&["link", "set", host, "up"])?;

@@ -147,6 +147,42 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* A conntrack hit: counts and refreshes the entry, rewrites the packet (its
+ * destination for a forward entry, its source for a reply). Non-zero: drop. */
+static __always_inline int ct_apply(struct __sk_buff *skb, struct flow *f, struct ct_value *ct)
+{
+	bool forward = ct->dir == CT_DIR_FORWARD;
+	__be32 addr = ct->nat_addr;
+	__be16 port = ct->nat_port;
+
+	count_global(GC_CT_HITS);
+	ct_touch(ct, f);
+	if (rewrite(skb, f, forward, addr, port))
+		return -1;
+	if (forward)
+		f->daddr = addr;
+	return 0;
+}
+
+/* One conntrack entry of a new flow of service svc_id: packets from
+ * saddr:sport to daddr:dport are rewritten (per dir) to nat_addr:nat_port. */
+static __always_inline void ct_fill(struct ct_key *k, struct ct_value *v, __be32 saddr,
+				    __be16 sport, __be32 daddr, __be16 dport, __be32 nat_addr,
+				    __be16 nat_port, __u8 dir, const struct flow *f, __u32 svc_id)
+{
+	k->saddr = saddr;
+	k->daddr = daddr;
+	k->sport = sport;
+	k->dport = dport;
+	k->proto = f->proto;
+	v->nat_addr = nat_addr;
+	v->nat_port = nat_port;
+	v->dir = dir;
+	v->svc_id = svc_id;
+	v->created_s = f->now_s;
+	v->last_seen_s = f->now_s;
+}
+
 /* A new flow to a service: pick its backend, record both directions, DNAT. */
 static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *f,
 					    const struct svc_value *svc)
@@ -165,29 +201,10 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 		return TC_ACT_SHOT;
 	}
 
-	fwd.saddr = f->saddr;
-	fwd.daddr = f->daddr;
-	fwd.sport = f->sport;
-	fwd.dport = f->dport;
-	fwd.proto = f->proto;
-	fwd_v.nat_addr = b->addr;
-	fwd_v.nat_port = b->port;
-	fwd_v.dir = CT_DIR_FORWARD;
-	fwd_v.svc_id = id;
-	fwd_v.created_s = f->now_s;
-	fwd_v.last_seen_s = f->now_s;
-
-	rev.saddr = b->addr;
-	rev.daddr = f->saddr;
-	rev.sport = b->port;
-	rev.dport = f->sport;
-	rev.proto = f->proto;
-	rev_v.nat_addr = f->daddr;
-	rev_v.nat_port = f->dport;
-	rev_v.dir = CT_DIR_REPLY;
-	rev_v.svc_id = id;
-	rev_v.created_s = f->now_s;
-	rev_v.last_seen_s = f->now_s;
+	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b->addr, b->port,
+		CT_DIR_FORWARD, f, id);
+	ct_fill(&rev, &rev_v, b->addr, b->port, f->saddr, f->sport, f->daddr, f->dport,
+		CT_DIR_REPLY, f, id);
 
 	/* The reply entry first: the backend may answer as soon as the packet leaves. */
 	if (bpf_map_update_elem(&conntrack, &rev, &rev_v, BPF_ANY) ||
@@ -220,16 +237,8 @@ int from_pod(struct __sk_buff *skb)
 
 	ct = ct_lookup(&f);
 	if (ct) {
-		bool forward = ct->dir == CT_DIR_FORWARD;
-		__be32 addr = ct->nat_addr;
-		__be16 port = ct->nat_port;
-
-		count_global(GC_CT_HITS);
-		ct_touch(ct, &f);
-		if (rewrite(skb, &f, forward, addr, port))
+		if (ct_apply(skb, &f, ct))
 			return TC_ACT_SHOT;
-		if (forward)
-			f.daddr = addr;
 		return deliver(skb, f.daddr);
 	}
 
@@ -255,15 +264,8 @@ int from_overlay(struct __sk_buff *skb)
 	if (parsed == PARSED_FLOW) {
 		ct = ct_lookup(&f);
 		/* Only replies: a forward entry means a flow from a pod of this node. */
-		if (ct && ct->dir == CT_DIR_REPLY) {
-			__be32 addr = ct->nat_addr;
-			__be16 port = ct->nat_port;
-
-			count_global(GC_CT_HITS);
-			ct_touch(ct, &f);
-			if (rewrite(skb, &f, false, addr, port))
-				return TC_ACT_SHOT;
-		}
+		if (ct && ct->dir == CT_DIR_REPLY && ct_apply(skb, &f, ct))
+			return TC_ACT_SHOT;
 	}
 	ret = deliver_local(skb, f.daddr);
 	if (ret < 0)

@@ -70,14 +70,7 @@ impl Harness {
 
     /// Pods matching `selector` in the default namespace.
     pub async fn pods(&self, selector: &str) -> Vec<Pod> {
-        self.client
-            .list(Kind::Pod, Some("default"), selector)
-            .await
-            .expect("list pods")
-            .items
-            .into_iter()
-            .filter_map(|o| Pod::try_from(o).ok())
-            .collect()
+        pods_of(&self.client, selector).await
     }
 
     /// The pod `name`, if it exists.
@@ -91,14 +84,13 @@ impl Harness {
     /// Waits until exactly `n` live pods match and all are Running and Ready.
     pub async fn ready_pods(&self, selector: &str, n: usize) -> Vec<Pod> {
         eventually(&format!("{n} ready pods {selector}"), SETTLE, || async {
-            let pods: Vec<Pod> = self
-                .pods(selector)
-                .await
+            let pods = self.pods(selector).await;
+            let all = pods.len();
+            let live: Vec<Pod> = pods
                 .into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .collect();
-            let all = self.pods(selector).await.len();
-            (pods.len() == n && all == n && pods.iter().all(ready)).then_some(pods)
+            (live.len() == n && all == n && live.iter().all(ready)).then_some(live)
         })
         .await
     }
@@ -165,6 +157,26 @@ impl Harness {
             .await
             .expect("containerd answers")
     }
+}
+
+/// Pods matching `selector` in the default namespace, listed by `client`.
+pub async fn pods_of(client: &Client, selector: &str) -> Vec<Pod> {
+    client
+        .list(Kind::Pod, Some("default"), selector)
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter_map(|o| Pod::try_from(o).ok())
+        .collect()
+}
+
+/// The pod's network namespace, as the agent names it (None until bound).
+pub fn netns_of(p: &Pod) -> Option<String> {
+    Some(jotasu_agent::pods::pod_netns_name(
+        p.spec.node_name.as_deref()?,
+        p.metadata.uid.as_deref()?,
+    ))
 }
 
 /// Running with Ready=True.

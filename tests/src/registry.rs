@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -15,7 +14,7 @@ use oci_client::{Client, Reference};
 
 use crate::image::ImageArchive;
 use crate::netns::NetNs;
-use crate::process::die_with_spawner;
+use crate::process::Spawned;
 
 /// Where the registry listens, inside the namespace.
 pub const ADDRESS: &str = "127.0.0.1:5000";
@@ -23,7 +22,7 @@ pub const ADDRESS: &str = "127.0.0.1:5000";
 /// A running registry.
 #[derive(Debug)]
 pub struct Registry {
-    child: Child,
+    child: Spawned,
     netns: String,
     _dir: tempfile::TempDir,
 }
@@ -44,12 +43,7 @@ impl Registry {
         )?;
         let mut cmd = crate::netns::enter(netns.name(), "docker-registry");
         cmd.arg("serve").arg(&config);
-        die_with_spawner(&mut cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let child = Spawned::start(cmd)
             .context("starting docker-registry (apt install docker-registry)")?;
         let mut me = Self {
             child,
@@ -63,7 +57,7 @@ impl Registry {
             if up {
                 return Ok(me);
             }
-            if let Ok(Some(status)) = me.child.try_wait() {
+            if let Ok(Some(status)) = me.child.child().try_wait() {
                 bail!("docker-registry exited: {status}");
             }
             if Instant::now() > deadline {
@@ -128,12 +122,5 @@ impl Registry {
             })
         })??;
         Ok((reference, digest))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

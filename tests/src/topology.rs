@@ -87,23 +87,7 @@ impl Node {
         let i = self.pods.len();
         let ns = NetNs::new(&format!("{}p{i}", self.prefix))?;
         let host_if = format!("{}h{i}", self.prefix);
-        // Both ends are created directly in their namespaces: nothing ever
-        // appears in the root namespace.
-        crate::cmd::ip(&[
-            "link",
-            "add",
-            "name",
-            &host_if,
-            "netns",
-            self.ns.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ])?;
+        crate::netns::veth_pair(&self.ns, &host_if, &ns, "eth0")?;
         let ip_s = ip.to_string();
         let host_mac = mac_of(&self.ns, &host_if)?;
         let pod_mac = mac_of(&ns, "eth0")?;

@@ -11,6 +11,7 @@ use jotasu_api::client::{BindRefusal, Binding, Client, DeleteOptions, EventType,
 use jotasu_api::{Deployment, Endpoints, Kind, Object, ObjectRef, Pod};
 use jotasu_controlplane::controllers::runtime::status::{is_node_ready, is_ready};
 use jotasu_tests::controlplane::{ControlPlane, Options};
+use jotasu_tests::e2e::pods_of as pods;
 use jotasu_tests::jotactl::Ctl;
 use jotasu_tests::simnode::{NodeSpec, SimNode};
 use jotasu_tests::wait::eventually;
@@ -78,17 +79,6 @@ async fn node_ready(client: &Client, name: &str) {
 fn nodes(n: u8) -> Vec<NodeSpec> {
     (1..=n)
         .map(|i| NodeSpec::new(&format!("node-{i}"), i))
-        .collect()
-}
-
-async fn pods(client: &Client, selector: &str) -> Vec<Pod> {
-    client
-        .list(Kind::Pod, Some("default"), selector)
-        .await
-        .expect("list pods")
-        .items
-        .into_iter()
-        .filter_map(|o| Pod::try_from(o).ok())
         .collect()
 }
 

@@ -74,8 +74,7 @@ fn exec(h: &Harness, pod: &str, script: &str) -> (i32, String) {
 
 /// The pod's network namespace, as the agent names it.
 fn netns_of(pod: &Pod) -> String {
-    let uid = pod.metadata.uid.clone().expect("a stored pod has a uid");
-    format!("{}-{uid}", node_of(pod))
+    jotasu_tests::e2e::netns_of(pod).expect("a bound pod has a namespace")
 }
 
 /// `sh -c script` run by this test process inside pod `pod`'s network

@@ -38,8 +38,9 @@ pub struct Containerd {
     namespace: String,
     exec_dir: std::path::PathBuf,
     insecure_registries: Vec<String>,
-    /// The OCI runtime binary the shim runs (None: its default, runc).
-    oci_runtime: Option<String>,
+    /// The runc shim's options naming the OCI runtime binary (None: its
+    /// default, runc).
+    runtime_options: Option<prost_types::Any>,
 }
 
 /// The runc shim's options (`containerd.runc.v1.Options`); only the field
@@ -69,7 +70,7 @@ impl Containerd {
             namespace: namespace.to_owned(),
             exec_dir: Path::new("/run/jotasu/exec").join(namespace),
             insecure_registries: Vec::new(),
-            oci_runtime: None,
+            runtime_options: None,
         };
         let request = CreateNamespaceRequest {
             namespace: Some(Namespace {
@@ -103,18 +104,16 @@ impl Containerd {
     /// Runs containers with this OCI runtime binary instead of runc (the
     /// runc shim runs any runtime with runc's command line, as crun).
     pub fn with_oci_runtime(mut self, binary: Option<String>) -> Self {
-        self.oci_runtime = binary;
+        self.runtime_options = binary.map(|binary_name| prost_types::Any {
+            type_url: RUNC_OPTIONS_TYPE.to_owned(),
+            value: prost::Message::encode_to_vec(&RuncOptions { binary_name }),
+        });
         self
     }
 
     /// The shim options naming the runtime binary (None: the default).
     pub(crate) fn runtime_options(&self) -> Option<prost_types::Any> {
-        self.oci_runtime.as_ref().map(|binary| prost_types::Any {
-            type_url: RUNC_OPTIONS_TYPE.to_owned(),
-            value: prost::Message::encode_to_vec(&RuncOptions {
-                binary_name: binary.clone(),
-            }),
-        })
+        self.runtime_options.clone()
     }
 
     pub(crate) fn exec_dir(&self) -> &Path {

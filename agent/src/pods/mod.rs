@@ -18,7 +18,7 @@ use jotasu_api::{ConfigMap, Secret};
 
 pub use manager::Manager;
 pub use registry::{ContainerRecord, PodRecord, Registry};
-pub use sandbox::{PodId, Sandbox};
+pub use sandbox::{PodId, Sandbox, pod_netns_name};
 
 use crate::cgroup::NodeCgroups;
 use crate::config::Config;

@@ -50,10 +50,16 @@ pub struct PodId {
 }
 
 impl PodId {
-    /// The name of its network namespace file: `<node>-<uid>`.
+    /// The name of its network namespace file ([`pod_netns_name`]).
     pub fn netns_name(&self, node: &str) -> String {
-        format!("{node}-{}", self.uid)
+        pod_netns_name(node, &self.uid)
     }
+}
+
+/// The name of the network namespace file of pod `uid` on `node`:
+/// `<node>-<uid>`.
+pub fn pod_netns_name(node: &str, uid: &str) -> String {
+    format!("{node}-{uid}")
 }
 
 /// Makes (or adopts) the sandbox of `pod`.

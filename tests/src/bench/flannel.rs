@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context as _;
 
 use crate::cmd;
-use crate::netns::{NetNs, veth_to_bridge};
+use crate::netns::{NetNs, veth_pair, veth_to_bridge};
 
 /// MTU of the pods' interfaces and the VXLAN devices (1500 less 50).
 pub const MTU: &str = "1450";
@@ -97,21 +97,7 @@ impl FlannelPair {
             ns.ip(&["link", "set", "flannel.1", "mtu", MTU, "up"])?;
             // The pod on cni0.
             let host = format!("{prefix}fh{i}");
-            // Made in place: the root namespace may have an eth0 of its own.
-            cmd::ip(&[
-                "link",
-                "add",
-                &host,
-                "netns",
-                ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                pod.name(),
-            ])?;
+            veth_pair(&ns, &host, &pod, "eth0")?;
             ns.ip(&["link", "set", &host, "master", "cni0", "mtu", MTU, "up"])?;
             pod.ip(&["addr", "add", &format!("{pod_ip}/24"), "dev", "eth0"])?;
             pod.ip(&["link", "set", "eth0", "mtu", MTU, "up"])?;

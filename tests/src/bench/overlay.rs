@@ -161,10 +161,8 @@ async fn running_pod(cluster: &LocalCluster, name: &str) -> anyhow::Result<(Stri
         if let Ok(Object::Pod(p)) = client.get(&r).await {
             let p: Pod = p;
             let ip = p.status.as_ref().and_then(|s| s.pod_ip.as_deref());
-            if let (Some(ip), Some(node), Some(uid)) =
-                (ip, p.spec.node_name.as_deref(), p.metadata.uid.as_deref())
-            {
-                return Ok((format!("{node}-{uid}"), ip.parse()?));
+            if let (Some(ip), Some(netns)) = (ip, crate::e2e::netns_of(&p)) {
+                return Ok((netns, ip.parse()?));
             }
         }
         if Instant::now() > deadline {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use jotasu_api::client::{EventType, WatchFilter};
-use jotasu_api::{ConditionStatus, Kind, Object};
+use jotasu_api::{Kind, Object};
 
 use super::client::Histogram;
 use super::{Report, median};
@@ -86,12 +86,7 @@ fn rss_mib(pid: u32) -> anyhow::Result<f64> {
 }
 
 fn ready(object: &Object) -> bool {
-    let Object::Pod(p) = object else { return false };
-    p.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
-    })
+    matches!(object, Object::Pod(p) if crate::e2e::ready(p))
 }
 
 /// Runs the benchmark.
@@ -109,6 +104,8 @@ struct Round {
     p99_ms: f64,
     max_ms: f64,
     all_ready_s: f64,
+    /// The agent's RSS 2 s after the last pod was Ready.
+    loaded_rss_mib: f64,
 }
 
 async fn measure(cfg: &Config) -> anyhow::Result<Report> {
@@ -129,16 +126,11 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     let client = cluster.client().await?;
     let ctl = Ctl::new();
     let mut rounds = Vec::new();
-    let mut busy = 0.0_f64;
     for _ in 0..cfg.rounds.max(1) {
-        rounds.push(
-            one_round(cfg, &cluster, &client, &ctl, || {
-                busy = busy.max(rss_mib(pid).unwrap_or(0.0));
-            })
-            .await?,
-        );
+        rounds.push(one_round(cfg, &cluster, &client, &ctl, pid).await?);
     }
     drop(cluster);
+    let busy = rounds.iter().map(|r| r.loaded_rss_mib).fold(0.0, f64::max);
 
     let case = format!("{}-replica Deployment, one node", cfg.replicas);
     let mut report = Report::new("pods");
@@ -168,15 +160,15 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Applies the Deployment, times each pod from creation to Ready, calls
-/// `loaded` 2 s after the last is Ready, deletes it and waits until every
-/// pod is gone.
+/// Applies the Deployment, times each pod from creation to Ready, reads the
+/// RSS of the agent (`agent_pid`) 2 s after the last is Ready, deletes it
+/// and waits until every pod is gone.
 async fn one_round(
     cfg: &Config,
     cluster: &LocalCluster,
     client: &jotasu_api::client::Client,
     ctl: &Ctl,
-    loaded: impl FnOnce(),
+    agent_pid: u32,
 ) -> anyhow::Result<Round> {
     let list = client.list(Kind::Pod, Some("default"), "app=bench").await?;
     let filter = WatchFilter {
@@ -222,7 +214,7 @@ async fn one_round(
     }
     let all_ready = applied.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    loaded();
+    let loaded_rss_mib = rss_mib(agent_pid)?;
 
     let out = ctl.at(&cluster.server(), &["delete", "deployment", "bench"]);
     if out.code != 0 {
@@ -249,5 +241,6 @@ async fn one_round(
         p99_ms: ms(latencies.quantile(0.99)),
         max_ms: worst.as_secs_f64() * 1e3,
         all_ready_s: all_ready.as_secs_f64(),
+        loaded_rss_mib,
     })
 }
