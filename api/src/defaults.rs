@@ -67,6 +67,10 @@ impl Object {
             Object::Secret(o) => default_secret(o),
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
             Object::Node(o) => default_node(o),
+            Object::Role(_)
+            | Object::ClusterRole(_)
+            | Object::RoleBinding(_)
+            | Object::ClusterRoleBinding(_) => {}
         }
     }
 }

@@ -37,6 +37,9 @@ pub use kinds::hpa::HorizontalPodAutoscaler;
 pub use kinds::node::Node;
 pub use kinds::pod::{Container, Pod, PodSpec, PodTemplateSpec};
 pub use kinds::pod_status::PodStatus;
+pub use kinds::rbac::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 pub use kinds::service::{Endpoints, Service};
 pub use kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 pub use manifest::{Loaded, ManifestLoader, ManifestObject, ParseOptions, load_manifest};

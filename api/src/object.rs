@@ -9,6 +9,7 @@ use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::hpa::HorizontalPodAutoscaler;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
+use crate::kinds::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::kinds::service::{Endpoints, Service};
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
@@ -149,6 +150,10 @@ kinds! {
     Secret => "", "secrets";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";
+    Role => "", "roles";
+    ClusterRole => "", "clusterroles";
+    RoleBinding => "", "rolebindings";
+    ClusterRoleBinding => "", "clusterrolebindings";
 }
 
 impl Kind {

@@ -21,9 +21,18 @@ impl Kind {
     }
 
     /// Whether objects of this kind have a `status` written by controllers
-    /// and agents (ConfigMap, Secret and Endpoints have none).
+    /// and agents (ConfigMap, Secret, Endpoints and the RBAC kinds have none).
     pub fn has_status(self) -> bool {
-        !matches!(self, Kind::ConfigMap | Kind::Secret | Kind::Endpoints)
+        !matches!(
+            self,
+            Kind::ConfigMap
+                | Kind::Secret
+                | Kind::Endpoints
+                | Kind::Role
+                | Kind::ClusterRole
+                | Kind::RoleBinding
+                | Kind::ClusterRoleBinding
+        )
     }
 }
 
@@ -38,7 +47,13 @@ impl Object {
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
-            Object::Endpoints(_) | Object::ConfigMap(_) | Object::Secret(_) => {}
+            Object::Endpoints(_)
+            | Object::ConfigMap(_)
+            | Object::Secret(_)
+            | Object::Role(_)
+            | Object::ClusterRole(_)
+            | Object::RoleBinding(_)
+            | Object::ClusterRoleBinding(_) => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! jotasu's control plane: the store (embedded or etcd), the API server,
 //! its PKI and listeners, the scheduler and the controllers.
 pub mod apiserver;
+pub mod auth;
 pub mod controllers;
 pub mod pki;
 pub mod scheduler;

@@ -5,5 +5,6 @@ pub mod hpa;
 pub mod node;
 pub mod pod;
 pub mod pod_status;
+pub mod rbac;
 pub mod service;
 pub mod workloads;

@@ -14,6 +14,8 @@ pub enum NameRule {
     Dns1123Subdomain,
     /// DNS-1035 label (Service, whose name becomes a DNS label).
     Dns1035Label,
+    /// A path segment (the RBAC kinds: `system:node` is a name).
+    PathSegment,
 }
 
 pub(super) fn object_meta(
@@ -26,6 +28,7 @@ pub(super) fn object_meta(
     let check = match rule {
         NameRule::Dns1123Subdomain => names::dns1123_subdomain,
         NameRule::Dns1035Label => names::dns1035_label,
+        NameRule::PathSegment => names::path_segment,
     };
     match (meta.name.as_deref(), meta.generate_name.as_deref()) {
         (Some(n), _) if !n.is_empty() => super::name(check, n, &path.field("name"), errs),

@@ -7,6 +7,7 @@ mod meta;
 pub mod names;
 mod node;
 mod pod;
+mod rbac;
 mod service;
 mod workloads;
 
@@ -22,6 +23,10 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
     let root = FieldPath::root();
     let rule = match object.kind() {
         crate::object::Kind::Service => NameRule::Dns1035Label,
+        crate::object::Kind::Role
+        | crate::object::Kind::ClusterRole
+        | crate::object::Kind::RoleBinding
+        | crate::object::Kind::ClusterRoleBinding => NameRule::PathSegment,
         _ => NameRule::Dns1123Subdomain,
     };
     meta::object_meta(
@@ -42,6 +47,10 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Secret(o) => config::secret(o, &mut errs),
         Object::HorizontalPodAutoscaler(o) => autoscaling::hpa(o, &mut errs),
         Object::Node(o) => node::node(o, &mut errs),
+        Object::Role(o) => rbac::role(o, &mut errs),
+        Object::ClusterRole(o) => rbac::cluster_role(o, &mut errs),
+        Object::RoleBinding(o) => rbac::role_binding(o, &mut errs),
+        Object::ClusterRoleBinding(o) => rbac::cluster_role_binding(o, &mut errs),
     }
     errs
 }

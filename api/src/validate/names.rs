@@ -55,6 +55,22 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     }
 }
 
+/// A path segment (RBAC names such as `system:node`): not `.` or `..`,
+/// no `/` or `%`, ≤ 253.
+pub fn path_segment(s: &str) -> Result<(), String> {
+    if s.len() > DNS1123_SUBDOMAIN_MAX {
+        return Err(too_long(DNS1123_SUBDOMAIN_MAX));
+    }
+    match s {
+        "" => Err("may not be empty".into()),
+        "." | ".." => Err(format!("may not be '{s}'")),
+        _ if s.contains('/') => Err("may not contain '/'".into()),
+        _ if s.contains('%') => Err("may not contain '%'".into()),
+        _ if s.chars().any(char::is_control) => Err("may not contain control characters".into()),
+        _ => Ok(()),
+    }
+}
+
 /// A DNS-1035 label (Service names): like a DNS-1123 label but starting with a letter.
 pub fn dns1035_label(s: &str) -> Result<(), String> {
     if s.len() > DNS1123_LABEL_MAX {

@@ -269,4 +269,27 @@ impl<S: Store> Api for GrpcApi<S> {
         let images = self.0.import_image(request.into_inner()).await?;
         Ok(Response::new(v1::ImportImageResponse { images }))
     }
+
+    async fn access_review(
+        &self,
+        _request: Request<v1::AccessReviewRequest>,
+    ) -> Result<Response<v1::AccessReviewResponse>, Status> {
+        Err(Status::unimplemented("access reviews are not served yet"))
+    }
+
+    async fn who_am_i(
+        &self,
+        _request: Request<v1::WhoAmIRequest>,
+    ) -> Result<Response<v1::WhoAmIResponse>, Status> {
+        Err(Status::unimplemented("whoami is not served yet"))
+    }
+
+    async fn request_node_certificate(
+        &self,
+        _request: Request<v1::NodeCertificateRequest>,
+    ) -> Result<Response<v1::NodeCertificateResponse>, Status> {
+        Err(Status::unimplemented(
+            "node certificates are not issued yet",
+        ))
+    }
 }

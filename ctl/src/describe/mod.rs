@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod network;
 mod pod;
+mod rbac;
 mod workloads;
 mod writer;
 
@@ -38,6 +39,10 @@ pub fn page(
         Object::Secret(s) => config::secret(s),
         Object::HorizontalPodAutoscaler(h) => cluster::hpa(h),
         Object::Node(n) => cluster::node(n, pods, now),
+        Object::Role(r) => rbac::role(&r.metadata, &r.rules),
+        Object::ClusterRole(r) => rbac::role(&r.metadata, &r.rules),
+        Object::RoleBinding(b) => rbac::binding(&b.metadata, &b.role_ref, &b.subjects),
+        Object::ClusterRoleBinding(b) => rbac::binding(&b.metadata, &b.role_ref, &b.subjects),
     }
 }
 

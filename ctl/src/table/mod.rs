@@ -8,6 +8,7 @@ mod hpa;
 mod network;
 mod node;
 mod pod;
+mod rbac;
 mod workloads;
 
 use jotasu_api::{Kind, Labels, Object};
@@ -56,6 +57,8 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::Secret => (config::SECRET_COLUMNS, &[]),
         Kind::HorizontalPodAutoscaler => (hpa::COLUMNS, &[]),
         Kind::Node => (node::COLUMNS, node::WIDE),
+        Kind::Role | Kind::ClusterRole => (rbac::ROLE_COLUMNS, &[]),
+        Kind::RoleBinding | Kind::ClusterRoleBinding => (rbac::BINDING_COLUMNS, rbac::BINDING_WIDE),
     }
 }
 
@@ -83,6 +86,15 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::Secret(s) => (config::secret_row(s, age), Vec::new()),
         Object::HorizontalPodAutoscaler(h) => (hpa::row(h, age), Vec::new()),
         Object::Node(n) => (node::row(n, age), node::wide(n)),
+        Object::Role(_) | Object::ClusterRole(_) => (rbac::role_row(created), Vec::new()),
+        Object::RoleBinding(b) => (
+            rbac::binding_row(&b.role_ref, age),
+            rbac::binding_wide(&b.subjects),
+        ),
+        Object::ClusterRoleBinding(b) => (
+            rbac::binding_row(&b.role_ref, age),
+            rbac::binding_wide(&b.subjects),
+        ),
     }
 }
 

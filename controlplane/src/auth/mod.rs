@@ -1,0 +1,8 @@
+//! Who may call the API and what they may do: authentication (client
+//! certificates, bootstrap tokens, the local socket), Kubernetes RBAC, and
+//! the node authorizer with its NodeRestriction rules.
+
+pub mod attributes;
+pub mod rbac;
+
+pub use attributes::{Attributes, Decision, Forbidden, UserInfo};
