@@ -64,11 +64,6 @@ impl Object {
             (Object::Deployment(a), Object::Deployment(b)) => a.status.clone_from(&b.status),
             (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.status.clone_from(&b.status),
             (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
-            (Object::Node(a), Object::Node(b))
-                if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
-            {
-                a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
-            }
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
                 a.status.clone_from(&b.status);

@@ -1,5 +1,6 @@
 //! jotasu's control plane: the store (embedded or etcd), the API server,
 //! its PKI and listeners, the scheduler and the controllers.
+pub mod admin;
 pub mod apiserver;
 pub mod auth;
 pub mod controllers;

@@ -11,6 +11,7 @@ use clap::Parser;
 use ipnetwork::Ipv4Network;
 use jotasu_controlplane::apiserver::ApiServer;
 use jotasu_controlplane::apiserver::allocate::{self, Ranges};
+use jotasu_controlplane::apiserver::guard::{AuthorizationMode, Guard, GuardOptions};
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
@@ -21,14 +22,34 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// jotasu's control plane: stores desired state and serves the API that
-/// jotactl, controllers and agents use.
+/// jotactl, controllers and agents use. With a subcommand, administers a
+/// running one through its local socket.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Args,
+}
+
+/// Administration of a running control plane.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Admin(jotasu_controlplane::admin::cli::Command),
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// State directory: the embedded store (store.redb), the PKI (pki/),
     /// the socket (api.sock), admin.conf (a jotactl context file) and
     /// tmp/ (image archives on their way to nodes).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value = jotasu_controlplane::admin::cli::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Unix socket for local administration (default: DIR/api.sock).
     #[arg(long, value_name = "PATH")]
@@ -81,9 +102,26 @@ struct Args {
     /// podCIDR gets a subnet of it.
     #[arg(long, default_value_t = allocate::CLUSTER_CIDR, value_name = "CIDR")]
     cluster_cidr: Ipv4Network,
+    /// How API calls are authorized: Node,RBAC (the node authorizer for
+    /// agents, Kubernetes RBAC for everyone else; system:masters may do
+    /// anything) or AlwaysAllow (any authenticated caller may do anything:
+    /// only for measuring what authorization costs).
+    #[arg(long, value_enum, default_value_t = AuthorizationModeArg::NodeRbac, value_name = "MODE")]
+    authorization_mode: AuthorizationModeArg,
     /// Prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24, value_name = "BITS", value_parser = clap::value_parser!(u8).range(8..=30))]
     node_cidr_mask_size: u8,
+}
+
+/// `--authorization-mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AuthorizationModeArg {
+    /// The node authorizer, then RBAC.
+    #[value(name = "Node,RBAC")]
+    NodeRbac,
+    /// Anything, for any authenticated caller.
+    #[value(name = "AlwaysAllow")]
+    AlwaysAllow,
 }
 
 /// `--scheduler-scoring`.
@@ -121,12 +159,21 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(args))
+        .context("starting the async runtime")?;
+    match cli.command {
+        Some(Command::Admin(command)) => {
+            if let Err(e) = runtime.block_on(jotasu_controlplane::admin::cli::run(command)) {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        None => runtime.block_on(run(cli.serve)),
+    }
 }
 
 /// Compacts etcd's history to the last `history` revisions, every `every`.
@@ -237,7 +284,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             stop_rx.clone(),
         ))
     });
-    serve(server, Listeners { socket, tls }, stop_rx).await?;
+    let mode = match args.authorization_mode {
+        AuthorizationModeArg::NodeRbac => AuthorizationMode::NodeRbac,
+        AuthorizationModeArg::AlwaysAllow => {
+            warn!("--authorization-mode AlwaysAllow: every authenticated caller may do anything");
+            AuthorizationMode::AlwaysAllow
+        }
+    };
+    match Guard::ensure_bootstrap_policy(&server).await {
+        Ok(0) => {}
+        Ok(n) => info!(changed = n, "default RBAC roles and bindings written"),
+        Err(e) => anyhow::bail!("writing the default RBAC roles and bindings: {e}"),
+    }
+    let guard = Guard::start(
+        server.clone(),
+        GuardOptions { mode, signer: None },
+        stop_rx.clone(),
+    )
+    .await
+    .context("starting the authorizer")?;
+    serve(server, guard, Listeners { socket, tls }, stop_rx).await?;
     if let Some(controllers) = controllers {
         let _ = controllers.await;
     }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jotasu_api::client::{Config, Context};
 use jotasu_api::grpc::v1::api_server::ApiServer as ApiService;
@@ -15,6 +16,7 @@ use tracing::info;
 
 use crate::apiserver::ApiServer;
 use crate::apiserver::grpc::GrpcApi;
+use crate::apiserver::guard::Guard;
 use crate::pki::{PkiPaths, ServerTls};
 use crate::store::Store;
 
@@ -75,14 +77,16 @@ async fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, ServeError
     Ok(listener)
 }
 
-/// Serves `server` until `stop` turns true (which also ends its watches).
+/// Serves `server` until `stop` turns true (which also ends its watches),
+/// every call authenticated and authorized by `guard`.
 pub async fn serve<S: Store>(
     server: ApiServer<S>,
+    guard: Arc<Guard<S>>,
     listeners: Listeners,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let service = || {
-        ApiService::new(GrpcApi::new(server.clone()))
+        ApiService::new(GrpcApi::new(server.clone(), Arc::clone(&guard)))
             .max_decoding_message_size(MAX_REQUEST)
             .max_encoding_message_size(usize::MAX)
     };
@@ -98,7 +102,11 @@ pub async fn serve<S: Store>(
     let tcp_server = listeners.tls.map(|(addr, tls)| {
         let config = ServerTlsConfig::new()
             .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-            .client_ca_root(Certificate::from_pem(&tls.ca_pem));
+            .client_ca_root(Certificate::from_pem(&tls.ca_pem))
+            // A joining node has no certificate yet: it presents a
+            // bootstrap token. Every call is authenticated (a call with
+            // neither is refused), certificates are verified when given.
+            .client_auth_optional(true);
         let what = format!("https://{addr}");
         info!(address = %what, "serving with mutual TLS");
         let stop = stop.clone();

@@ -70,6 +70,9 @@ pub enum Command {
     /// Put images onto nodes.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Inspect authorization: auth can-i VERB RESOURCE, auth whoami.
+    #[command(subcommand)]
+    Auth(crate::auth::AuthCommand),
     /// Show or change the context file.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -6,6 +6,7 @@
 mod age;
 mod apply;
 mod args;
+mod auth;
 mod cli;
 mod config;
 mod connect;
@@ -47,6 +48,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Logs(a) => logs::run(global, a).await,
         Command::Exec(a) => exec::run(global, a).await,
         Command::Image(c) => image::run(global, c).await,
+        Command::Auth(c) => auth::run(global, c).await,
         Command::Config(c) => config::run(global, c),
         Command::Dev(a) => dev::run(global, a),
     }

@@ -2,6 +2,7 @@
 //! URL or context ([`ConnectOptions`]), speaks typed objects, and turns
 //! server errors into [`ClientError`]s that say what kubectl would.
 
+mod auth;
 mod connect;
 mod context;
 mod error;
@@ -16,6 +17,7 @@ use crate::grpc::v1;
 use crate::grpc::v1::api_client::ApiClient;
 use crate::object::{Kind, Object, ObjectRef};
 
+pub use auth::Review;
 pub use connect::{ServerUrl, TlsFiles, connect};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
 pub use error::{ApiError, ClientError};

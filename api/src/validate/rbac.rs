@@ -38,14 +38,14 @@ fn rules(rules: &[PolicyRule], namespaced: bool, errs: &mut Vec<FieldError>) {
         if urls && namespaced {
             errs.push(FieldError::invalid(
                 &path.field("nonResourceURLs"),
-                &rule.non_resource_urls.join(","),
+                rule.non_resource_urls.join(","),
                 "namespaced rules cannot apply to non-resource URLs",
             ));
         }
         if urls && (!rule.api_groups.is_empty() || !rule.resources.is_empty()) {
             errs.push(FieldError::invalid(
                 &path.field("nonResourceURLs"),
-                &rule.non_resource_urls.join(","),
+                rule.non_resource_urls.join(","),
                 "rules cannot apply to both regular resources and non-resource URLs",
             ));
         }

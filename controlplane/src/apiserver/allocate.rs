@@ -112,10 +112,16 @@ pub fn pick_subnet(
     let step = 1u64 << (32 - u32::from(prefix));
     let count = 1u64 << (u32::from(prefix) - u32::from(cluster.prefix()));
     let base = u64::from(u32::from(cluster.network()));
+    let taken: Vec<Ipv4Network> = used.iter().filter_map(|u| u.parse().ok()).collect();
     (0..count)
         .filter_map(|i| u32::try_from(base + i * step).ok())
         .filter_map(|a| Ipv4Network::new(Ipv4Addr::from(a), prefix).ok())
-        .find(|n| !used.contains(&n.to_string()))
+        .find(|n| !taken.iter().any(|t| overlap(*t, *n)))
+}
+
+/// Whether two networks share an address.
+pub fn overlap(a: Ipv4Network, b: Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
 }
 
 /// Checks an address the user gave: in range and not held by another object.
@@ -145,10 +151,26 @@ pub fn check_given(
                 )));
             }
         }
-        Object::Node(_) if used_by_others.contains(&given) => {
-            return Err(ApiServerError::Invalid(format!(
-                "{r}: spec.podCIDR: Invalid value: {given:?}: already allocated to another node"
-            )));
+        Object::Node(_) => {
+            let inside = given.parse::<Ipv4Network>().ok().filter(|n| {
+                n.network() == n.ip()
+                    && n.prefix() >= ranges.cluster_cidr.prefix()
+                    && ranges.cluster_cidr.contains(n.network())
+            });
+            let Some(net) = inside else {
+                return Err(ApiServerError::Invalid(format!(
+                    "{r}: spec.podCIDR: Invalid value: {given:?}: must be a network inside the cluster CIDR {}",
+                    ranges.cluster_cidr
+                )));
+            };
+            if let Some(other) = used_by_others
+                .iter()
+                .find(|o| o.parse::<Ipv4Network>().is_ok_and(|o| overlap(o, net)))
+            {
+                return Err(ApiServerError::Invalid(format!(
+                    "{r}: spec.podCIDR: Invalid value: {given:?}: overlaps {other}, allocated to another node"
+                )));
+            }
         }
         _ => {}
     }
@@ -271,5 +293,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("field is immutable"), "{e}");
+    }
+
+    #[test]
+    fn given_pod_cidrs_stay_inside_the_cluster_and_apart() {
+        let r = Ranges::default();
+        let node = |cidr: &str| -> Object {
+            serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": "n"}, "spec": {"podCIDR": cidr}}))
+            .unwrap()
+        };
+        let used: HashSet<String> = ["10.244.1.0/24".to_owned()].into();
+        assert!(check_given(&node("10.244.2.0/24"), &r, &used).is_ok());
+        for (cidr, why) in [
+            ("0.0.0.0/0", "inside the cluster CIDR"),
+            ("10.0.0.0/8", "inside the cluster CIDR"),
+            ("10.245.0.0/24", "inside the cluster CIDR"),
+            ("10.244.2.1/24", "inside the cluster CIDR"),
+            ("10.244.1.0/24", "overlaps 10.244.1.0/24"),
+            ("10.244.0.0/23", "overlaps 10.244.1.0/24"),
+            ("10.244.1.128/25", "overlaps 10.244.1.0/24"),
+        ] {
+            let e = check_given(&node(cidr), &r, &used).unwrap_err().to_string();
+            assert!(e.contains(why), "{cidr}: {e}");
+        }
+        let wide: HashSet<String> = ["10.244.0.0/23".to_owned()].into();
+        assert_eq!(
+            pick_subnet(r.cluster_cidr, 24, &wide).map(|n| n.to_string()),
+            Some("10.244.2.0/24".to_owned()),
+            "a subnet overlapping a wider one is not picked"
+        );
     }
 }

@@ -20,6 +20,12 @@ pub enum ApiServerError {
         .0.kind.resource_name(), .0.name
     )]
     Conflict(ObjectRef),
+    /// The caller may not do this (RBAC, the node authorizer or NodeRestriction).
+    #[error("{0}")]
+    Forbidden(Box<crate::auth::Forbidden>),
+    /// The caller could not be authenticated.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The control plane is stopping.
     #[error("the control plane is shutting down; reconnect and resume from revision {resume_from}")]
     ShuttingDown {
@@ -62,6 +68,8 @@ impl From<ApiServerError> for tonic::Status {
             ApiServerError::NotFound(_) => Code::NotFound,
             ApiServerError::Conflict(_) => Code::Aborted,
             ApiServerError::ShuttingDown { .. } => Code::Unavailable,
+            ApiServerError::Forbidden(_) => Code::PermissionDenied,
+            ApiServerError::Unauthenticated(_) => Code::Unauthenticated,
             ApiServerError::Store(s) => match s {
                 StoreError::Compacted { .. } => Code::OutOfRange,
                 StoreError::InvalidArgument(_) => Code::InvalidArgument,

@@ -6,9 +6,11 @@
 pub mod admit;
 pub mod allocate;
 pub mod bind;
+pub mod certificates;
 mod delete;
 pub mod error;
 pub mod grpc;
+pub mod guard;
 pub mod heartbeat;
 pub mod keys;
 pub mod node_scope;
@@ -52,6 +54,42 @@ pub struct Applied {
     pub outcome: Outcome,
     /// Its resourceVersion afterwards.
     pub resource_version: Revision,
+}
+
+/// Which write a [`WriteCheck`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// An apply (creates or changes the object).
+    Apply,
+    /// A status update.
+    Status,
+}
+
+/// Passes or refuses each object a write would store, knowing its stored
+/// version: authorization and admission of the caller's writes.
+pub trait WriteCheck: Send + Sync {
+    /// `Ok` lets `object` (replacing `existing`, if any) be written.
+    fn check<'a>(
+        &'a self,
+        write: WriteKind,
+        object: &'a Object,
+        existing: Option<&'a Object>,
+    ) -> futures::future::BoxFuture<'a, ApiResult<()>>;
+}
+
+/// Lets everything through: the control plane's own writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Unchecked;
+
+impl WriteCheck for Unchecked {
+    fn check<'a>(
+        &'a self,
+        _: WriteKind,
+        _: &'a Object,
+        _: Option<&'a Object>,
+    ) -> futures::future::BoxFuture<'a, ApiResult<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// The API server.
@@ -128,6 +166,18 @@ impl<S: Store> ApiServer<S> {
 
     /// Server-side apply, all or nothing (see [`admit`] for the rules).
     pub async fn apply(&self, objects: &[String], dry_run: bool) -> ApiResult<Vec<Applied>> {
+        self.apply_checked(objects, dry_run, &Unchecked).await
+    }
+
+    /// [`Self::apply`], each object passed by `check` (with its stored
+    /// version) before anything is written: the caller's authorization and
+    /// admission rules. One refusal writes nothing.
+    pub async fn apply_checked(
+        &self,
+        objects: &[String],
+        dry_run: bool,
+        check: &dyn WriteCheck,
+    ) -> ApiResult<Vec<Applied>> {
         let admitted = admit(objects)?;
         let explicit = admitted.iter().any(|o| {
             o.metadata()
@@ -142,11 +192,19 @@ impl<S: Store> ApiServer<S> {
             let mut prepared = Vec::with_capacity(admitted.len());
             for admitted in &admitted {
                 let (object, identity, existing) = self.identify(admitted).await?;
-                prepared.push(merge(
+                let merged = merge(
                     object,
                     existing.as_ref().map(|(o, rev)| (o, *rev)),
                     &identity,
-                )?);
+                )?;
+                check
+                    .check(
+                        WriteKind::Apply,
+                        &merged.object,
+                        existing.as_ref().map(|(o, _)| o),
+                    )
+                    .await?;
+                prepared.push(merged);
             }
             let guards = self.allocate(&mut prepared).await?;
             match self.commit(&prepared, &guards, dry_run).await {
@@ -362,6 +420,15 @@ impl<S: Store> ApiServer<S> {
     /// Replaces the status of the object `object` names with its status.
     /// `metadata.resourceVersion` is required and must be current.
     pub async fn update_status(&self, json: &str) -> ApiResult<Object> {
+        self.update_status_checked(json, &Unchecked).await
+    }
+
+    /// [`Self::update_status`], the change passed by `check` first.
+    pub async fn update_status_checked(
+        &self,
+        json: &str,
+        check: &dyn WriteCheck,
+    ) -> ApiResult<Object> {
         let mut given: Object = serde_json::from_str(json)
             .map_err(|e| ApiServerError::Invalid(format!("status update: {e}")))?;
         given.apply_defaults();
@@ -389,6 +456,9 @@ impl<S: Store> ApiServer<S> {
         }
         let before = stored.clone();
         stored.set_status_from(&given);
+        check
+            .check(WriteKind::Status, &stored, Some(&before))
+            .await?;
         if stored == before {
             stored.metadata_mut().resource_version = Some(rev.to_string());
             return Ok(stored);

@@ -119,7 +119,7 @@ impl Attributes {
     }
 
     /// The same on a subresource (`status`, `log`, `exec`, `scale`).
-    pub fn sub(mut self, subresource: &str) -> Self {
+    pub fn on_subresource(mut self, subresource: &str) -> Self {
         self.subresource = subresource.to_owned();
         self
     }
@@ -134,12 +134,9 @@ impl Attributes {
     }
 }
 
-/// The API group of a kind: the part of its apiVersion before `/` (`""`
-/// for `v1`).
+/// The API group of a kind (`""` for the core group): [`Kind::group`].
 pub fn group_of(kind: Kind) -> &'static str {
-    kind.api_version()
-        .rsplit_once('/')
-        .map_or("", |(group, _)| group)
+    kind.group()
 }
 
 /// The answer of an authorizer.
@@ -233,7 +230,7 @@ mod tests {
         let logs = Forbidden {
             user: "bob".into(),
             attributes: Attributes::of_kind(verbs::GET, Kind::Pod, Some("dev"), Some("p"))
-                .sub("log"),
+                .on_subresource("log"),
             reason: None,
         };
         assert_eq!(

@@ -3,6 +3,9 @@
 //! the node authorizer with its NodeRestriction rules.
 
 pub mod attributes;
+pub mod authenticate;
+pub mod node;
 pub mod rbac;
+pub mod token;
 
 pub use attributes::{Attributes, Decision, Forbidden, UserInfo};

@@ -194,21 +194,13 @@ impl<S: Store> ApiServer<S> {
         Ok(forward(at.node, at.address, stream))
     }
 
-    /// Runs a command in a pod's container on its node: the first message
-    /// of `input` names it, the rest (stdin) are forwarded as they come.
+    /// Runs a command in a pod's container on its node: `start` names it,
+    /// `stdin` is forwarded as it comes.
     pub async fn exec(
         &self,
-        mut input: tonic::Streaming<v1::ExecInput>,
+        mut start: v1::ExecStart,
+        stdin: impl Stream<Item = v1::ExecInput> + Send + 'static,
     ) -> ProxyResult<Forwarded<v1::ExecOutput>> {
-        let first = input.message().await.map_err(ProxyError::Caller)?;
-        let Some(v1::ExecInput {
-            input: Some(Input::Start(mut start)),
-        }) = first
-        else {
-            return Err(ProxyError::BadRequest(
-                "the first exec message must be the start (pod, container, command)".into(),
-            ));
-        };
         if start.command.is_empty() {
             return Err(ProxyError::BadRequest(
                 "you must specify at least one command for the container".into(),
@@ -220,11 +212,7 @@ impl<S: Store> ApiServer<S> {
         let start = v1::ExecInput {
             input: Some(Input::Start(start)),
         };
-        // Stdin until the caller closes it or leaves.
-        let rest = input
-            .take_while(|item| futures::future::ready(item.is_ok()))
-            .filter_map(|item| futures::future::ready(item.ok()));
-        let outbound = futures::stream::once(futures::future::ready(start)).chain(rest);
+        let outbound = futures::stream::once(futures::future::ready(start)).chain(stdin);
         let mut client = self.proxy.client(&at.node, at.address)?;
         let stream = client
             .exec(outbound)

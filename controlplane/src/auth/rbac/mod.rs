@@ -1,6 +1,10 @@
 //! Kubernetes RBAC over the stored Roles, ClusterRoles, RoleBindings and
 //! ClusterRoleBindings. (Being written: see `RbacSnapshot`.)
 
+mod cache;
+
+pub use cache::RbacCache;
+
 use jotasu_api::Object;
 
 use super::attributes::{Attributes, Decision, UserInfo};
