@@ -6,4 +6,4 @@ pub mod attributes;
 pub mod rbac;
 
 pub use attributes::{Attributes, Decision, Forbidden, UserInfo};
-pub use rbac::{RbacSnapshot, bootstrap_policy};
+pub use rbac::{RbacCache, RbacSnapshot, bootstrap_policy};
