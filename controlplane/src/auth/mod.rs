@@ -9,3 +9,4 @@ pub mod rbac;
 pub mod token;
 
 pub use attributes::{Attributes, Decision, Forbidden, UserInfo};
+pub use rbac::{RbacCache, RbacSnapshot, bootstrap_policy};

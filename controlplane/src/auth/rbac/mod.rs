@@ -1,36 +1,22 @@
 //! Kubernetes RBAC over the stored Roles, ClusterRoles, RoleBindings and
-//! ClusterRoleBindings. (Being written: see `RbacSnapshot`.)
+//! ClusterRoleBindings: rule matching ([`rules`]), ClusterRole aggregation
+//! ([`aggregate`]), an indexed snapshot ([`RbacSnapshot`]) and its decision
+//! ([`RbacSnapshot::authorize`]), the default policy ([`bootstrap_policy`]),
+//! and a snapshot kept current from the store ([`RbacCache`]).
 
-mod cache;
+pub mod aggregate;
+pub mod bootstrap;
+pub mod cache;
+mod evaluate;
+pub mod rules;
+mod snapshot;
 
+#[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
+mod tests;
+
+pub use bootstrap::bootstrap_policy;
 pub use cache::RbacCache;
-
-use jotasu_api::Object;
-
-use super::attributes::{Attributes, Decision, UserInfo};
-
-/// The RBAC objects at one revision, indexed for lookups.
-#[derive(Debug, Default)]
-pub struct RbacSnapshot {
-    objects: Vec<Object>,
-}
-
-impl RbacSnapshot {
-    /// A snapshot of `objects` (of the four RBAC kinds; others are ignored).
-    pub fn new(objects: impl IntoIterator<Item = Object>) -> Self {
-        Self {
-            objects: objects.into_iter().collect(),
-        }
-    }
-
-    /// Whether a rule bound to `user` (or one of its groups) allows `attributes`.
-    pub fn authorize(&self, user: &UserInfo, attributes: &Attributes) -> Decision {
-        let _ = (user, attributes, &self.objects);
-        Decision::NoOpinion("RBAC is not evaluated yet".into())
-    }
-}
-
-/// The default ClusterRoles and ClusterRoleBindings written at start.
-pub fn bootstrap_policy() -> Vec<Object> {
-    Vec::new()
-}
+pub use evaluate::NO_RULE_ALLOWS;
+pub use snapshot::RbacSnapshot;
