@@ -108,6 +108,10 @@ struct Args {
     /// only for measuring what authorization costs).
     #[arg(long, value_enum, default_value_t = AuthorizationModeArg::NodeRbac, value_name = "MODE")]
     authorization_mode: AuthorizationModeArg,
+    /// How long the node certificates this control plane signs are valid
+    /// (agents renew theirs when 70-90 % of it has passed).
+    #[arg(long, default_value = "8760h", value_name = "DURATION")]
+    cluster_signing_duration: String,
     /// Prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24, value_name = "BITS", value_parser = clap::value_parser!(u8).range(8..=30))]
     node_cidr_mask_size: u8,
@@ -236,13 +240,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         etcd.into()
     };
-    let tls = match args.listen {
-        Some(addr) => {
-            let material = pki::ensure(&PkiPaths::new(&args.data_dir), &args.tls_san)?;
-            Some((addr, material))
-        }
-        None => None,
-    };
+    // The PKI exists even without a TCP listener: the control plane's
+    // client certificate is how agents know its calls are its own.
+    let pki_paths = PkiPaths::new(&args.data_dir);
+    let material = pki::ensure(&pki_paths, &args.tls_san)?;
+    let signer = pki::Signer::load(&pki_paths).context("loading the cluster CA")?;
+    let signing_duration =
+        jotasu_controlplane::admin::duration::parse(&args.cluster_signing_duration)
+            .map_err(|e| anyhow::anyhow!("--cluster-signing-duration: {e}"))?;
+    anyhow::ensure!(
+        !signing_duration.is_zero(),
+        "--cluster-signing-duration must be longer than 0"
+    );
+    let tls = args.listen.map(|addr| (addr, material));
     let admin = write_admin_config(&args.data_dir, &socket, args.listen)?;
     info!(path = %admin.display(), "jotactl context written (JOTASU_CONFIG={})", admin.display());
 
@@ -298,7 +308,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let guard = Guard::start(
         server.clone(),
-        GuardOptions { mode, signer: None },
+        GuardOptions {
+            mode,
+            signer: Some((Arc::new(signer), signing_duration)),
+        },
         stop_rx.clone(),
     )
     .await

@@ -1,15 +1,19 @@
 //! Server URLs and opening a channel: `unix:///path` (local admin socket,
 //! no TLS: the socket file's permissions are the access control) or
 //! `https://host:port` (TLS with the cluster CA; a client certificate when
-//! the server asks for one).
+//! the server asks for one). TLS goes through [`Credentials`], from files
+//! ([`TlsFiles`]) or held by the caller ([`connect_with`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
+use tonic::transport::{Channel, Endpoint, Uri};
 
+use super::credentials::Credentials;
 use super::error::ClientError;
+use super::identity::CertError;
 
 /// Where the control plane listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,73 +102,94 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
 }
 
 /// Opens a channel to `server` (connecting now, so an unreachable server is
-/// reported here).
+/// reported here), with the TLS files `tls` names for an https server.
 pub async fn connect(server: &ServerUrl, tls: &TlsFiles) -> Result<Channel, ClientError> {
+    match server {
+        ServerUrl::Unix(path) => connect_unix(server, path).await,
+        ServerUrl::Https { url, .. } => {
+            let creds = credentials_from_files(url, tls)?;
+            super::tls::connect_https(url, Arc::new(creds)).await
+        }
+    }
+}
+
+/// Opens a channel to `server` with `creds` (read at each TLS handshake,
+/// so replacing them changes what new connections present). A unix
+/// socket uses no TLS and ignores them.
+pub async fn connect_with(
+    server: &ServerUrl,
+    creds: Arc<Credentials>,
+) -> Result<Channel, ClientError> {
+    match server {
+        ServerUrl::Unix(path) => connect_unix(server, path).await,
+        ServerUrl::Https { url, .. } => super::tls::connect_https(url, creds).await,
+    }
+}
+
+async fn connect_unix(server: &ServerUrl, path: &Path) -> Result<Channel, ClientError> {
     let refused = |e: &dyn std::error::Error| ClientError::Connect {
         server: server.to_string(),
         detail: super::error::error_chain(e),
     };
-    match server {
-        ServerUrl::Unix(path) => {
+    let path = path.to_owned();
+    // The URI is a placeholder: the connector ignores it.
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
-            // The URI is a placeholder: the connector ignores it.
-            let endpoint = Endpoint::from_static("http://localhost");
-            endpoint
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(&path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                }))
-                .await
-                .map_err(|e| refused(&e))
-        }
-        ServerUrl::Https { url, host } => {
-            let ca =
-                tls.certificate_authority
-                    .as_deref()
-                    .ok_or_else(|| ClientError::MissingTls {
-                        server: url.clone(),
-                        missing: "a certificate authority (--certificate-authority)",
-                    })?;
-            let mut config = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(read("certificate authority", ca)?))
-                .domain_name(host.clone());
-            match (&tls.client_certificate, &tls.client_key) {
-                (Some(cert), Some(key)) => {
-                    config = config.identity(Identity::from_pem(
-                        read("client certificate", cert)?,
-                        read("client key", key)?,
-                    ));
-                }
-                (None, None) => {}
-                (Some(_), None) => {
-                    return Err(ClientError::MissingTls {
-                        server: url.clone(),
-                        missing: "the client key (--client-key) for the client certificate",
-                    });
-                }
-                (None, Some(_)) => {
-                    return Err(ClientError::MissingTls {
-                        server: url.clone(),
-                        missing: "the client certificate (--client-certificate) for the client key",
-                    });
-                }
+            async move {
+                let stream = tokio::net::UnixStream::connect(&path).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
             }
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| ClientError::BadUrl {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?
-                .tls_config(config)
-                .map_err(|e| ClientError::File {
-                    what: "TLS configuration",
-                    path: ca.to_owned(),
-                    reason: e.to_string(),
-                })?;
-            endpoint.connect().await.map_err(|e| refused(&e))
+        }))
+        .await
+        .map_err(|e| refused(&e))
+}
+
+/// The [`Credentials`] that `tls` names for the https server `url`.
+pub fn credentials_from_files(url: &str, tls: &TlsFiles) -> Result<Credentials, ClientError> {
+    let ca_path = tls
+        .certificate_authority
+        .as_deref()
+        .ok_or_else(|| ClientError::MissingTls {
+            server: url.to_owned(),
+            missing: "a certificate authority (--certificate-authority)",
+        })?;
+    let text = |what, path: &Path| {
+        String::from_utf8(read(what, path)?).map_err(|e| ClientError::File {
+            what,
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let ca = text("certificate authority", ca_path)?;
+    let unusable = |what, path: &Path| {
+        let path = path.to_owned();
+        move |e: CertError| ClientError::File {
+            what,
+            path,
+            reason: e.to_string(),
         }
+    };
+    match (&tls.client_certificate, &tls.client_key) {
+        (Some(cert_path), Some(key_path)) => {
+            let cert = text("client certificate", cert_path)?;
+            let key = text("client key", key_path)?;
+            // Say which file is wrong: the CA alone first, then the pair.
+            Credentials::ca_only(&ca).map_err(unusable("certificate authority", ca_path))?;
+            Credentials::from_pem(&ca, &cert, &key)
+                .map_err(unusable("client certificate and key", cert_path))
+        }
+        (None, None) => {
+            Credentials::ca_only(&ca).map_err(unusable("certificate authority", ca_path))
+        }
+        (Some(_), None) => Err(ClientError::MissingTls {
+            server: url.to_owned(),
+            missing: "the client key (--client-key) for the client certificate",
+        }),
+        (None, Some(_)) => Err(ClientError::MissingTls {
+            server: url.to_owned(),
+            missing: "the client certificate (--client-certificate) for the client key",
+        }),
     }
 }
 

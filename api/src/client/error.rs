@@ -54,6 +54,14 @@ pub enum ClientError {
     /// The connection broke or the TLS handshake failed mid-call.
     #[error("the connection to the server failed: {0}")]
     Transport(String),
+    /// A bootstrap token cannot be sent.
+    #[error(
+        "invalid bootstrap token: {reason} (expected <id>.<secret>, as `jotasu-controlplane token create` prints it)"
+    )]
+    BadToken {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The server answered with an error.
     #[error(transparent)]
     Api(#[from] ApiError),

@@ -5,9 +5,13 @@
 mod auth;
 mod connect;
 mod context;
+mod credentials;
 mod error;
+pub mod identity;
+mod tls;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub use futures_core::Stream;
 use tonic::transport::Channel;
@@ -18,9 +22,13 @@ use crate::grpc::v1::api_client::ApiClient;
 use crate::object::{Kind, Object, ObjectRef};
 
 pub use auth::Review;
-pub use connect::{ServerUrl, TlsFiles, connect};
+pub use connect::{ServerUrl, TlsFiles, connect, connect_with, credentials_from_files};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
+pub use credentials::{
+    ClientCertResolver, Credentials, HeldCaVerifier, Material, ServerCertResolver, provider,
+};
 pub use error::{ApiError, ClientError};
+pub use tls::fetch_ca_from_handshake;
 
 pub use crate::grpc::v1::exec_input::Input as ExecIn;
 pub use crate::grpc::v1::exec_output::Output as ExecOut;
@@ -98,6 +106,24 @@ pub struct WatchFilter {
 /// [`ClientError::is_resync`] is true when the watch fell behind compaction.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Event, ClientError>> + Send>>;
 
+/// A node certificate the control plane issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCertificate {
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The cluster CA, PEM.
+    pub ca_pem: String,
+}
+
+/// The `authorization` metadata of a bearer token (`Bearer <token>`).
+pub fn bearer(token: &str) -> Result<tonic::metadata::AsciiMetadataValue, ClientError> {
+    format!("Bearer {token}")
+        .parse()
+        .map_err(|_| ClientError::BadToken {
+            reason: "it may hold only visible ASCII characters".into(),
+        })
+}
+
 /// A connection to the control plane. Cheap to clone; calls may run concurrently.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -122,6 +148,20 @@ impl Client {
     /// Connects to `server`.
     pub async fn connect_to(server: &ServerUrl, tls: &TlsFiles) -> Result<Self, ClientError> {
         let channel = connect(server, tls).await?;
+        Ok(Self {
+            api: ApiClient::new(channel).max_decoding_message_size(256 << 20),
+            server: server.clone(),
+        })
+    }
+
+    /// Connects to `server` with `creds`, read at each TLS handshake:
+    /// after [`Credentials::replace`], new connections present the new
+    /// certificate and old ones close (a unix socket ignores them).
+    pub async fn connect_with_credentials(
+        server: &ServerUrl,
+        creds: Arc<Credentials>,
+    ) -> Result<Self, ClientError> {
+        let channel = connect_with(server, creds).await?;
         Ok(Self {
             api: ApiClient::new(channel).max_decoding_message_size(256 << 20),
             server: server.clone(),
@@ -358,6 +398,37 @@ impl Client {
         });
         let response = self.api.clone().import_image(first.chain(rest)).await?;
         Ok(response.into_inner().images)
+    }
+
+    /// Asks the control plane to sign `csr_pem` (PKCS#10, PEM) as the
+    /// certificate of `node`. A joining node authenticates with a bootstrap
+    /// token (`bearer`: `<id>.<secret>`, sent as `authorization: Bearer …`);
+    /// a node renewing its certificate with the certificate it holds.
+    pub async fn request_node_certificate(
+        &self,
+        node: &str,
+        csr_pem: &str,
+        bearer_token: Option<&str>,
+    ) -> Result<NodeCertificate, ClientError> {
+        let mut request = tonic::Request::new(v1::NodeCertificateRequest {
+            node: node.to_owned(),
+            csr_pem: csr_pem.to_owned(),
+        });
+        if let Some(token) = bearer_token {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer(token)?);
+        }
+        let response = self
+            .api
+            .clone()
+            .request_node_certificate(request)
+            .await?
+            .into_inner();
+        Ok(NodeCertificate {
+            certificate_pem: response.certificate_pem,
+            ca_pem: response.ca_pem,
+        })
     }
 
     /// Follows changes. To see everything: [`Client::list`], then watch from

@@ -17,6 +17,37 @@ pub enum Command {
     /// Bootstrap tokens: how new nodes authenticate when they join.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// User credentials: a client certificate and a context file for jotactl.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Issues NAME a client certificate (CN=NAME, O=each --group) and writes
+    /// a context file for it; what NAME may do is up to RBAC bindings.
+    Add {
+        /// The user's name.
+        name: String,
+        /// A group the user is in; repeatable (system:masters may do anything).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// How long the certificate is valid.
+        #[arg(long, default_value = "8760h", value_name = "DURATION")]
+        ttl: String,
+        /// The context file to write (default ./NAME.conf); the certificate,
+        /// key (0600) and CA are written beside it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The server URL the context names (default: the TCP listener
+        /// written in DIR/admin.conf).
+        #[arg(long, value_name = "https://HOST:PORT")]
+        server: Option<String>,
+        /// The control plane's --data-dir (its PKI).
+        #[arg(long, default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `token …`.
@@ -85,9 +116,22 @@ pub enum AdminError {
     /// An argument is wrong.
     #[error("{0}")]
     Usage(String),
+    /// A user's credentials could not be made.
+    #[error("{0}")]
+    User(#[from] super::user::UserError),
     /// The PKI could not be read.
     #[error("{0}")]
     Pki(#[from] crate::pki::PkiError),
+}
+
+/// The https URL in DIR/admin.conf, if the control plane listens on TCP.
+fn https_server(data_dir: &Path) -> Result<Option<String>, AdminError> {
+    let config = Config::load(&data_dir.join("admin.conf"))?;
+    Ok(config
+        .contexts
+        .iter()
+        .find(|c| c.server.starts_with("https://"))
+        .map(|c| c.server.clone()))
 }
 
 /// Where nodes join: `join_server`, else the `tls` context of
@@ -101,17 +145,10 @@ fn join_target(
             ServerUrl::parse(s).map_err(|e| AdminError::Usage(format!("--join-server: {e}")))?;
             s.to_owned()
         }
-        None => {
-            let config = Config::load(&data_dir.join("admin.conf"))?;
-            match config
-                .contexts
-                .iter()
-                .find(|c| c.server.starts_with("https://"))
-            {
-                Some(c) => c.server.clone(),
-                None => return Ok(None),
-            }
-        }
+        None => match https_server(data_dir)? {
+            Some(s) => s,
+            None => return Ok(None),
+        },
     };
     let paths = crate::pki::PkiPaths::new(data_dir);
     let ca =
@@ -121,26 +158,8 @@ fn join_target(
         })?;
     Ok(Some(JoinTarget {
         server,
-        ca_cert_hash: ca_cert_hash(&ca).map_err(AdminError::Usage)?,
+        ca_cert_hash: crate::pki::ca_cert_hash(&ca)?,
     }))
-}
-
-/// `sha256:<hex>` of the CA's SubjectPublicKeyInfo (kubeadm's CA hash).
-fn ca_cert_hash(pem: &str) -> Result<String, String> {
-    use sha2::Digest as _;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| format!("the CA certificate cannot be read: {e}"))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("the CA certificate cannot be read: {e}"))?;
-    let digest = sha2::Sha256::digest(cert.public_key().raw);
-    Ok(format!(
-        "sha256:{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
 }
 
 /// Runs `command`, printing its results.
@@ -165,6 +184,38 @@ pub async fn run(command: Command) -> Result<(), AdminError> {
                      start it with --listen HOST:PORT (or give --join-server)"
                 ),
             }
+        }
+        Command::User(UserCommand::Add {
+            name,
+            groups,
+            ttl,
+            out,
+            server,
+            data_dir,
+        }) => {
+            let lifetime = super::duration::parse(&ttl)
+                .map_err(|e| AdminError::Usage(format!("--ttl: {e}")))?;
+            if lifetime.is_zero() {
+                return Err(AdminError::Usage("--ttl must be longer than 0".into()));
+            }
+            let server = match server {
+                Some(s) => s,
+                None => https_server(&data_dir)?.ok_or_else(|| {
+                    AdminError::Usage(
+                        "this control plane has no TCP listener in DIR/admin.conf: give --server https://HOST:PORT".into(),
+                    )
+                })?,
+            };
+            ServerUrl::parse(&server).map_err(|e| AdminError::Usage(format!("--server: {e}")))?;
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{name}.conf")));
+            let written = super::user::add(&data_dir, &name, &groups, lifetime, &server, &out)?;
+            println!(
+                "user {name:?} written to {} (certificate {}, key {}); use it with JOTASU_CONFIG={} jotactl …",
+                written.config.display(),
+                written.certificate.display(),
+                written.key.display(),
+                written.config.display()
+            );
         }
         Command::Token(TokenCommand::List { local }) => {
             let client = local.client().await?;

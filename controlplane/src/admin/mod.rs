@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod duration;
 pub mod token;
+pub mod user;

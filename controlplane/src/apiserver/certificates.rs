@@ -160,3 +160,20 @@ impl<S: Store> Guard<S> {
         }
     }
 }
+
+impl NodeSigner for crate::pki::Signer {
+    fn ca_pem(&self) -> &str {
+        crate::pki::Signer::ca_pem(self)
+    }
+
+    fn sign_node(
+        &self,
+        node: &str,
+        csr_pem: &str,
+        lifetime: Duration,
+    ) -> Result<(String, String), String> {
+        self.sign_node_csr(node, csr_pem, lifetime)
+            .map(|issued| (issued.cert_pem, issued.public_key_sha256))
+            .map_err(|e| e.to_string())
+    }
+}

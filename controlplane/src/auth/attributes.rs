@@ -6,23 +6,20 @@
 use std::fmt;
 
 use jotasu_api::Kind;
+/// The group of nodes' agents, the prefix of a node's user name
+/// (`system:node:<name>`), and the control plane's own identity toward agents.
+pub use jotasu_api::client::identity::{CONTROLPLANE_USER, NODE_USER_PREFIX, NODES_GROUP as NODES};
 
 /// The group every authenticated caller is in.
 pub const AUTHENTICATED: &str = "system:authenticated";
 /// The group that may do anything (the local socket's admin is in it).
 pub const MASTERS: &str = "system:masters";
-/// The group of nodes' agents.
-pub const NODES: &str = "system:nodes";
-/// The prefix of a node's user name: `system:node:<name>`.
-pub const NODE_USER_PREFIX: &str = "system:node:";
 /// The group of callers holding a bootstrap token.
 pub const BOOTSTRAPPERS: &str = "system:bootstrappers";
 /// The prefix of a bootstrap token's user: `system:bootstrap:<token-id>`.
 pub const BOOTSTRAP_USER_PREFIX: &str = "system:bootstrap:";
 /// The user of the local unix socket.
 pub const LOCAL_ADMIN: &str = "system:admin";
-/// The control plane's own client identity toward agents.
-pub const CONTROLPLANE_USER: &str = "system:jotasu-controlplane";
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@
 //! groups, as Kubernetes reads them), or a bearer token (a bootstrap
 //! token, for the join). Nothing else authenticates.
 
+use jotasu_api::client::identity::CertInfo;
 use tonic::Request;
 use tonic::transport::server::UdsConnectInfo;
 
@@ -30,21 +31,11 @@ pub enum Presented {
 
 /// The user a DER client certificate names: CN, and O values as groups.
 pub fn certificate_user(der: &[u8]) -> Result<UserInfo, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("the client certificate cannot be read: {e}"))?;
-    let subject = cert.subject();
-    let name = subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .filter(|cn| !cn.is_empty())
-        .ok_or("the client certificate has no common name (CN): it names no user")?;
-    let groups: Vec<String> = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .map(str::to_owned)
-        .collect();
-    Ok(UserInfo::new(name, groups))
+    let info = CertInfo::from_der("client certificate", der).map_err(|e| e.to_string())?;
+    if info.common_name.is_empty() {
+        return Err("the client certificate has no common name (CN): it names no user".into());
+    }
+    Ok(UserInfo::new(info.common_name, info.organizations))
 }
 
 /// What `request` presents.
