@@ -2,7 +2,9 @@
 //! network namespaces this harness made — an underlay bridge, the control
 //! plane in a namespace of its own, and N nodes each running
 //! `jotasu-agent` — sharing one private containerd (a namespace per node).
-//! jotactl reaches the control plane through its unix socket. Dropping the
+//! Nodes join over TLS on the underlay with a bootstrap token, as real
+//! machines do (they get no file of the control plane's); jotactl reaches
+//! the control plane through its unix socket. Dropping the
 //! cluster stops the agents and removes everything: containers, pod
 //! namespaces, bpffs pins, cgroups, links, directories.
 
@@ -22,6 +24,11 @@ use crate::netns::{NetNs, veth_to_bridge};
 use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
 use crate::process::die_with_spawner;
+use jotasu_controlplane::admin::token::JoinTarget;
+use jotasu_controlplane::pki::PkiPaths;
+
+/// The port nodes join the control plane on.
+pub const JOIN_PORT: u16 = 6443;
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -87,6 +94,9 @@ pub struct AgentNode {
     state_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    /// `--token`, `--ca-cert-hash`: for the first start only (a restarted
+    /// agent uses the certificate it got).
+    join_args: Vec<String>,
     log: Option<PathBuf>,
     ns: NetNs,
 }
@@ -121,6 +131,7 @@ impl AgentNode {
         let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
         let mut cmd = crate::netns::enter(self.ns.name(), bin);
         cmd.args(&self.args);
+        cmd.args(std::mem::take(&mut self.join_args));
         if std::env::var_os("JOTASU_LOG").is_none() {
             cmd.env("JOTASU_LOG", "warn,jotasu_agent=info");
         }
@@ -196,7 +207,10 @@ pub fn remove_node_cgroups(node: &str) {
 pub struct LocalCluster {
     plan: Plan,
     options: ClusterOptions,
-    server: String,
+    /// Where and how nodes join.
+    join: JoinTarget,
+    /// The last join command a node ran (its token included).
+    join_command: Option<String>,
     cni_dir: PathBuf,
     /// Index of the next node made (indexes are never reused).
     next_node: usize,
@@ -254,20 +268,32 @@ impl LocalCluster {
         )?;
         let mut cp_args = options.controlplane_args.clone();
         cp_args.extend(["--service-cidr".into(), "10.96.0.0/16".into()]);
+        // Nodes reach the control plane as machines would: over TLS on
+        // the underlay, joining with a bootstrap token.
+        let listen = std::net::SocketAddr::new(plan.control_plane_ip().into(), JOIN_PORT);
         let control_plane = ControlPlane::start(Options {
             args: cp_args,
             netns: Some(cp_ns.name().to_owned()),
             data_dir: Some(dir.join("controlplane")),
+            listen: Some(listen),
             ..Options::default()
         })
         .await?;
-        let server = format!("unix://{}", control_plane.socket().display());
+        let ca = PkiPaths::new(control_plane.data_dir()).ca_cert();
+        let ca = std::fs::read_to_string(&ca).map_err(DevError::io("reading", &ca))?;
+        let join = JoinTarget {
+            server: format!("https://{listen}"),
+            ca_cert_hash: jotasu_api::client::identity::ca_cert_hash(&ca).map_err(|e| {
+                DevError::State(format!("the control plane's CA cannot be read: {e}"))
+            })?,
+        };
         let cni = workspace_bin("jotasu-cni", "JOTASU_CNI")?;
         let cni_dir = cni.parent().unwrap_or(Path::new("/")).to_owned();
         let mut me = Self {
             plan,
             options,
-            server,
+            join,
+            join_command: None,
             cni_dir,
             next_node: 0,
             nodes: Vec::new(),
@@ -280,14 +306,37 @@ impl LocalCluster {
             image_imported: false,
         };
         for _ in 0..me.options.nodes {
-            me.spawn_node()?;
+            me.spawn_node().await?;
         }
         me.wait_ready(Duration::from_secs(60)).await?;
         Ok(me)
     }
 
-    /// Makes the next node (namespace, uplink, agent); does not wait for it.
-    fn spawn_node(&mut self) -> Result<usize> {
+    /// A bootstrap token for the next node to join with (valid for ten
+    /// minutes: a node that joined keeps its certificate), and its join
+    /// arguments.
+    async fn join_args(&mut self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let token = jotasu_controlplane::admin::token::create(
+            &client,
+            Duration::from_secs(600),
+            &format!("local cluster {}", self.plan.prefix()),
+        )
+        .await
+        .map_err(|e| DevError::State(format!("creating a bootstrap token: {e}")))?;
+        self.join_command = Some(jotasu_controlplane::admin::token::join_command(&self.join, &token));
+        Ok(vec![
+            "--token".into(),
+            token.to_string(),
+            "--ca-cert-hash".into(),
+            self.join.ca_cert_hash.clone(),
+        ])
+    }
+
+    /// Makes the next node (namespace, uplink, agent joining with a fresh
+    /// token); does not wait for it.
+    async fn spawn_node(&mut self) -> Result<usize> {
+        let join_args = self.join_args().await?;
         let i = self.next_node;
         let crate::plan::NodePlan { name, uplink, ip } = self.plan.node(i)?;
         self.next_node += 1;
@@ -299,7 +348,7 @@ impl LocalCluster {
             "--node-name".into(),
             name.clone(),
             "--server".into(),
-            self.server.clone(),
+            self.join.server.clone(),
             "--state-dir".into(),
             state_dir.display().to_string(),
             "--containerd-socket".into(),
@@ -325,6 +374,7 @@ impl LocalCluster {
             state_dir,
             child: None,
             args,
+            join_args,
             log,
             ns,
         };
@@ -336,7 +386,7 @@ impl LocalCluster {
     /// A node joins the running cluster; waits until it is Ready. Returns
     /// its index in [`Self::nodes`].
     pub async fn add_node(&mut self) -> Result<usize> {
-        let i = self.spawn_node()?;
+        let i = self.spawn_node().await?;
         self.wait_ready(Duration::from_secs(60)).await?;
         if self.image_imported {
             let node = self.nodes[i].name.clone();
@@ -473,7 +523,17 @@ impl LocalCluster {
             .expect("the control plane runs until drop")
     }
 
-    /// The server URL jotactl uses.
+    /// Where nodes join (`https://<control plane>:6443`) and the CA hash.
+    pub fn join_target(&self) -> &JoinTarget {
+        &self.join
+    }
+
+    /// The join command the last node ran, token included.
+    pub fn join_command(&self) -> Option<&str> {
+        self.join_command.as_deref()
+    }
+
+    /// The server URL jotactl uses (the local socket: the administrator).
     pub fn server(&self) -> String {
         format!("unix://{}", self.control_plane().socket().display())
     }

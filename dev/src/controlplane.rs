@@ -19,6 +19,9 @@ use crate::{bins::workspace_bin, process::die_with_spawner};
 pub struct Options {
     /// Also serve TLS on a free port of 127.0.0.1.
     pub tls: bool,
+    /// Serve TLS on this address (in the control plane's network
+    /// namespace), with its IP in the server certificate: where nodes join.
+    pub listen: Option<SocketAddr>,
     /// Use these etcd endpoints instead of the embedded store.
     pub etcd_endpoints: Vec<String>,
     /// Extra arguments.
@@ -88,7 +91,13 @@ impl ControlPlane {
             None => Command::new(bin),
         };
         cmd.arg("--data-dir").arg(&self.data_dir);
-        if self.options.tls {
+        if let Some(addr) = self.options.listen {
+            self.tcp = Some(addr);
+            cmd.arg("--listen")
+                .arg(addr.to_string())
+                .arg("--tls-san")
+                .arg(addr.ip().to_string());
+        } else if self.options.tls {
             let addr = match self.tcp {
                 Some(a) => a,
                 None => free_port()?,
@@ -157,7 +166,7 @@ impl ControlPlane {
         format!("unix://{}", self.socket().display())
     }
 
-    /// `https://127.0.0.1:PORT`, if started with TLS.
+    /// `https://HOST:PORT`, if started with TLS.
     pub fn tls_url(&self) -> Option<String> {
         self.tcp.map(|a| format!("https://{a}"))
     }

@@ -107,6 +107,9 @@ pub struct State {
     pub phase: Phase,
     /// The server URL (once the control plane runs).
     pub server: Option<String>,
+    /// The command the nodes joined with (once they run).
+    #[serde(default)]
+    pub join_command: Option<String>,
     /// The private containerd's socket (once it runs).
     pub containerd_socket: Option<PathBuf>,
     /// The underlay and control-plane network namespaces.
@@ -153,6 +156,7 @@ impl State {
     /// Records what `cluster` runs now: server, containerd, nodes, processes.
     fn record(&mut self, cluster: &LocalCluster) {
         self.server = Some(cluster.server());
+        self.join_command = cluster.join_command().map(str::to_owned);
         self.containerd_socket = Some(cluster.containerd().socket().to_owned());
         self.nodes = cluster
             .nodes()
@@ -249,6 +253,7 @@ pub fn hold(name: &str, nodes: usize) -> Result<()> {
             .ok_or_else(|| DevError::State("cannot read this process in /proc".into()))?,
         phase: Phase::Starting,
         server: None,
+        join_command: None,
         containerd_socket: None,
         netns: vec![plan.underlay_netns(), plan.control_plane_netns()],
         nodes: Vec::new(),
@@ -389,6 +394,7 @@ mod tests {
             },
             phase: Phase::Ready,
             server: Some("unix:///run/jotasu/dev/dev/cluster/controlplane/api.sock".into()),
+            join_command: Some("jotasu-agent --server https://192.168.77.1:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:00 --node-name <NODE-NAME>".into()),
             containerd_socket: Some("/run/jotasu-test/jt1x0/containerd.sock".into()),
             netns: vec!["jt1x0u".into(), "jt1x0c".into()],
             nodes: vec![NodeState {

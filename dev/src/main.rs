@@ -176,6 +176,10 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
     for n in &state.nodes {
         println!("  node {}  {}", n.name, n.ip);
     }
+    if let Some(join) = &state.join_command {
+        println!("nodes joined over TLS with a bootstrap token, as a machine would:");
+        println!("  {join}");
+    }
     println!(
         "context \"{name}\" written to {} and made current",
         path.display()
