@@ -11,6 +11,7 @@ use clap::Parser;
 use ipnetwork::Ipv4Network;
 use jotasu_controlplane::apiserver::ApiServer;
 use jotasu_controlplane::apiserver::allocate::{self, Ranges};
+use jotasu_controlplane::apiserver::proxy::AgentTls;
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
@@ -214,6 +215,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = ApiServer::new(Arc::new(store), stop_rx.clone())
         .with_ranges(ranges)
         .with_scratch_dir(args.data_dir.join("tmp"));
+    // With a PKI (--listen), agents are called over mutual TLS.
+    let server = match &tls {
+        Some(_) => server.with_agent_tls(AgentTls::load(&PkiPaths::new(&args.data_dir))?),
+        None => server,
+    };
     match server.collect_garbage().await {
         Ok(gone) if !gone.is_empty() => {
             info!(count = gone.len(), "finished interrupted cascading deletes")
