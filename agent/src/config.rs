@@ -30,6 +30,9 @@ pub struct Config {
     pub max_pods: u32,
     /// The Node gRPC service (logs, exec, image import) for the control plane.
     pub listen: SocketAddr,
+    /// Serve it without TLS when the node has no certificate (development
+    /// clusters on the unix socket only).
+    pub insecure_node_port: bool,
     /// The Prometheus endpoint (`/metrics`, `/healthz`).
     pub metrics_listen: SocketAddr,
     /// How often the node heartbeats.

@@ -312,6 +312,10 @@ impl LocalCluster {
             "4".into(),
             "--memory".into(),
             "8Gi".into(),
+            // Agents reach the control plane by its unix socket and hold no
+            // node certificate yet: their Node service stays plain (and
+            // the control plane, without --listen, calls it plain).
+            "--insecure-node-port".into(),
         ];
         args.extend(self.options.agent_args.iter().cloned());
         let log = self

@@ -1,13 +1,20 @@
 //! The Node service the control plane proxies to: a container's logs (from
 //! the files containerd's shim writes), exec in a container (containerd
 //! exec), and OCI archive import into the node's containerd namespace.
+//! It is served over TLS with the node's certificate and answers only the
+//! control plane ([`tls`], [`authz`]).
+
+pub mod authz;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use jotasu_api::client::Credentials;
 use jotasu_api::grpc::v1::node_server::{Node, NodeServer};
 use jotasu_api::grpc::v1::{
     ExecInput, ExecOutput, ImageChunk, ImageImported, ImportImageResponse, LogChunk, LogsRequest,
@@ -17,30 +24,118 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::pods::{Manager, PodRecord};
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// How the node's port is protected.
+#[derive(Debug, Clone)]
+pub enum NodePort {
+    /// TLS with the node certificate; client certificates of the cluster
+    /// CA required; only the control plane may call.
+    Tls(Arc<Credentials>),
+    /// Plain gRPC that anyone who reaches the port may call
+    /// (`--insecure-node-port`: development clusters on the unix socket
+    /// only, until they join with tokens).
+    Insecure,
+}
+
+/// The Node service could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node certificate cannot be served.
+    #[error("the node certificate cannot be served on {addr}: {source}")]
+    Tls {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// Serving failed.
+    #[error("serving the Node service on {addr}: {source}")]
+    Transport {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+}
+
 /// Serves the Node service on `addr` until `stop`.
 pub async fn serve(
     addr: SocketAddr,
     manager: Manager,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), tonic::transport::Error> {
-    info!(%addr, "Node service listening");
-    tonic::transport::Server::builder()
-        .add_service(NodeServer::new(NodeService { manager }))
-        .serve_with_shutdown(addr, async move {
-            crate::stopped(&mut stop).await;
-        })
+    port: NodePort,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_node(listener, NodeService::new(manager), port, stop).await
 }
 
+/// Serves `service` (the agent's own, or a stand-in in tests) on
+/// `listener` as `port` says, until `stop`.
+pub async fn serve_node<N: Node>(
+    listener: tokio::net::TcpListener,
+    service: N,
+    port: NodePort,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let stopped = {
+        let mut stop = stop.clone();
+        async move { crate::stopped(&mut stop).await }
+    };
+    let result = match port {
+        NodePort::Tls(creds) => {
+            let config =
+                tls::server_config(&creds).map_err(|source| ServeError::Tls { addr, source })?;
+            info!(%addr, "Node service listening (TLS; only the control plane may call)");
+            let incoming = tls::incoming(listener, config, stop.clone());
+            tonic::transport::Server::builder()
+                .add_service(NodeServer::with_interceptor(service, authz::authorize))
+                .serve_with_incoming_shutdown(incoming, stopped)
+                .await
+        }
+        NodePort::Insecure => {
+            warn!(%addr, "INSECURE: the Node service (logs, exec, image import) is served WITHOUT TLS or authentication: any process that reaches {addr}, pods included, may exec into every pod of this node. --insecure-node-port is for development clusters only; join with --token and --ca-cert-hash instead");
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            tonic::transport::Server::builder()
+                .add_service(NodeServer::new(service))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    crate::stopped(&mut stop).await;
+                })
+                .await
+        }
+    };
+    result.map_err(|source| ServeError::Transport { addr, source })
+}
+
+/// The agent's Node service over its pods.
 #[derive(Debug)]
-struct NodeService {
+pub struct NodeService {
     manager: Manager,
+}
+
+impl NodeService {
+    /// The Node service of `manager`'s pods.
+    pub fn new(manager: Manager) -> Self {
+        Self { manager }
+    }
 }
 
 fn pod_record(
