@@ -344,3 +344,109 @@ async fn a_join_trusts_the_captured_ca_only_when_its_hash_matches() {
         "nothing is written on a mismatch"
     );
 }
+
+/// The real control plane listening with mutual TLS on 127.0.0.1 (an
+/// embedded store in `dir`): its URL.
+async fn control_plane(dir: &std::path::Path, tls: ServerTls) -> (String, watch::Sender<bool>) {
+    use jotasu_controlplane::apiserver::ApiServer;
+    use jotasu_controlplane::serve::{Listeners, serve};
+    use jotasu_controlplane::store::{EmbeddedOptions, EmbeddedStore};
+    let store = EmbeddedStore::open(dir.join("store.redb"), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let server = ApiServer::new(Arc::new(store), stop.clone());
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let listeners = Listeners {
+        socket: dir.join("api.sock"),
+        tls: Some((address, tls)),
+    };
+    tokio::spawn(async move { serve(server, listeners, stop).await.unwrap() });
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(address).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (format!("https://{address}"), stop_tx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_presents_replaced_credentials_to_the_control_plane() {
+    use jotasu_api::Kind;
+    use jotasu_api::client::{Client, ServerUrl};
+    let dir = tempfile::tempdir().unwrap();
+    let paths = PkiPaths::new(dir.path());
+    let tls = ensure(&paths, &[]).unwrap();
+    let (url, _stop) = control_plane(dir.path(), tls.clone()).await;
+    let server = ServerUrl::parse(&url).unwrap();
+    let signer = Signer::load(&paths).unwrap();
+    let issue = |user: &str| {
+        let (cert, key) = signer
+            .issue_client(user, &["system:masters".into()], Duration::from_secs(60))
+            .unwrap();
+        Material::new(&tls.ca_pem, Some((&cert, &key))).unwrap()
+    };
+    let creds = Arc::new(Credentials::new(issue("first")));
+    let client = Client::connect_with_credentials(&server, Arc::clone(&creds))
+        .await
+        .unwrap();
+    client.list(Kind::ConfigMap, None, "").await.unwrap();
+
+    // Replaced: the connection made with the old certificate closes and
+    // the next calls reconnect with the new one.
+    creds.replace(issue("second"));
+    let mut answered = false;
+    for _ in 0..3 {
+        if client.list(Kind::ConfigMap, None, "").await.is_ok() {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the client reconnects with the new certificate");
+
+    // A CA the server's certificate does not chain to: refused.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = ensure(&PkiPaths::new(other.path()), &[]).unwrap().ca_pem;
+    let e = Client::connect_with_credentials(
+        &server,
+        Arc::new(Credentials::ca_only(&other_ca).unwrap()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, jotasu_api::client::ClientError::Connect { .. }),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_against_the_real_listener_pins_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = PkiPaths::new(dir.path());
+    let tls = ensure(&paths, &[]).unwrap();
+    let (url, _stop) = control_plane(dir.path(), tls.clone()).await;
+    let pin = ca_cert_hash(&tls.ca_pem).unwrap();
+    // The listener presents its chain: the CA is captured and matches.
+    let chain = fetch_ca_from_handshake(&url).await.unwrap();
+    pin_ca(&url, &chain, &pin).unwrap();
+    // Past the pin, the control plane decides (this one issues nothing to
+    // an unknown token): the join fails with its answer, nothing is written.
+    let state = tempfile::tempdir().unwrap();
+    let e = establish(&Bootstrap {
+        node: "n1".into(),
+        server: url,
+        state_dir: state.path().to_owned(),
+        token: Some("abcdef.0123456789abcdef".into()),
+        ca_cert_hash: Some(pin),
+        ..Bootstrap::default()
+    })
+    .await
+    .unwrap_err();
+    eprintln!("join refused: {e}");
+    assert!(!matches!(e, CredentialsError::CaMismatch { .. }), "{e}");
+    assert!(!state.path().join("pki").exists());
+}

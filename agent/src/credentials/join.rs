@@ -77,7 +77,7 @@ pub async fn obtain(
     let answer = source
         .request(node, &csr_pem, token)
         .await
-        .map_err(|e| CredentialsError::from_request(server, node, e))?;
+        .map_err(|e| CredentialsError::from_request(server, node, token.is_some(), e))?;
     let now = jotasu_api::meta::unix_now();
     check_certificate(node, ca_pem, &answer.certificate_pem, now).map_err(|why| {
         CredentialsError::BadIssued {

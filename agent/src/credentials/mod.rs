@@ -78,6 +78,16 @@ pub enum CredentialsError {
         /// The server's message (unknown or expired token, name taken, …).
         message: String,
     },
+    /// The control plane closed a join's connection without an answer.
+    #[error(
+        "the control plane at {server} closed the connection before answering the join (does it accept clients without a certificate, i.e. serve joins?): {detail}"
+    )]
+    JoinClosed {
+        /// The server.
+        server: String,
+        /// The transport's reason.
+        detail: String,
+    },
     /// The control plane could not be reached or the call failed in transit.
     #[error("{what}: {source}")]
     Connect {
@@ -116,16 +126,21 @@ pub enum CredentialsError {
 }
 
 impl CredentialsError {
-    /// The error of a failed `RequestNodeCertificate` to `server` for `node`.
-    pub fn from_request(server: &str, node: &str, e: ClientError) -> Self {
-        match e.api() {
-            Some(api) => CredentialsError::Refused {
+    /// The error of a failed `RequestNodeCertificate` to `server` for
+    /// `node` (`joining`: sent with a token and no client certificate).
+    pub fn from_request(server: &str, node: &str, joining: bool, e: ClientError) -> Self {
+        match e {
+            ClientError::Api(api) => CredentialsError::Refused {
                 server: server.to_owned(),
                 node: node.to_owned(),
                 code: api.code(),
                 message: api.message().to_owned(),
             },
-            None => CredentialsError::Connect {
+            ClientError::Transport(detail) if joining => CredentialsError::JoinClosed {
+                server: server.to_owned(),
+                detail,
+            },
+            e => CredentialsError::Connect {
                 what: "requesting the node certificate",
                 source: e,
             },
