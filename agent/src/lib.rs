@@ -13,6 +13,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod containerd;
+pub mod credentials;
 pub mod datapath;
 pub mod exec;
 pub mod metrics;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use jotasu_agent::config::Config;
-use jotasu_api::client::{ConnectOptions, TlsFiles};
+use jotasu_agent::credentials::Bootstrap;
+use jotasu_api::client::TlsFiles;
 
 /// jotasu's node agent: runs this node's pods on containerd and keeps its
 /// eBPF data plane in step with the cluster's Services.
@@ -18,16 +19,35 @@ struct Args {
     /// This node's name (its containerd namespace, bpffs and cgroup directory).
     #[arg(long)]
     node_name: String,
-    /// The control plane: unix:///path/api.sock or https://host:port.
+    /// The control plane: https://HOST:PORT (a node joins with --token and
+    /// --ca-cert-hash, then holds its own certificate), or
+    /// unix:///path/api.sock (the local socket of a development cluster).
     #[arg(long, env = "JOTASU_SERVER")]
     server: String,
-    /// CA certificate for an https server.
+    /// A bootstrap token (<id>.<secret>, from `jotasu-controlplane token
+    /// create`) to join with when the node has no valid certificate in
+    /// STATE_DIR/pki yet. Needs --ca-cert-hash.
+    #[arg(
+        long,
+        env = "JOTASU_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// The cluster CA's hash (sha256:<hex> of its public key, as `token
+    /// create` prints it): the control plane is trusted only if its CA
+    /// matches. Required with --token.
+    #[arg(long, value_name = "sha256:HEX")]
+    ca_cert_hash: Option<String>,
+    /// CA certificate for an https server, with --client-certificate and
+    /// --client-key: node credentials managed outside the agent (not
+    /// renewed; instead of --token).
     #[arg(long)]
     certificate_authority: Option<PathBuf>,
-    /// Client certificate for an https server.
+    /// The node's certificate (system:node:NAME) for an https server.
     #[arg(long)]
     client_certificate: Option<PathBuf>,
-    /// Client key for an https server.
+    /// The node's key for an https server.
     #[arg(long)]
     client_key: Option<PathBuf>,
     /// Where pod directories, logs, volumes and the CNI configuration live
@@ -103,6 +123,12 @@ fn first_global_ipv4() -> Option<Ipv4Addr> {
     })
 }
 
+fn state_dir(args: &Args) -> PathBuf {
+    args.state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/jotasu/agent").join(&args.node_name))
+}
+
 fn config(args: &Args) -> anyhow::Result<Config> {
     let node_ip = match args.node_ip {
         Some(ip) => ip,
@@ -132,10 +158,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     Ok(Config {
         node: args.node_name.clone(),
         node_ip,
-        state_dir: args
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/jotasu/agent").join(&args.node_name)),
+        state_dir: state_dir(args),
         containerd_socket: args.containerd_socket.clone(),
         netns_dir: args.netns_dir.clone(),
         cni_path,
@@ -167,19 +190,22 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = config(&args)?;
-    let connect = ConnectOptions {
-        server: Some(args.server.clone()),
-        tls: TlsFiles {
+    let bootstrap = Bootstrap {
+        node: args.node_name.clone(),
+        server: args.server.clone(),
+        state_dir: state_dir(&args),
+        token: args.token.clone(),
+        ca_cert_hash: args.ca_cert_hash.clone(),
+        files: TlsFiles {
             certificate_authority: args.certificate_authority.clone(),
             client_certificate: args.client_certificate.clone(),
             client_key: args.client_key.clone(),
         },
-        ..ConnectOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(jotasu_agent::run::run(config, connect))
+    runtime.block_on(jotasu_agent::run::run(config, bootstrap))
 }

@@ -1,4 +1,5 @@
-//! The agent's life: set the node up (cgroups, containerd, data plane,
+//! The agent's life: establish the node's identity (stored certificate or
+//! a token join), set the node up (cgroups, containerd, data plane,
 //! registration, CNI configuration), run its loops, and on SIGTERM stop
 //! them — leaving pods and the data plane running, as a restarted agent
 //! picks them up again. A second signal exits at once.
@@ -6,26 +7,43 @@
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use jotasu_api::client::{Client, ConnectOptions};
+use jotasu_api::client::Credentials;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::cgroup::{Hierarchies, NodeCgroups};
 use crate::config::Config;
 use crate::containerd::Containerd;
+use crate::credentials::renew::Renewer;
+use crate::credentials::{self, Bootstrap};
 use crate::network::vxlan::VxlanSpec;
 use crate::network::{CniNetwork, NetworkSettings, PodNetns};
 use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
 use crate::pods::{Manager, NodeContext, Registry};
+use crate::server::NodePort;
 use crate::watch::{ClusterView, Generations, WatchStatus, follow};
 use crate::{datapath, metrics, oci_runtime, overlay, server};
 
+/// The node's port is served with the node's certificate: an agent
+/// without one (on the local socket, not joined) cannot serve it.
+fn node_port(credentials: Option<&Arc<Credentials>>) -> anyhow::Result<NodePort> {
+    match credentials.filter(|c| c.current().certified_key().is_some()) {
+        Some(c) => Ok(NodePort::Tls(Arc::clone(c))),
+        None => anyhow::bail!(
+            "the node has no certificate to serve its port (logs, exec, image import) with: join with \
+             --server https://HOST:PORT --token <token> --ca-cert-hash sha256:<hash>"
+        ),
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> {
+pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
     let node = config.node.clone();
-    let client = Client::connect(&connect)
+    let identity = credentials::establish(&bootstrap)
         .await
-        .context("connecting to the control plane")?;
+        .context("establishing the node's identity")?;
+    let port = node_port(identity.credentials.as_ref())?;
+    let client = identity.client.clone();
     let hierarchies = Hierarchies::detect().context("reading /proc/mounts")?;
     let cgroups = NodeCgroups::ensure(hierarchies.clone(), &config.cgroup_parent)?;
     let runtime = oci_runtime::choose(
@@ -163,10 +181,20 @@ pub async fn run(config: Config, connect: ConnectOptions) -> anyhow::Result<()> 
         let (m, stop) = (manager.clone(), stop.clone());
         let addr = config.listen;
         tasks.spawn(async move {
-            if let Err(e) = server::serve(addr, m, stop).await {
+            if let Err(e) = server::serve(addr, m, port, stop).await {
                 error!(%addr, error = %e, "the Node service failed");
             }
         });
+    }
+    if let (true, Some(creds)) = (identity.renewable, &identity.credentials) {
+        let renewer = Renewer {
+            source: client.clone(),
+            server: bootstrap.server.clone(),
+            node: node.clone(),
+            credentials: Arc::clone(creds),
+            pki: identity.pki.clone(),
+        };
+        tasks.spawn(renewer.run(stop.clone()));
     }
     tasks.spawn(manager.clone().run(pods_gen, status_rx, stop.clone()));
     info!(%node, ip = %config.node_ip, %pod_cidr, "agent running");

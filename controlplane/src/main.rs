@@ -12,6 +12,7 @@ use ipnetwork::Ipv4Network;
 use jotasu_controlplane::apiserver::ApiServer;
 use jotasu_controlplane::apiserver::allocate::{self, Ranges};
 use jotasu_controlplane::apiserver::guard::{AuthorizationMode, Guard, GuardOptions};
+use jotasu_controlplane::apiserver::proxy::AgentTls;
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
@@ -271,6 +272,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = ApiServer::new(Arc::new(store), stop_rx.clone())
         .with_ranges(ranges)
         .with_scratch_dir(args.data_dir.join("tmp"));
+    // Agents are called over mutual TLS: their serving certificate must be
+    // for the node's name, ours is the control plane's client identity.
+    let server = server.with_agent_tls(AgentTls::load(&pki_paths)?);
     match server.collect_garbage().await {
         Ok(gone) if !gone.is_empty() => {
             info!(count = gone.len(), "finished interrupted cascading deletes")

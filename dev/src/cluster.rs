@@ -324,7 +324,9 @@ impl LocalCluster {
         )
         .await
         .map_err(|e| DevError::State(format!("creating a bootstrap token: {e}")))?;
-        self.join_command = Some(jotasu_controlplane::admin::token::join_command(&self.join, &token));
+        self.join_command = Some(jotasu_controlplane::admin::token::join_command(
+            &self.join, &token,
+        ));
         Ok(vec![
             "--token".into(),
             token.to_string(),

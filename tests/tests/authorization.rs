@@ -116,10 +116,12 @@ fn rbac(v: serde_json::Value) -> Object {
 }
 
 fn role_binding(ns: &str, name: &str, subject: (&str, &str), role: (&str, &str)) -> Object {
-    rbac(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+    rbac(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": name, "namespace": ns},
         "subjects": [{"kind": subject.0, "apiGroup": "rbac.authorization.k8s.io", "name": subject.1}],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": role.1}}))
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": role.1}}),
+    )
 }
 
 /// One operation of the table.
@@ -190,7 +192,9 @@ async fn run(client: &Client, op: Op, serial: usize) -> bool {
                 Kind::ConfigMap => config_map(ns, &name),
                 Kind::Secret => secret(ns, &name),
                 Kind::Deployment => deployment(ns, &name),
-                Kind::RoleBinding => role_binding(ns, &name, ("User", "x"), ("ClusterRole", "view")),
+                Kind::RoleBinding => {
+                    role_binding(ns, &name, ("User", "x"), ("ClusterRole", "view"))
+                }
                 other => panic!("no test object of kind {other}"),
             };
             allowed(&client.apply(&[object], false).await)
@@ -271,11 +275,23 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
         .unwrap();
     let clients = [
         ("alice", user(&cp, "alice", &[]).await, vec![]),
-        ("bob", user(&cp, "bob", &["devs"]).await, vec!["devs".to_owned()]),
+        (
+            "bob",
+            user(&cp, "bob", &["devs"]).await,
+            vec!["devs".to_owned()],
+        ),
         ("carol", user(&cp, "carol", &[]).await, vec![]),
         ("dave", user(&cp, "dave", &[]).await, vec![]),
-        ("eve", user(&cp, "eve", &["strangers"]).await, vec!["strangers".to_owned()]),
-        ("root", user(&cp, "root", &["system:masters"]).await, vec!["system:masters".to_owned()]),
+        (
+            "eve",
+            user(&cp, "eve", &["strangers"]).await,
+            vec!["strangers".to_owned()],
+        ),
+        (
+            "root",
+            user(&cp, "root", &["system:masters"]).await,
+            vec!["system:masters".to_owned()],
+        ),
     ];
     use Kind::*;
     use Op::*;
@@ -348,7 +364,13 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
             ));
         }
     }
-    assert!(wrong.is_empty(), "{} of {} rows wrong:\n{}", wrong.len(), table.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} rows wrong:\n{}",
+        wrong.len(),
+        table.len(),
+        wrong.join("\n")
+    );
 
     // The refusal reads as kubectl users know it.
     let alice = &clients[0].1;
@@ -366,34 +388,71 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
     // A grant takes effect at once, a revocation soon after.
     let eve = &clients[4].1;
     admin
-        .apply(&[role_binding("dev", "eve-view", ("User", "eve"), ("ClusterRole", "view"))], false)
+        .apply(
+            &[role_binding(
+                "dev",
+                "eve-view",
+                ("User", "eve"),
+                ("ClusterRole", "view"),
+            )],
+            false,
+        )
         .await
         .unwrap();
-    assert!(allowed(&eve.list(Kind::Pod, Some("dev"), "").await), "a new binding grants at once");
+    assert!(
+        allowed(&eve.list(Kind::Pod, Some("dev"), "").await),
+        "a new binding grants at once"
+    );
     admin
         .delete(&r(Kind::RoleBinding, Some("dev"), "eve-view"), None)
         .await
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while allowed(&eve.list(Kind::Pod, Some("dev"), "").await) {
-        assert!(std::time::Instant::now() < deadline, "a deleted binding still grants after 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a deleted binding still grants after 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // jotactl auth can-i answers yes / no with its exit code.
     let can_i = |user: &str, args: &[&str]| {
-        let out = std::process::Command::new(jotasu_tests::lab::workspace_bin("jotactl", "JOTACTL").unwrap())
-            .env("JOTASU_CONFIG", cp.data_dir().join("users").join(format!("{user}.conf")))
-            .env_remove("JOTASU_SERVER")
-            .args(["auth", "can-i"])
-            .args(args)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let out = std::process::Command::new(
+            jotasu_tests::lab::workspace_bin("jotactl", "JOTACTL").unwrap(),
+        )
+        .env(
+            "JOTASU_CONFIG",
+            cp.data_dir().join("users").join(format!("{user}.conf")),
+        )
+        .env_remove("JOTASU_SERVER")
+        .args(["auth", "can-i"])
+        .args(args)
+        .output()
+        .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
     };
-    assert_eq!(can_i("alice", &["list", "pods", "-n", "dev"]), (Some(0), "yes".into()));
-    assert_eq!(can_i("alice", &["delete", "configmaps", "-n", "dev"]), (Some(1), "no".into()));
-    assert_eq!(can_i("bob", &["create", "deployments.apps", "-n", "dev"]), (Some(0), "yes".into()));
-    assert_eq!(can_i("bob", &["get", "pods", "--subresource", "exec", "-n", "prod"]), (Some(1), "no".into()));
+    assert_eq!(
+        can_i("alice", &["list", "pods", "-n", "dev"]),
+        (Some(0), "yes".into())
+    );
+    assert_eq!(
+        can_i("alice", &["delete", "configmaps", "-n", "dev"]),
+        (Some(1), "no".into())
+    );
+    assert_eq!(
+        can_i("bob", &["create", "deployments.apps", "-n", "dev"]),
+        (Some(0), "yes".into())
+    );
+    assert_eq!(
+        can_i(
+            "bob",
+            &["get", "pods", "--subresource", "exec", "-n", "prod"]
+        ),
+        (Some(1), "no".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -429,14 +488,19 @@ async fn callers_without_credentials_are_refused() {
         Err(e) => Some(e),
         Ok(c) => c.list(Kind::Pod, None, "").await.err(),
     };
-    assert!(refused.is_some(), "a certificate of another CA must be refused");
+    assert!(
+        refused.is_some(),
+        "a certificate of another CA must be refused"
+    );
 }
 
 /// A CSR for a new key (PEM), and the key.
 fn csr(cn: &str) -> (String, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
     (params.serialize_request(&key).unwrap().pem().unwrap(), key)
 }
 
@@ -470,7 +534,11 @@ fn token_command(data_dir: &Path, args: &[&str]) -> String {
     .arg(data_dir)
     .output()
     .unwrap();
-    assert!(out.status.success(), "token {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -488,7 +556,10 @@ async fn join(cp: &ControlPlane, node: &str, token: &str, dir: &Path) -> Client 
     let info = jotasu_api::client::identity::CertInfo::from_pem("node", &cert).unwrap();
     assert_eq!(info.common_name, format!("system:node:{node}"));
     assert_eq!(info.organizations, ["system:nodes"]);
-    let (c, k) = (dir.join(format!("{node}.crt")), dir.join(format!("{node}.key")));
+    let (c, k) = (
+        dir.join(format!("{node}.crt")),
+        dir.join(format!("{node}.key")),
+    );
     std::fs::write(&c, cert).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     Client::connect_to(
@@ -514,13 +585,22 @@ async fn nodes_join_with_tokens_that_are_valid_and_names_that_are_free() {
         ..cp.admin_tls()
     };
     let bootstrap = Client::connect_to(&url, &anonymous).await.unwrap();
-    let out = token_command(cp.data_dir(), &["create", "--ttl", "1h", "--description", "test"]);
+    let out = token_command(
+        cp.data_dir(),
+        &["create", "--ttl", "1h", "--description", "test"],
+    );
     let token = out.lines().next().unwrap().to_owned();
     let join_line = out.lines().nth(1).unwrap();
-    assert!(join_line.contains(&format!("--token {token}")), "{join_line}");
+    assert!(
+        join_line.contains(&format!("--token {token}")),
+        "{join_line}"
+    );
     assert!(join_line.contains("--ca-cert-hash sha256:"), "{join_line}");
     let list = token_command(cp.data_dir(), &["list"]);
-    assert!(list.contains(&token[..6]) && !list.contains(&token[7..]), "ids only:\n{list}");
+    assert!(
+        list.contains(&token[..6]) && !list.contains(&token[7..]),
+        "ids only:\n{list}"
+    );
 
     // A good token: a certificate for the node, and the node may register.
     let n1 = join(&cp, "n1", &token, dir.path()).await;
@@ -532,9 +612,15 @@ async fn nodes_join_with_tokens_that_are_valid_and_names_that_are_free() {
     n1.apply(&[Object::Node(node)], false).await.unwrap();
 
     // A second machine claiming n1 with another key: refused while n1 exists.
-    let e = request_cert(&bootstrap, "n1", Some(&token)).await.unwrap_err();
+    let e = request_cert(&bootstrap, "n1", Some(&token))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    assert!(e.message().contains("already joined with another key"), "{}", e.message());
+    assert!(
+        e.message().contains("already joined with another key"),
+        "{}",
+        e.message()
+    );
     // The node itself renews (a new key is fine), with its certificate alone.
     request_cert(&n1, "n1", None).await.unwrap();
     // But not for another name.
@@ -554,13 +640,17 @@ async fn nodes_join_with_tokens_that_are_valid_and_names_that_are_free() {
         assert!(e.message().contains(why), "{t:?}: {}", e.message());
     }
     token_command(cp.data_dir(), &["delete", &token]);
-    let e = request_cert(&bootstrap, "n2", Some(&token)).await.unwrap_err();
+    let e = request_cert(&bootstrap, "n2", Some(&token))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("unknown"), "{}", e.message());
     let short = token_command(cp.data_dir(), &["create", "--ttl", "1s"]);
     let short = short.lines().next().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let e = request_cert(&bootstrap, "n2", Some(&short)).await.unwrap_err();
+    let e = request_cert(&bootstrap, "n2", Some(&short))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("expired"), "{}", e.message());
     // A bootstrap token is for joining only.
@@ -583,8 +673,10 @@ fn node_with(name: &str, cidr: Option<&str>, ip: &str) -> Object {
     if let Some(c) = cidr {
         spec["podCIDR"] = json!(c);
     }
-    obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": spec,
-        "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}))
+    obj(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": spec,
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -604,8 +696,13 @@ async fn nodes_may_do_only_what_a_node_needs() {
         let Object::Node(mut stored) = c.get(&r(Kind::Node, None, name)).await.unwrap() else {
             panic!("not a node")
         };
-        assert!(stored.spec.pod_cidr.is_some(), "the control plane allocated a podCIDR");
-        let Object::Node(given) = node_with(name, None, ip) else { unreachable!() };
+        assert!(
+            stored.spec.pod_cidr.is_some(),
+            "the control plane allocated a podCIDR"
+        );
+        let Object::Node(given) = node_with(name, None, ip) else {
+            unreachable!()
+        };
         stored.status = given.status;
         c.update_status(&Object::Node(stored)).await.unwrap();
     }
@@ -630,12 +727,21 @@ async fn nodes_may_do_only_what_a_node_needs() {
     let secret_ref = |n: &str| r(Kind::Secret, Some("default"), n);
     // Reads: its own pods' secrets, through its node scope only.
     n1.get(&secret_ref("s1")).await.unwrap();
-    forbidden("another node's pod's secret", n1.get(&secret_ref("s2")).await.map(|_| ()));
-    forbidden("every secret", n1.list(Kind::Secret, None, "").await.map(|_| ()));
+    forbidden(
+        "another node's pod's secret",
+        n1.get(&secret_ref("s2")).await.map(|_| ()),
+    );
+    forbidden(
+        "every secret",
+        n1.list(Kind::Secret, None, "").await.map(|_| ()),
+    );
     let mine = n1.list_for_node(Kind::Secret, "n1").await.unwrap();
     let names: Vec<&str> = mine.items.iter().map(Object::name).collect();
     assert_eq!(names, ["s1"]);
-    forbidden("n2's scope", n1.list_for_node(Kind::Secret, "n2").await.map(|_| ()));
+    forbidden(
+        "n2's scope",
+        n1.list_for_node(Kind::Secret, "n2").await.map(|_| ()),
+    );
     forbidden(
         "a watch of n2's secrets",
         n1.watch(&WatchFilter {
@@ -647,14 +753,19 @@ async fn nodes_may_do_only_what_a_node_needs() {
         .map(|_| ()),
     );
     let pods = n1.list_for_node(Kind::Pod, "n1").await.unwrap();
-    assert_eq!(pods.items.iter().map(Object::name).collect::<Vec<_>>(), ["p1"]);
+    assert_eq!(
+        pods.items.iter().map(Object::name).collect::<Vec<_>>(),
+        ["p1"]
+    );
     forbidden("every pod", n1.list(Kind::Pod, None, "").await.map(|_| ()));
     n1.list(Kind::Service, None, "").await.unwrap();
     n1.list(Kind::Endpoints, None, "").await.unwrap();
     n1.get(&r(Kind::Node, None, "n2")).await.unwrap();
     // Writes: its own pods' status, never another's.
     let status_of = |o: Object| {
-        let Object::Pod(mut p) = o else { panic!("not a pod") };
+        let Object::Pod(mut p) = o else {
+            panic!("not a pod")
+        };
         p.status = Some(jotasu_api::PodStatus {
             phase: Some(jotasu_api::kinds::pod_status::PodPhase::Running),
             pod_ip: Some("10.244.0.66".into()),
@@ -662,14 +773,28 @@ async fn nodes_may_do_only_what_a_node_needs() {
         });
         Object::Pod(p)
     };
-    let p1 = admin.get(&r(Kind::Pod, Some("default"), "p1")).await.unwrap();
+    let p1 = admin
+        .get(&r(Kind::Pod, Some("default"), "p1"))
+        .await
+        .unwrap();
     n1.update_status(&status_of(p1)).await.unwrap();
-    let p2 = admin.get(&r(Kind::Pod, Some("default"), "p2")).await.unwrap();
-    let e = forbidden("another node's pod status", n1.update_status(&status_of(p2)).await.map(|_| ()));
-    assert!(e.contains(r#"User "system:node:n1" cannot update resource "pods/status""#), "{e}");
+    let p2 = admin
+        .get(&r(Kind::Pod, Some("default"), "p2"))
+        .await
+        .unwrap();
+    let e = forbidden(
+        "another node's pod status",
+        n1.update_status(&status_of(p2)).await.map(|_| ()),
+    );
+    assert!(
+        e.contains(r#"User "system:node:n1" cannot update resource "pods/status""#),
+        "{e}"
+    );
     forbidden(
         "deleting another node's pod",
-        n1.delete(&r(Kind::Pod, Some("default"), "p2"), None).await.map(|_| ()),
+        n1.delete(&r(Kind::Pod, Some("default"), "p2"), None)
+            .await
+            .map(|_| ()),
     );
     // Its Node: never its podCIDR, never another's Node, never a stolen
     // address. A podCIDR once allocated is immutable for everyone; a new
@@ -677,15 +802,21 @@ async fn nodes_may_do_only_what_a_node_needs() {
     let refused = |what: &str, result: Result<(), ClientError>| {
         let e = result.expect_err(what);
         assert!(
-            matches!(code(&e), Some(Code::PermissionDenied | Code::InvalidArgument)),
+            matches!(
+                code(&e),
+                Some(Code::PermissionDenied | Code::InvalidArgument)
+            ),
             "{what}: {e}"
         );
     };
     refused(
         "changing its podCIDR to 0.0.0.0/0",
-        n1.apply(&[node_with("n1", Some("0.0.0.0/0"), "192.168.77.11")], false)
-            .await
-            .map(|_| ()),
+        n1.apply(
+            &[node_with("n1", Some("0.0.0.0/0"), "192.168.77.11")],
+            false,
+        )
+        .await
+        .map(|_| ()),
     );
     let n3 = join(&cp, "n3", &token, dir.path()).await;
     for cidr in ["0.0.0.0/0", "10.244.99.0/24"] {
@@ -705,29 +836,53 @@ async fn nodes_may_do_only_what_a_node_needs() {
     };
     refused(
         "taking n2's podCIDR",
-        n1.apply(&[node_with("n1", n2_stored.spec.pod_cidr.as_deref(), "192.168.77.11")], false)
+        n1.apply(
+            &[node_with(
+                "n1",
+                n2_stored.spec.pod_cidr.as_deref(),
+                "192.168.77.11",
+            )],
+            false,
+        )
+        .await
+        .map(|_| ()),
+    );
+    forbidden(
+        "writing n2's Node",
+        n1.apply(&[node_with("n2", None, "192.168.77.12")], false)
+            .await
+            .map(|_| ()),
+    );
+    for ip in ["192.168.77.12", "127.0.0.1", "10.244.3.3"] {
+        let mut stolen = n1_stored.clone();
+        let Object::Node(given) = node_with("n1", None, ip) else {
+            unreachable!()
+        };
+        stolen.status = given.status;
+        let e = forbidden(
+            ip,
+            n1.update_status(&Object::Node(stolen)).await.map(|_| ()),
+        );
+        assert!(e.contains("InternalIP"), "{e}");
+    }
+    n1.heartbeat("n1", Vec::new()).await.unwrap();
+    forbidden(
+        "another node's heartbeat",
+        n1.heartbeat("n2", Vec::new()).await,
+    );
+    // Nothing a node does not need.
+    forbidden(
+        "creating a Deployment",
+        n1.apply(&[deployment("default", "evil")], false)
             .await
             .map(|_| ()),
     );
     forbidden(
-        "writing n2's Node",
-        n1.apply(&[node_with("n2", None, "192.168.77.12")], false).await.map(|_| ()),
+        "scaling",
+        n1.scale(&r(Kind::Deployment, Some("default"), "web"), 9)
+            .await
+            .map(|_| ()),
     );
-    for ip in ["192.168.77.12", "127.0.0.1", "10.244.3.3"] {
-        let mut stolen = n1_stored.clone();
-        let Object::Node(given) = node_with("n1", None, ip) else { unreachable!() };
-        stolen.status = given.status;
-        let e = forbidden(ip, n1.update_status(&Object::Node(stolen)).await.map(|_| ()));
-        assert!(e.contains("InternalIP"), "{e}");
-    }
-    n1.heartbeat("n1", Vec::new()).await.unwrap();
-    forbidden("another node's heartbeat", n1.heartbeat("n2", Vec::new()).await);
-    // Nothing a node does not need.
-    forbidden(
-        "creating a Deployment",
-        n1.apply(&[deployment("default", "evil")], false).await.map(|_| ()),
-    );
-    forbidden("scaling", n1.scale(&r(Kind::Deployment, Some("default"), "web"), 9).await.map(|_| ()));
     forbidden(
         "exec",
         n1.exec(
@@ -744,9 +899,17 @@ async fn nodes_may_do_only_what_a_node_needs() {
     );
     forbidden(
         "binding roles",
-        n1.apply(&[role_binding("default", "me", ("User", "system:node:n1"), ("ClusterRole", "cluster-admin"))], false)
-            .await
-            .map(|_| ()),
+        n1.apply(
+            &[role_binding(
+                "default",
+                "me",
+                ("User", "system:node:n1"),
+                ("ClusterRole", "cluster-admin"),
+            )],
+            false,
+        )
+        .await
+        .map(|_| ()),
     );
     // Even the administrator cannot give a node a CIDR outside the cluster's
     // or over another node's.

@@ -16,13 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, Stream, StreamExt as _};
+use jotasu_agent::server::{NodePort, serve_node};
+use jotasu_api::client::Credentials;
 use jotasu_api::grpc::v1::exec_input::Input;
 use jotasu_api::grpc::v1::exec_output::Output;
-use jotasu_api::grpc::v1::node_server::{Node, NodeServer};
+use jotasu_api::grpc::v1::node_server::Node;
 use jotasu_api::grpc::v1::{
     ExecInput, ExecOutput, ImageChunk, ImageImported, ImportImageResponse, LogChunk, LogsRequest,
 };
 use jotasu_api::{Kind, Object, ObjectRef};
+use jotasu_controlplane::pki::{PkiPaths, Signer};
 use jotasu_tests::controlplane::{ControlPlane, Options};
 use jotasu_tests::jotactl::{Ctl, Run};
 use serde_json::json;
@@ -224,7 +227,28 @@ impl Drop for Served {
     }
 }
 
-async fn serve(node: &str, broken: bool) -> Served {
+/// Node `node`'s credentials, signed by the control plane's CA as a join
+/// would have them signed.
+fn node_credentials(data_dir: &std::path::Path, node: &str) -> Arc<Credentials> {
+    let signer = Signer::load(&PkiPaths::new(data_dir)).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let issued = signer
+        .sign_node_csr(node, &csr, Duration::from_secs(3600))
+        .unwrap();
+    Arc::new(
+        Credentials::from_pem(signer.ca_pem(), &issued.cert_pem, &key.serialize_pem()).unwrap(),
+    )
+}
+
+/// A fake agent of `node` on 127.0.0.1, served as the real agent serves
+/// its port (TLS with the node's certificate, only the control plane let in).
+async fn serve(data_dir: &std::path::Path, node: &str, broken: bool) -> Served {
     let agent = FakeAgent {
         node: node.into(),
         broken,
@@ -233,16 +257,16 @@ async fn serve(node: &str, broken: bool) -> Served {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let service = NodeServer::new(agent.clone());
+    let port = NodePort::Tls(node_credentials(data_dir, node));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let service = agent.clone();
     tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            })
-            .await;
+        let _ = stopped.await;
+        let _ = stop_tx.send(true);
+    });
+    tokio::spawn(async move {
+        let _ = serve_node(listener, service, port, stop_rx).await;
     });
     Served {
         agent,
@@ -330,9 +354,9 @@ async fn cluster() -> Cluster {
     options.args.push("--no-controllers".into());
     let cp = ControlPlane::start(options).await.unwrap();
     let c = cp.client().await.unwrap();
-    let n1 = serve("n1", false).await;
-    let n2 = serve("n2", false).await;
-    let broken = serve("broken", true).await;
+    let n1 = serve(cp.data_dir(), "n1", false).await;
+    let n2 = serve(cp.data_dir(), "n2", false).await;
+    let broken = serve(cp.data_dir(), "broken", true).await;
     register(&c, "n1", Some(n1.address.port()), true).await;
     register(&c, "n2", Some(n2.address.port()), true).await;
     register(&c, "broken", Some(broken.address.port()), false).await;

@@ -4,15 +4,19 @@
 //!
 //! The agent is found from the objects: the pod's `spec.nodeName`, then
 //! the node's InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port`
-//! ([`target`]). The connection is plain gRPC over TCP (no TLS or
-//! authentication between control plane and agents yet), one cached
-//! channel per agent address. Streams are forwarded both ways as they come;
-//! when either side leaves, the other's stream is dropped, which cancels
-//! the call on the agent.
+//! ([`target`]). With [`AgentTls`] (the control plane's PKI) the
+//! connection is mutual TLS: the agent's certificate must be the cluster
+//! CA's for the node's name, and the control plane presents
+//! `system:jotasu-controlplane`, the only identity agents answer. Without
+//! it no call is made (never plain gRPC). One cached channel per node
+//! and agent address. Streams are forwarded both ways as they come; when
+//! either side leaves, the other's stream is dropped, which cancels the
+//! call on the agent.
 
 pub mod error;
 mod import;
 pub mod target;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +36,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use error::ProxyError;
 use target::{Purpose, agent_address, container, pod_node};
+pub use tls::AgentTls;
 
 use super::ApiServer;
 use super::error::ApiServerError;
@@ -58,7 +63,8 @@ pub struct NodeProxy {
 #[derive(Debug)]
 struct Inner {
     scratch: PathBuf,
-    channels: Mutex<HashMap<SocketAddr, Channel>>,
+    tls: Option<AgentTls>,
+    channels: Mutex<HashMap<(String, SocketAddr), Channel>>,
 }
 
 impl Default for NodeProxy {
@@ -73,7 +79,43 @@ impl NodeProxy {
         Self {
             inner: Arc::new(Inner {
                 scratch,
+                tls: None,
                 channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The same proxy calling agents over mutual TLS with `tls`.
+    pub fn with_tls(self, tls: AgentTls) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                scratch: self.inner.scratch.clone(),
+                tls: Some(tls),
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The TLS it calls agents with (None: plain gRPC).
+    pub fn tls(&self) -> Option<&AgentTls> {
+        self.inner.tls.as_ref()
+    }
+
+    /// An endpoint for `node`'s agent at `address`.
+    fn endpoint(&self, node: &str, address: SocketAddr) -> ProxyResult<Endpoint> {
+        let unreachable = |e: tonic::transport::Error| ProxyError::Unreachable {
+            node: node.to_owned(),
+            address,
+            detail: e.to_string(),
+        };
+        match &self.inner.tls {
+            Some(tls) => tls.endpoint(node, address).map_err(unreachable),
+            // Agents answer only the control plane's certificate: without
+            // one there is no call to make (never plain).
+            None => Err(ProxyError::Unreachable {
+                node: node.to_owned(),
+                address,
+                detail: "this control plane has no client certificate for agents (ApiServer::with_agent_tls)".into(),
             }),
         }
     }
@@ -86,23 +128,19 @@ impl NodeProxy {
             .channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let channel = match channels.get(&address) {
+        let key = (node.to_owned(), address);
+        let channel = match channels.get(&key) {
             Some(c) => c.clone(),
             None => {
-                let channel = Endpoint::from_shared(format!("http://{address}"))
-                    .map_err(|e| ProxyError::Unreachable {
-                        node: node.to_owned(),
-                        address,
-                        detail: e.to_string(),
-                    })?
-                    .connect_timeout(Duration::from_secs(5))
+                let channel = self
+                    .endpoint(node, address)?
                     .http2_keep_alive_interval(Duration::from_secs(30))
                     .keep_alive_timeout(Duration::from_secs(10))
                     .connect_lazy();
                 if channels.len() >= MAX_CHANNELS {
                     channels.clear();
                 }
-                channels.insert(address, channel.clone());
+                channels.insert(key, channel.clone());
                 channel
             }
         };
@@ -134,7 +172,18 @@ impl<S: Store> ApiServer<S> {
     /// The same server keeping image archives in `dir` while it sends
     /// them on to nodes.
     pub fn with_scratch_dir(mut self, dir: PathBuf) -> Self {
-        self.proxy = NodeProxy::new(dir);
+        let proxy = NodeProxy::new(dir);
+        self.proxy = match self.proxy.tls() {
+            Some(tls) => proxy.with_tls(tls.clone()),
+            None => proxy,
+        };
+        self
+    }
+
+    /// The same server calling nodes' agents over mutual TLS with `tls`
+    /// (see [`AgentTls::load`]).
+    pub fn with_agent_tls(mut self, tls: AgentTls) -> Self {
+        self.proxy = self.proxy.clone().with_tls(tls);
         self
     }
 

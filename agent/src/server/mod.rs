@@ -1,13 +1,20 @@
 //! The Node service the control plane proxies to: a container's logs (from
 //! the files containerd's shim writes), exec in a container (containerd
 //! exec), and OCI archive import into the node's containerd namespace.
+//! It is served over TLS with the node's certificate and answers only the
+//! control plane ([`tls`], [`authz`]).
+
+pub mod authz;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use jotasu_api::client::Credentials;
 use jotasu_api::grpc::v1::node_server::{Node, NodeServer};
 use jotasu_api::grpc::v1::{
     ExecInput, ExecOutput, ImageChunk, ImageImported, ImportImageResponse, LogChunk, LogsRequest,
@@ -23,24 +30,94 @@ use crate::pods::{Manager, PodRecord};
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// How the node's port is protected.
+#[derive(Debug, Clone)]
+pub enum NodePort {
+    /// TLS with the node certificate; client certificates of the cluster
+    /// CA required; only the control plane may call.
+    Tls(Arc<Credentials>),
+}
+
+/// The Node service could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node certificate cannot be served.
+    #[error("the node certificate cannot be served on {addr}: {source}")]
+    Tls {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// Serving failed.
+    #[error("serving the Node service on {addr}: {source}")]
+    Transport {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+}
+
 /// Serves the Node service on `addr` until `stop`.
 pub async fn serve(
     addr: SocketAddr,
     manager: Manager,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), tonic::transport::Error> {
-    info!(%addr, "Node service listening");
-    tonic::transport::Server::builder()
-        .add_service(NodeServer::new(NodeService { manager }))
-        .serve_with_shutdown(addr, async move {
-            crate::stopped(&mut stop).await;
-        })
+    port: NodePort,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_node(listener, NodeService::new(manager), port, stop).await
 }
 
+/// Serves `service` (the agent's own, or a stand-in in tests) on
+/// `listener` as `port` says, until `stop`.
+pub async fn serve_node<N: Node>(
+    listener: tokio::net::TcpListener,
+    service: N,
+    port: NodePort,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let stopped = {
+        let mut stop = stop.clone();
+        async move { crate::stopped(&mut stop).await }
+    };
+    let NodePort::Tls(creds) = port;
+    let config = tls::server_config(&creds).map_err(|source| ServeError::Tls { addr, source })?;
+    info!(%addr, "Node service listening (TLS; only the control plane may call)");
+    let incoming = tls::incoming(listener, config, stop.clone());
+    tonic::transport::Server::builder()
+        .add_service(NodeServer::with_interceptor(service, authz::authorize))
+        .serve_with_incoming_shutdown(incoming, stopped)
+        .await
+        .map_err(|source| ServeError::Transport { addr, source })
+}
+
+/// The agent's Node service over its pods.
 #[derive(Debug)]
-struct NodeService {
+pub struct NodeService {
     manager: Manager,
+}
+
+impl NodeService {
+    /// The Node service of `manager`'s pods.
+    pub fn new(manager: Manager) -> Self {
+        Self { manager }
+    }
 }
 
 fn pod_record(
