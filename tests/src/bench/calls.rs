@@ -1,5 +1,5 @@
-//! Timed API calls of the control-plane benchmark ([`super::controlplane`]):
-//! applies one per call, filling the store with Pods,
+//! Timed API calls of the control-plane benchmark ([`super::controlplane`],
+//! [`super::authz`]): applies one per call, filling the store with Pods,
 //! repeated Lists, their rows in the report, and the cases that failed.
 //! A sample is a call as a client sees it (encoding, the connection, the
 //! server, decoding the answer).

@@ -1,6 +1,7 @@
 //! The control-plane benchmark: apply latency and throughput, List of many
 //! Pods, and watch fan-out, for the embedded store and for etcd, in the same
-//! run on the same machine.
+//! run on the same machine; and what authorization adds to apply and List
+//! ([`super::authz`]).
 //!
 //! Two `jotasu-controlplane` processes run side by side, one on its embedded
 //! store and one on a throwaway etcd; every case runs on one, then the other,
@@ -27,7 +28,7 @@ use jotasu_api::{
 use tokio::{sync::Barrier, task::JoinSet};
 
 use super::{
-    Report,
+    Report, authz,
     calls::{
         Failures, apply_concurrent, apply_one, apply_rows, apply_sequential, fill_pods,
         latency_rows, lists, ms,
@@ -76,8 +77,12 @@ pub struct Config {
     pub writers: usize,
     /// Cases to run.
     #[arg(long, value_enum, value_delimiter = ',',
-          default_values_t = [Case::Apply, Case::List, Case::Watch])]
+          default_values_t = [Case::Apply, Case::List, Case::Watch, Case::Authz])]
     pub cases: Vec<Case>,
+    /// Rounds of the authz cases: each round measures both servers, in
+    /// alternating order.
+    #[arg(long, default_value_t = 5)]
+    pub authz_rounds: usize,
 }
 
 /// A case group of the benchmark.
@@ -89,6 +94,8 @@ pub enum Case {
     List,
     /// Watch fan-out, embedded and etcd.
     Watch,
+    /// Apply and List as a user over TLS, authorization on against off.
+    Authz,
 }
 
 /// One line on how the run was made, printed above the table.
@@ -131,6 +138,12 @@ pub fn describe(cfg: &Config) -> String {
              on unix sockets. {}",
             parts.join("; ")
         );
+    }
+    if cfg.cases.contains(&Case::Authz) {
+        if !about.is_empty() {
+            about.push_str(".\n");
+        }
+        about.push_str(&authz::describe(&authz_config(cfg)));
     }
     about
 }
@@ -381,7 +394,8 @@ async fn start_backends() -> anyhow::Result<Vec<Backend>> {
     Ok(backends)
 }
 
-/// The selected cases, each on each backend in turn.
+/// The selected cases: the store cases on each backend in turn, then the
+/// authorization cases on servers of their own.
 async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     let mut report = Report::new(NAME);
     let mut failures = Failures::default();
@@ -400,8 +414,22 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
             watch_case(cfg, &backends, &mut report, &mut failures).await?;
         }
     }
+    if cfg.cases.contains(&Case::Authz) {
+        let r = authz::measure(&authz_config(cfg)).await;
+        let measured = failures.note("authz on/off", "authorization", r)?;
+        authz::report(&mut report, measured.as_ref());
+    }
     failures.print();
     Ok(report)
+}
+
+fn authz_config(cfg: &Config) -> authz::Config {
+    authz::Config {
+        objects: cfg.objects,
+        pods: cfg.pods,
+        repetitions: cfg.repetitions,
+        rounds: cfg.authz_rounds,
+    }
 }
 
 /// Apply from one client, then from many, on each backend in turn; rows are
@@ -569,6 +597,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     );
     ensure!(cfg.pods >= 1, "--pods must be at least 1");
     ensure!(cfg.repetitions >= 1, "--repetitions must be at least 1");
+    ensure!(cfg.authz_rounds >= 1, "--authz-rounds must be at least 1");
     ensure!(!cfg.cases.is_empty(), "--cases names no case");
     ensure!(
         cfg.watchers >= 1 && cfg.events >= 1,
@@ -597,10 +626,18 @@ mod tests {
     #[test]
     fn every_case_runs_unless_cases_are_named() {
         let all = Cli::parse_from(["bench"]).cfg;
-        assert_eq!(all.cases, [Case::Apply, Case::List, Case::Watch]);
-        let some = Cli::parse_from(["bench", "--cases", "watch,list"]).cfg;
-        assert_eq!(some.cases, [Case::Watch, Case::List]);
-        assert!(describe(&some).starts_with("embedded store and etcd"));
+        assert_eq!(
+            all.cases,
+            [Case::Apply, Case::List, Case::Watch, Case::Authz]
+        );
+        let some = Cli::parse_from(["bench", "--cases", "authz,list", "--authz-rounds", "3"]).cfg;
+        assert_eq!(
+            (some.cases, some.authz_rounds),
+            (vec![Case::Authz, Case::List], 3)
+        );
+        assert!(
+            describe(&Cli::parse_from(["bench", "--cases", "authz"]).cfg).starts_with("authz: ")
+        );
     }
 
     fn seen(revisions: &[i64]) -> Seen {
