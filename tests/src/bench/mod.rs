@@ -4,10 +4,13 @@
 //!
 //! [`datapath`] is the data-plane benchmark (`jotasu-bench datapath`),
 //! [`cni`] the CNI plugin's (`jotasu-bench cni`), [`controlplane`] the
-//! control plane's (`jotasu-bench controlplane`), [`scheduler`] the
+//! control plane's (`jotasu-bench controlplane`; its timed calls are in
+//! [`calls`], its authorization cases in [`authz`]), [`scheduler`] the
 //! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
 //! node (`jotasu-bench pods`), [`overlay`] pod-to-pod networking across
 //! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`).
+pub mod authz;
+pub mod calls;
 pub mod client;
 pub mod cni;
 pub mod controlplane;

@@ -53,7 +53,9 @@ enum Cmd {
     },
     /// Control plane: apply latency and throughput, List of many Pods and
     /// watch fan-out, on the embedded store and on a throwaway etcd in the
-    /// same run (no root needed; /usr/bin/etcd for the etcd half). Writes
+    /// same run (no root needed; /usr/bin/etcd for the etcd half); and
+    /// what authorization adds to apply and List, as a user over TLS,
+    /// Node,RBAC against AlwaysAllow (--cases authz). Writes
     /// target/bench/controlplane.json.
     Controlplane(controlplane::Config),
     /// Scheduler: pods placed per second (100,000 pending pods on 5,000
