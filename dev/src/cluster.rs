@@ -117,6 +117,11 @@ impl AgentNode {
         &self.uplink
     }
 
+    /// The agent's state directory (its pods, logs and `pki/`).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     /// Its network namespace.
     pub fn netns(&self) -> &NetNs {
         &self.ns

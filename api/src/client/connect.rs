@@ -49,16 +49,7 @@ impl ServerUrl {
             if authority.is_empty() || authority.contains('/') {
                 return Err(bad("expected https://host:port with no path"));
             }
-            let uri: Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
-            let host = uri
-                .host()
-                .ok_or_else(|| bad("no host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            if uri.port_u16().is_none() {
-                return Err(bad("no port"));
-            }
+            let (host, _) = super::tls::authority(url)?;
             return Ok(ServerUrl::Https {
                 url: url.trim_end_matches('/').to_owned(),
                 host,

@@ -29,7 +29,7 @@ use super::identity::cert_to_pem;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `host` and port of `https://host:port`.
-fn authority(url: &str) -> Result<(String, u16), ClientError> {
+pub(super) fn authority(url: &str) -> Result<(String, u16), ClientError> {
     let bad = |reason: &str| ClientError::BadUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
