@@ -150,7 +150,7 @@ async fn a_node_renews_its_certificate_restarts_without_its_token_and_refuses_po
     let first = certificate(&pki);
     assert_eq!(first.common_name, format!("system:node:{node}"));
     assert_eq!(first.organizations, ["system:nodes"]);
-    assert_eq!(first.dns_names, [node.clone()]);
+    assert_eq!(first.dns_names, std::slice::from_ref(&node));
     use std::os::unix::fs::PermissionsExt as _;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&pki.key()), 0o600, "the node key is the agent's alone");
