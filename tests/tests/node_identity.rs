@@ -127,6 +127,124 @@ fn plain_http2_from(netns: &str, address: SocketAddr) -> bool {
     .unwrap()
 }
 
+/// A `jotasu-agent` that tries to join from node `i`'s namespace with
+/// `args` (after the cluster's server and node name `name`): whether it
+/// failed, and what it said. A join that is refused ends the agent before
+/// it touches anything of the machine.
+fn join_attempt(h: &Harness, i: usize, name: &str, args: &[&str]) -> (bool, String) {
+    let state = tempfile::tempdir().unwrap();
+    let bin = jotasu_tests::lab::workspace_bin("jotasu-agent", "JOTASU_AGENT").unwrap();
+    let mut cmd = jotasu_dev::netns::enter(h.cluster.nodes()[i].netns().name(), bin);
+    cmd.args([
+        "--node-name",
+        name,
+        "--server",
+        &h.cluster.join_target().server,
+    ])
+    .arg("--state-dir")
+    .arg(state.path())
+    .args(args)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    jotasu_dev::process::die_with_spawner(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent neither joined nor gave up within 20 s: {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        !state.path().join("pki").join("node.crt").exists(),
+        "a refused join writes no certificate"
+    );
+    (!status.success(), stderr)
+}
+
+/// Real agents that must not join: a wrong CA hash, an expired or a
+/// deleted token, and a second machine claiming a joined node's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_with_a_wrong_hash_a_dead_token_or_a_taken_name_do_not_join() {
+    if !require_root("agents_with_a_wrong_hash_a_dead_token_or_a_taken_name_do_not_join") {
+        return;
+    }
+    let h = Harness::start(ClusterOptions::default()).await;
+    let admin = h.cluster.client().await.unwrap();
+    let target = h.cluster.join_target().clone();
+    let token = |ttl: u64| {
+        let admin = admin.clone();
+        async move {
+            jotasu_controlplane::admin::token::create(&admin, Duration::from_secs(ttl), "test")
+                .await
+                .unwrap()
+                .to_string()
+        }
+    };
+    let newcomer = format!("{}x", h.cluster.nodes()[0].name());
+    let good = token(600).await;
+    let wrong_hash = format!("sha256:{}", "0".repeat(64));
+    let (failed, said) = join_attempt(
+        &h,
+        0,
+        &newcomer,
+        &["--token", &good, "--ca-cert-hash", &wrong_hash],
+    );
+    assert!(
+        failed && said.contains(&wrong_hash) && said.contains(&target.ca_cert_hash),
+        "wrong hash: {said}"
+    );
+    let (failed, said) = join_attempt(&h, 0, &newcomer, &["--token", &good]);
+    assert!(
+        failed && said.contains("--ca-cert-hash"),
+        "a token without a hash: {said}"
+    );
+    let short = token(1).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (failed, said) = join_attempt(
+        &h,
+        0,
+        &newcomer,
+        &["--token", &short, "--ca-cert-hash", &target.ca_cert_hash],
+    );
+    assert!(failed && said.contains("expired"), "expired token: {said}");
+    jotasu_controlplane::admin::token::delete(&admin, &good)
+        .await
+        .unwrap();
+    let (failed, said) = join_attempt(
+        &h,
+        0,
+        &newcomer,
+        &["--token", &good, "--ca-cert-hash", &target.ca_cert_hash],
+    );
+    assert!(failed && said.contains("unknown"), "deleted token: {said}");
+    let fresh = token(600).await;
+    let taken = h.cluster.nodes()[0].name().to_owned();
+    let (failed, said) = join_attempt(
+        &h,
+        0,
+        &taken,
+        &["--token", &fresh, "--ca-cert-hash", &target.ca_cert_hash],
+    );
+    assert!(
+        failed && said.contains("already joined with another key"),
+        "a taken name: {said}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_renews_its_certificate_restarts_without_its_token_and_refuses_pods() {
     if !require_root("a_node_renews_its_certificate_restarts_without_its_token_and_refuses_pods") {

@@ -10,17 +10,17 @@
 //! certificate signed by that server's CA, so both servers authenticate
 //! the same way and differ only in authorizing.
 //!
-//! The cases run in rounds; in each, apply then List run on both servers,
-//! on first in even rounds and off first in odd ones, after both servers'
-//! stores have gone quiet (the controllers' follow-up writes are done).
-//! A figure of a server is the median over rounds of that round's figure;
-//! a ratio is the median over rounds of that round's on/off ratio, the two
-//! halves of a pair being measured back to back.
+//! The cases run in rounds; in each, apply then List run on both servers
+//! call by call (on, off, off, on, …), after both servers' stores have gone
+//! quiet (the controllers' follow-up writes are done), so both see the
+//! same moments of a noisy machine. A figure of a server is the median over
+//! rounds of that round's figure; a ratio is the median over rounds of
+//! that round's on/off ratio.
 pub mod policy;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::{Context as _, bail, ensure};
 use jotasu_api::{
     Kind, Object,
     client::{Client, ServerUrl, TlsFiles},
@@ -29,7 +29,7 @@ use jotasu_api::{
 use self::policy::{Layout, NAMESPACE};
 use super::{
     Report,
-    calls::{apply_sequential, fill_pods, lists, ms},
+    calls::{apply_one, apply_sequential, fill_pods, ms, ns},
     client::Histogram,
     median,
 };
@@ -86,11 +86,11 @@ impl Mode {
     }
 }
 
-/// The servers' order in `round`: on first in even rounds, off first in odd
-/// ones, so that a steady drift and whatever the first of a pair pays fall
-/// on both alike.
-fn order(round: usize) -> [Mode; 2] {
-    if round.is_multiple_of(2) {
+/// The servers' order in call pair `i`: on first in even pairs, off first
+/// in odd ones, so that a steady drift and whatever the first of a pair
+/// pays fall on both alike.
+fn order(i: usize) -> [Mode; 2] {
+    if i.is_multiple_of(2) {
         [Mode::On, Mode::Off]
     } else {
         [Mode::Off, Mode::On]
@@ -105,8 +105,9 @@ pub fn describe(cfg: &Config) -> String {
          Node,RBAC (on) against AlwaysAllow (off), each with {} RoleBindings ({} naming the \
          caller or its group before the one that allows it, {} naming others in the same \
          namespace, {} in other namespaces); as user {} (group {}): {} Deployments one per \
-         call, then {} Lists of {} Pods; {} rounds, on and off back to back in alternating \
-         order; per server the median over rounds, the ratio the median of the rounds' on/off",
+         call, then {} Lists of {} Pods; {} rounds, the two servers taking turns call by call \
+         (which goes first alternating); per server the median over rounds, the ratio the \
+         median of the rounds' on/off",
         l.role_bindings(),
         l.decoys,
         l.strangers,
@@ -302,6 +303,51 @@ pub struct Measured {
     pods: usize,
     apply: Paired,
     list: Paired,
+    /// One RBAC decision in this process on the same policy (µs): the
+    /// apply's and the List's.
+    decision_us: (f64, f64),
+}
+
+/// Decisions timed per case of [`decision_cost`].
+const DECISIONS: u32 = 100_000;
+
+/// What one authorization decision costs, in this process, on the same
+/// policy as the servers' (the default roles and [`Layout::DEFAULT`]):
+/// noise-free, where the servers' ratio is bounded by the machine's noise.
+fn decision_cost() -> anyhow::Result<(f64, f64)> {
+    use jotasu_controlplane::auth::attributes::verbs;
+    use jotasu_controlplane::auth::{Attributes, RbacSnapshot, UserInfo, bootstrap_policy};
+    let snapshot = RbacSnapshot::new(
+        bootstrap_policy()
+            .into_iter()
+            .chain(Layout::DEFAULT.objects()?),
+    );
+    let user = UserInfo::new(policy::USER, [policy::GROUP]);
+    let time = |attributes: Attributes| -> anyhow::Result<f64> {
+        ensure!(
+            snapshot.authorize(&user, &attributes).allowed(),
+            "the bench user may {attributes:?}"
+        );
+        let t = Instant::now();
+        for _ in 0..DECISIONS {
+            std::hint::black_box(snapshot.authorize(std::hint::black_box(&user), &attributes));
+        }
+        Ok(t.elapsed().as_secs_f64() * 1e6 / f64::from(DECISIONS))
+    };
+    Ok((
+        time(Attributes::of_kind(
+            verbs::CREATE,
+            Kind::Deployment,
+            Some(NAMESPACE),
+            Some("r0-web-0000"),
+        ))?,
+        time(Attributes::of_kind(
+            verbs::LIST,
+            Kind::Pod,
+            Some(NAMESPACE),
+            None,
+        ))?,
+    ))
 }
 
 /// Starts both servers and measures the cases, round by round.
@@ -324,31 +370,67 @@ pub async fn measure(cfg: &Config) -> anyhow::Result<Measured> {
         servers.push(s);
     }
     let server = |mode: Mode| servers.iter().find(|s| s.mode == mode);
+    let decision_us = decision_cost()?;
     let mut measured = Measured {
         pods: cfg.pods,
         apply: Paired::default(),
         list: Paired::default(),
+        decision_us,
     };
     for round in 0..cfg.rounds {
         let objects = deployments(&format!("r{round}-web"), cfg.objects)?;
-        for mode in order(round) {
-            let Some(s) = server(mode) else { continue };
-            settle_all(&servers).await?;
-            eprintln!("authz round {round}: apply, authorization {}", mode.label());
-            let a = apply_sequential(&s.user, &objects)
-                .await
-                .with_context(|| format!("apply, authorization {}", mode.label()))?;
-            measured.apply.push(mode, a.latency);
+        let (Some(on), Some(off)) = (server(Mode::On), server(Mode::Off)) else {
+            bail!("both servers run");
+        };
+        // Call by call, the two servers take turns (which goes first
+        // alternates too): both see the same moment of the machine, so
+        // its drift cancels out of the ratio.
+        settle_all(&servers).await?;
+        eprintln!("authz round {round}: apply, on and off call by call");
+        let mut apply = [Histogram::default(), Histogram::default()];
+        for (i, o) in objects.iter().enumerate() {
+            for mode in order(i) {
+                let (k, s) = pick(mode, on, off);
+                signals::check()?;
+                let t = Instant::now();
+                apply_one(&s.user, o)
+                    .await
+                    .with_context(|| format!("apply, authorization {}", s.mode.label()))?;
+                apply[k].record(ns(t.elapsed()));
+            }
         }
-        for mode in order(round) {
-            let Some(s) = server(mode) else { continue };
-            settle_all(&servers).await?;
-            eprintln!("authz round {round}: list, authorization {}", mode.label());
-            let h = lists(&s.user, NAMESPACE, "", cfg.pods, cfg.repetitions)
-                .await
-                .with_context(|| format!("list, authorization {}", mode.label()))?;
-            measured.list.push(mode, h);
+        settle_all(&servers).await?;
+        eprintln!("authz round {round}: list, on and off call by call");
+        let mut list = [Histogram::default(), Histogram::default()];
+        for rep in 0..=cfg.repetitions {
+            for mode in order(rep) {
+                let (k, s) = pick(mode, on, off);
+                signals::check()?;
+                let t = Instant::now();
+                let items = s
+                    .user
+                    .list(Kind::Pod, Some(NAMESPACE), "")
+                    .await
+                    .with_context(|| format!("list, authorization {}", s.mode.label()))?
+                    .items
+                    .len();
+                ensure!(
+                    items == cfg.pods,
+                    "a List returned {items} Pods, expected {}",
+                    cfg.pods
+                );
+                // The first pair warms both up.
+                if rep > 0 {
+                    list[k].record(ns(t.elapsed()));
+                }
+            }
         }
+        let [apply_on, apply_off] = apply;
+        let [list_on, list_off] = list;
+        measured.apply.push(Mode::On, apply_on);
+        measured.apply.push(Mode::Off, apply_off);
+        measured.list.push(Mode::On, list_on);
+        measured.list.push(Mode::Off, list_off);
         let last = |p: &Paired, mode| p.quantiles(mode, 0.99).last().copied().unwrap_or(0.0);
         eprintln!(
             "authz round {round}: p99 on/off: apply {:.3}, list {:.3}",
@@ -357,6 +439,14 @@ pub async fn measure(cfg: &Config) -> anyhow::Result<Measured> {
         );
     }
     Ok(measured)
+}
+
+/// `mode`'s server and its histogram index (0: on, 1: off).
+fn pick<'a>(mode: Mode, on: &'a Server, off: &'a Server) -> (usize, &'a Server) {
+    match mode {
+        Mode::On => (0, on),
+        Mode::Off => (1, off),
+    }
 }
 
 async fn settle_all(servers: &[Server]) -> anyhow::Result<()> {
@@ -382,6 +472,18 @@ pub fn report(report: &mut Report, measured: Option<&Measured>) {
         paired_rows(report, &format!("authz list {} Pods, TLS", m.pods), &m.list);
         apply_p99 = m.apply.ratio(0.99);
         list_p99 = m.list.ratio(0.99);
+        let (apply_us, list_us) = m.decision_us;
+        let row = "authz decision in-process, same policy";
+        report.row(row, "apply (create deployments)", apply_us * 1e3, "ns");
+        report.row(row, "list (pods)", list_us * 1e3, "ns");
+        let share = |us: f64, p: &Paired| 100.0 * us / 1e3 / p.median(Mode::Off, 0.5);
+        report.row(
+            row,
+            "share of apply p50 (off)",
+            share(apply_us, &m.apply),
+            "%",
+        );
+        report.row(row, "share of list p50 (off)", share(list_us, &m.list), "%");
     }
     report.goal_at_most("authz apply p99 on/off ratio", GOAL_RATIO, apply_p99, "");
     report.goal_at_most("authz list p99 on/off ratio", GOAL_RATIO, list_p99, "");
@@ -412,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn rounds_alternate_which_server_goes_first() {
+    fn pairs_alternate_which_server_goes_first() {
         assert_eq!(order(0), [Mode::On, Mode::Off]);
         assert_eq!(order(1), [Mode::Off, Mode::On]);
         assert_eq!(order(2), order(0));
@@ -434,6 +536,7 @@ mod tests {
             pods: 10,
             apply: Paired::default(),
             list: Paired::default(),
+            decision_us: (2.0, 1.0),
         };
         for (on, off) in [
             (&[1, 2, 11][..], &[1, 2, 10][..]),
