@@ -305,10 +305,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             AuthorizationMode::AlwaysAllow
         }
     };
-    match Guard::ensure_bootstrap_policy(&server).await {
+    match jotasu_controlplane::apiserver::bootstrap::ensure(&server).await {
         Ok(0) => {}
-        Ok(n) => info!(changed = n, "default RBAC roles and bindings written"),
-        Err(e) => anyhow::bail!("writing the default RBAC roles and bindings: {e}"),
+        Ok(n) => info!(
+            changed = n,
+            "default RBAC roles and bindings, cluster DNS Service written"
+        ),
+        Err(e) => anyhow::bail!(
+            "writing the default RBAC roles and bindings and the cluster DNS Service: {e}"
+        ),
     }
     let guard = Guard::start(
         server.clone(),

@@ -461,17 +461,25 @@ async fn addresses_are_allocated_once_and_never_twice(options: Options) {
     // Re-applying keeps the address, and the apply is unchanged.
     let again = client.apply(&[service("s0", None)], false).await.unwrap();
     assert_eq!(again[0].outcome, Outcome::Unchanged);
-    // The DNS address on request; a taken one, an out-of-range one and a
-    // change are refused.
+    // The DNS address is the cluster DNS Service's from the start.
+    let dns = ObjectRef {
+        kind: Kind::Service,
+        namespace: Some("kube-system".into()),
+        name: "kube-dns".into(),
+    };
+    assert_eq!(cluster_ip(client.get(&dns).await.unwrap()), "10.96.0.10");
+    // An address on request; a taken one, the DNS one, an out-of-range one
+    // and a change are refused.
     client
-        .apply(&[service("dns", Some("10.96.0.10"))], false)
+        .apply(&[service("mine", Some("10.96.0.200"))], false)
         .await
         .unwrap();
     let taken = cluster_ip(client.get(&svc_ref("s0")).await.unwrap());
     for (name, ip, want) in [
         ("dup", taken.as_str(), "provided IP is already allocated"),
+        ("dns", "10.96.0.10", "provided IP is already allocated"),
         ("far", "192.0.2.1", "not in the valid range"),
-        ("dns", "10.96.0.11", "field is immutable"),
+        ("mine", "10.96.0.201", "field is immutable"),
     ] {
         let e = client
             .apply(&[service(name, Some(ip))], false)

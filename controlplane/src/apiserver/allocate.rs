@@ -92,6 +92,12 @@ fn reserved(cidr: Ipv4Network) -> [Ipv4Addr; 3] {
     ]
 }
 
+/// The cluster DNS address of a service CIDR: its tenth address, as
+/// Kubernetes reserves it (10.96.0.10 by default).
+pub fn dns_ip(cidr: Ipv4Network) -> Ipv4Addr {
+    reserved(cidr)[2]
+}
+
 /// The lowest free cluster IP.
 pub fn pick_ip(cidr: Ipv4Network, used: &HashSet<String>) -> Option<Ipv4Addr> {
     let reserved = reserved(cidr);

@@ -87,29 +87,6 @@ impl<S: Store> Guard<S> {
         &self.server.store
     }
 
-    /// Writes the default ClusterRoles and ClusterRoleBindings
-    /// (`cluster-admin` for `system:masters`, `admin`, `edit`, `view`, the
-    /// node bootstrapper's), as Kubernetes reconciles them at start.
-    pub async fn ensure_bootstrap_policy(server: &ApiServer<S>) -> ApiResult<usize> {
-        let objects = crate::auth::rbac::bootstrap_policy();
-        if objects.is_empty() {
-            return Ok(0);
-        }
-        let json = objects
-            .iter()
-            .map(|o| {
-                serde_json::to_string(o).map_err(|e| {
-                    ApiServerError::Invalid(format!("{}: cannot encode: {e}", o.object_ref()))
-                })
-            })
-            .collect::<ApiResult<Vec<String>>>()?;
-        let applied = server.apply(&json, false).await?;
-        Ok(applied
-            .iter()
-            .filter(|a| a.outcome != super::admit::Outcome::Unchanged)
-            .count())
-    }
-
     /// Who presented `presented`.
     pub async fn authenticate(&self, presented: Presented) -> ApiResult<UserInfo> {
         match presented {

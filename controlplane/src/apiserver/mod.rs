@@ -6,6 +6,7 @@
 pub mod admit;
 pub mod allocate;
 pub mod bind;
+pub mod bootstrap;
 pub mod certificates;
 mod delete;
 pub mod error;
