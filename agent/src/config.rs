@@ -40,8 +40,12 @@ pub struct Config {
     pub vxlan_device: String,
     /// The UDP port of the overlay on the underlay.
     pub vxlan_port: u16,
-    /// The cluster DNS server given to pods (None: no resolv.conf entry).
+    /// The cluster DNS server of `ClusterFirst` pods (None: they fall back
+    /// to the node's resolv.conf, as with `dnsPolicy: Default`).
     pub cluster_dns: Option<Ipv4Addr>,
+    /// The node's resolv.conf, the base of `Default` pods and the source of
+    /// the search domains after the cluster's (`/etc/resolv.conf`).
+    pub resolv_conf: PathBuf,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.

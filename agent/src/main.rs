@@ -99,9 +99,14 @@ struct Args {
     /// UDP port of the overlay between nodes (every node must use the same).
     #[arg(long, default_value_t = 8472)]
     vxlan_port: u16,
-    /// The cluster DNS server written into pods' resolv.conf.
-    #[arg(long)]
-    cluster_dns: Option<Ipv4Addr>,
+    /// The cluster DNS server of ClusterFirst pods' resolv.conf; empty for
+    /// none (such pods then get the node's resolv.conf).
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: String,
+    /// The node's resolv.conf: what Default pods get, and the search
+    /// domains ClusterFirst pods get after the cluster's.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -173,7 +178,11 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         mtu: args.mtu,
         vxlan_device: args.vxlan_device.clone(),
         vxlan_port: args.vxlan_port,
-        cluster_dns: args.cluster_dns,
+        cluster_dns: (!args.cluster_dns.is_empty())
+            .then(|| args.cluster_dns.parse::<Ipv4Addr>())
+            .transpose()
+            .with_context(|| format!("--cluster-dns {:?}", args.cluster_dns))?,
+        resolv_conf: args.resolv_conf.clone(),
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),

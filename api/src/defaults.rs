@@ -14,7 +14,8 @@ use crate::kinds::hpa::{
 };
 use crate::kinds::node::Node;
 use crate::kinds::pod::{
-    Container, Pod, PodSpec, Probe, Protocol, PullPolicy, RestartPolicy, Scheme, TolerationOperator,
+    Container, DnsPolicy, Pod, PodSpec, Probe, Protocol, PullPolicy, RestartPolicy, Scheme,
+    TolerationOperator,
 };
 use crate::kinds::service::{Endpoints, Service, ServiceType, SessionAffinity};
 use crate::kinds::workloads::{
@@ -92,6 +93,7 @@ fn default_pod(pod: &mut Pod) {
 /// Defaults of a pod spec (also applied to workload templates).
 pub fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert(RestartPolicy::Always);
+    spec.dns_policy.get_or_insert(DnsPolicy::ClusterFirst);
     spec.termination_grace_period_seconds
         .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
     for c in &mut spec.containers {

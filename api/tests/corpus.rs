@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use jotasu_api::kinds::pod::{Protocol, PullPolicy, RestartPolicy};
+use jotasu_api::kinds::pod::{DnsPolicy, PodDnsConfigOption, Protocol, PullPolicy, RestartPolicy};
 use jotasu_api::kinds::service::{ServiceType, SessionAffinity};
 use jotasu_api::kinds::workloads::DeploymentStrategyType;
 use jotasu_api::{
@@ -89,6 +89,7 @@ fn guestbook() {
     let pod = &d.spec.template.spec;
     assert_eq!(pod.restart_policy, Some(RestartPolicy::Always));
     assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    assert_eq!(pod.dns_policy, Some(DnsPolicy::ClusterFirst), "defaulted");
     let c = &pod.containers[0];
     assert_eq!(c.image_pull_policy, Some(PullPolicy::IfNotPresent));
     assert_eq!(c.ports[0].protocol, Some(Protocol::Tcp));
@@ -180,6 +181,25 @@ fn pod_with_config_and_secret() {
     assert!(s.string_data.is_empty());
     let p: Pod = get(&loaded, Kind::Pod, "configmap-demo-pod");
     assert_eq!(p.spec.restart_policy, Some(RestartPolicy::OnFailure));
+    assert_eq!(p.spec.dns_policy, Some(DnsPolicy::None));
+    assert_eq!(p.spec.hostname.as_deref(), Some("demo-0"));
+    assert_eq!(p.spec.subdomain.as_deref(), Some("games"));
+    let dns = p.spec.dns_config.as_ref().unwrap();
+    assert_eq!(dns.nameservers, ["192.0.2.1"]);
+    assert_eq!(dns.searches[1], "my.dns.search.suffix.");
+    assert_eq!(
+        dns.options,
+        [
+            PodDnsConfigOption {
+                name: "ndots".into(),
+                value: Some("2".into())
+            },
+            PodDnsConfigOption {
+                name: "edns0".into(),
+                value: None
+            }
+        ]
+    );
     let c = &p.spec.containers[0];
     assert_eq!(
         c.image_pull_policy,

@@ -664,3 +664,49 @@ fn node_rules() {
         "namespace is dropped for cluster-scoped kinds: {e}"
     );
 }
+
+#[test]
+fn pod_dns_fields() {
+    let e = errors(&deployment_with(
+        "    spec:\n      containers:",
+        "    spec:\n      dnsPolicy: None\n      hostname: Web\n      dnsConfig:\n        searches: [\"shop.example.\", \"a_b\"]\n        options:\n        - value: \"2\"\n      containers:",
+    ));
+    let d = "deploy.yaml: document 2 (Deployment web): spec.template.spec";
+    has(
+        &e,
+        &format!(
+            "{d}.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"
+        ),
+    );
+    has_prefix(
+        &e,
+        &format!("{d}.hostname: Invalid value: \"Web\": a lowercase RFC 1123 label"),
+    );
+    let e = errors(&deployment_with(
+        "    spec:\n      containers:",
+        "    spec:\n      dnsPolicy: ClusterFirst\n      dnsConfig:\n        nameservers: [\"1.1.1.1\", \"dns.example\"]\n        searches: [\"shop.example.\", \"a_b\"]\n        options:\n        - value: \"2\"\n      containers:",
+    ));
+    has(
+        &e,
+        &format!(
+            "{d}.dnsConfig.nameservers[1]: Invalid value: \"dns.example\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        ),
+    );
+    has_prefix(
+        &e,
+        &format!("{d}.dnsConfig.searches[1]: Invalid value: \"a_b\":"),
+    );
+    has(
+        &e,
+        &format!("{d}.dnsConfig.options[0]: Required value: must not be empty"),
+    );
+    assert_eq!(e.0.len(), 3, "{e}");
+    let e = errors(&deployment_with(
+        "    spec:\n      containers:",
+        "    spec:\n      dnsPolicy: Cluster\n      containers:",
+    ));
+    has_prefix(
+        &e,
+        &format!("{d}.dnsPolicy: unknown variant `Cluster`, expected one of `ClusterFirst`"),
+    );
+}

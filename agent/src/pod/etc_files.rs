@@ -1,5 +1,6 @@
 //! The files the kubelet writes for each pod and bind-mounts into its
-//! containers: `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
+//! containers: `/etc/hosts` and `/etc/hostname` (`/etc/resolv.conf` is
+//! [`crate::pod::dns`]'s).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -9,10 +10,16 @@ use jotasu_api::Pod;
 /// Longest hostname (a DNS label).
 const MAX_HOSTNAME: usize = 63;
 
-/// The pod's hostname: its name, cut to 63 characters without a trailing
-/// `-` or `.` (the kubelet's `truncateHostname`).
+/// The pod's hostname: `spec.hostname`, else its name, cut to 63
+/// characters without a trailing `-` or `.` (the kubelet's
+/// `truncateHostname`).
 pub fn pod_hostname(pod: &Pod) -> String {
-    let name = pod.metadata.name();
+    let name = pod
+        .spec
+        .hostname
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| pod.metadata.name());
     let cut = name
         .char_indices()
         .nth(MAX_HOSTNAME)
@@ -24,9 +31,21 @@ pub fn pod_hostname(pod: &Pod) -> String {
     }
 }
 
+/// The pod's domain when it has a `subdomain`:
+/// `SUBDOMAIN.NAMESPACE.svc.CLUSTER_DOMAIN` (the kubelet's
+/// `GeneratePodHostNameAndDomain`).
+pub fn pod_domain(pod: &Pod, cluster_domain: &str) -> Option<String> {
+    let sub = pod.spec.subdomain.as_deref().filter(|s| !s.is_empty())?;
+    Some(format!(
+        "{sub}.{}.svc.{cluster_domain}",
+        crate::pod::pod_namespace(pod)
+    ))
+}
+
 /// The kubelet-managed `/etc/hosts`: the loopback and IPv6 names, then the
-/// pod's IP with its hostname (when it has an IP).
-pub fn hosts_file(pod_ip: Option<IpAddr>, hostname: &str) -> String {
+/// pod's IP (when it has one) with its hostname, as
+/// `IP\tHOSTNAME.DOMAIN\tHOSTNAME` when the pod has a domain ([`pod_domain`]).
+pub fn hosts_file(pod_ip: Option<IpAddr>, hostname: &str, domain: Option<&str>) -> String {
     let mut s = String::from(
         "# Kubernetes-managed hosts file.\n\
          127.0.0.1\tlocalhost\n\
@@ -36,21 +55,16 @@ pub fn hosts_file(pod_ip: Option<IpAddr>, hostname: &str) -> String {
          fe00::1\tip6-allnodes\n\
          fe00::2\tip6-allrouters\n",
     );
-    if let Some(ip) = pod_ip {
-        let _ = writeln!(s, "{ip}\t{hostname}");
+    match (pod_ip, domain) {
+        (Some(ip), Some(domain)) => {
+            let _ = writeln!(s, "{ip}\t{hostname}.{domain}\t{hostname}");
+        }
+        (Some(ip), None) => {
+            let _ = writeln!(s, "{ip}\t{hostname}");
+        }
+        (None, _) => {}
     }
     s
-}
-
-/// `/etc/resolv.conf` for the `ClusterFirst` DNS policy: the cluster DNS
-/// server, the namespace's, the services' and the cluster's search domains,
-/// `ndots:5`.
-pub fn resolv_conf(nameserver: IpAddr, namespace: &str, cluster_domain: &str) -> String {
-    format!(
-        "search {namespace}.svc.{cluster_domain} svc.{cluster_domain} {cluster_domain}\n\
-         nameserver {nameserver}\n\
-         options ndots:5\n"
-    )
 }
 
 /// `/etc/hostname`: the hostname and a newline.
@@ -84,27 +98,40 @@ mod tests {
 
     #[test]
     fn hosts_file_lists_the_pod() {
-        let h = hosts_file(Some(IpAddr::V4(Ipv4Addr::new(10, 244, 1, 5))), "web");
+        let h = hosts_file(Some(IpAddr::V4(Ipv4Addr::new(10, 244, 1, 5))), "web", None);
         assert!(h.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
         assert!(
             h.ends_with("fe00::2\tip6-allrouters\n10.244.1.5\tweb\n"),
             "{h}"
         );
-        assert!(!hosts_file(None, "web").contains("web"));
+        assert!(!hosts_file(None, "web", None).contains("web"));
     }
 
     #[test]
-    fn resolv_conf_is_cluster_first() {
-        let r = resolv_conf(
-            IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10)),
-            "shop",
-            "cluster.local",
-        );
-        assert_eq!(
-            r,
-            "search shop.svc.cluster.local svc.cluster.local cluster.local\n\
-             nameserver 10.96.0.10\noptions ndots:5\n"
-        );
+    fn hostname_file_is_one_line() {
         assert_eq!(hostname_file("web"), "web\n");
+    }
+
+    #[test]
+    fn hostname_and_subdomain_make_the_fqdn() {
+        let mut p = pod("db-7d4b9c-x2x");
+        p.metadata.namespace = Some("shop".into());
+        assert_eq!(pod_domain(&p, "cluster.local"), None);
+        p.spec.hostname = Some("db-0".into());
+        assert_eq!(pod_hostname(&p), "db-0");
+        p.spec.subdomain = Some("db".into());
+        let domain = pod_domain(&p, "cluster.local");
+        assert_eq!(domain.as_deref(), Some("db.shop.svc.cluster.local"));
+        let h = hosts_file(
+            Some(IpAddr::V4(Ipv4Addr::new(10, 244, 1, 5))),
+            &pod_hostname(&p),
+            domain.as_deref(),
+        );
+        assert!(
+            h.ends_with(
+                "fe00::2\tip6-allrouters\n10.244.1.5\tdb-0.db.shop.svc.cluster.local\tdb-0\n"
+            ),
+            "{h}"
+        );
     }
 }

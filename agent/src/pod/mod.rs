@@ -5,8 +5,8 @@
 //!   over the Service variables of [`service_env`].
 //! - [`spec`]: the OCI runtime spec of a container (args, env, user, mounts,
 //!   namespaces, capabilities, resources), with [`command`] for args, env
-//!   and user, [`resources`] for the cgroup limits and [`etc_files`] for
-//!   `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
+//!   and user, [`resources`] for the cgroup limits, [`etc_files`] for
+//!   `/etc/hosts` and `/etc/hostname` and [`dns`] for `/etc/resolv.conf`.
 //! - [`volumes`]: ConfigMap, Secret and emptyDir volumes planned, written
 //!   atomically ([`atomic_writer`]) on disk or tmpfs ([`volume_ops`]), and
 //!   bind-mounted ([`mounts`]).
@@ -20,6 +20,7 @@ use jotasu_api::meta::DEFAULT_NAMESPACE;
 pub mod atomic_writer;
 pub mod backoff;
 pub mod command;
+pub mod dns;
 pub mod env;
 pub mod etc_files;
 pub mod expand;

@@ -403,7 +403,7 @@ impl PodRun {
             netns: sandbox.netns.clone(),
             cgroups_path: self.ctx.cgroups.container_path(&self.id.uid, &id),
             hostname: crate::pod::etc_files::pod_hostname(&self.pod),
-            resolv_conf: etc.resolv,
+            resolv_conf: Some(etc.resolv),
             hosts: Some(etc.hosts),
             hostname_file: Some(etc.hostname),
             oom_score_adj: Some(crate::pod::resources::oom_score_adj(
@@ -508,28 +508,33 @@ impl PodRun {
     }
 
     fn write_etc_files(&self, ip: Ipv4Addr) -> Result<EtcFiles, String> {
-        use crate::pod::etc_files;
+        use crate::pod::{dns, etc_files};
         let dir = self.ctx.config.pod_dir(&self.id.uid).join("etc");
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let hostname = etc_files::pod_hostname(&self.pod);
+        let config = &self.ctx.config;
+        let domain = etc_files::pod_domain(&self.pod, &config.cluster_domain);
         let write = |name: &str, text: String| -> Result<PathBuf, String> {
             let p = dir.join(name);
             std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
             Ok(p)
         };
-        let hosts = write("hosts", etc_files::hosts_file(Some(ip.into()), &hostname))?;
+        let hosts = write(
+            "hosts",
+            etc_files::hosts_file(Some(ip.into()), &hostname, domain.as_deref()),
+        )?;
         let hostname_path = write("hostname", etc_files::hostname_file(&hostname))?;
-        let resolv = match self.ctx.config.cluster_dns {
-            Some(dns) => Some(write(
-                "resolv.conf",
-                etc_files::resolv_conf(
-                    dns.into(),
-                    &self.id.namespace,
-                    &self.ctx.config.cluster_domain,
-                ),
-            )?),
-            None => None,
-        };
+        let node_resolv = dns::ResolvConf::read(&config.resolv_conf).map_err(|e| e.to_string())?;
+        let spec = &self.pod.spec;
+        let resolv_conf = dns::pod_resolv_conf(
+            spec.dns_policy.unwrap_or_default(),
+            spec.dns_config.as_ref(),
+            &self.id.namespace,
+            config.cluster_dns.map(Into::into),
+            &config.cluster_domain,
+            &node_resolv,
+        );
+        let resolv = write("resolv.conf", resolv_conf.render())?;
         Ok(EtcFiles {
             hosts,
             hostname: hostname_path,
@@ -707,7 +712,7 @@ impl PodRun {
 struct EtcFiles {
     hosts: PathBuf,
     hostname: PathBuf,
-    resolv: Option<PathBuf>,
+    resolv: PathBuf,
 }
 
 /// Log files of a container's instances (`N.log`), oldest first.

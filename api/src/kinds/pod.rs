@@ -71,6 +71,73 @@ pub struct PodSpec {
     /// The node the pod is bound to (set by the scheduler, or by the user to bypass it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    /// How the pod's `/etc/resolv.conf` is made (default `ClusterFirst`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<DnsPolicy>,
+    /// Nameservers, search domains and options merged into those the policy gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_config: Option<PodDnsConfig>,
+    /// The pod's hostname (a DNS-1123 label; default: the pod's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The pod's subdomain (a DNS-1123 label): its FQDN becomes
+    /// `HOSTNAME.SUBDOMAIN.NAMESPACE.svc.CLUSTER_DOMAIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdomain: Option<String>,
+}
+
+/// How a pod's `/etc/resolv.conf` is made (Kubernetes' `dnsPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DnsPolicy {
+    /// The cluster DNS server, the namespace's, services' and cluster's search
+    /// domains before the node's, `ndots:5`.
+    #[default]
+    ClusterFirst,
+    /// As `ClusterFirst` for pods on the host's network (jotasu has none, so
+    /// it is `ClusterFirst`).
+    ClusterFirstWithHostNet,
+    /// The node's own resolv.conf.
+    Default,
+    /// Only the pod's `dnsConfig` (which must name a nameserver).
+    None,
+}
+
+impl fmt::Display for DnsPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DnsPolicy::ClusterFirst => "ClusterFirst",
+            DnsPolicy::ClusterFirstWithHostNet => "ClusterFirstWithHostNet",
+            DnsPolicy::Default => "Default",
+            DnsPolicy::None => "None",
+        })
+    }
+}
+
+/// DNS settings of a pod, merged into those its `dnsPolicy` gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDnsConfig {
+    /// Nameserver IP addresses (at most 3 in all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    /// Search domains (at most 32, 2048 characters in all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<String>,
+    /// Resolver options; one given here replaces the policy's of the same name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<PodDnsConfigOption>,
+}
+
+/// One resolver option (`ndots:2` is `{name: ndots, value: "2"}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDnsConfigOption {
+    /// The option's name (required).
+    #[serde(default)]
+    pub name: String,
+    /// Its value, if it takes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// When a pod's containers are restarted.

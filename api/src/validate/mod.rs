@@ -3,6 +3,7 @@
 
 mod autoscaling;
 mod config;
+mod dns;
 mod meta;
 pub mod names;
 mod node;

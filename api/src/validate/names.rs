@@ -1,5 +1,5 @@
 //! Name and key syntax rules (DNS-1123, DNS-1035, IANA service names, label
-//! keys and values, ConfigMap keys, IPv4). Each returns the rule's message.
+//! keys and values, ConfigMap keys, IP addresses). Each returns the rule's message.
 
 /// Maximum length of a DNS-1123 label.
 pub const DNS1123_LABEL_MAX: usize = 63;
@@ -208,6 +208,13 @@ pub fn ipv4(s: &str) -> Result<(), String> {
     s.parse::<std::net::Ipv4Addr>()
         .map(|_| ())
         .map_err(|_| "must be a valid IPv4 address".into())
+}
+
+/// An IPv4 or IPv6 address.
+pub fn ip(s: &str) -> Result<(), String> {
+    s.parse::<std::net::IpAddr>()
+        .map(|_| ())
+        .map_err(|_| "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into())
 }
 
 /// An IPv4 CIDR such as `10.244.1.0/24`, with no host bits set.

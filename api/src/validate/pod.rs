@@ -1,5 +1,5 @@
 //! Pod spec rules: containers, ports, env, probes, resources, volumes,
-//! tolerations, node selector.
+//! tolerations, node selector (DNS fields in [`super::dns`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +89,7 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldErr
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         name(names::dns1123_subdomain, n, &path.field("nodeName"), errs);
     }
+    super::dns::pod_dns(spec, path, errs);
 }
 
 /// Checks volumes; returns their names.
