@@ -334,4 +334,4 @@ impl DnsIndex {
 
 #[cfg(test)]
 #[path = "index_tests.rs"]
-mod tests;
+pub(crate) mod tests;
