@@ -97,6 +97,10 @@ pub fn answer(index: &DnsIndex, query: &Message) -> Answer {
     if query.metadata.op_code != OpCode::Query {
         return Answer::Reply(reply_to(query, ResponseCode::NotImp));
     }
+    if query.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        // RFC 6891 §6.1.3: only EDNS version 0 is spoken here.
+        return Answer::Reply(reply_to(query, ResponseCode::BADVERS));
+    }
     let [question] = query.queries.as_slice() else {
         return Answer::Reply(reply_to(query, ResponseCode::FormErr));
     };

@@ -179,6 +179,21 @@ fn malformed_queries_are_formerr() {
     assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
 }
 
+#[test]
+fn edns_versions_above_zero_are_badvers() {
+    let mut q = query_for(12, "web.shop.svc.cluster.local", T::A).expect("query");
+    let mut edns = Edns::new();
+    edns.set_version(1);
+    q.edns = Some(edns);
+    let Answer::Reply(m) = answer(&index(), &q) else {
+        panic!("forwarded")
+    };
+    let back = parse(&encode(&m, UDP_MIN).expect("encode")).expect("parse");
+    // 16 on the wire (BADVERS and BADSIG share the value).
+    assert_eq!(u16::from(back.metadata.response_code), 16);
+    assert!(back.edns.is_some());
+}
+
 /// A query header (id 0x1234, RD) with one question, then `question`.
 fn wire(question: &[u8]) -> Vec<u8> {
     let mut b = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
