@@ -15,6 +15,7 @@ pub mod config;
 pub mod containerd;
 pub mod credentials;
 pub mod datapath;
+pub mod dns;
 pub mod exec;
 pub mod metrics;
 pub mod network;
