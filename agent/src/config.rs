@@ -48,6 +48,8 @@ pub struct Config {
     pub resolv_conf: PathBuf,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Port of the node's resolver on the node's address (0: none).
+    pub dns_port: u16,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
     pub insecure_registries: Vec<String>,
     /// The OCI runtime containers run with (`auto`: crun when it can, else runc).

@@ -76,12 +76,29 @@ pub fn services_of(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<jotasu_e
     out
 }
 
-/// Everything the view asks the data plane to balance.
-pub fn desired(view: &ClusterView) -> Vec<jotasu_ebpf::Service> {
+/// The cluster DNS address and this node's resolver: the node answers
+/// its own pods (no cross-node hop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDns {
+    /// The cluster DNS Service's address (10.96.0.10).
+    pub vip: Ipv4Addr,
+    /// This node's resolver.
+    pub resolver: SocketAddrV4,
+}
+
+/// Everything the view asks the data plane to balance; the cluster DNS
+/// address's port 53 (UDP and TCP) goes to this node's resolver alone.
+pub fn desired(view: &ClusterView, local_dns: Option<LocalDns>) -> Vec<jotasu_ebpf::Service> {
     let mut all: BTreeMap<Frontend, jotasu_ebpf::Service> = BTreeMap::new();
     for (key, svc) in &view.services {
         let eps = view.endpoints.get::<Key>(key);
-        for s in services_of(svc, eps) {
+        for mut s in services_of(svc, eps) {
+            if let Some(dns) = local_dns
+                && s.frontend.vip == dns.vip
+                && s.frontend.port == 53
+            {
+                s.backends = vec![dns.resolver];
+            }
             all.insert(s.frontend, s);
         }
     }
@@ -138,6 +155,7 @@ pub async fn sync_loop(
     view: SharedView,
     services: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
+    local_dns: Option<LocalDns>,
     stop: watch::Receiver<bool>,
 ) {
     reprogram_on_change(
@@ -148,7 +166,7 @@ pub async fn sync_loop(
         metrics,
         stop,
         |dp, v| {
-            let s = dp.reconcile(&desired(v))?;
+            let s = dp.reconcile(&desired(v, local_dns))?;
             if s.added + s.updated + s.removed > 0 {
                 debug!(
                     added = s.added,
@@ -260,5 +278,50 @@ mod tests {
         let out = services_of(&svc(Some("10.96.0.21"), &[(None, 80)]), None);
         assert_eq!(out.len(), 1);
         assert!(out[0].backends.is_empty(), "no endpoints: the VIP refuses");
+    }
+
+    #[test]
+    fn the_cluster_dns_address_goes_to_this_nodes_resolver_alone() {
+        let mut view = ClusterView::default();
+        view.services.insert(
+            ("kube-system".into(), "kube-dns".into()),
+            svc(
+                Some("10.96.0.10"),
+                &[(Some("dns"), 53), (Some("other"), 9153)],
+            ),
+        );
+        view.services.insert(
+            ("default".into(), "web".into()),
+            svc(Some("10.96.0.21"), &[(None, 53)]),
+        );
+        let resolver = SocketAddrV4::new(Ipv4Addr::new(192, 168, 77, 10), 53);
+        let dns = LocalDns {
+            vip: Ipv4Addr::new(10, 96, 0, 10),
+            resolver,
+        };
+        let all = desired(&view, Some(dns));
+        let backends = |vip: [u8; 4], port: u16| {
+            all.iter()
+                .find(|s| s.frontend.vip == Ipv4Addr::from(vip) && s.frontend.port == port)
+                .map(|s| s.backends.clone())
+        };
+        assert_eq!(backends([10, 96, 0, 10], 53), Some(vec![resolver]));
+        assert_eq!(
+            backends([10, 96, 0, 10], 9153),
+            Some(vec![]),
+            "other ports are as the Endpoints say"
+        );
+        assert_eq!(
+            backends([10, 96, 0, 21], 53),
+            Some(vec![]),
+            "other Services' port 53 is theirs"
+        );
+        assert_eq!(
+            desired(&view, None)
+                .iter()
+                .map(|s| s.backends.len())
+                .sum::<usize>(),
+            0
+        );
     }
 }

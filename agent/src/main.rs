@@ -103,6 +103,10 @@ struct Args {
     /// none (such pods then get the node's resolv.conf).
     #[arg(long, default_value = "10.96.0.10")]
     cluster_dns: String,
+    /// Port of the node's resolver on the node's address: the cluster DNS
+    /// address reaches it for this node's pods (0: no resolver).
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
     /// The node's resolv.conf: what Default pods get, and the search
     /// domains ClusterFirst pods get after the cluster's.
     #[arg(long, default_value = "/etc/resolv.conf")]
@@ -183,6 +187,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             .transpose()
             .with_context(|| format!("--cluster-dns {:?}", args.cluster_dns))?,
         resolv_conf: args.resolv_conf.clone(),
+        dns_port: args.dns_port,
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),

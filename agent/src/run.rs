@@ -22,7 +22,7 @@ use crate::node::{NodeFacts, capacity, heartbeat_loop, register};
 use crate::pods::{Manager, NodeContext, Registry};
 use crate::server::NodePort;
 use crate::watch::{ClusterView, Generations, WatchStatus, follow};
-use crate::{datapath, metrics, oci_runtime, overlay, server};
+use crate::{datapath, dns, metrics, oci_runtime, overlay, server};
 
 /// The node's port is served with the node's certificate: an agent
 /// without one (on the local socket, not joined) cannot serve it.
@@ -146,11 +146,48 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         status_tx,
         stop.clone(),
     ));
+    // The node's resolver answers its pods on the cluster DNS address.
+    let local_dns = config
+        .cluster_dns
+        .filter(|_| config.dns_port != 0)
+        .map(|vip| datapath::LocalDns {
+            vip,
+            resolver: std::net::SocketAddrV4::new(config.node_ip, config.dns_port),
+        });
+    if let Some(dns) = local_dns {
+        let node_conf = std::fs::read_to_string(&config.resolv_conf).unwrap_or_default();
+        let settings = dns::server::DnsSettings {
+            listen: dns.resolver.into(),
+            domain: config.cluster_domain.clone(),
+            service_cidr: None,
+            upstreams: dns::server::upstreams(&node_conf, &[dns.vip.into()]),
+        };
+        let index: dns::server::SharedIndex = Arc::new(RwLock::new(Arc::new(dns::DnsIndex::new(
+            &settings.domain,
+            None,
+            Vec::new(),
+        ))));
+        tasks.spawn(dns::server::index_loop(
+            Arc::clone(&index),
+            Arc::clone(&view),
+            settings.clone(),
+            gens.services.subscribe(),
+            gens.nodes.subscribe(),
+            stop.clone(),
+        ));
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = dns::server::serve(index, settings, stop).await {
+                error!(error = %e, "the node's resolver failed");
+            }
+        });
+    }
     tasks.spawn(datapath::sync_loop(
         Arc::clone(&dp),
         Arc::clone(&view),
         services_gen,
         Arc::clone(&metrics),
+        local_dns,
         stop.clone(),
     ));
     tasks.spawn(overlay::sync_loop(

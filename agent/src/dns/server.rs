@@ -1,0 +1,261 @@
+//! The node's resolver: answers its pods' DNS queries on the node's
+//! address (UDP and TCP port 53 by default), from a [`DnsIndex`] rebuilt
+//! whenever the node's view of Services, Endpoints or Nodes changes. The
+//! cluster DNS address (10.96.0.10) reaches it because the agent programs
+//! that Service with this node's resolver as its only backend. Names
+//! outside the cluster domain are forwarded to the node's upstream
+//! resolvers. Malformed queries get FORMERR or are dropped; nothing a
+//! query holds stops the server.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
+use super::index::DnsIndex;
+use crate::watch::SharedView;
+
+/// How long a forwarded query waits for its upstream.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a TCP client may take to send its query.
+const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest DNS message (TCP's 16-bit length).
+const MAX_MESSAGE: usize = 65_535;
+/// TCP connections served at once.
+const MAX_TCP: usize = 256;
+
+/// The index the server answers from, replaced whole on every rebuild.
+pub type SharedIndex = Arc<RwLock<Arc<DnsIndex>>>;
+
+/// What the resolver serves.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    /// Where it listens (the node's address, port 53).
+    pub listen: SocketAddr,
+    /// The cluster domain.
+    pub domain: String,
+    /// The service range, for reverse lookups of unknown cluster IPs.
+    pub service_cidr: Option<Ipv4Network>,
+    /// Where other names go (the node's resolv.conf nameservers).
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// The resolver could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cluster DNS: cannot listen on {addr}: {source}")]
+pub struct DnsServeError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Rebuilds `index` from `view` whenever its Services, Endpoints (`services`)
+/// or Nodes (`nodes`: their pod CIDRs) change, until `stop`.
+pub async fn index_loop(
+    index: SharedIndex,
+    view: SharedView,
+    settings: DnsSettings,
+    mut services: watch::Receiver<u64>,
+    mut nodes: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut serial: u32 = 1;
+    loop {
+        tokio::select! {
+            r = services.changed() => if r.is_err() { return },
+            r = nodes.changed() => if r.is_err() { return },
+            () = crate::stopped(&mut stop) => return,
+        }
+        serial = serial.wrapping_add(1);
+        let built = {
+            let v = view.read().unwrap_or_else(PoisonError::into_inner);
+            DnsIndex::build(&v, &settings.domain, settings.service_cidr).with_serial(serial)
+        };
+        *index.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(built);
+        debug!(serial, "cluster DNS names rebuilt");
+    }
+}
+
+/// The reply to the query in `bytes` (`limit`: the transport's size cap;
+/// `None` for UDP, which uses the query's own EDNS size), or `None` when
+/// nothing should be sent back.
+async fn respond(
+    index: &SharedIndex,
+    settings: &DnsSettings,
+    bytes: &[u8],
+    tcp: bool,
+) -> Option<Vec<u8>> {
+    let query = match parse(bytes) {
+        Ok(q) => q,
+        Err(_) => {
+            let formerr = reply_to_malformed(bytes)?;
+            return encode(&formerr, MAX_MESSAGE).ok();
+        }
+    };
+    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
+    match answer(&current, &query) {
+        Answer::Reply(reply) => {
+            let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
+            encode(&reply, limit).ok()
+        }
+        Answer::Forward => forward(&settings.upstreams, bytes, tcp).await,
+    }
+}
+
+/// Sends `bytes` to the upstreams in turn; the first answer (`None` when
+/// none answers: the client times out and retries, as with any resolver).
+async fn forward(upstreams: &[SocketAddr], bytes: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    for upstream in upstreams {
+        let got = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
+            if tcp {
+                let mut s = TcpStream::connect(upstream).await?;
+                let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
+                s.write_all(&len.to_be_bytes()).await?;
+                s.write_all(bytes).await?;
+                let n = usize::from(s.read_u16().await?);
+                let mut buf = vec![0; n];
+                s.read_exact(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            } else {
+                let bind: SocketAddr = if upstream.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    ([0u16; 8], 0).into()
+                };
+                let s = UdpSocket::bind(bind).await?;
+                s.connect(upstream).await?;
+                s.send(bytes).await?;
+                let mut buf = vec![0; MAX_MESSAGE];
+                let n = s.recv(&mut buf).await?;
+                buf.truncate(n);
+                Ok(buf)
+            }
+        })
+        .await;
+        match got {
+            Ok(Ok(reply)) => return Some(reply),
+            Ok(Err(e)) => debug!(%upstream, error = %e, "upstream resolver failed"),
+            Err(_) => debug!(%upstream, "upstream resolver timed out"),
+        }
+    }
+    None
+}
+
+/// Serves DNS on `settings.listen` (UDP and TCP) until `stop`.
+pub async fn serve(
+    index: SharedIndex,
+    settings: DnsSettings,
+    stop: watch::Receiver<bool>,
+) -> Result<(), DnsServeError> {
+    let addr = settings.listen;
+    let err = |source| DnsServeError { addr, source };
+    let udp = Arc::new(UdpSocket::bind(addr).await.map_err(err)?);
+    let tcp = TcpListener::bind(addr).await.map_err(err)?;
+    info!(%addr, domain = %settings.domain, upstreams = ?settings.upstreams, "cluster DNS listening");
+    let settings = Arc::new(settings);
+    let udp_task = {
+        let (index, settings, mut stop) = (index.clone(), Arc::clone(&settings), stop.clone());
+        async move {
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            loop {
+                let (n, peer) = tokio::select! {
+                    r = udp.recv_from(&mut buf) => match r {
+                        Ok(x) => x,
+                        Err(e) => { warn!(error = %e, "cluster DNS: receiving"); continue; }
+                    },
+                    () = crate::stopped(&mut stop) => return,
+                };
+                let query = buf[..n].to_vec();
+                let (index, settings, udp) =
+                    (index.clone(), Arc::clone(&settings), Arc::clone(&udp));
+                tokio::spawn(async move {
+                    if let Some(reply) = respond(&index, &settings, &query, false).await {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
+                });
+            }
+        }
+    };
+    let tcp_task = {
+        let (index, settings, mut stop) = (index, Arc::clone(&settings), stop);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
+        async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = tcp.accept() => match r {
+                        Ok(x) => x,
+                        Err(e) => { warn!(error = %e, "cluster DNS: accepting"); continue; }
+                    },
+                    () = crate::stopped(&mut stop) => return,
+                };
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    continue;
+                };
+                let (index, settings) = (index.clone(), Arc::clone(&settings));
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = serve_tcp(stream, &index, &settings).await;
+                });
+            }
+        }
+    };
+    tokio::join!(udp_task, tcp_task);
+    Ok(())
+}
+
+/// One TCP client: length-prefixed queries until it closes or idles.
+async fn serve_tcp(
+    mut stream: TcpStream,
+    index: &SharedIndex,
+    settings: &DnsSettings,
+) -> std::io::Result<()> {
+    loop {
+        let Ok(len) = tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_u16()).await else {
+            return Ok(());
+        };
+        let mut query = vec![0; usize::from(len?)];
+        tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_exact(&mut query))
+            .await
+            .map_err(std::io::Error::other)??;
+        let Some(reply) = respond(index, settings, &query, true).await else {
+            return Ok(());
+        };
+        let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;
+        stream.write_all(&len.to_be_bytes()).await?;
+        stream.write_all(&reply).await?;
+    }
+}
+
+/// The nameservers of a resolv.conf text, as socket addresses on port 53,
+/// leaving out `exclude` (the cluster DNS address, which would loop).
+pub fn upstreams(resolv_conf: &str, exclude: &[std::net::IpAddr]) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !exclude.contains(ip))
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_come_from_the_nodes_resolv_conf() {
+        let text = "search example\nnameserver 192.0.2.53\nnameserver 10.96.0.10\n# nameserver 1.1.1.1\noptions ndots:1\n";
+        let dns: std::net::IpAddr = "10.96.0.10".parse().unwrap();
+        assert_eq!(
+            upstreams(text, &[dns]),
+            vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        );
+    }
+}
