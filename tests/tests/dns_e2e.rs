@@ -86,6 +86,31 @@ async fn pods_resolve_services_by_name_from_their_node() {
     // An unknown name in the cluster domain: NXDOMAIN.
     let (code, out) = nslookup(&h, "nope.default.svc.cluster.local");
     assert_ne!(code, 0, "{out}");
+    // Another host of the underlay (the control plane's namespace) gets
+    // REFUSED: the node's resolver is its pods', not an open resolver.
+    let node_ip = h.cluster.nodes()[0].ip();
+    let rcode = jotasu_dev::netns::run_in(&h.cluster.plan().control_plane_netns(), move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut query = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in "kube-dns.kube-system.svc.cluster.local".split('.') {
+            query.push(u8::try_from(label.len()).unwrap());
+            query.extend_from_slice(label.as_bytes());
+        }
+        query.extend_from_slice(&[0, 0, 1, 0, 1]);
+        socket.send_to(&query, (node_ip, 53)).unwrap();
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).unwrap_or(0);
+        (n >= 12 && buf[..2] == [0xbe, 0xef]).then_some(buf[3] & 0x0f)
+    })
+    .unwrap();
+    assert_eq!(
+        rcode,
+        Some(5),
+        "REFUSED to a host outside the cluster's pods"
+    );
     // A Service deleted is gone from DNS.
     h.ctl(&["delete", "service", "web"]);
     eventually(

@@ -7,7 +7,7 @@
 //! resolvers. Malformed queries get FORMERR or are dropped; nothing a
 //! query holds stops the server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -89,9 +89,15 @@ pub async fn index_loop(
 async fn respond(
     index: &SharedIndex,
     settings: &DnsSettings,
+    peer: SocketAddr,
     bytes: &[u8],
     tcp: bool,
 ) -> Option<Vec<u8>> {
+    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
+    if !may_ask(&current, settings.listen.ip(), peer.ip()) {
+        debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
+        return encode(&refused(bytes)?, MAX_MESSAGE).ok();
+    }
     let query = match parse(bytes) {
         Ok(q) => q,
         Err(_) => {
@@ -99,7 +105,6 @@ async fn respond(
             return encode(&formerr, MAX_MESSAGE).ok();
         }
     };
-    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
     match answer(&current, &query) {
         Answer::Reply(reply) => {
             let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
@@ -107,6 +112,25 @@ async fn respond(
         }
         Answer::Forward => forward(&settings.upstreams, bytes, tcp).await,
     }
+}
+
+/// Whether `peer` may use this resolver: the cluster's pods (their
+/// CIDRs) and the node itself. Anyone else on the underlay would otherwise
+/// have an open forwarding resolver.
+pub fn may_ask(index: &DnsIndex, node: IpAddr, peer: IpAddr) -> bool {
+    peer.is_loopback()
+        || peer == node
+        || match peer {
+            IpAddr::V4(v4) => index.owns_address(v4),
+            IpAddr::V6(_) => false,
+        }
+}
+
+/// REFUSED for the query in `bytes` (its id and RD kept), if it has a header.
+fn refused(bytes: &[u8]) -> Option<hickory_proto::op::Message> {
+    let mut reply = reply_to_malformed(bytes)?;
+    reply.metadata.response_code = hickory_proto::op::ResponseCode::Refused;
+    Some(reply)
 }
 
 /// Sends `bytes` to the upstreams in turn; the first answer (`None` when
@@ -176,7 +200,7 @@ pub async fn serve(
                 let (index, settings, udp) =
                     (index.clone(), Arc::clone(&settings), Arc::clone(&udp));
                 tokio::spawn(async move {
-                    if let Some(reply) = respond(&index, &settings, &query, false).await {
+                    if let Some(reply) = respond(&index, &settings, peer, &query, false).await {
                         let _ = udp.send_to(&reply, peer).await;
                     }
                 });
@@ -188,7 +212,7 @@ pub async fn serve(
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP));
         async move {
             loop {
-                let (stream, _) = tokio::select! {
+                let (stream, peer) = tokio::select! {
                     r = tcp.accept() => match r {
                         Ok(x) => x,
                         Err(e) => { warn!(error = %e, "cluster DNS: accepting"); continue; }
@@ -201,7 +225,7 @@ pub async fn serve(
                 let (index, settings) = (index.clone(), Arc::clone(&settings));
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = serve_tcp(stream, &index, &settings).await;
+                    let _ = serve_tcp(stream, peer, &index, &settings).await;
                 });
             }
         }
@@ -213,6 +237,7 @@ pub async fn serve(
 /// One TCP client: length-prefixed queries until it closes or idles.
 async fn serve_tcp(
     mut stream: TcpStream,
+    peer: SocketAddr,
     index: &SharedIndex,
     settings: &DnsSettings,
 ) -> std::io::Result<()> {
@@ -224,7 +249,7 @@ async fn serve_tcp(
         tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_exact(&mut query))
             .await
             .map_err(std::io::Error::other)??;
-        let Some(reply) = respond(index, settings, &query, true).await else {
+        let Some(reply) = respond(index, settings, peer, &query, true).await else {
             return Ok(());
         };
         let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;
@@ -248,6 +273,35 @@ pub fn upstreams(resolv_conf: &str, exclude: &[std::net::IpAddr]) -> Vec<SocketA
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_clusters_pods_and_the_node_may_ask() {
+        let index = DnsIndex::new(
+            "cluster.local",
+            None,
+            vec!["10.244.1.0/24".parse().unwrap()],
+        );
+        let node: IpAddr = "192.168.77.10".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(may_ask(&index, node, ip("10.244.1.7")));
+        assert!(may_ask(&index, node, node));
+        assert!(may_ask(&index, node, ip("127.0.0.1")));
+        assert!(
+            !may_ask(&index, node, ip("192.168.77.1")),
+            "another host of the underlay"
+        );
+        assert!(
+            !may_ask(&index, node, ip("10.244.9.7")),
+            "no node has that CIDR"
+        );
+        let query = [0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        let r = refused(&query).unwrap();
+        assert_eq!(r.metadata.id, 0x1234);
+        assert_eq!(
+            r.metadata.response_code,
+            hickory_proto::op::ResponseCode::Refused
+        );
+    }
 
     #[test]
     fn upstreams_come_from_the_nodes_resolv_conf() {
