@@ -32,6 +32,9 @@ struct Cli {
     requests: usize,
 }
 
+/// The demo's Service, which the client reaches by name.
+const SERVICE: &str = "hello";
+
 const APP: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -158,8 +161,9 @@ impl Demo {
         })
     }
 
-    /// Requests from the client pod to the VIP; prints who answered, on which node.
-    async fn requests(&self, vip: &str, n: usize) -> anyhow::Result<()> {
+    /// Requests from the client pod to `target` (the Service's name); prints
+    /// who answered, on which node.
+    async fn requests(&self, target: &str, n: usize) -> anyhow::Result<()> {
         let node_of: BTreeMap<String, String> = self
             .pods("app=hello")
             .await?
@@ -171,10 +175,10 @@ impl Demo {
                 )
             })
             .collect();
-        println!("$ jotactl exec client -- sh -c 'for i in $(seq {n}); do … nc {vip} 80; done'");
+        println!("$ jotactl exec client -- sh -c 'for i in $(seq {n}); do … nc {target} 80; done'");
         // HTTP/1.0 over busybox nc (busybox-static's wget crashes: static glibc).
         let script = format!(
-            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {vip} 80 | tail -n 1; done"
+            "for i in $(seq {n}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {target} 80 | tail -n 1; done"
         );
         let answers = self.run(&["exec", "client", "--", "sh", "-c", &script])?;
         for (i, line) in answers.lines().enumerate() {
@@ -254,11 +258,11 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         .get(&ObjectRef {
             kind: Kind::Service,
             namespace: Some("default".into()),
-            name: "hello".into(),
+            name: SERVICE.into(),
         })
         .await
     else {
-        bail!("service hello is missing");
+        bail!("service {SERVICE} is missing");
     };
     let vip = svc
         .spec
@@ -267,10 +271,10 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
 
     signals::check()?;
     step(&format!(
-        "{} requests from the client pod to http://{vip}/ — round-robin over pods on every node (eBPF balancing, VXLAN overlay between nodes)",
+        "{} requests from the client pod to http://hello/ — the Service by name (answered by the client's own node: {vip}), round-robin over pods on every node (eBPF balancing, VXLAN overlay between nodes)",
         cli.requests
     ));
-    d.requests(&vip, cli.requests).await?;
+    d.requests(SERVICE, cli.requests).await?;
 
     signals::check()?;
     let out_to = cli.replicas + 3;
@@ -321,7 +325,7 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
         d.endpoints().await?
     );
     d.show(&["get", "nodes"])?;
-    d.requests(&vip, cli.requests).await?;
+    d.requests(SERVICE, cli.requests).await?;
     d.settle("app=hello", cli.replicas, Some(&victim)).await?;
     println!(
         "{:.1} s: its pods were evicted and replaced on the other nodes",
@@ -329,7 +333,7 @@ async fn demo(cli: &Cli) -> anyhow::Result<()> {
     );
     d.show(&["get", "pods", "-o", "wide"])?;
     d.spread().await?;
-    d.requests(&vip, cli.requests).await?;
+    d.requests(SERVICE, cli.requests).await?;
 
     step("removing the app");
     let out = d.ctl.pipe(&d.server, &["delete", "-f", "-"], &manifest);
