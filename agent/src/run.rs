@@ -155,7 +155,11 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             resolver: std::net::SocketAddrV4::new(config.node_ip, config.dns_port),
         });
     if let Some(dns) = local_dns {
-        let node_conf = std::fs::read_to_string(&config.resolv_conf).unwrap_or_default();
+        let node_conf =
+            crate::pod::dns::ResolvConf::read(&config.resolv_conf).unwrap_or_else(|e| {
+                warn!(error = %e, "the node's resolver forwards nowhere");
+                crate::pod::dns::ResolvConf::default()
+            });
         let settings = dns::server::DnsSettings {
             listen: dns.resolver.into(),
             domain: config.cluster_domain.clone(),

@@ -13,6 +13,20 @@ use crate::cluster::{ClusterOptions, LocalCluster};
 use crate::jotactl::Ctl;
 use crate::wait::eventually;
 
+/// A busybox pod `client` that sleeps: where tests run their clients.
+pub const CLIENT_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: jotasu.local/busybox:latest
+    command: ["sleep", "3600"]
+"#;
+
 /// A generous bound for anything to settle on a loaded 2-core CI machine.
 pub const SETTLE: Duration = Duration::from_secs(90);
 
@@ -53,6 +67,15 @@ impl Harness {
             ctl: Ctl::new(),
             server,
         }
+    }
+
+    /// Applies [`CLIENT_POD`] and waits until it runs.
+    pub async fn client_pod(&self) -> Pod {
+        self.apply(CLIENT_POD);
+        eventually("the client pod running", SETTLE, || async {
+            self.pod("client").await.filter(ready)
+        })
+        .await
     }
 
     /// `jotactl ARGS` that must succeed; its stdout.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::e2e::{Harness, SETTLE, ready};
+use jotasu_tests::e2e::Harness;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
 
@@ -17,17 +17,6 @@ spec:
   selector: {app: web}
   ports:
   - {name: http, port: 80, targetPort: 80}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: sh
-    image: jotasu.local/busybox:latest
-    command: ["sleep", "3600"]
 "#;
 
 /// `nslookup NAME` in the client pod: (exit code, output).
@@ -45,10 +34,7 @@ async fn pods_resolve_services_by_name_from_their_node() {
     }
     let h = Harness::start(ClusterOptions::default()).await;
     h.apply(APP);
-    eventually("the client pod running", SETTLE, || async {
-        h.pod("client").await.filter(ready)
-    })
-    .await;
+    h.client_pod().await;
     let resolv = h.ctl(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
     assert!(

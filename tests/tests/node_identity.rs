@@ -19,22 +19,9 @@ use jotasu_api::meta::ConditionStatus;
 use jotasu_api::{Kind, Object, ObjectRef};
 use jotasu_controlplane::apiserver::proxy::AgentTls;
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::e2e::{Harness, SETTLE, netns_of, ready};
+use jotasu_tests::e2e::{Harness, SETTLE, netns_of};
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
-
-const CLIENT: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: client
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: sh
-    image: jotasu.local/busybox:latest
-    command: ["sleep", "3600"]
-"#;
 
 /// Lifetime of the node certificates the control plane signs here.
 const SIGNING: &str = "40s";
@@ -255,11 +242,7 @@ async fn a_node_renews_its_certificate_restarts_without_its_token_and_refuses_po
         .controlplane_args
         .extend(["--cluster-signing-duration".into(), SIGNING.into()]);
     let mut h = Harness::start(options).await;
-    h.apply(CLIENT);
-    let pod = eventually("the client pod running", SETTLE, || async {
-        h.pod("client").await.filter(ready)
-    })
-    .await;
+    let pod = h.client_pod().await;
     let node = h.cluster.nodes()[0].name().to_owned();
     let node_ip = h.cluster.nodes()[0].ip();
     let pki = NodePki::new(h.cluster.nodes()[0].state_dir());

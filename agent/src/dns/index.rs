@@ -75,18 +75,21 @@ pub fn reverse_name(ip: Ipv4Addr) -> String {
 /// The address a full reverse name stands for (`None` for partial names).
 pub fn parse_reverse(name: &str) -> Option<Ipv4Addr> {
     let rest = name.strip_suffix(REVERSE_ZONE)?.strip_suffix('.')?;
-    let octets: Vec<u8> = rest
-        .split('.')
+    let [d, c, b, a] = octets(rest, '.')?;
+    Some(Ipv4Addr::new(a, b, c, d))
+}
+
+/// Four decimal octets separated by `sep`, without leading zeros.
+fn octets(text: &str, sep: char) -> Option<[u8; 4]> {
+    let octets: Vec<u8> = text
+        .split(sep)
         .map(|l| {
             l.parse()
                 .ok()
                 .filter(|_| l.len() == 1 || !l.starts_with('0'))
         })
         .collect::<Option<_>>()?;
-    match octets[..] {
-        [d, c, b, a] => Some(Ipv4Addr::new(a, b, c, d)),
-        _ => None,
-    }
+    octets.try_into().ok()
 }
 
 /// The dashed form of an address, `a-b-c-d`.
@@ -95,18 +98,7 @@ pub fn dashed(ip: Ipv4Addr) -> String {
 }
 
 fn undashed(label: &str) -> Option<Ipv4Addr> {
-    let octets: Vec<u8> = label
-        .split('-')
-        .map(|l| {
-            l.parse()
-                .ok()
-                .filter(|_| l.len() == 1 || !l.starts_with('0'))
-        })
-        .collect::<Option<_>>()?;
-    match octets[..] {
-        [a, b, c, d] => Some(Ipv4Addr::new(a, b, c, d)),
-        _ => None,
-    }
+    octets(label, '-').map(Ipv4Addr::from)
 }
 
 fn proto_label(p: Option<Protocol>) -> &'static str {

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
 use super::index::DnsIndex;
+use crate::pod::dns::ResolvConf;
 use crate::watch::SharedView;
 
 /// How long a forwarded query waits for its upstream.
@@ -258,13 +259,13 @@ async fn serve_tcp(
     }
 }
 
-/// The nameservers of a resolv.conf text, as socket addresses on port 53,
-/// leaving out `exclude` (the cluster DNS address, which would loop).
-pub fn upstreams(resolv_conf: &str, exclude: &[std::net::IpAddr]) -> Vec<SocketAddr> {
-    resolv_conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+/// The nameservers of the node's resolv.conf as socket addresses on port
+/// 53, leaving out `exclude` (the cluster DNS address, which would loop).
+pub fn upstreams(node_conf: &ResolvConf, exclude: &[IpAddr]) -> Vec<SocketAddr> {
+    node_conf
+        .nameservers
+        .iter()
+        .filter_map(|ip| ip.parse::<IpAddr>().ok())
         .filter(|ip| !exclude.contains(ip))
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
@@ -306,9 +307,9 @@ mod tests {
     #[test]
     fn upstreams_come_from_the_nodes_resolv_conf() {
         let text = "search example\nnameserver 192.0.2.53\nnameserver 10.96.0.10\n# nameserver 1.1.1.1\noptions ndots:1\n";
-        let dns: std::net::IpAddr = "10.96.0.10".parse().unwrap();
+        let dns: IpAddr = "10.96.0.10".parse().unwrap();
         assert_eq!(
-            upstreams(text, &[dns]),
+            upstreams(&ResolvConf::parse(text), &[dns]),
             vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
         );
     }

@@ -105,7 +105,7 @@ impl Attributes {
     pub fn of_kind(verb: &str, kind: Kind, namespace: Option<&str>, name: Option<&str>) -> Self {
         Self {
             verb: verb.to_owned(),
-            api_group: group_of(kind).to_owned(),
+            api_group: kind.group().to_owned(),
             resource: kind.plural().to_owned(),
             subresource: String::new(),
             namespace: namespace
@@ -129,11 +129,6 @@ impl Attributes {
             format!("{}/{}", self.resource, self.subresource)
         }
     }
-}
-
-/// The API group of a kind (`""` for the core group): [`Kind::group`].
-pub fn group_of(kind: Kind) -> &'static str {
-    kind.group()
 }
 
 /// The answer of an authorizer.
@@ -252,8 +247,6 @@ mod tests {
         assert!(n.in_group(AUTHENTICATED));
         assert_eq!(UserInfo::new("system:node:n1", ["devs"]).node(), None);
         assert!(UserInfo::local_admin().in_group(MASTERS));
-        assert_eq!(group_of(Kind::Pod), "");
-        assert_eq!(group_of(Kind::Deployment), "apps");
-        assert_eq!(group_of(Kind::RoleBinding), "rbac.authorization.k8s.io");
+        assert_eq!(Kind::RoleBinding.group(), "rbac.authorization.k8s.io");
     }
 }

@@ -9,7 +9,7 @@ use tonic::Request;
 use tonic::transport::server::UdsConnectInfo;
 
 use super::attributes::UserInfo;
-use super::token::{BootstrapToken, TokenError};
+use super::token::BootstrapToken;
 
 /// Largest `authorization` header read.
 const MAX_AUTHORIZATION: usize = 4096;
@@ -65,7 +65,6 @@ pub fn presented<T>(request: &Request<T>) -> Presented {
     };
     match BootstrapToken::parse(token) {
         Ok(t) => Presented::Token(t),
-        Err(TokenError::Malformed) => Presented::Invalid(TokenError::Malformed.to_string()),
         Err(e) => Presented::Invalid(e.to_string()),
     }
 }

@@ -253,7 +253,6 @@ mod tests {
     use jotasu_api::Kind;
 
     use super::*;
-    use crate::auth::attributes::group_of;
 
     /// Resources served through RPCs rather than stored kinds.
     const REVIEWS: &[(&str, &str)] = &[
@@ -272,7 +271,7 @@ mod tests {
         let Some(kind) = Kind::ALL.iter().copied().find(|k| k.plural() == plural) else {
             return false;
         };
-        group_of(kind) == group
+        kind.group() == group
             && match sub {
                 "" => true,
                 "status" => kind.has_status(),
