@@ -28,6 +28,10 @@ PACKAGES=(
   crun
   # The overlay benchmark: TCP throughput and request/response rate between pods.
   iperf3 sockperf
+  # Cluster DNS: Debian's dig (every record type, from pods' namespaces), the
+  # dnsperf load tool and unbound, the baseline resolver of jotasu-bench dns
+  # (run by the benchmark on a test-owned address, never as a service).
+  bind9-dnsutils dnsperf unbound
 )
 
 SUDO=""
