@@ -50,6 +50,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # unbound is only the benchmark's baseline: the package's own service
+  # would take port 53 on the machine's loopback. Stop what we just installed.
+  if [[ " ${missing[*]} " == *" unbound "* ]] && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-enabled unbound >/dev/null 2>&1; then
+    $SUDO systemctl disable --now unbound >/dev/null 2>&1 || true
+  fi
 fi
 
 # bpffs: pinned maps and links live here.
