@@ -3,7 +3,14 @@
 use std::{env, path::PathBuf, process::Command};
 
 const PROGRAMS: &[&str] = &["tc", "sock"];
-const HEADERS: &[&str] = &["jotasu_maps.h", "lb.h", "nat.h", "deliver.h"];
+const HEADERS: &[&str] = &[
+    "jotasu_maps.h",
+    "lb.h",
+    "nat.h",
+    "deliver.h",
+    "reply.h",
+    "dns.h",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

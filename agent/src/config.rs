@@ -50,6 +50,8 @@ pub struct Config {
     pub cluster_domain: String,
     /// Port of the node's resolver on the node's address (0: none).
     pub dns_port: u16,
+    /// Whether `from_pod` answers A queries for cluster names itself.
+    pub dns_fast_path: bool,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
     pub insecure_registries: Vec<String>,
     /// The OCI runtime containers run with (`auto`: crun when it can, else runc).

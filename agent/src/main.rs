@@ -107,6 +107,11 @@ struct Args {
     /// address reaches it for this node's pods (0: no resolver).
     #[arg(long, default_value_t = 53)]
     dns_port: u16,
+    /// Answer A queries for cluster names in the kernel (the tc program on
+    /// each pod's veth), as the resolver would; `false`: the resolver
+    /// answers every query.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    dns_fast_path: bool,
     /// The node's resolv.conf: what Default pods get, and the search
     /// domains ClusterFirst pods get after the cluster's.
     #[arg(long, default_value = "/etc/resolv.conf")]
@@ -188,6 +193,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             .with_context(|| format!("--cluster-dns {:?}", args.cluster_dns))?,
         resolv_conf: args.resolv_conf.clone(),
         dns_port: args.dns_port,
+        dns_fast_path: args.dns_fast_path,
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),

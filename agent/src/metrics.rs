@@ -31,6 +31,11 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -224,10 +229,33 @@ impl Collector for ServiceCollector {
                 ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
             }
         }
-        let (events, tunnels) = {
+        let (events, tunnels, dns, dns_names) = {
             let dp = self.datapath.lock().unwrap_or_else(PoisonError::into_inner);
-            (dp.node_counters(), dp.overlay().tunnels().map(|t| t.len()))
+            (
+                dp.node_counters(),
+                dp.overlay().tunnels().map(|t| t.len()),
+                dp.dns().counters(),
+                dp.dns().names().len(),
+            )
         };
+        if let Ok(dns) = dns {
+            let mut metric = encoder.encode_descriptor(
+                "dns_fast_path_queries",
+                "Queries to the node's DNS addresses seen by from_pod: answered in the kernel, or passed on to the resolver",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, v) in [("answered", dns.answered), ("passed", dns.passed)] {
+                ConstCounter::new(v).encode(metric.encode_family(&OutcomeLabels { outcome })?)?;
+            }
+            let metric = encoder.encode_descriptor(
+                "dns_fast_path_names",
+                "Names the kernel answers A queries for",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(dns_names).unwrap_or(i64::MAX)).encode(metric)?;
+        }
         if let Ok(events) = events {
             let mut metric = encoder.encode_descriptor(
                 "datapath_events",

@@ -171,10 +171,17 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             None,
             Vec::new(),
         ))));
+        let frontends = if config.dns_fast_path {
+            dns::fast::frontends(std::net::SocketAddrV4::new(dns.vip, 53), dns.resolver)
+        } else {
+            Vec::new()
+        };
+        dns::fast::enable(&dp, &frontends);
         tasks.spawn(dns::server::index_loop(
             Arc::clone(&index),
             Arc::clone(&view),
             settings.clone(),
+            config.dns_fast_path.then(|| Arc::clone(&dp)),
             gens.services.subscribe(),
             gens.nodes.subscribe(),
             stop.clone(),

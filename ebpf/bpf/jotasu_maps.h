@@ -155,3 +155,37 @@ enum global_counter {
 	GC_OVERLAY_DELIVER, /* ... of which delivered to a local pod */
 	GC_MAX,
 };
+
+/*
+ * The DNS fast path (dns.h): A queries for cluster names answered by
+ * from_pod itself. The agent keeps dns_names equal to the names its resolver
+ * answers with exactly one A record, and lists in dns_frontends the
+ * addresses where its pods' queries arrive (the cluster DNS address, port 53,
+ * and the node's resolver, where the socket programs send them).
+ */
+#define JOTASU_MAX_DNS_NAMES 65536
+#define JOTASU_MAX_DNS_FRONTENDS 16
+#define JOTASU_DNS_NAME_LEN 256
+
+/* A question name in wire form (length-prefixed labels and the root label),
+ * ASCII letters lowercased, zero-padded to the key's length. */
+struct dns_name {
+	__u8 wire[JOTASU_DNS_NAME_LEN];
+};
+
+struct dns_answer {
+	__be32 addr; /* the A record's address */
+};
+
+struct dns_frontend {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/* Fast-path counters (per-CPU array indexed by enum dns_counter). */
+enum dns_counter {
+	DNS_ANSWERED = 0, /* queries answered in the kernel */
+	DNS_PASSED,       /* queries to a DNS frontend left to the resolver */
+	DNS_MAX,
+};

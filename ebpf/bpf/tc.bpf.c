@@ -9,6 +9,8 @@
  *                     (forward: DNAT to its backend; reply: SNAT back to the VIP)
  *   service hit    -> next backend round-robin, two conntrack entries, DNAT
  *   no backend     -> refuse at once: TCP RST, or ICMP port unreachable for UDP
+ *   DNS query      -> (before all this) a query to the node's DNS address for a
+ *                     cluster name it knows is answered at once (dns.h)
  *   then           -> deliver (deliver.h): a local pod with bpf_redirect_peer,
  *                     a remote node's pod through the VXLAN overlay, anything
  *                     else to the node's stack.
@@ -23,6 +25,8 @@
  */
 #include "nat.h"
 #include "deliver.h"
+#include "reply.h"
+#include "dns.h"
 
 /* linux/icmp.h drags in libc headers; the part needed here: */
 #define ICMP_DEST_UNREACH 3
@@ -33,32 +37,6 @@ struct icmp_unreach {
 	__sum16 checksum;
 	__be32 unused;
 };
-#define IP_DF 0x4000
-
-/* Turns a received frame around: swapped MACs, a fresh IPv4 header VIP -> client. */
-static __always_inline int reply_headers(struct __sk_buff *skb, const struct flow *f,
-					 struct ethhdr *eth, struct iphdr *ip, __u8 proto,
-					 __u16 l3_len)
-{
-	struct ethhdr in;
-
-	if (bpf_skb_load_bytes(skb, 0, &in, sizeof(in)))
-		return -1;
-	__builtin_memcpy(eth->h_dest, in.h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, in.h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tot_len = bpf_htons(l3_len);
-	ip->frag_off = bpf_htons(IP_DF);
-	ip->ttl = 64;
-	ip->protocol = proto;
-	ip->saddr = f->daddr;
-	ip->daddr = f->saddr;
-	ip->check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
-	return 0;
-}
-
 /*
  * Answers a TCP SYN to a service without backends with RST|ACK from the VIP,
  * acknowledging the SYN and any data it carried (TCP Fast Open).
@@ -234,6 +212,14 @@ int from_pod(struct __sk_buff *skb)
 		break;
 	}
 	count_global(GC_PACKETS);
+
+	if (is_dns_frontend(&f)) {
+		int answered = dns_answer(skb, &f);
+
+		if (answered >= 0)
+			return answered;
+		count_dns(DNS_PASSED);
+	}
 
 	ct = ct_lookup(&f);
 	if (ct) {

@@ -191,6 +191,44 @@ pub struct OverlayConfig {
     pub vni: u32,
 }
 
+/// `JOTASU_DNS_NAME_LEN`: the DNS fast path's key length.
+pub const DNS_NAME_LEN: usize = 256;
+/// `JOTASU_MAX_DNS_NAMES`.
+pub const MAX_DNS_NAMES: usize = 65536;
+/// `JOTASU_MAX_DNS_FRONTENDS`.
+pub const MAX_DNS_FRONTENDS: usize = 16;
+
+/// `struct dns_name`: a name in wire form, lowercased, zero-padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsName {
+    /// Length-prefixed labels, the root label, zeros.
+    pub wire: [u8; DNS_NAME_LEN],
+}
+
+/// `struct dns_answer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// The A record's address, network order.
+    pub addr: u32,
+}
+
+/// `struct dns_frontend`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsFrontend {
+    /// Address, network order.
+    pub addr: u32,
+    /// UDP port, network order.
+    pub port: u16,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// `enum dns_counter`, in order.
+pub const DNS_COUNTERS: [&str; 2] = ["answered", "passed"];
+
 /// `enum global_counter`, in order.
 pub const GLOBAL_COUNTERS: [&str; 8] = [
     "packets",
@@ -219,3 +257,6 @@ unsafe impl aya::Pod for SvcStats {}
 unsafe impl aya::Pod for TunnelKey {}
 unsafe impl aya::Pod for TunnelValue {}
 unsafe impl aya::Pod for OverlayConfig {}
+unsafe impl aya::Pod for DnsName {}
+unsafe impl aya::Pod for DnsAnswer {}
+unsafe impl aya::Pod for DnsFrontend {}

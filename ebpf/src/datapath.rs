@@ -14,6 +14,7 @@ use aya::{
 use crate::{
     abi,
     attach::{self, Attached},
+    dns::DnsFastPath,
     error::DatapathError,
     maps::Maps,
     objects,
@@ -80,6 +81,7 @@ pub struct Datapath {
     programmed: Programmed,
     pods: PodDatapath,
     overlay: Overlay,
+    dns: DnsFastPath,
 }
 
 impl Datapath {
@@ -140,6 +142,7 @@ impl Datapath {
         let maps = Maps::take(&mut tc)?;
         let pods = PodDatapath::from_pins(&dir)?;
         let overlay = Overlay::from_pins(&dir)?;
+        let dns = DnsFastPath::from_pins(&dir)?;
         drop(lock);
         let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
         let mut me = Self {
@@ -149,6 +152,7 @@ impl Datapath {
             programmed,
             pods,
             overlay,
+            dns,
         };
         if !repair.is_empty() {
             tracing::warn!(
@@ -189,6 +193,16 @@ impl Datapath {
     /// The overlay part, to set up the device and program tunnels.
     pub fn overlay_mut(&mut self) -> &mut Overlay {
         &mut self.overlay
+    }
+
+    /// The DNS fast path: its names, frontends and counters.
+    pub fn dns(&self) -> &DnsFastPath {
+        &self.dns
+    }
+
+    /// The DNS fast path, to program names and frontends.
+    pub fn dns_mut(&mut self) -> &mut DnsFastPath {
+        &mut self.dns
     }
 
     /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),

@@ -135,6 +135,14 @@ pub enum DatapathError {
         /// aya's error.
         source: Box<aya::maps::MapError>,
     },
+    /// More DNS frontends than the map holds.
+    #[error("{count} DNS frontends given; the fast path holds at most {max}")]
+    TooManyDnsFrontends {
+        /// How many were given.
+        count: usize,
+        /// The map's size.
+        max: usize,
+    },
     /// A map the object should define is missing or of another type.
     #[error("map {map} is missing from the eBPF object or has an unexpected type")]
     MissingMap {

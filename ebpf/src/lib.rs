@@ -4,12 +4,14 @@
 //! backend selection, conntrack, DNAT and reverse NAT at tc on each pod's veth
 //! ([`objects::TC`]) and translation at socket level for processes in
 //! the node's cgroup ([`objects::SOCK`]); and they carry pods' packets to
-//! other nodes through a VXLAN overlay ([`overlay`]). [`Datapath`] loads them, pins their
+//! other nodes through a VXLAN overlay ([`overlay`]); `from_pod` also answers
+//! pods' DNS queries for cluster names itself ([`dns`]). [`Datapath`] loads them, pins their
 //! maps and links under `/sys/fs/bpf/jotasu/<node>/`, and programs services by
 //! diff ([`plan`] holds that logic, free of kernel access).
 pub mod abi;
 mod attach;
 mod datapath;
+pub mod dns;
 pub mod error;
 mod maps;
 pub mod objects;
@@ -21,6 +23,7 @@ mod tc;
 
 pub use attach::Attached;
 pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, ServiceStatus};
+pub use dns::{DnsCounters, DnsFastPath, DnsNames};
 pub use error::{DatapathError, ServiceError};
 pub use overlay::{Overlay, TunnelSummary, Tunnels};
 pub use plan::ReconcileSummary;

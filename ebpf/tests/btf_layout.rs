@@ -95,6 +95,12 @@ fn mirrors() -> Vec<(&'static str, (usize, Layout))> {
             "overlay_config",
             layout!(abi::OverlayConfig { ifindex, vni }),
         ),
+        ("dns_name", layout!(abi::DnsName { wire })),
+        ("dns_answer", layout!(abi::DnsAnswer { addr })),
+        (
+            "dns_frontend",
+            layout!(abi::DnsFrontend { addr, port, pad }),
+        ),
     ]
 }
 
@@ -190,6 +196,9 @@ fn rust_mirrors_match_the_tc_object() {
             "tunnel_key",
             "tunnel_value",
             "overlay_config",
+            "dns_name",
+            "dns_answer",
+            "dns_frontend",
         ],
     );
 }

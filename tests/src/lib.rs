@@ -21,6 +21,7 @@ pub mod packet;
 pub mod pins;
 pub mod registry;
 pub mod simnode;
+pub mod tc_run;
 pub mod topology;
 pub mod traffic;
 pub mod wait;

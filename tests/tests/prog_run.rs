@@ -7,18 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
-use aya::{
-    Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TestRun, TestRunOptions},
-};
-use jotasu_ebpf::{Datapath, Endpoint, Frontend, Service, objects};
+use jotasu_ebpf::{Endpoint, Frontend, Service};
 use jotasu_tests::{
     packet::{
         ETH_HLEN, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_PORT_UNREACH, IP_DF, Packet, TCP_ACK, TCP_FIN,
         TCP_PSH, TCP_RST, TCP_SYN, Transport, arp_request, ipv6_udp,
     },
-    pins::NodePins,
     privilege::require_root,
+    tc_run::TcNode,
 };
 
 const TC_ACT_OK: u32 = 0;
@@ -41,32 +37,24 @@ type CtEntry = (u8, SocketAddrV4, SocketAddrV4, bool, SocketAddrV4);
 
 /// A fresh node's data plane, with a second copy of `from_pod` loaded on its
 /// pinned maps for BPF_PROG_TEST_RUN.
-struct Node {
-    dp: Datapath,
-    tc: Ebpf,
-    /// Declared last: dropped after the maps are closed.
-    _pins: NodePins,
+struct Node(TcNode);
+
+impl std::ops::Deref for Node {
+    type Target = TcNode;
+    fn deref(&self) -> &TcNode {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut TcNode {
+        &mut self.0
+    }
 }
 
 impl Node {
     fn new() -> Self {
-        let pins = NodePins::fresh();
-        let dp = Datapath::open(pins.name()).expect("opening the node");
-        let mut tc = EbpfLoader::new()
-            .default_map_pin_directory(dp.pin_dir())
-            .load(objects::TC)
-            .expect("loading the from_pod object on the node's pins");
-        let prog: &mut SchedClassifier = tc
-            .program_mut("from_pod")
-            .expect("from_pod")
-            .try_into()
-            .expect("a classifier");
-        prog.load().expect("verifying from_pod");
-        Self {
-            dp,
-            tc,
-            _pins: pins,
-        }
+        Self(TcNode::new())
     }
 
     /// A node with `services` programmed.
@@ -76,26 +64,6 @@ impl Node {
             node.dp.upsert_service(svc).expect("programming a service");
         }
         node
-    }
-
-    /// Runs `from_pod` on `frame`: its verdict and the frame as it leaves.
-    fn run(&self, frame: &[u8]) -> (u32, Vec<u8>) {
-        let prog: &SchedClassifier = self
-            .tc
-            .program("from_pod")
-            .expect("from_pod")
-            .try_into()
-            .expect("a classifier");
-        let mut out = vec![0; 1500];
-        let res = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        out.truncate(res.data_size_out as usize);
-        (res.return_value, out)
     }
 
     /// Runs `input` and asserts that `from_pod` answers `verdict` with exactly

@@ -311,6 +311,21 @@ impl DnsIndex {
         Lookup::NotFound
     }
 
+    /// The names answered with exactly one A record and nothing else (a
+    /// ClusterIP Service, a headless endpoint's name): the answers the
+    /// kernel's fast path may give in the resolver's place.
+    pub fn single_a_names(&self) -> BTreeMap<String, Ipv4Addr> {
+        self.names
+            .iter()
+            .filter_map(
+                |(name, records)| match records.iter().collect::<Vec<_>>()[..] {
+                    [Rdata::A(ip)] => Some((name.clone(), *ip)),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
     /// `a-b-c-d.ns.pod.DOMAIN` for an address inside a pod CIDR (CoreDNS's
     /// `pods verified` would also require a known pod; the node only sees
     /// its own pods, so the CIDR is the check).

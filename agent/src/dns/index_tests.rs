@@ -272,3 +272,24 @@ fn reverse_names_round_trip() {
         assert_eq!(parse_reverse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn the_fast_path_gets_the_names_with_one_a_record_and_nothing_else() {
+    let names = index().single_a_names();
+    let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec![
+            (
+                "10-244-2-7.db.shop.svc.cluster.local".to_owned(),
+                ip("10.244.2.7")
+            ),
+            (
+                "db-0.db.shop.svc.cluster.local".to_owned(),
+                ip("10.244.1.5")
+            ),
+            ("web.shop.svc.cluster.local".to_owned(), ip("10.96.0.10")),
+        ],
+        "not the headless name with two addresses, nor SRV, PTR or TXT names"
+    );
+}

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
 use super::index::DnsIndex;
+use crate::datapath::SharedDatapath;
 use crate::pod::dns::ResolvConf;
 use crate::watch::SharedView;
 
@@ -58,11 +59,13 @@ pub struct DnsServeError {
 }
 
 /// Rebuilds `index` from `view` whenever its Services, Endpoints (`services`)
-/// or Nodes (`nodes`: their pod CIDRs) change, until `stop`.
+/// or Nodes (`nodes`: their pod CIDRs) change, until `stop`; the kernel's
+/// fast path (`fast`) gets each new index's names.
 pub async fn index_loop(
     index: SharedIndex,
     view: SharedView,
     settings: DnsSettings,
+    fast: Option<SharedDatapath>,
     mut services: watch::Receiver<u64>,
     mut nodes: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
@@ -79,6 +82,9 @@ pub async fn index_loop(
             let v = view.read().unwrap_or_else(PoisonError::into_inner);
             DnsIndex::build(&v, &settings.domain, settings.service_cidr).with_serial(serial)
         };
+        if let Some(dp) = &fast {
+            super::fast::program(dp, &built);
+        }
         *index.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(built);
         debug!(serial, "cluster DNS names rebuilt");
     }
