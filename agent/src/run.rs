@@ -154,6 +154,10 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             vip,
             resolver: std::net::SocketAddrV4::new(config.node_ip, config.dns_port),
         });
+    if local_dns.is_none() {
+        // No resolver: the kernel must not answer for it from an earlier run.
+        dns::fast::enable(&dp, &[]);
+    }
     if let Some(dns) = local_dns {
         let node_conf =
             crate::pod::dns::ResolvConf::read(&config.resolv_conf).unwrap_or_else(|e| {

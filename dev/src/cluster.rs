@@ -133,9 +133,14 @@ impl AgentNode {
     }
 
     fn spawn(&mut self) -> Result<()> {
+        self.spawn_with(&[])
+    }
+
+    fn spawn_with(&mut self, extra: &[String]) -> Result<()> {
         let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
         let mut cmd = crate::netns::enter(self.ns.name(), bin);
         cmd.args(&self.args);
+        cmd.args(extra);
         cmd.args(std::mem::take(&mut self.join_args));
         if std::env::var_os("JOTASU_LOG").is_none() {
             cmd.env("JOTASU_LOG", "warn,jotasu_agent=info");
@@ -177,6 +182,13 @@ impl AgentNode {
             )));
         }
         self.spawn()
+    }
+
+    /// Restarts the agent with `extra` flags after its usual ones (this
+    /// start only: a later [`Self::start_agent`] goes back to the usual).
+    pub fn restart_agent_with(&mut self, extra: &[String]) -> Result<()> {
+        self.stop_agent();
+        self.spawn_with(extra)
     }
 
     /// Removes what the node's pods and data plane left on the machine.

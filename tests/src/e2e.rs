@@ -150,18 +150,7 @@ impl Harness {
 
     /// Node `i`'s agent's `/metrics` page.
     pub fn metrics(&self, i: usize) -> String {
-        self.cluster.nodes()[i]
-            .netns()
-            .run(|| {
-                use std::io::{Read as _, Write as _};
-                let mut s = std::net::TcpStream::connect("127.0.0.1:10249")?;
-                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-                let mut body = String::new();
-                s.read_to_string(&mut body)?;
-                Ok::<_, std::io::Error>(body)
-            })
-            .expect("the node's namespace")
-            .expect("the metrics endpoint answers")
+        agent_metrics(&self.cluster.nodes()[i]).expect("the metrics endpoint answers")
     }
 
     /// The nodes' names, in order.
@@ -192,6 +181,20 @@ pub async fn pods_of(client: &Client, selector: &str) -> Vec<Pod> {
         .into_iter()
         .filter_map(|o| Pod::try_from(o).ok())
         .collect()
+}
+
+/// A node's agent's `/metrics` page (from inside the node's namespace).
+pub fn agent_metrics(node: &jotasu_dev::cluster::AgentNode) -> std::io::Result<String> {
+    node.netns()
+        .run(|| {
+            use std::io::{Read as _, Write as _};
+            let mut s = std::net::TcpStream::connect("127.0.0.1:10249")?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok::<_, std::io::Error>(body)
+        })
+        .map_err(std::io::Error::other)?
 }
 
 /// The pod's network namespace, as the agent names it (None until bound).

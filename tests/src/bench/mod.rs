@@ -8,13 +8,15 @@
 //! [`calls`], its authorization cases in [`authz`]), [`scheduler`] the
 //! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
 //! node (`jotasu-bench pods`), [`overlay`] pod-to-pod networking across
-//! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`).
+//! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`),
+//! [`dns`] cluster DNS against unbound (`jotasu-bench dns`).
 pub mod authz;
 pub mod calls;
 pub mod client;
 pub mod cni;
 pub mod controlplane;
 pub mod datapath;
+pub mod dns;
 pub mod flannel;
 pub mod kube_proxy;
 pub mod overlay;

@@ -148,8 +148,11 @@ spec:
   - {name: main, image: jotasu.local/busybox:latest, command: ["sleep", "3600"]}
 "#;
 
-/// Waits until pod `name` runs with an IP; its namespace's name and its IP.
-async fn running_pod(cluster: &LocalCluster, name: &str) -> anyhow::Result<(String, Ipv4Addr)> {
+/// Waits until pod `name` (in `default`) runs with an IP; its namespace's name and its IP.
+pub(crate) async fn running_pod(
+    cluster: &LocalCluster,
+    name: &str,
+) -> anyhow::Result<(String, Ipv4Addr)> {
     let client = cluster.client().await?;
     let r = jotasu_api::ObjectRef {
         kind: Kind::Pod,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, controlplane, datapath, overlay, pods, scheduler},
+    bench::{Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler},
     privilege, signals,
 };
 
@@ -76,6 +76,14 @@ enum Cmd {
     /// throughput and 100 % of its request rate; needs root, iperf3,
     /// sockperf). Writes target/bench/overlay.json.
     Overlay(overlay::Config),
+    /// Cluster DNS on a real 3-node cluster: dnsperf from a pod at 10 and
+    /// 10,000 Services through the kernel's fast path, the node's resolver
+    /// and unbound serving the same names (goals: resolver >= unbound's
+    /// rate, fast path >= 3x), the time from a Service's creation until
+    /// every node answers it (p99 <= 1 s), and the DNS data's cost in the
+    /// agent (<= 10 MiB); needs root, dnsperf, unbound. Writes
+    /// target/bench/dns.json.
+    Dns(dns::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -133,6 +141,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
+        Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
     }
 }
 
