@@ -171,7 +171,7 @@ enum global_counter {
  * ASCII letters lowercased, zero-padded to the key's length. */
 struct dns_name {
 	__u8 wire[JOTASU_DNS_NAME_LEN];
-};
+} __attribute__((aligned(8)));
 
 struct dns_answer {
 	__be32 addr; /* the A record's address */

@@ -31,6 +31,8 @@ const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_MESSAGE: usize = 65_535;
 /// TCP connections served at once.
 const MAX_TCP: usize = 256;
+/// UDP receive loops at most (one per core up to this).
+const MAX_UDP_LOOPS: usize = 8;
 
 /// The index the server answers from, replaced whole on every rebuild.
 pub type SharedIndex = Arc<RwLock<Arc<DnsIndex>>>;
@@ -90,9 +92,47 @@ pub async fn index_loop(
     }
 }
 
-/// The reply to the query in `bytes` (`limit`: the transport's size cap;
-/// `None` for UDP, which uses the query's own EDNS size), or `None` when
-/// nothing should be sent back.
+/// What to do with one query.
+enum Local {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Send nothing.
+    Drop,
+    /// Not ours: ask the upstreams.
+    Forward,
+}
+
+/// The reply to the query in `bytes` from the index alone (sync: the UDP
+/// loops answer the cluster's names without a task per query); `tcp`
+/// lifts the UDP size limit.
+fn respond_local(
+    index: &SharedIndex,
+    settings: &DnsSettings,
+    peer: SocketAddr,
+    bytes: &[u8],
+    tcp: bool,
+) -> Local {
+    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
+    let reply = if !may_ask(&current, settings.listen.ip(), peer.ip()) {
+        debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
+        refused(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok())
+    } else {
+        match parse(bytes) {
+            Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
+            Ok(query) => match answer(&current, &query) {
+                Answer::Reply(reply) => {
+                    let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
+                    encode(&reply, limit).ok()
+                }
+                Answer::Forward => return Local::Forward,
+            },
+        }
+    };
+    reply.map_or(Local::Drop, Local::Reply)
+}
+
+/// The reply to the query in `bytes` (`tcp`: no UDP size limit), or `None`
+/// when nothing should be sent back.
 async fn respond(
     index: &SharedIndex,
     settings: &DnsSettings,
@@ -100,24 +140,10 @@ async fn respond(
     bytes: &[u8],
     tcp: bool,
 ) -> Option<Vec<u8>> {
-    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
-    if !may_ask(&current, settings.listen.ip(), peer.ip()) {
-        debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
-        return encode(&refused(bytes)?, MAX_MESSAGE).ok();
-    }
-    let query = match parse(bytes) {
-        Ok(q) => q,
-        Err(_) => {
-            let formerr = reply_to_malformed(bytes)?;
-            return encode(&formerr, MAX_MESSAGE).ok();
-        }
-    };
-    match answer(&current, &query) {
-        Answer::Reply(reply) => {
-            let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
-            encode(&reply, limit).ok()
-        }
-        Answer::Forward => forward(&settings.upstreams, bytes, tcp).await,
+    match respond_local(index, settings, peer, bytes, tcp) {
+        Local::Reply(reply) => Some(reply),
+        Local::Drop => None,
+        Local::Forward => forward(&settings.upstreams, bytes, tcp).await,
     }
 }
 
@@ -187,31 +213,26 @@ pub async fn serve(
 ) -> Result<(), DnsServeError> {
     let addr = settings.listen;
     let err = |source| DnsServeError { addr, source };
-    let udp = Arc::new(UdpSocket::bind(addr).await.map_err(err)?);
+    // One UDP socket per core (SO_REUSEPORT spreads clients over them),
+    // each with its own receive loop.
+    let loops = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_UDP_LOOPS));
+    let udp = (0..loops)
+        .map(|_| udp_socket(addr).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
     let tcp = TcpListener::bind(addr).await.map_err(err)?;
-    info!(%addr, domain = %settings.domain, upstreams = ?settings.upstreams, "cluster DNS listening");
+    info!(%addr, domain = %settings.domain, upstreams = ?settings.upstreams, udp_loops = loops, "cluster DNS listening");
     let settings = Arc::new(settings);
-    let udp_task = {
-        let (index, settings, mut stop) = (index.clone(), Arc::clone(&settings), stop.clone());
-        async move {
-            let mut buf = vec![0u8; MAX_MESSAGE];
-            loop {
-                let (n, peer) = tokio::select! {
-                    r = udp.recv_from(&mut buf) => match r {
-                        Ok(x) => x,
-                        Err(e) => { warn!(error = %e, "cluster DNS: receiving"); continue; }
-                    },
-                    () = crate::stopped(&mut stop) => return,
-                };
-                let query = buf[..n].to_vec();
-                let (index, settings, udp) =
-                    (index.clone(), Arc::clone(&settings), Arc::clone(&udp));
-                tokio::spawn(async move {
-                    if let Some(reply) = respond(&index, &settings, peer, &query, false).await {
-                        let _ = udp.send_to(&reply, peer).await;
-                    }
-                });
-            }
+    let udp_tasks: Vec<_> = udp
+        .into_iter()
+        .map(|udp| {
+            let (index, settings, stop) = (index.clone(), Arc::clone(&settings), stop.clone());
+            tokio::spawn(serve_udp(udp, index, settings, stop))
+        })
+        .collect();
+    let udp_task = async {
+        for t in udp_tasks {
+            let _ = t.await;
         }
     };
     let tcp_task = {
@@ -239,6 +260,54 @@ pub async fn serve(
     };
     tokio::join!(udp_task, tcp_task);
     Ok(())
+}
+
+/// A UDP socket on `addr` that other sockets may share (SO_REUSEPORT).
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// One UDP receive loop: the cluster's names answered in the loop, other
+/// names forwarded from a task of their own, until `stop`.
+async fn serve_udp(
+    udp: Arc<UdpSocket>,
+    index: SharedIndex,
+    settings: Arc<DnsSettings>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (n, peer) = tokio::select! {
+            r = udp.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => { warn!(error = %e, "cluster DNS: receiving"); continue; }
+            },
+            () = crate::stopped(&mut stop) => return,
+        };
+        match respond_local(&index, &settings, peer, &buf[..n], false) {
+            Local::Reply(reply) => {
+                let _ = udp.send_to(&reply, peer).await;
+            }
+            Local::Drop => {}
+            Local::Forward => {
+                let (query, settings, udp) =
+                    (buf[..n].to_vec(), Arc::clone(&settings), Arc::clone(&udp));
+                tokio::spawn(async move {
+                    if let Some(reply) = forward(&settings.upstreams, &query, false).await {
+                        let _ = udp.send_to(&reply, peer).await;
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// One TCP client: length-prefixed queries until it closes or idles.
