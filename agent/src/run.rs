@@ -165,6 +165,7 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             domain: config.cluster_domain.clone(),
             service_cidr: None,
             upstreams: dns::server::upstreams(&node_conf, &[dns.vip.into()]),
+            cache: dns::cache::Limits::default(),
         };
         let index: dns::server::SharedIndex = Arc::new(RwLock::new(Arc::new(dns::DnsIndex::new(
             &settings.domain,
@@ -179,9 +180,9 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             gens.nodes.subscribe(),
             stop.clone(),
         ));
-        let stop = stop.clone();
+        let (stop, cache_metrics) = (stop.clone(), metrics.dns_cache());
         tasks.spawn(async move {
-            if let Err(e) = dns::server::serve(index, settings, stop).await {
+            if let Err(e) = dns::server::serve(index, settings, cache_metrics, stop).await {
                 error!(error = %e, "the node's resolver failed");
             }
         });

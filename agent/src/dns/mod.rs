@@ -1,10 +1,15 @@
 //! Cluster DNS for the node's pods: `index` lays out the names of the
 //! "Kubernetes DNS-Based Service Discovery" specification (schema 1.1.0)
 //! from the node's view and `answer` turns one query into a reply or a
-//! decision to forward (both pure functions); `server` answers the node's
-//! pods over UDP and TCP on the node's address and forwards other names.
+//! decision to forward (both pure functions); `cache` keeps forwarded
+//! answers (pure, the clock passed in); `forward` sends other names to the
+//! upstream resolvers through that cache and chases aliases that leave the
+//! cluster; `server` answers the node's pods over UDP and TCP on the
+//! node's address.
 
 pub mod answer;
+pub mod cache;
+pub mod forward;
 pub mod index;
 pub mod server;
 

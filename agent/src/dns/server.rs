@@ -3,9 +3,11 @@
 //! whenever the node's view of Services, Endpoints or Nodes changes. The
 //! cluster DNS address (10.96.0.10) reaches it because the agent programs
 //! that Service with this node's resolver as its only backend. Names
-//! outside the cluster domain are forwarded to the node's upstream
-//! resolvers. Malformed queries get FORMERR or are dropped; nothing a
-//! query holds stops the server.
+//! outside the cluster domain are forwarded to the upstream resolvers
+//! through a cache of their answers ([`Forwarder`]), which also chases
+//! aliases that leave the cluster (ExternalName Services). Malformed
+//! queries get FORMERR or are dropped; nothing a query holds stops the
+//! server.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,12 +20,13 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
+use super::cache::Limits;
+use super::forward::{Forwarded, Forwarder};
 use super::index::DnsIndex;
+use crate::metrics::DnsCacheMetrics;
 use crate::pod::dns::ResolvConf;
 use crate::watch::SharedView;
 
-/// How long a forwarded query waits for its upstream.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a TCP client may take to send its query.
 const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest DNS message (TCP's 16-bit length).
@@ -43,8 +46,11 @@ pub struct DnsSettings {
     pub domain: String,
     /// The service range, for reverse lookups of unknown cluster IPs.
     pub service_cidr: Option<Ipv4Network>,
-    /// Where other names go (the node's resolv.conf nameservers).
+    /// Where other names go (`--dns-upstream`, else the node's
+    /// resolv.conf nameservers).
     pub upstreams: Vec<SocketAddr>,
+    /// Bounds of the cache of their answers.
+    pub cache: Limits,
 }
 
 /// The resolver could not start.
@@ -90,6 +96,7 @@ pub async fn index_loop(
 async fn respond(
     index: &SharedIndex,
     settings: &DnsSettings,
+    forwarder: &Forwarder,
     peer: SocketAddr,
     bytes: &[u8],
     tcp: bool,
@@ -106,12 +113,16 @@ async fn respond(
             return encode(&formerr, MAX_MESSAGE).ok();
         }
     };
+    let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
     match answer(&current, &query) {
-        Answer::Reply(reply) => {
-            let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
+        Answer::Reply(mut reply) => {
+            forwarder.chase(&current, &query, &mut reply).await;
             encode(&reply, limit).ok()
         }
-        Answer::Forward => forward(&settings.upstreams, bytes, tcp).await,
+        Answer::Forward => match forwarder.forward(&query, bytes, tcp).await? {
+            Forwarded::Cached(reply) => encode(&reply, limit).ok(),
+            Forwarded::Fresh(reply) => Some(reply),
+        },
     }
 }
 
@@ -134,49 +145,12 @@ fn refused(bytes: &[u8]) -> Option<hickory_proto::op::Message> {
     Some(reply)
 }
 
-/// Sends `bytes` to the upstreams in turn; the first answer (`None` when
-/// none answers: the client times out and retries, as with any resolver).
-async fn forward(upstreams: &[SocketAddr], bytes: &[u8], tcp: bool) -> Option<Vec<u8>> {
-    for upstream in upstreams {
-        let got = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
-            if tcp {
-                let mut s = TcpStream::connect(upstream).await?;
-                let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
-                s.write_all(&len.to_be_bytes()).await?;
-                s.write_all(bytes).await?;
-                let n = usize::from(s.read_u16().await?);
-                let mut buf = vec![0; n];
-                s.read_exact(&mut buf).await?;
-                Ok::<_, std::io::Error>(buf)
-            } else {
-                let bind: SocketAddr = if upstream.is_ipv4() {
-                    ([0, 0, 0, 0], 0).into()
-                } else {
-                    ([0u16; 8], 0).into()
-                };
-                let s = UdpSocket::bind(bind).await?;
-                s.connect(upstream).await?;
-                s.send(bytes).await?;
-                let mut buf = vec![0; MAX_MESSAGE];
-                let n = s.recv(&mut buf).await?;
-                buf.truncate(n);
-                Ok(buf)
-            }
-        })
-        .await;
-        match got {
-            Ok(Ok(reply)) => return Some(reply),
-            Ok(Err(e)) => debug!(%upstream, error = %e, "upstream resolver failed"),
-            Err(_) => debug!(%upstream, "upstream resolver timed out"),
-        }
-    }
-    None
-}
-
-/// Serves DNS on `settings.listen` (UDP and TCP) until `stop`.
+/// Serves DNS on `settings.listen` (UDP and TCP) until `stop`; the cache
+/// of forwarded answers counts into `cache_metrics`.
 pub async fn serve(
     index: SharedIndex,
     settings: DnsSettings,
+    cache_metrics: DnsCacheMetrics,
     stop: watch::Receiver<bool>,
 ) -> Result<(), DnsServeError> {
     let addr = settings.listen;
@@ -185,8 +159,11 @@ pub async fn serve(
     let tcp = TcpListener::bind(addr).await.map_err(err)?;
     info!(%addr, domain = %settings.domain, upstreams = ?settings.upstreams, "cluster DNS listening");
     let settings = Arc::new(settings);
+    let forwarder = Forwarder::new(settings.upstreams.clone(), settings.cache);
+    let forwarder = Arc::new(forwarder.with_metrics(cache_metrics));
     let udp_task = {
         let (index, settings, mut stop) = (index.clone(), Arc::clone(&settings), stop.clone());
+        let forwarder = Arc::clone(&forwarder);
         async move {
             let mut buf = vec![0u8; MAX_MESSAGE];
             loop {
@@ -200,8 +177,10 @@ pub async fn serve(
                 let query = buf[..n].to_vec();
                 let (index, settings, udp) =
                     (index.clone(), Arc::clone(&settings), Arc::clone(&udp));
+                let forwarder = Arc::clone(&forwarder);
                 tokio::spawn(async move {
-                    if let Some(reply) = respond(&index, &settings, peer, &query, false).await {
+                    let reply = respond(&index, &settings, &forwarder, peer, &query, false).await;
+                    if let Some(reply) = reply {
                         let _ = udp.send_to(&reply, peer).await;
                     }
                 });
@@ -224,9 +203,10 @@ pub async fn serve(
                     continue;
                 };
                 let (index, settings) = (index.clone(), Arc::clone(&settings));
+                let forwarder = Arc::clone(&forwarder);
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = serve_tcp(stream, peer, &index, &settings).await;
+                    let _ = serve_tcp(stream, peer, &index, &settings, &forwarder).await;
                 });
             }
         }
@@ -241,6 +221,7 @@ async fn serve_tcp(
     peer: SocketAddr,
     index: &SharedIndex,
     settings: &DnsSettings,
+    forwarder: &Forwarder,
 ) -> std::io::Result<()> {
     loop {
         let Ok(len) = tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_u16()).await else {
@@ -250,7 +231,7 @@ async fn serve_tcp(
         tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_exact(&mut query))
             .await
             .map_err(std::io::Error::other)??;
-        let Some(reply) = respond(index, settings, peer, &query, true).await else {
+        let Some(reply) = respond(index, settings, forwarder, peer, &query, true).await else {
             return Ok(());
         };
         let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;
