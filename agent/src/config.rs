@@ -50,6 +50,9 @@ pub struct Config {
     pub cluster_domain: String,
     /// Port of the node's resolver on the node's address (0: none).
     pub dns_port: u16,
+    /// Where the node's resolver forwards names outside the cluster
+    /// (empty: the nameservers of `resolv_conf`, less the cluster DNS address).
+    pub dns_upstreams: Vec<SocketAddr>,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
     pub insecure_registries: Vec<String>,
     /// The OCI runtime containers run with (`auto`: crun when it can, else runc).

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod forward;
 pub mod index;
 pub mod server;
+pub mod upstream;
 
 pub use answer::{Answer, DnsError, answer, encode, parse, udp_limit};
 pub use index::{DnsIndex, Lookup, Rdata};
