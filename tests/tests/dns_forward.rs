@@ -1,8 +1,9 @@
 //! The node's resolver forwards names outside the cluster to the upstream
-//! `--dns-upstream` names, and caches the answers: a real upstream (Debian's
-//! unbound, authoritative for `example.test` only, no remote lookups) runs
-//! in a namespace of this run on the cluster's underlay; a pod asks with
-//! busybox's `nslookup`.
+//! `--dns-upstream` names, and caches the answers; an ExternalName Service
+//! is an alias whose target is chased through the same path. A real
+//! upstream (Debian's unbound, authoritative for `example.test` only, no
+//! remote lookups) runs in a namespace of this run on the cluster's
+//! underlay; a pod asks with busybox's `nslookup`.
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +21,16 @@ const UPSTREAM_HOST: u8 = 253;
 /// A name only the upstream knows, and its address.
 const UPSTREAM_NAME: &str = "db.example.test";
 const UPSTREAM_ADDRESS: &str = "192.0.2.7";
+/// An ExternalName Service whose name is an alias of the upstream's name.
+const EXTERNAL_NAME: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: db
+spec:
+  type: ExternalName
+  externalName: db.example.test
+"#;
 /// unbound's binary (Debian's package).
 const UNBOUND: &str = "/usr/sbin/unbound";
 
@@ -176,8 +187,8 @@ async fn resolves(h: &Harness, name: &str, address: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_resolve_upstream_names_through_the_nodes_cache() {
-    if !require_root("pods_resolve_upstream_names_through_the_nodes_cache") {
+async fn upstream_and_external_names_resolve_through_the_nodes_cache() {
+    if !require_root("upstream_and_external_names_resolve_through_the_nodes_cache") {
         return;
     }
     assert!(
@@ -195,29 +206,54 @@ async fn pods_resolve_upstream_names_through_the_nodes_cache() {
         (rcode_from(node, upstream_ip(), UPSTREAM_NAME) == Some(0)).then_some(())
     })
     .await;
+    h.apply(EXTERNAL_NAME);
     h.client_pod().await;
 
     // A name only the upstream knows.
-    let out = resolves(&h, UPSTREAM_NAME, UPSTREAM_ADDRESS).await;
-    eprintln!("{out}");
+    resolves(&h, UPSTREAM_NAME, UPSTREAM_ADDRESS).await;
     // NXDOMAIN passes through.
     let (code, out) = nslookup(&h, "nope.example.test");
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("nope.example.test: NXDOMAIN"), "{out}");
 
-    // The upstream goes away: the cached answer (TTL 300 s) still serves.
+    // The ExternalName Service: no cluster IP, its external name shown as
+    // kubectl shows it; its name answers the alias and the target's address.
+    let table = h.ctl(&["get", "service", "db"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row.get(..5),
+        Some(&["db", "ExternalName", "<none>", UPSTREAM_NAME, "<none>"][..]),
+        "{table}"
+    );
+    let out = resolves(&h, "db.default.svc.cluster.local", UPSTREAM_ADDRESS).await;
+    assert!(
+        out.contains(&format!("canonical name = {UPSTREAM_NAME}")),
+        "the alias is answered: {out}"
+    );
+    eprintln!("{out}");
+    resolves(&h, "db", UPSTREAM_ADDRESS).await;
+
+    // The upstream goes away: the cached answers (TTL 300 s) still serve,
+    // the upstream's name and the ExternalName's target alike.
     upstream.stop();
     assert_eq!(
         rcode_from(node, upstream_ip(), UPSTREAM_NAME),
         None,
         "the upstream no longer answers"
     );
-    let (_, out) = nslookup(&h, UPSTREAM_NAME);
-    assert!(
-        out.contains(&format!("Address: {UPSTREAM_ADDRESS}")),
-        "the cache answers without the upstream: {out}"
-    );
+    for name in [UPSTREAM_NAME, "db.default.svc.cluster.local"] {
+        let (_, out) = nslookup(&h, name);
+        assert!(
+            out.contains(&format!("Address: {UPSTREAM_ADDRESS}")),
+            "the cache answers {name} without the upstream: {out}"
+        );
+    }
     let hits = sample(&h.metrics(0), "jotasu_agent_dns_cache_hits_total").unwrap_or(0.0);
-    assert!(hits >= 1.0, "cache hits counted: {hits}");
+    assert!(hits >= 2.0, "cache hits counted: {hits}");
     drop(upstream);
 }
