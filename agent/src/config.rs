@@ -52,6 +52,9 @@ pub struct Config {
     pub dns_port: u16,
     /// Whether `from_pod` answers A queries for cluster names itself.
     pub dns_fast_path: bool,
+    /// Where the node's resolver forwards names outside the cluster
+    /// (empty: the nameservers of `resolv_conf`, less the cluster DNS address).
+    pub dns_upstreams: Vec<SocketAddr>,
     /// Registries (`host[:port]`) pulled from over plain HTTP, besides loopback ones.
     pub insecure_registries: Vec<String>,
     /// The OCI runtime containers run with (`auto`: crun when it can, else runc).

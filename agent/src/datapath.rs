@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use jotasu_api::kinds::pod::Protocol as ApiProtocol;
+use jotasu_api::kinds::service::ServiceType;
 use jotasu_api::{Endpoints, Service};
 use jotasu_ebpf::{Datapath, Frontend, Protocol};
 use tokio::sync::watch;
@@ -32,8 +33,12 @@ fn protocol(p: Option<ApiProtocol>) -> Option<Protocol> {
 /// The services a Service and its Endpoints make: one per port, backends
 /// from every subset that carries a port of the same name and protocol,
 /// ordered by address (so the round-robin order is stable). Headless
-/// services and those without a cluster IP make none; SCTP is skipped.
+/// services, ExternalName ones (a DNS alias, no address) and those without
+/// a cluster IP make none; SCTP is skipped.
 pub fn services_of(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<jotasu_ebpf::Service> {
+    if svc.spec.type_() == ServiceType::ExternalName {
+        return Vec::new();
+    }
     let Some(vip) = svc
         .spec
         .cluster_ip
@@ -272,9 +277,14 @@ mod tests {
     }
 
     #[test]
-    fn headless_and_unallocated_services_make_nothing() {
+    fn headless_external_and_unallocated_services_make_nothing() {
         assert!(services_of(&svc(Some("None"), &[(None, 80)]), None).is_empty());
         assert!(services_of(&svc(None, &[(None, 80)]), None).is_empty());
+        // Even with an address left in the object, an alias is no VIP.
+        let mut alias = svc(Some("10.96.0.22"), &[(None, 80)]);
+        alias.spec.type_ = Some(ServiceType::ExternalName);
+        alias.spec.external_name = Some("db.example.test".into());
+        assert!(services_of(&alias, None).is_empty());
         let out = services_of(&svc(Some("10.96.0.21"), &[(None, 80)]), None);
         assert_eq!(out.len(), 1);
         assert!(out[0].backends.is_empty(), "no endpoints: the VIP refuses");

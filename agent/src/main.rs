@@ -112,6 +112,12 @@ struct Args {
     /// answers every query.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     dns_fast_path: bool,
+    /// An upstream resolver (IP address, port 53 unless given, e.g.
+    /// 192.0.2.53 or [2001:db8::53]:5353) the node's resolver forwards
+    /// names outside the cluster to; repeatable, tried in order. Default:
+    /// the nameservers of --resolv-conf, less the cluster DNS address.
+    #[arg(long = "dns-upstream", value_name = "ADDR[:PORT]", value_parser = jotasu_agent::dns::upstream::parse)]
+    dns_upstreams: Vec<SocketAddr>,
     /// The node's resolv.conf: what Default pods get, and the search
     /// domains ClusterFirst pods get after the cluster's.
     #[arg(long, default_value = "/etc/resolv.conf")]
@@ -159,6 +165,16 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             })
             .transpose()
     };
+    let cluster_dns = (!args.cluster_dns.is_empty())
+        .then(|| args.cluster_dns.parse::<Ipv4Addr>())
+        .transpose()
+        .with_context(|| format!("--cluster-dns {:?}", args.cluster_dns))?;
+    let resolver = (args.dns_port != 0).then(|| SocketAddr::new(node_ip.into(), args.dns_port));
+    jotasu_agent::dns::upstream::check_no_loop(
+        &args.dns_upstreams,
+        cluster_dns.map(Into::into),
+        resolver,
+    )?;
     let mut cni_path = args.cni_path.clone();
     if cni_path.is_empty() {
         if let Some(dir) = std::env::current_exe()
@@ -187,13 +203,11 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         mtu: args.mtu,
         vxlan_device: args.vxlan_device.clone(),
         vxlan_port: args.vxlan_port,
-        cluster_dns: (!args.cluster_dns.is_empty())
-            .then(|| args.cluster_dns.parse::<Ipv4Addr>())
-            .transpose()
-            .with_context(|| format!("--cluster-dns {:?}", args.cluster_dns))?,
+        cluster_dns,
         resolv_conf: args.resolv_conf.clone(),
         dns_port: args.dns_port,
         dns_fast_path: args.dns_fast_path,
+        dns_upstreams: args.dns_upstreams.clone(),
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),

@@ -1,6 +1,7 @@
 //! The agent's Prometheus endpoint (`/metrics`, plus `/healthz`): new
 //! connections per service from the data plane's counters, pods by phase,
-//! reconcile durations, and the watch stream's state.
+//! reconcile durations, the watch stream's state, and the node resolver's
+//! cache of forwarded answers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,9 +15,9 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -58,6 +59,19 @@ struct ServiceLabels {
 pub struct Metrics {
     registry: Mutex<Registry>,
     reconcile: Family<LoopLabels, Histogram>,
+    dns_cache: DnsCacheMetrics,
+}
+
+/// The node resolver's cache of forwarded answers (handles share the
+/// registered series: clone them into the resolver).
+#[derive(Debug, Clone, Default)]
+pub struct DnsCacheMetrics {
+    /// Queries answered from the cache.
+    pub hits: Counter,
+    /// Queries the cache could not answer (forwarded upstream).
+    pub misses: Counter,
+    /// Answers held.
+    pub entries: Gauge,
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -87,10 +101,32 @@ impl Metrics {
         if let Some(dp) = datapath {
             registry.register_collector(Box::new(ServiceCollector { datapath: dp, view }));
         }
+        let dns_cache = DnsCacheMetrics::default();
+        registry.register(
+            "dns_cache_hits",
+            "Forwarded DNS queries the node's resolver answered from its cache",
+            dns_cache.hits.clone(),
+        );
+        registry.register(
+            "dns_cache_misses",
+            "Forwarded DNS queries the node's resolver's cache could not answer",
+            dns_cache.misses.clone(),
+        );
+        registry.register(
+            "dns_cache_entries",
+            "Answers held in the node's resolver's cache",
+            dns_cache.entries.clone(),
+        );
         Arc::new(Self {
             registry: Mutex::new(registry),
             reconcile,
+            dns_cache,
         })
+    }
+
+    /// The resolver cache's series.
+    pub fn dns_cache(&self) -> DnsCacheMetrics {
+        self.dns_cache.clone()
     }
 
     /// Records one reconcile pass of `name`.

@@ -159,16 +159,22 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         dns::fast::enable(&dp, &[]);
     }
     if let Some(dns) = local_dns {
-        let node_conf =
-            crate::pod::dns::ResolvConf::read(&config.resolv_conf).unwrap_or_else(|e| {
-                warn!(error = %e, "the node's resolver forwards nowhere");
-                crate::pod::dns::ResolvConf::default()
-            });
+        let upstreams = if config.dns_upstreams.is_empty() {
+            let node_conf =
+                crate::pod::dns::ResolvConf::read(&config.resolv_conf).unwrap_or_else(|e| {
+                    warn!(error = %e, "the node's resolver forwards nowhere");
+                    crate::pod::dns::ResolvConf::default()
+                });
+            dns::server::upstreams(&node_conf, &[dns.vip.into()])
+        } else {
+            config.dns_upstreams.clone()
+        };
         let settings = dns::server::DnsSettings {
             listen: dns.resolver.into(),
             domain: config.cluster_domain.clone(),
             service_cidr: None,
-            upstreams: dns::server::upstreams(&node_conf, &[dns.vip.into()]),
+            upstreams,
+            cache: dns::cache::Limits::default(),
         };
         let index: dns::server::SharedIndex = Arc::new(RwLock::new(Arc::new(dns::DnsIndex::new(
             &settings.domain,
@@ -190,9 +196,9 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             gens.nodes.subscribe(),
             stop.clone(),
         ));
-        let stop = stop.clone();
+        let (stop, cache_metrics) = (stop.clone(), metrics.dns_cache());
         tasks.spawn(async move {
-            if let Err(e) = dns::server::serve(index, settings, stop).await {
+            if let Err(e) = dns::server::serve(index, settings, cache_metrics, stop).await {
                 error!(error = %e, "the node's resolver failed");
             }
         });

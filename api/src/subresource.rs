@@ -3,6 +3,7 @@
 //! resource names messages use (`deployments.apps`), and the fields the
 //! server assigns that an apply leaves alone.
 
+use crate::kinds::service::ServiceType;
 use crate::object::{Kind, Object};
 
 impl Kind {
@@ -76,8 +77,8 @@ impl Object {
     /// Fields the server (or a controller) assigns that a manifest usually
     /// leaves out: kept from `existing` when `self` leaves them empty, so
     /// re-applying the same manifest changes nothing. A Pod's `nodeName`
-    /// (the scheduler's binding), a Service's allocated `clusterIP`, a
-    /// Node's allocated `podCIDR`.
+    /// (the scheduler's binding), a Service's allocated `clusterIP` (not
+    /// when it becomes `ExternalName`), a Node's allocated `podCIDR`.
     pub fn keep_assigned_fields(&mut self, existing: &Object) {
         match (self, existing) {
             (Object::Pod(a), Object::Pod(b))
@@ -90,9 +91,12 @@ impl Object {
             {
                 a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
             }
+            // An ExternalName Service has no address: one it had as
+            // another type is released, as Kubernetes does.
             (Object::Service(a), Object::Service(b))
                 if a.spec.cluster_ip.as_deref().is_none_or(str::is_empty)
-                    && b.spec.cluster_ip.is_some() =>
+                    && b.spec.cluster_ip.is_some()
+                    && a.spec.type_() != ServiceType::ExternalName =>
             {
                 a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
             }
@@ -141,5 +145,27 @@ mod tests {
         pod.keep_assigned_fields(&bound);
         let Object::Pod(p) = &pod else { panic!() };
         assert_eq!(p.spec.node_name.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_cluster_ip_is_kept_unless_the_service_becomes_an_external_name() {
+        let svc = |spec: serde_json::Value| -> Object {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"}, "spec": spec
+            }))
+            .unwrap()
+        };
+        let stored = svc(serde_json::json!({"clusterIP": "10.96.0.5", "ports": [{"port": 80}]}));
+        let cluster_ip = |o: &Object| match o {
+            Object::Service(s) => s.spec.cluster_ip.clone(),
+            _ => panic!("a Service"),
+        };
+        let mut again = svc(serde_json::json!({"ports": [{"port": 80}]}));
+        again.keep_assigned_fields(&stored);
+        assert_eq!(cluster_ip(&again).as_deref(), Some("10.96.0.5"));
+        let mut alias =
+            svc(serde_json::json!({"type": "ExternalName", "externalName": "db.example.test"}));
+        alias.keep_assigned_fields(&stored);
+        assert_eq!(cluster_ip(&alias), None, "released");
     }
 }

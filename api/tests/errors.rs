@@ -324,7 +324,7 @@ fn service_ports() {
     ));
     has(
         &e,
-        "deploy.yaml: document 1 (Service web): spec.type: unknown variant `LoadBalancer`, expected `ClusterIP` or `NodePort`",
+        "deploy.yaml: document 1 (Service web): spec.type: unknown variant `LoadBalancer`, expected one of `ClusterIP`, `NodePort`, `ExternalName`",
     );
     let e = errors(&service_with(
         "    port: 80",
@@ -333,6 +333,71 @@ fn service_ports() {
     has(
         &e,
         "deploy.yaml: document 1 (Service web): spec.clusterIP: Invalid value: \"10.96.0.300\": must be a valid IPv4 address",
+    );
+}
+
+/// An ExternalName Service `db` with these extra spec lines.
+fn external_name(extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n{extra}"
+    )
+}
+
+#[test]
+fn external_name_services() {
+    // Valid: no ports needed, a fully qualified name (trailing dot) allowed,
+    // no cluster IP; stored as Kubernetes writes it.
+    for name in ["db.example.test", "db.example.test.", "localhost"] {
+        let text = external_name(&format!("  externalName: {name}\n"));
+        let loaded = load_manifest("db.yaml", &text, ParseOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let json = serde_json::to_value(&loaded.objects[0].object).expect("json");
+        assert_eq!(json["spec"]["type"], "ExternalName");
+        assert_eq!(json["spec"]["externalName"], name);
+        assert!(json["spec"].get("clusterIP").is_none(), "{json}");
+    }
+    let e = errors(&external_name(""));
+    has(
+        &e,
+        "deploy.yaml: document 1 (Service db): spec.externalName: Required value",
+    );
+    assert_eq!(e.0.len(), 1, "ports are not required: {e}");
+    has(
+        &errors(&external_name("  externalName: .\n")),
+        "deploy.yaml: document 1 (Service db): spec.externalName: Required value",
+    );
+    has_prefix(
+        &errors(&external_name("  externalName: DB.example.test\n")),
+        "deploy.yaml: document 1 (Service db): spec.externalName: Invalid value: \"DB.example.test\": a lowercase RFC 1123 subdomain",
+    );
+    has_prefix(
+        &errors(&external_name("  externalName: db..example.test.\n")),
+        "deploy.yaml: document 1 (Service db): spec.externalName: Invalid value: \"db..example.test\": a lowercase RFC 1123 subdomain",
+    );
+    has_prefix(
+        &errors(&external_name("  externalName: db.example.test..\n")),
+        "deploy.yaml: document 1 (Service db): spec.externalName: Invalid value: \"db.example.test.\"",
+    );
+    let long = format!("{}.test", vec!["a".repeat(60); 5].join("."));
+    has(
+        &errors(&external_name(&format!("  externalName: {long}\n"))),
+        &format!(
+            "deploy.yaml: document 1 (Service db): spec.externalName: Invalid value: \"{long}\": must be no more than 253 characters"
+        ),
+    );
+    for ip in ["10.96.0.50", "None"] {
+        has(
+            &errors(&external_name(&format!(
+                "  externalName: db.example.test\n  clusterIP: {ip}\n"
+            ))),
+            "deploy.yaml: document 1 (Service db): spec.clusterIPs: Forbidden: may not be set for ExternalName services",
+        );
+    }
+    has(
+        &errors(&external_name(
+            "  externalName: db.example.test\n  ports:\n  - port: 80\n    nodePort: 30080\n",
+        )),
+        "deploy.yaml: document 1 (Service db): spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ExternalName'",
     );
 }
 

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 use jotasu_api::kinds::pod::Protocol;
-use jotasu_api::kinds::service::EndpointAddress;
+use jotasu_api::kinds::service::{EndpointAddress, ServiceType};
 use jotasu_api::{Endpoints, Service};
 
 use crate::watch::ClusterView;
@@ -138,8 +138,9 @@ impl DnsIndex {
         index
     }
 
-    /// The index of a node's view: every Service with its Endpoints; pod
-    /// CIDRs from the Nodes' `spec.podCIDR`.
+    /// The index of a node's view: every Service with its Endpoints
+    /// (ExternalName ones as aliases of their external name); pod CIDRs
+    /// from the Nodes' `spec.podCIDR`.
     pub fn build(view: &ClusterView, domain: &str, service_cidr: Option<Ipv4Network>) -> Self {
         let pod_cidrs = view
             .nodes
@@ -148,7 +149,11 @@ impl DnsIndex {
             .collect();
         let mut index = Self::new(domain, service_cidr, pod_cidrs);
         for (key, service) in &view.services {
-            index.add_service(service, view.endpoints.get(key));
+            if service.spec.type_() != ServiceType::ExternalName {
+                index.add_service(service, view.endpoints.get(key));
+            } else if let Some(external) = service.spec.external_name() {
+                index.add_external_name(&key.0, &key.1, external);
+            }
         }
         index
     }

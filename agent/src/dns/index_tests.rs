@@ -234,6 +234,42 @@ fn external_names_are_aliases() {
 }
 
 #[test]
+fn external_name_services_are_built_as_aliases() {
+    let mut v = view();
+    let alias = |spec: Value| -> Service {
+        serde_json::from_value(
+            json!({"metadata": {"name": "pay", "namespace": "shop"}, "spec": spec}),
+        )
+        .expect("service")
+    };
+    let key = ("shop".to_owned(), "pay".to_owned());
+    // A leftover address and ports do not make it an A record or SRV.
+    v.services.insert(
+        key.clone(),
+        alias(
+            json!({"type": "ExternalName", "externalName": "api.example.com.",
+            "clusterIP": "10.96.0.44", "ports": [{"name": "https", "port": 443}]}),
+        ),
+    );
+    let i = DnsIndex::build(&v, DOMAIN, None);
+    assert_eq!(
+        found(&i, "pay.shop.svc.cluster.local"),
+        [Rdata::Cname("api.example.com".into())]
+    );
+    assert_eq!(
+        i.lookup("_https._tcp.pay.shop.svc.cluster.local"),
+        Lookup::NotFound
+    );
+    assert_eq!(i.lookup("44.0.96.10.in-addr.arpa"), Lookup::Outside);
+    // Without its external name (invalid, but stored objects are not
+    // trusted), an ExternalName Service is no name at all.
+    v.services
+        .insert(key, alias(json!({"type": "ExternalName"})));
+    let i = DnsIndex::build(&v, DOMAIN, None);
+    assert_eq!(i.lookup("pay.shop.svc.cluster.local"), Lookup::NotFound);
+}
+
+#[test]
 fn odd_objects_are_skipped() {
     let mut v = view();
     let key = ("shop".to_owned(), "pending".to_owned());

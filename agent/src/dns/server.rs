@@ -3,14 +3,17 @@
 //! whenever the node's view of Services, Endpoints or Nodes changes. The
 //! cluster DNS address (10.96.0.10) reaches it because the agent programs
 //! that Service with this node's resolver as its only backend. Names
-//! outside the cluster domain are forwarded to the node's upstream
-//! resolvers. Malformed queries get FORMERR or are dropped; nothing a
-//! query holds stops the server.
+//! outside the cluster domain are forwarded to the upstream resolvers
+//! through a cache of their answers ([`Forwarder`]), which also chases
+//! aliases that leave the cluster (ExternalName Services). Malformed
+//! queries get FORMERR or are dropped; nothing a query holds stops the
+//! server.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use hickory_proto::op::Message;
 use ipnetwork::Ipv4Network;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -18,13 +21,14 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
+use super::cache::Limits;
+use super::forward::{Forwarded, Forwarder};
 use super::index::DnsIndex;
 use crate::datapath::SharedDatapath;
+use crate::metrics::DnsCacheMetrics;
 use crate::pod::dns::ResolvConf;
 use crate::watch::SharedView;
 
-/// How long a forwarded query waits for its upstream.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a TCP client may take to send its query.
 const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest DNS message (TCP's 16-bit length).
@@ -46,8 +50,11 @@ pub struct DnsSettings {
     pub domain: String,
     /// The service range, for reverse lookups of unknown cluster IPs.
     pub service_cidr: Option<Ipv4Network>,
-    /// Where other names go (the node's resolv.conf nameservers).
+    /// Where other names go (`--dns-upstream`, else the node's
+    /// resolv.conf nameservers).
     pub upstreams: Vec<SocketAddr>,
+    /// Bounds of the cache of their answers.
+    pub cache: Limits,
 }
 
 /// The resolver could not start.
@@ -99,10 +106,13 @@ enum Local {
     /// Send nothing.
     Drop,
     /// Not ours: ask the upstreams.
-    Forward,
+    Forward(Message),
+    /// Ours, but an alias leaves the cluster: its target is the upstreams'
+    /// (the query, the reply so far, the index it came from).
+    Chase(Message, Message, Arc<DnsIndex>),
 }
 
-/// The reply to the query in `bytes` from the index alone (sync: the UDP
+/// What the index alone makes of the query in `bytes` (sync: the UDP
 /// loops answer the cluster's names without a task per query); `tcp`
 /// lifts the UDP size limit.
 fn respond_local(
@@ -120,15 +130,41 @@ fn respond_local(
         match parse(bytes) {
             Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
             Ok(query) => match answer(&current, &query) {
-                Answer::Reply(reply) => {
-                    let limit = if tcp { MAX_MESSAGE } else { udp_limit(&query) };
-                    encode(&reply, limit).ok()
+                Answer::Reply(reply) if Forwarder::must_chase(&query, &reply) => {
+                    return Local::Chase(query, reply, current);
                 }
-                Answer::Forward => return Local::Forward,
+                Answer::Reply(reply) => encode(&reply, limit(&query, tcp)).ok(),
+                Answer::Forward => return Local::Forward(query),
             },
         }
     };
     reply.map_or(Local::Drop, Local::Reply)
+}
+
+/// The size a reply to `query` may take (`tcp`: any).
+fn limit(query: &Message, tcp: bool) -> usize {
+    if tcp { MAX_MESSAGE } else { udp_limit(query) }
+}
+
+/// Finishes what the index could not: forwarding and chasing aliases.
+async fn respond_remote(
+    local: Local,
+    forwarder: &Forwarder,
+    bytes: &[u8],
+    tcp: bool,
+) -> Option<Vec<u8>> {
+    match local {
+        Local::Reply(reply) => Some(reply),
+        Local::Drop => None,
+        Local::Chase(query, mut reply, index) => {
+            forwarder.chase(&index, &query, &mut reply).await;
+            encode(&reply, limit(&query, tcp)).ok()
+        }
+        Local::Forward(query) => match forwarder.forward(&query, bytes, tcp).await? {
+            Forwarded::Cached(reply) => encode(&reply, limit(&query, tcp)).ok(),
+            Forwarded::Fresh(reply) => Some(reply),
+        },
+    }
 }
 
 /// The reply to the query in `bytes` (`tcp`: no UDP size limit), or `None`
@@ -136,15 +172,13 @@ fn respond_local(
 async fn respond(
     index: &SharedIndex,
     settings: &DnsSettings,
+    forwarder: &Forwarder,
     peer: SocketAddr,
     bytes: &[u8],
     tcp: bool,
 ) -> Option<Vec<u8>> {
-    match respond_local(index, settings, peer, bytes, tcp) {
-        Local::Reply(reply) => Some(reply),
-        Local::Drop => None,
-        Local::Forward => forward(&settings.upstreams, bytes, tcp).await,
-    }
+    let local = respond_local(index, settings, peer, bytes, tcp);
+    respond_remote(local, forwarder, bytes, tcp).await
 }
 
 /// Whether `peer` may use this resolver: the cluster's pods (their
@@ -166,49 +200,12 @@ fn refused(bytes: &[u8]) -> Option<hickory_proto::op::Message> {
     Some(reply)
 }
 
-/// Sends `bytes` to the upstreams in turn; the first answer (`None` when
-/// none answers: the client times out and retries, as with any resolver).
-async fn forward(upstreams: &[SocketAddr], bytes: &[u8], tcp: bool) -> Option<Vec<u8>> {
-    for upstream in upstreams {
-        let got = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
-            if tcp {
-                let mut s = TcpStream::connect(upstream).await?;
-                let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
-                s.write_all(&len.to_be_bytes()).await?;
-                s.write_all(bytes).await?;
-                let n = usize::from(s.read_u16().await?);
-                let mut buf = vec![0; n];
-                s.read_exact(&mut buf).await?;
-                Ok::<_, std::io::Error>(buf)
-            } else {
-                let bind: SocketAddr = if upstream.is_ipv4() {
-                    ([0, 0, 0, 0], 0).into()
-                } else {
-                    ([0u16; 8], 0).into()
-                };
-                let s = UdpSocket::bind(bind).await?;
-                s.connect(upstream).await?;
-                s.send(bytes).await?;
-                let mut buf = vec![0; MAX_MESSAGE];
-                let n = s.recv(&mut buf).await?;
-                buf.truncate(n);
-                Ok(buf)
-            }
-        })
-        .await;
-        match got {
-            Ok(Ok(reply)) => return Some(reply),
-            Ok(Err(e)) => debug!(%upstream, error = %e, "upstream resolver failed"),
-            Err(_) => debug!(%upstream, "upstream resolver timed out"),
-        }
-    }
-    None
-}
-
-/// Serves DNS on `settings.listen` (UDP and TCP) until `stop`.
+/// Serves DNS on `settings.listen` (UDP and TCP) until `stop`; the cache
+/// of forwarded answers counts into `cache_metrics`.
 pub async fn serve(
     index: SharedIndex,
     settings: DnsSettings,
+    cache_metrics: DnsCacheMetrics,
     stop: watch::Receiver<bool>,
 ) -> Result<(), DnsServeError> {
     let addr = settings.listen;
@@ -223,11 +220,19 @@ pub async fn serve(
     let tcp = TcpListener::bind(addr).await.map_err(err)?;
     info!(%addr, domain = %settings.domain, upstreams = ?settings.upstreams, udp_loops = loops, "cluster DNS listening");
     let settings = Arc::new(settings);
+    let forwarder = Forwarder::new(settings.upstreams.clone(), settings.cache);
+    let forwarder = Arc::new(forwarder.with_metrics(cache_metrics));
     let udp_tasks: Vec<_> = udp
         .into_iter()
         .map(|udp| {
             let (index, settings, stop) = (index.clone(), Arc::clone(&settings), stop.clone());
-            tokio::spawn(serve_udp(udp, index, settings, stop))
+            tokio::spawn(serve_udp(
+                udp,
+                index,
+                settings,
+                Arc::clone(&forwarder),
+                stop,
+            ))
         })
         .collect();
     let udp_task = async {
@@ -251,9 +256,10 @@ pub async fn serve(
                     continue;
                 };
                 let (index, settings) = (index.clone(), Arc::clone(&settings));
+                let forwarder = Arc::clone(&forwarder);
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = serve_tcp(stream, peer, &index, &settings).await;
+                    let _ = serve_tcp(stream, peer, &index, &settings, &forwarder).await;
                 });
             }
         }
@@ -281,6 +287,7 @@ async fn serve_udp(
     udp: Arc<UdpSocket>,
     index: SharedIndex,
     settings: Arc<DnsSettings>,
+    forwarder: Arc<Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -297,11 +304,11 @@ async fn serve_udp(
                 let _ = udp.send_to(&reply, peer).await;
             }
             Local::Drop => {}
-            Local::Forward => {
-                let (query, settings, udp) =
-                    (buf[..n].to_vec(), Arc::clone(&settings), Arc::clone(&udp));
+            remote => {
+                let (query, udp, forwarder) =
+                    (buf[..n].to_vec(), Arc::clone(&udp), Arc::clone(&forwarder));
                 tokio::spawn(async move {
-                    if let Some(reply) = forward(&settings.upstreams, &query, false).await {
+                    if let Some(reply) = respond_remote(remote, &forwarder, &query, false).await {
                         let _ = udp.send_to(&reply, peer).await;
                     }
                 });
@@ -316,6 +323,7 @@ async fn serve_tcp(
     peer: SocketAddr,
     index: &SharedIndex,
     settings: &DnsSettings,
+    forwarder: &Forwarder,
 ) -> std::io::Result<()> {
     loop {
         let Ok(len) = tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_u16()).await else {
@@ -325,7 +333,7 @@ async fn serve_tcp(
         tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_exact(&mut query))
             .await
             .map_err(std::io::Error::other)??;
-        let Some(reply) = respond(index, settings, peer, &query, true).await else {
+        let Some(reply) = respond(index, settings, forwarder, peer, &query, true).await else {
             return Ok(());
         };
         let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;

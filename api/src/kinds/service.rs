@@ -35,10 +35,11 @@ resource!(Service, "v1", "Service", namespaced = true);
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
-    /// `ClusterIP` (default) or `NodePort`.
+    /// `ClusterIP` (default), `NodePort` or `ExternalName`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub type_: Option<ServiceType>,
-    /// The virtual IP: empty to allocate, `None` for a headless Service.
+    /// The virtual IP: empty to allocate, `None` for a headless Service
+    /// (must stay empty for `ExternalName`).
     #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
     /// The ports.
@@ -50,12 +51,27 @@ pub struct ServiceSpec {
     /// `None` (default) or `ClientIP` (a client sticks to one backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
+    /// For `ExternalName`: the DNS name the Service's name is an alias
+    /// (CNAME) of, a lowercase DNS-1123 subdomain (a trailing dot allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
 }
 
 impl ServiceSpec {
     /// The type, with the default applied.
     pub fn type_(&self) -> ServiceType {
         self.type_.unwrap_or_default()
+    }
+
+    /// The alias target of an `ExternalName` Service, without a trailing
+    /// dot (`None` for other types, or when empty).
+    pub fn external_name(&self) -> Option<&str> {
+        if self.type_() != ServiceType::ExternalName {
+            return None;
+        }
+        let name = self.external_name.as_deref()?;
+        let name = name.strip_suffix('.').unwrap_or(name);
+        (!name.is_empty()).then_some(name)
     }
 }
 
@@ -67,6 +83,9 @@ pub enum ServiceType {
     ClusterIP,
     /// Also on a port of every node.
     NodePort,
+    /// No address of its own: its DNS name is an alias (CNAME) of
+    /// `spec.externalName`.
+    ExternalName,
 }
 
 /// Whether connections from one client stick to one backend.

@@ -1,4 +1,5 @@
-//! Service and Endpoints rules: ports, node ports, cluster IP, selector.
+//! Service and Endpoints rules: ports, node ports, cluster IP, the
+//! external name, selector.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
     let spec = FieldPath::new("spec");
     let ty = s.spec.type_();
-    if s.spec.ports.is_empty() {
+    if s.spec.ports.is_empty() && ty != ServiceType::ExternalName {
         errs.push(FieldError::required(&spec.field("ports"), ""));
     }
     let many = s.spec.ports.len() > 1;
@@ -59,7 +60,7 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
             if ty != ServiceType::NodePort {
                 errs.push(FieldError::forbidden(
                     &pp.field("nodePort"),
-                    "may not be used when `type` is 'ClusterIP'",
+                    format!("may not be used when `type` is '{ty:?}'"),
                 ));
             } else if !NODE_PORT_RANGE.contains(&np) {
                 errs.push(FieldError::invalid(&pp.field("nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767"));
@@ -67,6 +68,11 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
                 errs.push(FieldError::duplicate(&pp.field("nodePort"), np));
             }
         }
+    }
+    if ty == ServiceType::ExternalName {
+        external_name(s, &spec, errs);
+        meta::labels(&s.spec.selector, &spec.field("selector"), errs);
+        return;
     }
     match s.spec.cluster_ip.as_deref() {
         None | Some("") => {}
@@ -81,6 +87,33 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
         Some(ip) => name(names::ipv4, ip, &spec.field("clusterIP"), errs),
     }
     meta::labels(&s.spec.selector, &spec.field("selector"), errs);
+}
+
+/// An `ExternalName` Service, as Kubernetes checks it: no cluster IP
+/// (Kubernetes reports it on `clusterIPs`, which it fills from
+/// `clusterIP`), and an external name that is a DNS-1123 subdomain once a
+/// trailing dot (fully qualified) is dropped.
+fn external_name(s: &Service, spec: &FieldPath, errs: &mut Vec<FieldError>) {
+    if s.spec
+        .cluster_ip
+        .as_deref()
+        .is_some_and(|ip| !ip.is_empty())
+    {
+        errs.push(FieldError::forbidden(
+            &spec.field("clusterIPs"),
+            "may not be set for ExternalName services",
+        ));
+    }
+    let path = spec.field("externalName");
+    match s
+        .spec
+        .external_name
+        .as_deref()
+        .map(|n| n.strip_suffix('.').unwrap_or(n))
+    {
+        None | Some("") => errs.push(FieldError::required(&path, "")),
+        Some(cname) => name(names::dns1123_subdomain, cname, &path, errs),
+    }
 }
 
 pub(super) fn endpoints(e: &Endpoints, errs: &mut Vec<FieldError>) {

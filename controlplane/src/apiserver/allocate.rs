@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
+use jotasu_api::kinds::service::ServiceType;
 use jotasu_api::{Kind, Object};
 
 use super::error::ApiServerError;
@@ -71,10 +72,14 @@ pub fn held(object: &Object) -> Option<String> {
     }
 }
 
-/// Whether the object asks for an address to be allocated.
+/// Whether the object asks for an address to be allocated (an
+/// ExternalName Service never does: its name is an alias, it has no IP).
 pub fn wants(object: &Object) -> bool {
     match object {
-        Object::Service(s) => s.spec.cluster_ip.as_deref().is_none_or(str::is_empty),
+        Object::Service(s) => {
+            s.spec.type_() != ServiceType::ExternalName
+                && s.spec.cluster_ip.as_deref().is_none_or(str::is_empty)
+        }
         Object::Node(n) => n.spec.pod_cidr.as_deref().is_none_or(str::is_empty),
         _ => false,
     }
@@ -295,6 +300,12 @@ mod tests {
         assert!(check_given(&svc("None"), &r, &used).is_ok());
         assert!(wants(&svc("")));
         assert!(!wants(&svc("None")));
+        let alias: Object = serde_json::from_value(serde_json::json!({"apiVersion": "v1",
+            "kind": "Service", "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.test"}}))
+        .unwrap();
+        assert!(!wants(&alias), "an ExternalName Service gets no cluster IP");
+        assert_eq!(held(&alias), None);
         let e = check_immutable(&svc("10.96.0.7"), &svc("10.96.0.5"))
             .unwrap_err()
             .to_string();

@@ -1,6 +1,6 @@
 //! Services (with the addresses of their Endpoints object) and Endpoints.
 
-use jotasu_api::kinds::service::EndpointAddress;
+use jotasu_api::kinds::service::{EndpointAddress, ServiceType};
 use jotasu_api::{Endpoints, IntOrString, Service};
 
 use super::writer::{NONE, Writer};
@@ -15,6 +15,10 @@ pub fn service(s: &Service, endpoints: Option<&Endpoints>) -> String {
     w.field(0, "Type", service_type(s.spec.type_()));
     let ip = s.spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty());
     w.field(0, "IP", ip.unwrap_or(NONE));
+    if s.spec.type_() == ServiceType::ExternalName {
+        let name = s.spec.external_name.as_deref().filter(|n| !n.is_empty());
+        w.field(0, "External Name", name.unwrap_or(NONE));
+    }
     for p in &s.spec.ports {
         let name = p
             .name
@@ -132,5 +136,23 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn external_name_service() {
+        let s: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.test"}
+        }))
+        .unwrap();
+        let text = service(&s, None);
+        for want in [
+            "Type:              ExternalName\n",
+            "IP:                <none>\n",
+            "External Name:     db.example.test\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
     }
 }

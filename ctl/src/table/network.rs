@@ -14,11 +14,21 @@ pub(super) const ENDPOINTS_COLUMNS: &[&str] = &["ENDPOINTS", "AGE"];
 /// How many endpoints the table lists before `+ N more...`.
 const MAX_ENDPOINTS: usize = 3;
 
-/// `ClusterIP` or `NodePort`.
+/// `ClusterIP`, `NodePort` or `ExternalName`.
 pub fn type_name(t: ServiceType) -> &'static str {
     match t {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
+        ServiceType::ExternalName => "ExternalName",
+    }
+}
+
+/// The EXTERNAL-IP column: an ExternalName Service's external name, as
+/// kubectl shows it; `<none>` otherwise (jotasu has no load balancers).
+fn external_ip(s: &Service) -> String {
+    match (s.spec.type_(), s.spec.external_name.as_deref()) {
+        (ServiceType::ExternalName, Some(name)) if !name.is_empty() => name.to_owned(),
+        _ => NONE.to_owned(),
     }
 }
 
@@ -39,7 +49,7 @@ pub(super) fn service_row(s: &Service, age: String) -> Vec<String> {
             .clone()
             .filter(|ip| !ip.is_empty())
             .unwrap_or_else(|| NONE.into()),
-        NONE.to_owned(),
+        external_ip(s),
         join_or_none(s.spec.ports.iter().map(port_text), ","),
         age,
     ]
@@ -114,6 +124,24 @@ mod tests {
             render(Kind::Service, &[s], &opts),
             "NAME    TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)               AGE   SELECTOR\n\
              nginx   NodePort   10.96.0.12   <none>        80:30080/TCP,53/UDP   5s    app=nginx\n"
+        );
+    }
+
+    #[test]
+    fn an_external_name_service_shows_its_name_and_no_cluster_ip() {
+        let s = object(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db", "creationTimestamp": CREATED},
+            "spec": {"type": "ExternalName", "externalName": "db.example.test"}
+        }));
+        let opts = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::Service, &[s], &opts),
+            "NAME   TYPE           CLUSTER-IP   EXTERNAL-IP       PORT(S)   AGE\n\
+             db     ExternalName   <none>       db.example.test   <none>    5s\n"
         );
     }
 

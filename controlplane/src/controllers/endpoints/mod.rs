@@ -4,7 +4,8 @@
 //! with each Service port resolved per pod ([`subsets`]). It is written
 //! only when it changes; when the Service goes, the controller deletes its
 //! Endpoints (as Kubernetes' does, also for leftovers found at start).
-//! Services without a selector keep hand-made Endpoints untouched.
+//! Services without a selector keep hand-made Endpoints untouched;
+//! ExternalName Services get none.
 
 pub mod subsets;
 

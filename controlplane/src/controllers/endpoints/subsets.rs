@@ -8,16 +8,20 @@
 use std::collections::BTreeMap;
 
 use jotasu_api::kinds::pod::Protocol;
-use jotasu_api::kinds::service::{EndpointAddress, EndpointPort, EndpointSubset, ServicePort};
+use jotasu_api::kinds::service::{
+    EndpointAddress, EndpointPort, EndpointSubset, ServicePort, ServiceType,
+};
 use jotasu_api::meta::ObjectReference;
 use jotasu_api::{Endpoints, IntOrString, Labels, ObjectMeta, Pod, Service};
 
 use crate::controllers::runtime::status::{is_active, is_ready, node_of};
 
 /// Whether the Service's endpoints are the controller's to manage (it
-/// has a selector; without one they are managed by hand).
+/// has a selector; without one they are managed by hand). An ExternalName
+/// Service gets none, selector or not, as in Kubernetes (an alias has no
+/// backends).
 pub fn managed(service: &Service) -> bool {
-    !service.spec.selector.is_empty()
+    !service.spec.selector.is_empty() && service.spec.type_() != ServiceType::ExternalName
 }
 
 /// Whether `service` selects pods with `labels`.
@@ -340,5 +344,9 @@ mod tests {
         assert!(empty.subsets.is_empty());
         assert!(differs(Some(&stored), &empty));
         assert!(!managed(&Service::default()));
+        let mut alias = s.clone();
+        alias.spec.type_ = Some(ServiceType::ExternalName);
+        alias.spec.external_name = Some("db.example.test".into());
+        assert!(!managed(&alias), "an ExternalName Service has no endpoints");
     }
 }
