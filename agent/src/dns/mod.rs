@@ -4,7 +4,8 @@
 //! decision to forward (both pure functions); `cache` keeps forwarded
 //! answers (pure, the clock passed in); `forward` sends other names to the
 //! upstream resolvers through that cache and chases aliases that leave the
-//! cluster; `server` answers the node's pods over UDP and TCP on the
+//! cluster; `replies` keeps encoded replies to plain queries for the
+//! current index; `server` answers the node's pods over UDP and TCP on the
 //! node's address; `fast` hands the names with one A record to the
 //! kernel, which answers those queries itself.
 
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod fast;
 pub mod forward;
 pub mod index;
+pub mod replies;
 pub mod server;
 pub mod upstream;
 

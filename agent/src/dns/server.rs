@@ -24,6 +24,7 @@ use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit
 use super::cache::Limits;
 use super::forward::{Forwarded, Forwarder};
 use super::index::DnsIndex;
+use super::replies::{Replies, plain};
 use crate::datapath::SharedDatapath;
 use crate::metrics::DnsCacheMetrics;
 use crate::pod::dns::ResolvConf;
@@ -118,25 +119,40 @@ enum Local {
 fn respond_local(
     index: &SharedIndex,
     settings: &DnsSettings,
+    replies: &Replies,
     peer: SocketAddr,
     bytes: &[u8],
     tcp: bool,
 ) -> Local {
     let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
-    let reply = if !may_ask(&current, settings.listen.ip(), peer.ip()) {
+    if !may_ask(&current, settings.listen.ip(), peer.ip()) {
         debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
-        refused(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok())
-    } else {
-        match parse(bytes) {
-            Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
-            Ok(query) => match answer(&current, &query) {
-                Answer::Reply(reply) if Forwarder::must_chase(&query, &reply) => {
-                    return Local::Chase(query, reply, current);
+        return refused(bytes)
+            .and_then(|r| encode(&r, MAX_MESSAGE).ok())
+            .map_or(Local::Drop, Local::Reply);
+    }
+    let shape = plain(bytes, tcp, MAX_MESSAGE);
+    if let Some(reply) = shape
+        .as_ref()
+        .and_then(|p| replies.get(current.serial(), p, bytes))
+    {
+        return Local::Reply(reply);
+    }
+    let reply = match parse(bytes) {
+        Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
+        Ok(query) => match answer(&current, &query) {
+            Answer::Reply(reply) if Forwarder::must_chase(&query, &reply) => {
+                return Local::Chase(query, reply, current);
+            }
+            Answer::Reply(reply) => {
+                let encoded = encode(&reply, limit(&query, tcp)).ok();
+                if let (Some(shape), Some(encoded)) = (shape, &encoded) {
+                    replies.put(current.serial(), shape, encoded);
                 }
-                Answer::Reply(reply) => encode(&reply, limit(&query, tcp)).ok(),
-                Answer::Forward => return Local::Forward(query),
-            },
-        }
+                encoded
+            }
+            Answer::Forward => return Local::Forward(query),
+        },
     };
     reply.map_or(Local::Drop, Local::Reply)
 }
@@ -172,12 +188,13 @@ async fn respond_remote(
 async fn respond(
     index: &SharedIndex,
     settings: &DnsSettings,
+    replies: &Replies,
     forwarder: &Forwarder,
     peer: SocketAddr,
     bytes: &[u8],
     tcp: bool,
 ) -> Option<Vec<u8>> {
-    let local = respond_local(index, settings, peer, bytes, tcp);
+    let local = respond_local(index, settings, replies, peer, bytes, tcp);
     respond_remote(local, forwarder, bytes, tcp).await
 }
 
@@ -222,17 +239,13 @@ pub async fn serve(
     let settings = Arc::new(settings);
     let forwarder = Forwarder::new(settings.upstreams.clone(), settings.cache);
     let forwarder = Arc::new(forwarder.with_metrics(cache_metrics));
+    let replies = Arc::new(Replies::default());
     let udp_tasks: Vec<_> = udp
         .into_iter()
         .map(|udp| {
             let (index, settings, stop) = (index.clone(), Arc::clone(&settings), stop.clone());
-            tokio::spawn(serve_udp(
-                udp,
-                index,
-                settings,
-                Arc::clone(&forwarder),
-                stop,
-            ))
+            let (replies, forwarder) = (Arc::clone(&replies), Arc::clone(&forwarder));
+            tokio::spawn(serve_udp(udp, index, settings, replies, forwarder, stop))
         })
         .collect();
     let udp_task = async {
@@ -256,10 +269,10 @@ pub async fn serve(
                     continue;
                 };
                 let (index, settings) = (index.clone(), Arc::clone(&settings));
-                let forwarder = Arc::clone(&forwarder);
+                let (replies, forwarder) = (Arc::clone(&replies), Arc::clone(&forwarder));
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = serve_tcp(stream, peer, &index, &settings, &forwarder).await;
+                    let _ = serve_tcp(stream, peer, &index, &settings, &replies, &forwarder).await;
                 });
             }
         }
@@ -287,6 +300,7 @@ async fn serve_udp(
     udp: Arc<UdpSocket>,
     index: SharedIndex,
     settings: Arc<DnsSettings>,
+    replies: Arc<Replies>,
     forwarder: Arc<Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -299,7 +313,7 @@ async fn serve_udp(
             },
             () = crate::stopped(&mut stop) => return,
         };
-        match respond_local(&index, &settings, peer, &buf[..n], false) {
+        match respond_local(&index, &settings, &replies, peer, &buf[..n], false) {
             Local::Reply(reply) => {
                 let _ = udp.send_to(&reply, peer).await;
             }
@@ -323,6 +337,7 @@ async fn serve_tcp(
     peer: SocketAddr,
     index: &SharedIndex,
     settings: &DnsSettings,
+    replies: &Replies,
     forwarder: &Forwarder,
 ) -> std::io::Result<()> {
     loop {
@@ -333,7 +348,8 @@ async fn serve_tcp(
         tokio::time::timeout(TCP_READ_TIMEOUT, stream.read_exact(&mut query))
             .await
             .map_err(std::io::Error::other)??;
-        let Some(reply) = respond(index, settings, forwarder, peer, &query, true).await else {
+        let Some(reply) = respond(index, settings, replies, forwarder, peer, &query, true).await
+        else {
             return Ok(());
         };
         let len = u16::try_from(reply.len()).map_err(std::io::Error::other)?;
