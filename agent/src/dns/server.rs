@@ -126,6 +126,9 @@ fn respond_local(
     let reply = if !may_ask(&current, settings.listen.ip(), peer.ip()) {
         debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
         refused(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok())
+    } else if is_response(bytes) {
+        debug!(%peer, "cluster DNS: a response dropped");
+        None
     } else {
         match parse(bytes) {
             Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
@@ -354,6 +357,13 @@ pub fn upstreams(node_conf: &ResolvConf, exclude: &[IpAddr]) -> Vec<SocketAddr> 
         .collect()
 }
 
+/// Whether `bytes` are a response (QR set). Responses are never answered,
+/// well-formed or not (CoreDNS and BIND drop them too): two servers
+/// answering each other's errors would never stop.
+fn is_response(bytes: &[u8]) -> bool {
+    bytes.get(2).is_some_and(|flags| flags & 0x80 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +404,26 @@ mod tests {
         assert_eq!(
             upstreams(&ResolvConf::parse(text), &[dns]),
             vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn responses_are_never_answered() {
+        let query = crate::dns::answer::query_for(
+            7,
+            "web.shop.svc.cluster.local",
+            hickory_proto::rr::RecordType::A,
+        )
+        .expect("query");
+        let bytes = query.to_vec().expect("encode");
+        assert!(!is_response(&bytes));
+        let mut response = bytes.clone();
+        response[2] |= 0x80;
+        assert!(is_response(&response), "a well-formed response");
+        assert!(is_response(&[0, 1, 0x80]), "a response cut short");
+        assert!(
+            !is_response(&[0, 1]),
+            "too short to tell: FORMERR's rules decide"
         );
     }
 }
