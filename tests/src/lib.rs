@@ -12,6 +12,7 @@ pub use jotasu_dev::{
 };
 pub mod bench;
 pub mod cni;
+pub mod dns;
 pub mod e2e;
 pub mod etcd;
 pub mod jotactl;

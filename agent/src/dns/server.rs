@@ -131,6 +131,10 @@ fn respond_local(
             .and_then(|r| encode(&r, MAX_MESSAGE).ok())
             .map_or(Local::Drop, Local::Reply);
     }
+    if is_response(bytes) {
+        debug!(%peer, "cluster DNS: a response dropped");
+        return Local::Drop;
+    }
     let shape = plain(bytes, tcp, MAX_MESSAGE);
     if let Some(reply) = shape
         .as_ref()
@@ -370,6 +374,13 @@ pub fn upstreams(node_conf: &ResolvConf, exclude: &[IpAddr]) -> Vec<SocketAddr> 
         .collect()
 }
 
+/// Whether `bytes` are a response (QR set). Responses are never answered,
+/// well-formed or not (CoreDNS and BIND drop them too): two servers
+/// answering each other's errors would never stop.
+fn is_response(bytes: &[u8]) -> bool {
+    bytes.get(2).is_some_and(|flags| flags & 0x80 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +421,26 @@ mod tests {
         assert_eq!(
             upstreams(&ResolvConf::parse(text), &[dns]),
             vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn responses_are_never_answered() {
+        let query = crate::dns::answer::query_for(
+            7,
+            "web.shop.svc.cluster.local",
+            hickory_proto::rr::RecordType::A,
+        )
+        .expect("query");
+        let bytes = query.to_vec().expect("encode");
+        assert!(!is_response(&bytes));
+        let mut response = bytes.clone();
+        response[2] |= 0x80;
+        assert!(is_response(&response), "a well-formed response");
+        assert!(is_response(&[0, 1, 0x80]), "a response cut short");
+        assert!(
+            !is_response(&[0, 1]),
+            "too short to tell: FORMERR's rules decide"
         );
     }
 }

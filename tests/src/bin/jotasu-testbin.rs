@@ -7,7 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use jotasu_tests::dns::wire;
 use jotasu_tests::traffic;
 
 #[derive(Parser)]
@@ -74,6 +76,27 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Send each hex MESSAGE as one UDP datagram (each from a fresh socket
+    /// connected to TO); print "reply <hex>" or "none" per message.
+    DnsExchange {
+        /// The DNS server.
+        #[arg(long)]
+        to: SocketAddr,
+        /// How long to wait for each reply, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        wait_ms: u64,
+        /// The messages, in hex ("" is an empty datagram).
+        messages: Vec<String>,
+    },
+    /// Connect to TO over TCP, write the hex BYTES, print "held" and keep
+    /// the connection open until stdin closes.
+    DnsHold {
+        /// The DNS server.
+        #[arg(long)]
+        to: SocketAddr,
+        /// What to write, in hex.
+        bytes: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,6 +141,23 @@ fn main() -> anyhow::Result<()> {
             jotasu_tests::netns::run_in(&netns, || spec.apply().map(drop))??;
             println!("applied");
             Ok(())
+        }
+        Cmd::DnsExchange {
+            to,
+            wait_ms,
+            messages,
+        } => {
+            for hex in messages {
+                let message = wire::from_hex(&hex).context("a message in hex")?;
+                match wire::udp_exchange(to, &message, Duration::from_millis(wait_ms))? {
+                    Some(reply) => println!("reply {}", wire::to_hex(&reply)),
+                    None => println!("none"),
+                }
+            }
+            Ok(())
+        }
+        Cmd::DnsHold { to, bytes } => {
+            wire::hold_tcp(to, &wire::from_hex(&bytes).context("bytes in hex")?)
         }
         Cmd::Churn { to, held, timeout } => {
             let (marked, stop) = (AtomicBool::new(false), AtomicBool::new(false));

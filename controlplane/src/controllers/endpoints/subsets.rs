@@ -3,7 +3,10 @@
 //! them: every Service port is resolved per pod (a number, or a container
 //! port looked up by name and protocol), and pods that resolve to the same
 //! ports share a subset; ready pods on Ready nodes are `addresses`, the
-//! rest `notReadyAddresses`; addresses sorted by IP.
+//! rest `notReadyAddresses`; addresses sorted by IP. A pod whose
+//! `subdomain` names the Service (same namespace) and that sets a
+//! `hostname` lends it to its address, which gives it a DNS name of its
+//! own (`hostname.service.ns.svc.DOMAIN`).
 
 use std::collections::BTreeMap;
 
@@ -55,11 +58,21 @@ pub fn resolve(port: &ServicePort, pod: &Pod) -> Option<i32> {
     }
 }
 
-fn address(pod: &Pod, ip: &str) -> EndpointAddress {
+/// The hostname an endpoint of `service` gets from `pod`: the pod's
+/// `hostname` when its `subdomain` is the Service's name in the same
+/// namespace (Kubernetes' `ShouldSetHostname`).
+pub fn hostname_for<'a>(service: &Service, pod: &'a Pod) -> Option<&'a str> {
+    let hostname = pod.spec.hostname.as_deref().filter(|h| !h.is_empty())?;
+    let same_namespace = service.metadata.namespace == pod.metadata.namespace;
+    let named = pod.spec.subdomain.is_some() && pod.spec.subdomain == service.metadata.name;
+    (same_namespace && named).then_some(hostname)
+}
+
+fn address(service: &Service, pod: &Pod, ip: &str) -> EndpointAddress {
     let meta = &pod.metadata;
     EndpointAddress {
         ip: ip.to_owned(),
-        hostname: None,
+        hostname: hostname_for(service, pod).map(str::to_owned),
         node_name: node_of(pod).map(str::to_owned),
         target_ref: Some(ObjectReference {
             kind: Some("Pod".into()),
@@ -114,7 +127,7 @@ pub fn subsets(
         let ready = is_ready(pod) && node_of(pod).is_some_and(&node_ready);
         let group = groups.entry(ports).or_default();
         let list = if ready { &mut group.0 } else { &mut group.1 };
-        list.push(address(pod, ip));
+        list.push(address(service, pod, ip));
     }
     groups
         .into_iter()
@@ -323,6 +336,40 @@ mod tests {
         let out = subsets(&s, &[&p], all_ready);
         assert_eq!(ips(&out[0].addresses), ["10.0.0.2"]);
         assert!(out[0].ports.is_empty());
+    }
+
+    #[test]
+    fn a_pod_in_the_services_subdomain_lends_its_hostname() {
+        let mut s = service(serde_json::json!([{"port": 80}]));
+        s.spec.cluster_ip = Some("None".into());
+        let named = |hostname: Option<&str>, subdomain: Option<&str>| {
+            let mut p = pod("a", "n1", "10.0.0.2", true, &[]);
+            p.spec.hostname = hostname.map(str::to_owned);
+            p.spec.subdomain = subdomain.map(str::to_owned);
+            p
+        };
+        let hostnames = |p: &Pod| {
+            let out = subsets(&s, &[p], all_ready);
+            out[0].addresses[0].hostname.clone()
+        };
+        assert_eq!(
+            hostnames(&named(Some("db-0"), Some("web"))).as_deref(),
+            Some("db-0")
+        );
+        assert_eq!(hostnames(&named(Some("db-0"), Some("other"))), None);
+        assert_eq!(hostnames(&named(Some("db-0"), None)), None);
+        assert_eq!(hostnames(&named(None, Some("web"))), None);
+        let mut elsewhere = named(Some("db-0"), Some("web"));
+        elsewhere.metadata.namespace = Some("other".into());
+        assert_eq!(hostname_for(&s, &elsewhere), None);
+        // Not ready: the name still travels with the address.
+        let mut unready = named(Some("db-0"), Some("web"));
+        unready.status.as_mut().expect("status").conditions[0].status = false.into();
+        let out = subsets(&s, &[&unready], all_ready);
+        assert_eq!(
+            out[0].not_ready_addresses[0].hostname.as_deref(),
+            Some("db-0")
+        );
     }
 
     #[test]
