@@ -3,8 +3,9 @@
 //! Discovery" specification, schema 1.1.0, lays them out. Pure data: no
 //! sockets, no clocks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnetwork::Ipv4Network;
 use jotasu_api::kinds::pod::Protocol;
@@ -57,8 +58,35 @@ pub struct DnsIndex {
     domain: String,
     service_cidr: Option<Ipv4Network>,
     pod_cidrs: Vec<Ipv4Network>,
-    names: BTreeMap<String, BTreeSet<Rdata>>,
+    /// Each name's records, sorted and without duplicates (a Vec: most
+    /// names hold one record or none, and a set's node would be ten times
+    /// their size).
+    names: BTreeMap<Box<str>, Vec<Rdata>>,
+    /// ClusterIP Services by `name.ns`, kept by shape rather than spelled
+    /// out: their A, SRV and PTR names and the `_proto` names between
+    /// are answered from this (a tenth of the memory of every name
+    /// written out, which matters at 10,000 Services).
+    services: HashMap<Arc<str>, ClusterIpService>,
+    /// ClusterIP → `name.ns`, for PTR.
+    addresses: HashMap<Ipv4Addr, Arc<str>>,
+    /// `.svc.DOMAIN`.
+    svc_suffix: Box<str>,
     serial: u32,
+}
+
+/// A ClusterIP Service's address and named ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClusterIpService {
+    ip: Ipv4Addr,
+    ports: Box<[NamedPort]>,
+}
+
+/// A named port: `_name._proto` answers SRV with `port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NamedPort {
+    name: Box<str>,
+    proto: &'static str,
+    port: u16,
 }
 
 /// Lowercases and drops a trailing dot: the index's form of a name.
@@ -122,11 +150,15 @@ impl DnsIndex {
         service_cidr: Option<Ipv4Network>,
         pod_cidrs: Vec<Ipv4Network>,
     ) -> Self {
+        let domain = normalize(domain);
         let mut index = Self {
-            domain: normalize(domain),
+            svc_suffix: format!(".svc.{domain}").into(),
+            domain,
             service_cidr,
             pod_cidrs,
             names: BTreeMap::new(),
+            services: HashMap::new(),
+            addresses: HashMap::new(),
             serial: 1,
         };
         for sub in ["svc", "pod"] {
@@ -184,24 +216,66 @@ impl DnsIndex {
             return;
         };
         let fqdn = format!("{name}.{ns}.svc.{}", self.domain);
-        self.touch(&fqdn);
         match service.spec.cluster_ip.as_deref() {
-            Some("None") => self.add_headless(&fqdn, endpoints),
+            Some("None") => {
+                self.touch(&fqdn);
+                self.add_headless(&fqdn, endpoints);
+            }
             ip => {
                 let Some(ip) = ip.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) else {
+                    // Not allocated yet: the name exists without an address.
+                    self.touch(&fqdn);
                     return;
                 };
-                self.insert(&fqdn, Rdata::A(ip));
-                self.insert(&reverse_name(ip), Rdata::Ptr(fqdn.clone()));
-                for p in &service.spec.ports {
-                    let (Some(port_name), Some(port)) = (&p.name, port_u16(p.port)) else {
-                        continue;
-                    };
-                    let srv = format!("_{port_name}.{}.{fqdn}", proto_label(p.protocol));
-                    let target = fqdn.clone();
-                    self.insert(&normalize(&srv), Rdata::Srv { port, target });
-                }
+                self.touch(&format!("{ns}.svc.{}", self.domain));
+                let ports = service
+                    .spec
+                    .ports
+                    .iter()
+                    .filter_map(|p| {
+                        Some(NamedPort {
+                            name: p.name.as_deref()?.to_ascii_lowercase().into(),
+                            proto: proto_label(p.protocol),
+                            port: port_u16(p.port)?,
+                        })
+                    })
+                    .collect();
+                let key: Arc<str> = normalize(&format!("{name}.{ns}")).into();
+                self.addresses.insert(ip, Arc::clone(&key));
+                self.services.insert(key, ClusterIpService { ip, ports });
             }
+        }
+    }
+
+    /// What a ClusterIP Service answers for `name` (normalized), if the
+    /// name is one of its: A, the `_proto` level, SRV, PTR.
+    fn cluster_ip_lookup(&self, name: &str) -> Option<Vec<Rdata>> {
+        if let Some(ip) = parse_reverse(name) {
+            let key = self.addresses.get(&ip)?;
+            return Some(vec![Rdata::Ptr(format!("{key}{}", self.svc_suffix))]);
+        }
+        let rest = name.strip_suffix(&*self.svc_suffix)?;
+        let labels: Vec<&str> = rest.split('.').collect();
+        let key = |svc: &str, ns: &str| format!("{svc}.{ns}");
+        match labels[..] {
+            [_, _] => Some(vec![Rdata::A(self.services.get(rest)?.ip)]),
+            [proto, svc, ns] => {
+                let s = self.services.get(key(svc, ns).as_str())?;
+                s.ports.iter().any(|p| p.proto == proto).then(Vec::new)
+            }
+            [port, proto, svc, ns] => {
+                let s = self.services.get(key(svc, ns).as_str())?;
+                let p = s
+                    .ports
+                    .iter()
+                    .find(|p| p.proto == proto && port.strip_prefix('_') == Some(&*p.name))?;
+                let target = format!("{svc}.{ns}{}", self.svc_suffix);
+                Some(vec![Rdata::Srv {
+                    port: p.port,
+                    target,
+                }])
+            }
+            _ => None,
         }
     }
 
@@ -254,7 +328,9 @@ impl DnsIndex {
         };
         let mut rest = name.as_str();
         loop {
-            self.names.entry(rest.to_owned()).or_default();
+            if !self.names.contains_key(rest) {
+                self.names.insert(rest.into(), Vec::new());
+            }
             if rest == zone {
                 break;
             }
@@ -268,13 +344,17 @@ impl DnsIndex {
     fn insert(&mut self, name: &str, data: Rdata) {
         let name = normalize(name);
         self.touch(&name);
-        self.names.entry(name).or_default().insert(data);
+        let records = self.names.entry(name.into()).or_default();
+        if let Err(at) = records.binary_search(&data) {
+            records.insert(at, data);
+        }
     }
 
     /// Whether a reverse address is ours: a known record, or inside the
     /// service CIDR or a pod CIDR.
     pub fn owns_address(&self, ip: Ipv4Addr) -> bool {
-        self.names.contains_key(&reverse_name(ip))
+        self.addresses.contains_key(&ip)
+            || self.names.contains_key(reverse_name(ip).as_str())
             || self.service_cidr.is_some_and(|n| n.contains(ip))
             || self.pod_cidrs.iter().any(|n| n.contains(ip))
     }
@@ -304,7 +384,10 @@ impl DnsIndex {
         if self.zone_of(&name).is_none() {
             return Lookup::Outside;
         }
-        if let Some(records) = self.names.get(&name) {
+        if let Some(records) = self.cluster_ip_lookup(&name) {
+            return Lookup::Found(records);
+        }
+        if let Some(records) = self.names.get(name.as_str()) {
             return Lookup::Found(records.iter().cloned().collect());
         }
         if let Some(ip) = self.pod_address(&name) {
@@ -322,11 +405,14 @@ impl DnsIndex {
     pub fn single_a_names(&self) -> BTreeMap<String, Ipv4Addr> {
         self.names
             .iter()
-            .filter_map(
-                |(name, records)| match records.iter().collect::<Vec<_>>()[..] {
-                    [Rdata::A(ip)] => Some((name.clone(), *ip)),
-                    _ => None,
-                },
+            .filter_map(|(name, records)| match records.as_slice() {
+                [Rdata::A(ip)] => Some((name.to_string(), *ip)),
+                _ => None,
+            })
+            .chain(
+                self.services
+                    .iter()
+                    .map(|(key, s)| (format!("{key}{}", self.svc_suffix), s.ip)),
             )
             .collect()
     }
