@@ -388,7 +388,7 @@ impl DnsIndex {
             return Lookup::Found(records);
         }
         if let Some(records) = self.names.get(name.as_str()) {
-            return Lookup::Found(records.iter().cloned().collect());
+            return Lookup::Found(records.to_vec());
         }
         if let Some(ip) = self.pod_address(&name) {
             return Lookup::Found(vec![Rdata::A(ip)]);
