@@ -353,10 +353,11 @@ impl DnsIndex {
     /// Whether a reverse address is ours: a known record, or inside the
     /// service CIDR or a pod CIDR.
     pub fn owns_address(&self, ip: Ipv4Addr) -> bool {
-        self.addresses.contains_key(&ip)
-            || self.names.contains_key(reverse_name(ip).as_str())
+        // Cheapest first: every query's source is checked here.
+        self.pod_cidrs.iter().any(|n| n.contains(ip))
             || self.service_cidr.is_some_and(|n| n.contains(ip))
-            || self.pod_cidrs.iter().any(|n| n.contains(ip))
+            || self.addresses.contains_key(&ip)
+            || self.names.contains_key(reverse_name(ip).as_str())
     }
 
     /// The zone a name belongs to (the cluster domain or `in-addr.arpa`

@@ -134,8 +134,12 @@ fn patched(reply: &[u8], query: &[u8]) -> Option<Vec<u8>> {
 /// The replies of one index (by its serial).
 #[derive(Debug, Default)]
 pub struct Replies {
-    inner: RwLock<(u32, HashMap<Shape, Vec<u8>>)>,
+    inner: RwLock<(u32, Store)>,
 }
+
+/// Shapes → replies, hashed with foldhash (every query is hashed here;
+/// SipHash's flood resistance is not needed for names the index answers).
+type Store = HashMap<Shape, Vec<u8>, foldhash::fast::RandomState>;
 
 impl Replies {
     /// The reply to `query` (plain, of shape `plain`) stored for index

@@ -124,8 +124,9 @@ fn respond_local(
     bytes: &[u8],
     tcp: bool,
 ) -> Local {
-    let current = Arc::clone(&index.read().unwrap_or_else(PoisonError::into_inner));
-    if !may_ask(&current, settings.listen.ip(), peer.ip()) {
+    let guard = index.read().unwrap_or_else(PoisonError::into_inner);
+    let current: &Arc<DnsIndex> = &guard;
+    if !may_ask(current, settings.listen.ip(), peer.ip()) {
         debug!(%peer, "cluster DNS: a query from outside the cluster's pods refused");
         return refused(bytes)
             .and_then(|r| encode(&r, MAX_MESSAGE).ok())
@@ -144,9 +145,9 @@ fn respond_local(
     }
     let reply = match parse(bytes) {
         Err(_) => reply_to_malformed(bytes).and_then(|r| encode(&r, MAX_MESSAGE).ok()),
-        Ok(query) => match answer(&current, &query) {
+        Ok(query) => match answer(current, &query) {
             Answer::Reply(reply) if Forwarder::must_chase(&query, &reply) => {
-                return Local::Chase(query, reply, current);
+                return Local::Chase(query, reply, Arc::clone(current));
             }
             Answer::Reply(reply) => {
                 let encoded = encode(&reply, limit(&query, tcp)).ok();

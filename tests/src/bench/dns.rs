@@ -164,6 +164,21 @@ fn query_file(dir: &Path, names: &[(String, Ipv4Addr)]) -> anyhow::Result<PathBu
 struct Rate {
     qps: f64,
     lost: f64,
+    /// dnsperf's CPU time over the run's wall time, in cores: near the
+    /// machine's core count, the load tool is what saturates.
+    client_cores: f64,
+}
+
+/// CPU seconds of this process's waited-for children so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes into a zeroed struct we own.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn dnsperf(
@@ -202,6 +217,7 @@ fn stat(out: &str, label: &str) -> Option<f64> {
 
 fn saturated(netns: &str, to: SocketAddrV4, queries: &Path, seconds: u64) -> anyhow::Result<Rate> {
     let secs = seconds.to_string();
+    let (cpu, started) = (children_cpu(), Instant::now());
     let out = dnsperf(
         netns,
         to,
@@ -210,7 +226,12 @@ fn saturated(netns: &str, to: SocketAddrV4, queries: &Path, seconds: u64) -> any
     )?;
     let qps = stat(&out, "Queries per second").context("no rate in dnsperf's output")?;
     let lost = stat(&out, "Queries lost").unwrap_or(0.0);
-    Ok(Rate { qps, lost })
+    let client_cores = (children_cpu() - cpu) / started.elapsed().as_secs_f64();
+    Ok(Rate {
+        qps,
+        lost,
+        client_cores,
+    })
 }
 
 /// p50 and p99 latency in ms at `qps`, from dnsperf's per-query lines
@@ -366,6 +387,7 @@ fn round(
     report.row(&case, "p50 at fixed rate", k50, "ms");
     report.row(&case, "p99 at fixed rate", k99, "ms");
     report.row(&case, "lost", kernel.lost, "queries");
+    report.row(&case, "dnsperf CPU", kernel.client_cores, "cores");
     report.row(&case, "answered in the kernel", answered as f64, "queries");
     report.row(&case, "from_pod run time per packet", per_packet_ns, "ns");
 
@@ -380,6 +402,7 @@ fn round(
     report.row(&case, "p50 at fixed rate", r50, "ms");
     report.row(&case, "p99 at fixed rate", r99, "ms");
     report.row(&case, "lost", res.lost, "queries");
+    report.row(&case, "dnsperf CPU", res.client_cores, "cores");
 
     // unbound, on the same node, with the same names.
     let addr = SocketAddrV4::new(node.ip(), UNBOUND_PORT);
@@ -392,6 +415,7 @@ fn round(
     report.row(&case, "p50 at fixed rate", u50, "ms");
     report.row(&case, "p99 at fixed rate", u99, "ms");
     report.row(&case, "lost", ub.lost, "queries");
+    report.row(&case, "dnsperf CPU", ub.client_cores, "cores");
 
     report.goal_at_least(
         &format!("resolver / unbound rate, {n} Services"),
