@@ -15,6 +15,7 @@ use jotasu_api::{Endpoints, Service};
 use jotasu_ebpf::DnsCounters;
 use jotasu_tests::{
     cluster::ClusterOptions,
+    dns::wire::wire_name as wire,
     e2e::{Harness, netns_of, sample},
     packet::{HOST_MAC, IP_DF, POD_MAC, Packet, Transport},
     privilege::require_root,
@@ -76,16 +77,6 @@ struct Query {
     /// An OPT record: (payload size, version, DO, options).
     edns: Option<(u16, u8, bool, Vec<u8>)>,
     trailer: Vec<u8>,
-}
-
-fn wire(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
 }
 
 impl Query {

@@ -297,13 +297,9 @@ fn unbound(
 /// One A query for `name` to `to` from node `node`'s namespace: the reply's
 /// (rcode, answer count), if any came within 50 ms.
 fn ask(node: &AgentNode, to: SocketAddrV4, name: &str, id: u16) -> Option<(u8, u16)> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(u8::try_from(label.len()).ok()?);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut question = crate::dns::wire::wire_name(name);
+    question.extend_from_slice(&[0, 1, 0, 1]);
+    let q = crate::dns::wire::query_bytes(id, 1, &question);
     node.netns()
         .run(move || {
             let s = UdpSocket::bind("0.0.0.0:0").ok()?;
