@@ -6,10 +6,12 @@
 //! upstream resolvers through that cache and chases aliases that leave the
 //! cluster; `replies` keeps encoded replies to plain queries for the
 //! current index; `server` answers the node's pods over UDP and TCP on the
-//! node's address; `fast` hands the names with one A record to the
+//! node's address (`batch`: its UDP side takes and answers queries by the
+//! batch); `fast` hands the names with one A record to the
 //! kernel, which answers those queries itself.
 
 pub mod answer;
+pub mod batch;
 pub mod cache;
 pub mod fast;
 pub mod forward;

@@ -10,17 +10,20 @@
 //! server.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd as _;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::Message;
 use ipnetwork::Ipv4Network;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::answer::{Answer, answer, encode, parse, reply_to_malformed, udp_limit};
+use super::batch::{self, Batch};
 use super::cache::Limits;
 use super::forward::{Forwarded, Forwarder};
 use super::index::DnsIndex;
@@ -32,7 +35,8 @@ use crate::watch::SharedView;
 
 /// How long a TCP client may take to send its query.
 const TCP_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest DNS message (TCP's 16-bit length).
+/// Largest DNS message (TCP's 16-bit length; over UDP, queries up to
+/// [`batch::SLOT`] bytes are taken).
 const MAX_MESSAGE: usize = 65_535;
 /// TCP connections served at once.
 const MAX_TCP: usize = 256;
@@ -299,8 +303,10 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// One UDP receive loop: the cluster's names answered in the loop, other
-/// names forwarded from a task of their own, until `stop`.
+/// One UDP receive loop, until `stop`: the queries waiting are taken in
+/// batches (one `recvmmsg`), the cluster's names answered in the loop and
+/// their replies sent together (one `sendmmsg`); other names are forwarded
+/// from a task of their own.
 async fn serve_udp(
     udp: Arc<UdpSocket>,
     index: SharedIndex,
@@ -309,28 +315,68 @@ async fn serve_udp(
     forwarder: Arc<Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let fd = udp.as_raw_fd();
+    let mut batch = Batch::default();
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(batch::BATCH);
     loop {
-        let (n, peer) = tokio::select! {
-            r = udp.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => { warn!(error = %e, "cluster DNS: receiving"); continue; }
+        tokio::select! {
+            r = udp.readable() => if let Err(e) = r {
+                warn!(error = %e, "cluster DNS: waiting for queries");
+                continue;
             },
             () = crate::stopped(&mut stop) => return,
-        };
-        match respond_local(&index, &settings, &replies, peer, &buf[..n], false) {
-            Local::Reply(reply) => {
-                let _ = udp.send_to(&reply, peer).await;
-            }
-            Local::Drop => {}
-            remote => {
-                let (query, udp, forwarder) =
-                    (buf[..n].to_vec(), Arc::clone(&udp), Arc::clone(&forwarder));
-                tokio::spawn(async move {
-                    if let Some(reply) = respond_remote(remote, &forwarder, &query, false).await {
-                        let _ = udp.send_to(&reply, peer).await;
+        }
+        loop {
+            let n = match udp.try_io(Interest::READABLE, || batch.recv(fd)) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "cluster DNS: receiving");
+                    break;
+                }
+            };
+            out.clear();
+            for i in 0..n {
+                let Some((query, peer)) = batch.datagram(i) else {
+                    continue;
+                };
+                match respond_local(&index, &settings, &replies, peer, query, false) {
+                    Local::Reply(reply) => out.push((peer, reply)),
+                    Local::Drop => {}
+                    remote => {
+                        let (query, udp, forwarder) =
+                            (query.to_vec(), Arc::clone(&udp), Arc::clone(&forwarder));
+                        tokio::spawn(async move {
+                            let reply = respond_remote(remote, &forwarder, &query, false).await;
+                            if let Some(reply) = reply {
+                                let _ = udp.send_to(&reply, peer).await;
+                            }
+                        });
                     }
-                });
+                }
+            }
+            send_all(&udp, &out).await;
+        }
+    }
+}
+
+/// Sends every reply of `out`, waiting while the socket's buffer is full.
+async fn send_all(udp: &UdpSocket, out: &[(SocketAddr, Vec<u8>)]) {
+    let fd = udp.as_raw_fd();
+    let mut sent = 0;
+    while sent < out.len() {
+        match udp.try_io(Interest::WRITABLE, || batch::send(fd, &out[sent..])) {
+            Ok(k) => sent += k.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if udp.writable().await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // One unreachable client must not cost the others their
+                // replies: skip it.
+                debug!(error = %e, peer = %out[sent].0, "cluster DNS: sending");
+                sent += 1;
             }
         }
     }
