@@ -107,14 +107,25 @@ pub fn name_of(key: &abi::DnsName) -> Option<String> {
 pub fn plan_names(current: &DnsNames, desired: &DnsNames) -> (Vec<NameOp>, NamesSummary) {
     let mut ops = Vec::new();
     let mut summary = NamesSummary::default();
-    let mut wanted = BTreeSet::new();
-    for (name, addr) in desired {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if wire_name(&name).is_none() {
+    // Names come normalized from the resolver's index; any other spelling
+    // is normalized here (without copying the whole set for the common case).
+    let needs_normalizing =
+        |name: &str| name.ends_with('.') || name.bytes().any(|b| b.is_ascii_uppercase());
+    let renamed: DnsNames = desired
+        .iter()
+        .filter(|(name, _)| needs_normalizing(name))
+        .map(|(name, addr)| (name.trim_end_matches('.').to_ascii_lowercase(), *addr))
+        .collect();
+    let wanted = |name: &str| {
+        renamed.contains_key(name) || (!needs_normalizing(name) && desired.contains_key(name))
+    };
+    let plain = desired.iter().filter(|(name, _)| !needs_normalizing(name));
+    for (name, addr) in plain.chain(renamed.iter()) {
+        if wire_name(name).is_none() {
             summary.skipped += 1;
             continue;
         }
-        match current.get(&name) {
+        match current.get(name) {
             Some(have) if have == addr => {}
             Some(_) => {
                 summary.changed += 1;
@@ -125,10 +136,9 @@ pub fn plan_names(current: &DnsNames, desired: &DnsNames) -> (Vec<NameOp>, Names
                 ops.push(NameOp::Put(name.clone(), *addr));
             }
         }
-        wanted.insert(name);
     }
     for name in current.keys() {
-        if !wanted.contains(name) {
+        if !wanted(name) {
             summary.removed += 1;
             ops.push(NameOp::Delete(name.clone()));
         }
