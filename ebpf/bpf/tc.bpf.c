@@ -236,6 +236,28 @@ int from_pod(struct __sk_buff *skb)
 	return deliver(skb, f.daddr);
 }
 
+/*
+ * to_pod: tc egress on the host side of each pod's veth, i.e. what the
+ * node's own stack sends a pod. A reply from a backend that is the node
+ * itself (its resolver, a host-network endpoint) to a flow from_pod
+ * balanced gets its reverse NAT here: from the VIP, as the client asked.
+ * Pods' own traffic and the overlay's reach pods with bpf_redirect_peer and
+ * never pass here.
+ */
+SEC("classifier")
+int to_pod(struct __sk_buff *skb)
+{
+	struct ct_value *ct;
+	struct flow f = {};
+
+	if (parse_flow(skb, &f) != PARSED_FLOW)
+		return TC_ACT_OK;
+	ct = ct_lookup(&f);
+	if (ct && ct->dir == CT_DIR_REPLY && ct_apply(skb, &f, ct))
+		return TC_ACT_SHOT;
+	return TC_ACT_OK;
+}
+
 SEC("classifier")
 int from_overlay(struct __sk_buff *skb)
 {

@@ -20,7 +20,7 @@ use crate::{
     objects,
     overlay::{FROM_OVERLAY_PIN, Overlay},
     plan::{Entry, Op, Programmed, ReconcileSummary},
-    pods::{FROM_POD_PIN, PodDatapath},
+    pods::{FROM_POD_PIN, PodDatapath, TO_POD_PIN},
     service::{Frontend, Service},
 };
 
@@ -128,6 +128,7 @@ impl Datapath {
         let mut sock = load("sock", objects::SOCK)?;
         for (name, pin) in [
             ("from_pod", FROM_POD_PIN),
+            ("to_pod", TO_POD_PIN),
             ("from_overlay", FROM_OVERLAY_PIN),
         ] {
             let prog = program::<SchedClassifier>(&mut tc, name)?;

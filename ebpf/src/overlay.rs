@@ -164,7 +164,13 @@ impl Overlay {
         vni: u32,
     ) -> Result<Attached, DatapathError> {
         let pin = self.link_pin(ifname);
-        let outcome = tcx::attach(&mut self.from_overlay, "from_overlay", ifname, &pin)?;
+        let outcome = tcx::attach(
+            &mut self.from_overlay,
+            "from_overlay",
+            ifname,
+            aya::programs::TcAttachType::Ingress,
+            &pin,
+        )?;
         self.config
             .set(0, abi::OverlayConfig { ifindex, vni }, 0)
             .map_err(map_err("write", CONFIG_PIN))?;

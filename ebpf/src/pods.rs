@@ -1,5 +1,6 @@
 //! [`PodDatapath`]: the pod-facing part of a node's data plane — `from_pod`
-//! on each pod's host-side veth and the endpoint map — opened from pins alone.
+//! (ingress) and `to_pod` (egress) on each pod's host-side veth and the
+//! endpoint map — opened from pins alone.
 //!
 //! A CNI plugin runs once per pod operation, so it cannot afford what
 //! [`crate::Datapath::open`] does (parse the objects and the kernel's BTF,
@@ -22,13 +23,16 @@ use crate::{
     datapath::{Datapath, ensure_bpffs, node_dir},
     error::DatapathError,
     maps::{is_missing, map_err},
-    tc::{self, PodHook},
+    tc::{self, PodHook, Side},
 };
 
 /// Where the verified `from_pod` program is pinned, in a node's pin directory.
 pub(crate) const FROM_POD_PIN: &str = "progs/from_pod";
-/// A pod veth's TCX link pin, in the node's `links/`, is this and its name.
+/// Where the verified `to_pod` program is pinned.
+pub(crate) const TO_POD_PIN: &str = "progs/to_pod";
+/// A pod veth's TCX link pins, in the node's `links/`, are these and its name.
 const LINK_PIN_PREFIX: &str = "from_pod_";
+const EGRESS_LINK_PIN_PREFIX: &str = "to_pod_";
 /// The endpoint map's pin (pinned by name by the object).
 const ENDPOINTS_PIN: &str = "endpoints";
 
@@ -43,6 +47,7 @@ pub use crate::abi::EndpointValue as Endpoint;
 pub struct PodDatapath {
     dir: PathBuf,
     from_pod: SchedClassifier,
+    to_pod: SchedClassifier,
     endpoints: HashMap<MapData, u32, Endpoint>,
 }
 
@@ -58,7 +63,10 @@ impl PodDatapath {
     pub fn open_in(bpffs: &Path, node: &str) -> Result<Self, DatapathError> {
         let dir = node_dir(bpffs, node)?;
         ensure_bpffs(bpffs)?;
-        if !dir.join(FROM_POD_PIN).exists() || !dir.join(ENDPOINTS_PIN).exists() {
+        if [FROM_POD_PIN, TO_POD_PIN, ENDPOINTS_PIN]
+            .iter()
+            .any(|pin| !dir.join(pin).exists())
+        {
             tracing::info!(node, "setting up the node's data plane (first use)");
             drop(Datapath::open_in(bpffs, node)?);
         }
@@ -67,13 +75,17 @@ impl PodDatapath {
 
     /// Opens the pins under the node directory `dir`.
     pub(crate) fn from_pins(dir: &Path) -> Result<Self, DatapathError> {
-        let prog = dir.join(FROM_POD_PIN);
-        let from_pod = SchedClassifier::from_pin(&prog).map_err(|e| DatapathError::Program {
-            action: "opening pinned",
-            program: "from_pod",
-            target: prog.display().to_string(),
-            source: Box::new(e),
-        })?;
+        let open = |program: &'static str, pin: &str| {
+            let prog = dir.join(pin);
+            SchedClassifier::from_pin(&prog).map_err(|e| DatapathError::Program {
+                action: "opening pinned",
+                program,
+                target: prog.display().to_string(),
+                source: Box::new(e),
+            })
+        };
+        let from_pod = open("from_pod", FROM_POD_PIN)?;
+        let to_pod = open("to_pod", TO_POD_PIN)?;
         let map = dir.join(ENDPOINTS_PIN);
         let endpoints = MapData::from_pin(&map)
             .map(Map::HashMap)
@@ -82,35 +94,47 @@ impl PodDatapath {
         Ok(Self {
             dir: dir.to_owned(),
             from_pod,
+            to_pod,
             endpoints,
         })
     }
 
-    /// Attaches `from_pod` to ingress of `ifname`, a pod's host-side veth in
-    /// the calling thread's network namespace, by `hook`. Idempotent: an
-    /// attachment made the same way is replaced in place, one made the other
-    /// way is removed.
+    /// Attaches `from_pod` to ingress and `to_pod` to egress of `ifname`, a
+    /// pod's host-side veth in the calling thread's network namespace, by
+    /// `hook`. Idempotent: an attachment made the same way is replaced in
+    /// place, one made the other way is removed.
     pub fn attach_pod_interface(
         &mut self,
         ifname: &str,
         hook: PodHook,
     ) -> Result<Attached, DatapathError> {
-        let pin = self.link_pin(ifname);
-        let outcome = tc::attach(&mut self.from_pod, ifname, hook, &pin)?;
-        tracing::debug!(ifname, %hook, ?outcome, "from_pod attached");
+        let pin = self.link_pin(ifname, Side::Ingress);
+        let ingress = tc::attach(&mut self.from_pod, ifname, Side::Ingress, hook, &pin)?;
+        let pin = self.link_pin(ifname, Side::Egress);
+        let egress = tc::attach(&mut self.to_pod, ifname, Side::Egress, hook, &pin)?;
+        let outcome = if ingress == Attached::New || egress == Attached::New {
+            Attached::New
+        } else {
+            ingress
+        };
+        tracing::debug!(ifname, %hook, ?outcome, "from_pod and to_pod attached");
         Ok(outcome)
     }
 
-    /// Detaches `from_pod` from `ifname` (which may be gone already).
-    /// Returns whether it was attached.
+    /// Detaches `from_pod` and `to_pod` from `ifname` (which may be gone
+    /// already). Returns whether either was attached.
     pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
-        tc::detach(ifname, &self.link_pin(ifname))
+        let ingress = tc::detach(ifname, Side::Ingress, &self.link_pin(ifname, Side::Ingress))?;
+        let egress = tc::detach(ifname, Side::Egress, &self.link_pin(ifname, Side::Egress))?;
+        Ok(ingress || egress)
     }
 
-    /// How `from_pod` runs on ingress of `ifname` (in the calling thread's
-    /// namespace), if it does.
+    /// How `from_pod` and `to_pod` run on `ifname` (in the calling thread's
+    /// namespace): the hook, when both are attached the same way.
     pub fn pod_interface_hook(&self, ifname: &str) -> Result<Option<PodHook>, DatapathError> {
-        tc::attached(ifname, &self.link_pin(ifname))
+        let ingress = tc::attached(ifname, Side::Ingress, &self.link_pin(ifname, Side::Ingress))?;
+        let egress = tc::attached(ifname, Side::Egress, &self.link_pin(ifname, Side::Egress))?;
+        Ok(ingress.filter(|_| egress == ingress))
     }
 
     /// The interfaces that have a pinned TCX link (some may be gone).
@@ -121,21 +145,26 @@ impl PodDatapath {
             path: links.clone(),
             source,
         })?;
-        Ok(entries
+        let mut names: Vec<String> = entries
             .filter_map(Result::ok)
             .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix(LINK_PIN_PREFIX))
+                let name = e.file_name().to_str()?.to_owned();
+                name.strip_prefix(LINK_PIN_PREFIX)
+                    .or_else(|| name.strip_prefix(EGRESS_LINK_PIN_PREFIX))
                     .map(str::to_owned)
             })
-            .collect())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
-    fn link_pin(&self, ifname: &str) -> PathBuf {
-        self.dir
-            .join("links")
-            .join(format!("{LINK_PIN_PREFIX}{ifname}"))
+    fn link_pin(&self, ifname: &str, side: Side) -> PathBuf {
+        let prefix = match side {
+            Side::Ingress => LINK_PIN_PREFIX,
+            Side::Egress => EGRESS_LINK_PIN_PREFIX,
+        };
+        self.dir.join("links").join(format!("{prefix}{ifname}"))
     }
 
     /// Registers a pod of this node for direct delivery.

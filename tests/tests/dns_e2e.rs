@@ -229,13 +229,11 @@ echo failed=$failed",
 /// A process in a pod's network namespace but outside the node's cgroup
 /// subtree (a pod another CNI runtime started, `ip netns exec`) reaches
 /// 10.96.0.10 through the tc program, which translates it to the node's own
-/// address. The node's reply goes from its stack straight into the pod's
-/// veth, where nothing reverses the translation: it comes from
-/// `<node>:53`, which dig's socket, connected to 10.96.0.10, never takes
-/// (dig times out). Only what the kernel's DNS fast path answers itself
-/// (A queries over UDP for names with one address) gets through.
+/// address; the node's reply gets the reverse translation from `to_pod` on
+/// the pod's veth, so it comes from 10.96.0.10 as dig's socket expects —
+/// over UDP and TCP, for every kind of answer, not only what the kernel's
+/// DNS fast path answers itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap of the tc path: no reverse NAT for a Service whose backend is the node itself"]
 async fn a_process_outside_the_pods_cgroup_resolves_through_tc() {
     if !require_root("a_process_outside_the_pods_cgroup_resolves_through_tc") {
         return;

@@ -1,10 +1,10 @@
-//! `from_pod` on a pod veth as a tc filter: clsact ingress, cls_bpf in
-//! direct-action mode, at jotasu's own priority and handle. It lives as long
-//! as the device, with no pin.
+//! `from_pod` (clsact ingress) and `to_pod` (clsact egress) on a pod veth
+//! as tc filters: cls_bpf in direct-action mode, at jotasu's own priority
+//! and handle. They live as long as the device, with no pin.
 use std::io;
 
 use aya::programs::{
-    SchedClassifier, TcAttachType,
+    SchedClassifier,
     tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
 };
 use netlink_packet_core::{
@@ -16,14 +16,13 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
+use super::Side;
 use crate::{Attached, attach::ifindex, error::DatapathError};
 
 /// jotasu's filter priority on pod veths (lower runs first).
 pub(crate) const POD_FILTER_PRIORITY: u16 = 1;
 /// jotasu's filter handle at [`POD_FILTER_PRIORITY`].
 pub(crate) const POD_FILTER_HANDLE: u32 = 1;
-/// The program's name as the kernel reports it.
-const PROGRAM: &str = "from_pod";
 
 fn options() -> NlOptions {
     NlOptions {
@@ -33,30 +32,44 @@ fn options() -> NlOptions {
     }
 }
 
-fn attach_err(action: &'static str, ifname: &str, e: aya::programs::ProgramError) -> DatapathError {
+fn attach_err(
+    action: &'static str,
+    side: Side,
+    ifname: &str,
+    e: aya::programs::ProgramError,
+) -> DatapathError {
     DatapathError::Program {
         action,
-        program: PROGRAM,
+        program: side.program(),
         target: ifname.to_owned(),
         source: Box::new(e),
     }
 }
 
-/// Attaches `prog` to ingress of `ifname` (in the calling thread's network
+/// Attaches `prog` to `side` of `ifname` (in the calling thread's network
 /// namespace), adding the clsact qdisc if missing. A filter already at
 /// jotasu's priority and handle is replaced in place, atomically.
-pub(super) fn attach(prog: &mut SchedClassifier, ifname: &str) -> Result<Attached, DatapathError> {
+pub(super) fn attach(
+    prog: &mut SchedClassifier,
+    ifname: &str,
+    side: Side,
+) -> Result<Attached, DatapathError> {
     ifindex(ifname)?;
     if let Err(e) = tc::qdisc_add_clsact(ifname) {
         let exists =
             matches!(&e, tc::TcError::NetlinkError(n) if n.raw_os_error() == Some(libc::EEXIST));
         if !exists {
-            return Err(attach_err("adding the clsact qdisc for", ifname, e.into()));
+            return Err(attach_err(
+                "adding the clsact qdisc for",
+                side,
+                ifname,
+                e.into(),
+            ));
         }
     }
     let (id, outcome) = match prog.attach_with_options(
         ifname,
-        TcAttachType::Ingress,
+        side.attach_type(),
         TcAttachOptions::Netlink(options()),
     ) {
         Ok(id) => (id, Attached::New),
@@ -64,7 +77,7 @@ pub(super) fn attach(prog: &mut SchedClassifier, ifname: &str) -> Result<Attache
             let o = options();
             let link = SchedClassifierLink::attached(
                 ifname,
-                TcAttachType::Ingress,
+                side.attach_type(),
                 o.priority,
                 o.handle,
                 None,
@@ -74,14 +87,14 @@ pub(super) fn attach(prog: &mut SchedClassifier, ifname: &str) -> Result<Attache
             })?;
             let id = prog
                 .attach_to_link(link)
-                .map_err(|e| attach_err("replacing", ifname, e))?;
+                .map_err(|e| attach_err("replacing", side, ifname, e))?;
             (id, Attached::Replaced)
         }
-        Err(e) => return Err(attach_err("attaching", ifname, e)),
+        Err(e) => return Err(attach_err("attaching", side, ifname, e)),
     };
     let link = prog
         .take_link(id)
-        .map_err(|e| attach_err("taking the link of", ifname, e))?;
+        .map_err(|e| attach_err("taking the link of", side, ifname, e))?;
     // Dropping an aya tc link detaches the filter; the filter must outlive
     // this process, and the link holds nothing but numbers.
     std::mem::forget(link);
@@ -106,27 +119,27 @@ fn is_exists(e: &aya::programs::ProgramError) -> bool {
     false
 }
 
-/// Removes jotasu's filter from `ifname`. Returns whether there was one.
-pub(super) fn detach(ifname: &str) -> Result<bool, DatapathError> {
-    if !attached(ifname)? {
+/// Removes jotasu's filter from `side` of `ifname`. Returns whether there was one.
+pub(super) fn detach(ifname: &str, side: Side) -> Result<bool, DatapathError> {
+    if !attached(ifname, side)? {
         return Ok(false);
     }
     let o = options();
     let link =
-        SchedClassifierLink::attached(ifname, TcAttachType::Ingress, o.priority, o.handle, None)
+        SchedClassifierLink::attached(ifname, side.attach_type(), o.priority, o.handle, None)
             .map_err(|_| DatapathError::NoSuchInterface {
                 name: ifname.to_owned(),
             })?;
     use aya::programs::links::Link as _;
     link.detach()
-        .map_err(|e| attach_err("detaching", ifname, e))?;
+        .map_err(|e| attach_err("detaching", side, ifname, e))?;
     Ok(true)
 }
 
-/// Whether `from_pod` runs on ingress of `ifname` at jotasu's priority and handle.
-pub(super) fn attached(ifname: &str) -> Result<bool, DatapathError> {
+/// Whether `side`'s program runs on `ifname` at jotasu's priority and handle.
+pub(super) fn attached(ifname: &str, side: Side) -> Result<bool, DatapathError> {
     let index = ifindex(ifname)?;
-    Ok(ingress_filters(index)
+    Ok(filters(index, side)
         .map_err(|source| DatapathError::Io {
             action: "listing tc filters of",
             path: ifname.into(),
@@ -136,7 +149,9 @@ pub(super) fn attached(ifname: &str) -> Result<bool, DatapathError> {
         .any(|f| {
             f.priority == POD_FILTER_PRIORITY
                 && f.handle == POD_FILTER_HANDLE
-                && f.program.as_deref().is_some_and(|p| p.starts_with(PROGRAM))
+                && f.program
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(side.program()))
         }))
 }
 
@@ -149,8 +164,8 @@ struct Filter {
     program: Option<String>,
 }
 
-/// The filters on clsact ingress of interface `index`, dumped over rtnetlink.
-fn ingress_filters(index: u32) -> io::Result<Vec<Filter>> {
+/// The filters on `side` of interface `index`'s clsact, dumped over rtnetlink.
+fn filters(index: u32, side: Side) -> io::Result<Vec<Filter>> {
     let bad = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
@@ -159,7 +174,10 @@ fn ingress_filters(index: u32) -> io::Result<Vec<Filter>> {
     let mut msg = TcMessage::with_index(i32::try_from(index).map_err(|e| bad(&e))?);
     msg.header.parent = NlHandle {
         major: NlHandle::CLSACT.major,
-        minor: NlHandle::MIN_INGRESS,
+        minor: match side {
+            Side::Ingress => NlHandle::MIN_INGRESS,
+            Side::Egress => NlHandle::MIN_EGRESS,
+        },
     };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;

@@ -20,7 +20,7 @@ pub(crate) mod tcx;
 
 use std::{fmt, path::Path, str::FromStr};
 
-use aya::programs::SchedClassifier;
+use aya::programs::{SchedClassifier, TcAttachType};
 
 use crate::{Attached, attach::remove_pin, error::DatapathError};
 
@@ -65,46 +65,77 @@ impl FromStr for PodHook {
     }
 }
 
-/// Attaches `prog` to `ifname` by `hook` (`pin`: where its TCX link is or
-/// would be pinned), removing an attachment made the other way.
+/// Which side of a pod's host-side veth a program runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Ingress: what the pod sends (`from_pod`).
+    Ingress,
+    /// Egress: what the node's stack sends the pod (`to_pod`).
+    Egress,
+}
+
+impl Side {
+    /// The program that runs there.
+    pub(crate) fn program(self) -> &'static str {
+        match self {
+            Self::Ingress => "from_pod",
+            Self::Egress => "to_pod",
+        }
+    }
+
+    pub(crate) fn attach_type(self) -> TcAttachType {
+        match self {
+            Self::Ingress => TcAttachType::Ingress,
+            Self::Egress => TcAttachType::Egress,
+        }
+    }
+}
+
+/// Attaches `prog` to `side` of `ifname` by `hook` (`pin`: where its TCX
+/// link is or would be pinned), removing an attachment made the other way.
 pub(crate) fn attach(
     prog: &mut SchedClassifier,
     ifname: &str,
+    side: Side,
     hook: PodHook,
     pin: &Path,
 ) -> Result<Attached, DatapathError> {
     match hook {
         PodHook::Filter => {
-            let outcome = filter::attach(prog, ifname)?;
+            let outcome = filter::attach(prog, ifname, side)?;
             remove_pin(pin)?;
             Ok(outcome)
         }
         PodHook::Tcx => {
-            let outcome = tcx::attach(prog, "from_pod", ifname, pin)?;
-            filter::detach(ifname)?;
+            let outcome = tcx::attach(prog, side.program(), ifname, side.attach_type(), pin)?;
+            filter::detach(ifname, side)?;
             Ok(outcome)
         }
     }
 }
 
-/// Removes `from_pod` from `ifname` whichever way it was attached; a missing
-/// interface is fine (its filter went with it; its pin is removed).
-/// Returns whether anything was attached.
-pub(crate) fn detach(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
+/// Removes `side`'s program from `ifname` whichever way it was attached; a
+/// missing interface is fine (its filter went with it; its pin is
+/// removed). Returns whether anything was attached.
+pub(crate) fn detach(ifname: &str, side: Side, pin: &Path) -> Result<bool, DatapathError> {
     let pinned = remove_pin(pin)?;
-    let filtered = match filter::detach(ifname) {
+    let filtered = match filter::detach(ifname, side) {
         Err(DatapathError::NoSuchInterface { .. }) => false,
         other => other?,
     };
     Ok(pinned || filtered)
 }
 
-/// How `from_pod` runs on `ifname` now, if it does.
-pub(crate) fn attached(ifname: &str, pin: &Path) -> Result<Option<PodHook>, DatapathError> {
-    if tcx::attached(ifname, pin)? {
+/// How `side`'s program runs on `ifname` now, if it does.
+pub(crate) fn attached(
+    ifname: &str,
+    side: Side,
+    pin: &Path,
+) -> Result<Option<PodHook>, DatapathError> {
+    if tcx::attached(ifname, side.attach_type(), pin)? {
         return Ok(Some(PodHook::Tcx));
     }
-    Ok(filter::attached(ifname)?.then_some(PodHook::Filter))
+    Ok(filter::attached(ifname, side)?.then_some(PodHook::Filter))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::{
     error::DatapathError,
 };
 
-/// Attaches `prog` (named `program`, for errors) to ingress of `ifname`
+/// Attaches `prog` (named `program`, for errors) to `attach_type` of `ifname`
 /// through a TCX link pinned at `pin`. A link already pinned there for this interface is updated in
 /// place (atomic program replace); a stale pin whose interface is gone is
 /// replaced by a new link.
@@ -22,6 +22,7 @@ pub(crate) fn attach(
     prog: &mut SchedClassifier,
     program: &'static str,
     ifname: &str,
+    attach_type: TcAttachType,
     pin: &Path,
 ) -> Result<Attached, DatapathError> {
     ifindex(ifname)?;
@@ -29,7 +30,7 @@ pub(crate) fn attach(
         let pinned =
             PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
         let fd = FdLink::from(pinned);
-        if link_is_on(&fd, ifname) {
+        if link_is_on(&fd, ifname, attach_type) {
             let link = SchedClassifierLink::try_from(fd)
                 .map_err(|e| link_err("adopting", pin)(e.to_string()))?;
             let id = prog
@@ -49,7 +50,7 @@ pub(crate) fn attach(
     let id = prog
         .attach_with_options(
             ifname,
-            TcAttachType::Ingress,
+            attach_type,
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
         .map_err(prog_err("attaching", program, ifname))?;
@@ -62,20 +63,24 @@ pub(crate) fn attach(
     Ok(Attached::New)
 }
 
-/// Whether the TCX link pinned at `pin` runs on `ifname`'s ingress now.
-pub(crate) fn attached(ifname: &str, pin: &Path) -> Result<bool, DatapathError> {
+/// Whether the TCX link pinned at `pin` runs on `ifname` (`attach_type`) now.
+pub(crate) fn attached(
+    ifname: &str,
+    attach_type: TcAttachType,
+    pin: &Path,
+) -> Result<bool, DatapathError> {
     if !pin.exists() {
         return Ok(false);
     }
     let pinned = PinnedLink::from_pin(pin).map_err(|e| link_err("opening", pin)(e.to_string()))?;
-    Ok(link_is_on(&FdLink::from(pinned), ifname))
+    Ok(link_is_on(&FdLink::from(pinned), ifname, attach_type))
 }
 
-/// Whether a TCX link's program is attached to `ifname`'s ingress right now
-/// (a link whose interface was deleted is defunct and runs nowhere).
-fn link_is_on(link: &FdLink, ifname: &str) -> bool {
+/// Whether a TCX link's program is attached to `ifname` (`attach_type`)
+/// right now (a link whose interface was deleted is defunct and runs nowhere).
+fn link_is_on(link: &FdLink, ifname: &str, attach_type: TcAttachType) -> bool {
     let Ok(info) = link.info() else { return false };
     let prog_id = info.program_id();
-    SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
+    SchedClassifier::query_tcx(ifname, attach_type)
         .is_ok_and(|(_, progs)| progs.iter().any(|p| p.id() == prog_id))
 }

@@ -20,10 +20,10 @@ use anyhow::{Context as _, bail};
 use jotasu_api::{Kind, Object};
 use jotasu_ebpf::{DEFAULT_BPFFS, DnsFastPath};
 
-use super::{Report, median};
 use super::client::Histogram;
 use super::overlay::running_pod;
 use super::pods::rss_mib;
+use super::{Report, median};
 use crate::cluster::{AgentNode, ClusterOptions, LocalCluster};
 use crate::e2e::{agent_metrics, sample};
 use crate::jotactl::Ctl;
@@ -590,7 +590,12 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     }
     let (without, with) = (median(withouts), median(withs));
     let case = format!("jotasu-agent, {} Services", cfg.services + cfg.probes);
-    report.row(&case, "RSS without its resolver (median of 3)", without, "MiB");
+    report.row(
+        &case,
+        "RSS without its resolver (median of 3)",
+        without,
+        "MiB",
+    );
     report.row(&case, "RSS with its resolver (median of 3)", with, "MiB");
     report.row(&case, "DNS data", with - without, "MiB");
     report.goal_at_most("DNS data in the agent", 10.0, with - without, " MiB");
