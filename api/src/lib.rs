@@ -23,6 +23,7 @@ pub mod meta;
 pub mod object;
 pub mod path;
 pub mod quantity;
+pub mod removed;
 pub mod resource;
 pub mod selector;
 pub mod subresource;

@@ -191,6 +191,14 @@ pub struct UnsupportedKind {
 
 impl fmt::Display for UnsupportedKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((release, instead)) = crate::removed::removed(&self.api_version, &self.kind) {
+            // kubectl's words, then why and what to use.
+            return write!(
+                f,
+                "no matches for kind {:?} in version {:?}: Kubernetes {release} removed it, use apiVersion: {instead}",
+                self.kind, self.api_version
+            );
+        }
         match self.known_kind_at {
             Some(at) => write!(
                 f,
@@ -306,10 +314,15 @@ mod tests {
     #[test]
     fn kinds_and_names() {
         assert_eq!(Kind::lookup("apps/v1", "Deployment"), Ok(Kind::Deployment));
-        let e = Kind::lookup("extensions/v1beta1", "Deployment").unwrap_err();
+        let e = Kind::lookup("apps/v1beta1", "Deployment").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unsupported apiVersion \"extensions/v1beta1\" for kind Deployment: use apiVersion: apps/v1"
+            "no matches for kind \"Deployment\" in version \"apps/v1beta1\": Kubernetes 1.16 removed it, use apiVersion: apps/v1"
+        );
+        let e = Kind::lookup("apps/v2", "Deployment").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported apiVersion \"apps/v2\" for kind Deployment: use apiVersion: apps/v1"
         );
         let e = Kind::lookup("batch/v1", "Job").unwrap_err().to_string();
         assert!(e.starts_with("unsupported kind \"Job\" (apiVersion \"batch/v1\"); supported: v1 Pod, apps/v1 Deployment"), "{e}");

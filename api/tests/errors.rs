@@ -613,8 +613,14 @@ fn unsupported_kinds_and_shapes() {
     let e = errors("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: old\n");
     has(
         &e,
-        "deploy.yaml: document 1 (Deployment old): unsupported apiVersion \"extensions/v1beta1\" for kind Deployment: use apiVersion: apps/v1",
+        "deploy.yaml: document 1 (Deployment old): no matches for kind \"Deployment\" in version \"extensions/v1beta1\": Kubernetes 1.16 removed it, use apiVersion: apps/v1",
     );
+    let e = errors("apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: nightly\n");
+    has(
+        &e,
+        "deploy.yaml: document 1 (CronJob nightly): no matches for kind \"CronJob\" in version \"batch/v1beta1\": Kubernetes 1.25 removed it, use apiVersion: batch/v1",
+    );
+    assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("kind: Pod\nmetadata:\n  name: p\n");
     has(
         &e,
