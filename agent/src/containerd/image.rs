@@ -211,7 +211,7 @@ impl Containerd {
         let layout = Layout { what, files };
         let index: Value = serde_json::from_slice(&layout.files["index.json"])
             .map_err(|e| bad(&layout.what, format!("index.json: {e}")))?;
-        let lease = self.create_lease().await?;
+        let lease = self.create_lease("import").await?;
         let result = self.import_index(&layout, &index, &lease).await;
         self.delete_lease(&lease).await;
         result
@@ -219,8 +219,8 @@ impl Containerd {
 
     /// A lease that keeps what is written under it from garbage collection
     /// until [`Self::delete_lease`].
-    pub(super) async fn create_lease(&self) -> Result<String> {
-        let lease = format!("jotasu-import-{}", uuid::Uuid::new_v4().simple());
+    pub(super) async fn create_lease(&self, purpose: &str) -> Result<String> {
+        let lease = format!("jotasu-{purpose}-{}", uuid::Uuid::new_v4().simple());
         LeasesClient::new(self.channel())
             .create(self.req(CreateLeaseRequest {
                 id: lease.clone(),

@@ -122,7 +122,7 @@ impl Containerd {
             what: name.clone(),
             files,
         };
-        let lease = self.create_lease().await?;
+        let lease = self.create_lease("pull").await?;
         let stored = async {
             self.store_tree(&layout, &target, &lease).await?;
             self.put_image(&name, &target).await

@@ -44,7 +44,10 @@ fn missing_ok<T>(
 
 impl Containerd {
     /// Creates the container: a snapshot of its image under its id, the
-    /// container record with its spec and labels.
+    /// container record with its spec and labels. Both are made under a
+    /// lease, as containerd's own client does: until the record names the
+    /// snapshot, nothing else keeps it from the garbage collector, which
+    /// any deletion (in any namespace) may start.
     pub async fn create(&self, c: &NewContainer) -> Result<()> {
         if c.image.snapshot.is_empty() {
             return Err(ContainerdError::Image {
@@ -52,14 +55,24 @@ impl Containerd {
                 reason: "the image has no layers".into(),
             });
         }
+        let lease = self.create_lease("create").await?;
+        let created = self.create_leased(c, &lease).await;
+        self.delete_lease(&lease).await;
+        created
+    }
+
+    async fn create_leased(&self, c: &NewContainer, lease: &str) -> Result<()> {
         let parent = c.image.snapshot.clone();
         let prepared = SnapshotsClient::new(self.channel())
-            .prepare(self.req(PrepareSnapshotRequest {
-                snapshotter: SNAPSHOTTER.to_owned(),
-                key: c.id.clone(),
-                parent,
-                labels: HashMap::new(),
-            }))
+            .prepare(self.leased(
+                PrepareSnapshotRequest {
+                    snapshotter: SNAPSHOTTER.to_owned(),
+                    key: c.id.clone(),
+                    parent,
+                    labels: HashMap::new(),
+                },
+                lease,
+            ))
             .await;
         match prepared {
             Ok(_) => {}
@@ -87,9 +100,12 @@ impl Containerd {
             ..Container::default()
         };
         ContainersClient::new(self.channel())
-            .create(self.req(CreateContainerRequest {
-                container: Some(container),
-            }))
+            .create(self.leased(
+                CreateContainerRequest {
+                    container: Some(container),
+                },
+                lease,
+            ))
             .await
             .map_err(rpc("create container", &c.id))?;
         Ok(())
