@@ -30,9 +30,9 @@ use crate::{
 pub(crate) const FROM_POD_PIN: &str = "progs/from_pod";
 /// Where the verified `to_pod` program is pinned.
 pub(crate) const TO_POD_PIN: &str = "progs/to_pod";
-/// A pod veth's TCX link pins, in the node's `links/`, are these and its name.
-const LINK_PIN_PREFIX: &str = "from_pod_";
-const EGRESS_LINK_PIN_PREFIX: &str = "to_pod_";
+/// A pod veth's TCX link pins, in the node's `links/`, are named
+/// `<program>_<ifname>` (`from_pod_…`, `to_pod_…`).
+const SIDES: [Side; 2] = [Side::Ingress, Side::Egress];
 /// The endpoint map's pin (pinned by name by the object).
 const ENDPOINTS_PIN: &str = "endpoints";
 
@@ -149,9 +149,11 @@ impl PodDatapath {
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.to_owned();
-                name.strip_prefix(LINK_PIN_PREFIX)
-                    .or_else(|| name.strip_prefix(EGRESS_LINK_PIN_PREFIX))
-                    .map(str::to_owned)
+                SIDES.iter().find_map(|side| {
+                    name.strip_prefix(side.program())?
+                        .strip_prefix('_')
+                        .map(str::to_owned)
+                })
             })
             .collect();
         names.sort();
@@ -160,11 +162,9 @@ impl PodDatapath {
     }
 
     fn link_pin(&self, ifname: &str, side: Side) -> PathBuf {
-        let prefix = match side {
-            Side::Ingress => LINK_PIN_PREFIX,
-            Side::Egress => EGRESS_LINK_PIN_PREFIX,
-        };
-        self.dir.join("links").join(format!("{prefix}{ifname}"))
+        self.dir
+            .join("links")
+            .join(format!("{}_{ifname}", side.program()))
     }
 
     /// Registers a pod of this node for direct delivery.

@@ -6,21 +6,10 @@
 use std::time::{Duration, Instant};
 
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::dns::{Dig, app_pod, clients_on_every_node};
+use jotasu_tests::dns::{Dig, WEB, WEB_SERVICE, app_pod, clients_on_every_node, web_client};
 use jotasu_tests::e2e::{Harness, SETTLE};
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
-
-const APP: &str = r#"
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 80}
-"#;
 
 /// `nslookup NAME` in the client pod: (exit code, output).
 fn nslookup(h: &Harness, name: &str) -> (i32, String) {
@@ -36,7 +25,7 @@ async fn pods_resolve_services_by_name_from_their_node() {
         return;
     }
     let h = Harness::start(ClusterOptions::default()).await;
-    h.apply(APP);
+    h.apply(WEB_SERVICE);
     h.client_pod().await;
     let resolv = h.ctl(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
@@ -113,8 +102,6 @@ async fn pods_resolve_services_by_name_from_their_node() {
     .await;
 }
 
-const WEB: &str = "web.default.svc.cluster.local";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_resolves_on_every_node_and_is_gone_once_deleted() {
     if !require_root("a_service_resolves_on_every_node_and_is_gone_once_deleted") {
@@ -128,7 +115,7 @@ async fn a_service_resolves_on_every_node_and_is_gone_once_deleted() {
         let d = c.dig(&[WEB, "A"]);
         assert_eq!(d.status(), "NXDOMAIN", "before the Service: {}", d.output);
     }
-    h.apply(APP);
+    h.apply(WEB_SERVICE);
     let vip = h.vip("web").await;
     for c in &clients {
         c.until_answers(WEB, "A", std::slice::from_ref(&vip)).await;
@@ -182,12 +169,7 @@ async fn glibc_resolves_ten_thousand_times_without_a_timeout() {
         return;
     }
     let h = Harness::start(ClusterOptions::default()).await;
-    h.apply(APP);
-    let client = &clients_on_every_node(&h).await[0];
-    let vip = h.vip("web").await;
-    client
-        .until_answers(WEB, "A", std::slice::from_ref(&vip))
-        .await;
+    let (client, vip) = &web_client(&h).await;
     // The pod's own resolv.conf (search path, ndots:5), with no second
     // chance: a lost or late answer fails the lookup instead of costing 5 s.
     let mut resolv = h.ctl(&["exec", &client.pod, "--", "cat", "/etc/resolv.conf"]);
@@ -239,12 +221,7 @@ async fn a_process_outside_the_pods_cgroup_resolves_through_tc() {
         return;
     }
     let h = Harness::start(ClusterOptions::default()).await;
-    h.apply(APP);
-    let client = &clients_on_every_node(&h).await[0];
-    let vip = h.vip("web").await;
-    client
-        .until_answers(WEB, "A", std::slice::from_ref(&vip))
-        .await;
+    let (client, _) = &web_client(&h).await;
     let netns = format!("--net={}", client.netns.display());
     let dig = |args: &[&str]| {
         let out = std::process::Command::new("timeout")

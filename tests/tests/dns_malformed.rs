@@ -7,23 +7,10 @@ use std::time::Duration;
 
 use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::dns::wire::{HELD, from_hex, query_bytes, to_hex, wire_name};
-use jotasu_tests::dns::{Background, CLUSTER_DNS, clients_on_every_node, set};
+use jotasu_tests::dns::{Background, CLUSTER_DNS, WEB, set, web_client};
 use jotasu_tests::e2e::Harness;
 use jotasu_tests::lab::testbin_path;
 use jotasu_tests::privilege::require_root;
-
-const WEB: &str = "web.default.svc.cluster.local";
-
-const APP: &str = r#"
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 80}
-"#;
 
 /// What a malformed query may get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,12 +106,7 @@ async fn malformed_queries_get_formerr_or_nothing_and_the_node_answers_on() {
         return;
     }
     let h = Harness::start(ClusterOptions::default()).await;
-    h.apply(APP);
-    let client = &clients_on_every_node(&h).await[0];
-    let vip = h.vip("web").await;
-    client
-        .until_answers(WEB, "A", std::slice::from_ref(&vip))
-        .await;
+    let (client, vip) = &web_client(&h).await;
     let agent = h.cluster.nodes()[0].agent_pid().expect("the agent runs");
     let testbin = testbin_path().expect("jotasu-testbin is built");
     let testbin = testbin.to_str().expect("a UTF-8 path");

@@ -252,6 +252,33 @@ pub async fn clients_on_every_node(h: &Harness) -> Vec<PodPlace> {
     places
 }
 
+/// The Service `web` (selector `app: web`, port `http` 80) the DNS tests ask for.
+pub const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 80}
+"#;
+
+/// [`WEB_SERVICE`]'s name.
+pub const WEB: &str = "web.default.svc.cluster.local";
+
+/// [`WEB_SERVICE`] applied and a client pod on every node; returns node
+/// 0's client, once it resolves `web`, and `web`'s cluster IP.
+pub async fn web_client(h: &Harness) -> (PodPlace, String) {
+    h.apply(WEB_SERVICE);
+    let client = clients_on_every_node(h).await.swap_remove(0);
+    let vip = h.vip("web").await;
+    client
+        .until_answers(WEB, "A", std::slice::from_ref(&vip))
+        .await;
+    (client, vip)
+}
+
 /// A process of the testbin (or any) kept running in a pod's place; killed
 /// and reaped on drop, so nothing outlives the test in the pod's cgroup.
 #[derive(Debug)]
