@@ -239,7 +239,7 @@ mod tests {
                 .map(|(n, p)| EndpointPort {
                     name: n.map(Into::into),
                     port: *p,
-                    protocol: None,
+                    ..EndpointPort::default()
                 })
                 .collect(),
         }

@@ -219,6 +219,7 @@ fn default_daemon_set(d: &mut DaemonSet) {
 fn default_service(s: &mut Service) {
     let spec = &mut s.spec;
     spec.type_.get_or_insert(ServiceType::ClusterIP);
+    mirror_list(&mut spec.cluster_ip, &mut spec.cluster_ips);
     spec.session_affinity.get_or_insert(SessionAffinity::None);
     for p in &mut spec.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
@@ -258,7 +259,21 @@ fn default_hpa(h: &mut HorizontalPodAutoscaler) {
     }
 }
 
-fn default_node(_: &mut Node) {}
+fn default_node(n: &mut Node) {
+    mirror_list(&mut n.spec.pod_cidr, &mut n.spec.pod_cidrs);
+}
+
+/// Keeps Kubernetes' single value and list forms of one address
+/// (`clusterIP`/`clusterIPs`, `podCIDR`/`podCIDRs`) the same: the list's
+/// first entry fills an unset value, and a set value becomes the list's
+/// first entry (validation refuses a second one: jotasu is single-stack).
+pub fn mirror_list(value: &mut Option<String>, list: &mut Vec<String>) {
+    match (value.as_deref().filter(|v| !v.is_empty()), list.first()) {
+        (None, Some(first)) => *value = Some(first.clone()),
+        (Some(v), None) => list.push(v.to_owned()),
+        _ => {}
+    }
+}
 
 #[cfg(test)]
 mod tests {

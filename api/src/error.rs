@@ -118,6 +118,10 @@ pub enum ErrorKind {
     UnsupportedKind,
     /// A field the kind does not have (a warning in lenient mode).
     UnknownField,
+    /// A Kubernetes field jotasu refuses (see [`crate::support`]).
+    Unsupported,
+    /// A Kubernetes field jotasu accepts and ignores (a warning).
+    Ignored,
     /// A field of the wrong type or format.
     Decode,
     /// A field that breaks a validation rule.

@@ -27,6 +27,7 @@ pub mod removed;
 pub mod resource;
 pub mod selector;
 pub mod subresource;
+pub mod support;
 pub mod validate;
 
 pub use bytes::Bytes;

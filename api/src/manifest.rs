@@ -19,6 +19,10 @@ pub struct ParseOptions {
     /// The namespace for namespaced objects that name none (`kubectl -n`);
     /// an object naming another namespace is an error. `None`: `default`.
     pub namespace: Option<String>,
+    /// Keep `status` (the system's writes). When false (manifests users
+    /// write, or export with `get -o yaml`) it is dropped, as Kubernetes
+    /// ignores a status sent with an object.
+    pub keep_status: bool,
 }
 
 impl Default for ParseOptions {
@@ -26,6 +30,7 @@ impl Default for ParseOptions {
         Self {
             strict: true,
             namespace: None,
+            keep_status: true,
         }
     }
 }
@@ -35,6 +40,15 @@ impl ParseOptions {
     pub fn lenient() -> Self {
         Self {
             strict: false,
+            ..Self::default()
+        }
+    }
+
+    /// Options for manifests users write: strict, `status` dropped.
+    pub fn user(namespace: Option<String>) -> Self {
+        Self {
+            namespace,
+            keep_status: false,
             ..Self::default()
         }
     }
@@ -54,7 +68,8 @@ pub struct ManifestObject {
 pub struct Loaded {
     /// The objects, in file and document order.
     pub objects: Vec<ManifestObject>,
-    /// Non-fatal problems (unknown fields dropped in lenient mode).
+    /// Non-fatal problems: Kubernetes fields jotasu ignores (see
+    /// [`crate::support`]), unknown fields dropped in lenient mode.
     pub warnings: Vec<ManifestError>,
 }
 
@@ -185,10 +200,37 @@ impl ManifestLoader {
             }
         };
         let mut value = value.clone();
+        if !self.options.keep_status
+            && let Some(fields) = value.as_object_mut()
+        {
+            fields.remove("status");
+        }
+        let screened = crate::support::screen(kind, &mut value);
+        let refused = !screened.refused.is_empty();
+        for (found, kind, into_errors) in [
+            (screened.refused, ErrorKind::Unsupported, true),
+            (screened.warnings, ErrorKind::Ignored, false),
+        ] {
+            for e in found {
+                let error = ManifestError {
+                    location: location.clone(),
+                    kind,
+                    path: e.path,
+                    message: e.message,
+                };
+                if into_errors {
+                    self.errors.push(error);
+                } else {
+                    self.loaded.warnings.push(error);
+                }
+            }
+        }
         let mut unknown = 0;
         loop {
             let err = match Object::decode_as(kind, &value) {
-                Ok(object) => return (!self.options.strict || unknown == 0).then_some(object),
+                Ok(object) => {
+                    return (!refused && (!self.options.strict || unknown == 0)).then_some(object);
+                }
                 Err(err) => err,
             };
             let path = err.path().clone();

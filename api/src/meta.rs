@@ -126,6 +126,9 @@ pub struct ObjectReference {
     /// The referent's resourceVersion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// A field of the object, for references inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_path: Option<String>,
 }
 
 /// The status of a condition.

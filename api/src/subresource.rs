@@ -90,6 +90,7 @@ impl Object {
                 if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
             {
                 a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
+                a.spec.pod_cidrs.clone_from(&b.spec.pod_cidrs);
             }
             // An ExternalName Service has no address: one it had as
             // another type is released, as Kubernetes does.
@@ -99,6 +100,7 @@ impl Object {
                     && a.spec.type_() != ServiceType::ExternalName =>
             {
                 a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
+                a.spec.cluster_ips.clone_from(&b.spec.cluster_ips);
             }
             _ => {}
         }

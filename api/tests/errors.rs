@@ -320,11 +320,35 @@ fn service_ports() {
     );
     let e = errors(&service_with(
         "    port: 80",
-        "    port: 80\n  type: LoadBalancer",
+        "    port: 80\n  type: Balanced",
     ));
     has(
         &e,
-        "deploy.yaml: document 1 (Service web): spec.type: unknown variant `LoadBalancer`, expected one of `ClusterIP`, `NodePort`, `ExternalName`",
+        "deploy.yaml: document 1 (Service web): spec.type: unknown variant `Balanced`, expected one of `ClusterIP`, `NodePort`, `LoadBalancer`, `ExternalName`",
+    );
+    let e = errors(&service_with(
+        "    port: 80",
+        "    port: 80\n    nodePort: 8080\n  type: LoadBalancer",
+    ));
+    has(
+        &e,
+        "deploy.yaml: document 1 (Service web): spec.ports[0].nodePort: Invalid value: \"8080\": provided port is not in the valid range. The range of valid ports is 30000-32767",
+    );
+    let e = errors(&service_with(
+        "    port: 80",
+        "    port: 80\n  clusterIP: 10.96.0.5\n  clusterIPs: [10.96.0.5, fd00::5]",
+    ));
+    has(
+        &e,
+        "deploy.yaml: document 1 (Service web): spec.clusterIPs[1]: Invalid value: \"fd00::5\": jotasu is single-stack (IPv4): give one address",
+    );
+    let e = errors(&service_with(
+        "    port: 80",
+        "    port: 80\n  clusterIP: 10.96.0.5\n  clusterIPs: [10.96.0.6]",
+    ));
+    has(
+        &e,
+        "deploy.yaml: document 1 (Service web): spec.clusterIPs[0]: Invalid value: \"10.96.0.6\": must match `clusterIP` \"10.96.0.5\"",
     );
     let e = errors(&service_with(
         "    port: 80",

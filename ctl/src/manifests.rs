@@ -127,19 +127,23 @@ fn namespace_mismatch(given: &str, wanted: &str) -> String {
 /// Parses, defaults and validates every object; `namespace` is an explicit
 /// `-n` (objects naming none land there; naming another is an error).
 /// Duplicates are refused (the server applies each object once per call).
+/// Kubernetes fields jotasu ignores are printed as warnings (`status` is
+/// dropped silently, as the API server ignores it).
 pub fn load(
     sources: &[Source],
     namespace: Option<&str>,
 ) -> Result<Vec<ManifestObject>, ManifestErrors> {
-    let mut loader = ManifestLoader::new(ParseOptions {
-        strict: true,
-        namespace: namespace.map(str::to_owned),
-    });
+    let mut loader = ManifestLoader::new(ParseOptions::user(namespace.map(str::to_owned)));
     for source in sources {
         loader.add(&source.name, &source.text);
     }
     match loader.finish() {
-        Ok(loaded) => refuse_duplicates(loaded.objects),
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                crate::report::note(&format!("Warning: {w}"));
+            }
+            refuse_duplicates(loaded.objects)
+        }
         Err(ManifestErrors(errors)) => Err(ManifestErrors(
             errors
                 .into_iter()

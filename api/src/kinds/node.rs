@@ -37,6 +37,17 @@ pub struct NodeSpec {
     /// The pod address range of this node, e.g. `10.244.1.0/24`.
     #[serde(rename = "podCIDR", default, skip_serializing_if = "Option::is_none")]
     pub pod_cidr: Option<String>,
+    /// Kubernetes' list form of `podCIDR` (single-stack: at most one range,
+    /// the same; filled from it).
+    #[serde(rename = "podCIDRs", default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<String>,
+    /// The cloud provider's id of the machine (kept as given).
+    #[serde(
+        rename = "providerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provider_id: Option<String>,
     /// If true, no new pods are scheduled here (cordoned).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,

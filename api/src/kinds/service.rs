@@ -35,13 +35,17 @@ resource!(Service, "v1", "Service", namespaced = true);
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
-    /// `ClusterIP` (default), `NodePort` or `ExternalName`.
+    /// `ClusterIP` (default), `NodePort`, `LoadBalancer` or `ExternalName`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub type_: Option<ServiceType>,
     /// The virtual IP: empty to allocate, `None` for a headless Service
     /// (must stay empty for `ExternalName`).
     #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
+    /// Kubernetes' list form of `clusterIP` (jotasu is single-stack: at
+    /// most one address, the same as `clusterIP`; filled from it).
+    #[serde(rename = "clusterIPs", default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_ips: Vec<String>,
     /// The ports.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
@@ -83,6 +87,9 @@ pub enum ServiceType {
     ClusterIP,
     /// Also on a port of every node.
     NodePort,
+    /// As `NodePort`, plus an external load balancer's address (pending
+    /// unless an address pool is configured).
+    LoadBalancer,
     /// No address of its own: its DNS name is an alias (CNAME) of
     /// `spec.externalName`.
     ExternalName,
@@ -113,9 +120,14 @@ pub struct ServicePort {
     /// The pod port, by number or container port name (default: same as `port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<IntOrString>,
-    /// The node port for `NodePort` Services (30000–32767; allocated when absent).
+    /// The node port for `NodePort` and `LoadBalancer` Services
+    /// (30000–32767; allocated when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_port: Option<i32>,
+    /// The application protocol (`http`, `kubernetes.io/h2c`, …): a hint
+    /// for proxies, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
 }
 
 /// Observed state of a Service.
@@ -211,4 +223,7 @@ pub struct EndpointPort {
     /// Protocol (default TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
+    /// The application protocol, copied from the Service port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
 }

@@ -12,6 +12,13 @@ pub(super) fn node(n: &Node, errs: &mut Vec<FieldError>) {
     if let Some(cidr) = n.spec.pod_cidr.as_deref().filter(|c| !c.is_empty()) {
         name(names::ipv4_cidr, cidr, &spec.field("podCIDR"), errs);
     }
+    super::service::single_stack(
+        n.spec.pod_cidr.as_deref(),
+        &n.spec.pod_cidrs,
+        &spec.field("podCIDRs"),
+        "podCIDR",
+        errs,
+    );
     let mut seen = BTreeSet::new();
     for (i, t) in n.spec.taints.iter().enumerate() {
         let tp = spec.field("taints").index(i);

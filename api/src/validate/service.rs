@@ -57,7 +57,7 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
             None => {}
         }
         if let Some(np) = p.node_port.filter(|np| *np != 0) {
-            if ty != ServiceType::NodePort {
+            if !matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer) {
                 errs.push(FieldError::forbidden(
                     &pp.field("nodePort"),
                     format!("may not be used when `type` is '{ty:?}'"),
@@ -76,17 +76,51 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
     }
     match s.spec.cluster_ip.as_deref() {
         None | Some("") => {}
-        Some("None") if ty == ServiceType::NodePort => {
+        Some("None") if matches!(ty, ServiceType::NodePort | ServiceType::LoadBalancer) => {
             errs.push(FieldError::invalid(
                 &spec.field("clusterIP"),
                 "None",
-                "may not be set to 'None' for NodePort services",
+                format!("may not be set to 'None' for {ty:?} services"),
             ));
         }
         Some("None") => {}
         Some(ip) => name(names::ipv4, ip, &spec.field("clusterIP"), errs),
     }
+    single_stack(
+        s.spec.cluster_ip.as_deref(),
+        &s.spec.cluster_ips,
+        &spec.field("clusterIPs"),
+        "clusterIP",
+        errs,
+    );
     meta::labels(&s.spec.selector, &spec.field("selector"), errs);
+}
+
+/// The list form of an address (`clusterIPs`, `podCIDRs`): jotasu is
+/// single-stack IPv4, so at most one entry, the same as `field`'s.
+pub(super) fn single_stack(
+    value: Option<&str>,
+    list: &[String],
+    path: &FieldPath,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    if list.len() > 1 {
+        errs.push(FieldError::invalid(
+            &path.index(1),
+            &list[1],
+            "jotasu is single-stack (IPv4): give one address",
+        ));
+    }
+    if let (Some(v), Some(first)) = (value.filter(|v| !v.is_empty()), list.first())
+        && v != first
+    {
+        errs.push(FieldError::invalid(
+            &path.index(0),
+            first,
+            format!("must match `{field}` \"{v}\""),
+        ));
+    }
 }
 
 /// An `ExternalName` Service, as Kubernetes checks it: no cluster IP

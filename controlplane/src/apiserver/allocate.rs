@@ -204,6 +204,7 @@ pub fn assign(
                 ))
             })?;
             s.spec.cluster_ip = Some(ip.to_string());
+            s.spec.cluster_ips = vec![ip.to_string()];
         }
         Object::Node(n) => {
             let net =
@@ -214,6 +215,7 @@ pub fn assign(
                     ))
                 })?;
             n.spec.pod_cidr = Some(net.to_string());
+            n.spec.pod_cidrs = vec![net.to_string()];
         }
         _ => {}
     }

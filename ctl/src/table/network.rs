@@ -14,20 +14,35 @@ pub(super) const ENDPOINTS_COLUMNS: &[&str] = &["ENDPOINTS", "AGE"];
 /// How many endpoints the table lists before `+ N more...`.
 const MAX_ENDPOINTS: usize = 3;
 
-/// `ClusterIP`, `NodePort` or `ExternalName`.
+/// `ClusterIP`, `NodePort`, `LoadBalancer` or `ExternalName`.
 pub fn type_name(t: ServiceType) -> &'static str {
     match t {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
         ServiceType::ExternalName => "ExternalName",
     }
 }
 
-/// The EXTERNAL-IP column: an ExternalName Service's external name, as
-/// kubectl shows it; `<none>` otherwise (jotasu has no load balancers).
+/// The EXTERNAL-IP column, as kubectl shows it: an ExternalName Service's
+/// external name; a LoadBalancer's ingress addresses, `<pending>` until it
+/// has one; `<none>` otherwise.
 fn external_ip(s: &Service) -> String {
     match (s.spec.type_(), s.spec.external_name.as_deref()) {
         (ServiceType::ExternalName, Some(name)) if !name.is_empty() => name.to_owned(),
+        (ServiceType::LoadBalancer, _) => {
+            let ingress = s.status.as_ref().and_then(|st| st.load_balancer.as_ref());
+            let addresses: Vec<&str> = ingress
+                .into_iter()
+                .flat_map(|lb| &lb.ingress)
+                .filter_map(|i| i.ip.as_deref().or(i.hostname.as_deref()))
+                .collect();
+            if addresses.is_empty() {
+                "<pending>".to_owned()
+            } else {
+                addresses.join(",")
+            }
+        }
         _ => NONE.to_owned(),
     }
 }
@@ -143,6 +158,30 @@ mod tests {
             "NAME   TYPE           CLUSTER-IP   EXTERNAL-IP       PORT(S)   AGE\n\
              db     ExternalName   <none>       db.example.test   <none>    5s\n"
         );
+    }
+
+    #[test]
+    fn a_load_balancer_is_pending_until_it_has_an_address() {
+        let lb = |status: serde_json::Value| {
+            object(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "creationTimestamp": CREATED},
+                "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.20",
+                         "ports": [{"port": 80, "nodePort": 31000}]},
+                "status": status
+            }))
+        };
+        let opts = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::Service, &[lb(json!({}))], &opts),
+            "NAME   TYPE           CLUSTER-IP   EXTERNAL-IP   PORT(S)        AGE\n\
+             web    LoadBalancer   10.96.0.20   <pending>     80:31000/TCP   5s\n"
+        );
+        let given = lb(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}));
+        assert!(render(Kind::Service, &[given], &opts).contains(" 192.0.2.7 "));
     }
 
     #[test]

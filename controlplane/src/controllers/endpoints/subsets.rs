@@ -84,7 +84,7 @@ fn address(service: &Service, pod: &Pod, ip: &str) -> EndpointAddress {
     }
 }
 
-type PortKey = Vec<(Option<String>, i32, Protocol)>;
+type PortKey = Vec<(Option<String>, i32, Protocol, Option<String>)>;
 
 /// The subsets of `service` among `pods` (any pods: those it does not
 /// select are skipped); `node_ready` tells whether a node is Ready.
@@ -117,7 +117,12 @@ pub fn subsets(
             .iter()
             .filter_map(|p| {
                 let number = resolve(p, pod)?;
-                Some((p.name.clone(), number, p.protocol.unwrap_or_default()))
+                Some((
+                    p.name.clone(),
+                    number,
+                    p.protocol.unwrap_or_default(),
+                    p.app_protocol.clone(),
+                ))
             })
             .collect();
         if ports.is_empty() && !service.spec.ports.is_empty() {
@@ -143,10 +148,11 @@ pub fn subsets(
                 not_ready_addresses: not_ready,
                 ports: ports
                     .into_iter()
-                    .map(|(name, port, protocol)| EndpointPort {
+                    .map(|(name, port, protocol, app_protocol)| EndpointPort {
                         name,
                         port,
                         protocol: Some(protocol),
+                        app_protocol,
                     })
                     .collect(),
             }
@@ -258,7 +264,8 @@ mod tests {
             [EndpointPort {
                 name: None,
                 port: 8080,
-                protocol: Some(Protocol::Tcp)
+                protocol: Some(Protocol::Tcp),
+                app_protocol: None,
             }]
         );
         let a = &out[0].addresses[0];

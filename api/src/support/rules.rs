@@ -1,0 +1,500 @@
+//! The rules: one line per Kubernetes field jotasu does not implement, by
+//! the scope it appears in (object metadata, a pod spec, a container, a
+//! Service…). When a field gets implemented, its rule goes (the
+//! `k8s_check` test fails on a rule for a field the types decode).
+
+use super::Decision::{Drop, Refuse, Warn};
+use super::Rule;
+use crate::object::Kind;
+
+const fn rule(path: &'static str, decision: super::Decision, why: &'static str) -> Rule {
+    Rule {
+        path,
+        decision,
+        same: &[],
+        why,
+    }
+}
+
+/// A rule whose `same` values are accepted silently.
+const fn unless(
+    path: &'static str,
+    same: &'static [&'static str],
+    decision: super::Decision,
+    why: &'static str,
+) -> Rule {
+    Rule {
+        path,
+        decision,
+        same,
+        why,
+    }
+}
+
+/// Every object's metadata (and a pod template's).
+pub const METADATA: &[Rule] = &[
+    rule(
+        "finalizers",
+        Refuse,
+        "deletion does not wait for finalizers yet; remove them",
+    ),
+    rule(
+        "managedFields",
+        Warn,
+        "jotasu keeps no field managers (apply replaces the object)",
+    ),
+    rule("selfLink", Drop, "deprecated, never set"),
+];
+
+const NO_CLOUD_VOLUMES: &str =
+    "jotasu has no such volume plugin; use emptyDir, configMap or secret volumes";
+
+/// A pod spec (a Pod's `spec`, a workload's `spec.template.spec`).
+pub const POD_SPEC: &[Rule] = &[
+    rule(
+        "activeDeadlineSeconds",
+        Refuse,
+        "pods are not stopped at a deadline yet",
+    ),
+    rule(
+        "affinity",
+        Refuse,
+        "the scheduler places pods by resources, nodeSelector and taints only; use nodeSelector",
+    ),
+    rule(
+        "automountServiceAccountToken",
+        Warn,
+        "jotasu mounts no service account token into pods",
+    ),
+    rule(
+        "serviceAccountName",
+        Warn,
+        "pods run without a service account identity",
+    ),
+    rule(
+        "serviceAccount",
+        Warn,
+        "pods run without a service account identity",
+    ),
+    unless(
+        "enableServiceLinks",
+        &["true"],
+        Refuse,
+        "every pod gets the Service environment variables",
+    ),
+    rule(
+        "ephemeralContainers",
+        Refuse,
+        "ephemeral (debug) containers are not supported; use `jotactl exec`",
+    ),
+    rule(
+        "hostAliases",
+        Refuse,
+        "entries in /etc/hosts are not written yet",
+    ),
+    unless(
+        "hostIPC",
+        &["false"],
+        Refuse,
+        "every pod has its own IPC namespace",
+    ),
+    unless(
+        "hostNetwork",
+        &["false"],
+        Refuse,
+        "every pod has its own network namespace and address",
+    ),
+    unless(
+        "hostPID",
+        &["false"],
+        Refuse,
+        "every pod has its own PID namespace",
+    ),
+    unless(
+        "hostUsers",
+        &["true"],
+        Refuse,
+        "pods run in the host's user namespace",
+    ),
+    rule(
+        "hostnameOverride",
+        Refuse,
+        "the pod's hostname is its name, or spec.hostname",
+    ),
+    rule(
+        "imagePullSecrets",
+        Warn,
+        "images are pulled without registry credentials",
+    ),
+    rule("initContainers", Refuse, "init containers are not run yet"),
+    unless("os", &[r#"{"name":"linux"}"#], Refuse, "pods run on Linux"),
+    rule(
+        "overhead",
+        Warn,
+        "pod overhead is not accounted (there are no RuntimeClasses)",
+    ),
+    rule(
+        "preemptionPolicy",
+        Refuse,
+        "there is no preemption (no PriorityClasses)",
+    ),
+    rule("priority", Refuse, "there are no pod priorities"),
+    rule("priorityClassName", Refuse, "there are no PriorityClasses"),
+    rule(
+        "readinessGates",
+        Refuse,
+        "a pod is ready when its containers are; nothing sets readiness gates",
+    ),
+    rule(
+        "resourceClaims",
+        Refuse,
+        "dynamic resource allocation is not supported",
+    ),
+    rule(
+        "resources",
+        Refuse,
+        "pod-level resources are not supported; set each container's resources",
+    ),
+    rule(
+        "runtimeClassName",
+        Refuse,
+        "there are no RuntimeClasses; every pod uses the node's runtime",
+    ),
+    unless(
+        "schedulerName",
+        &[r#""default-scheduler""#],
+        Refuse,
+        "jotasu's one scheduler (default-scheduler) places every pod",
+    ),
+    rule(
+        "schedulingGates",
+        Refuse,
+        "scheduling gates are not supported yet",
+    ),
+    rule(
+        "securityContext",
+        Refuse,
+        "pod security contexts are not applied yet",
+    ),
+    unless(
+        "setHostnameAsFQDN",
+        &["false"],
+        Refuse,
+        "the hostname is the short name",
+    ),
+    unless(
+        "shareProcessNamespace",
+        &["false"],
+        Refuse,
+        "each container has its own PID namespace",
+    ),
+    rule(
+        "topologySpreadConstraints",
+        Refuse,
+        "the scheduler does not spread by topology yet",
+    ),
+    rule("workloadRef", Refuse, "gang scheduling is not supported"),
+    rule("volumes[].awsElasticBlockStore", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].azureDisk", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].azureFile", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].cephfs", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].cinder", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].csi", Refuse, NO_CLOUD_VOLUMES),
+    rule(
+        "volumes[].downwardAPI",
+        Refuse,
+        "downward API volumes are not written yet",
+    ),
+    rule(
+        "volumes[].ephemeral",
+        Refuse,
+        "generic ephemeral volumes need PersistentVolumeClaims, not served yet",
+    ),
+    rule("volumes[].fc", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].flexVolume", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].flocker", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].gcePersistentDisk", Refuse, NO_CLOUD_VOLUMES),
+    rule(
+        "volumes[].gitRepo",
+        Refuse,
+        "deprecated by Kubernetes; clone in an init container",
+    ),
+    rule("volumes[].glusterfs", Refuse, NO_CLOUD_VOLUMES),
+    rule(
+        "volumes[].hostPath",
+        Refuse,
+        "hostPath volumes are not mounted yet",
+    ),
+    rule("volumes[].image", Refuse, "image volumes are not supported"),
+    rule("volumes[].iscsi", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].nfs", Refuse, NO_CLOUD_VOLUMES),
+    rule(
+        "volumes[].persistentVolumeClaim",
+        Refuse,
+        "PersistentVolumeClaims are not served yet",
+    ),
+    rule("volumes[].photonPersistentDisk", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].portworxVolume", Refuse, NO_CLOUD_VOLUMES),
+    rule(
+        "volumes[].projected",
+        Refuse,
+        "projected volumes are not written yet",
+    ),
+    rule("volumes[].quobyte", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].rbd", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].scaleIO", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].storageos", Refuse, NO_CLOUD_VOLUMES),
+    rule("volumes[].vsphereVolume", Refuse, NO_CLOUD_VOLUMES),
+];
+
+const PROBE_GRACE: &str = "the pod's terminationGracePeriodSeconds applies";
+const GRPC_PROBE: &str = "gRPC probes are not run yet; use an exec, httpGet or tcpSocket probe";
+
+/// A container (app or init) of a pod spec.
+pub const CONTAINER: &[Rule] = &[
+    rule(
+        "envFrom",
+        Refuse,
+        "envFrom is not expanded yet; list the variables under env",
+    ),
+    rule(
+        "env[].valueFrom.fieldRef",
+        Refuse,
+        "the downward API is not supported yet",
+    ),
+    rule(
+        "env[].valueFrom.resourceFieldRef",
+        Refuse,
+        "the downward API is not supported yet",
+    ),
+    rule(
+        "env[].valueFrom.fileKeyRef",
+        Refuse,
+        "variables from files are not supported",
+    ),
+    rule(
+        "lifecycle",
+        Refuse,
+        "postStart and preStop hooks are not run yet",
+    ),
+    rule("livenessProbe.grpc", Refuse, GRPC_PROBE),
+    rule("readinessProbe.grpc", Refuse, GRPC_PROBE),
+    rule("startupProbe.grpc", Refuse, GRPC_PROBE),
+    rule(
+        "livenessProbe.terminationGracePeriodSeconds",
+        Warn,
+        PROBE_GRACE,
+    ),
+    rule(
+        "readinessProbe.terminationGracePeriodSeconds",
+        Warn,
+        PROBE_GRACE,
+    ),
+    rule(
+        "startupProbe.terminationGracePeriodSeconds",
+        Warn,
+        PROBE_GRACE,
+    ),
+    rule("ports[].hostIP", Warn, "host ports are not bound yet"),
+    rule(
+        "resizePolicy",
+        Warn,
+        "resources are not resized in place; a changed template replaces its pods",
+    ),
+    rule(
+        "resources.claims",
+        Refuse,
+        "dynamic resource allocation is not supported",
+    ),
+    rule(
+        "restartPolicy",
+        Refuse,
+        "per-container restart policies (sidecars) are not supported yet",
+    ),
+    rule(
+        "restartPolicyRules",
+        Refuse,
+        "per-container restart rules are not supported",
+    ),
+    rule(
+        "securityContext",
+        Refuse,
+        "container security contexts are not applied yet",
+    ),
+    unless(
+        "stdin",
+        &["false"],
+        Warn,
+        "containers get no stdin; use `jotactl exec`",
+    ),
+    unless(
+        "stdinOnce",
+        &["false"],
+        Warn,
+        "containers get no stdin; use `jotactl exec`",
+    ),
+    unless(
+        "tty",
+        &["false"],
+        Warn,
+        "containers get no terminal; use `jotactl exec`",
+    ),
+    unless(
+        "terminationMessagePath",
+        &[r#""/dev/termination-log""#],
+        Warn,
+        "termination messages are not collected",
+    ),
+    unless(
+        "terminationMessagePolicy",
+        &[r#""File""#],
+        Warn,
+        "termination messages are not collected",
+    ),
+    rule("volumeDevices", Refuse, "block volumes are not supported"),
+    unless(
+        "volumeMounts[].mountPropagation",
+        &[r#""None""#],
+        Refuse,
+        "mounts are private (None)",
+    ),
+    unless(
+        "volumeMounts[].recursiveReadOnly",
+        &[r#""Disabled""#],
+        Refuse,
+        "read-only mounts are not made recursively read-only",
+    ),
+    rule(
+        "volumeMounts[].subPathExpr",
+        Refuse,
+        "subPathExpr is not expanded yet; use subPath",
+    ),
+    rule("workingDir", Refuse, "the working directory is the image's"),
+];
+
+const NODE_PORTS: &str =
+    "node ports and load balancers are not served yet; the Service is reachable at its ClusterIP";
+
+/// A Service's spec.
+pub const SERVICE_SPEC: &[Rule] = &[
+    rule("allocateLoadBalancerNodePorts", Warn, NODE_PORTS),
+    rule("externalIPs", Refuse, "external IPs are not served yet"),
+    unless("externalTrafficPolicy", &[r#""Cluster""#], Warn, NODE_PORTS),
+    rule("healthCheckNodePort", Warn, NODE_PORTS),
+    unless(
+        "internalTrafficPolicy",
+        &[r#""Cluster""#],
+        Refuse,
+        "traffic is balanced over every endpoint of the cluster",
+    ),
+    unless(
+        "ipFamilies",
+        &[r#"["IPv4"]"#],
+        Refuse,
+        "Services are IPv4 only",
+    ),
+    unless(
+        "ipFamilyPolicy",
+        &[r#""SingleStack""#, r#""PreferDualStack""#],
+        Refuse,
+        "Services are IPv4 only (single-stack)",
+    ),
+    rule("loadBalancerClass", Warn, NODE_PORTS),
+    rule("loadBalancerIP", Warn, NODE_PORTS),
+    rule("loadBalancerSourceRanges", Warn, NODE_PORTS),
+    rule(
+        "publishNotReadyAddresses",
+        Refuse,
+        "Endpoints list ready pods only",
+    ),
+    rule(
+        "sessionAffinityConfig",
+        Warn,
+        "session affinity keeps its default timeout",
+    ),
+    rule(
+        "trafficDistribution",
+        Warn,
+        "traffic is spread over every endpoint",
+    ),
+];
+
+/// A Node's spec.
+pub const NODE_SPEC: &[Rule] = &[
+    rule("configSource", Drop, "removed from Kubernetes"),
+    rule("externalID", Drop, "deprecated, unused"),
+];
+
+/// A HorizontalPodAutoscaler's spec.
+pub const HPA_SPEC: &[Rule] = &[
+    rule(
+        "behavior.scaleDown.tolerance",
+        Refuse,
+        "the tolerance is 10 % for both directions",
+    ),
+    rule(
+        "behavior.scaleUp.tolerance",
+        Refuse,
+        "the tolerance is 10 % for both directions",
+    ),
+    rule(
+        "metrics[].containerResource",
+        Refuse,
+        "only Resource metrics (cpu, memory of the whole pod) are served",
+    ),
+    rule(
+        "metrics[].external",
+        Refuse,
+        "only Resource metrics (cpu, memory) are served",
+    ),
+    rule(
+        "metrics[].object",
+        Refuse,
+        "only Resource metrics (cpu, memory) are served",
+    ),
+    rule(
+        "metrics[].pods",
+        Refuse,
+        "only Resource metrics (cpu, memory) are served",
+    ),
+];
+
+/// Each table and where it applies, for the docs.
+pub const TABLES: &[(&str, &[Rule])] = &[
+    ("Object metadata (every kind, and pod templates)", METADATA),
+    (
+        "Pod spec (`Pod.spec`, `spec.template.spec` of workloads)",
+        POD_SPEC,
+    ),
+    ("Containers (`containers[]`)", CONTAINER),
+    ("Service spec", SERVICE_SPEC),
+    ("Node spec", NODE_SPEC),
+    ("HorizontalPodAutoscaler spec", HPA_SPEC),
+];
+
+/// Where each kind's rules apply: (path prefix, rules).
+pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
+    const POD: &[(&str, &[Rule])] = &[
+        ("metadata", METADATA),
+        ("spec", POD_SPEC),
+        ("spec.containers[]", CONTAINER),
+    ];
+    const WORKLOAD: &[(&str, &[Rule])] = &[
+        ("metadata", METADATA),
+        ("spec.template.metadata", METADATA),
+        ("spec.template.spec", POD_SPEC),
+        ("spec.template.spec.containers[]", CONTAINER),
+    ];
+    const SERVICE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", SERVICE_SPEC)];
+    const NODE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", NODE_SPEC)];
+    const HPA: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", HPA_SPEC)];
+    const OTHER: &[(&str, &[Rule])] = &[("metadata", METADATA)];
+    match kind {
+        Kind::Pod => POD,
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => WORKLOAD,
+        Kind::Service => SERVICE,
+        Kind::Node => NODE,
+        Kind::HorizontalPodAutoscaler => HPA,
+        _ => OTHER,
+    }
+}
