@@ -13,6 +13,7 @@
 pub mod bytes;
 pub mod change;
 pub mod client;
+pub mod convert;
 pub mod defaults;
 pub mod error;
 pub mod grpc;

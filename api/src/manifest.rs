@@ -191,6 +191,18 @@ impl ManifestLoader {
         let kind = match kind_of_value(value) {
             Ok(kind) => kind,
             Err(message) => {
+                // kubectl names the object and file its mapping failed for.
+                let message = if message.starts_with("no matches for kind") {
+                    let ns = value.pointer("/metadata/namespace").and_then(Value::as_str);
+                    format!(
+                        "resource mapping not found for name: {:?} namespace: {:?} from {:?}: {message}",
+                        location.name.as_deref().unwrap_or_default(),
+                        ns.or(self.options.namespace.as_deref()).unwrap_or_default(),
+                        location.source,
+                    )
+                } else {
+                    message
+                };
                 self.errors.push(ManifestError::document(
                     location,
                     ErrorKind::UnsupportedKind,
@@ -200,6 +212,21 @@ impl ManifestLoader {
             }
         };
         let mut value = value.clone();
+        if let Err(e) = crate::convert::to_stored(&mut value) {
+            let message = e.inner().to_string();
+            let kind = if message.starts_with("unknown field `") {
+                ErrorKind::UnknownField
+            } else {
+                ErrorKind::Decode
+            };
+            self.errors.push(ManifestError {
+                location: location.clone(),
+                kind,
+                path: FieldPath::from_serde(e.path()),
+                message,
+            });
+            return None;
+        }
         if !self.options.keep_status
             && let Some(fields) = value.as_object_mut()
         {

@@ -162,7 +162,12 @@ impl Kind {
     pub fn lookup(api_version: &str, kind: &str) -> Result<Kind, UnsupportedKind> {
         let found = Kind::ALL.iter().copied().find(|k| k.as_str() == kind);
         match found {
-            Some(k) if k.api_version() == api_version => Ok(k),
+            Some(k)
+                if k.api_version() == api_version
+                    || crate::convert::ALSO_SERVED.contains(&(api_version, kind)) =>
+            {
+                Ok(k)
+            }
             _ => Err(UnsupportedKind {
                 api_version: api_version.to_owned(),
                 kind: kind.to_owned(),
@@ -199,18 +204,17 @@ impl fmt::Display for UnsupportedKind {
                 self.kind, self.api_version
             );
         }
+        // kubectl's words (its REST mapping fails the same way), then
+        // what jotasu serves instead.
+        write!(
+            f,
+            "no matches for kind {:?} in version {:?}: ",
+            self.kind, self.api_version
+        )?;
         match self.known_kind_at {
-            Some(at) => write!(
-                f,
-                "unsupported apiVersion {:?} for kind {}: use apiVersion: {at}",
-                self.api_version, self.kind
-            ),
+            Some(at) => write!(f, "use apiVersion: {at}"),
             None => {
-                write!(
-                    f,
-                    "unsupported kind {:?} (apiVersion {:?}); supported: ",
-                    self.kind, self.api_version
-                )?;
+                f.write_str("jotasu does not serve this kind; it serves ")?;
                 let list: Vec<String> = Kind::ALL
                     .iter()
                     .map(|k| format!("{} {}", k.api_version(), k.as_str()))
@@ -322,10 +326,10 @@ mod tests {
         let e = Kind::lookup("apps/v2", "Deployment").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unsupported apiVersion \"apps/v2\" for kind Deployment: use apiVersion: apps/v1"
+            "no matches for kind \"Deployment\" in version \"apps/v2\": use apiVersion: apps/v1"
         );
         let e = Kind::lookup("batch/v1", "Job").unwrap_err().to_string();
-        assert!(e.starts_with("unsupported kind \"Job\" (apiVersion \"batch/v1\"); supported: v1 Pod, apps/v1 Deployment"), "{e}");
+        assert!(e.starts_with("no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment"), "{e}");
         assert_eq!(Kind::from_name("deploy"), Some(Kind::Deployment));
         assert_eq!(Kind::from_name("Services"), Some(Kind::Service));
         assert_eq!(Kind::from_name("secret"), Some(Kind::Secret));

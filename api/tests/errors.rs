@@ -631,18 +631,18 @@ fn unsupported_kinds_and_shapes() {
     let e = errors("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n");
     has_prefix(
         &e,
-        "deploy.yaml: document 1 (Job pi): unsupported kind \"Job\" (apiVersion \"batch/v1\"); supported: v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet, apps/v1 DaemonSet, v1 Service, v1 Endpoints, v1 ConfigMap, v1 Secret, autoscaling/v2 HorizontalPodAutoscaler, v1 Node",
+        "deploy.yaml: document 1 (Job pi): resource mapping not found for name: \"pi\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet, apps/v1 DaemonSet, v1 Service, v1 Endpoints, v1 ConfigMap, v1 Secret, autoscaling/v2 HorizontalPodAutoscaler, v1 Node",
     );
     assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: old\n");
     has(
         &e,
-        "deploy.yaml: document 1 (Deployment old): no matches for kind \"Deployment\" in version \"extensions/v1beta1\": Kubernetes 1.16 removed it, use apiVersion: apps/v1",
+        "deploy.yaml: document 1 (Deployment old): resource mapping not found for name: \"old\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Deployment\" in version \"extensions/v1beta1\": Kubernetes 1.16 removed it, use apiVersion: apps/v1",
     );
     let e = errors("apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: nightly\n");
     has(
         &e,
-        "deploy.yaml: document 1 (CronJob nightly): no matches for kind \"CronJob\" in version \"batch/v1beta1\": Kubernetes 1.25 removed it, use apiVersion: batch/v1",
+        "deploy.yaml: document 1 (CronJob nightly): resource mapping not found for name: \"nightly\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"CronJob\" in version \"batch/v1beta1\": Kubernetes 1.25 removed it, use apiVersion: batch/v1",
     );
     assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("kind: Pod\nmetadata:\n  name: p\n");
