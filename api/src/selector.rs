@@ -12,7 +12,7 @@ use crate::meta::Labels;
 /// Selects objects by their labels. All terms must hold (AND).
 ///
 /// An empty selector matches every object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Each key must have exactly this value.
@@ -24,7 +24,7 @@ pub struct LabelSelector {
 }
 
 /// One set-based requirement on a label.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     /// The label key.

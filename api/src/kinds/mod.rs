@@ -1,5 +1,6 @@
 //! One definition per kind, grouped by what they do.
 
+pub mod affinity;
 pub mod config;
 pub mod hpa;
 pub mod node;

@@ -65,6 +65,12 @@ pub struct PodSpec {
     /// Taints this pod tolerates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Node affinity, pod affinity and anti-affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<crate::kinds::affinity::Affinity>,
+    /// How the pod and its peers spread over topology domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<crate::kinds::affinity::TopologySpreadConstraint>,
     /// Seconds between SIGTERM and SIGKILL on deletion (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,

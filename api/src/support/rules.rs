@@ -57,11 +57,6 @@ pub const POD_SPEC: &[Rule] = &[
         "pods are not stopped at a deadline yet",
     ),
     rule(
-        "affinity",
-        Refuse,
-        "the scheduler places pods by resources, nodeSelector and taints only; use nodeSelector",
-    ),
-    rule(
         "automountServiceAccountToken",
         Warn,
         "jotasu mounts no service account token into pods",
@@ -187,11 +182,6 @@ pub const POD_SPEC: &[Rule] = &[
         &["false"],
         Refuse,
         "each container has its own PID namespace",
-    ),
-    rule(
-        "topologySpreadConstraints",
-        Refuse,
-        "the scheduler does not spread by topology yet",
     ),
     rule("workloadRef", Refuse, "gang scheduling is not supported"),
     rule("volumes[].awsElasticBlockStore", Refuse, NO_CLOUD_VOLUMES),

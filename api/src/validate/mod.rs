@@ -1,6 +1,7 @@
 //! Validation: every rule an object breaks, each with its field path. Run on
 //! defaulted objects (see [`crate::defaults`]).
 
+mod affinity;
 mod autoscaling;
 mod config;
 mod dns;

@@ -48,6 +48,14 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldErr
             errs.push(FieldError::invalid(&p.key(k), v, e));
         }
     }
+    if let Some(a) = &spec.affinity {
+        super::affinity::affinity(a, &path.field("affinity"), errs);
+    }
+    super::affinity::spread(
+        &spec.topology_spread_constraints,
+        &path.field("topologySpreadConstraints"),
+        errs,
+    );
     for (i, t) in spec.tolerations.iter().enumerate() {
         let p = path.field("tolerations").index(i);
         if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty()) {

@@ -9,6 +9,7 @@ use jotasu_api::Pod;
 use jotasu_api::kinds::node::{Taint, TaintEffect};
 use jotasu_api::kinds::pod::{Toleration, TolerationOperator};
 
+use super::constraints::{Broken, Rules};
 use super::nodes::{NodeInfo, owner_of};
 use super::resources::{Usage, pod_usage};
 
@@ -67,6 +68,8 @@ pub enum Unfit {
     Taint(usize),
     /// The nodeSelector does not match.
     Selector,
+    /// A rule of [`super::constraints`] (affinity, spread) is broken.
+    Rule(Broken),
     /// Requests do not fit.
     Resources {
         /// Not enough CPU.
@@ -107,6 +110,28 @@ fn tolerates_condition(tolerations: &[Toleration], key: &str) -> bool {
     tolerations
         .iter()
         .any(|t| tolerates(t, key, "", TaintEffect::NoSchedule))
+}
+
+/// Whether the node in `slot` can take the pod under its basic filters
+/// ([`check`]) and its placement rules, or why not.
+pub fn check_all(
+    slot: usize,
+    node: &NodeInfo,
+    pod: &PodNeeds<'_>,
+    rules: Option<&Rules>,
+) -> Result<(), Unfit> {
+    if let Some(r) = rules
+        && !r.node_allowed(node)
+    {
+        // Kubernetes reports node affinity and nodeSelector alike.
+        check(node, pod)?;
+        return Err(Unfit::Rule(Broken::NodeAffinity));
+    }
+    check(node, pod)?;
+    match rules {
+        Some(r) => r.check_pods(slot).map_err(Unfit::Rule),
+        None => Ok(()),
+    }
 }
 
 /// Whether `node` can take the pod, or why not.
@@ -154,6 +179,7 @@ pub fn reasons(unfit: Unfit, node: &NodeInfo) -> Vec<String> {
         Unfit::NotReady => vec![NOT_READY.to_owned()],
         Unfit::Unschedulable => vec![UNSCHEDULABLE.to_owned()],
         Unfit::Selector => vec![SELECTOR_MISMATCH.to_owned()],
+        Unfit::Rule(broken) => vec![broken.reason().to_owned()],
         Unfit::Taint(i) => {
             let taint = node.node.as_ref().and_then(|n| n.spec.taints.get(i));
             let (key, value) = taint.map_or(("", ""), |t| {
@@ -181,18 +207,19 @@ pub fn reasons(unfit: Unfit, node: &NodeInfo) -> Vec<String> {
 /// each reason with the number of nodes giving it, sorted as strings and
 /// joined by `, ` (Kubernetes' FitError); `no nodes available to schedule
 /// pods` when there are none.
-pub fn unschedulable_message<'n>(
-    nodes: impl IntoIterator<Item = &'n NodeInfo>,
+pub fn unschedulable_message(
+    slots: &[NodeInfo],
     pod: &PodNeeds<'_>,
+    rules: Option<&Rules>,
 ) -> String {
     let mut total = 0;
     let mut histogram: HashMap<String, usize> = HashMap::new();
-    for node in nodes {
+    for (slot, node) in slots.iter().enumerate() {
         if node.node.is_none() {
             continue;
         }
         total += 1;
-        if let Err(unfit) = check(node, pod) {
+        if let Err(unfit) = check_all(slot, node, pod, rules) {
             for reason in reasons(unfit, node) {
                 *histogram.entry(reason).or_default() += 1;
             }
@@ -407,13 +434,13 @@ mod tests {
         nodes.push(info(c));
         nodes.push(NodeInfo::default()); // a name with pods, no node: not counted
         assert_eq!(
-            unschedulable_message(&nodes, &PodNeeds::of(&p)),
+            unschedulable_message(&nodes, &PodNeeds::of(&p), None),
             "0/7 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, \
              1 node(s) were unschedulable, 2 node(s) didn't match Pod's node \
              affinity/selector, 3 Insufficient cpu."
         );
         assert_eq!(
-            unschedulable_message(&[], &PodNeeds::of(&p)),
+            unschedulable_message(&[], &PodNeeds::of(&p), None),
             "no nodes available to schedule pods"
         );
     }

@@ -10,6 +10,7 @@
 //! no node can take gets PodScheduled=False, reason Unschedulable, and is
 //! retried when room may have appeared ([`queue`], [`state`], [`runner`]).
 
+pub mod constraints;
 pub mod filter;
 pub mod nodes;
 pub mod queue;

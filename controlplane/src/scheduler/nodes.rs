@@ -13,6 +13,9 @@ use jotasu_api::kinds::node::TaintEffect;
 use jotasu_api::kinds::pod_status::PodPhase;
 use jotasu_api::{Node, Pod};
 
+use super::constraints::Rules;
+use super::constraints::groups::Groups;
+use super::constraints::topology::Topologies;
 use super::resources::{Resources, Usage, node_allocatable, pod_usage};
 use crate::controllers::runtime::Key;
 use crate::controllers::runtime::status::{is_node_ready, node_of};
@@ -126,6 +129,8 @@ pub struct Placed {
     pub owner: Option<u64>,
     /// Chosen by the scheduler, binding not seen in the cache yet.
     pub assumed: bool,
+    /// Its group (namespace, labels, anti-affinity terms) for inter-pod rules.
+    pub group: u32,
 }
 
 /// Every node and every pod counted on one.
@@ -136,6 +141,10 @@ pub struct Cluster {
     free: Vec<usize>,
     placed: HashMap<Key, Placed>,
     nodes: usize,
+    groups: Groups,
+    topologies: Topologies,
+    /// Bumped when a node is added, removed or relabelled.
+    generation: u64,
     /// Where the next pod's search starts (it rotates, as in Kubernetes).
     pub next_start: usize,
 }
@@ -217,8 +226,16 @@ impl Cluster {
         slot.set(node);
         let Some(old) = old else {
             self.nodes += 1;
+            self.generation += 1;
             return true;
         };
+        if slot
+            .node
+            .as_ref()
+            .is_some_and(|new| new.metadata.labels != old.metadata.labels)
+        {
+            self.generation += 1;
+        }
         slot.node.as_ref().is_some_and(|new| {
             slot.ready != was_ready
                 || slot.allocatable != offered
@@ -233,6 +250,7 @@ impl Cluster {
             && self.slots[i].node.take().is_some()
         {
             self.nodes -= 1;
+            self.generation += 1;
             self.slots[i].ready = false;
             self.release(i);
         }
@@ -253,8 +271,10 @@ impl Cluster {
 
     fn place(&mut self, key: Key, placed: Placed) {
         self.slots[placed.slot].add(placed.usage, placed.owner);
+        self.groups.add(placed.group, placed.slot);
         if let Some(old) = self.placed.insert(key, placed) {
             self.slots[old.slot].remove(old.usage, old.owner);
+            self.groups.remove(old.group, old.slot);
             self.release(old.slot);
         }
     }
@@ -262,8 +282,25 @@ impl Cluster {
     fn unplace(&mut self, key: &Key) -> Option<Placed> {
         let old = self.placed.remove(key)?;
         self.slots[old.slot].remove(old.usage, old.owner);
+        self.groups.remove(old.group, old.slot);
         self.release(old.slot);
         Some(old)
+    }
+
+    /// The group of `pod` and its placement rules counted against the
+    /// cluster as it is (None: it has none, and no placed pod's
+    /// anti-affinity selects it).
+    pub fn rules_for(&mut self, pod: &Pod) -> (u32, Option<Rules>) {
+        let group = self.groups.intern(pod);
+        let rules = Rules::prepare(
+            pod,
+            group,
+            &self.slots,
+            &mut self.groups,
+            &mut self.topologies,
+            self.generation,
+        );
+        (group, rules)
     }
 
     /// Takes in the pod as the cache shows it: a bound pod that takes room
@@ -289,6 +326,7 @@ impl Cluster {
                     usage: pod_usage(pod),
                     owner: owner_of(pod),
                     assumed: false,
+                    group: self.groups.intern(pod),
                 };
                 self.place(key.clone(), placed);
                 moved
@@ -302,12 +340,13 @@ impl Cluster {
     }
 
     /// Counts a pod on the node the scheduler chose, before its binding shows.
-    pub fn assume(&mut self, key: Key, slot: usize, usage: Usage, owner: Option<u64>) {
+    pub fn assume(&mut self, key: Key, slot: usize, usage: Usage, owner: Option<u64>, group: u32) {
         let placed = Placed {
             slot,
             usage,
             owner,
             assumed: true,
+            group,
         };
         self.place(key, placed);
     }
@@ -325,6 +364,7 @@ impl Cluster {
     /// the assumed ones, to count again if their binding does not show.
     pub fn clear_pods(&mut self) -> Vec<(Key, Placed)> {
         let assumed: Vec<(Key, Placed)> = self.placed.drain().filter(|(_, p)| p.assumed).collect();
+        self.groups.clear_counts();
         for i in 0..self.slots.len() {
             self.slots[i].used = Usage::default();
             self.slots[i].owners.clear();
@@ -339,7 +379,7 @@ impl Cluster {
         if !self.placed.contains_key(&key) && placed.slot < self.slots.len() {
             let name = self.slots[placed.slot].name.clone();
             if !name.is_empty() {
-                self.assume(key, placed.slot, placed.usage, placed.owner);
+                self.assume(key, placed.slot, placed.usage, placed.owner, placed.group);
             }
         }
     }
@@ -455,7 +495,7 @@ pub(crate) mod tests {
         c.set_node(Arc::new(node("n2", "4", "8Gi", "10")));
         let p = pod("a", "1", "1Gi", None);
         let u = pod_usage(&p);
-        c.assume(key("a"), 0, u, None);
+        c.assume(key("a"), 0, u, None, u32::MAX);
         assert_eq!(c.slots()[0].used, u);
         // The binding shows: confirmed, counted once.
         c.observe_pod(&key("a"), &bound(p.clone(), "n1"));
@@ -463,12 +503,12 @@ pub(crate) mod tests {
         assert_eq!(c.slots()[0].used, u);
         assert!(!c.forget(&key("a")), "a confirmed pod is not forgotten");
         // Another assumption, bound elsewhere by someone else: moved.
-        c.assume(key("b"), 0, u, None);
+        c.assume(key("b"), 0, u, None, u32::MAX);
         c.observe_pod(&key("b"), &bound(p.clone(), "n2"));
         assert_eq!(c.slots()[0].used, u);
         assert_eq!(c.slots()[1].used, u);
         // A refused one: forgotten.
-        c.assume(key("c"), 1, u, None);
+        c.assume(key("c"), 1, u, None, u32::MAX);
         assert!(c.forget(&key("c")));
         assert_eq!(c.slots()[1].used, u);
     }
@@ -497,7 +537,7 @@ pub(crate) mod tests {
         c.set_node(Arc::new(node("n1", "4", "8Gi", "10")));
         let p = pod("a", "1", "1Gi", None);
         c.observe_pod(&key("x"), &bound(p.clone(), "n1"));
-        c.assume(key("a"), 0, pod_usage(&p), None);
+        c.assume(key("a"), 0, pod_usage(&p), None, u32::MAX);
         let assumed = c.clear_pods();
         assert_eq!(assumed.len(), 1);
         assert_eq!(c.slots()[0].used, Usage::default());

@@ -16,7 +16,8 @@ use jotasu_api::kinds::node::TaintEffect;
 use jotasu_api::kinds::pod::Toleration;
 
 use super::Scoring;
-use super::filter::{PodNeeds, check, tolerated};
+use super::constraints::{RawScores, Rules, normalize};
+use super::filter::{PodNeeds, check_all, tolerated};
 use super::nodes::{Cluster, NodeInfo};
 use super::resources::Resources;
 
@@ -100,6 +101,8 @@ pub struct Candidate {
     pub fit: i64,
     /// Its untolerated PreferNoSchedule taints.
     pub soft_taints: i64,
+    /// Its raw scores under the pod's affinity and spread preferences.
+    pub raw: RawScores,
 }
 
 /// The taint score, normalized over the candidates as Kubernetes does:
@@ -114,16 +117,29 @@ fn taint_score(soft_taints: i64, most: i64) -> i64 {
 
 /// The best candidate: highest weighted score; then the fewest pods of
 /// the pod's controller; then the first name.
-pub fn best(slots: &[NodeInfo], candidates: &[Candidate], owner: Option<u64>) -> Option<usize> {
+pub fn best(
+    slots: &[NodeInfo],
+    candidates: &[Candidate],
+    owner: Option<u64>,
+    scored_rules: bool,
+) -> Option<usize> {
     let most = candidates.iter().map(|c| c.soft_taints).max().unwrap_or(0);
-    let total =
-        |c: &Candidate| c.fit * FIT_WEIGHT + taint_score(c.soft_taints, most) * TAINT_WEIGHT;
+    let rules: Vec<i64> = if scored_rules {
+        normalize(&candidates.iter().map(|c| c.raw).collect::<Vec<_>>())
+    } else {
+        Vec::new()
+    };
+    let total = |i: usize, c: &Candidate| {
+        c.fit * FIT_WEIGHT
+            + taint_score(c.soft_taints, most) * TAINT_WEIGHT
+            + rules.get(i).copied().unwrap_or(0)
+    };
     let spread = |slot: usize| owner.map_or(0, |o| slots[slot].owner_count(o));
-    let mut iter = candidates.iter();
-    let first = iter.next()?;
-    let (mut best, mut best_total, mut best_spread) = (first.slot, total(first), None);
-    for c in iter {
-        let t = total(c);
+    let mut iter = candidates.iter().enumerate();
+    let (_, first) = iter.next()?;
+    let (mut best, mut best_total, mut best_spread) = (first.slot, total(0, first), None);
+    for (i, c) in iter {
+        let t = total(i, c);
         let order = match t.cmp(&best_total) {
             Ordering::Equal => {
                 let mine = spread(c.slot);
@@ -150,6 +166,7 @@ pub fn best(slots: &[NodeInfo], candidates: &[Candidate], owner: Option<u64>) ->
 pub fn pick(
     cluster: &mut Cluster,
     pod: &PodNeeds<'_>,
+    rules: Option<&Rules>,
     scoring: Scoring,
     buf: &mut Vec<Candidate>,
 ) -> Option<usize> {
@@ -166,12 +183,16 @@ pub fn pick(
     while processed < n {
         processed += 1;
         let node = &slots[i];
-        if node.node.is_some() && check(node, pod).is_ok() {
+        if node.node.is_some() && check_all(i, node, pod, rules).is_ok() {
             let requested = node.used.scoring + pod.usage.scoring;
             buf.push(Candidate {
                 slot: i,
                 fit: fit_score(scoring, node.allocatable, requested),
                 soft_taints: untolerated_soft_taints(node, pod.tolerations),
+                raw: rules
+                    .filter(|r| r.scores())
+                    .map(|r| r.raw_scores(i, node))
+                    .unwrap_or_default(),
             });
             if buf.len() >= want {
                 break;
@@ -182,7 +203,7 @@ pub fn pick(
             i = 0;
         }
     }
-    let chosen = best(slots, buf, pod.owner);
+    let chosen = best(slots, buf, pod.owner, rules.is_some_and(Rules::scores));
     cluster.next_start = (start + processed) % n;
     chosen
 }
@@ -208,11 +229,19 @@ mod tests {
     fn place(c: &mut Cluster, name: &str, node: &str, cpu: &str, owner: Option<&str>) {
         let p = pod(name, cpu, "1Gi", owner);
         let slot = c.slot_of(node).unwrap();
-        c.assume(key(name), slot, pod_usage(&p), owner_of(&p));
+        let (group, _) = c.rules_for(&p);
+        c.assume(key(name), slot, pod_usage(&p), owner_of(&p), group);
     }
 
     fn choose(c: &mut Cluster, p: &jotasu_api::Pod, scoring: Scoring) -> Option<String> {
-        let slot = pick(c, &PodNeeds::of(p), scoring, &mut Vec::new())?;
+        let (_, rules) = c.rules_for(p);
+        let slot = pick(
+            c,
+            &PodNeeds::of(p),
+            rules.as_ref(),
+            scoring,
+            &mut Vec::new(),
+        )?;
         Some(c.slots()[slot].name.clone())
     }
 
@@ -363,14 +392,35 @@ mod tests {
         let mut c = cluster(&nodes);
         let p = pod("p", "100m", "1Gi", None);
         let mut buf = Vec::new();
-        let first = pick(&mut c, &PodNeeds::of(&p), Scoring::MostAllocated, &mut buf).unwrap();
+        let first = pick(
+            &mut c,
+            &PodNeeds::of(&p),
+            None,
+            Scoring::MostAllocated,
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(buf.len(), 420, "42% of 1,000 nodes were scored");
         assert_eq!(c.next_start, 420);
         assert!(first < 420);
-        let second = pick(&mut c, &PodNeeds::of(&p), Scoring::MostAllocated, &mut buf).unwrap();
+        let second = pick(
+            &mut c,
+            &PodNeeds::of(&p),
+            None,
+            Scoring::MostAllocated,
+            &mut buf,
+        )
+        .unwrap();
         assert!((420..840).contains(&second), "{second}");
         assert_eq!(c.next_start, 840);
-        pick(&mut c, &PodNeeds::of(&p), Scoring::MostAllocated, &mut buf).unwrap();
+        pick(
+            &mut c,
+            &PodNeeds::of(&p),
+            None,
+            Scoring::MostAllocated,
+            &mut buf,
+        )
+        .unwrap();
         assert_eq!(c.next_start, 260, "wrapped around");
         // No node fits: every node is searched and nothing chosen.
         let huge = pod("h", "9", "1Gi", None);
@@ -378,6 +428,7 @@ mod tests {
             pick(
                 &mut c,
                 &PodNeeds::of(&huge),
+                None,
                 Scoring::MostAllocated,
                 &mut buf
             ),

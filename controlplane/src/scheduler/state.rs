@@ -51,6 +51,11 @@ fn same_needs(a: &Pod, b: &Pod) -> bool {
             .all(|(x, y)| x.resources == y.resources)
         && a.spec.node_selector == b.spec.node_selector
         && a.spec.tolerations == b.spec.tolerations
+        && a.spec.affinity == b.spec.affinity
+        && a.spec.topology_spread_constraints == b.spec.topology_spread_constraints
+        // Inter-pod rules (its own and placed pods') look at these.
+        && a.metadata.namespace == b.metadata.namespace
+        && a.metadata.labels == b.metadata.labels
 }
 
 /// Whether the pod's PodScheduled condition already says `message`.
@@ -175,15 +180,17 @@ impl Scheduler {
                 continue;
             }
             let needs = PodNeeds::of(&pod);
+            let (group, rules) = self.cluster.rules_for(&pod);
             match pick(
                 &mut self.cluster,
                 &needs,
+                rules.as_ref(),
                 self.scoring,
                 &mut self.candidates,
             ) {
                 Some(slot) => {
                     self.cluster
-                        .assume(key.clone(), slot, needs.usage, needs.owner);
+                        .assume(key.clone(), slot, needs.usage, needs.owner, group);
                     let resource_version = pod.metadata.revision();
                     let (namespace, name) = key;
                     out.bindings.push(Binding {
@@ -194,7 +201,8 @@ impl Scheduler {
                     });
                 }
                 None => {
-                    let message = unschedulable_message(self.cluster.slots(), &needs);
+                    let message =
+                        unschedulable_message(self.cluster.slots(), &needs, rules.as_ref());
                     if failed.len() < REMEMBERED_FAILURES {
                         failed.push((Arc::clone(&pod), message.clone()));
                     }

@@ -49,6 +49,9 @@ type Api = ApiServer<EmbeddedStore>;
 pub enum Case {
     /// Unbound pods written up front, then the scheduler alone.
     Pods,
+    /// As `pods`, a third of them (every third owner) carrying required
+    /// pod anti-affinity by host or a zone spread constraint.
+    Constrained,
     /// A Deployment through every controller.
     Deployment,
 }
@@ -88,6 +91,14 @@ pub fn describe(cfg: &Config) -> String {
              (32 CPU, 64Gi, 110 pods), the scheduler alone (MostAllocated), timed from its \
              start until the pods informer shows all bound",
             cfg.pods, cfg.owners, cfg.nodes
+        ));
+    }
+    if cfg.cases.contains(&Case::Constrained) {
+        parts.push(String::from(
+            "constrained: as pods, the pods of every third owner carrying required pod \
+             anti-affinity by kubernetes.io/hostname (half of them) or a \
+             topology.kubernetes.io/zone spread constraint (maxSkew 1, DoNotSchedule) with a \
+             ScheduleAnyway spread by host (the other half); afterwards no rule may be broken"
         ));
     }
     if cfg.cases.contains(&Case::Deployment) {
@@ -137,13 +148,12 @@ async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
         signals::check()?;
         let objects = chunk
             .iter()
-            .enumerate()
-            .map(|(i, name)| {
+            .map(|name| {
                 to_json(&json!({
                     "apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": name, "labels": {
                         "kubernetes.io/hostname": name,
-                        "topology.kubernetes.io/zone": format!("zone-{}", i % 3),
+                        "topology.kubernetes.io/zone": zone_of(name),
                     }},
                 }))
             })
@@ -177,27 +187,66 @@ async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
         .await
 }
 
-fn pod_json(i: usize, owners: usize) -> anyhow::Result<String> {
+/// The rules the pods of `owner` carry in the constrained case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    None,
+    AntiAffinity,
+    Spread,
+}
+
+fn rule_of(owner: usize, constrained: bool) -> Rule {
+    match owner % 6 {
+        _ if !constrained => Rule::None,
+        0 => Rule::AntiAffinity,
+        3 => Rule::Spread,
+        _ => Rule::None,
+    }
+}
+
+fn pod_json(i: usize, owners: usize, constrained: bool) -> anyhow::Result<String> {
     let owner = i % owners.max(1);
+    let app = format!("app-{owner}");
+    let selector = json!({"matchLabels": {"app": app}});
+    let rules = match rule_of(owner, constrained) {
+        Rule::None => json!({}),
+        Rule::AntiAffinity => json!({"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}]}}}),
+        Rule::Spread => json!({"topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": selector},
+            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector}]}),
+    };
+    let mut spec = json!({"containers": [{
+        "name": "app", "image": "registry.example.com/app:1.0",
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+    }]});
+    if let (Some(spec), Some(rules)) = (spec.as_object_mut(), rules.as_object()) {
+        spec.extend(rules.clone());
+    }
     to_json(&json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "name": format!("pod-{i:06}"), "namespace": "bench",
-            "labels": {"app": format!("app-{owner}")},
+            "labels": {"app": app},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "name": format!("app-{owner}"), "uid": format!("00000000-0000-4000-8000-{owner:012}"),
+                "name": app, "uid": format!("00000000-0000-4000-8000-{owner:012}"),
                 "controller": true, "blockOwnerDeletion": true}],
         },
-        "spec": {"containers": [{
-            "name": "app", "image": "registry.example.com/app:1.0",
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
-        }]},
+        "spec": spec,
     }))
 }
 
 /// Writes `count` unbound pods, a few Apply calls at a time.
-async fn make_pods(api: &Api, count: usize, owners: usize) -> anyhow::Result<()> {
+async fn make_pods(
+    api: &Api,
+    count: usize,
+    owners: usize,
+    constrained: bool,
+) -> anyhow::Result<()> {
     let batches: Vec<std::ops::Range<usize>> = (0..count)
         .step_by(APPLY_BATCH)
         .map(|s| s..(s + APPLY_BATCH).min(count))
@@ -206,7 +255,7 @@ async fn make_pods(api: &Api, count: usize, owners: usize) -> anyhow::Result<()>
         .map(|range| async move {
             signals::check()?;
             let objects = range
-                .map(|i| pod_json(i, owners))
+                .map(|i| pod_json(i, owners, constrained))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             api.apply(&objects, false).await.context("creating pods")?;
             anyhow::Ok(())
@@ -275,6 +324,8 @@ struct Placement {
     nodes_used: usize,
     max_pods: i64,
     overcommitted: Vec<String>,
+    /// Pods placed against their anti-affinity or zone spread rule.
+    broken_rules: usize,
 }
 
 async fn check_placement(api: &Api) -> anyhow::Result<Placement> {
@@ -283,9 +334,20 @@ async fn check_placement(api: &Api) -> anyhow::Result<Placement> {
     let (pods, _) = api.list(Kind::Pod, None, &selector).await?;
     let mut used: HashMap<String, resources::Resources> = HashMap::new();
     let mut bound = 0;
+    // (app, node) → pods, for anti-affinity; (app, zone) → pods, for spread.
+    let mut per_host: HashMap<(String, String), usize> = HashMap::new();
+    let mut per_zone: HashMap<String, HashMap<String, usize>> = HashMap::new();
     for json in &pods {
         let pod: Pod = serde_json::from_str(json).context("decoding a pod")?;
         if let Some(node) = pod.spec.node_name.as_deref() {
+            let app = pod.metadata.labels.get("app").cloned().unwrap_or_default();
+            if pod.spec.affinity.is_some() {
+                *per_host.entry((app.clone(), node.to_owned())).or_default() += 1;
+            }
+            if !pod.spec.topology_spread_constraints.is_empty() {
+                let zone = zone_of(node);
+                *per_zone.entry(app).or_default().entry(zone).or_default() += 1;
+            }
             bound += 1;
             let u = used.entry(node.to_owned()).or_default();
             *u = *u + resources::pod_usage(&pod).requests;
@@ -303,22 +365,46 @@ async fn check_placement(api: &Api) -> anyhow::Result<Placement> {
             overcommitted.push(node.metadata.name().to_owned());
         }
     }
+    let crowded = per_host.values().filter(|n| **n > 1).count();
+    let skewed = per_zone
+        .values()
+        .filter(|zones| {
+            let counts: Vec<usize> = (0..3)
+                .map(|z| zones.get(&format!("zone-{z}")).copied().unwrap_or(0))
+                .collect();
+            counts.iter().max().unwrap_or(&0) - counts.iter().min().unwrap_or(&0) > 1
+        })
+        .count();
     Ok(Placement {
         bound,
         nodes_used: used.len(),
         max_pods: used.values().map(|u| u.pods).max().unwrap_or(0),
         overcommitted,
+        broken_rules: crowded + skewed,
     })
 }
 
-async fn case_pods(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
-    let case = format!("pods: {} pods, {} nodes", cfg.pods, cfg.nodes);
+/// The zone of node `name` (`node-00042` → `zone-0`): three zones.
+fn zone_of(name: &str) -> String {
+    let index: usize = name
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    format!("zone-{}", index % 3)
+}
+
+async fn case_pods(cfg: &Config, report: &mut Report, constrained: bool) -> anyhow::Result<()> {
+    let case = if constrained {
+        format!("constrained: {} pods, {} nodes", cfg.pods, cfg.nodes)
+    } else {
+        format!("pods: {} pods, {} nodes", cfg.pods, cfg.nodes)
+    };
     let dir = tempfile::tempdir().context("making a temp dir")?;
     let (stop_tx, stop) = watch::channel(false);
     let api = server(&dir, &stop).await?;
     let t = Instant::now();
     make_nodes(&api, cfg.nodes).await?;
-    make_pods(&api, cfg.pods, cfg.owners).await?;
+    make_pods(&api, cfg.pods, cfg.owners, constrained).await?;
     eprintln!("{case}: store filled in {:.1} s", t.elapsed().as_secs_f64());
 
     let informers = Informers::start(&api, &stop);
@@ -386,6 +472,20 @@ async fn case_pods(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
         placement.overcommitted.len() as f64,
         "",
     );
+    if constrained {
+        report.row(
+            &case,
+            "pods against their rules",
+            placement.broken_rules as f64,
+            "",
+        );
+        report.goal_at_most(
+            &format!("{case}: owners with a broken anti-affinity or spread rule"),
+            0.0,
+            placement.broken_rules as f64,
+            "",
+        );
+    }
     if let Some(n) = placement.overcommitted.first() {
         eprintln!("{case}: {n} holds more than it offers");
     }
@@ -470,7 +570,8 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     let mut report = Report::new(NAME);
     for case in &cfg.cases {
         match case {
-            Case::Pods => case_pods(cfg, &mut report).await?,
+            Case::Pods => case_pods(cfg, &mut report, false).await?,
+            Case::Constrained => case_pods(cfg, &mut report, true).await?,
             Case::Deployment => case_deployment(cfg, &mut report).await?,
         }
     }
