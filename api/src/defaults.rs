@@ -64,6 +64,7 @@ impl Object {
             Object::DaemonSet(o) => default_daemon_set(o),
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
+            Object::EndpointSlice(o) => default_endpoint_slice(o),
             Object::ConfigMap(o) => default_config_map(o),
             Object::Secret(o) => default_secret(o),
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
@@ -229,6 +230,12 @@ fn default_service(s: &mut Service) {
 
 fn default_endpoints(e: &mut Endpoints) {
     for p in e.subsets.iter_mut().flat_map(|s| s.ports.iter_mut()) {
+        p.protocol.get_or_insert(Protocol::Tcp);
+    }
+}
+
+fn default_endpoint_slice(e: &mut crate::kinds::discovery::EndpointSlice) {
+    for p in &mut e.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
     }
 }

@@ -36,6 +36,7 @@ pub use change::{EventType, Outcome};
 pub use error::{ErrorKind, FieldError, Location, ManifestError, ManifestErrors, ValidationErrors};
 pub use int_or_string::IntOrString;
 pub use kinds::config::{ConfigMap, Secret};
+pub use kinds::discovery::EndpointSlice;
 pub use kinds::hpa::HorizontalPodAutoscaler;
 pub use kinds::node::Node;
 pub use kinds::pod::{Container, Pod, PodSpec, PodTemplateSpec};

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::kinds::config::{ConfigMap, Secret};
+use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
@@ -146,6 +147,7 @@ kinds! {
     DaemonSet => "ds", "daemonsets";
     Service => "svc", "services";
     Endpoints => "ep", "endpoints";
+    EndpointSlice => "", "endpointslices";
     ConfigMap => "cm", "configmaps";
     Secret => "", "secrets";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";

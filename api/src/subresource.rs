@@ -29,6 +29,7 @@ impl Kind {
             Kind::ConfigMap
                 | Kind::Secret
                 | Kind::Endpoints
+                | Kind::EndpointSlice
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding
@@ -49,6 +50,7 @@ impl Object {
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
             Object::Endpoints(_)
+            | Object::EndpointSlice(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
             | Object::Role(_)

@@ -631,7 +631,7 @@ fn unsupported_kinds_and_shapes() {
     let e = errors("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n");
     has_prefix(
         &e,
-        "deploy.yaml: document 1 (Job pi): resource mapping not found for name: \"pi\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet, apps/v1 DaemonSet, v1 Service, v1 Endpoints, v1 ConfigMap, v1 Secret, autoscaling/v2 HorizontalPodAutoscaler, v1 Node",
+        "deploy.yaml: document 1 (Job pi): resource mapping not found for name: \"pi\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet",
     );
     assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: old\n");

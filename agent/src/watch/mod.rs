@@ -1,5 +1,6 @@
 //! The node's one watch stream and the view it keeps (`view.rs`).
 
+mod slices;
 mod stream;
 mod view;
 

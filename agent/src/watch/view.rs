@@ -1,12 +1,15 @@
 //! The node's view of the cluster, as its one watch stream fills it: its
-//! Pods, every Service, Endpoints and Node, the ConfigMaps and Secrets its
-//! Pods reference. Pure: events in, state out; the stream (`stream.rs`)
+//! Pods, every Service, EndpointSlice (gathered into one Endpoints per
+//! Service for the data plane and DNS) and Node, the ConfigMaps and
+//! Secrets its Pods reference. Pure: events in, state out; the stream (`stream.rs`)
 //! feeds it and says which consumers to wake.
 
 use std::collections::BTreeMap;
 
 use jotasu_api::client::EventType;
-use jotasu_api::{ConfigMap, Endpoints, Kind, Node, Object, Pod, Secret, Service};
+use jotasu_api::{ConfigMap, EndpointSlice, Endpoints, Kind, Node, Object, Pod, Secret, Service};
+
+use super::slices;
 
 /// Namespace and name.
 pub type Key = (String, String);
@@ -18,8 +21,10 @@ pub struct ClusterView {
     pub pods: BTreeMap<Key, Pod>,
     /// Every Service.
     pub services: BTreeMap<Key, Service>,
-    /// Every Endpoints.
+    /// Every Service's endpoints, gathered from its slices.
     pub endpoints: BTreeMap<Key, Endpoints>,
+    /// Every EndpointSlice.
+    pub endpoint_slices: BTreeMap<Key, EndpointSlice>,
     /// Every Node, by name.
     pub nodes: BTreeMap<String, Node>,
     /// ConfigMaps this node's Pods reference.
@@ -34,7 +39,7 @@ pub const KINDS: [Kind; 6] = [
     Kind::ConfigMap,
     Kind::Secret,
     Kind::Service,
-    Kind::Endpoints,
+    Kind::EndpointSlice,
     Kind::Pod,
 ];
 
@@ -101,8 +106,16 @@ impl ClusterView {
                     ..Touched::default()
                 }
             }
-            Object::Endpoints(e) => {
-                put(&mut self.endpoints, k, (!deleted).then_some(e));
+            Object::EndpointSlice(e) => {
+                let service = slices::service_of(&e).map(str::to_owned);
+                put(
+                    &mut self.endpoint_slices,
+                    k.clone(),
+                    (!deleted).then_some(e),
+                );
+                if let Some(service) = service {
+                    self.gather(&k.0, &service);
+                }
                 Touched {
                     services: true,
                     ..Touched::default()
@@ -137,12 +150,36 @@ impl ClusterView {
         }
     }
 
+    /// Recomputes Service `namespace/name`'s endpoints from its slices.
+    fn gather(&mut self, namespace: &str, name: &str) {
+        let of_service = self
+            .endpoint_slices
+            .range((namespace.to_owned(), String::new())..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .map(|(_, s)| s)
+            .filter(|s| slices::service_of(s) == Some(name));
+        let gathered = slices::endpoints(namespace, name, of_service);
+        let key = (namespace.to_owned(), name.to_owned());
+        let any = self.endpoint_slices.values().any(|s| {
+            s.metadata.namespace.as_deref() == Some(namespace)
+                && slices::service_of(s) == Some(name)
+        });
+        if any {
+            self.endpoints.insert(key, gathered);
+        } else {
+            self.endpoints.remove(&key);
+        }
+    }
+
     /// Replaces everything of `kind` with a fresh list.
     pub fn replace(&mut self, kind: Kind, items: Vec<Object>) {
         match kind {
             Kind::Pod => self.pods.clear(),
             Kind::Service => self.services.clear(),
-            Kind::Endpoints => self.endpoints.clear(),
+            Kind::EndpointSlice => {
+                self.endpoint_slices.clear();
+                self.endpoints.clear();
+            }
             Kind::ConfigMap => self.config_maps.clear(),
             Kind::Secret => self.secrets.clear(),
             Kind::Node => self.nodes.clear(),

@@ -2,6 +2,7 @@
 
 pub mod affinity;
 pub mod config;
+pub mod discovery;
 pub mod hpa;
 pub mod node;
 pub mod pod;

@@ -157,7 +157,7 @@ fn walk(
 
 /// The k8s-openapi schema fields of each served kind at each version.
 pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
-    use k8s_openapi::api::{apps, autoscaling, core, rbac};
+    use k8s_openapi::api::{apps, autoscaling, core, discovery, rbac};
     vec![
         (Kind::Pod, "v1", fields::<core::v1::Pod>()),
         (
@@ -173,6 +173,11 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
         (Kind::DaemonSet, "apps/v1", fields::<apps::v1::DaemonSet>()),
         (Kind::Service, "v1", fields::<core::v1::Service>()),
         (Kind::Endpoints, "v1", fields::<core::v1::Endpoints>()),
+        (
+            Kind::EndpointSlice,
+            "discovery.k8s.io/v1",
+            fields::<discovery::v1::EndpointSlice>(),
+        ),
         (Kind::ConfigMap, "v1", fields::<core::v1::ConfigMap>()),
         (Kind::Secret, "v1", fields::<core::v1::Secret>()),
         (

@@ -45,6 +45,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::DaemonSet(o) => workloads::daemon_set(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),
+        Object::EndpointSlice(o) => service::endpoint_slice(o, &mut errs),
         Object::ConfigMap(o) => config::config_map(o, &mut errs),
         Object::Secret(o) => config::secret(o, &mut errs),
         Object::HorizontalPodAutoscaler(o) => autoscaling::hpa(o, &mut errs),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::FieldError;
 use crate::int_or_string::IntOrString;
+use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::service::{Endpoints, Service, ServiceType};
 use crate::path::FieldPath;
 use crate::validate::{meta, name, names, port_number};
@@ -147,6 +148,72 @@ fn external_name(s: &Service, spec: &FieldPath, errs: &mut Vec<FieldError>) {
     {
         None | Some("") => errs.push(FieldError::required(&path, "")),
         Some(cname) => name(names::dns1123_subdomain, cname, &path, errs),
+    }
+}
+
+/// An EndpointSlice, as Kubernetes checks it (IPv4 only: jotasu is
+/// single-stack).
+pub(super) fn endpoint_slice(e: &EndpointSlice, errs: &mut Vec<FieldError>) {
+    let at = FieldPath::new("addressType");
+    match e.address_type.as_str() {
+        "IPv4" => {}
+        "" => errs.push(FieldError::required(&at, "")),
+        "IPv6" | "FQDN" => errs.push(FieldError::forbidden(
+            &at,
+            format!(
+                "jotasu is single-stack: {:?} slices are not supported; use IPv4",
+                e.address_type
+            ),
+        )),
+        other => errs.push(FieldError::not_supported(
+            &at,
+            other,
+            &["IPv4", "IPv6", "FQDN"],
+        )),
+    }
+    let ep = FieldPath::new("endpoints");
+    if e.endpoints.len() > 1000 {
+        errs.push(FieldError::new(
+            &ep,
+            format!(
+                "Too many: {}: must have at most 1000 items",
+                e.endpoints.len()
+            ),
+        ));
+    }
+    for (i, end) in e.endpoints.iter().enumerate() {
+        let p = ep.index(i);
+        if end.addresses.len() != 1 {
+            errs.push(FieldError::invalid(
+                &p.field("addresses"),
+                end.addresses.len(),
+                "must contain exactly 1 address",
+            ));
+        }
+        for (j, a) in end.addresses.iter().enumerate() {
+            name(names::ipv4, a, &p.field("addresses").index(j), errs);
+        }
+        if let Some(h) = end.hostname.as_deref() {
+            name(names::dns1123_label, h, &p.field("hostname"), errs);
+        }
+        if let Some(n) = end.node_name.as_deref() {
+            name(names::dns1123_subdomain, n, &p.field("nodeName"), errs);
+        }
+    }
+    if e.ports.len() > 100 {
+        errs.push(FieldError::new(
+            &FieldPath::new("ports"),
+            format!("Too many: {}: must have at most 100 items", e.ports.len()),
+        ));
+    }
+    for (j, p) in e.ports.iter().enumerate() {
+        let pp = FieldPath::new("ports").index(j);
+        if let Some(port) = p.port {
+            port_number(port, &pp.field("port"), errs);
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            name(names::dns1123_label, n, &pp.field("name"), errs);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The node authorizer and NodeRestriction, as Kubernetes has them: an
 //! agent (`system:node:<name>` in `system:nodes`) may read Services,
-//! Endpoints and Nodes; read its own Pods and the ConfigMaps and Secrets
+//! Endpoints, EndpointSlices and Nodes; read its own Pods and the ConfigMaps and Secrets
 //! they reference (a list or watch of those only through its node scope);
 //! write its own Node (never its podCIDR) and the status of its own Pods;
 //! delete its own Pods once they stopped; renew its own certificate.
@@ -68,6 +68,9 @@ pub fn decide(node: &str, attributes: &Attributes, scope: Option<&str>, facts: &
     let verb = a.verb.as_str();
     let mine = |what: &str| Decision::Allow(format!("node authorizer: {what} of node {node:?}"));
     let deny = |why: String| Decision::Deny(why);
+    if a.api_group == "discovery.k8s.io" && a.resource == "endpointslices" && reading(verb) {
+        return Decision::Allow("node authorizer: nodes read EndpointSlices".into());
+    }
     if !a.api_group.is_empty() && a.resource != "certificatesigningrequests" {
         return Decision::NoOpinion("not something a node does".into());
     }
@@ -221,6 +224,22 @@ mod tests {
         let n1 = |a: &Attributes, scope: Option<&str>, facts: &Facts| decide("n1", a, scope, facts);
         assert!(n1(&attrs("list", Kind::Service, None, None), None, &none).allowed());
         assert!(n1(&attrs("watch", Kind::Endpoints, None, None), None, &none).allowed());
+        assert!(
+            n1(
+                &attrs("watch", Kind::EndpointSlice, None, None),
+                None,
+                &none
+            )
+            .allowed()
+        );
+        assert!(
+            !n1(
+                &attrs("create", Kind::EndpointSlice, Some("d"), None),
+                None,
+                &none
+            )
+            .allowed()
+        );
         assert!(n1(&attrs("get", Kind::Node, None, Some("n2")), None, &none).allowed());
         assert!(n1(&attrs("list", Kind::Pod, None, None), Some("n1"), &none).allowed());
         assert!(matches!(

@@ -35,6 +35,7 @@ pub fn page(
         Object::DaemonSet(d) => workloads::daemonset(d),
         Object::Service(s) => network::service(s, endpoints),
         Object::Endpoints(e) => network::endpoints(e),
+        Object::EndpointSlice(e) => network::endpoint_slice(e),
         Object::ConfigMap(c) => config::configmap(c),
         Object::Secret(s) => config::secret(s),
         Object::HorizontalPodAutoscaler(h) => cluster::hpa(h),

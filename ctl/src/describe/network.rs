@@ -89,6 +89,56 @@ pub fn endpoints(e: &Endpoints) -> String {
     w.finish()
 }
 
+/// An EndpointSlice's page: address type, ports, each endpoint with its
+/// conditions, node and pod.
+pub fn endpoint_slice(e: &jotasu_api::EndpointSlice) -> String {
+    let mut w = Writer::default();
+    w.name(&e.metadata);
+    w.labels_annotations(&e.metadata);
+    w.field(0, "AddressType", &e.address_type);
+    if e.ports.is_empty() {
+        w.field(0, "Ports", NONE);
+    } else {
+        w.line(0, "Ports:");
+        let rows: Vec<Vec<String>> = e
+            .ports
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone().unwrap_or_else(|| "<unset>".into()),
+                    p.port.map_or_else(|| "<unset>".into(), |n| n.to_string()),
+                    p.protocol.unwrap_or_default().to_string(),
+                ]
+            })
+            .collect();
+        w.table(1, &["Name", "Port", "Protocol"], &rows);
+    }
+    w.line(0, "Endpoints:");
+    for end in &e.endpoints {
+        w.line(1, format!("- Addresses:  {}", end.addresses.join(",")));
+        let c = &end.conditions;
+        let flag = |v: Option<bool>| v.map_or_else(|| "<unset>".to_owned(), |b| b.to_string());
+        w.field(2, "Conditions", "");
+        w.field(3, "Ready", flag(c.ready));
+        w.field(3, "Serving", flag(c.serving));
+        w.field(3, "Terminating", flag(c.terminating));
+        w.field(2, "Hostname", end.hostname.as_deref().unwrap_or(NONE));
+        if let Some(r) = &end.target_ref {
+            w.field(
+                2,
+                "TargetRef",
+                format!(
+                    "{}/{}",
+                    r.kind.as_deref().unwrap_or(""),
+                    r.name.as_deref().unwrap_or("")
+                ),
+            );
+        }
+        w.field(2, "NodeName", end.node_name.as_deref().unwrap_or(NONE));
+    }
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@ pub(super) const SERVICE_COLUMNS: &[&str] =
     &["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"];
 pub(super) const SERVICE_WIDE: &[&str] = &["SELECTOR"];
 pub(super) const ENDPOINTS_COLUMNS: &[&str] = &["ENDPOINTS", "AGE"];
+/// `get endpointslices` columns after NAME, as kubectl's.
+pub(super) const SLICE_COLUMNS: &[&str] = &["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"];
 
 /// How many endpoints the table lists before `+ N more...`.
 const MAX_ENDPOINTS: usize = 3;
@@ -109,6 +111,40 @@ pub fn endpoints_of_port(e: &Endpoints, port: Option<&str>) -> String {
     }
 }
 
+/// An EndpointSlice's row: its ports' numbers (`<unset>` without), its
+/// addresses (at most three, then `+ N more...`).
+pub(super) fn slice_row(e: &jotasu_api::EndpointSlice, age: String) -> Vec<String> {
+    let ports: Vec<String> = e
+        .ports
+        .iter()
+        .map(|p| {
+            p.port
+                .map_or_else(|| "<unset>".to_owned(), |n| n.to_string())
+        })
+        .collect();
+    let mut addresses: Vec<String> = e
+        .endpoints
+        .iter()
+        .flat_map(|end| end.addresses.iter().cloned())
+        .collect();
+    let more = addresses.len().saturating_sub(MAX_ENDPOINTS);
+    addresses.truncate(MAX_ENDPOINTS);
+    let mut endpoints = join_or_none(addresses, ",");
+    if more > 0 {
+        endpoints = format!("{endpoints} + {more} more...");
+    }
+    vec![
+        e.address_type.clone(),
+        if ports.is_empty() {
+            "<unset>".to_owned()
+        } else {
+            ports.join(",")
+        },
+        endpoints,
+        age,
+    ]
+}
+
 pub(super) fn endpoints_row(e: &Endpoints, age: String) -> Vec<String> {
     vec![endpoints_text(e), age]
 }
@@ -182,6 +218,27 @@ mod tests {
         );
         let given = lb(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}));
         assert!(render(Kind::Service, &[given], &opts).contains(" 192.0.2.7 "));
+    }
+
+    #[test]
+    fn slice_columns() {
+        let slice = object(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "web-abc12", "creationTimestamp": CREATED},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": ["10.244.1.2"]}, {"addresses": ["10.244.1.3"]},
+                          {"addresses": ["10.244.2.2"]}, {"addresses": ["10.244.2.3"]}]
+        }));
+        let opts = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::EndpointSlice, &[slice], &opts),
+            "NAME        ADDRESSTYPE   PORTS   ENDPOINTS                                         AGE\n\
+             web-abc12   IPv4          8080    10.244.1.2,10.244.1.3,10.244.2.2 + 1 more...   5s\n"
+        );
     }
 
     #[test]

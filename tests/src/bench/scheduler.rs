@@ -98,7 +98,7 @@ pub fn describe(cfg: &Config) -> String {
             "constrained: as pods, the pods of every third owner carrying required pod \
              anti-affinity by kubernetes.io/hostname (half of them) or a \
              topology.kubernetes.io/zone spread constraint (maxSkew 1, DoNotSchedule) with a \
-             ScheduleAnyway spread by host (the other half); afterwards no rule may be broken"
+             ScheduleAnyway spread by host (the other half); afterwards no rule may be broken",
         ));
     }
     if cfg.cases.contains(&Case::Deployment) {

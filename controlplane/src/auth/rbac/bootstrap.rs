@@ -101,6 +101,7 @@ fn view_rules() -> Vec<PolicyRule> {
                 "horizontalpodautoscalers/status",
             ],
         ),
+        rule(&[READ], &["discovery.k8s.io"], &["endpointslices"]),
     ]
 }
 

@@ -6,7 +6,13 @@
 //! Endpoints (as Kubernetes' does, also for leftovers found at start).
 //! Services without a selector keep hand-made Endpoints untouched;
 //! ExternalName Services get none.
+//!
+//! Beside each Endpoints it keeps the Service's EndpointSlices
+//! (`discovery.k8s.io/v1`, at most 100 endpoints each, [`slices`]), which
+//! the agents follow: one endpoint's change rewrites one slice. Slices
+//! name the Service as their owner, so they go with it.
 
+pub mod slices;
 pub mod subsets;
 
 use std::collections::HashSet;
@@ -30,6 +36,7 @@ pub async fn run<S: Store>(ctx: Context<S>) {
     let informers = ctx.informers.clone();
     let mut services_rx = informers.services.subscribe();
     let mut endpoints_rx = informers.endpoints.subscribe();
+    let mut slices_rx = informers.endpoint_slices.subscribe();
     let mut pods_rx = informers.pods.subscribe();
     let mut nodes_rx = informers.nodes.subscribe();
     let mut shutdown = ctx.shutdown.clone();
@@ -48,6 +55,12 @@ pub async fn run<S: Store>(ctx: Context<S>) {
                 // Someone else changed or removed it: put it right.
                 Some(Change::Applied { new, .. }) => queue.add(key_of(new.as_ref())),
                 Some(Change::Deleted(e)) => queue.add(key_of(e.as_ref())),
+                Some(Change::Resynced) => queue_all(&ctx, &queue),
+                None => break,
+            },
+            c = next_change(&mut slices_rx) => match c {
+                Some(Change::Applied { new, .. }) => queue_slice_owner(&queue, &new),
+                Some(Change::Deleted(e)) => queue_slice_owner(&queue, &e),
                 Some(Change::Resynced) => queue_all(&ctx, &queue),
                 None => break,
             },
@@ -77,6 +90,15 @@ fn queue_all<S: Store>(ctx: &Context<S>, queue: &WorkQueue<Key>) {
     }
     for key in ctx.informers.endpoints.read().objects.keys() {
         queue.add(key.clone());
+    }
+}
+
+/// A slice changed (by anyone): its Service, to put it right.
+fn queue_slice_owner(queue: &WorkQueue<Key>, slice: &jotasu_api::EndpointSlice) {
+    use jotasu_api::kinds::discovery::SERVICE_NAME_LABEL;
+    if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
+        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
+        queue.add((namespace, service.clone()));
     }
 }
 
@@ -178,7 +200,7 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
         return Ok(());
     };
     if !subsets::managed(&service) {
-        return Ok(());
+        return reconcile_slices(ctx, key, &service, &[]).await;
     }
     let pods = informers.pods.list_in(&key.0);
     let desired = {
@@ -192,21 +214,91 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
         let refs: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
         subsets::desired(&service, &refs, node_ready)
     };
-    if !subsets::differs(current.as_deref(), &desired) {
+    if subsets::differs(current.as_deref(), &desired) {
+        let ready: usize = desired.subsets.iter().map(|s| s.addresses.len()).sum();
+        match ctx.apply(&[Object::Endpoints(desired.clone())]).await {
+            Ok(applied) => {
+                debug!(service = %key.1, namespace = %key.0, ready, "endpoints written");
+                informers.endpoints.shows(&applied, CATCH_UP).await;
+            }
+            Err(e) => {
+                warn!(service = %key.1, namespace = %key.0, error = %e, "cannot write endpoints");
+                return Err(RETRY);
+            }
+        }
+    }
+    reconcile_slices(ctx, key, &service, &desired.subsets).await
+}
+
+/// Brings the Service's EndpointSlices to `desired` (none for a Service
+/// whose endpoints are not managed).
+async fn reconcile_slices<S: Store>(
+    ctx: &Context<S>,
+    key: &Key,
+    service: &jotasu_api::Service,
+    desired: &[jotasu_api::kinds::service::EndpointSubset],
+) -> Result<(), Duration> {
+    let informers = &ctx.informers;
+    let existing: Vec<_> = informers
+        .endpoint_slices
+        .list_in(&key.0)
+        .into_iter()
+        .filter(|s| slices::owned_by(s, &key.1))
+        .collect();
+    let refs: Vec<&jotasu_api::EndpointSlice> = existing.iter().map(AsRef::as_ref).collect();
+    let changes = if subsets::managed(service) {
+        slices::reconcile(service, desired, &refs)
+    } else {
+        slices::Changes {
+            delete: refs.iter().map(|s| s.metadata.name().to_owned()).collect(),
+            ..slices::Changes::default()
+        }
+    };
+    if changes.is_empty() {
         return Ok(());
     }
-    let ready: usize = desired.subsets.iter().map(|s| s.addresses.len()).sum();
-    match ctx.apply(&[Object::Endpoints(desired)]).await {
-        Ok(applied) => {
-            debug!(service = %key.1, namespace = %key.0, ready, "endpoints written");
-            informers.endpoints.shows(&applied, CATCH_UP).await;
-            Ok(())
-        }
-        Err(e) => {
-            warn!(service = %key.1, namespace = %key.0, error = %e, "cannot write endpoints");
-            Err(RETRY)
+    let writes: Vec<Object> = changes
+        .create
+        .into_iter()
+        .chain(changes.update)
+        .map(Object::EndpointSlice)
+        .collect();
+    if !writes.is_empty() {
+        match ctx.apply(&writes).await {
+            Ok(applied) => {
+                debug!(service = %key.1, namespace = %key.0, slices = applied.len(), "endpoint slices written");
+                informers.endpoint_slices.shows(&applied, CATCH_UP).await;
+            }
+            Err(e) => {
+                warn!(service = %key.1, namespace = %key.0, error = %e, "cannot write endpoint slices");
+                return Err(RETRY);
+            }
         }
     }
+    for name in &changes.delete {
+        let r = ObjectRef {
+            kind: Kind::EndpointSlice,
+            namespace: Some(key.0.clone()),
+            name: name.clone(),
+        };
+        match ctx.api.delete(&r, None).await {
+            Ok(_) | Err(ApiServerError::NotFound(_)) => {}
+            Err(e) => {
+                warn!(slice = %name, namespace = %key.0, error = %e, "cannot delete an endpoint slice");
+                return Err(RETRY);
+            }
+        }
+    }
+    if !changes.delete.is_empty() {
+        let gone = |c: &crate::controllers::runtime::Cache<jotasu_api::EndpointSlice>| {
+            changes
+                .delete
+                .iter()
+                .all(|n| !c.objects.contains_key(&(key.0.clone(), n.clone())))
+        };
+        informers.endpoint_slices.wait_until(CATCH_UP, gone).await;
+    }
+    Ok(())
 }
 
 /// Deletes the Endpoints of a Service that is gone — once the store

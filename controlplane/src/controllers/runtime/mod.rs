@@ -41,6 +41,8 @@ pub struct Informers {
     pub services: Informer<Service>,
     /// Endpoints.
     pub endpoints: Informer<Endpoints>,
+    /// EndpointSlices.
+    pub endpoint_slices: Informer<jotasu_api::EndpointSlice>,
     /// HorizontalPodAutoscalers.
     pub hpas: Informer<HorizontalPodAutoscaler>,
 }
@@ -56,6 +58,7 @@ impl Informers {
             daemon_sets: Informer::start(api.clone(), shutdown.clone()),
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
+            endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
             hpas: Informer::start(api.clone(), shutdown.clone()),
         }
     }
@@ -69,6 +72,7 @@ impl Informers {
         self.daemon_sets.synced().await;
         self.services.synced().await;
         self.endpoints.synced().await;
+        self.endpoint_slices.synced().await;
         self.hpas.synced().await;
     }
 }
