@@ -607,7 +607,7 @@ fn unsupported_kinds_and_shapes() {
     let e = errors("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n");
     has_prefix(
         &e,
-        "deploy.yaml: document 1 (Job pi): unsupported kind \"Job\" (apiVersion \"batch/v1\"); supported: v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet, apps/v1 DaemonSet, v1 Service, v1 Endpoints, v1 ConfigMap, v1 Secret, autoscaling/v2 HorizontalPodAutoscaler, v1 Node",
+        "deploy.yaml: document 1 (Job pi): unsupported kind \"Job\" (apiVersion \"batch/v1\"); supported: v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet, apps/v1 DaemonSet, v1 Service, v1 Endpoints, v1 ConfigMap, v1 Secret, v1 ServiceAccount, autoscaling/v2 HorizontalPodAutoscaler, v1 Node, v1 Namespace",
     );
     assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: old\n");

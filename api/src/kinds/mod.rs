@@ -2,9 +2,11 @@
 
 pub mod config;
 pub mod hpa;
+pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod pod_status;
 pub mod rbac;
 pub mod service;
+pub mod service_account;
 pub mod workloads;
