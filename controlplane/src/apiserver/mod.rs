@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod guard;
 pub mod heartbeat;
 pub mod keys;
+pub mod lifecycle;
 pub mod node_scope;
 pub mod proxy;
 mod raw;
@@ -172,7 +173,9 @@ impl<S: Store> ApiServer<S> {
 
     /// [`Self::apply`], each object passed by `check` (with its stored
     /// version) before anything is written: the caller's authorization and
-    /// admission rules. One refusal writes nothing.
+    /// admission rules. Every caller's creations pass the namespace
+    /// lifecycle and ServiceAccount admission ([`lifecycle`]). One refusal
+    /// writes nothing.
     pub async fn apply_checked(
         &self,
         objects: &[String],
@@ -207,9 +210,15 @@ impl<S: Store> ApiServer<S> {
                     .await?;
                 prepared.push(merged);
             }
+            let requested = prepared.len();
+            self.admit_lifecycle(&mut prepared).await?;
             let guards = self.allocate(&mut prepared).await?;
             match self.commit(&prepared, &guards, dry_run).await {
-                Ok(results) => return Ok(results),
+                Ok(mut results) => {
+                    // Written with them, not asked for: new namespaces' default accounts.
+                    results.truncate(requested);
+                    return Ok(results);
+                }
                 // Another apply allocated an address first: every round
                 // one allocator wins, so this ends; pick again.
                 Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
