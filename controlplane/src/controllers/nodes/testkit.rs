@@ -224,7 +224,10 @@ pub async fn act_as_agent(ctx: &Context<EmbeddedStore>, node: &str) {
         if pod.spec.node_name.as_deref() != Some(node) {
             continue;
         }
-        let r = pod_ref(pod.metadata.name());
+        let r = ObjectRef {
+            namespace: pod.metadata.namespace.clone(),
+            ..pod_ref(pod.metadata.name())
+        };
         if pod.metadata.deletion_timestamp.is_some() {
             let _ = ctx.api.delete_graceful(&r, None, Some(0)).await;
             continue;

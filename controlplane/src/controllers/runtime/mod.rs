@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jotasu_api::{
-    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Node, Object, OwnerReference, Pod,
-    ReplicaSet, Resource, Service,
+    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Namespace, Node, Object,
+    OwnerReference, Pod, ReplicaSet, Resource, Service, ServiceAccount,
 };
 use tokio::sync::watch;
 
@@ -43,6 +43,10 @@ pub struct Informers {
     pub endpoints: Informer<Endpoints>,
     /// HorizontalPodAutoscalers.
     pub hpas: Informer<HorizontalPodAutoscaler>,
+    /// Namespaces.
+    pub namespaces: Informer<Namespace>,
+    /// ServiceAccounts.
+    pub service_accounts: Informer<ServiceAccount>,
 }
 
 impl Informers {
@@ -57,6 +61,8 @@ impl Informers {
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             hpas: Informer::start(api.clone(), shutdown.clone()),
+            namespaces: Informer::start(api.clone(), shutdown.clone()),
+            service_accounts: Informer::start(api.clone(), shutdown.clone()),
         }
     }
 
@@ -70,6 +76,8 @@ impl Informers {
         self.services.synced().await;
         self.endpoints.synced().await;
         self.hpas.synced().await;
+        self.namespaces.synced().await;
+        self.service_accounts.synced().await;
     }
 }
 
