@@ -46,9 +46,10 @@ impl Layout {
         self.decoys + self.strangers + 1 + self.teams
     }
 
-    /// The decoys' Roles, then every RoleBinding.
+    /// The namespace, the decoys' Roles, then every RoleBinding.
     pub fn objects(&self) -> anyhow::Result<Vec<Object>> {
-        let mut objects = Vec::with_capacity(self.decoys + self.role_bindings());
+        let mut objects = Vec::with_capacity(1 + self.decoys + self.role_bindings());
+        objects.push(crate::objects::namespace(NAMESPACE)?);
         for i in 0..self.decoys {
             objects.push(decoy_role(i)?);
         }
