@@ -102,3 +102,32 @@ async fn a_deleted_default_service_account_is_made_again() {
         .await;
     assert_ne!(first, again, "a new object (new uid)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_naming_a_missing_account_is_accepted_but_says_why_it_has_no_pods() {
+    let c = Cluster::start(&[]).await;
+    tokio::spawn(crate::controllers::replicaset::run(c.ctx.clone()));
+    c.apply(vec![json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"serviceAccountName": "robot",
+                    "containers": [{"name": "c", "image": "busybox:1"}]}}}})])
+        .await;
+    let failure = c
+        .eventually("a ReplicaFailure condition", LIMIT, || async {
+            let rs = c.ctx.informers.replica_sets.get("default", "web")?;
+            let status = rs.status.as_ref()?;
+            condition(&status.conditions, "ReplicaFailure").cloned()
+        })
+        .await;
+    assert_eq!(failure.reason.as_deref(), Some("FailedCreate"));
+    let message = failure.message.unwrap_or_default();
+    assert!(
+        message.ends_with(
+            "is forbidden: error looking up service account default/robot: serviceaccount \"robot\" not found"
+        ),
+        "{message}"
+    );
+    assert!(c.ctx.informers.pods.list_in("default").is_empty());
+}
