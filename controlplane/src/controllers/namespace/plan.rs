@@ -187,7 +187,7 @@ mod tests {
         let waiting = plan("a", &[content(Kind::Pod, "web-1", true)]);
         assert!(waiting.delete.is_empty());
         assert!(!waiting.finalize, "a pod its node is stopping still counts");
-        assert_eq!(plan("a", &[]).finalize, true);
+        assert!(plan("a", &[]).finalize);
     }
 
     #[test]
