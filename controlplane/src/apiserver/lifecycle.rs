@@ -30,7 +30,7 @@ use super::admit::{Identity, Outcome, Prepared, merge};
 use super::error::{ApiResult, ApiServerError};
 use super::keys::object_key;
 use super::{ApiServer, WRITE_ATTEMPTS, encode};
-use crate::store::{Store, StoreError};
+use crate::store::{Revision, Store, StoreError};
 
 /// What the store holds of the namespaces and service accounts an apply's
 /// creations need.
@@ -258,18 +258,29 @@ pub fn finalize(ns: &mut Namespace) -> Finalized {
 impl<S: Store> ApiServer<S> {
     /// Admits an apply's creations ([`admit_creations`]), activates its new
     /// namespaces and appends their `default` ServiceAccounts (to be written
-    /// in the same transaction; the caller reports only the objects asked for).
-    pub(super) async fn admit_lifecycle(&self, prepared: &mut Vec<Prepared>) -> ApiResult<()> {
+    /// in the same transaction; the caller reports only the objects asked
+    /// for). Returns the keys it read with their mod revisions: the commit
+    /// holds them unchanged, so a namespace deleted meanwhile cannot gain
+    /// new content.
+    pub(super) async fn admit_lifecycle(
+        &self,
+        prepared: &mut Vec<Prepared>,
+    ) -> ApiResult<Vec<(Vec<u8>, Revision)>> {
         let (namespaces, accounts) = lookups(prepared);
         let mut known = Known::default();
+        let mut read = Vec::new();
         for name in namespaces {
-            if let Some((Object::Namespace(ns), _)) = self.read(&namespace_ref(&name)).await? {
+            let r = namespace_ref(&name);
+            if let Some((Object::Namespace(ns), rev)) = self.read(&r).await? {
                 known.namespaces.insert(name, ns.is_terminating());
+                read.push((object_key(&r), rev));
             }
         }
         for (ns, sa) in accounts {
-            if self.read(&service_account_ref(&ns, &sa)).await?.is_some() {
+            let r = service_account_ref(&ns, &sa);
+            if let Some((_, rev)) = self.read(&r).await? {
                 known.service_accounts.insert((ns, sa));
+                read.push((object_key(&r), rev));
             }
         }
         admit_creations(prepared, &known)?;
@@ -282,7 +293,7 @@ impl<S: Store> ApiServer<S> {
                 prepared.push(merge(sa, None, &Identity::fresh())?);
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Deletes a namespace as Kubernetes does: marks it `Terminating` for

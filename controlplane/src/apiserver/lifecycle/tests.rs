@@ -268,3 +268,27 @@ async fn an_api_server_keeps_the_lifecycle() {
         Err(ApiServerError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn a_namespace_deleted_between_admission_and_commit_gains_nothing() {
+    let (api, _dir) = server().await;
+    api.apply(&strings(&[namespace("team-a")]), false)
+        .await
+        .unwrap();
+    let mut p = prepared(&[config_map("team-a", "late")]);
+    let read = api.admit_lifecycle(&mut p).await.unwrap();
+    assert_eq!(read.len(), 1, "the namespace it read");
+    // Deleted meanwhile: the commit of what was admitted before fails...
+    api.delete(&namespace_ref("team-a"), None).await.unwrap();
+    let e = api.commit(&p, &[], &read, false).await.unwrap_err();
+    assert!(
+        matches!(e, ApiServerError::Store(StoreError::Conflict { .. })),
+        "{e}"
+    );
+    // ...and the apply, deciding again, refuses it.
+    let e = api
+        .apply(&strings(&[config_map("team-a", "late")]), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApiServerError::Refused { .. }), "{e}");
+}
