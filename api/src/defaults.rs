@@ -12,12 +12,14 @@ use crate::kinds::hpa::{
     HorizontalPodAutoscaler, MetricSourceType, MetricSpec, MetricTarget, MetricTargetType,
     ResourceMetricSource,
 };
+use crate::kinds::namespace::{FINALIZER_KUBERNETES, NAME_LABEL, Namespace};
 use crate::kinds::node::Node;
 use crate::kinds::pod::{
     Container, DnsPolicy, Pod, PodSpec, Probe, Protocol, PullPolicy, RestartPolicy, Scheme,
     TolerationOperator,
 };
 use crate::kinds::service::{Endpoints, Service, ServiceType, SessionAffinity};
+use crate::kinds::service_account::DEFAULT_SERVICE_ACCOUNT;
 use crate::kinds::workloads::{
     DaemonSet, DaemonSetUpdateStrategy, DaemonSetUpdateStrategyType, Deployment,
     DeploymentStrategy, DeploymentStrategyType, ReplicaSet, RollingUpdate,
@@ -53,7 +55,9 @@ pub const DEFAULT_HPA_CPU_UTILIZATION: i32 = 80;
 impl Object {
     /// Fills in every Kubernetes default (see the module docs). Namespaced
     /// objects without a namespace get `default`; cluster-scoped ones lose any
-    /// namespace given. Secret `stringData` is merged into `data`.
+    /// namespace given. Secret `stringData` is merged into `data`. A Pod
+    /// runs as the `default` ServiceAccount unless it names one; a
+    /// Namespace carries the `kubernetes` finalizer and its name label.
     pub fn apply_defaults(&mut self) {
         let namespaced = self.kind().namespaced();
         default_meta(self.metadata_mut(), namespaced);
@@ -69,7 +73,9 @@ impl Object {
             Object::Secret(o) => default_secret(o),
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
             Object::Node(o) => default_node(o),
-            Object::Role(_)
+            Object::Namespace(o) => default_namespace(o),
+            Object::ServiceAccount(_)
+            | Object::Role(_)
             | Object::ClusterRole(_)
             | Object::RoleBinding(_)
             | Object::ClusterRoleBinding(_) => {}
@@ -89,6 +95,38 @@ fn default_meta(meta: &mut ObjectMeta, namespaced: bool) {
 
 fn default_pod(pod: &mut Pod) {
     default_pod_spec(&mut pod.spec);
+    // As Kubernetes' ServiceAccount admission: a pod (not a template) runs
+    // as `default` unless it names another account.
+    let sa = &mut pod.spec.service_account_name;
+    if sa.as_deref().is_none_or(str::is_empty) {
+        *sa = Some(DEFAULT_SERVICE_ACCOUNT.to_owned());
+    }
+    pod.spec.service_account.clone_from(sa);
+}
+
+/// `serviceAccount` is a deprecated alias of `serviceAccountName`: the
+/// name wins when both are given, and the alias mirrors it (as
+/// Kubernetes' conversion does).
+fn default_service_account_alias(spec: &mut PodSpec) {
+    if spec
+        .service_account_name
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        spec.service_account_name = spec.service_account.take().filter(|s| !s.is_empty());
+    }
+    spec.service_account.clone_from(&spec.service_account_name);
+}
+
+fn default_namespace(ns: &mut Namespace) {
+    if let Some(name) = ns.metadata.name.as_deref().filter(|n| !n.is_empty()) {
+        ns.metadata
+            .labels
+            .insert(NAME_LABEL.to_owned(), name.to_owned());
+    }
+    if !ns.spec.finalizers.iter().any(|f| f == FINALIZER_KUBERNETES) {
+        ns.spec.finalizers.push(FINALIZER_KUBERNETES.to_owned());
+    }
 }
 
 /// Defaults of a pod spec (also applied to workload templates).
@@ -97,6 +135,7 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     spec.dns_policy.get_or_insert(DnsPolicy::ClusterFirst);
     spec.termination_grace_period_seconds
         .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
+    default_service_account_alias(spec);
     for c in &mut spec.containers {
         default_container(c);
     }
@@ -285,6 +324,65 @@ pub fn mirror_list(value: &mut Option<String>, list: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn defaulted(v: serde_json::Value) -> Object {
+        let mut o: Object = serde_json::from_value(v).unwrap();
+        o.apply_defaults();
+        o
+    }
+
+    #[test]
+    fn pods_run_as_the_default_service_account_unless_they_name_one() {
+        let pod = |spec: serde_json::Value| match defaulted(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec
+        })) {
+            Object::Pod(p) => (p.spec.service_account_name, p.spec.service_account),
+            _ => unreachable!(),
+        };
+        let c = serde_json::json!([{"name": "c", "image": "busybox"}]);
+        let d = Some("default".to_owned());
+        assert_eq!(pod(serde_json::json!({"containers": c})), (d.clone(), d));
+        let b = Some("build".to_owned());
+        assert_eq!(
+            pod(serde_json::json!({"containers": c, "serviceAccount": "build"})),
+            (b.clone(), b.clone())
+        );
+        assert_eq!(
+            pod(
+                serde_json::json!({"containers": c, "serviceAccountName": "build", "serviceAccount": "old"})
+            ),
+            (b.clone(), b)
+        );
+        // A template gets no account of its own: its pods get `default`.
+        let Object::Deployment(dep) = defaulted(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": c}}}
+        })) else {
+            unreachable!()
+        };
+        assert_eq!(dep.spec.template.spec.service_account_name, None);
+    }
+
+    #[test]
+    fn namespaces_get_the_kubernetes_finalizer_and_their_name_label() {
+        let ns = |v| match defaulted(v) {
+            Object::Namespace(n) => n,
+            _ => unreachable!(),
+        };
+        let a = ns(
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+        );
+        assert_eq!(a.spec.finalizers, [FINALIZER_KUBERNETES]);
+        assert_eq!(a.metadata.labels[NAME_LABEL], "a");
+        let b = ns(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "b", "namespace": "x"}, "spec": {"finalizers": ["example.com/f"]}}));
+        assert_eq!(b.spec.finalizers, ["example.com/f", FINALIZER_KUBERNETES]);
+        assert_eq!(b.metadata.namespace, None);
+        let mut again = Object::Namespace(b.clone());
+        again.apply_defaults();
+        assert_eq!(again, Object::Namespace(b), "idempotent");
+    }
 
     #[test]
     fn pull_policy_by_tag() {

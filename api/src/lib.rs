@@ -1,8 +1,8 @@
 //! jotasu's object model: one definition per kind (Pod, Deployment,
-//! DaemonSet, Service, Endpoints, ConfigMap, Secret, HorizontalPodAutoscaler,
-//! Node), serialised exactly as Kubernetes spells it; manifest parsing
-//! (multi-document YAML, JSON, `kind: List`), defaults, and validation with
-//! field paths.
+//! DaemonSet, Service, Endpoints, ConfigMap, Secret, ServiceAccount,
+//! HorizontalPodAutoscaler, Node, Namespace, the RBAC kinds), serialised
+//! exactly as Kubernetes spells it; manifest parsing (multi-document YAML,
+//! JSON, `kind: List`), defaults, and validation with field paths.
 //!
 //! The pipeline for user manifests is [`ManifestLoader`]: parse (strict
 //! about unknown fields by default) → [`Object::apply_defaults`] →
@@ -38,6 +38,7 @@ pub use int_or_string::IntOrString;
 pub use kinds::config::{ConfigMap, Secret};
 pub use kinds::discovery::EndpointSlice;
 pub use kinds::hpa::HorizontalPodAutoscaler;
+pub use kinds::namespace::{Namespace, NamespacePhase};
 pub use kinds::node::Node;
 pub use kinds::pod::{Container, Pod, PodSpec, PodTemplateSpec};
 pub use kinds::pod_status::PodStatus;
@@ -45,6 +46,7 @@ pub use kinds::rbac::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 pub use kinds::service::{Endpoints, Service};
+pub use kinds::service_account::ServiceAccount;
 pub use kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 pub use manifest::{Loaded, ManifestLoader, ManifestObject, ParseOptions, load_manifest};
 pub use meta::{Condition, ConditionStatus, Labels, ObjectMeta, OwnerReference, Time};

@@ -8,10 +8,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
+use crate::kinds::namespace::Namespace;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
 use crate::kinds::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::kinds::service::{Endpoints, Service};
+use crate::kinds::service_account::ServiceAccount;
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
@@ -150,8 +152,10 @@ kinds! {
     EndpointSlice => "", "endpointslices";
     ConfigMap => "cm", "configmaps";
     Secret => "", "secrets";
+    ServiceAccount => "sa", "serviceaccounts";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";
+    Namespace => "ns", "namespaces";
     Role => "", "roles";
     ClusterRole => "", "clusterroles";
     RoleBinding => "", "rolebindings";
@@ -337,6 +341,15 @@ mod tests {
         assert_eq!(Kind::from_name("secret"), Some(Kind::Secret));
         assert_eq!(Kind::from_name(""), None);
         assert!(!Kind::Node.namespaced());
+        assert_eq!(Kind::from_name("ns"), Some(Kind::Namespace));
+        assert_eq!(Kind::from_name("namespaces"), Some(Kind::Namespace));
+        assert!(!Kind::Namespace.namespaced());
+        assert_eq!(Kind::from_name("sa"), Some(Kind::ServiceAccount));
+        assert_eq!(
+            Kind::from_name("serviceaccount"),
+            Some(Kind::ServiceAccount)
+        );
+        assert!(Kind::ServiceAccount.namespaced());
         assert_eq!(
             Kind::HorizontalPodAutoscaler.plural(),
             "horizontalpodautoscalers"

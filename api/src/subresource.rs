@@ -22,12 +22,14 @@ impl Kind {
     }
 
     /// Whether objects of this kind have a `status` written by controllers
-    /// and agents (ConfigMap, Secret, Endpoints and the RBAC kinds have none).
+    /// and agents (ConfigMap, Secret, ServiceAccount, Endpoints and the
+    /// RBAC kinds have none).
     pub fn has_status(self) -> bool {
         !matches!(
             self,
             Kind::ConfigMap
                 | Kind::Secret
+                | Kind::ServiceAccount
                 | Kind::Endpoints
                 | Kind::EndpointSlice
                 | Kind::Role
@@ -49,10 +51,12 @@ impl Object {
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
+            Object::Namespace(o) => o.status = None,
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
+            | Object::ServiceAccount(_)
             | Object::Role(_)
             | Object::ClusterRole(_)
             | Object::RoleBinding(_)
@@ -72,6 +76,7 @@ impl Object {
                 a.status.clone_from(&b.status);
             }
             (Object::Node(a), Object::Node(b)) => a.status.clone_from(&b.status),
+            (Object::Namespace(a), Object::Namespace(b)) => a.status.clone_from(&b.status),
             _ => {}
         }
     }
@@ -80,9 +85,11 @@ impl Object {
     /// leaves out: kept from `existing` when `self` leaves them empty, so
     /// re-applying the same manifest changes nothing. A Pod's `nodeName`
     /// (the scheduler's binding), a Service's allocated `clusterIP` (not
-    /// when it becomes `ExternalName`), a Node's allocated `podCIDR`.
+    /// when it becomes `ExternalName`), a Node's allocated `podCIDR`, a
+    /// Namespace's finalizers (only the namespace controller changes them).
     pub fn keep_assigned_fields(&mut self, existing: &Object) {
         match (self, existing) {
+            (Object::Namespace(a), Object::Namespace(b)) => a.spec.clone_from(&b.spec),
             (Object::Pod(a), Object::Pod(b))
                 if a.spec.node_name.as_deref().is_none_or(str::is_empty) =>
             {

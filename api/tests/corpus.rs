@@ -165,7 +165,10 @@ fn nginx() {
 #[test]
 fn pod_with_config_and_secret() {
     let loaded = load("pod-config.yaml");
-    assert_eq!(loaded.objects.len(), 3);
+    assert_eq!(loaded.objects.len(), 4);
+    let ns: jotasu_api::Namespace = get(&loaded, Kind::Namespace, "games");
+    assert_eq!(ns.metadata.namespace, None);
+    assert_eq!(ns.spec.finalizers, ["kubernetes"]);
     let cm: ConfigMap = get(&loaded, Kind::ConfigMap, "game-demo");
     assert_eq!(cm.metadata.namespace.as_deref(), Some("games"));
     assert!(cm.data["game.properties"].contains("player.maximum-lives=5\n"));
@@ -368,7 +371,7 @@ fn a_whole_directory_in_one_loader() {
         );
     }
     let loaded = loader.finish().unwrap();
-    assert_eq!(loaded.objects.len(), 2 + 1 + 6 + 3 + 4 + 2 + 3);
+    assert_eq!(loaded.objects.len(), 2 + 1 + 6 + 3 + 4 + 2 + 4);
 }
 
 #[test]

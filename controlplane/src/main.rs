@@ -309,10 +309,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(0) => {}
         Ok(n) => info!(
             changed = n,
-            "default RBAC roles and bindings, cluster DNS Service written"
+            "initial namespaces, default RBAC roles and bindings, cluster DNS Service written"
         ),
         Err(e) => anyhow::bail!(
-            "writing the default RBAC roles and bindings and the cluster DNS Service: {e}"
+            "writing the initial namespaces, the default RBAC roles and bindings and the cluster DNS Service: {e}"
         ),
     }
     let guard = Guard::start(

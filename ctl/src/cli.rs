@@ -42,7 +42,8 @@ pub struct GlobalArgs {
     /// PEM file of the client key (https servers).
     #[arg(long, global = true, value_name = "PATH")]
     pub client_key: Option<PathBuf>,
-    /// The namespace (default "default").
+    /// The namespace (default "default"). Objects are created only in a
+    /// namespace that exists and is not terminating (jotactl get ns).
     #[arg(short = 'n', long, global = true, value_name = "NS")]
     pub namespace: Option<String>,
 }
@@ -150,8 +151,10 @@ pub enum OutputFormat {
 /// `jotactl get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// KIND[,KIND…] [NAME…], or KIND/NAME…; `all` is pods, services,
-    /// daemonsets, deployments and horizontalpodautoscalers.
+    /// KIND[,KIND…] [NAME…], or KIND/NAME…, kinds as kubectl names them
+    /// (pods/po, deployments/deploy, services/svc, configmaps/cm,
+    /// namespaces/ns, serviceaccounts/sa, nodes/no, …); `all` is pods,
+    /// services, daemonsets, deployments and horizontalpodautoscalers.
     #[arg(required = true, value_name = "RESOURCE")]
     pub resources: Vec<String>,
     /// Output format.
@@ -189,7 +192,9 @@ pub struct DescribeArgs {
 /// `jotactl delete`.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// KIND[,KIND…] NAME…, or KIND/NAME…
+    /// KIND[,KIND…] NAME…, or KIND/NAME…. A deleted namespace shows
+    /// Terminating until everything in it is gone; default, kube-system
+    /// and kube-public may not be deleted.
     #[arg(value_name = "RESOURCE")]
     pub resources: Vec<String>,
     /// The objects named in these manifests.

@@ -1,6 +1,7 @@
 //! Realistic objects for tests and benchmarks, shaped as teams write them:
-//! [`deployment`], [`pod`], [`config_map`], [`service`]. `i` makes each one
-//! distinct (image tags, env values, data).
+//! [`deployment`], [`pod`], [`config_map`], [`service`], and the
+//! [`namespace`] they must be created in. `i` makes each one distinct
+//! (image tags, env values, data).
 use anyhow::Context as _;
 use jotasu_api::Object;
 use serde_json::json;
@@ -10,6 +11,12 @@ pub const SHARDS: usize = 100;
 
 fn object(value: serde_json::Value) -> anyhow::Result<Object> {
     serde_json::from_value(value).context("building a manifest")
+}
+
+/// A Namespace: objects are created only in one that exists (apply it
+/// first, or in the same request).
+pub fn namespace(name: &str) -> anyhow::Result<Object> {
+    object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
 }
 
 /// A Deployment the way teams write them (about 2 KB of JSON): an app

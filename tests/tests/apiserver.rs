@@ -218,6 +218,10 @@ async fn list_selectors_namespaces_and_cascading_delete(options: Options) {
     }
     let mut other = config_map("c9", json!({"tier": "web"}), "x");
     other.metadata_mut().namespace = Some("other".into());
+    // Its namespace comes in the same apply, as a manifest file brings it.
+    objects.push(obj(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}),
+    ));
     objects.push(other);
     c.apply(&objects, false).await.unwrap();
 

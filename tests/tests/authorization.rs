@@ -80,6 +80,10 @@ async fn user(cp: &ControlPlane, name: &str, groups: &[&str]) -> Client {
         .unwrap()
 }
 
+fn namespace(name: &str) -> Object {
+    obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+}
+
 fn config_map(ns: &str, name: &str) -> Object {
     obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": ns}, "data": {"k": "v"}}))
@@ -246,6 +250,8 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
     admin
         .apply(
             &[
+                namespace("dev"),
+                namespace("prod"),
                 config_map("dev", "app-config"),
                 config_map("dev", "other"),
                 config_map("dev", "victim-1"),

@@ -24,7 +24,7 @@ use jotasu_api::{
 };
 use jotasu_tests::{
     controlplane::{ControlPlane, Options},
-    objects::{config_map, deployment, service},
+    objects::{config_map, deployment, namespace, service},
 };
 use tokio::{sync::Notify, task::JoinSet};
 
@@ -213,6 +213,11 @@ async fn sigkill_during_applies_keeps_every_acknowledged_object() -> anyhow::Res
     })
     .await?;
     let mut pids = vec![cp.pid().context("running")?];
+    cp.client()
+        .await?
+        .apply(&[namespace(NAMESPACE)?], false)
+        .await
+        .context("creating the test's namespace")?;
     let acks = Arc::new(Acks {
         count: AtomicUsize::new(0),
         kill_at,
@@ -376,6 +381,10 @@ async fn sigterm_exits_cleanly_and_keeps_the_data() -> anyhow::Result<()> {
     let mut cp = ControlPlane::start(Options::default()).await?;
     let mut pids = vec![cp.pid().context("running")?];
     let client = cp.client().await?;
+    client
+        .apply(&[namespace(NAMESPACE)?], false)
+        .await
+        .context("creating the test's namespace")?;
     for i in 0..100 {
         let o = object(i)?;
         client

@@ -37,6 +37,7 @@ const CORPUS: &[&str] = &[
     "deployment.apps/redis-leader",
     "endpoints/redis-leader",
     "horizontalpodautoscaler.autoscaling/php-apache",
+    "namespace/games",
     "node/node-1",
     "pod/configmap-demo-pod",
     "secret/db-credentials",
@@ -337,6 +338,17 @@ async fn stdin_bad_manifests_namespaces_and_dry_run() {
     assert_eq!(
         run.failed(),
         "error: STDIN: document 1 (ConfigMap x): the namespace from the provided object \"a\" does not match the namespace \"b\". You must pass '--namespace=a' to perform this operation.\n"
+    );
+    // A namespace must exist before anything is created in it.
+    let run = ctl.pipe(&url, &["apply", "-n", "team", "-f", "-"], CM_STDIN);
+    assert_eq!(
+        run.failed(),
+        "Error from server (NotFound): namespaces \"team\" not found\n"
+    );
+    let team = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n";
+    assert_eq!(
+        ctl.pipe(&url, &["apply", "-f", "-"], team).ok(),
+        "namespace/team created\n"
     );
     let run = ctl.pipe(&url, &["apply", "-n", "team", "-f", "-"], CM_STDIN);
     assert_eq!(run.ok(), "configmap/from-stdin created\n");

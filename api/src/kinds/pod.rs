@@ -90,6 +90,16 @@ pub struct PodSpec {
     /// `HOSTNAME.SUBDOMAIN.NAMESPACE.svc.CLUSTER_DOMAIN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// The ServiceAccount the pod runs as (default `default`; it must exist
+    /// when the pod is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Deprecated alias of `serviceAccountName`, kept equal to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// Whether an API token is mounted (accepted and kept; jotasu mounts none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
 }
 
 /// How a pod's `/etc/resolv.conf` is made (Kubernetes' `dnsPolicy`).

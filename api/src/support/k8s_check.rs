@@ -179,6 +179,12 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             fields::<discovery::v1::EndpointSlice>(),
         ),
         (Kind::ConfigMap, "v1", fields::<core::v1::ConfigMap>()),
+        (Kind::Namespace, "v1", fields::<core::v1::Namespace>()),
+        (
+            Kind::ServiceAccount,
+            "v1",
+            fields::<core::v1::ServiceAccount>(),
+        ),
         (Kind::Secret, "v1", fields::<core::v1::Secret>()),
         (
             Kind::HorizontalPodAutoscaler,

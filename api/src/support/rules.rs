@@ -56,21 +56,6 @@ pub const POD_SPEC: &[Rule] = &[
         Refuse,
         "pods are not stopped at a deadline yet",
     ),
-    rule(
-        "automountServiceAccountToken",
-        Warn,
-        "jotasu mounts no service account token into pods",
-    ),
-    rule(
-        "serviceAccountName",
-        Warn,
-        "pods run without a service account identity",
-    ),
-    rule(
-        "serviceAccount",
-        Warn,
-        "pods run without a service account identity",
-    ),
     unless(
         "enableServiceLinks",
         &["true"],

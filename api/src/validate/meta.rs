@@ -12,6 +12,8 @@ use crate::validate::names;
 pub enum NameRule {
     /// DNS-1123 subdomain (most kinds).
     Dns1123Subdomain,
+    /// DNS-1123 label (Namespace, whose name becomes a DNS label).
+    Dns1123Label,
     /// DNS-1035 label (Service, whose name becomes a DNS label).
     Dns1035Label,
     /// A path segment (the RBAC kinds: `system:node` is a name).
@@ -27,6 +29,7 @@ pub(super) fn object_meta(
 ) {
     let check = match rule {
         NameRule::Dns1123Subdomain => names::dns1123_subdomain,
+        NameRule::Dns1123Label => names::dns1123_label,
         NameRule::Dns1035Label => names::dns1035_label,
         NameRule::PathSegment => names::path_segment,
     };

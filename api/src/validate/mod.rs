@@ -7,6 +7,7 @@ mod config;
 mod dns;
 mod meta;
 pub mod names;
+mod namespace;
 mod node;
 mod pod;
 mod rbac;
@@ -25,6 +26,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
     let root = FieldPath::root();
     let rule = match object.kind() {
         crate::object::Kind::Service => NameRule::Dns1035Label,
+        crate::object::Kind::Namespace => NameRule::Dns1123Label,
         crate::object::Kind::Role
         | crate::object::Kind::ClusterRole
         | crate::object::Kind::RoleBinding
@@ -50,6 +52,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Secret(o) => config::secret(o, &mut errs),
         Object::HorizontalPodAutoscaler(o) => autoscaling::hpa(o, &mut errs),
         Object::Node(o) => node::node(o, &mut errs),
+        Object::Namespace(o) => namespace::namespace(o, &mut errs),
+        Object::ServiceAccount(o) => namespace::service_account(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),
         Object::ClusterRole(o) => rbac::cluster_role(o, &mut errs),
         Object::RoleBinding(o) => rbac::role_binding(o, &mut errs),

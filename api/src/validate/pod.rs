@@ -98,6 +98,7 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldErr
         name(names::dns1123_subdomain, n, &path.field("nodeName"), errs);
     }
     super::dns::pod_dns(spec, path, errs);
+    super::namespace::pod_service_account(spec, path, errs);
 }
 
 /// Checks volumes; returns their names.

@@ -1,17 +1,25 @@
 //! The objects every cluster has from its first start, written (and
 //! reconciled) at every start as kube-apiserver and kubeadm write theirs:
-//! the default RBAC roles and bindings, and the cluster DNS Service
+//! the namespaces `default`, `kube-system`, `kube-public` and
+//! `kube-node-lease` (each with its `default` ServiceAccount), a Namespace
+//! for any namespace objects are stored in without one (data written
+//! before jotasu had Namespaces), the default RBAC roles and bindings, and
+//! the cluster DNS Service
 //! `kube-system/kube-dns` on the service CIDR's tenth address (which the
 //! allocator never hands out by itself), the address pods' resolv.conf
 //! names.
 
-use jotasu_api::Object;
+use std::collections::BTreeSet;
+
+use jotasu_api::kinds::namespace::INITIAL;
+use jotasu_api::{Kind, Object};
 use serde_json::json;
 
 use super::ApiServer;
 use super::admit::Outcome;
 use super::allocate::dns_ip;
 use super::error::{ApiResult, ApiServerError};
+use super::keys::{kind_prefix, split_key};
 use crate::store::Store;
 
 /// The cluster DNS Service's namespace and name.
@@ -39,9 +47,39 @@ pub fn dns_service(service_cidr: ipnetwork::Ipv4Network) -> ApiResult<Object> {
     .map_err(|e| ApiServerError::Invalid(format!("the cluster DNS Service: {e}")))
 }
 
-/// Writes the objects every cluster has; how many changed.
+/// A Namespace with just a name (the server defaults the rest).
+pub fn namespace(name: &str) -> ApiResult<Object> {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }))
+    .map_err(|e| ApiServerError::Invalid(format!("namespace {name}: {e}")))
+}
+
+/// The namespaces every cluster has, and those objects are stored in.
+async fn namespaces_needed<S: Store>(server: &ApiServer<S>) -> ApiResult<BTreeSet<String>> {
+    let mut names: BTreeSet<String> = INITIAL.iter().map(|n| (*n).to_owned()).collect();
+    for kind in Kind::ALL.iter().filter(|k| k.namespaced()) {
+        let range = server.store.range(&kind_prefix(*kind, None), None).await?;
+        for kv in &range.kvs {
+            if let Some((_, Some(ns), _)) = split_key(&kv.key) {
+                names.insert(ns.to_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Writes the objects every cluster has; how many changed. A namespace
+/// that exists is left as it is (even terminating).
 pub async fn ensure<S: Store>(server: &ApiServer<S>) -> ApiResult<usize> {
-    let mut objects = crate::auth::rbac::bootstrap_policy();
+    let mut objects = Vec::new();
+    for name in namespaces_needed(server).await? {
+        let r = super::lifecycle::namespace_ref(&name);
+        if server.read(&r).await?.is_none() {
+            objects.push(namespace(&name)?);
+        }
+    }
+    objects.extend(crate::auth::rbac::bootstrap_policy());
     objects.push(dns_service(server.ranges.service_cidr)?);
     let json = objects
         .iter()
@@ -74,5 +112,47 @@ mod tests {
             panic!("a Service")
         };
         assert_eq!(s.spec.cluster_ip.as_deref(), Some("10.100.0.10"));
+    }
+
+    #[tokio::test]
+    async fn every_cluster_has_its_namespaces_and_their_default_accounts() {
+        use jotasu_api::ObjectRef;
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap();
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        let server = ApiServer::new(Arc::new(store), shutdown);
+        // Data from before Namespaces: a ConfigMap in "legacy", written raw.
+        let key = super::super::keys::object_key(&ObjectRef {
+            kind: Kind::ConfigMap,
+            namespace: Some("legacy".into()),
+            name: "c".into(),
+        });
+        let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"legacy"}}"#;
+        server.store.put(&key, cm.as_bytes()).await.unwrap();
+        assert!(ensure(&server).await.unwrap() > 0);
+        for ns in [
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "legacy",
+        ] {
+            let r = super::super::lifecycle::namespace_ref(ns);
+            assert!(server.get(&r).await.is_ok(), "{ns}");
+            let sa = ObjectRef {
+                kind: Kind::ServiceAccount,
+                namespace: Some(ns.into()),
+                name: "default".into(),
+            };
+            assert!(server.get(&sa).await.is_ok(), "{ns}/default");
+        }
+        assert_eq!(
+            ensure(&server).await.unwrap(),
+            0,
+            "a second start changes nothing"
+        );
     }
 }

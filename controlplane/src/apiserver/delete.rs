@@ -136,6 +136,8 @@ impl<S: Store> ApiServer<S> {
     /// terminating (`deletionTimestamp` = now + grace) for its node to stop
     /// and then remove, unless the grace (`grace_seconds`, else the pod's
     /// `terminationGracePeriodSeconds`) is 0. Dependents are treated alike.
+    /// A Namespace is marked `Terminating` instead, for the namespace
+    /// controller to empty ([`super::lifecycle`]).
     pub async fn delete_graceful(
         &self,
         r: &ObjectRef,
@@ -146,6 +148,9 @@ impl<S: Store> ApiServer<S> {
             Some(v) => Some(parse_resource_version(r, v)?),
             None => None,
         };
+        if r.kind == Kind::Namespace {
+            return self.delete_namespace(r, precondition).await;
+        }
         let key = object_key(r);
         let mut attempt = 0;
         let uid = loop {

@@ -23,6 +23,15 @@ pub enum ApiServerError {
     /// The caller may not do this (RBAC, the node authorizer or NodeRestriction).
     #[error("{0}")]
     Forbidden(Box<crate::auth::Forbidden>),
+    /// Admission refuses this write of this object, whoever asks
+    /// (`namespaces "default" is forbidden: this namespace may not be deleted`).
+    #[error("{} \"{}\" is forbidden: {reason}", .object.kind.resource_name(), .object.name)]
+    Refused {
+        /// The object written.
+        object: ObjectRef,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The caller could not be authenticated.
     #[error("{0}")]
     Unauthenticated(String),
@@ -68,7 +77,7 @@ impl From<ApiServerError> for tonic::Status {
             ApiServerError::NotFound(_) => Code::NotFound,
             ApiServerError::Conflict(_) => Code::Aborted,
             ApiServerError::ShuttingDown { .. } => Code::Unavailable,
-            ApiServerError::Forbidden(_) => Code::PermissionDenied,
+            ApiServerError::Forbidden(_) | ApiServerError::Refused { .. } => Code::PermissionDenied,
             ApiServerError::Unauthenticated(_) => Code::Unauthenticated,
             ApiServerError::Store(s) => match s {
                 StoreError::Compacted { .. } => Code::OutOfRange,

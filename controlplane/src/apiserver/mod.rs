@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod guard;
 pub mod heartbeat;
 pub mod keys;
+pub mod lifecycle;
 pub mod node_scope;
 pub mod proxy;
 mod raw;
@@ -172,7 +173,9 @@ impl<S: Store> ApiServer<S> {
 
     /// [`Self::apply`], each object passed by `check` (with its stored
     /// version) before anything is written: the caller's authorization and
-    /// admission rules. One refusal writes nothing.
+    /// admission rules. Every caller's creations pass the namespace
+    /// lifecycle and ServiceAccount admission ([`lifecycle`]). One refusal
+    /// writes nothing.
     pub async fn apply_checked(
         &self,
         objects: &[String],
@@ -207,9 +210,15 @@ impl<S: Store> ApiServer<S> {
                     .await?;
                 prepared.push(merged);
             }
+            let requested = prepared.len();
+            let read = self.admit_lifecycle(&mut prepared).await?;
             let guards = self.allocate(&mut prepared).await?;
-            match self.commit(&prepared, &guards, dry_run).await {
-                Ok(results) => return Ok(results),
+            match self.commit(&prepared, &guards, &read, dry_run).await {
+                Ok(mut results) => {
+                    // Written with them, not asked for: new namespaces' default accounts.
+                    results.truncate(requested);
+                    return Ok(results);
+                }
                 // Another apply allocated an address first: every round
                 // one allocator wins, so this ends; pick again.
                 Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
@@ -220,6 +229,13 @@ impl<S: Store> ApiServer<S> {
                     attempt -= 1;
                     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 4);
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                // A namespace or service account admission read changed
+                // (a namespace now terminating): decide again.
+                Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
+                    if read.iter().any(|(k, _)| *k == key) && attempt < WRITE_ATTEMPTS =>
+                {
+                    debug!(key = %String::from_utf8_lossy(&key), attempt, "admission read changed; retrying");
                 }
                 Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
                     if !explicit && attempt < WRITE_ATTEMPTS =>
@@ -319,15 +335,22 @@ impl<S: Store> ApiServer<S> {
     }
 
     /// Writes prepared objects in one transaction guarded by every expected
-    /// mod revision (unchanged ones included, so the whole set is consistent).
+    /// mod revision (unchanged ones included, so the whole set is
+    /// consistent), by the allocation ranges' `guards` (bumped) and by the
+    /// keys admission `read` (unchanged: a namespace that turns terminating
+    /// meanwhile fails the write, which is then decided again).
     async fn commit(
         &self,
         prepared: &[Prepared],
         guards: &[(Vec<u8>, Revision)],
+        read: &[(Vec<u8>, Revision)],
         dry_run: bool,
     ) -> ApiResult<Vec<Applied>> {
         let mut txn = Txn::new();
         let mut writes = 0;
+        for (key, expected) in read {
+            txn = txn.when(Compare::mod_revision(key, *expected));
+        }
         for (key, expected) in guards {
             txn = txn
                 .when(Compare::mod_revision(key, *expected))

@@ -108,9 +108,14 @@ impl Attributes {
             api_group: kind.group().to_owned(),
             resource: kind.plural().to_owned(),
             subresource: String::new(),
-            namespace: namespace
-                .filter(|n| !n.is_empty() && kind.namespaced())
-                .map(str::to_owned),
+            namespace: match kind {
+                // As kube-apiserver: a request on one Namespace is in that
+                // namespace, so a RoleBinding there can grant reading it.
+                Kind::Namespace => name,
+                _ => namespace.filter(|_| kind.namespaced()),
+            }
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
             name: name.filter(|n| !n.is_empty()).map(str::to_owned),
         }
     }

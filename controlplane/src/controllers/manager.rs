@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, info, info_span, warn};
 
 use super::runtime::{Context, Informers};
-use super::{daemonset, deployment, endpoints, hpa, nodes, replicaset};
+use super::{daemonset, deployment, endpoints, hpa, namespace, nodes, replicaset, serviceaccounts};
 use crate::apiserver::ApiServer;
 use crate::scheduler;
 use crate::store::Store;
@@ -99,6 +99,12 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
     spawn(&mut set, "endpoints", endpoints::run(ctx.clone()));
     spawn(&mut set, "nodes", nodes::run(ctx.clone(), config.nodes));
     spawn(&mut set, "garbage-collector", collect_garbage(ctx.clone()));
+    spawn(&mut set, "namespace", namespace::run(ctx.clone()));
+    spawn(
+        &mut set,
+        "serviceaccounts",
+        serviceaccounts::run(ctx.clone()),
+    );
     spawn(&mut set, "hpa", hpa::run(ctx, config.hpa));
     while set.join_next().await.is_some() {}
     info!("controllers stopped");

@@ -1,8 +1,9 @@
 //! The controllers that turn stored intent into running workloads, each a
 //! pure reconcile function (tested without I/O) and a runner that feeds it
 //! from the shared informers and writes its decisions through the API:
-//! Deployments → ReplicaSets → Pods, DaemonSets, Endpoints, node lifecycle
-//! and the horizontal pod autoscaler. The scheduler lives beside them
+//! Deployments → ReplicaSets → Pods, DaemonSets, Endpoints, node lifecycle,
+//! the horizontal pod autoscaler, namespace deletion and every namespace's
+//! default ServiceAccount. The scheduler lives beside them
 //! ([`crate::scheduler`]); [`manager`] starts them all.
 
 pub mod daemonset;
@@ -10,6 +11,8 @@ pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
 pub mod manager;
+pub mod namespace;
 pub mod nodes;
 pub mod replicaset;
 pub mod runtime;
+pub mod serviceaccounts;

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod config;
+mod namespace;
 mod network;
 mod pod;
 mod rbac;
@@ -40,6 +41,8 @@ pub fn page(
         Object::Secret(s) => config::secret(s),
         Object::HorizontalPodAutoscaler(h) => cluster::hpa(h),
         Object::Node(n) => cluster::node(n, pods, now),
+        Object::Namespace(n) => namespace::namespace(n),
+        Object::ServiceAccount(s) => namespace::service_account(s),
         Object::Role(r) => rbac::role(&r.metadata, &r.rules),
         Object::ClusterRole(r) => rbac::role(&r.metadata, &r.rules),
         Object::RoleBinding(b) => rbac::binding(&b.metadata, &b.role_ref, &b.subjects),

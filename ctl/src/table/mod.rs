@@ -5,6 +5,7 @@
 
 mod config;
 mod hpa;
+mod namespace;
 mod network;
 mod node;
 mod pod;
@@ -58,6 +59,8 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::Secret => (config::SECRET_COLUMNS, &[]),
         Kind::HorizontalPodAutoscaler => (hpa::COLUMNS, &[]),
         Kind::Node => (node::COLUMNS, node::WIDE),
+        Kind::Namespace => (namespace::NAMESPACE_COLUMNS, &[]),
+        Kind::ServiceAccount => (namespace::SERVICEACCOUNT_COLUMNS, &[]),
         Kind::Role | Kind::ClusterRole => (rbac::ROLE_COLUMNS, &[]),
         Kind::RoleBinding | Kind::ClusterRoleBinding => (rbac::BINDING_COLUMNS, rbac::BINDING_WIDE),
     }
@@ -88,6 +91,8 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::Secret(s) => (config::secret_row(s, age), Vec::new()),
         Object::HorizontalPodAutoscaler(h) => (hpa::row(h, age), Vec::new()),
         Object::Node(n) => (node::row(n, age), node::wide(n)),
+        Object::Namespace(n) => (namespace::namespace_row(n, age), Vec::new()),
+        Object::ServiceAccount(s) => (namespace::serviceaccount_row(s, age), Vec::new()),
         Object::Role(_) | Object::ClusterRole(_) => (rbac::role_row(created), Vec::new()),
         Object::RoleBinding(b) => (
             rbac::binding_row(&b.role_ref, age),

@@ -37,7 +37,7 @@ use super::{
 use crate::{
     controlplane::{ControlPlane, Options},
     etcd::EtcdServer,
-    objects::{SHARDS, config_map, deployment, pod},
+    objects::{SHARDS, config_map, deployment, namespace, pod},
     signals,
 };
 
@@ -370,11 +370,29 @@ fn gap(seen: &Seen, acked: &[i64]) -> Option<String> {
     })
 }
 
+/// The namespaces the store cases write in.
+const NAMESPACES: &[&str] = &["bench-warmup", "bench-apply", "bench-list", "bench-watch"];
+
+/// Starts a control plane and creates the cases' namespaces in it.
+async fn start_with_namespaces(options: Options) -> anyhow::Result<ControlPlane> {
+    let cp = ControlPlane::start(options).await?;
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|n| namespace(n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    cp.client()
+        .await?
+        .apply(&namespaces, false)
+        .await
+        .context("creating the bench namespaces")?;
+    Ok(cp)
+}
+
 async fn start_backends() -> anyhow::Result<Vec<Backend>> {
     eprintln!("starting the control planes");
     let mut backends = vec![Backend {
         name: EMBEDDED,
-        cp: ControlPlane::start(Options::default()).await?,
+        cp: start_with_namespaces(Options::default()).await?,
         _etcd: None,
     }];
     match EtcdServer::start_or_skip()? {
@@ -385,7 +403,7 @@ async fn start_backends() -> anyhow::Result<Vec<Backend>> {
             };
             backends.push(Backend {
                 name: ETCD,
-                cp: ControlPlane::start(options).await?,
+                cp: start_with_namespaces(options).await?,
                 _etcd: Some(etcd),
             });
         }

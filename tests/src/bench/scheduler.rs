@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use futures::{StreamExt as _, TryStreamExt as _};
 use jotasu_api::{Kind, LabelSelector, Node, Pod};
-use jotasu_controlplane::apiserver::ApiServer;
 use jotasu_controlplane::apiserver::allocate::Ranges;
+use jotasu_controlplane::apiserver::{ApiServer, bootstrap};
 use jotasu_controlplane::controllers::manager;
 use jotasu_controlplane::controllers::runtime::{
     Change, Context, Informer, Informers, next_change,
@@ -129,7 +129,17 @@ async fn server(dir: &tempfile::TempDir, stop: &watch::Receiver<bool>) -> anyhow
         cluster_cidr: "10.0.0.0/8".parse().context("the bench's cluster CIDR")?,
         ..Ranges::default()
     };
-    Ok(ApiServer::new(Arc::new(store), stop.clone()).with_ranges(ranges))
+    let api = ApiServer::new(Arc::new(store), stop.clone()).with_ranges(ranges);
+    // What every cluster has, and the namespace the bench works in.
+    bootstrap::ensure(&api)
+        .await
+        .context("writing the objects every cluster has")?;
+    let ns =
+        to_json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}))?;
+    api.apply(&[ns], false)
+        .await
+        .context("creating the bench namespace")?;
+    Ok(api)
 }
 
 fn node_name(i: usize) -> String {

@@ -64,7 +64,7 @@ fn rule(verbs: &[&[&str]], groups: &[&str], resources: &[&str]) -> PolicyRule {
 
 /// `view`'s own rules: reading what is not an escalation (no Secrets, no
 /// exec). Kubernetes' list also names replicationcontrollers, events,
-/// namespaces, statefulsets, jobs and more, which jotasu does not serve.
+/// statefulsets, jobs and more, which jotasu does not serve.
 fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
@@ -76,8 +76,10 @@ fn view_rules() -> Vec<PolicyRule> {
                 "services/status",
                 "endpoints",
                 "configmaps",
+                "serviceaccounts",
             ],
         ),
+        rule(&[READ], &[CORE], &["namespaces", "namespaces/status"]),
         rule(&[READ], &[CORE], &["pods/status", "pods/log"]),
         rule(
             &[READ],
@@ -106,13 +108,18 @@ fn view_rules() -> Vec<PolicyRule> {
 }
 
 /// `edit`'s own rules: reading Secrets and exec, writing workloads,
-/// Services, ConfigMaps and Secrets. Not status, not Endpoints (since
-/// Kubernetes 1.22), not roles and bindings.
+/// Services, ConfigMaps, Secrets and ServiceAccounts. Not status, not
+/// Endpoints (since Kubernetes 1.22), not roles and bindings, not
+/// Namespaces (only `cluster-admin` writes those).
 fn edit_rules() -> Vec<PolicyRule> {
     vec![
         rule(&[READ], &[CORE], &["pods/exec", "secrets"]),
         rule(&[WRITE], &[CORE], &["pods", "pods/exec"]),
-        rule(&[WRITE], &[CORE], &["services", "configmaps", "secrets"]),
+        rule(
+            &[WRITE],
+            &[CORE],
+            &["services", "configmaps", "secrets", "serviceaccounts"],
+        ),
         rule(
             &[WRITE],
             &[APPS],

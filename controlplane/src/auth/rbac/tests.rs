@@ -400,10 +400,30 @@ const TABLE: &[(&str, &str, &str, &str, &str, bool)] = &[
         "c",
         N,
     ),
+    // Namespaces and ServiceAccounts, as Kubernetes' view / edit / admin.
+    ("alice", "list", "serviceaccounts", "dev", "", Y),
+    ("alice", "create", "serviceaccounts", "dev", "", N),
+    ("bob", "create", "serviceaccounts", "dev", "", Y),
+    ("bob", "delete", "serviceaccounts", "dev", "default", Y),
+    ("alice", "get", "namespaces", "dev", "dev", Y),
+    ("alice", "get", "namespaces", "prod", "prod", N),
+    ("alice", "list", "namespaces", "", "", N),
+    ("bob", "delete", "namespaces", "dev", "dev", N),
+    ("hank", "delete", "namespaces", "dev", "dev", N),
+    ("hank", "update", "namespaces", "dev", "dev", N),
     ("boot", "list", "pods", "default", "", N),
     ("boot", "create", "nodes", "", "", N),
     ("boot", "get", "nodes", "", "n1", N),
 ];
+
+#[test]
+fn a_request_on_one_namespace_is_in_that_namespace() {
+    use jotasu_api::Kind;
+    let a = Attributes::of_kind("get", Kind::Namespace, None, Some("dev"));
+    assert_eq!(a.namespace.as_deref(), Some("dev"));
+    let list = Attributes::of_kind("list", Kind::Namespace, Some("dev"), None);
+    assert_eq!(list.namespace, None);
+}
 
 #[test]
 fn decision_table() {

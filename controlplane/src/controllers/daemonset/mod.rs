@@ -162,12 +162,20 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<Option<Durat
     let DsPlan {
         create,
         delete,
-        status,
+        mut status,
         requeue_after,
     } = plan;
 
     let wrote = !create.is_empty() || !delete.is_empty();
-    let mut result = create_pods(ctx, &ds, create).await;
+    let attempted = !create.is_empty();
+    let created = create_pods(ctx, &ds, create).await;
+    plan::record_create_failure(
+        &mut status,
+        attempted,
+        created.as_ref().err().map(String::as_str),
+        now_seconds(),
+    );
+    let mut result = created.map_err(|_| Retry::Backoff);
     for removal in &delete {
         if let Err(r) = delete_pod(ctx, &key.0, removal).await {
             result = result.and(Err(r));
@@ -209,11 +217,12 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<Option<Durat
     Ok(requeue_after.map(|s| Duration::from_secs(u64::try_from(s.max(1)).unwrap_or(1))))
 }
 
+/// Creates the pods; the API's refusal if it refuses (retried with backoff).
 async fn create_pods<S: Store>(
     ctx: &Context<S>,
     ds: &DaemonSet,
     pods: Vec<Pod>,
-) -> Result<(), Retry> {
+) -> Result<(), String> {
     let objects: Vec<Object> = pods.into_iter().map(Object::Pod).collect();
     for batch in objects.chunks(CREATE_BATCH) {
         match ctx.apply(batch).await {
@@ -223,7 +232,7 @@ async fn create_pods<S: Store>(
             }
             Err(e) => {
                 warn!(daemonset = %ds.metadata.name(), error = %e, "cannot create pods");
-                return Err(Retry::Backoff);
+                return Err(e.to_string());
             }
         }
     }

@@ -284,3 +284,37 @@ fn rolling_update<'a>(
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+/// Records the outcome of a round's pod creations in the status, as the
+/// ReplicaSet controller does: a `ReplicaFailure` condition (reason
+/// `FailedCreate`, the API's refusal as message — a missing ServiceAccount,
+/// a terminating namespace) while creating fails, removed once creating
+/// succeeds. `failure` is `None` when creations succeeded or none were tried
+/// (`attempted` false: the condition stays as it was).
+pub fn record_create_failure(
+    status: &mut DaemonSetStatus,
+    attempted: bool,
+    failure: Option<&str>,
+    now: i64,
+) {
+    use crate::controllers::replicaset::plan::REPLICA_FAILURE;
+    use crate::controllers::runtime::status::set_condition;
+    use jotasu_api::{Condition, ConditionStatus, Time};
+    match failure {
+        Some(message) => {
+            set_condition(
+                &mut status.conditions,
+                Condition {
+                    type_: REPLICA_FAILURE.into(),
+                    status: ConditionStatus::True,
+                    reason: Some("FailedCreate".into()),
+                    message: Some(message.to_owned()),
+                    ..Condition::default()
+                },
+                &Time::from_unix_seconds(now),
+            );
+        }
+        None if attempted => status.conditions.retain(|c| c.type_ != REPLICA_FAILURE),
+        None => {}
+    }
+}

@@ -311,3 +311,19 @@ fn min_ready_seconds_delays_availability_and_asks_for_a_requeue() {
     assert_eq!(p.status.number_available, 0);
     assert_eq!(p.requeue_after, Some(20));
 }
+
+#[test]
+fn a_refused_creation_shows_in_the_status_until_one_succeeds() {
+    use jotasu_api::kinds::workloads::DaemonSetStatus;
+    let mut status = DaemonSetStatus::default();
+    let refusal = "pods \"d-x\" is forbidden: error looking up service account default/agent: serviceaccount \"agent\" not found";
+    record_create_failure(&mut status, true, Some(refusal), 100);
+    assert_eq!(status.conditions.len(), 1);
+    assert_eq!(status.conditions[0].type_, "ReplicaFailure");
+    assert_eq!(status.conditions[0].reason.as_deref(), Some("FailedCreate"));
+    assert_eq!(status.conditions[0].message.as_deref(), Some(refusal));
+    record_create_failure(&mut status, false, None, 200);
+    assert_eq!(status.conditions.len(), 1, "nothing tried: unchanged");
+    record_create_failure(&mut status, true, None, 300);
+    assert!(status.conditions.is_empty());
+}

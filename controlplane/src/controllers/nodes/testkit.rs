@@ -62,11 +62,10 @@ impl Cluster {
             .expect("store opens");
         let (stop, shutdown) = watch::channel(false);
         let api = ApiServer::new(Arc::new(store), shutdown.clone());
-        let ns = object(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "seed"}}));
-        api.apply(&[serde_json::to_string(&ns).expect("json")], false)
+        // What every cluster has (namespaces, their default accounts, …).
+        crate::apiserver::bootstrap::ensure(&api)
             .await
-            .expect("seed");
+            .expect("bootstrap objects");
         let informers = Informers::start(&api, &shutdown);
         informers.synced().await;
         let cluster = Self {
@@ -225,7 +224,10 @@ pub async fn act_as_agent(ctx: &Context<EmbeddedStore>, node: &str) {
         if pod.spec.node_name.as_deref() != Some(node) {
             continue;
         }
-        let r = pod_ref(pod.metadata.name());
+        let r = ObjectRef {
+            namespace: pod.metadata.namespace.clone(),
+            ..pod_ref(pod.metadata.name())
+        };
         if pod.metadata.deletion_timestamp.is_some() {
             let _ = ctx.api.delete_graceful(&r, None, Some(0)).await;
             continue;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jotasu_api::{
-    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Node, Object, OwnerReference, Pod,
-    ReplicaSet, Resource, Service,
+    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Namespace, Node, Object,
+    OwnerReference, Pod, ReplicaSet, Resource, Service, ServiceAccount,
 };
 use tokio::sync::watch;
 
@@ -45,6 +45,10 @@ pub struct Informers {
     pub endpoint_slices: Informer<jotasu_api::EndpointSlice>,
     /// HorizontalPodAutoscalers.
     pub hpas: Informer<HorizontalPodAutoscaler>,
+    /// Namespaces.
+    pub namespaces: Informer<Namespace>,
+    /// ServiceAccounts.
+    pub service_accounts: Informer<ServiceAccount>,
 }
 
 impl Informers {
@@ -60,6 +64,8 @@ impl Informers {
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
             hpas: Informer::start(api.clone(), shutdown.clone()),
+            namespaces: Informer::start(api.clone(), shutdown.clone()),
+            service_accounts: Informer::start(api.clone(), shutdown.clone()),
         }
     }
 
@@ -74,6 +80,8 @@ impl Informers {
         self.endpoints.synced().await;
         self.endpoint_slices.synced().await;
         self.hpas.synced().await;
+        self.namespaces.synced().await;
+        self.service_accounts.synced().await;
     }
 }
 

@@ -46,9 +46,14 @@ impl Layout {
         self.decoys + self.strangers + 1 + self.teams
     }
 
-    /// The decoys' Roles, then every RoleBinding.
+    /// The namespaces (the bench's, the teams'), the decoys' Roles, then
+    /// every RoleBinding.
     pub fn objects(&self) -> anyhow::Result<Vec<Object>> {
-        let mut objects = Vec::with_capacity(self.decoys + self.role_bindings());
+        let mut objects = Vec::with_capacity(1 + self.teams + self.decoys + self.role_bindings());
+        objects.push(crate::objects::namespace(NAMESPACE)?);
+        for t in 0..self.teams {
+            objects.push(crate::objects::namespace(&team(t))?);
+        }
         for i in 0..self.decoys {
             objects.push(decoy_role(i)?);
         }
@@ -80,12 +85,17 @@ impl Layout {
             json!([group(GROUP)]),
         )?);
         for t in 0..self.teams {
-            let team = format!("team-{t:03}");
+            let team = team(t);
             let subjects = json!([group(&team), user(&format!("lead-{t:03}")), group(GROUP)]);
             objects.push(binding(&team, ALLOWING, "ClusterRole", "edit", subjects)?);
         }
         Ok(objects)
     }
+}
+
+/// Team `t`'s namespace (and group).
+fn team(t: usize) -> String {
+    format!("team-{t:03}")
 }
 
 fn user(name: &str) -> serde_json::Value {
