@@ -22,6 +22,7 @@ pub mod kube_proxy;
 pub mod overlay;
 pub mod pods;
 pub mod scheduler;
+pub mod slices;
 pub mod world;
 
 use std::path::{Path, PathBuf};

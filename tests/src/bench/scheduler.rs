@@ -42,7 +42,7 @@ const STATUS_WRITERS: usize = 64;
 /// The placement rate the scheduler must reach.
 const GOAL_PODS_PER_SECOND: f64 = 10_000.0;
 
-type Api = ApiServer<EmbeddedStore>;
+pub(crate) type Api = ApiServer<EmbeddedStore>;
 
 /// A case of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -115,7 +115,10 @@ pub fn describe(cfg: &Config) -> String {
 }
 
 /// A fresh store and API server in `dir`.
-async fn server(dir: &tempfile::TempDir, stop: &watch::Receiver<bool>) -> anyhow::Result<Api> {
+pub(crate) async fn server(
+    dir: &tempfile::TempDir,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Api> {
     let options = EmbeddedOptions {
         retention: 100_000,
         ..EmbeddedOptions::default()
@@ -142,16 +145,16 @@ async fn server(dir: &tempfile::TempDir, stop: &watch::Receiver<bool>) -> anyhow
     Ok(api)
 }
 
-fn node_name(i: usize) -> String {
+pub(crate) fn node_name(i: usize) -> String {
     format!("node-{i:05}")
 }
 
-fn to_json(v: &serde_json::Value) -> anyhow::Result<String> {
+pub(crate) fn to_json(v: &serde_json::Value) -> anyhow::Result<String> {
     serde_json::to_string(v).context("encoding an object")
 }
 
 /// Registers `count` nodes and makes them Ready (written directly).
-async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
+pub(crate) async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
     let names: Vec<String> = (0..count).map(node_name).collect();
     let mut versions = Vec::with_capacity(count);
     for chunk in names.chunks(APPLY_BATCH) {

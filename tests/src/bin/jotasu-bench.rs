@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
-    bench::{Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler},
+    bench::{Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler, slices},
     privilege, signals,
 };
 
@@ -63,6 +63,11 @@ enum Cmd {
     /// process on the embedded store; optionally a Deployment through every
     /// controller (--cases pods,deployment). Writes target/bench/scheduler.json.
     Scheduler(scheduler::Config),
+    /// EndpointSlices against Endpoints: bytes the API sends to N nodes'
+    /// watches for one endpoint's change of a 1,000-endpoint Service (goal:
+    /// slices at most 20 % of Endpoints), in process, no root. Writes
+    /// target/bench/endpointslices.json.
+    Endpointslices(slices::Config),
     /// Pod start-up on a real node (control plane, containerd and
     /// jotasu-agent in namespaces): creation to Ready of each pod of a
     /// 30-replica Deployment (p50, p99; the goal is p99 <= 1 s), and the
@@ -139,6 +144,7 @@ fn main() -> anyhow::Result<()> {
             run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
         }
         Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
+        Cmd::Endpointslices(cfg) => run_and_print(&slices::describe(&cfg), || slices::run(&cfg)),
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
