@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
+# kubectl (with kustomize) and helm, which the compatibility tests compare with.
+scripts/k8s-clients.sh >/dev/null
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # A CI run builds once: incremental caches would only take disk.
 if [[ "${CI:-}" == true ]]; then export CARGO_INCREMENTAL=0; fi

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod e2e;
 pub mod etcd;
 pub mod jotactl;
+pub mod k8s_clients;
 pub mod lab;
 pub mod objects;
 pub mod packet;
