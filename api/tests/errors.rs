@@ -455,7 +455,7 @@ fn replicas_and_hpa_bounds() {
     let e = errors(&hpa.replace("type: Resource", "type: Pods"));
     has(
         &e,
-        "deploy.yaml: document 1 (HorizontalPodAutoscaler web): spec.metrics[0].type: unknown variant `Pods`, expected `Resource`",
+        "deploy.yaml: document 1 (HorizontalPodAutoscaler web): spec.metrics[0].type: Forbidden: jotasu does not support Pods metrics: only Resource metrics (cpu, memory) are served",
     );
 }
 

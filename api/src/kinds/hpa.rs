@@ -88,6 +88,14 @@ pub enum MetricSourceType {
     /// Per-pod CPU or memory from resource usage reports.
     #[default]
     Resource,
+    /// One container's CPU or memory (refused: not served yet).
+    ContainerResource,
+    /// A per-pod custom metric (refused: no metrics API).
+    Pods,
+    /// A metric of another object (refused: no metrics API).
+    Object,
+    /// A metric from outside the cluster (refused: no metrics API).
+    External,
 }
 
 /// A resource metric (`cpu` or `memory`) and its target.

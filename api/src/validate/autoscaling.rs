@@ -1,7 +1,9 @@
 //! HorizontalPodAutoscaler rules: replica bounds, target, metrics, behavior.
 
 use crate::error::FieldError;
-use crate::kinds::hpa::{HorizontalPodAutoscaler, HpaScalingRules, MetricTargetType};
+use crate::kinds::hpa::{
+    HorizontalPodAutoscaler, HpaScalingRules, MetricSourceType, MetricTargetType,
+};
 use crate::path::FieldPath;
 use crate::validate::{name, names};
 
@@ -57,6 +59,16 @@ pub(super) fn hpa(h: &HorizontalPodAutoscaler, errs: &mut Vec<FieldError>) {
     }
     for (i, m) in s.metrics.iter().enumerate() {
         let mp = spec.field("metrics").index(i);
+        if m.type_ != MetricSourceType::Resource {
+            errs.push(FieldError::forbidden(
+                &mp.field("type"),
+                format!(
+                    "jotasu does not support {:?} metrics: only Resource metrics (cpu, memory) are served",
+                    m.type_
+                ),
+            ));
+            continue;
+        }
         let Some(r) = &m.resource else {
             errs.push(FieldError::required(
                 &mp.field("resource"),
