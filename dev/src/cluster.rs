@@ -629,9 +629,23 @@ impl LocalCluster {
         Ok(crate::image::DEMO_IMAGE.to_owned())
     }
 
+    /// Builds busybox image `name` (see [`crate::image::build_busybox_image`])
+    /// and imports it onto every node.
+    pub fn import_busybox_image(&self, name: &str) -> Result<()> {
+        let file = name.replace(['/', ':'], "_");
+        let archive =
+            crate::image::build_busybox_image(&self.dir.join(format!("{file}.tar")), name)?;
+        self.import_archive(&archive, &[])
+    }
+
     /// `jotactl image import <demo image> EXTRA…`.
     fn import_image(&self, extra: &[&str]) -> Result<()> {
         let archive = self.demo_image()?;
+        self.import_archive(&archive, extra)
+    }
+
+    /// `jotactl image import ARCHIVE EXTRA…`.
+    fn import_archive(&self, archive: &crate::image::ImageArchive, extra: &[&str]) -> Result<()> {
         let jotactl = workspace_bin("jotactl", "JOTACTL")?;
         crate::cmd::run(
             Command::new(&jotactl)

@@ -15,6 +15,10 @@ use sha2::{Digest as _, Sha256};
 
 /// The name the demo image is imported under.
 pub const DEMO_IMAGE: &str = "jotasu.local/busybox:latest";
+/// The same busybox whose default command sleeps instead of running `sh`:
+/// what the corpus test runs in place of images it cannot pull, so a
+/// container without a `command` keeps running.
+pub const IDLE_IMAGE: &str = "jotasu.local/busybox-idle:latest";
 
 /// The busybox binary of Debian's `busybox-static` package.
 pub const BUSYBOX_BIN: &str = "/bin/busybox";
@@ -47,6 +51,16 @@ pub struct ImageArchive {
 /// `name` (e.g. [`DEMO_IMAGE`]). When `out` already holds exactly these
 /// bytes it is left untouched.
 pub fn build_busybox_image(out: &Path, name: &str) -> Result<ImageArchive> {
+    let cmd: &[&str] = if name == IDLE_IMAGE {
+        &["sleep", "2147483647"]
+    } else {
+        &["sh"]
+    };
+    build_image(out, name, cmd)
+}
+
+/// [`build_busybox_image`] with `cmd` as the image's default command.
+fn build_image(out: &Path, name: &str, cmd: &[&str]) -> Result<ImageArchive> {
     let busybox = fs::read(BUSYBOX_BIN).map_err(|source| DevError::Io {
         action: "reading (install Debian's busybox-static: scripts/bootstrap.sh)",
         path: BUSYBOX_BIN.into(),
@@ -68,7 +82,7 @@ pub fn build_busybox_image(out: &Path, name: &str) -> Result<ImageArchive> {
         "created": "2023-11-14T22:13:20Z",
         "config": {
             "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": cmd,
         },
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
         "history": [{

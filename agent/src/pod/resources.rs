@@ -135,6 +135,37 @@ pub fn oom_score_adj(pod: &Pod, container: &Container, memory_capacity: u64) -> 
     }
 }
 
+/// The lowest `oom_score_adj` the OCI runtime can give a container: any,
+/// with CAP_SYS_RESOURCE; without it (an agent in a container that lacks
+/// it) no lower than the agent's own, which the kernel refuses to go below
+/// ("write to /proc/self/oom_score_adj: Permission denied" at start).
+/// Guaranteed pods then share the agent's protection from the OOM killer
+/// instead of failing to start. Read once; logged once.
+pub fn oom_score_adj_floor() -> i32 {
+    static FLOOR: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *FLOOR.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let effective = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(u64::MAX);
+        const CAP_SYS_RESOURCE: u32 = 24;
+        if effective >> CAP_SYS_RESOURCE & 1 == 1 {
+            return i32::MIN;
+        }
+        let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        tracing::warn!(
+            floor = own,
+            "no CAP_SYS_RESOURCE: containers get an oom_score_adj no lower than the agent's own"
+        );
+        own
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -406,11 +406,10 @@ impl PodRun {
             resolv_conf: Some(etc.resolv),
             hosts: Some(etc.hosts),
             hostname_file: Some(etc.hostname),
-            oom_score_adj: Some(crate::pod::resources::oom_score_adj(
-                &self.pod,
-                &spec,
-                self.ctx.memory_capacity,
-            )),
+            oom_score_adj: Some(
+                crate::pod::resources::oom_score_adj(&self.pod, &spec, self.ctx.memory_capacity)
+                    .max(crate::pod::resources::oom_score_adj_floor()),
+            ),
             limit_swap: false,
         };
         let oci = match crate::pod::spec::runtime_spec_json(&setup) {
