@@ -1,9 +1,13 @@
-//! A container's environment as the kubelet resolves it: literal values with
+//! A container's environment as the kubelet resolves it: every key of the
+//! `envFrom` ConfigMaps and Secrets (with their prefix; keys that are not
+//! valid names skipped), then `env` over them — literal values with
 //! `$(VAR)` expansion over the variables defined before them, and values
 //! taken from ConfigMap and Secret keys.
 
-use jotasu_api::kinds::pod::KeySelector;
+use jotasu_api::kinds::pod::{EnvFromSource, KeySelector};
+use jotasu_api::validate::names::env_var_name;
 use jotasu_api::{ConfigMap, Container, Pod, Secret};
+use tracing::warn;
 
 use crate::pod::expand::expand;
 use crate::pod::pod_namespace;
@@ -116,6 +120,25 @@ pub fn resolve_env_with_services(
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod_namespace(pod);
     let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+    let mut invalid = Vec::new();
+    for source in &container.env_from {
+        for (name, value) in env_from(ns, source, lookup, &mut invalid)? {
+            match env.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => env.push((name, value)),
+            }
+        }
+    }
+    if !invalid.is_empty() {
+        invalid.sort();
+        // The kubelet's event (InvalidEnvironmentVariableNames), as a log line.
+        warn!(
+            pod = %crate::pod::pod_display(pod),
+            container = %container.name,
+            "keys [{}] from the EnvFrom configMap or secret were skipped since they are considered invalid environment variable names",
+            invalid.join(", ")
+        );
+    }
     for var in &container.env {
         let value = match (&var.value, &var.value_from) {
             (Some(v), _) if !v.is_empty() => expand(v, |name| {
@@ -151,6 +174,69 @@ pub fn resolve_env_with_services(
         }
     }
     Ok(env)
+}
+
+/// The variables one `envFrom` source gives, in key order: `prefix` + key
+/// for each key that makes a valid name (the others are added to
+/// `invalid`). A missing optional object gives none.
+fn env_from(
+    ns: &str,
+    source: &EnvFromSource,
+    lookup: &impl ConfigSource,
+    invalid: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let prefix = source.prefix.as_deref().unwrap_or("");
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(r) = &source.config_map_ref {
+        match lookup.config_map(ns, &r.name) {
+            Some(cm) => pairs.extend(cm.data.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(ConfigError::ConfigMapNotFound {
+                    name: r.name.clone(),
+                });
+            }
+        }
+    } else if let Some(r) = &source.secret_ref {
+        match lookup.secret(ns, &r.name) {
+            Some(secret) => {
+                let keys: std::collections::BTreeSet<&String> = secret
+                    .data
+                    .keys()
+                    .chain(secret.string_data.keys())
+                    .collect();
+                for key in keys {
+                    let bytes = secret_bytes(secret, key).unwrap_or_default();
+                    let value = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ConfigError::SecretNotText {
+                            key: key.clone(),
+                            namespace: ns.to_owned(),
+                            name: r.name.clone(),
+                        }
+                    })?;
+                    pairs.push((key.clone(), value));
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(ConfigError::SecretNotFound {
+                    name: r.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = format!("{prefix}{k}");
+            if env_var_name(&name).is_ok() {
+                Some((name, v))
+            } else {
+                invalid.push(name);
+                None
+            }
+        })
+        .collect())
 }
 
 fn optional(sel: &KeySelector) -> bool {
@@ -307,7 +393,7 @@ pub(crate) mod tests {
                     key: key.into(),
                     optional,
                 }),
-                secret_key_ref: None,
+                ..EnvVarSource::default()
             }),
         }
     }
@@ -317,12 +403,12 @@ pub(crate) mod tests {
             name: name.into(),
             value: None,
             value_from: Some(EnvVarSource {
-                config_map_key_ref: None,
                 secret_key_ref: Some(KeySelector {
                     name: obj.into(),
                     key: key.into(),
                     optional,
                 }),
+                ..EnvVarSource::default()
             }),
         }
     }
@@ -507,5 +593,108 @@ pub(crate) mod tests {
         assert_eq!(got, pairs(&[("K", "new")]));
         let err = resolve(vec![secret_ref("B", "s", "bin", None)], &objs).expect_err("binary");
         assert!(matches!(err, ConfigError::SecretNotText { .. }), "{err}");
+    }
+
+    fn from_cm(name: &str, prefix: Option<&str>, optional: Option<bool>) -> EnvFromSource {
+        EnvFromSource {
+            prefix: prefix.map(Into::into),
+            config_map_ref: Some(jotasu_api::kinds::pod::EnvSourceRef {
+                name: name.into(),
+                optional,
+            }),
+            secret_ref: None,
+        }
+    }
+
+    fn from_secret(name: &str, optional: Option<bool>) -> EnvFromSource {
+        EnvFromSource {
+            prefix: None,
+            config_map_ref: None,
+            secret_ref: Some(jotasu_api::kinds::pod::EnvSourceRef {
+                name: name.into(),
+                optional,
+            }),
+        }
+    }
+
+    fn resolve_from(
+        env_from: Vec<EnvFromSource>,
+        env: Vec<EnvVar>,
+        objs: &Objects,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let c = Container {
+            name: "app".into(),
+            env,
+            env_from,
+            ..Container::default()
+        };
+        resolve_env(&pod(), &c, objs)
+    }
+
+    #[test]
+    fn env_from_gives_every_valid_key_with_its_prefix_and_env_wins() {
+        let objs = Objects::default()
+            .with_config_map(
+                "shop",
+                "cfg",
+                &[
+                    ("color", "blue"),
+                    ("size", "L"),
+                    ("1bad", "x"),
+                    ("has space", "y"),
+                ],
+            )
+            .with_secret(
+                "shop",
+                "creds",
+                &[("password", b"s3cret"), ("color", b"red")],
+            );
+        let got = resolve_from(
+            vec![
+                from_cm("cfg", Some("CFG_"), None),
+                from_secret("creds", None),
+            ],
+            vec![
+                val("CFG_size", "XL"),
+                val("BOTH", "$(CFG_color)/$(password)"),
+            ],
+            &objs,
+        )
+        .expect("resolves");
+        assert_eq!(
+            got,
+            pairs(&[
+                ("CFG_1bad", "x"),
+                ("CFG_color", "blue"),
+                ("CFG_size", "XL"),
+                ("color", "red"),
+                ("password", "s3cret"),
+                ("BOTH", "blue/s3cret"),
+            ])
+        );
+        // Without a prefix, a key that is no valid name is skipped.
+        let got = resolve_from(vec![from_cm("cfg", None, None)], vec![], &objs).expect("resolves");
+        assert_eq!(got, pairs(&[("color", "blue"), ("size", "L")]));
+    }
+
+    #[test]
+    fn env_from_missing_objects() {
+        let objs = Objects::default();
+        let err =
+            resolve_from(vec![from_cm("nope", None, None)], vec![], &objs).expect_err("required");
+        assert_eq!(err.to_string(), r#"configmap "nope" not found"#);
+        let err = resolve_from(vec![from_secret("nope", Some(false))], vec![], &objs)
+            .expect_err("required");
+        assert_eq!(err.to_string(), r#"secret "nope" not found"#);
+        let got = resolve_from(
+            vec![
+                from_cm("nope", None, Some(true)),
+                from_secret("nope", Some(true)),
+            ],
+            vec![val("A", "1")],
+            &objs,
+        )
+        .expect("optional");
+        assert_eq!(got, pairs(&[("A", "1")]));
     }
 }

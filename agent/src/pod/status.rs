@@ -386,6 +386,7 @@ pub fn pod_status(input: &PodObservation<'_>, now: i64) -> PodStatus {
         message: None,
         pod_ip: input.pod_ip.clone().or(prev.pod_ip),
         host_ip: input.host_ip.clone().or(prev.host_ip),
+        init_container_statuses: Vec::new(),
         container_statuses: statuses,
         start_time: prev.start_time.or(Some(now_t)),
     }

@@ -4,11 +4,14 @@
 mod autoscaling;
 mod config;
 mod dns;
+pub mod downward;
 mod meta;
 pub mod names;
 mod node;
 mod pod;
+mod pod_volumes;
 mod rbac;
+mod security;
 mod service;
 mod workloads;
 
