@@ -24,6 +24,7 @@ pub mod dns;
 pub mod env;
 pub mod etc_files;
 pub mod expand;
+pub mod init;
 pub mod mounts;
 pub mod probe;
 pub mod probe_run;
