@@ -30,6 +30,7 @@ pub mod probe;
 pub mod probe_run;
 pub mod resources;
 pub mod restart;
+pub mod security;
 pub mod service_env;
 pub mod spec;
 pub mod status;

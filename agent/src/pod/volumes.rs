@@ -72,6 +72,9 @@ pub struct VolumeContent {
     pub kind: VolumeKind,
     /// Its files (empty for emptyDirs).
     pub files: Vec<FileContent>,
+    /// The pod's `fsGroup`: the volume's group, setgid directories,
+    /// group-readable (and, for emptyDirs, group-writable) files.
+    pub fs_group: Option<u32>,
 }
 
 /// A volume that could not be set up; the message is the kubelet's event
@@ -206,10 +209,17 @@ fn plan_volume(
     } else {
         return Err(ConfigError::NoVolumeSource);
     };
+    let fs_group = pod
+        .spec
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     Ok(VolumeContent {
         name: v.name.clone(),
         kind,
         files,
+        fs_group,
     })
 }
 
@@ -308,6 +318,33 @@ fn write_volume(dir: &Path, v: &VolumeContent, ops: &impl VolumeOps) -> io::Resu
             }
             fs::set_permissions(dir, fs::Permissions::from_mode(EMPTY_DIR_MODE))?;
         }
+    }
+    if let Some(gid) = v.fs_group {
+        set_volume_ownership(dir, gid, v.kind.always_read_only())?;
+    }
+    Ok(())
+}
+
+/// The kubelet's `SetVolumeOwnership`: every file and directory under
+/// `dir` gets group `gid` and the group bits (read, and write unless
+/// `read_only`); directories also setgid and group search, so files made
+/// later inherit the group. Symlinks (the atomic writer's) keep their mode.
+pub fn set_volume_ownership(dir: &Path, gid: u32, read_only: bool) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    std::os::unix::fs::lchown(dir, None, Some(gid))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut mask = if read_only { 0o440 } else { 0o660 };
+    if meta.is_dir() {
+        mask |= 0o2000 | 0o110;
+        for entry in fs::read_dir(dir)? {
+            set_volume_ownership(&entry?.path(), gid, read_only)?;
+        }
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode | mask != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | mask))?;
     }
     Ok(())
 }

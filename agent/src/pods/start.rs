@@ -115,12 +115,18 @@ impl PodRun {
                 self.ctx.memory_capacity,
             )),
             limit_swap: false,
+            allow_privileged: self.ctx.config.allow_privileged,
         };
         let oci = match crate::pod::spec::runtime_spec_json(&setup) {
             Ok(s) => s,
             Err(e) => {
+                let reason = match e {
+                    crate::pod::spec::SpecError::Security(_) => "CreateContainerConfigError",
+                    _ => "CreateContainerError",
+                };
+                warn!(pod = %self.id, container = %spec.name, error = %e, "the container cannot be created");
                 self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "CreateContainerError".into(),
+                    reason: reason.into(),
                     message: Some(e.to_string()),
                 };
                 return Err(retry(10));
