@@ -9,6 +9,7 @@ use jotasu_api::validate::names::env_var_name;
 use jotasu_api::{ConfigMap, Container, Pod, Secret};
 use tracing::warn;
 
+use crate::pod::downward::{DownwardError, NodeFacts, field_value, resource_value};
 use crate::pod::expand::expand;
 use crate::pod::pod_namespace;
 
@@ -80,8 +81,21 @@ pub enum ConfigError {
         /// The Secret's name.
         name: String,
     },
+    /// A downward API reference the agent cannot resolve.
+    #[error(transparent)]
+    Downward(#[from] DownwardError),
+    /// A hostPath volume's path is not what its `type` asks.
+    #[error("hostPath type check failed: {path} {why}")]
+    HostPathType {
+        /// The path on the node.
+        path: String,
+        /// `is not a directory`, `does not exist`, ….
+        why: String,
+    },
     /// A volume names none of the sources the agent supports.
-    #[error("volume has no source this node supports (configMap, secret or emptyDir)")]
+    #[error(
+        "volume has no source this node supports (configMap, secret, emptyDir, downwardAPI, projected or hostPath)"
+    )]
     NoVolumeSource,
     /// A volume would write outside its directory or has a bad file path.
     #[error("invalid path {path:?} in volume {volume:?}: {why}")]
@@ -105,7 +119,7 @@ pub fn resolve_env(
     container: &Container,
     lookup: &impl ConfigSource,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    resolve_env_with_services(pod, container, lookup, &[])
+    resolve_env_with_services(pod, container, lookup, &[], &NodeFacts::default())
 }
 
 /// [`resolve_env`] with the Service variables of
@@ -117,6 +131,7 @@ pub fn resolve_env_with_services(
     container: &Container,
     lookup: &impl ConfigSource,
     service_env: &[(String, String)],
+    node: &NodeFacts,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod_namespace(pod);
     let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
@@ -153,6 +168,10 @@ pub fn resolve_env_with_services(
                     config_map_value(ns, sel, lookup)?
                 } else if let Some(sel) = &from.secret_key_ref {
                     secret_value(ns, sel, lookup)?
+                } else if let Some(sel) = &from.field_ref {
+                    Some(field_value(pod, sel, node)?)
+                } else if let Some(sel) = &from.resource_field_ref {
+                    Some(resource_value(pod, container, sel, node)?)
                 } else {
                     Some(String::new())
                 };
@@ -552,7 +571,8 @@ pub(crate) mod tests {
             ("WEB_SERVICE_PORT", "80"),
             ("DB_SERVICE_HOST", "10.96.0.50"),
         ]);
-        let got = resolve_env_with_services(&pod(), &c, &Objects::default(), &services)
+        let facts = NodeFacts::default();
+        let got = resolve_env_with_services(&pod(), &c, &Objects::default(), &services, &facts)
             .expect("resolves");
         assert_eq!(
             got,

@@ -76,7 +76,8 @@ fn run() {
         .expect("tempdir");
     let ops = HostVolumeOps;
     let objs = Objects::default().with_secret("default", "creds", &[("password", b"s3cret")]);
-    let plan = plan_volumes(&pod(), &objs).expect("plans");
+    let plan =
+        plan_volumes(&pod(), &objs, &crate::pod::downward::NodeFacts::default()).expect("plans");
     let vols = write_volumes(tmp.path(), &plan, &ops).expect("writes");
 
     let secret = &vols[0].host_path;
@@ -163,7 +164,7 @@ fn fs_group_owns_the_volumes() {
     ];
     let tmp = tempfile::tempdir().expect("tempdir");
     let objs = Objects::default().with_config_map("default", "cfg", &[("color", "blue")]);
-    let plan = plan_volumes(&p, &objs).expect("plans");
+    let plan = plan_volumes(&p, &objs, &crate::pod::downward::NodeFacts::default()).expect("plans");
     let vols = write_volumes(tmp.path(), &plan, &HostVolumeOps).expect("writes");
     let cfg = fs::metadata(vols[0].host_path.join("color")).expect("the file");
     assert_eq!(cfg.gid(), 2345);

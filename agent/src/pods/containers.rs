@@ -70,6 +70,9 @@ pub(super) struct Ctr {
     pub logs: Vec<PathBuf>,
     /// Whether the container ever started in this pod (restart counting).
     pub ever_started: bool,
+    /// Why its postStart hook failed (the agent killed it): the message
+    /// of its terminated state.
+    pub hook_error: Option<String>,
 }
 
 /// The pod as its worker runs it.
@@ -143,6 +146,7 @@ impl PodRun {
                 probes: ContainerProbes::new(c),
                 logs: Vec::new(),
                 ever_started: false,
+                hook_error: None,
             })
             .collect();
         Self {
@@ -435,7 +439,8 @@ impl PodRun {
 
     fn write_volumes(&self) -> Result<Vec<MaterializedVolume>, String> {
         let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
-        let contents = crate::pod::volumes::plan_volumes(&self.pod, &ViewConfig(&view))
+        let facts = self.node_facts();
+        let contents = crate::pod::volumes::plan_volumes(&self.pod, &ViewConfig(&view), &facts)
             .map_err(|e| e.to_string())?;
         drop(view);
         crate::pod::volumes::write_volumes(
@@ -466,7 +471,9 @@ impl PodRun {
             _ => exited.exit.at_unix,
         };
         let code = i32::try_from(exited.exit.code).unwrap_or(255);
-        let term = TerminatedState::exited(code, oom, Some(started_at), Some(exited.exit.at_unix));
+        let mut term =
+            TerminatedState::exited(code, oom, Some(started_at), Some(exited.exit.at_unix));
+        term.message = c.hook_error.take();
         info!(pod = %self.id, container = %c.name, exit_code = code, reason = %term.reason, "container exited");
         c.probes.container_stopped();
         c.last_terminated = Some(term.clone());

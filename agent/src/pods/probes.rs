@@ -15,10 +15,12 @@ use crate::containerd::Containerd;
 use crate::pod::probe::{ProbeEvent, ProbeOutcome};
 use crate::pod::probe_run::{ProbeExec, exec_outcome, run_probe};
 
-/// Exec probes through containerd, in one container.
-struct ContainerdExec {
-    containerd: Containerd,
-    id: String,
+/// Exec probes (and exec hooks) through containerd, in one container.
+pub(super) struct ContainerdExec {
+    /// containerd.
+    pub(super) containerd: Containerd,
+    /// The container's id.
+    pub(super) id: String,
 }
 
 impl ProbeExec for ContainerdExec {

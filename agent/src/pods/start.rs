@@ -12,8 +12,11 @@ use jotasu_api::meta::unix_now;
 use tracing::{debug, info, warn};
 
 use super::containers::PodRun;
+use super::probes::ContainerdExec;
 use super::{ViewConfig, labels};
 use crate::containerd::{LogFile, NewContainer};
+use crate::pod::downward::NodeFacts;
+use crate::pod::lifecycle::{Hook, run_hook};
 use crate::pod::status::ObservedState;
 use crate::pod::volumes::MaterializedVolume;
 
@@ -61,7 +64,14 @@ impl PodRun {
         // The environment.
         let env = {
             let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
-            crate::pod::env::resolve_env(&self.pod, &spec, &ViewConfig(&view))
+            let facts = self.node_facts();
+            crate::pod::env::resolve_env_with_services(
+                &self.pod,
+                &spec,
+                &ViewConfig(&view),
+                &[],
+                &facts,
+            )
         };
         let env = match env {
             Ok(e) => e,
@@ -202,6 +212,7 @@ impl PodRun {
                 }
                 info!(pod = %self.id, container = %c.name, pid, restarts = c.restart_count, "container started");
                 self.spawn_waiter(index);
+                self.post_start(index, &spec, sandbox.ip).await;
                 Ok(())
             }
             Err(msg) => {
@@ -249,6 +260,65 @@ impl PodRun {
             hostname: hostname_path,
             resolv,
         })
+    }
+}
+
+/// How long a postStart hook may run (the kubelet has no bound; the
+/// worker waits on it, so jotasu has one).
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl PodRun {
+    /// Runs the container's postStart hook, if any; when it fails the
+    /// container is killed (its restart policy decides what follows) and
+    /// the hook's error becomes its terminated message.
+    async fn post_start(&mut self, index: usize, spec: &jotasu_api::Container, ip: Ipv4Addr) {
+        let Some(handler) = Hook::PostStart.handler(spec).cloned() else {
+            return;
+        };
+        let id = self.ctrs[index].id.clone();
+        let exec = ContainerdExec {
+            containerd: self.ctx.containerd.clone(),
+            id: id.clone(),
+        };
+        let pod = crate::pod::pod_display(&self.pod);
+        let result = run_hook(
+            Hook::PostStart,
+            &handler,
+            spec,
+            &pod,
+            ip,
+            POST_START_TIMEOUT,
+            &exec,
+        )
+        .await;
+        if let Err(msg) = result {
+            warn!(pod = %self.id, container = %spec.name, error = %msg, "postStart hook failed: killing the container");
+            self.ctrs[index].hook_error = Some(msg);
+            if let Err(e) = self.ctx.containerd.kill(&id, libc::SIGKILL, true).await {
+                warn!(container = %id, error = %e, "killing after a failed postStart hook");
+            }
+        }
+    }
+}
+
+impl PodRun {
+    /// What the downward API reads besides the pod: its IP, the node's IP
+    /// and allocatable CPU and memory (the node's capacity when not set).
+    pub(super) fn node_facts(&self) -> NodeFacts {
+        let config = &self.ctx.config;
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        NodeFacts {
+            pod_ip: self
+                .sandbox
+                .as_ref()
+                .map(|s| s.ip.to_string())
+                .unwrap_or_default(),
+            host_ip: config.node_ip.to_string(),
+            cpu_millis: config
+                .cpu_millis
+                .unwrap_or(u64::try_from(cpus).unwrap_or(1) * 1000),
+            memory_bytes: config.memory_bytes.unwrap_or(self.ctx.memory_capacity),
+        }
     }
 }
 

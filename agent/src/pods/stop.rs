@@ -1,5 +1,5 @@
-//! Stopping a pod's containers gracefully ([`PodRun::stop_all`]): the app
-//! containers first, then the sidecars one by one in reverse order, as the
+//! Stopping a pod's containers gracefully ([`PodRun::stop_all`]): preStop
+//! hooks, then SIGTERM; the app containers first, then the sidecars one by one in reverse order, as the
 //! kubelet does, all within the pod's grace period; and the sidecars of a
 //! pod whose app containers are done ([`PodRun::stop_sidecars`]).
 
@@ -8,9 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use futures::future::join_all;
+
 use super::containers::{Exited, PodRun, Role};
+use super::probes::ContainerdExec;
+use crate::pod::lifecycle::{Hook, run_hook};
 use crate::pod::status::ObservedState;
 
+/// The least time between the end of preStop hooks and SIGKILL (the kubelet's).
+const MIN_GRACE_AFTER_PRE_STOP: Duration = Duration::from_secs(2);
 /// How long the worker waits for a container's exit after SIGKILL.
 const AFTER_KILL: Duration = Duration::from_secs(10);
 
@@ -76,6 +82,7 @@ impl PodRun {
         deadline: tokio::time::Instant,
         exits: &mut mpsc::UnboundedReceiver<Exited>,
     ) {
+        let deadline = self.pre_stop(&group, deadline).await;
         for &i in &group {
             let id = self.ctrs[i].id.clone();
             if let Err(e) = self.ctx.containerd.kill(&id, libc::SIGTERM, true).await {
@@ -101,6 +108,50 @@ impl PodRun {
                 () = tokio::time::sleep_until(give_up) => break,
             }
         }
+    }
+
+    /// Runs the preStop hooks of `group` side by side, within the grace
+    /// period; returns the deadline of SIGKILL (at least
+    /// [`MIN_GRACE_AFTER_PRE_STOP`] after the hooks, as the kubelet).
+    async fn pre_stop(
+        &self,
+        group: &[usize],
+        deadline: tokio::time::Instant,
+    ) -> tokio::time::Instant {
+        let Some(ip) = self.sandbox.as_ref().map(|s| s.ip) else {
+            return deadline;
+        };
+        let pod = crate::pod::pod_display(&self.pod);
+        let hooks: Vec<_> = group
+            .iter()
+            .filter_map(|&i| {
+                let spec = self.spec_of(i)?.clone();
+                let handler = Hook::PreStop.handler(&spec)?.clone();
+                Some((i, spec, handler))
+            })
+            .collect();
+        if hooks.is_empty() {
+            return deadline;
+        }
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let runs = hooks.iter().map(|(i, spec, handler)| {
+            let exec = ContainerdExec {
+                containerd: self.ctx.containerd.clone(),
+                id: self.ctrs[*i].id.clone(),
+            };
+            let pod = pod.clone();
+            async move {
+                info!(pod = %self.id, container = %spec.name, "running the preStop hook");
+                let run = run_hook(Hook::PreStop, handler, spec, &pod, ip, timeout, &exec);
+                match tokio::time::timeout_at(deadline, run).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(msg)) => warn!(pod = %self.id, container = %spec.name, error = %msg, "preStop hook failed"),
+                    Err(_) => warn!(pod = %self.id, container = %spec.name, "preStop hook did not finish within the grace period"),
+                }
+            }
+        });
+        join_all(runs).await;
+        deadline.max(tokio::time::Instant::now() + MIN_GRACE_AFTER_PRE_STOP)
     }
 
     async fn kill_now(&self, which: &[usize]) {
