@@ -41,9 +41,10 @@ kind: Pod
 metadata:
   name: ordered
 spec:
-  terminationGracePeriodSeconds: 2
+  terminationGracePeriodSeconds: 5
   volumes:
   - {name: work, emptyDir: {}}
+  - {name: host, hostPath: {path: HOST_DIR, type: DirectoryOrCreate}}
   initContainers:
   - name: first
     image: jotasu.local/busybox:latest
@@ -52,12 +53,12 @@ spec:
   - name: proxy
     image: jotasu.local/busybox:latest
     restartPolicy: Always
-    command: ["sh", "-c", "sleep 1; echo proxy >> /work/order; touch /tmp/up; exec sleep 3600"]
+    command: ["sh", "-c", "trap 'echo proxy >> /host/stop; exit 0' TERM; sleep 1; echo proxy >> /work/order; touch /tmp/up; while true; do sleep 0.2; done"]
     startupProbe:
       exec: {command: ["test", "-f", "/tmp/up"]}
       periodSeconds: 1
       failureThreshold: 30
-    volumeMounts: [{name: work, mountPath: /work}]
+    volumeMounts: [{name: work, mountPath: /work}, {name: host, mountPath: /host}]
   - name: second
     image: jotasu.local/busybox:latest
     command: ["sh", "-c", "echo second >> /work/order"]
@@ -65,7 +66,7 @@ spec:
   containers:
   - name: app
     image: jotasu.local/busybox:latest
-    command: ["sh", "-c", "echo app >> /work/order; exec sleep 3600"]
+    command: ["sh", "-c", "trap 'echo app >> /host/stop; exit 0' TERM; echo app >> /work/order; while true; do sleep 0.2; done"]
     envFrom:
     - configMapRef: {name: settings}
       prefix: CFG_
@@ -74,7 +75,7 @@ spec:
     - configMapRef: {name: numbers}
     env:
     - {name: CFG_size, value: XL}
-    volumeMounts: [{name: work, mountPath: /work}]
+    volumeMounts: [{name: work, mountPath: /work}, {name: host, mountPath: /host}]
 ---
 apiVersion: v1
 kind: Pod
@@ -90,6 +91,22 @@ spec:
   - name: app
     image: jotasu.local/busybox:latest
     command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: job
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: helper
+    image: jotasu.local/busybox:latest
+    restartPolicy: Always
+    command: ["sleep", "3600"]
+  containers:
+  - name: app
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "sleep 1; echo done"]
 ---
 apiVersion: v1
 kind: Pod
@@ -133,8 +150,9 @@ async fn init_containers_sidecars_and_env_from() {
     if !require_root("init_containers_sidecars_and_env_from") {
         return;
     }
-    let h = Harness::start(ClusterOptions::default()).await;
-    h.apply(INIT);
+    let mut h = Harness::start(ClusterOptions::default()).await;
+    let host_dir = h.cluster.dir().join("hostpath");
+    h.apply(&INIT.replace("HOST_DIR", &host_dir.display().to_string()));
     let pod = eventually("the ordered pod Ready", SETTLE, || async {
         h.pod("ordered").await.filter(ready)
     })
@@ -215,12 +233,51 @@ async fn init_containers_sidecars_and_env_from() {
         Some(PodPhase::Pending)
     );
 
+    // A Never pod whose app is done stops its sidecar and succeeds.
+    let job = eventually("the job Succeeded", SETTLE, || async {
+        h.pod("job").await.filter(|p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Some(PodPhase::Succeeded))
+        })
+    })
+    .await;
+    let helper = init_status(&job, "helper").expect("the sidecar's status");
+    assert!(
+        helper
+            .state
+            .as_ref()
+            .is_some_and(|s| s.terminated.is_some()),
+        "the sidecar was stopped: {helper:?}"
+    );
+
+    // A new agent adopts the pod: the init containers do not run again.
+    h.cluster.node_mut(0).stop_agent();
+    h.cluster
+        .node_mut(0)
+        .start_agent()
+        .expect("the agent starts again");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = eventually("the ordered pod Ready again", SETTLE, || async {
+        h.pod("ordered").await.filter(ready)
+    })
+    .await;
+    let order = h.ctl(&["exec", "ordered", "-c", "app", "--", "cat", "/work/order"]);
+    assert_eq!(order, "first\nproxy\nsecond\napp\n");
+    for name in ["first", "second"] {
+        let s = init_status(&again, name).expect("an init container status");
+        let t = s.state.as_ref().and_then(|st| st.terminated.as_ref());
+        assert_eq!(t.map(|t| t.exit_code), Some(0), "still completed: {s:?}");
+    }
+
     // Deleting the pod stops the app, then the sidecar.
     h.ctl(&["delete", "pod", "ordered"]);
     eventually("the ordered pod gone", Duration::from_secs(60), || async {
         h.pod("ordered").await.is_none().then_some(())
     })
     .await;
+    let stopped = std::fs::read_to_string(host_dir.join("stop")).unwrap_or_default();
+    assert_eq!(stopped, "app\nproxy\n");
 }
 
 const SECURED: &str = r#"
@@ -318,7 +375,7 @@ async fn security_contexts() {
     if !require_root("security_contexts") {
         return;
     }
-    let h = Harness::start(ClusterOptions::default()).await;
+    let mut h = Harness::start(ClusterOptions::default()).await;
     h.apply(SECURED);
     eventually("the secured pod Ready", SETTLE, || async {
         h.pod("secured").await.filter(ready)
@@ -438,6 +495,36 @@ spec:
         );
     }
     assert!(h.pod("unsupported").await.is_none());
+
+    // On an agent started with --allow-privileged the same pod runs, with
+    // every capability and /proc unmasked.
+    h.cluster
+        .node_mut(0)
+        .restart_agent_with(&["--allow-privileged".to_owned()])
+        .expect("the agent restarts");
+    eventually("the privileged pod Ready", SETTLE, || async {
+        h.pod("privileged").await.filter(ready)
+    })
+    .await;
+    // Every capability the node holds (a nested node may lack some).
+    let own = std::fs::read_to_string("/proc/self/status").expect("own status");
+    let held = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| v.trim().to_owned())
+        .expect("CapBnd");
+    assert_eq!(proc_status(&h, "privileged", "app", "CapEff"), held);
+    let timers = |pod: &str| h.ctl(&["exec", pod, "--", "sh", "-c", "wc -c < /proc/timer_list"]);
+    assert_ne!(
+        timers("privileged").trim(),
+        "0",
+        "/proc/timer_list is not masked"
+    );
+    assert_eq!(
+        timers("secured").trim(),
+        "0",
+        "masked in an unprivileged container"
+    );
 }
 
 const DOWNWARD: &str = r#"

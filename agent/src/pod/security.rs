@@ -88,12 +88,33 @@ pub enum SecurityError {
     },
 }
 
-/// Every capability Linux and oci-spec know.
+/// Every capability Linux and oci-spec know that the agent's own
+/// bounding set holds (containerd's CRI takes "all" as the current
+/// process's capabilities: a runtime cannot grant more, capset fails).
 pub fn all_capabilities() -> Vec<Capability> {
+    let bounding = host_bounding_set();
     CAPABILITY_NAMES
         .iter()
-        .filter_map(|n| Capability::from_str(n).ok())
+        .enumerate()
+        .filter(|(bit, _)| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
+        .filter_map(|(_, n)| Capability::from_str(n).ok())
         .collect()
+}
+
+/// The agent's capability bounding set (`CapBnd` of `/proc/self/status`),
+/// read once; `None` when it cannot be read (then every capability).
+pub fn host_bounding_set() -> Option<u64> {
+    static SET: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        parse_cap_bnd(&status)
+    })
+}
+
+/// `CapBnd:\t000001ffffffffff` → the mask.
+pub fn parse_cap_bnd(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 fn capability(name: &str) -> Option<Capability> {

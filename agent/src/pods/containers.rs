@@ -219,6 +219,18 @@ impl PodRun {
         for i in 0..self.ctrs.len() {
             let id = self.ctrs[i].id.clone();
             let Ok(Some(state)) = self.ctx.containerd.state(&id).await else {
+                // No task: one that ended before (its task released) stays
+                // ended — a completed init container does not run again,
+                // nor an app container under Never.
+                let prev = previous.iter().find(|s| s.name == self.ctrs[i].name);
+                if let Some(t) = prev.and_then(terminated_of) {
+                    let c = &mut self.ctrs[i];
+                    c.restart_count = prev.map_or(0, |p| p.restart_count);
+                    c.image_id = prev.and_then(|p| p.image_id.clone()).unwrap_or_default();
+                    c.ever_started = true;
+                    c.last_terminated = Some(t.clone());
+                    c.state = ObservedState::Terminated(t);
+                }
                 continue;
             };
             if self.ctrs[i].role == Role::App {
@@ -569,6 +581,19 @@ impl PodRun {
             })
             .collect();
     }
+}
+
+/// The ended state a previous status reported for a container.
+fn terminated_of(s: &jotasu_api::kinds::pod_status::ContainerStatus) -> Option<TerminatedState> {
+    let t = s.state.as_ref()?.terminated.as_ref()?;
+    Some(TerminatedState {
+        exit_code: t.exit_code,
+        signal: t.signal,
+        reason: t.reason.clone().unwrap_or_default(),
+        message: t.message.clone(),
+        started_at: t.started_at.as_ref().and_then(Time::unix_seconds),
+        finished_at: t.finished_at.as_ref().and_then(Time::unix_seconds),
+    })
 }
 
 /// Log files of a container's instances (`N.log`), oldest first.
