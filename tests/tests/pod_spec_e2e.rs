@@ -177,6 +177,19 @@ async fn init_containers_sidecars_and_env_from() {
     let row = h.ctl(&["get", "pod", "ordered"]);
     assert!(row.contains(" 2/2 ") && row.contains("Running"), "{row}");
 
+    // A sidecar that dies beside the app is restarted.
+    let uid = pod.metadata.uid.clone().expect("a uid");
+    let cd = h.containerd().await;
+    cd.kill(&format!("{uid}-init-1"), libc::SIGKILL, true)
+        .await
+        .expect("kill the sidecar");
+    eventually("the sidecar restarted and started", SETTLE, || async {
+        let p = h.pod("ordered").await?;
+        let s = init_status(&p, "proxy")?;
+        (s.restart_count == 1 && s.started == Some(true)).then_some(())
+    })
+    .await;
+
     // envFrom: prefix, env wins, invalid key skipped, optional missing ignored.
     let env = h.ctl(&["exec", "ordered", "-c", "app", "--", "env"]);
     let mut vars: Vec<&str> = env
@@ -263,7 +276,8 @@ async fn init_containers_sidecars_and_env_from() {
     })
     .await;
     let order = h.ctl(&["exec", "ordered", "-c", "app", "--", "cat", "/work/order"]);
-    assert_eq!(order, "first\nproxy\nsecond\napp\n");
+    // The sidecar's restart wrote once more; nothing else ran again.
+    assert_eq!(order, "first\nproxy\nsecond\napp\nproxy\n");
     for name in ["first", "second"] {
         let s = init_status(&again, name).expect("an init container status");
         let t = s.state.as_ref().and_then(|st| st.terminated.as_ref());
