@@ -134,6 +134,17 @@ fn default_container(c: &mut Container) {
     for p in &mut c.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
     }
+    if let Some(l) = &mut c.lifecycle {
+        let handlers = [&mut l.post_start, &mut l.pre_stop];
+        for h in handlers
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.http_get.as_mut())
+        {
+            h.path.get_or_insert_with(|| "/".to_owned());
+            h.scheme.get_or_insert(Scheme::Http);
+        }
+    }
     let field_refs = c.env.iter_mut().filter_map(|e| e.value_from.as_mut());
     for f in field_refs.filter_map(|v| v.field_ref.as_mut()) {
         f.api_version.get_or_insert_with(|| "v1".to_owned());
