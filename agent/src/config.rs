@@ -59,6 +59,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// The OCI runtime containers run with (`auto`: crun when it can, else runc).
     pub oci_runtime: crate::oci_runtime::Requested,
+    /// Whether containers may be `privileged` (the kubelet's `--allow-privileged`).
+    pub allow_privileged: bool,
 }
 
 impl Config {

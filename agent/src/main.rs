@@ -134,6 +134,11 @@ struct Args {
     /// binary name or path (runc, crun).
     #[arg(long, default_value = "auto")]
     oci_runtime: jotasu_agent::oci_runtime::Requested,
+    /// Let containers run with `securityContext.privileged: true` (every
+    /// capability and device, no masked paths); refused without it, as
+    /// the kubelet's flag of the same name.
+    #[arg(long)]
+    allow_privileged: bool,
 }
 
 fn first_global_ipv4() -> Option<Ipv4Addr> {
@@ -211,6 +216,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         cluster_domain: args.cluster_domain.clone(),
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),
+        allow_privileged: args.allow_privileged,
     })
 }
 

@@ -136,7 +136,7 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     spec.termination_grace_period_seconds
         .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
     default_service_account_alias(spec);
-    for c in &mut spec.containers {
+    for c in spec.init_containers.iter_mut().chain(&mut spec.containers) {
         default_container(c);
     }
     for t in &mut spec.tolerations {
@@ -149,6 +149,22 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
         if let Some(s) = &mut v.secret {
             s.default_mode.get_or_insert(DEFAULT_SECRET_MODE);
         }
+        if let Some(d) = &mut v.downward_api {
+            d.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
+            for f in d.items.iter_mut().filter_map(|i| i.field_ref.as_mut()) {
+                f.api_version.get_or_insert_with(|| "v1".to_owned());
+            }
+        }
+        if let Some(p) = &mut v.projected {
+            p.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
+            let files = p.sources.iter_mut().filter_map(|s| s.downward_api.as_mut());
+            for f in files.flat_map(|d| d.items.iter_mut().filter_map(|i| i.field_ref.as_mut())) {
+                f.api_version.get_or_insert_with(|| "v1".to_owned());
+            }
+        }
+        if let Some(h) = &mut v.host_path {
+            h.type_.get_or_insert_with(String::new);
+        }
     }
 }
 
@@ -157,6 +173,21 @@ fn default_container(c: &mut Container) {
         .get_or_insert_with(|| default_pull_policy(&c.image));
     for p in &mut c.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
+    }
+    if let Some(l) = &mut c.lifecycle {
+        let handlers = [&mut l.post_start, &mut l.pre_stop];
+        for h in handlers
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.http_get.as_mut())
+        {
+            h.path.get_or_insert_with(|| "/".to_owned());
+            h.scheme.get_or_insert(Scheme::Http);
+        }
+    }
+    let field_refs = c.env.iter_mut().filter_map(|e| e.value_from.as_mut());
+    for f in field_refs.filter_map(|v| v.field_ref.as_mut()) {
+        f.api_version.get_or_insert_with(|| "v1".to_owned());
     }
     if let Some(r) = &mut c.resources {
         // Requests default to limits, so a pod with only limits is scheduled by them.

@@ -497,7 +497,7 @@ fn env_value_from_needs_exactly_one_source() {
     );
     has(
         &e,
-        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].env[1].valueFrom: Invalid value: \"\": must specify one of: `configMapKeyRef` or `secretKeyRef`",
+        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].env[1].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
     );
     has_prefix(
         &e,

@@ -69,7 +69,7 @@ spec:
       containers:
       - name: web
         image: nginx
-        volumeMounts: [{name: data, mountPath: /d, mountPropagation: Bidirectional}]
+        volumeMounts: [{name: data, mountPath: /d, subPathExpr: $(POD)}]
         bogus: 1
       volumes:
       - name: data
@@ -88,7 +88,7 @@ spec:
         ),
         (
             ErrorKind::Unsupported,
-            "spec.template.spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: jotasu does not support this field: mounts are private (None)",
+            "spec.template.spec.containers[0].volumeMounts[0].subPathExpr: Forbidden: jotasu does not support this field: subPathExpr is not expanded yet; use subPath",
         ),
         (
             ErrorKind::UnknownField,

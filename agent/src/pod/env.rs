@@ -1,10 +1,15 @@
-//! A container's environment as the kubelet resolves it: literal values with
+//! A container's environment as the kubelet resolves it: every key of the
+//! `envFrom` ConfigMaps and Secrets (with their prefix; keys that are not
+//! valid names skipped), then `env` over them — literal values with
 //! `$(VAR)` expansion over the variables defined before them, and values
 //! taken from ConfigMap and Secret keys.
 
-use jotasu_api::kinds::pod::KeySelector;
+use jotasu_api::kinds::pod::{EnvFromSource, KeySelector};
+use jotasu_api::validate::names::env_var_name;
 use jotasu_api::{ConfigMap, Container, Pod, Secret};
+use tracing::warn;
 
+use crate::pod::downward::{DownwardError, NodeFacts, field_value, resource_value};
 use crate::pod::expand::expand;
 use crate::pod::pod_namespace;
 
@@ -76,8 +81,21 @@ pub enum ConfigError {
         /// The Secret's name.
         name: String,
     },
+    /// A downward API reference the agent cannot resolve.
+    #[error(transparent)]
+    Downward(#[from] DownwardError),
+    /// A hostPath volume's path is not what its `type` asks.
+    #[error("hostPath type check failed: {path} {why}")]
+    HostPathType {
+        /// The path on the node.
+        path: String,
+        /// `is not a directory`, `does not exist`, ….
+        why: String,
+    },
     /// A volume names none of the sources the agent supports.
-    #[error("volume has no source this node supports (configMap, secret or emptyDir)")]
+    #[error(
+        "volume has no source this node supports (configMap, secret, emptyDir, downwardAPI, projected or hostPath)"
+    )]
     NoVolumeSource,
     /// A volume would write outside its directory or has a bad file path.
     #[error("invalid path {path:?} in volume {volume:?}: {why}")]
@@ -101,7 +119,7 @@ pub fn resolve_env(
     container: &Container,
     lookup: &impl ConfigSource,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    resolve_env_with_services(pod, container, lookup, &[])
+    resolve_env_with_services(pod, container, lookup, &[], &NodeFacts::default())
 }
 
 /// [`resolve_env`] with the Service variables of
@@ -113,9 +131,29 @@ pub fn resolve_env_with_services(
     container: &Container,
     lookup: &impl ConfigSource,
     service_env: &[(String, String)],
+    node: &NodeFacts,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod_namespace(pod);
     let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+    let mut invalid = Vec::new();
+    for source in &container.env_from {
+        for (name, value) in env_from(ns, source, lookup, &mut invalid)? {
+            match env.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => env.push((name, value)),
+            }
+        }
+    }
+    if !invalid.is_empty() {
+        invalid.sort();
+        // The kubelet's event (InvalidEnvironmentVariableNames), as a log line.
+        warn!(
+            pod = %crate::pod::pod_display(pod),
+            container = %container.name,
+            "keys [{}] from the EnvFrom configMap or secret were skipped since they are considered invalid environment variable names",
+            invalid.join(", ")
+        );
+    }
     for var in &container.env {
         let value = match (&var.value, &var.value_from) {
             (Some(v), _) if !v.is_empty() => expand(v, |name| {
@@ -130,6 +168,10 @@ pub fn resolve_env_with_services(
                     config_map_value(ns, sel, lookup)?
                 } else if let Some(sel) = &from.secret_key_ref {
                     secret_value(ns, sel, lookup)?
+                } else if let Some(sel) = &from.field_ref {
+                    Some(field_value(pod, sel, node)?)
+                } else if let Some(sel) = &from.resource_field_ref {
+                    Some(resource_value(pod, container, sel, node)?)
                 } else {
                     Some(String::new())
                 };
@@ -151,6 +193,69 @@ pub fn resolve_env_with_services(
         }
     }
     Ok(env)
+}
+
+/// The variables one `envFrom` source gives, in key order: `prefix` + key
+/// for each key that makes a valid name (the others are added to
+/// `invalid`). A missing optional object gives none.
+fn env_from(
+    ns: &str,
+    source: &EnvFromSource,
+    lookup: &impl ConfigSource,
+    invalid: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let prefix = source.prefix.as_deref().unwrap_or("");
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(r) = &source.config_map_ref {
+        match lookup.config_map(ns, &r.name) {
+            Some(cm) => pairs.extend(cm.data.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(ConfigError::ConfigMapNotFound {
+                    name: r.name.clone(),
+                });
+            }
+        }
+    } else if let Some(r) = &source.secret_ref {
+        match lookup.secret(ns, &r.name) {
+            Some(secret) => {
+                let keys: std::collections::BTreeSet<&String> = secret
+                    .data
+                    .keys()
+                    .chain(secret.string_data.keys())
+                    .collect();
+                for key in keys {
+                    let bytes = secret_bytes(secret, key).unwrap_or_default();
+                    let value = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ConfigError::SecretNotText {
+                            key: key.clone(),
+                            namespace: ns.to_owned(),
+                            name: r.name.clone(),
+                        }
+                    })?;
+                    pairs.push((key.clone(), value));
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => {
+                return Err(ConfigError::SecretNotFound {
+                    name: r.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = format!("{prefix}{k}");
+            if env_var_name(&name).is_ok() {
+                Some((name, v))
+            } else {
+                invalid.push(name);
+                None
+            }
+        })
+        .collect())
 }
 
 fn optional(sel: &KeySelector) -> bool {
@@ -229,283 +334,5 @@ pub fn secret_bytes<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::collections::BTreeMap;
-
-    use jotasu_api::Bytes;
-    use jotasu_api::kinds::pod::{EnvVar, EnvVarSource};
-    use jotasu_api::meta::ObjectMeta;
-
-    use super::*;
-
-    /// A ConfigSource over two maps keyed by (namespace, name).
-    #[derive(Debug, Default)]
-    pub(crate) struct Objects {
-        pub(crate) config_maps: BTreeMap<(String, String), ConfigMap>,
-        pub(crate) secrets: BTreeMap<(String, String), Secret>,
-    }
-
-    impl Objects {
-        pub(crate) fn with_config_map(mut self, ns: &str, name: &str, kv: &[(&str, &str)]) -> Self {
-            let cm = ConfigMap {
-                metadata: ObjectMeta::named(name),
-                data: kv
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                ..ConfigMap::default()
-            };
-            self.config_maps.insert((ns.into(), name.into()), cm);
-            self
-        }
-
-        pub(crate) fn with_secret(mut self, ns: &str, name: &str, kv: &[(&str, &[u8])]) -> Self {
-            let s = Secret {
-                metadata: ObjectMeta::named(name),
-                data: kv
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), Bytes(v.to_vec())))
-                    .collect(),
-                ..Secret::default()
-            };
-            self.secrets.insert((ns.into(), name.into()), s);
-            self
-        }
-    }
-
-    impl ConfigSource for Objects {
-        fn config_map(&self, ns: &str, name: &str) -> Option<&ConfigMap> {
-            self.config_maps.get(&(ns.to_owned(), name.to_owned()))
-        }
-        fn secret(&self, ns: &str, name: &str) -> Option<&Secret> {
-            self.secrets.get(&(ns.to_owned(), name.to_owned()))
-        }
-    }
-
-    fn pod() -> Pod {
-        let mut p = Pod::default();
-        p.metadata.name = Some("web".into());
-        p.metadata.namespace = Some("shop".into());
-        p
-    }
-
-    fn val(name: &str, v: &str) -> EnvVar {
-        EnvVar {
-            name: name.into(),
-            value: Some(v.into()),
-            value_from: None,
-        }
-    }
-
-    fn cm_ref(name: &str, obj: &str, key: &str, optional: Option<bool>) -> EnvVar {
-        EnvVar {
-            name: name.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: Some(KeySelector {
-                    name: obj.into(),
-                    key: key.into(),
-                    optional,
-                }),
-                secret_key_ref: None,
-            }),
-        }
-    }
-
-    fn secret_ref(name: &str, obj: &str, key: &str, optional: Option<bool>) -> EnvVar {
-        EnvVar {
-            name: name.into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                config_map_key_ref: None,
-                secret_key_ref: Some(KeySelector {
-                    name: obj.into(),
-                    key: key.into(),
-                    optional,
-                }),
-            }),
-        }
-    }
-
-    fn resolve(env: Vec<EnvVar>, objs: &Objects) -> Result<Vec<(String, String)>, ConfigError> {
-        let c = Container {
-            name: "app".into(),
-            env,
-            ..Container::default()
-        };
-        resolve_env(&pod(), &c, objs)
-    }
-
-    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
-    }
-
-    #[test]
-    fn literal_values_expand_earlier_vars_only() {
-        let got = resolve(
-            vec![
-                val("A", "one"),
-                val("B", "$(A)-two-$(C)"),
-                val("C", "three"),
-                val("D", "$$(A)"),
-            ],
-            &Objects::default(),
-        )
-        .expect("resolves");
-        assert_eq!(
-            got,
-            pairs(&[
-                ("A", "one"),
-                ("B", "one-two-$(C)"),
-                ("C", "three"),
-                ("D", "$(A)")
-            ])
-        );
-    }
-
-    #[test]
-    fn config_map_and_secret_refs() {
-        let objs = Objects::default()
-            .with_config_map("shop", "cfg", &[("color", "blue")])
-            .with_secret("shop", "creds", &[("password", b"s3cret")]);
-        let got = resolve(
-            vec![
-                cm_ref("COLOR", "cfg", "color", None),
-                secret_ref("PASS", "creds", "password", None),
-                val("BOTH", "$(COLOR)/$(PASS)"),
-            ],
-            &objs,
-        )
-        .expect("resolves");
-        assert_eq!(
-            got,
-            pairs(&[
-                ("COLOR", "blue"),
-                ("PASS", "s3cret"),
-                ("BOTH", "blue/s3cret")
-            ])
-        );
-    }
-
-    #[test]
-    fn ref_values_are_not_expanded() {
-        let objs = Objects::default().with_config_map("shop", "cfg", &[("v", "$(A)")]);
-        let got =
-            resolve(vec![val("A", "a"), cm_ref("B", "cfg", "v", None)], &objs).expect("resolves");
-        assert_eq!(got[1].1, "$(A)");
-    }
-
-    #[test]
-    fn missing_objects_and_keys_use_kubelet_messages() {
-        let objs = Objects::default()
-            .with_config_map("shop", "cfg", &[("a", "1")])
-            .with_secret("shop", "creds", &[("a", b"1")]);
-        let err = |e: EnvVar| resolve(vec![e], &objs).expect_err("fails").to_string();
-        assert_eq!(
-            err(cm_ref("X", "nope", "a", None)),
-            r#"configmap "nope" not found"#
-        );
-        assert_eq!(
-            err(cm_ref("X", "cfg", "k", Some(false))),
-            "couldn't find key k in ConfigMap shop/cfg"
-        );
-        assert_eq!(
-            err(secret_ref("X", "nope", "a", None)),
-            r#"secret "nope" not found"#
-        );
-        assert_eq!(
-            err(secret_ref("X", "creds", "k", None)),
-            "couldn't find key k in Secret shop/creds"
-        );
-    }
-
-    #[test]
-    fn objects_are_looked_up_in_the_pods_namespace() {
-        let objs = Objects::default().with_config_map("other", "cfg", &[("a", "1")]);
-        assert!(resolve(vec![cm_ref("X", "cfg", "a", None)], &objs).is_err());
-    }
-
-    #[test]
-    fn optional_refs_are_skipped_when_missing() {
-        let objs = Objects::default().with_config_map("shop", "cfg", &[("a", "1")]);
-        let got = resolve(
-            vec![
-                cm_ref("A", "nope", "a", Some(true)),
-                cm_ref("B", "cfg", "missing", Some(true)),
-                secret_ref("C", "nope", "a", Some(true)),
-                val("D", "[$(A)]"),
-            ],
-            &objs,
-        )
-        .expect("resolves");
-        assert_eq!(got, pairs(&[("D", "[$(A)]")]));
-    }
-
-    #[test]
-    fn redefinition_keeps_first_position_and_last_value() {
-        let got = resolve(
-            vec![val("A", "1"), val("B", "2"), val("A", "$(A)$(B)")],
-            &Objects::default(),
-        )
-        .expect("resolves");
-        assert_eq!(got, pairs(&[("A", "12"), ("B", "2")]));
-    }
-
-    #[test]
-    fn service_variables_sit_underneath() {
-        let c = Container {
-            name: "app".into(),
-            env: vec![
-                val("DB_SERVICE_HOST", "override"),
-                val("URL", "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"),
-            ],
-            ..Container::default()
-        };
-        let services = pairs(&[
-            ("WEB_SERVICE_HOST", "10.96.0.20"),
-            ("WEB_SERVICE_PORT", "80"),
-            ("DB_SERVICE_HOST", "10.96.0.50"),
-        ]);
-        let got = resolve_env_with_services(&pod(), &c, &Objects::default(), &services)
-            .expect("resolves");
-        assert_eq!(
-            got,
-            pairs(&[
-                ("DB_SERVICE_HOST", "override"),
-                ("URL", "http://10.96.0.20:80"),
-                ("WEB_SERVICE_HOST", "10.96.0.20"),
-                ("WEB_SERVICE_PORT", "80"),
-            ])
-        );
-    }
-
-    #[test]
-    fn empty_and_absent_values_are_empty() {
-        let got = resolve(
-            vec![
-                EnvVar {
-                    name: "E".into(),
-                    value: None,
-                    value_from: None,
-                },
-                val("F", ""),
-            ],
-            &Objects::default(),
-        )
-        .expect("resolves");
-        assert_eq!(got, pairs(&[("E", ""), ("F", "")]));
-    }
-
-    #[test]
-    fn secret_string_data_wins_and_binary_is_refused() {
-        let mut objs =
-            Objects::default().with_secret("shop", "s", &[("k", b"old"), ("bin", &[0xff, 0xfe])]);
-        if let Some(s) = objs.secrets.get_mut(&("shop".into(), "s".into())) {
-            s.string_data.insert("k".into(), "new".into());
-        }
-        let got = resolve(vec![secret_ref("K", "s", "k", None)], &objs).expect("resolves");
-        assert_eq!(got, pairs(&[("K", "new")]));
-        let err = resolve(vec![secret_ref("B", "s", "bin", None)], &objs).expect_err("binary");
-        assert!(matches!(err, ConfigError::SecretNotText { .. }), "{err}");
-    }
-}
+#[path = "env_tests.rs"]
+pub(crate) mod tests;

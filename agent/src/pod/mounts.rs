@@ -170,6 +170,7 @@ mod tests {
             mount_path: path.into(),
             read_only: ro,
             sub_path: sub.map(str::to_owned),
+            mount_propagation: None,
         }
     }
 

@@ -94,11 +94,12 @@ impl QosClass {
     }
 }
 
-/// The pod's QoS class, as `GetPodQOS` computes it for CPU and memory.
+/// The pod's QoS class, as `GetPodQOS` computes it for CPU and memory
+/// (init containers included).
 pub fn qos_class(pod: &Pod) -> QosClass {
     let mut any = false;
     let mut guaranteed = true;
-    for c in &pod.spec.containers {
+    for c in pod.spec.containers.iter().chain(&pod.spec.init_containers) {
         for name in ["cpu", "memory"] {
             let l = limit(c, name).filter(|q| !q.is_zero());
             let r = request(c, name).filter(|q| !q.is_zero()).or(l);

@@ -18,10 +18,11 @@ use oci_spec::runtime::{
 };
 
 use crate::containerd::ImageConfig;
-use crate::pod::command::{ProcessUser, image_user, process_args, process_env};
+use crate::pod::command::{process_args, process_env};
 use crate::pod::etc_files::pod_hostname;
 use crate::pod::mounts::MountSpec;
 use crate::pod::resources::container_limits;
+use crate::pod::security::{SecurityError, SecuritySettings, security_settings};
 
 /// The OCI version written in the spec.
 pub const OCI_VERSION: &str = "1.0.2-dev";
@@ -118,6 +119,8 @@ pub struct ContainerSetup<'a> {
     /// swap (containerd does when the swap controller exists: cgroup v1
     /// `memory.memsw.limit_in_bytes`, v2 `memory.swap.max`).
     pub limit_swap: bool,
+    /// Whether `privileged` containers may run (the agent's `--allow-privileged`).
+    pub allow_privileged: bool,
 }
 
 /// Why no spec could be built.
@@ -139,6 +142,9 @@ pub enum SpecError {
         /// The builder's complaint.
         source: OciSpecError,
     },
+    /// The security context forbids the start (runAsNonRoot, privileged).
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// The spec did not serialize.
     #[error("serializing the OCI spec of container {container:?}: {source}")]
     Json {
@@ -162,7 +168,13 @@ pub fn runtime_spec(setup: &ContainerSetup<'_>) -> Result<Spec, SpecError> {
     } else {
         setup.hostname.clone()
     };
-    assemble(setup, args, hostname).map_err(|source| SpecError::Build {
+    let security = security_settings(
+        setup.pod,
+        setup.container,
+        &setup.image.user,
+        setup.allow_privileged,
+    )?;
+    assemble(setup, &security, args, hostname).map_err(|source| SpecError::Build {
         container: name.clone(),
         source,
     })
@@ -179,10 +191,11 @@ pub fn runtime_spec_json(setup: &ContainerSetup<'_>) -> Result<serde_json::Value
 
 fn assemble(
     setup: &ContainerSetup<'_>,
+    security: &SecuritySettings,
     args: Vec<String>,
     hostname: String,
 ) -> Result<Spec, OciSpecError> {
-    let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps: oci_spec::runtime::Capabilities = security.capabilities.iter().copied().collect();
     // Set every set explicitly: oci-spec's builders fill unset fields from
     // its own defaults (which include ambient capabilities).
     let mut capabilities = LinuxCapabilities::default();
@@ -192,8 +205,13 @@ fn assemble(
         .set_permitted(Some(caps))
         .set_inheritable(None)
         .set_ambient(None);
-    // A named user would need the image's /etc/passwd: such images run as root.
-    let user = image_user(&setup.image.user).unwrap_or(ProcessUser { uid: 0, gid: 0 });
+    // A named user would need the image's /etc/passwd: such images run as
+    // root (unless runAsUser says otherwise; runAsNonRoot refuses them).
+    let user = security.user;
+    let mut process_user = UserBuilder::default().uid(user.uid).gid(user.gid);
+    if !security.additional_gids.is_empty() {
+        process_user = process_user.additional_gids(security.additional_gids.clone());
+    }
     let cwd = if setup.image.working_dir.is_empty() {
         "/".to_owned()
     } else {
@@ -201,7 +219,7 @@ fn assemble(
     };
     let mut process = ProcessBuilder::default()
         .terminal(false)
-        .user(UserBuilder::default().uid(user.uid).gid(user.gid).build()?)
+        .user(process_user.build()?)
         .args(args)
         .env(process_env(setup.image, &hostname, &setup.env))
         .cwd(cwd)
@@ -213,7 +231,7 @@ fn assemble(
                 .soft(nofile_limit())
                 .build()?,
         ])
-        .no_new_privileges(false);
+        .no_new_privileges(security.no_new_privileges);
     if let Some(adj) = setup.oom_score_adj {
         process = process.oom_score_adj(adj);
     }
@@ -235,7 +253,7 @@ fn assemble(
     let resources = LinuxResourcesBuilder::default()
         .devices(vec![
             LinuxDeviceCgroupBuilder::default()
-                .allow(false)
+                .allow(security.privileged)
                 .access("rwm")
                 .build()?,
         ])
@@ -254,22 +272,21 @@ fn assemble(
             .path(setup.netns.clone())
             .build()?,
     ];
+    // A privileged container sees /proc and /sys whole (the CRI's
+    // WithoutMaskedPaths / WithoutReadonlyPaths).
+    let paths = |list: &[&str]| -> Vec<String> {
+        if security.privileged {
+            Vec::new()
+        } else {
+            list.iter().map(|p| (*p).to_owned()).collect()
+        }
+    };
     let linux = LinuxBuilder::default()
         .resources(resources)
         .cgroups_path(PathBuf::from(&setup.cgroups_path))
         .namespaces(namespaces)
-        .masked_paths(
-            MASKED_PATHS
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect::<Vec<_>>(),
-        )
+        .masked_paths(paths(&MASKED_PATHS))
+        .readonly_paths(paths(&READONLY_PATHS))
         .build()?;
 
     SpecBuilder::default()
@@ -277,12 +294,12 @@ fn assemble(
         .root(
             RootBuilder::default()
                 .path("rootfs")
-                .readonly(false)
+                .readonly(security.read_only_root)
                 .build()?,
         )
         .hostname(hostname)
         .process(process.build()?)
-        .mounts(all_mounts(setup)?)
+        .mounts(all_mounts(setup, security)?)
         .linux(linux)
         .build()
 }
@@ -312,8 +329,10 @@ fn bind(dest: &str, source: &Path, read_only: bool) -> Result<Mount, OciSpecErro
 }
 
 /// containerd's default mounts (without `/run`, as the CRI drops it) and
-/// the CRI's read-only cgroup filesystem.
-fn default_mounts() -> Result<Vec<Mount>, OciSpecError> {
+/// the CRI's cgroup filesystem; `/sys` and the cgroups are read-only
+/// unless the container is privileged.
+fn default_mounts(privileged: bool) -> Result<Vec<Mount>, OciSpecError> {
+    let ro = if privileged { "rw" } else { "ro" };
     Ok(vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -347,17 +366,12 @@ fn default_mounts() -> Result<Vec<Mount>, OciSpecError> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro])?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+            &["nosuid", "noexec", "nodev", "relatime", ro],
         )?,
     ])
 }
@@ -372,9 +386,13 @@ fn depth(dest: &Path) -> usize {
 /// Default mounts, the pod's `/etc` files and the volumes: a mount the pod
 /// asks for replaces a default one at the same place, and parents are
 /// mounted before their children (the CRI's order).
-fn all_mounts(setup: &ContainerSetup<'_>) -> Result<Vec<Mount>, OciSpecError> {
+fn all_mounts(
+    setup: &ContainerSetup<'_>,
+    security: &SecuritySettings,
+) -> Result<Vec<Mount>, OciSpecError> {
     let mut extra = Vec::new();
     // Read-write, as the CRI mounts them unless the root filesystem is read-only.
+    let etc_read_only = security.read_only_root;
     let etc = [
         ("/etc/hosts", &setup.hosts),
         ("/etc/resolv.conf", &setup.resolv_conf),
@@ -385,13 +403,13 @@ fn all_mounts(setup: &ContainerSetup<'_>) -> Result<Vec<Mount>, OciSpecError> {
         if let Some(source) = source
             && !user_dests.contains(&PathBuf::from(dest))
         {
-            extra.push(bind(dest, source, false)?);
+            extra.push(bind(dest, source, etc_read_only)?);
         }
     }
     for m in &setup.mounts {
         extra.push(bind(&m.destination, &m.source, m.read_only)?);
     }
-    let mut all: Vec<Mount> = default_mounts()?
+    let mut all: Vec<Mount> = default_mounts(security.privileged)?
         .into_iter()
         .filter(|d| !user_dests.contains(&clean_path(d.destination())))
         .collect();
@@ -416,4 +434,4 @@ fn clean(dest: &str) -> PathBuf {
 
 #[cfg(test)]
 #[path = "spec_tests.rs"]
-mod tests;
+pub(crate) mod tests;

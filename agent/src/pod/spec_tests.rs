@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn pod() -> Pod {
+pub(crate) fn pod() -> Pod {
     Pod {
         metadata: ObjectMeta {
             name: Some("web-1".into()),
@@ -21,7 +21,7 @@ fn pod() -> Pod {
     }
 }
 
-fn busybox() -> ImageConfig {
+pub(crate) fn busybox() -> ImageConfig {
     ImageConfig {
         name: "docker.io/library/busybox:latest".into(),
         cmd: vec!["sh".into()],
@@ -30,7 +30,7 @@ fn busybox() -> ImageConfig {
     }
 }
 
-fn container() -> Container {
+pub(crate) fn container() -> Container {
     Container {
         name: "app".into(),
         image: "busybox".into(),
@@ -39,7 +39,11 @@ fn container() -> Container {
     }
 }
 
-fn setup<'a>(pod: &'a Pod, c: &'a Container, image: &'a ImageConfig) -> ContainerSetup<'a> {
+pub(crate) fn setup<'a>(
+    pod: &'a Pod,
+    c: &'a Container,
+    image: &'a ImageConfig,
+) -> ContainerSetup<'a> {
     ContainerSetup {
         pod,
         container: c,
@@ -54,10 +58,11 @@ fn setup<'a>(pod: &'a Pod, c: &'a Container, image: &'a ImageConfig) -> Containe
         hostname_file: None,
         oom_score_adj: None,
         limit_swap: false,
+        allow_privileged: false,
     }
 }
 
-fn json_of(s: &ContainerSetup<'_>) -> Value {
+pub(crate) fn json_of(s: &ContainerSetup<'_>) -> Value {
     runtime_spec_json(s).expect("spec")
 }
 
@@ -70,7 +75,7 @@ fn destinations(spec: &Value) -> Vec<String> {
         .collect()
 }
 
-fn mount_at<'v>(spec: &'v Value, dest: &str) -> &'v Value {
+pub(crate) fn mount_at<'v>(spec: &'v Value, dest: &str) -> &'v Value {
     spec["mounts"]
         .as_array()
         .expect("mounts")

@@ -41,6 +41,10 @@ pub mod reasons {
     pub const POD_COMPLETED: &str = "PodCompleted";
     /// Condition reason: the pod failed.
     pub const POD_FAILED: &str = "PodFailed";
+    /// Condition reason: some init container has not done its part.
+    pub const CONTAINERS_NOT_INITIALIZED: &str = "ContainersNotInitialized";
+    /// Waiting: an app container while the init containers run.
+    pub const POD_INITIALIZING: &str = "PodInitializing";
 }
 
 /// The terminated reason for an exit: `OOMKilled`, `Completed` (0) or `Error`.
@@ -140,8 +144,13 @@ pub struct PodObservation<'a> {
     pub host_ip: Option<String>,
     /// The pod's IP, once its network is up.
     pub pod_ip: Option<String>,
+    /// Its init containers, sidecars included.
+    pub init_containers: Vec<ContainerObservation>,
     /// Its containers (a spec container missing here is `ContainerCreating`).
     pub containers: Vec<ContainerObservation>,
+    /// Whether every init container has done its part once (regular ones
+    /// completed, sidecars started): the `Initialized` condition.
+    pub initialized: bool,
 }
 
 fn time(secs: i64) -> Time {
@@ -216,32 +225,85 @@ fn container_status(
     }
 }
 
-/// The kubelet's `getPhase` (no init containers): Pending while a container
-/// waits to start for the first time; Running when all have started and one
-/// runs (or, with `Always` or a failure under `OnFailure`, all stopped but
-/// will restart); Succeeded when all exited 0 and none restarts; Failed when
-/// all stopped, one failed, and the policy restarts none.
-pub fn pod_phase(pod: &Pod, statuses: &[ContainerStatus]) -> PodPhase {
+/// The kubelet's `getPhase`: Pending while a regular init container has
+/// not completed, or a sidecar has not started before any app container
+/// ran, or an app container waits to start for the first time; Failed when
+/// an init container failed and the policy is `Never`; Running when all
+/// have started and one runs (sidecars count while they run) or, with
+/// `Always` or a failure under `OnFailure`, all stopped but will restart;
+/// Succeeded when all app containers exited 0 and none restarts; Failed
+/// when all stopped, one failed, and the policy restarts none.
+pub fn pod_phase(
+    pod: &Pod,
+    init_statuses: &[ContainerStatus],
+    statuses: &[ContainerStatus],
+) -> PodPhase {
+    let find = |list: &[ContainerStatus], name: &str| list.iter().find(|s| s.name == name).cloned();
+    let last_terminated = |s: &ContainerStatus| {
+        s.last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .map(|t| t.exit_code)
+    };
+    let (mut pending_init, mut pending_sidecars, mut failed_init) = (0, 0, 0);
     let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for c in &pod.spec.init_containers {
+        let Some(s) = find(init_statuses, &c.name) else {
+            if c.is_sidecar() {
+                pending_sidecars += 1;
+                unknown += 1;
+            } else {
+                pending_init += 1;
+            }
+            continue;
+        };
+        let state = s.state.clone().unwrap_or_default();
+        if c.is_sidecar() {
+            if state.running.is_some() {
+                if s.started != Some(true) {
+                    pending_sidecars += 1;
+                }
+                running += 1;
+            } else if state.waiting.is_some() && last_terminated(&s).is_none() {
+                pending_sidecars += 1;
+                waiting += 1;
+            }
+            continue;
+        }
+        if state.running.is_some() {
+            pending_init += 1;
+        } else if let Some(t) = &state.terminated {
+            if t.exit_code != 0 {
+                failed_init += 1;
+            }
+        } else if let Some(code) = last_terminated(&s) {
+            if code != 0 {
+                failed_init += 1;
+            }
+        } else {
+            pending_init += 1;
+        }
+    }
+    let mut app_ran = false;
     for c in &pod.spec.containers {
-        let Some(s) = statuses.iter().find(|s| s.name == c.name) else {
+        let Some(s) = find(statuses, &c.name) else {
             unknown += 1;
             continue;
         };
         let state = s.state.clone().unwrap_or_default();
         if state.running.is_some() {
             running += 1;
+            app_ran = true;
         } else if let Some(t) = &state.terminated {
             stopped += 1;
+            app_ran = true;
             if t.exit_code == 0 {
                 succeeded += 1;
             }
         } else if state.waiting.is_some() {
-            if s.last_state
-                .as_ref()
-                .is_some_and(|l| l.terminated.is_some())
-            {
+            if last_terminated(&s).is_some() {
                 stopped += 1;
+                app_ran = true;
             } else {
                 waiting += 1;
             }
@@ -250,11 +312,14 @@ pub fn pod_phase(pod: &Pod, statuses: &[ContainerStatus]) -> PodPhase {
         }
     }
     let policy = restart_policy(pod);
-    if waiting > 0 {
+    if failed_init > 0 && policy == RestartPolicy::Never {
+        return PodPhase::Failed;
+    }
+    if pending_init > 0 || (pending_sidecars > 0 && !app_ran) || waiting > 0 {
         PodPhase::Pending
     } else if running > 0 && unknown == 0 {
         PodPhase::Running
-    } else if running == 0 && stopped > 0 && unknown == 0 {
+    } else if stopped > 0 && unknown == 0 {
         if policy == RestartPolicy::Always {
             PodPhase::Running
         } else if stopped == succeeded {
@@ -278,6 +343,7 @@ fn is_terminal(p: PodPhase) -> bool {
 fn readiness_condition(
     type_: &str,
     pod: &Pod,
+    init_statuses: &[ContainerStatus],
     statuses: &[ContainerStatus],
     phase: PodPhase,
 ) -> Condition {
@@ -299,8 +365,14 @@ fn readiness_condition(
     }
     let mut unknown = Vec::new();
     let mut unready = Vec::new();
-    for spec in &pod.spec.containers {
-        match statuses.iter().find(|s| s.name == spec.name) {
+    let sidecars = pod.spec.init_containers.iter().filter(|c| c.is_sidecar());
+    for spec in sidecars.chain(&pod.spec.containers) {
+        let list = if spec.is_sidecar() {
+            init_statuses
+        } else {
+            statuses
+        };
+        match list.iter().find(|s| s.name == spec.name) {
             Some(s) if !s.ready => unready.push(spec.name.as_str()),
             Some(_) => {}
             None => unknown.push(spec.name.as_str()),
@@ -325,6 +397,48 @@ fn readiness_condition(
         c.reason = Some(reasons::CONTAINERS_NOT_READY.into());
         c.message = Some(parts.join(", "));
     }
+    c
+}
+
+/// `Initialized`: true once every init container did its part, else the
+/// kubelet's `ContainersNotInitialized` with the ones still to go.
+fn initialized_condition(pod: &Pod, init_statuses: &[ContainerStatus], done: bool) -> Condition {
+    let mut c = Condition {
+        type_: "Initialized".to_owned(),
+        status: ConditionStatus::True,
+        ..Condition::default()
+    };
+    if done {
+        return c;
+    }
+    let incomplete: Vec<&str> = pod
+        .spec
+        .init_containers
+        .iter()
+        .filter(|spec| {
+            let s = init_statuses.iter().find(|s| s.name == spec.name);
+            let state = s.and_then(|s| s.state.as_ref());
+            let done = if spec.is_sidecar() {
+                state.is_some_and(|st| st.running.is_some())
+                    && s.is_some_and(|s| s.started == Some(true))
+            } else {
+                state
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code == 0)
+            };
+            !done
+        })
+        .map(|spec| spec.name.as_str())
+        .collect();
+    if incomplete.is_empty() {
+        return c;
+    }
+    c.status = ConditionStatus::False;
+    c.reason = Some(reasons::CONTAINERS_NOT_INITIALIZED.into());
+    c.message = Some(format!(
+        "containers with incomplete status: [{}]",
+        incomplete.join(" ")
+    ));
     c
 }
 
@@ -353,15 +467,34 @@ pub fn pod_status(input: &PodObservation<'_>, now: i64) -> PodStatus {
             container_status(&c.image, &c.name, obs)
         })
         .collect();
-    let mut phase = pod_phase(pod, &statuses);
+    let init_statuses: Vec<ContainerStatus> = pod
+        .spec
+        .init_containers
+        .iter()
+        .map(|c| {
+            let obs = input.init_containers.iter().find(|o| o.name == c.name);
+            let mut s = container_status(&c.image, &c.name, obs);
+            let completed = s
+                .state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .is_some_and(|t| t.exit_code == 0);
+            if !c.is_sidecar() {
+                s.ready = completed;
+            }
+            s
+        })
+        .collect();
+    let mut phase = pod_phase(pod, &init_statuses, &statuses);
     if let Some(old) = prev.phase
         && (is_terminal(old) || pod.metadata.deletion_timestamp.is_some())
     {
         phase = old;
     }
     let mut statuses = statuses;
+    let mut init_statuses = init_statuses;
     if is_terminal(phase) {
-        for s in &mut statuses {
+        for s in statuses.iter_mut().chain(&mut init_statuses) {
             s.ready = false;
         }
     }
@@ -371,9 +504,9 @@ pub fn pod_status(input: &PodObservation<'_>, now: i64) -> PodStatus {
         ..Condition::default()
     };
     let conditions = [
-        bare("Initialized"),
-        readiness_condition("Ready", pod, &statuses, phase),
-        readiness_condition("ContainersReady", pod, &statuses, phase),
+        initialized_condition(pod, &init_statuses, input.initialized),
+        readiness_condition("Ready", pod, &init_statuses, &statuses, phase),
+        readiness_condition("ContainersReady", pod, &init_statuses, &statuses, phase),
         bare("PodScheduled"),
     ]
     .into_iter()
@@ -386,6 +519,7 @@ pub fn pod_status(input: &PodObservation<'_>, now: i64) -> PodStatus {
         message: None,
         pod_ip: input.pod_ip.clone().or(prev.pod_ip),
         host_ip: input.host_ip.clone().or(prev.host_ip),
+        init_container_statuses: init_statuses,
         container_statuses: statuses,
         start_time: prev.start_time.or(Some(now_t)),
     }

@@ -77,7 +77,9 @@ fn status_of(p: &Pod, containers: Vec<ContainerObservation>) -> PodStatus {
             pod: p,
             host_ip: Some("192.168.50.2".into()),
             pod_ip: Some("10.244.1.5".into()),
+            init_containers: Vec::new(),
             containers,
+            initialized: true,
         },
         NOW,
     )
@@ -300,7 +302,9 @@ fn previous_status_keeps_times_ips_and_terminal_phase() {
             pod: &p,
             host_ip: None,
             pod_ip: None,
+            init_containers: Vec::new(),
             containers: vec![running("a", true)],
+            initialized: true,
         },
         NOW + 100,
     );
@@ -351,4 +355,109 @@ fn raw_and_prefixed_container_ids() {
         s.container_statuses[0].container_id.as_deref(),
         Some("containerd://x")
     );
+}
+
+/// A pod with init containers `inits` (a `+` suffix makes a sidecar) before `app`.
+fn pod_with_inits(inits: &[&str], policy: Option<RestartPolicy>) -> Pod {
+    let mut p = pod(&["app"], policy);
+    p.spec.init_containers = inits
+        .iter()
+        .map(|n| Container {
+            name: n.trim_end_matches('+').into(),
+            image: "busybox:1.36".into(),
+            restart_policy: n.ends_with('+').then(|| "Always".to_owned()),
+            ..Container::default()
+        })
+        .collect();
+    p
+}
+
+fn with_inits(
+    p: &Pod,
+    inits: Vec<ContainerObservation>,
+    app: ContainerObservation,
+    initialized: bool,
+) -> PodStatus {
+    pod_status(
+        &PodObservation {
+            pod: p,
+            host_ip: None,
+            pod_ip: None,
+            init_containers: inits,
+            containers: vec![app],
+            initialized,
+        },
+        NOW,
+    )
+}
+
+#[test]
+fn initializing_pods_are_pending_with_the_init_containers_named() {
+    let p = pod_with_inits(&["one", "two"], None);
+    let s = with_inits(
+        &p,
+        vec![exited("one", 0), running("two", false)],
+        waiting_obs("app", reasons::POD_INITIALIZING, None),
+        false,
+    );
+    assert_eq!(s.phase, Some(PodPhase::Pending));
+    let init = cond(&s, "Initialized");
+    assert_eq!(init.status, ConditionStatus::False);
+    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+    assert_eq!(
+        init.message.as_deref(),
+        Some("containers with incomplete status: [two]")
+    );
+    assert_eq!(s.init_container_statuses.len(), 2);
+    assert!(
+        s.init_container_statuses[0].ready,
+        "a completed init container is ready"
+    );
+    assert!(!s.init_container_statuses[1].ready);
+    let app = &s.container_statuses[0];
+    let reason = app
+        .state
+        .as_ref()
+        .and_then(|st| st.waiting.as_ref())
+        .and_then(|w| w.reason.as_deref());
+    assert_eq!(reason, Some("PodInitializing"));
+}
+
+#[test]
+fn a_failed_init_container_fails_the_pod_only_under_never() {
+    let never = pod_with_inits(&["one"], Some(RestartPolicy::Never));
+    let app = waiting_obs("app", reasons::POD_INITIALIZING, None);
+    let s = with_inits(&never, vec![exited("one", 1)], app.clone(), false);
+    assert_eq!(s.phase, Some(PodPhase::Failed));
+    let always = pod_with_inits(&["one"], None);
+    let backing_off = waiting_obs("one", reasons::CRASH_LOOP_BACK_OFF, Some(1));
+    let s = with_inits(&always, vec![backing_off], app, false);
+    assert_eq!(s.phase, Some(PodPhase::Pending));
+}
+
+#[test]
+fn sidecars_count_for_readiness_and_not_for_completion() {
+    let p = pod_with_inits(&["setup", "proxy+"], Some(RestartPolicy::Never));
+    let s = with_inits(
+        &p,
+        vec![exited("setup", 0), running("proxy", false)],
+        running("app", true),
+        true,
+    );
+    assert_eq!(s.phase, Some(PodPhase::Running));
+    assert_eq!(cond(&s, "Initialized").status, ConditionStatus::True);
+    let ready = cond(&s, "Ready");
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(
+        ready.message.as_deref(),
+        Some("containers with unready status: [proxy]")
+    );
+    // The app exited 0 and the sidecar was stopped after it: Succeeded.
+    let s = with_inits(
+        &p,
+        vec![exited("setup", 0), exited("proxy", 137)],
+        exited("app", 0),
+        true,
+    );
+    assert_eq!(s.phase, Some(PodPhase::Succeeded));
 }

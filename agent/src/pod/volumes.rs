@@ -1,9 +1,12 @@
-//! A pod's ConfigMap, Secret and emptyDir volumes: planned as files (pure),
-//! written under the pod's directory the kubelet way (atomic swap of
-//! `..data`; Secrets and `medium: Memory` emptyDirs on tmpfs), and removed
-//! with the pod.
+//! A pod's ConfigMap, Secret, emptyDir, downwardAPI, projected and
+//! hostPath volumes: planned as files (pure, with [`crate::pod::volume_files`]
+//! for the downward API and projections), written under the pod's
+//! directory the kubelet way (atomic swap of `..data`; Secrets, downward
+//! API and projected volumes and `medium: Memory` emptyDirs on tmpfs), and
+//! removed with the pod; hostPath volumes are checked against their
+//! `type` (and made for the `…OrCreate` ones), never removed.
 //!
-//! Layout: `<pod dir>/volumes/{configmap,secret,empty-dir}/<volume name>`.
+//! Layout: `<pod dir>/volumes/{configmap,secret,empty-dir,downward-api,projected}/<volume name>`.
 //! File modes: `items[].mode`, else `defaultMode`, else 0644 for ConfigMaps
 //! and **0400 for Secrets** (Kubernetes defaults Secrets to 0644; jotasu
 //! keeps them owner-only unless the pod asks otherwise).
@@ -17,8 +20,12 @@ use jotasu_api::Pod;
 use jotasu_api::kinds::pod::{KeyToPath, Volume};
 
 use crate::pod::atomic_writer::{FileContent, check_relative_path, write_atomic};
+use crate::pod::downward::NodeFacts;
 use crate::pod::env::{ConfigError, ConfigSource, secret_bytes};
 use crate::pod::pod_namespace;
+use crate::pod::volume_files::{
+    check_host_path, downward_files, pod_memory_limit, projected_files,
+};
 use crate::pod::volume_ops::VolumeOps;
 
 /// File mode of ConfigMap files when the pod gives none.
@@ -44,6 +51,50 @@ pub enum VolumeKind {
         /// `sizeLimit` in bytes (the tmpfs size when `memory`).
         size_limit: Option<u64>,
     },
+    /// Pod fields and container resources as files (on tmpfs).
+    DownwardApi,
+    /// ConfigMap, Secret and downward API files together (on tmpfs).
+    Projected,
+    /// A path of the node, checked against its `type`.
+    HostPath(HostPathType),
+}
+
+/// What a hostPath volume's path must be (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPathType {
+    /// `""`: no check.
+    Unset,
+    /// A directory, made (0755) when missing.
+    DirectoryOrCreate,
+    /// An existing directory.
+    Directory,
+    /// A file, made empty (0644) when missing.
+    FileOrCreate,
+    /// An existing file.
+    File,
+    /// An existing UNIX socket.
+    Socket,
+    /// An existing character device.
+    CharDevice,
+    /// An existing block device.
+    BlockDevice,
+}
+
+impl HostPathType {
+    /// From the volume's `type` (unknown values are refused by validation
+    /// and checked as `Unset` here).
+    pub fn parse(s: Option<&str>) -> Self {
+        match s.unwrap_or("") {
+            "DirectoryOrCreate" => Self::DirectoryOrCreate,
+            "Directory" => Self::Directory,
+            "FileOrCreate" => Self::FileOrCreate,
+            "File" => Self::File,
+            "Socket" => Self::Socket,
+            "CharDevice" => Self::CharDevice,
+            "BlockDevice" => Self::BlockDevice,
+            _ => Self::Unset,
+        }
+    }
 }
 
 impl VolumeKind {
@@ -53,13 +104,24 @@ impl VolumeKind {
             Self::ConfigMap => "configmap",
             Self::Secret => "secret",
             Self::EmptyDir { .. } => "empty-dir",
+            Self::DownwardApi => "downward-api",
+            Self::Projected => "projected",
+            Self::HostPath(_) => "host-path",
         }
     }
 
-    /// ConfigMap and Secret volumes are always mounted read-only (as since
-    /// Kubernetes 1.10).
+    /// ConfigMap, Secret, downwardAPI and projected volumes are always
+    /// mounted read-only (as since Kubernetes 1.10).
     pub fn always_read_only(self) -> bool {
-        matches!(self, Self::ConfigMap | Self::Secret)
+        matches!(
+            self,
+            Self::ConfigMap | Self::Secret | Self::DownwardApi | Self::Projected
+        )
+    }
+
+    /// Whether its files live on tmpfs (not on the node's disk).
+    fn on_tmpfs(self) -> bool {
+        matches!(self, Self::Secret | Self::DownwardApi | Self::Projected)
     }
 }
 
@@ -72,6 +134,11 @@ pub struct VolumeContent {
     pub kind: VolumeKind,
     /// Its files (empty for emptyDirs).
     pub files: Vec<FileContent>,
+    /// The pod's `fsGroup`: the volume's group, setgid directories,
+    /// group-readable (and, for emptyDirs, group-writable) files.
+    pub fs_group: Option<u32>,
+    /// A hostPath volume's path on the node.
+    pub host_path: Option<PathBuf>,
 }
 
 /// A volume that could not be set up; the message is the kubelet's event
@@ -113,7 +180,7 @@ pub struct VolumeWriteError {
 #[error("removing pod volumes: {}", .0.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect::<Vec<_>>().join("; "))]
 pub struct VolumeRemoveErrors(pub Vec<(PathBuf, io::Error)>);
 
-fn mode_bits(mode: Option<i32>, default: u32) -> u32 {
+pub(crate) fn mode_bits(mode: Option<i32>, default: u32) -> u32 {
     mode.and_then(|m| u32::try_from(m).ok())
         .map_or(default, |m| m & 0o777)
 }
@@ -125,12 +192,13 @@ fn mode_bits(mode: Option<i32>, default: u32) -> u32 {
 pub fn plan_volumes(
     pod: &Pod,
     lookup: &impl ConfigSource,
+    node: &NodeFacts,
 ) -> Result<Vec<VolumeContent>, VolumeSetupError> {
     pod.spec
         .volumes
         .iter()
         .map(|v| {
-            plan_volume(pod, v, lookup).map_err(|error| VolumeSetupError {
+            plan_volume(pod, v, lookup, node).map_err(|error| VolumeSetupError {
                 volume: v.name.clone(),
                 error,
             })
@@ -142,6 +210,7 @@ fn plan_volume(
     pod: &Pod,
     v: &Volume,
     lookup: &impl ConfigSource,
+    node: &NodeFacts,
 ) -> Result<VolumeContent, ConfigError> {
     let ns = pod_namespace(pod);
     if v.name.is_empty() || v.name.contains('/') || v.name.starts_with('.') {
@@ -202,19 +271,59 @@ fn plan_volume(
             .map(jotasu_api::Quantity::units)
             .and_then(|b| u64::try_from(b).ok())
             .filter(|b| *b > 0);
+        // The kubelet's calculateEmptyDirMemorySize: the pod's memory limit
+        // (else the node's allocatable), or sizeLimit when smaller.
+        let size_limit = if memory {
+            let pod_limit =
+                pod_memory_limit(pod).or((node.memory_bytes > 0).then_some(node.memory_bytes));
+            match (size_limit, pod_limit) {
+                (Some(s), Some(p)) => Some(s.min(p)),
+                (s, p) => s.or(p),
+            }
+        } else {
+            size_limit
+        };
         (VolumeKind::EmptyDir { memory, size_limit }, Vec::new())
+    } else if let Some(src) = &v.downward_api {
+        let default = mode_bits(src.default_mode, CONFIG_MAP_DEFAULT_MODE);
+        let mut files = Vec::new();
+        downward_files(pod, v, &src.items, default, node, &mut files)?;
+        (VolumeKind::DownwardApi, files)
+    } else if let Some(src) = &v.projected {
+        let default = mode_bits(src.default_mode, CONFIG_MAP_DEFAULT_MODE);
+        (
+            VolumeKind::Projected,
+            projected_files(pod, v, src, default, lookup, node)?,
+        )
+    } else if let Some(src) = &v.host_path {
+        let content = VolumeContent {
+            name: v.name.clone(),
+            kind: VolumeKind::HostPath(HostPathType::parse(src.type_.as_deref())),
+            files: Vec::new(),
+            fs_group: None,
+            host_path: Some(PathBuf::from(&src.path)),
+        };
+        return Ok(content);
     } else {
         return Err(ConfigError::NoVolumeSource);
     };
+    let fs_group = pod
+        .spec
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     Ok(VolumeContent {
         name: v.name.clone(),
         kind,
         files,
+        fs_group,
+        host_path: None,
     })
 }
 
 /// The kubelet's `MakePayload`: every key at its own name, or the `items`.
-fn project<'k>(
+pub(crate) fn project<'k>(
     v: &Volume,
     items: &[KeyToPath],
     keys: impl Iterator<Item = &'k String>,
@@ -275,6 +384,18 @@ pub fn write_volumes(
     contents
         .iter()
         .map(|v| {
+            if let (VolumeKind::HostPath(check), Some(path)) = (v.kind, &v.host_path) {
+                check_host_path(path, check).map_err(|source| VolumeWriteError {
+                    volume: v.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                return Ok(MaterializedVolume {
+                    name: v.name.clone(),
+                    host_path: path.clone(),
+                    read_only: false,
+                });
+            }
             let dir = volume_dir(pod_dir, v.kind, &v.name);
             write_volume(&dir, v, ops).map_err(|source| VolumeWriteError {
                 volume: v.name.clone(),
@@ -296,7 +417,7 @@ fn write_volume(dir: &Path, v: &VolumeContent, ops: &impl VolumeOps) -> io::Resu
         VolumeKind::ConfigMap => {
             write_atomic(dir, &v.files)?;
         }
-        VolumeKind::Secret => {
+        kind if kind.on_tmpfs() => {
             if !ops.is_mount_point(dir)? {
                 ops.mount_tmpfs(dir, None)?;
             }
@@ -308,6 +429,35 @@ fn write_volume(dir: &Path, v: &VolumeContent, ops: &impl VolumeOps) -> io::Resu
             }
             fs::set_permissions(dir, fs::Permissions::from_mode(EMPTY_DIR_MODE))?;
         }
+        // Secret, downwardAPI, projected above; hostPath never comes here.
+        _ => {}
+    }
+    if let Some(gid) = v.fs_group {
+        set_volume_ownership(dir, gid, v.kind.always_read_only())?;
+    }
+    Ok(())
+}
+
+/// The kubelet's `SetVolumeOwnership`: every file and directory under
+/// `dir` gets group `gid` and the group bits (read, and write unless
+/// `read_only`); directories also setgid and group search, so files made
+/// later inherit the group. Symlinks (the atomic writer's) keep their mode.
+pub fn set_volume_ownership(dir: &Path, gid: u32, read_only: bool) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    std::os::unix::fs::lchown(dir, None, Some(gid))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut mask = if read_only { 0o440 } else { 0o660 };
+    if meta.is_dir() {
+        mask |= 0o2000 | 0o110;
+        for entry in fs::read_dir(dir)? {
+            set_volume_ownership(&entry?.path(), gid, read_only)?;
+        }
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode | mask != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | mask))?;
     }
     Ok(())
 }

@@ -76,7 +76,8 @@ fn run() {
         .expect("tempdir");
     let ops = HostVolumeOps;
     let objs = Objects::default().with_secret("default", "creds", &[("password", b"s3cret")]);
-    let plan = plan_volumes(&pod(), &objs).expect("plans");
+    let plan =
+        plan_volumes(&pod(), &objs, &crate::pod::downward::NodeFacts::default()).expect("plans");
     let vols = write_volumes(tmp.path(), &plan, &ops).expect("writes");
 
     let secret = &vols[0].host_path;
@@ -131,4 +132,44 @@ fn secret_and_memory_volumes_on_real_tmpfs() {
     std::thread::spawn(run)
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+#[test]
+fn fs_group_owns_the_volumes() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !require_root("pod::volumes_root_test::fs_group_owns_the_volumes") {
+        return;
+    }
+    let mut p = Pod::default();
+    p.metadata.name = Some("web".into());
+    p.metadata.namespace = Some("default".into());
+    p.spec.security_context = Some(jotasu_api::kinds::pod::PodSecurityContext {
+        fs_group: Some(2345),
+        ..Default::default()
+    });
+    p.spec.volumes = vec![
+        Volume {
+            name: "cfg".into(),
+            config_map: Some(jotasu_api::kinds::pod::ConfigMapVolumeSource {
+                name: "cfg".into(),
+                ..Default::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let objs = Objects::default().with_config_map("default", "cfg", &[("color", "blue")]);
+    let plan = plan_volumes(&p, &objs, &crate::pod::downward::NodeFacts::default()).expect("plans");
+    let vols = write_volumes(tmp.path(), &plan, &HostVolumeOps).expect("writes");
+    let cfg = fs::metadata(vols[0].host_path.join("color")).expect("the file");
+    assert_eq!(cfg.gid(), 2345);
+    assert_eq!(cfg.permissions().mode() & 0o777, 0o644);
+    let scratch = fs::metadata(&vols[1].host_path).expect("the directory");
+    assert_eq!(scratch.gid(), 2345);
+    assert_eq!(scratch.permissions().mode() & 0o7777, 0o2777);
 }

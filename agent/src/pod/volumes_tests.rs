@@ -92,6 +92,7 @@ fn config_map_projects_every_key_with_default_mode() {
     let plan = plan_volumes(
         &pod(vec![cm_vol("c", "cfg", vec![], None, None)]),
         &objects(),
+        &crate::pod::downward::NodeFacts::default(),
     )
     .expect("plans");
     assert_eq!(plan[0].kind, VolumeKind::ConfigMap);
@@ -117,7 +118,12 @@ fn items_pick_keys_paths_and_modes() {
         Some(0o640),
         None,
     );
-    let plan = plan_volumes(&pod(vec![v]), &objects()).expect("plans");
+    let plan = plan_volumes(
+        &pod(vec![v]),
+        &objects(),
+        &crate::pod::downward::NodeFacts::default(),
+    )
+    .expect("plans");
     assert_eq!(
         files(&plan[0]),
         vec![
@@ -136,6 +142,7 @@ fn secrets_default_to_0400_unless_told() {
             secret_vol("u", "creds", vec![item("pass", "p", Some(0o644))], None),
         ]),
         &objects(),
+        &crate::pod::downward::NodeFacts::default(),
     )
     .expect("plans");
     assert_eq!(plan[0].kind, VolumeKind::Secret);
@@ -159,9 +166,13 @@ fn secrets_default_to_0400_unless_told() {
 #[test]
 fn missing_objects_and_keys() {
     let err = |v: Volume| {
-        plan_volumes(&pod(vec![v]), &objects())
-            .expect_err("fails")
-            .to_string()
+        plan_volumes(
+            &pod(vec![v]),
+            &objects(),
+            &crate::pod::downward::NodeFacts::default(),
+        )
+        .expect_err("fails")
+        .to_string()
     };
     assert_eq!(
         err(cm_vol("c", "nope", vec![], None, None)),
@@ -212,6 +223,7 @@ fn optional_volumes_tolerate_absence() {
             ),
         ]),
         &objects(),
+        &crate::pod::downward::NodeFacts::default(),
     )
     .expect("plans");
     assert!(plan[0].files.is_empty());
@@ -226,6 +238,7 @@ fn empty_dirs_carry_medium_and_size() {
             empty_dir("mem", Some("Memory"), Some("64Mi")),
         ]),
         &objects(),
+        &crate::pod::downward::NodeFacts::default(),
     )
     .expect("plans");
     assert_eq!(
@@ -253,6 +266,7 @@ fn write_all(dir: &Path, ops: &FakeVolumeOps) -> Vec<MaterializedVolume> {
             empty_dir("disk", None, None),
         ]),
         &objects(),
+        &crate::pod::downward::NodeFacts::default(),
     )
     .expect("plans");
     write_volumes(dir, &plan, ops).expect("writes")
@@ -358,12 +372,22 @@ fn updates_swap_contents() {
     let ops = FakeVolumeOps::new();
     let mut objs = objects();
     let p = pod(vec![cm_vol("c", "cfg", vec![], None, None)]);
-    write_volumes(tmp.path(), &plan_volumes(&p, &objs).expect("plans"), &ops).expect("writes");
+    write_volumes(
+        tmp.path(),
+        &plan_volumes(&p, &objs, &crate::pod::downward::NodeFacts::default()).expect("plans"),
+        &ops,
+    )
+    .expect("writes");
     if let Some(cm) = objs.config_maps.get_mut(&("shop".into(), "cfg".into())) {
         cm.data.insert("a.conf".into(), "A2".into());
         cm.data.remove("b.conf");
     }
-    write_volumes(tmp.path(), &plan_volumes(&p, &objs).expect("plans"), &ops).expect("writes");
+    write_volumes(
+        tmp.path(),
+        &plan_volumes(&p, &objs, &crate::pod::downward::NodeFacts::default()).expect("plans"),
+        &ops,
+    )
+    .expect("writes");
     let dir = tmp.path().join("volumes/configmap/c");
     assert_eq!(fs::read(dir.join("a.conf")).expect("file"), b"A2");
     assert!(!dir.join("b.conf").exists());

@@ -3,32 +3,34 @@
 //! volumes, spec, containerd), follow their exits, stop them gracefully,
 //! and report the status the pod logic computes.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use jotasu_api::kinds::pod::RestartPolicy;
 use jotasu_api::kinds::pod_status::PodStatus;
 use jotasu_api::meta::{Time, unix_now};
 use jotasu_api::{Container, Pod};
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::registry::{ContainerRecord, PodRecord, Registry};
 use super::sandbox::{self, PodId, Sandbox};
-use super::{NodeContext, ViewConfig, labels, report};
-use crate::containerd::{Exit, LogFile, NewContainer, TaskState};
+use super::{NodeContext, ViewConfig, report};
+use crate::containerd::{Exit, TaskState};
 use crate::pod::backoff::{Backoff, RestartDecision, crash_loop_message};
 use crate::pod::probe::ContainerProbes;
-use crate::pod::status::{ContainerObservation, ObservedState, PodObservation, TerminatedState};
+use crate::pod::status::{
+    ContainerObservation, ObservedState, PodObservation, TerminatedState, reasons,
+};
 use crate::pod::volume_ops::HostVolumeOps;
 use crate::pod::volumes::MaterializedVolume;
 
 /// A container's exit, as its waiter saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Exited {
-    /// The container's index in the pod spec.
+    /// The container's index in [`PodRun`]'s list (init containers first).
     pub index: usize,
     /// Which instance exited.
     pub generation: u64,
@@ -36,12 +38,27 @@ pub struct Exited {
     pub exit: Exit,
 }
 
+/// What a container is to its pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// An init container run to completion.
+    Init,
+    /// An init container with `restartPolicy: Always`.
+    Sidecar,
+    /// An app container.
+    App,
+}
+
 /// One container of the pod.
 #[derive(Debug)]
 pub(super) struct Ctr {
     pub name: String,
-    /// containerd's id: `<pod uid>-<index>`.
+    /// containerd's id: `<pod uid>-<index>` (app containers),
+    /// `<pod uid>-init-<index>` (init containers).
     pub id: String,
+    pub role: Role,
+    /// Its index in `spec.initContainers` or `spec.containers`.
+    pub spec_index: usize,
     pub state: ObservedState,
     pub restart_count: i32,
     pub last_terminated: Option<TerminatedState>,
@@ -53,6 +70,9 @@ pub(super) struct Ctr {
     pub logs: Vec<PathBuf>,
     /// Whether the container ever started in this pod (restart counting).
     pub ever_started: bool,
+    /// Why its postStart hook failed (the agent killed it): the message
+    /// of its terminated state.
+    pub hook_error: Option<String>,
 }
 
 /// The pod as its worker runs it.
@@ -61,12 +81,21 @@ pub struct PodRun {
     pub(super) ctx: Arc<NodeContext>,
     registry: Arc<Registry>,
     pub(super) id: PodId,
-    pod: Pod,
+    pub(super) pod: Pod,
     exits: mpsc::UnboundedSender<Exited>,
     pub(super) sandbox: Option<Sandbox>,
     sandbox_error: Option<String>,
+    /// Init containers (spec order), then app containers (spec order).
     pub(super) ctrs: Vec<Ctr>,
     last_status: Option<PodStatus>,
+    /// Whether every init container did its part once (the app containers
+    /// may run; regular init containers never run again).
+    pub(super) initialized: bool,
+    /// The sidecar being stopped after the app containers finished, and
+    /// when it gets SIGKILL.
+    pub(super) sidecars_stopping: Option<(usize, Instant)>,
+    /// A regular init container failed under `restartPolicy: Never` (logged once).
+    pub(super) init_failed: bool,
 }
 
 impl PodRun {
@@ -78,16 +107,35 @@ impl PodRun {
         pod: Pod,
         exits: mpsc::UnboundedSender<Exited>,
     ) -> Self {
-        let ctrs = pod
+        let has_init = !pod.spec.init_containers.is_empty();
+        let inits = pod.spec.init_containers.iter().enumerate().map(|(i, c)| {
+            let role = if c.is_sidecar() {
+                Role::Sidecar
+            } else {
+                Role::Init
+            };
+            (role, i, c, format!("{}-init-{i}", id.uid))
+        });
+        let apps = pod
             .spec
             .containers
             .iter()
             .enumerate()
-            .map(|(i, c)| Ctr {
+            .map(|(i, c)| (Role::App, i, c, format!("{}-{i}", id.uid)));
+        let ctrs = inits
+            .chain(apps)
+            .map(|(role, spec_index, c, cid)| Ctr {
                 name: c.name.clone(),
-                id: format!("{}-{i}", id.uid),
+                id: cid,
+                role,
+                spec_index,
                 state: ObservedState::Waiting {
-                    reason: "ContainerCreating".into(),
+                    reason: if has_init {
+                        reasons::POD_INITIALIZING
+                    } else {
+                        reasons::CONTAINER_CREATING
+                    }
+                    .into(),
                     message: None,
                 },
                 restart_count: 0,
@@ -98,6 +146,7 @@ impl PodRun {
                 probes: ContainerProbes::new(c),
                 logs: Vec::new(),
                 ever_started: false,
+                hook_error: None,
             })
             .collect();
         Self {
@@ -110,6 +159,9 @@ impl PodRun {
             sandbox_error: None,
             ctrs,
             last_status: None,
+            initialized: !has_init,
+            sidecars_stopping: None,
+            init_failed: false,
         }
     }
 
@@ -123,11 +175,16 @@ impl PodRun {
         self.pod = pod;
     }
 
-    fn spec_of(&self, index: usize) -> Option<&Container> {
-        self.pod.spec.containers.get(index)
+    /// The spec of container `index` (of [`Self::ctrs`]).
+    pub(super) fn spec_of(&self, index: usize) -> Option<&Container> {
+        let c = self.ctrs.get(index)?;
+        match c.role {
+            Role::App => self.pod.spec.containers.get(c.spec_index),
+            Role::Init | Role::Sidecar => self.pod.spec.init_containers.get(c.spec_index),
+        }
     }
 
-    fn logs_dir(&self, name: &str) -> PathBuf {
+    pub(super) fn logs_dir(&self, name: &str) -> PathBuf {
         self.ctx
             .config
             .pod_dir(&self.id.uid)
@@ -138,17 +195,47 @@ impl PodRun {
     /// Takes over containers a previous agent left: running ones are
     /// followed, their restart counts read back from the pod's status.
     pub async fn adopt(&mut self) {
-        let previous = self
+        let previous: Vec<_> = self
             .pod
             .status
             .as_ref()
-            .map(|s| s.container_statuses.clone())
+            .map(|s| {
+                s.init_container_statuses
+                    .iter()
+                    .chain(&s.container_statuses)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
+        // Initialized before: the init containers do not run again.
+        let was_initialized = self.pod.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Initialized" && c.status == jotasu_api::ConditionStatus::True)
+        });
+        if was_initialized {
+            self.initialized = true;
+        }
         for i in 0..self.ctrs.len() {
             let id = self.ctrs[i].id.clone();
             let Ok(Some(state)) = self.ctx.containerd.state(&id).await else {
+                // No task: one that ended before (its task released) stays
+                // ended — a completed init container does not run again,
+                // nor an app container under Never.
+                let prev = previous.iter().find(|s| s.name == self.ctrs[i].name);
+                if let Some(t) = prev.and_then(terminated_of) {
+                    let c = &mut self.ctrs[i];
+                    c.restart_count = prev.map_or(0, |p| p.restart_count);
+                    c.image_id = prev.and_then(|p| p.image_id.clone()).unwrap_or_default();
+                    c.ever_started = true;
+                    c.last_terminated = Some(t.clone());
+                    c.state = ObservedState::Terminated(t);
+                }
                 continue;
             };
+            if self.ctrs[i].role == Role::App {
+                self.initialized = true;
+            }
             let prev = previous.iter().find(|s| s.name == self.ctrs[i].name);
             let dir = self.logs_dir(&self.ctrs[i].name);
             let c = &mut self.ctrs[i];
@@ -190,7 +277,7 @@ impl PodRun {
         self.publish();
     }
 
-    fn spawn_waiter(&self, index: usize) {
+    pub(super) fn spawn_waiter(&self, index: usize) {
         let c = &self.ctrs[index];
         let (cd, id, generation, tx) = (
             self.ctx.containerd.clone(),
@@ -263,48 +350,109 @@ impl PodRun {
                 return Err(msg);
             }
         };
+        if !self.initialized {
+            match self.sync_init(&volumes).await {
+                None => {
+                    info!(pod = %self.id, "init containers done");
+                    self.initialized = true;
+                    for c in self.ctrs.iter_mut().filter(|c| c.role == Role::App) {
+                        if !c.ever_started {
+                            c.state = ObservedState::Waiting {
+                                reason: reasons::CONTAINER_CREATING.into(),
+                                message: None,
+                            };
+                        }
+                    }
+                }
+                Some(wake) => {
+                    self.publish();
+                    return Ok(wake);
+                }
+            }
+        }
         let mut wake: Option<Instant> = None;
         let policy = self.pod.spec.restart_policy.unwrap_or_default();
+        let apps_done = self.apps_finished(policy);
         for i in 0..self.ctrs.len() {
             let c = &self.ctrs[i];
-            let restart_after = match &c.state {
+            let policy = match c.role {
+                Role::Init => continue,
+                // Sidecars always restart, until the app containers are done.
+                Role::Sidecar if apps_done => continue,
+                Role::Sidecar => RestartPolicy::Always,
+                Role::App => policy,
+            };
+            match &c.state {
                 ObservedState::Running { .. } => continue,
-                ObservedState::Waiting { .. } if !c.ever_started => None,
+                ObservedState::Waiting { .. } if !c.ever_started => {}
                 ObservedState::Waiting { .. } | ObservedState::Terminated(_) => {
                     let last = c.last_terminated.as_ref();
                     if !crate::pod::restart::should_restart(policy, last.map(|t| t.exit_code)) {
                         continue;
                     }
-                    last.and_then(|t| t.finished_at)
-                }
-            };
-            if let Some(finished) = restart_after {
-                let now = unix_now();
-                let c = &mut self.ctrs[i];
-                if let RestartDecision::Wait { until, backoff } =
-                    c.backoff.restart_decision(finished, now)
-                {
-                    c.state = ObservedState::Waiting {
-                        reason: "CrashLoopBackOff".into(),
-                        message: Some(crash_loop_message(backoff, &c.name, &self.pod)),
-                    };
-                    let at = Instant::now()
-                        + Duration::from_secs(u64::try_from(until - now).unwrap_or(0).max(1));
-                    wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
-                    continue;
                 }
             }
-            if let Err(Some(at)) = self.start(i, &volumes).await {
+            if let Err(Some(at)) = self.start_after_backoff(i, &volumes).await {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
+        }
+        if apps_done && let Some(at) = self.stop_sidecars().await {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
         }
         self.publish();
         Ok(wake)
     }
 
+    /// Starts container `index` unless its crash-loop back-off holds it
+    /// (then it waits in `CrashLoopBackOff`); `Err` says when to come back.
+    pub(super) async fn start_after_backoff(
+        &mut self,
+        index: usize,
+        volumes: &[MaterializedVolume],
+    ) -> Result<(), Option<Instant>> {
+        let c = &self.ctrs[index];
+        let finished = if c.ever_started {
+            c.last_terminated.as_ref().and_then(|t| t.finished_at)
+        } else {
+            None
+        };
+        if let Some(finished) = finished {
+            let now = unix_now();
+            let c = &mut self.ctrs[index];
+            if let RestartDecision::Wait { until, backoff } =
+                c.backoff.restart_decision(finished, now)
+            {
+                c.state = ObservedState::Waiting {
+                    reason: reasons::CRASH_LOOP_BACK_OFF.into(),
+                    message: Some(crash_loop_message(backoff, &c.name, &self.pod)),
+                };
+                let at = Instant::now()
+                    + Duration::from_secs(u64::try_from(until - now).unwrap_or(0).max(1));
+                return Err(Some(at));
+            }
+        }
+        self.start(index, volumes).await
+    }
+
+    /// Whether every app container stopped for good (the pod is done):
+    /// never under `Always`.
+    fn apps_finished(&self, policy: RestartPolicy) -> bool {
+        let mut apps = self.ctrs.iter().filter(|c| c.role == Role::App).peekable();
+        apps.peek().is_some()
+            && apps.all(|c| match &c.state {
+                ObservedState::Running { .. } => false,
+                ObservedState::Waiting { .. } if !c.ever_started => false,
+                ObservedState::Waiting { .. } | ObservedState::Terminated(_) => {
+                    let code = c.last_terminated.as_ref().map(|t| t.exit_code);
+                    code.is_some() && !crate::pod::restart::should_restart(policy, code)
+                }
+            })
+    }
+
     fn write_volumes(&self) -> Result<Vec<MaterializedVolume>, String> {
         let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
-        let contents = crate::pod::volumes::plan_volumes(&self.pod, &ViewConfig(&view))
+        let facts = self.node_facts();
+        let contents = crate::pod::volumes::plan_volumes(&self.pod, &ViewConfig(&view), &facts)
             .map_err(|e| e.to_string())?;
         drop(view);
         crate::pod::volumes::write_volumes(
@@ -313,232 +461,6 @@ impl PodRun {
             &HostVolumeOps,
         )
         .map_err(|e| format!("MountVolume.SetUp failed: {e}"))
-    }
-
-    /// Starts container `index`; on failure records why (as a waiting
-    /// reason) and returns when to try again.
-    async fn start(
-        &mut self,
-        index: usize,
-        volumes: &[MaterializedVolume],
-    ) -> Result<(), Option<Instant>> {
-        let Some(spec) = self.spec_of(index).cloned() else {
-            return Err(None);
-        };
-        let retry = |secs: u64| Some(Instant::now() + Duration::from_secs(secs));
-        // The image.
-        let name = crate::containerd::normalize(&spec.image);
-        let image = match self.ctx.containerd.image(&name).await {
-            Ok(Some(i)) => i,
-            Ok(None) => match self.ctx.containerd.pull(&name).await {
-                Ok(i) => i,
-                Err(e) => {
-                    let c = &mut self.ctrs[index];
-                    let pulled_before = matches!(&c.state, ObservedState::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff");
-                    c.state = ObservedState::Waiting {
-                        reason: if pulled_before {
-                            "ImagePullBackOff"
-                        } else {
-                            "ErrImagePull"
-                        }
-                        .into(),
-                        message: Some(e.to_string()),
-                    };
-                    return Err(retry(10));
-                }
-            },
-            Err(e) => {
-                self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "ErrImagePull".into(),
-                    message: Some(e.to_string()),
-                };
-                return Err(retry(10));
-            }
-        };
-        // The environment.
-        let env = {
-            let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
-            crate::pod::env::resolve_env(&self.pod, &spec, &ViewConfig(&view))
-        };
-        let env = match env {
-            Ok(e) => e,
-            Err(e) => {
-                self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(e.to_string()),
-                };
-                return Err(retry(5));
-            }
-        };
-        let Some(sandbox) = self.sandbox.clone() else {
-            return Err(retry(1));
-        };
-        let etc = match self.write_etc_files(sandbox.ip) {
-            Ok(e) => e,
-            Err(e) => {
-                self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: Some(e),
-                };
-                return Err(retry(2));
-            }
-        };
-        let id = self.ctrs[index].id.clone();
-        let mounts = match crate::pod::mounts::mounts_for(&spec, volumes) {
-            Ok(m) => m,
-            Err(e) => {
-                self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(e.to_string()),
-                };
-                return Err(retry(5));
-            }
-        };
-        let setup = crate::pod::spec::ContainerSetup {
-            pod: &self.pod,
-            container: &spec,
-            image: &image,
-            env,
-            mounts,
-            netns: sandbox.netns.clone(),
-            cgroups_path: self.ctx.cgroups.container_path(&self.id.uid, &id),
-            hostname: crate::pod::etc_files::pod_hostname(&self.pod),
-            resolv_conf: Some(etc.resolv),
-            hosts: Some(etc.hosts),
-            hostname_file: Some(etc.hostname),
-            oom_score_adj: Some(
-                crate::pod::resources::oom_score_adj(&self.pod, &spec, self.ctx.memory_capacity)
-                    .max(crate::pod::resources::oom_score_adj_floor()),
-            ),
-            limit_swap: false,
-        };
-        let oci = match crate::pod::spec::runtime_spec_json(&setup) {
-            Ok(s) => s,
-            Err(e) => {
-                self.ctrs[index].state = ObservedState::Waiting {
-                    reason: "CreateContainerError".into(),
-                    message: Some(e.to_string()),
-                };
-                return Err(retry(10));
-            }
-        };
-        // A fresh container for every instance (a clean root filesystem, as
-        // Kubernetes gives a restarted container).
-        if self.ctrs[index].ever_started
-            && let Err(e) = self.ctx.containerd.remove(&id).await
-        {
-            debug!(container = %id, error = %e, "removing the previous instance");
-        }
-        let new = NewContainer {
-            id: id.clone(),
-            image: image.clone(),
-            spec: oci,
-            labels: [
-                (labels::POD_UID.to_owned(), self.id.uid.clone()),
-                (labels::POD_NAMESPACE.to_owned(), self.id.namespace.clone()),
-                (labels::POD_NAME.to_owned(), self.id.name.clone()),
-                (labels::CONTAINER.to_owned(), spec.name.clone()),
-            ]
-            .into(),
-        };
-        let dir = self.logs_dir(&spec.name);
-        let attempt = if self.ctrs[index].ever_started {
-            self.ctrs[index].restart_count + 1
-        } else {
-            0
-        };
-        let log = dir.join(format!("{attempt}.log"));
-        let started = async {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            match self.ctx.containerd.create(&new).await {
-                // Left by an agent that stopped between create and start.
-                Err(e) if e.is_already_exists() => {
-                    self.ctx
-                        .containerd
-                        .remove(&id)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    self.ctx.containerd.create(&new).await
-                }
-                other => other,
-            }
-            .map_err(|e| e.to_string())?;
-            self.ctx
-                .containerd
-                .start(&id, &LogFile(log.clone()))
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        let c = &mut self.ctrs[index];
-        match started {
-            Ok(pid) => {
-                if c.ever_started {
-                    c.restart_count += 1;
-                }
-                c.ever_started = true;
-                c.generation += 1;
-                c.image_id = image.digest.clone();
-                c.state = ObservedState::Running {
-                    started_at: unix_now(),
-                };
-                c.probes.container_started(Instant::now());
-                c.logs.push(log);
-                // Keep the current and the previous instance's logs.
-                while c.logs.len() > 2 {
-                    let old = c.logs.remove(0);
-                    let _ = std::fs::remove_file(old);
-                }
-                info!(pod = %self.id, container = %c.name, pid, restarts = c.restart_count, "container started");
-                self.spawn_waiter(index);
-                Ok(())
-            }
-            Err(msg) => {
-                warn!(pod = %self.id, container = %c.name, error = %msg, "starting the container failed");
-                c.state = ObservedState::Waiting {
-                    reason: "CreateContainerError".into(),
-                    message: Some(msg),
-                };
-                let _ = self.ctx.containerd.remove(&id).await;
-                Err(retry(10))
-            }
-        }
-    }
-
-    fn write_etc_files(&self, ip: Ipv4Addr) -> Result<EtcFiles, String> {
-        use crate::pod::{dns, etc_files};
-        let dir = self.ctx.config.pod_dir(&self.id.uid).join("etc");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let hostname = etc_files::pod_hostname(&self.pod);
-        let config = &self.ctx.config;
-        let domain = etc_files::pod_domain(&self.pod, &config.cluster_domain);
-        let write = |name: &str, text: String| -> Result<PathBuf, String> {
-            let p = dir.join(name);
-            std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
-            Ok(p)
-        };
-        let hosts = write(
-            "hosts",
-            etc_files::hosts_file(Some(ip.into()), &hostname, domain.as_deref()),
-        )?;
-        let hostname_path = write("hostname", etc_files::hostname_file(&hostname))?;
-        let node_resolv = dns::ResolvConf::read(&config.resolv_conf).map_err(|e| e.to_string())?;
-        let spec = &self.pod.spec;
-        let resolv_conf = dns::pod_resolv_conf(
-            spec.dns_policy.unwrap_or_default(),
-            spec.dns_config.as_ref(),
-            &self.id.namespace,
-            config.cluster_dns.map(Into::into),
-            &config.cluster_domain,
-            &node_resolv,
-        );
-        let resolv = write("resolv.conf", resolv_conf.render())?;
-        Ok(EtcFiles {
-            hosts,
-            hostname: hostname_path,
-            resolv,
-        })
     }
 
     /// A container exited: record how (OOMKilled from the cgroup's
@@ -561,7 +483,9 @@ impl PodRun {
             _ => exited.exit.at_unix,
         };
         let code = i32::try_from(exited.exit.code).unwrap_or(255);
-        let term = TerminatedState::exited(code, oom, Some(started_at), Some(exited.exit.at_unix));
+        let mut term =
+            TerminatedState::exited(code, oom, Some(started_at), Some(exited.exit.at_unix));
+        term.message = c.hook_error.take();
         info!(pod = %self.id, container = %c.name, exit_code = code, reason = %term.reason, "container exited");
         c.probes.container_stopped();
         c.last_terminated = Some(term.clone());
@@ -569,85 +493,35 @@ impl PodRun {
         self.publish();
     }
 
-    /// Stops every container gracefully: out of the endpoints first (the
-    /// pod reports not ready and the worker waits, briefly, until the
-    /// node's data plane no longer balances to it), then SIGTERM, then
-    /// SIGKILL after the grace period; then removes them.
-    pub async fn stop_all(&mut self, exits: &mut mpsc::UnboundedReceiver<Exited>) {
-        let grace = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or(self.pod.spec.termination_grace_period_seconds)
-            .unwrap_or(30)
-            .max(0);
-        let grace = Duration::from_secs(u64::try_from(grace).unwrap_or(30));
-        for c in &mut self.ctrs {
-            c.probes.container_stopped();
-        }
-        self.report().await;
-        if let Some(ip) = self.sandbox.as_ref().map(|s| s.ip) {
-            let until = Instant::now() + grace.min(Duration::from_secs(3));
-            while crate::datapath::is_backend(&self.ctx.datapath, ip) && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        let running: Vec<usize> = (0..self.ctrs.len())
-            .filter(|i| matches!(self.ctrs[*i].state, ObservedState::Running { .. }))
-            .collect();
-        for &i in &running {
-            let id = self.ctrs[i].id.clone();
-            if let Err(e) = self.ctx.containerd.kill(&id, libc::SIGTERM, true).await {
-                debug!(container = %id, error = %e, "SIGTERM");
-            }
-        }
-        let mut pending: Vec<usize> = running;
-        let deadline = tokio::time::Instant::now() + grace;
-        let mut killed = false;
-        while !pending.is_empty() {
-            tokio::select! {
-                Some(exit) = exits.recv() => {
-                    pending.retain(|i| *i != exit.index);
-                    self.on_exit(exit).await;
-                }
-                () = tokio::time::sleep_until(deadline), if !killed => {
-                    killed = true;
-                    for &i in &pending {
-                        let id = self.ctrs[i].id.clone();
-                        warn!(pod = %self.id, container = %self.ctrs[i].name, "grace period over: SIGKILL");
-                        let _ = self.ctx.containerd.kill(&id, libc::SIGKILL, true).await;
-                    }
-                }
-                () = tokio::time::sleep_until(deadline + Duration::from_secs(10)), if killed => break,
-            }
-        }
-        for c in &self.ctrs {
-            if let Err(e) = self.ctx.containerd.remove(&c.id).await {
-                warn!(container = %c.id, error = %e, "removing the container");
-            }
-        }
-    }
-
     /// The status as the pod logic computes it from what the worker observed.
     pub fn status(&self) -> PodStatus {
+        let observe = |c: &Ctr| ContainerObservation {
+            name: c.name.clone(),
+            image_id: (!c.image_id.is_empty()).then(|| c.image_id.clone()),
+            container_id: c.ever_started.then(|| c.id.clone()),
+            state: c.state.clone(),
+            last_terminated: c.last_terminated.clone(),
+            restart_count: c.restart_count,
+            ready: c.probes.ready(),
+            started: c.probes.started(),
+        };
         let obs = PodObservation {
             pod: &self.pod,
             host_ip: Some(self.ctx.config.node_ip.to_string()),
             pod_ip: self.sandbox.as_ref().map(|s| s.ip.to_string()),
+            init_containers: self
+                .ctrs
+                .iter()
+                .filter(|c| c.role != Role::App)
+                .map(observe)
+                .collect(),
             containers: self
                 .ctrs
                 .iter()
-                .map(|c| ContainerObservation {
-                    name: c.name.clone(),
-                    image_id: (!c.image_id.is_empty()).then(|| c.image_id.clone()),
-                    container_id: c.ever_started.then(|| c.id.clone()),
-                    state: c.state.clone(),
-                    last_terminated: c.last_terminated.clone(),
-                    restart_count: c.restart_count,
-                    ready: c.probes.ready(),
-                    started: c.probes.started(),
-                })
+                .filter(|c| c.role == Role::App)
+                .map(observe)
                 .collect(),
+            initialized: self.initialized,
         };
         crate::pod::status::pod_status(&obs, unix_now())
     }
@@ -686,9 +560,10 @@ impl PodRun {
         });
         rec.phase = phase;
         let old = std::mem::take(&mut rec.containers);
-        rec.containers = self
-            .ctrs
-            .iter()
+        // App containers first: the default container of logs and exec.
+        let apps = self.ctrs.iter().filter(|c| c.role == Role::App);
+        rec.containers = apps
+            .chain(self.ctrs.iter().filter(|c| c.role != Role::App))
             .map(|c| {
                 let cpu = old
                     .iter()
@@ -708,10 +583,17 @@ impl PodRun {
     }
 }
 
-struct EtcFiles {
-    hosts: PathBuf,
-    hostname: PathBuf,
-    resolv: PathBuf,
+/// The ended state a previous status reported for a container.
+fn terminated_of(s: &jotasu_api::kinds::pod_status::ContainerStatus) -> Option<TerminatedState> {
+    let t = s.state.as_ref()?.terminated.as_ref()?;
+    Some(TerminatedState {
+        exit_code: t.exit_code,
+        signal: t.signal,
+        reason: t.reason.clone().unwrap_or_default(),
+        message: t.message.clone(),
+        started_at: t.started_at.as_ref().and_then(Time::unix_seconds),
+        finished_at: t.finished_at.as_ref().and_then(Time::unix_seconds),
+    })
 }
 
 /// Log files of a container's instances (`N.log`), oldest first.

@@ -4,11 +4,14 @@
 //! from [`crate::pod`]; this module does them.
 
 mod containers;
+mod init;
 mod manager;
 mod probes;
 mod registry;
 mod report;
 mod sandbox;
+mod start;
+mod stop;
 mod worker;
 
 use std::sync::Arc;

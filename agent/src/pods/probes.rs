@@ -15,10 +15,12 @@ use crate::containerd::Containerd;
 use crate::pod::probe::{ProbeEvent, ProbeOutcome};
 use crate::pod::probe_run::{ProbeExec, exec_outcome, run_probe};
 
-/// Exec probes through containerd, in one container.
-struct ContainerdExec {
-    containerd: Containerd,
-    id: String,
+/// Exec probes (and exec hooks) through containerd, in one container.
+pub(super) struct ContainerdExec {
+    /// containerd.
+    pub(super) containerd: Containerd,
+    /// The container's id.
+    pub(super) id: String,
 }
 
 impl ProbeExec for ContainerdExec {
@@ -44,6 +46,7 @@ impl ProbeExec for ContainerdExec {
 pub async fn run_due(run: &mut PodRun) -> Option<Instant> {
     let ip: Ipv4Addr = run.sandbox.as_ref()?.ip;
     let now = Instant::now();
+    let mut started = false;
     let mut jobs = Vec::new();
     for (i, c) in run.ctrs.iter_mut().enumerate() {
         for ticket in c.probes.take_due(now) {
@@ -54,7 +57,9 @@ pub async fn run_due(run: &mut PodRun) -> Option<Instant> {
         }
     }
     if !jobs.is_empty() {
-        let specs = run.pod().spec.containers.clone();
+        let specs: Vec<_> = (0..run.ctrs.len())
+            .map(|i| run.spec_of(i).cloned().unwrap_or_default())
+            .collect();
         let outcomes = join_all(jobs.iter().map(|(i, _, probe, timeout)| {
             let exec = ContainerdExec {
                 containerd: run.ctx.containerd.clone(),
@@ -78,9 +83,13 @@ pub async fn run_due(run: &mut PodRun) -> Option<Instant> {
                 Some(ProbeEvent::ReadyChanged(ready)) => {
                     info!(pod = %run.id, container = %c.name, ready, "readiness changed");
                 }
-                Some(ProbeEvent::Started) | None => {}
+                Some(ProbeEvent::Started) => started = true,
+                None => {}
             }
         }
     }
-    run.ctrs.iter().filter_map(|c| c.probes.next_due()).min()
+    // A container that just started (its startup probe passed) may let
+    // the next init container, or the app containers, start: sync now.
+    let next = run.ctrs.iter().filter_map(|c| c.probes.next_due()).min();
+    if started { Some(now) } else { next }
 }

@@ -3,12 +3,16 @@
 pub mod affinity;
 pub mod config;
 pub mod discovery;
+pub mod env;
 pub mod hpa;
+pub mod lifecycle;
 pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod pod_status;
 pub mod rbac;
+pub mod security;
 pub mod service;
 pub mod service_account;
+pub mod volumes;
 pub mod workloads;

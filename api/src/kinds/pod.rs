@@ -3,11 +3,25 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::int_or_string::IntOrString;
+pub use crate::kinds::env::{
+    EnvFromSource, EnvSourceRef, EnvVar, EnvVarSource, KeySelector, ObjectFieldSelector,
+    ResourceFieldSelector,
+};
+pub use crate::kinds::lifecycle::{Lifecycle, LifecycleHandler, SleepAction};
 use crate::kinds::node::TaintEffect;
 use crate::kinds::pod_status::PodStatus;
+pub use crate::kinds::security::{
+    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
+};
+pub use crate::kinds::volumes::{
+    ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection, DownwardApiVolumeFile,
+    DownwardApiVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath,
+    ProjectedVolumeSource, SecretProjection, SecretVolumeSource, Volume, VolumeMount,
+    VolumeProjection,
+};
 use crate::meta::ObjectMeta;
 use crate::quantity::Quantity;
 use crate::resource::{ApiVersionTag, KindTag, resource};
@@ -50,6 +64,11 @@ pub struct PodTemplateSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodSpec {
+    /// Containers run in order, each to completion, before `containers`
+    /// start; those with `restartPolicy: Always` are sidecars, started in
+    /// order and kept running beside the app containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
     /// The containers (at least one).
     #[serde(default)]
     pub containers: Vec<Container>,
@@ -100,6 +119,9 @@ pub struct PodSpec {
     /// Whether an API token is mounted (accepted and kept; jotasu mounts none yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
+    /// Security settings of every container (users, groups, fsGroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
 }
 
 /// How a pod's `/etc/resolv.conf` is made (Kubernetes' `dnsPolicy`).
@@ -194,9 +216,12 @@ pub struct Container {
     /// Arguments (replace the image's CMD).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Environment variables.
+    /// Environment variables (they win over `envFrom`'s).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Every key of ConfigMaps and Secrets as environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
     /// Ports the container listens on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ContainerPort>,
@@ -218,46 +243,22 @@ pub struct Container {
     /// When to pull the image (default `Always` for `:latest` or untagged, else `IfNotPresent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
+    /// Only `Always`, only on init containers: makes it a sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// Security settings (win over the pod's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+    /// Hooks run after start and before stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
-/// An environment variable: a literal value or a reference.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvVar {
-    /// Variable name.
-    pub name: String,
-    /// Literal value (may reference other variables as `$(NAME)`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// Take the value from a ConfigMap or Secret key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_from: Option<EnvVarSource>,
-}
-
-/// Where an environment variable's value comes from (exactly one source).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnvVarSource {
-    /// A key of a ConfigMap in the pod's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_map_key_ref: Option<KeySelector>,
-    /// A key of a Secret in the pod's namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key_ref: Option<KeySelector>,
-}
-
-/// A key of a named ConfigMap or Secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeySelector {
-    /// The ConfigMap or Secret name.
-    #[serde(default)]
-    pub name: String,
-    /// The key.
-    pub key: String,
-    /// If true, a missing object or key is not an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optional: Option<bool>,
+impl Container {
+    /// Whether this (init) container is a sidecar (`restartPolicy: Always`).
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
+    }
 }
 
 /// A port a container exposes.
@@ -408,112 +409,6 @@ pub struct ExecAction {
     pub command: Vec<String>,
 }
 
-/// A volume mounted into a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VolumeMount {
-    /// The name of a volume of the pod.
-    pub name: String,
-    /// Where it appears in the container.
-    pub mount_path: String,
-    /// Mount read-only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<bool>,
-    /// Mount only this path inside the volume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub_path: Option<String>,
-}
-
-/// A volume of a pod (exactly one source).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Volume {
-    /// Name, referenced by volume mounts (DNS-1123 label).
-    pub name: String,
-    /// Files from a ConfigMap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_map: Option<ConfigMapVolumeSource>,
-    /// Files from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<SecretVolumeSource>,
-    /// An empty scratch directory that lives as long as the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub empty_dir: Option<EmptyDirVolumeSource>,
-}
-
-/// A ConfigMap projected as files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConfigMapVolumeSource {
-    /// The ConfigMap name.
-    #[serde(default)]
-    pub name: String,
-    /// Project only these keys, at these paths (default: every key at its own name).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<KeyToPath>,
-    /// File mode bits (default 0644). YAML `0644` is read as octal.
-    #[serde(
-        default,
-        deserialize_with = "file_mode",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub default_mode: Option<i32>,
-    /// If true, a missing ConfigMap is not an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optional: Option<bool>,
-}
-
-/// A Secret projected as files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretVolumeSource {
-    /// The Secret name.
-    #[serde(default)]
-    pub secret_name: String,
-    /// Project only these keys, at these paths.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<KeyToPath>,
-    /// File mode bits (default 0644). YAML `0644` is read as octal.
-    #[serde(
-        default,
-        deserialize_with = "file_mode",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub default_mode: Option<i32>,
-    /// If true, a missing Secret is not an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub optional: Option<bool>,
-}
-
-/// One key projected to a file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyToPath {
-    /// The key.
-    pub key: String,
-    /// Relative file path.
-    pub path: String,
-    /// File mode bits for this file.
-    #[serde(
-        default,
-        deserialize_with = "file_mode",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub mode: Option<i32>,
-}
-
-/// An empty directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EmptyDirVolumeSource {
-    /// `""` (node disk) or `Memory` (tmpfs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub medium: Option<String>,
-    /// Maximum size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_limit: Option<Quantity>,
-}
-
 /// Lets a pod schedule onto (or stay on) a node with a matching taint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -543,48 +438,4 @@ pub enum TolerationOperator {
     Equal,
     /// The key must exist (any value).
     Exists,
-}
-
-/// Reads file mode bits given as a number or, since YAML 1.2 reads `0644` as a
-/// string, as an octal string with a leading zero.
-fn file_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<i32>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("file mode bits as a number (420) or an octal string (\"0644\")")
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            d.deserialize_any(V)
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            i32::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("file mode {v} out of range")))
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            i32::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("file mode {v} out of range")))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            let digits = v
-                .strip_prefix("0o")
-                .or_else(|| v.strip_prefix('0'))
-                .unwrap_or("");
-            if digits.is_empty() && v != "0" {
-                return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
-            }
-            i32::from_str_radix(if digits.is_empty() { "0" } else { digits }, 8)
-                .map(Some)
-                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
-        }
-    }
-    d.deserialize_any(V)
 }

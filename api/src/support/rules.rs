@@ -106,7 +106,6 @@ pub const POD_SPEC: &[Rule] = &[
         Warn,
         "images are pulled without registry credentials",
     ),
-    rule("initContainers", Refuse, "init containers are not run yet"),
     unless("os", &[r#"{"name":"linux"}"#], Refuse, "pods run on Linux"),
     rule(
         "overhead",
@@ -151,11 +150,6 @@ pub const POD_SPEC: &[Rule] = &[
         Refuse,
         "scheduling gates are not supported yet",
     ),
-    rule(
-        "securityContext",
-        Refuse,
-        "pod security contexts are not applied yet",
-    ),
     unless(
         "setHostnameAsFQDN",
         &["false"],
@@ -176,11 +170,6 @@ pub const POD_SPEC: &[Rule] = &[
     rule("volumes[].cinder", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].csi", Refuse, NO_CLOUD_VOLUMES),
     rule(
-        "volumes[].downwardAPI",
-        Refuse,
-        "downward API volumes are not written yet",
-    ),
-    rule(
         "volumes[].ephemeral",
         Refuse,
         "generic ephemeral volumes need PersistentVolumeClaims, not served yet",
@@ -195,11 +184,6 @@ pub const POD_SPEC: &[Rule] = &[
         "deprecated by Kubernetes; clone in an init container",
     ),
     rule("volumes[].glusterfs", Refuse, NO_CLOUD_VOLUMES),
-    rule(
-        "volumes[].hostPath",
-        Refuse,
-        "hostPath volumes are not mounted yet",
-    ),
     rule("volumes[].image", Refuse, "image volumes are not supported"),
     rule("volumes[].iscsi", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].nfs", Refuse, NO_CLOUD_VOLUMES),
@@ -210,11 +194,6 @@ pub const POD_SPEC: &[Rule] = &[
     ),
     rule("volumes[].photonPersistentDisk", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].portworxVolume", Refuse, NO_CLOUD_VOLUMES),
-    rule(
-        "volumes[].projected",
-        Refuse,
-        "projected volumes are not written yet",
-    ),
     rule("volumes[].quobyte", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].rbd", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].scaleIO", Refuse, NO_CLOUD_VOLUMES),
@@ -228,29 +207,9 @@ const GRPC_PROBE: &str = "gRPC probes are not run yet; use an exec, httpGet or t
 /// A container (app or init) of a pod spec.
 pub const CONTAINER: &[Rule] = &[
     rule(
-        "envFrom",
-        Refuse,
-        "envFrom is not expanded yet; list the variables under env",
-    ),
-    rule(
-        "env[].valueFrom.fieldRef",
-        Refuse,
-        "the downward API is not supported yet",
-    ),
-    rule(
-        "env[].valueFrom.resourceFieldRef",
-        Refuse,
-        "the downward API is not supported yet",
-    ),
-    rule(
         "env[].valueFrom.fileKeyRef",
         Refuse,
         "variables from files are not supported",
-    ),
-    rule(
-        "lifecycle",
-        Refuse,
-        "postStart and preStop hooks are not run yet",
     ),
     rule("livenessProbe.grpc", Refuse, GRPC_PROBE),
     rule("readinessProbe.grpc", Refuse, GRPC_PROBE),
@@ -282,19 +241,9 @@ pub const CONTAINER: &[Rule] = &[
         "dynamic resource allocation is not supported",
     ),
     rule(
-        "restartPolicy",
-        Refuse,
-        "per-container restart policies (sidecars) are not supported yet",
-    ),
-    rule(
         "restartPolicyRules",
         Refuse,
         "per-container restart rules are not supported",
-    ),
-    rule(
-        "securityContext",
-        Refuse,
-        "container security contexts are not applied yet",
     ),
     unless(
         "stdin",
@@ -327,12 +276,6 @@ pub const CONTAINER: &[Rule] = &[
         "termination messages are not collected",
     ),
     rule("volumeDevices", Refuse, "block volumes are not supported"),
-    unless(
-        "volumeMounts[].mountPropagation",
-        &[r#""None""#],
-        Refuse,
-        "mounts are private (None)",
-    ),
     unless(
         "volumeMounts[].recursiveReadOnly",
         &[r#""Disabled""#],
@@ -441,7 +384,7 @@ pub const TABLES: &[(&str, &[Rule])] = &[
         "Pod spec (`Pod.spec`, `spec.template.spec` of workloads)",
         POD_SPEC,
     ),
-    ("Containers (`containers[]`)", CONTAINER),
+    ("Containers (`containers[]`, `initContainers[]`)", CONTAINER),
     ("Service spec", SERVICE_SPEC),
     ("Node spec", NODE_SPEC),
     ("HorizontalPodAutoscaler spec", HPA_SPEC),
@@ -453,12 +396,14 @@ pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
         ("metadata", METADATA),
         ("spec", POD_SPEC),
         ("spec.containers[]", CONTAINER),
+        ("spec.initContainers[]", CONTAINER),
     ];
     const WORKLOAD: &[(&str, &[Rule])] = &[
         ("metadata", METADATA),
         ("spec.template.metadata", METADATA),
         ("spec.template.spec", POD_SPEC),
         ("spec.template.spec.containers[]", CONTAINER),
+        ("spec.template.spec.initContainers[]", CONTAINER),
     ];
     const SERVICE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", SERVICE_SPEC)];
     const NODE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", NODE_SPEC)];

@@ -5,12 +5,15 @@ mod affinity;
 mod autoscaling;
 mod config;
 mod dns;
+pub mod downward;
 mod meta;
 pub mod names;
 mod namespace;
 mod node;
 mod pod;
+mod pod_volumes;
 mod rbac;
+mod security;
 mod service;
 mod workloads;
 

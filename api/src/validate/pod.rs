@@ -1,33 +1,49 @@
-//! Pod spec rules: containers, ports, env, probes, resources, volumes,
-//! tolerations, node selector (DNS fields in [`super::dns`]).
+//! Pod spec rules: containers and init containers, ports, env and envFrom,
+//! probes, lifecycle hooks, resources, tolerations, node selector (DNS
+//! fields in [`super::dns`], volumes in [`super::pod_volumes`], security
+//! contexts in [`super::security`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::FieldError;
 use crate::int_or_string::IntOrString;
 use crate::kinds::pod::{
-    Container, EnvVar, KeySelector, PodSpec, Probe, TolerationOperator, Volume,
+    Container, EnvFromSource, EnvVar, KeySelector, LifecycleHandler, PodSpec, Probe,
+    TolerationOperator,
 };
 use crate::path::FieldPath;
 use crate::quantity::Quantity;
 use crate::validate::{name, names, non_negative, port_number};
 
 pub(super) fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let volumes = volumes(&spec.volumes, &path.field("volumes"), errs);
+    let volumes = super::pod_volumes::volumes(&spec.volumes, &path.field("volumes"), errs);
     if spec.containers.is_empty() {
         errs.push(FieldError::required(
             &path.field("containers"),
             "at least one container",
         ));
     }
+    let grace = spec.termination_grace_period_seconds.unwrap_or(30);
     let mut seen_names = BTreeSet::new();
+    for (i, c) in spec.init_containers.iter().enumerate() {
+        let p = path.field("initContainers").index(i);
+        if !seen_names.insert(c.name.as_str()) {
+            errs.push(FieldError::duplicate(&p.field("name"), &c.name));
+        }
+        let role = if c.is_sidecar() {
+            Role::Sidecar
+        } else {
+            Role::Init
+        };
+        container(c, role, &volumes, grace, &p, errs);
+    }
     let mut seen_ports = BTreeMap::new();
     for (i, c) in spec.containers.iter().enumerate() {
         let p = path.field("containers").index(i);
         if !seen_names.insert(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.field("name"), &c.name));
         }
-        container(c, &volumes, &p, errs);
+        container(c, Role::App, &volumes, grace, &p, errs);
         for (j, port) in c.ports.iter().enumerate() {
             let key = (port.container_port, port.protocol.unwrap_or_default());
             let pp = p.field("ports").index(j);
@@ -97,121 +113,84 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldErr
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         name(names::dns1123_subdomain, n, &path.field("nodeName"), errs);
     }
+    if let Some(sc) = &spec.security_context {
+        super::security::pod_security_context(sc, &path.field("securityContext"), errs);
+    }
     super::dns::pod_dns(spec, path, errs);
     super::namespace::pod_service_account(spec, path, errs);
 }
 
-/// Checks volumes; returns their names.
-fn volumes<'a>(
-    volumes: &'a [Volume],
-    path: &FieldPath,
-    errs: &mut Vec<FieldError>,
-) -> BTreeSet<&'a str> {
-    let mut seen = BTreeSet::new();
-    for (i, v) in volumes.iter().enumerate() {
-        let p = path.index(i);
-        name(names::dns1123_label, &v.name, &p.field("name"), errs);
-        if !seen.insert(v.name.as_str()) {
-            errs.push(FieldError::duplicate(&p.field("name"), &v.name));
-        }
-        let sources = usize::from(v.config_map.is_some())
-            + usize::from(v.secret.is_some())
-            + usize::from(v.empty_dir.is_some());
-        match sources {
-            0 => errs.push(FieldError::required(
-                &p,
-                "must specify a volume type (configMap, secret or emptyDir)",
-            )),
-            1 => {}
-            _ => errs.push(FieldError::forbidden(
-                &p,
-                "may not specify more than 1 volume type",
-            )),
-        }
-        if let Some(cm) = &v.config_map {
-            let cp = p.field("configMap");
-            name(names::dns1123_subdomain, &cm.name, &cp.field("name"), errs);
-            projection(&cm.items, cm.default_mode, &cp, errs);
-        }
-        if let Some(s) = &v.secret {
-            let sp = p.field("secret");
-            name(
-                names::dns1123_subdomain,
-                &s.secret_name,
-                &sp.field("secretName"),
-                errs,
-            );
-            projection(&s.items, s.default_mode, &sp, errs);
-        }
-        if let Some(ed) = &v.empty_dir {
-            let ep = p.field("emptyDir");
-            if let Some(m) = ed
-                .medium
-                .as_deref()
-                .filter(|m| !m.is_empty() && *m != "Memory")
-            {
-                errs.push(FieldError::not_supported(
-                    &ep.field("medium"),
-                    m,
-                    &["", "Memory"],
-                ));
-            }
-            if let Some(q) = ed.size_limit.as_ref().filter(|q| q.is_negative()) {
-                errs.push(FieldError::invalid(
-                    &ep.field("sizeLimit"),
-                    q,
-                    "must be greater than or equal to 0",
-                ));
-            }
-        }
-    }
-    seen
-}
-
-fn projection(
-    items: &[crate::kinds::pod::KeyToPath],
-    mode: Option<i32>,
-    path: &FieldPath,
-    errs: &mut Vec<FieldError>,
-) {
-    file_mode(mode, &path.field("defaultMode"), errs);
-    for (i, item) in items.iter().enumerate() {
-        let p = path.field("items").index(i);
-        name(names::config_key, &item.key, &p.field("key"), errs);
-        relative_path(&item.path, &p.field("path"), errs);
-        file_mode(item.mode, &p.field("mode"), errs);
-    }
-}
-
-fn file_mode(mode: Option<i32>, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    if let Some(m) = mode
-        && !(0..=0o777).contains(&m)
-    {
-        errs.push(FieldError::invalid(
-            path,
-            m,
-            "must be a number between 0 and 0777 (octal), both inclusive",
-        ));
-    }
-}
-
-fn relative_path(p: &str, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    if p.is_empty() {
-        errs.push(FieldError::required(path, ""));
-    } else if p.starts_with('/') {
-        errs.push(FieldError::invalid(path, p, "must be a relative path"));
-    } else if p.split('/').any(|part| part == "..") {
-        errs.push(FieldError::invalid(path, p, "must not contain '..'"));
-    }
+/// What a container is to its pod: the rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// An init container that runs to completion.
+    Init,
+    /// An init container with `restartPolicy: Always`.
+    Sidecar,
+    /// An app container.
+    App,
 }
 
 fn container(
     c: &Container,
+    role: Role,
     volumes: &BTreeSet<&str>,
+    grace: i64,
     path: &FieldPath,
     errs: &mut Vec<FieldError>,
 ) {
     name(names::dns1123_label, &c.name, &path.field("name"), errs);
+    if let Some(rp) = &c.restart_policy {
+        if role == Role::App {
+            errs.push(FieldError::forbidden(
+                &path.field("restartPolicy"),
+                "may not be set for non-init containers",
+            ));
+        } else if rp != "Always" {
+            errs.push(FieldError::not_supported(
+                &path.field("restartPolicy"),
+                rp,
+                &["Always"],
+            ));
+        }
+    }
+    if role == Role::Init {
+        let set = [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ];
+        for (field, is_set) in set {
+            if is_set {
+                errs.push(FieldError::forbidden(
+                    &path.field(field),
+                    "may not be set for init containers without restartPolicy=Always",
+                ));
+            }
+        }
+    }
+    for (i, e) in c.env_from.iter().enumerate() {
+        env_from(e, &path.field("envFrom").index(i), errs);
+    }
+    if let Some(sc) = &c.security_context {
+        super::security::security_context(sc, &path.field("securityContext"), errs);
+    }
+    if let Some(l) = &c.lifecycle {
+        let lp = path.field("lifecycle");
+        for (field, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+            if let Some(h) = h {
+                let port_names = c.ports.iter().filter_map(|p| p.name.as_deref()).collect();
+                handler(h, grace, &port_names, &lp.field(field), errs);
+            }
+        }
+        if l.stop_signal.is_some() {
+            errs.push(FieldError::forbidden(
+                &lp.field("stopSignal"),
+                "jotasu does not support stopSignal yet (containers are stopped with SIGTERM); remove the field",
+            ));
+        }
+    }
     if c.image.trim().is_empty() {
         errs.push(FieldError::required(&path.field("image"), ""));
     }
@@ -273,7 +252,22 @@ fn container(
             ));
         }
         if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            relative_path(sp, &p.field("subPath"), errs);
+            super::pod_volumes::relative_path(sp, &p.field("subPath"), errs);
+        }
+        if let Some(mp) = &m.mount_propagation {
+            let modes = ["Bidirectional", "HostToContainer", "None"];
+            if !modes.contains(&mp.as_str()) {
+                errs.push(FieldError::not_supported(
+                    &p.field("mountPropagation"),
+                    mp,
+                    &modes,
+                ));
+            } else if mp != "None" {
+                errs.push(FieldError::forbidden(
+                    &p.field("mountPropagation"),
+                    format!("jotasu does not support mount propagation {mp} yet (only None); remove the field"),
+                ));
+            }
         }
     }
 }
@@ -293,11 +287,20 @@ fn env_var(e: &EnvVar, path: &FieldPath, errs: &mut Vec<FieldError>) {
         ("configMapKeyRef", &from.config_map_key_ref),
         ("secretKeyRef", &from.secret_key_ref),
     ];
-    match sources.iter().filter(|(_, s)| s.is_some()).count() {
+    let count = sources.iter().filter(|(_, s)| s.is_some()).count()
+        + usize::from(from.field_ref.is_some())
+        + usize::from(from.resource_field_ref.is_some());
+    if let Some(f) = &from.field_ref {
+        super::downward::field_ref(f, true, &vp.field("fieldRef"), errs);
+    }
+    if let Some(r) = &from.resource_field_ref {
+        super::downward::resource_field_ref(r, false, &vp.field("resourceFieldRef"), errs);
+    }
+    match count {
         0 => errs.push(FieldError::invalid(
             &vp,
             "",
-            "must specify one of: `configMapKeyRef` or `secretKeyRef`",
+            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
         )),
         1 => {}
         _ => errs.push(FieldError::invalid(
@@ -316,6 +319,106 @@ fn env_var(e: &EnvVar, path: &FieldPath, errs: &mut Vec<FieldError>) {
             }
             name(names::config_key, key, &sp.field("key"), errs);
         }
+    }
+}
+
+fn env_from(e: &EnvFromSource, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    if let Some(prefix) = e.prefix.as_deref().filter(|p| !p.is_empty())
+        && let Err(msg) = names::env_var_name(prefix)
+    {
+        errs.push(FieldError::invalid(&path.field("prefix"), prefix, msg));
+    }
+    let sources = [
+        ("configMapRef", &e.config_map_ref),
+        ("secretRef", &e.secret_ref),
+    ];
+    match sources.iter().filter(|(_, s)| s.is_some()).count() {
+        0 => errs.push(FieldError::invalid(
+            path,
+            "",
+            "must specify one of: `configMapRef` or `secretRef`",
+        )),
+        1 => {}
+        _ => errs.push(FieldError::invalid(
+            path,
+            "",
+            "may not have more than one field specified at a time",
+        )),
+    }
+    for (field, source) in sources {
+        if let Some(r) = source {
+            let np = path.field(field).field("name");
+            if r.name.is_empty() {
+                errs.push(FieldError::required(&np, ""));
+            } else {
+                name(names::dns1123_subdomain, &r.name, &np, errs);
+            }
+        }
+    }
+}
+
+/// A lifecycle hook: exactly one of exec, httpGet, sleep (tcpSocket is
+/// refused: the kubelet does not run it either).
+fn handler(
+    h: &LifecycleHandler,
+    grace: i64,
+    port_names: &BTreeSet<&str>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let count = usize::from(h.exec.is_some())
+        + usize::from(h.http_get.is_some())
+        + usize::from(h.sleep.is_some())
+        + usize::from(h.tcp_socket.is_some());
+    match count {
+        0 => errs.push(FieldError::required(path, "must specify a handler type")),
+        1 => {}
+        _ => errs.push(FieldError::forbidden(
+            path,
+            "may not specify more than 1 handler type",
+        )),
+    }
+    if h.tcp_socket.is_some() {
+        errs.push(FieldError::forbidden(
+            &path.field("tcpSocket"),
+            "tcpSocket is not supported as a lifecycle handler; use exec, httpGet or sleep",
+        ));
+    }
+    if let Some(e) = &h.exec
+        && e.command.is_empty()
+    {
+        errs.push(FieldError::required(
+            &path.field("exec").field("command"),
+            "",
+        ));
+    }
+    if let Some(g) = &h.http_get {
+        probe_port(
+            &g.port,
+            port_names,
+            &path.field("httpGet").field("port"),
+            errs,
+        );
+        if let Some(pp) = g
+            .path
+            .as_deref()
+            .filter(|pp| !pp.is_empty() && !pp.starts_with('/'))
+        {
+            errs.push(FieldError::invalid(
+                &path.field("httpGet").field("path"),
+                pp,
+                "must start with '/'",
+            ));
+        }
+    }
+    if let Some(s) = &h.sleep
+        && !(0..=grace).contains(&s.seconds)
+    {
+        errs.push(FieldError::invalid(
+            &path.field("sleep").field("seconds"),
+            s.seconds,
+            format!("must be non-negative and less than terminationGracePeriodSeconds ({grace})"),
+        ));
     }
 }
 

@@ -88,46 +88,75 @@ fn amount(map: &BTreeMap<String, Quantity>, name: &str) -> Option<i64> {
     })
 }
 
-/// What `pod` takes: per container, each request (a limit where the request
-/// is missing, as Kubernetes defaults it), summed, plus one pod slot.
+/// One container's requests (a limit where the request is missing, as
+/// Kubernetes defaults it): for fitting (missing: 0) and for scoring
+/// (missing: the scheduler's defaults), as [cpu, memory].
+fn container_needs(c: &jotasu_api::Container) -> ([i64; 2], [i64; 2]) {
+    let (requests, limits) = match &c.resources {
+        Some(r) => (Some(&r.requests), Some(&r.limits)),
+        None => (None, None),
+    };
+    let get = |name: &str| {
+        requests
+            .and_then(|m| amount(m, name))
+            .or_else(|| limits.and_then(|m| amount(m, name)))
+    };
+    let (cpu, memory) = (get("cpu"), get("memory"));
+    (
+        [cpu.unwrap_or(0), memory.unwrap_or(0)],
+        [
+            cpu.unwrap_or(DEFAULT_CPU_MILLIS),
+            memory.unwrap_or(DEFAULT_MEMORY_BYTES),
+        ],
+    )
+}
+
+fn add(a: [i64; 2], b: [i64; 2]) -> [i64; 2] {
+    [a[0].saturating_add(b[0]), a[1].saturating_add(b[1])]
+}
+
+fn max(a: [i64; 2], b: [i64; 2]) -> [i64; 2] {
+    [a[0].max(b[0]), a[1].max(b[1])]
+}
+
+/// What `pod` takes, plus one pod slot, as Kubernetes' `PodRequests`
+/// counts it: the app containers' requests summed with the sidecars',
+/// or, when larger, what an init container needs beside the sidecars
+/// started before it.
 pub fn pod_usage(pod: &Pod) -> Usage {
-    let mut usage = Usage {
+    let mut apps = ([0, 0], [0, 0]);
+    for c in &pod.spec.containers {
+        let (fit, score) = container_needs(c);
+        apps = (add(apps.0, fit), add(apps.1, score));
+    }
+    let mut sidecars = ([0, 0], [0, 0]);
+    let mut init_peak = ([0, 0], [0, 0]);
+    for c in &pod.spec.init_containers {
+        let (fit, score) = container_needs(c);
+        if c.is_sidecar() {
+            sidecars = (add(sidecars.0, fit), add(sidecars.1, score));
+            init_peak = (max(init_peak.0, sidecars.0), max(init_peak.1, sidecars.1));
+        } else {
+            init_peak = (
+                max(init_peak.0, add(sidecars.0, fit)),
+                max(init_peak.1, add(sidecars.1, score)),
+            );
+        }
+    }
+    let fit = max(add(apps.0, sidecars.0), init_peak.0);
+    let score = max(add(apps.1, sidecars.1), init_peak.1);
+    Usage {
         requests: Resources {
             pods: 1,
-            ..Resources::default()
+            cpu_millis: fit[0],
+            memory_bytes: fit[1],
         },
         scoring: Resources {
             pods: 1,
-            ..Resources::default()
+            cpu_millis: score[0],
+            memory_bytes: score[1],
         },
-    };
-    for c in &pod.spec.containers {
-        let (requests, limits) = match &c.resources {
-            Some(r) => (Some(&r.requests), Some(&r.limits)),
-            None => (None, None),
-        };
-        let get = |name: &str| {
-            requests
-                .and_then(|m| amount(m, name))
-                .or_else(|| limits.and_then(|m| amount(m, name)))
-        };
-        let cpu = get("cpu");
-        let memory = get("memory");
-        usage.requests.cpu_millis = usage.requests.cpu_millis.saturating_add(cpu.unwrap_or(0));
-        usage.requests.memory_bytes = usage
-            .requests
-            .memory_bytes
-            .saturating_add(memory.unwrap_or(0));
-        usage.scoring.cpu_millis = usage
-            .scoring
-            .cpu_millis
-            .saturating_add(cpu.unwrap_or(DEFAULT_CPU_MILLIS));
-        usage.scoring.memory_bytes = usage
-            .scoring
-            .memory_bytes
-            .saturating_add(memory.unwrap_or(DEFAULT_MEMORY_BYTES));
     }
-    usage
 }
 
 /// What `node` offers pods: `status.allocatable`, else `status.capacity`;
@@ -198,6 +227,35 @@ mod tests {
                 pods: 1
             }
         );
+    }
+
+    #[test]
+    fn init_containers_and_sidecars_as_pod_requests_counts_them() {
+        let mut pod = Pod::default();
+        pod.spec.containers = vec![container(&[("cpu", "100m"), ("memory", "10Mi")], &[])];
+        let mut sidecar = container(&[("cpu", "50m"), ("memory", "5Mi")], &[]);
+        sidecar.restart_policy = Some("Always".into());
+        pod.spec.init_containers = vec![
+            // Runs alone: the largest CPU.
+            container(&[("cpu", "1"), ("memory", "1Mi")], &[]),
+            sidecar,
+            // Runs beside the sidecar: 20Mi + 5Mi of memory.
+            container(&[("cpu", "10m"), ("memory", "20Mi")], &[]),
+        ];
+        let u = pod_usage(&pod);
+        assert_eq!(
+            u.requests,
+            Resources {
+                cpu_millis: 1000,
+                memory_bytes: 25 << 20,
+                pods: 1
+            }
+        );
+        // Without init containers' peaks: the apps and the sidecar.
+        pod.spec.init_containers.remove(0);
+        pod.spec.init_containers.pop();
+        assert_eq!(pod_usage(&pod).requests.cpu_millis, 150);
+        assert_eq!(pod_usage(&pod).requests.memory_bytes, 15 << 20);
     }
 
     #[test]

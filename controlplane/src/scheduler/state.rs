@@ -43,7 +43,15 @@ pub struct Scheduler {
 }
 
 fn same_needs(a: &Pod, b: &Pod) -> bool {
-    a.spec.containers.len() == b.spec.containers.len()
+    let inits = |p: &Pod| -> Vec<_> {
+        p.spec
+            .init_containers
+            .iter()
+            .map(|c| (c.resources.clone(), c.is_sidecar()))
+            .collect()
+    };
+    inits(a) == inits(b)
+        && a.spec.containers.len() == b.spec.containers.len()
         && a.spec
             .containers
             .iter()

@@ -38,7 +38,23 @@ pub fn describe(pod: &Pod) -> String {
     }
     w.field(0, "IP", status.pod_ip.as_deref().unwrap_or(""));
     w.controlled_by(&pod.metadata);
-    containers(&mut w, 0, &pod.spec.containers, &status.container_statuses);
+    if !pod.spec.init_containers.is_empty() {
+        let init = &status.init_container_statuses;
+        containers(
+            &mut w,
+            0,
+            "Init Containers",
+            &pod.spec.init_containers,
+            init,
+        );
+    }
+    containers(
+        &mut w,
+        0,
+        "Containers",
+        &pod.spec.containers,
+        &status.container_statuses,
+    );
     w.conditions(&status.conditions, false);
     // No events yet: a condition that is not met says why here (kubectl
     // shows the scheduler's FailedScheduling event instead).
@@ -86,7 +102,10 @@ pub fn template(w: &mut Writer, template: &PodTemplateSpec) {
     if !template.metadata.annotations.is_empty() {
         w.annotations(1, &template.metadata.annotations);
     }
-    containers(w, 1, &template.spec.containers, &[]);
+    if !template.spec.init_containers.is_empty() {
+        containers(w, 1, "Init Containers", &template.spec.init_containers, &[]);
+    }
+    containers(w, 1, "Containers", &template.spec.containers, &[]);
     volumes(w, 1, &template.spec.volumes);
     if !template.spec.node_selector.is_empty() {
         w.labels(1, "Node-Selectors", &template.spec.node_selector);
@@ -95,8 +114,14 @@ pub fn template(w: &mut Writer, template: &PodTemplateSpec) {
 
 /// `Containers:` and each container's image, ports, state, resources,
 /// probes, environment and mounts.
-fn containers(w: &mut Writer, level: usize, list: &[Container], statuses: &[ContainerStatus]) {
-    w.line(level, "Containers:");
+fn containers(
+    w: &mut Writer,
+    level: usize,
+    title: &str,
+    list: &[Container],
+    statuses: &[ContainerStatus],
+) {
+    w.line(level, format!("{title}:"));
     for c in list {
         let l = level + 2;
         w.line(level + 1, format!("{}:", c.name));
@@ -146,6 +171,28 @@ fn containers(w: &mut Writer, level: usize, list: &[Container], statuses: &[Cont
         ] {
             if let Some(p) = probe {
                 w.field(l, title, probe_text(p));
+            }
+        }
+        if !c.env_from.is_empty() {
+            w.line(l, "Environment Variables from:");
+            for e in &c.env_from {
+                let (kind, r) = match (&e.config_map_ref, &e.secret_ref) {
+                    (Some(r), _) => ("ConfigMap", r),
+                    (None, Some(r)) => ("Secret", r),
+                    (None, None) => continue,
+                };
+                let prefix = e
+                    .prefix
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!(" with prefix '{p}'"))
+                    .unwrap_or_default();
+                let optional = r.optional.unwrap_or(false);
+                w.field(
+                    l + 1,
+                    &r.name,
+                    format!("{kind}{prefix}\tOptional: {optional}"),
+                );
             }
         }
         if c.env.is_empty() {
@@ -272,6 +319,13 @@ fn env_text(e: &EnvVar) -> String {
             k.key, k.name
         );
     }
+    if let Some(f) = &from.field_ref {
+        let version = f.api_version.as_deref().unwrap_or("v1");
+        return format!("({version}:{})", f.field_path);
+    }
+    if let Some(r) = &from.resource_field_ref {
+        return format!("({})", r.resource);
+    }
     String::new()
 }
 
@@ -307,6 +361,22 @@ fn volumes(w: &mut Writer, level: usize, list: &[Volume]) {
                     .as_ref()
                     .map_or_else(|| "<unset>".to_owned(), ToString::to_string),
             );
+        } else if v.downward_api.is_some() {
+            w.field(
+                l,
+                "Type",
+                "DownwardAPI (a volume populated by information about the pod)",
+            );
+        } else if v.projected.is_some() {
+            w.field(
+                l,
+                "Type",
+                "Projected (a volume that contains injected data from multiple sources)",
+            );
+        } else if let Some(h) = &v.host_path {
+            w.field(l, "Type", "HostPath (bare host directory volume)");
+            w.field(l, "Path", &h.path);
+            w.field(l, "HostPathType", h.type_.as_deref().unwrap_or(""));
         }
     }
 }
@@ -332,6 +402,33 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn init_containers_env_from_and_downward_env() {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1"},
+            "spec": {
+                "initContainers": [{"name": "setup", "image": "busybox"}],
+                "containers": [{"name": "web", "image": "nginx",
+                    "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
+                    "env": [{"name": "POD", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}]}],
+                "volumes": [{"name": "h", "hostPath": {"path": "/srv", "type": "Directory"}}]},
+            "status": {"phase": "Pending",
+                "initContainerStatuses": [{"name": "setup", "image": "busybox", "restartCount": 0,
+                    "state": {"running": {"startedAt": "2024-05-01T12:00:00Z"}}}]}
+        }))
+        .unwrap();
+        let text = describe(&pod);
+        for want in [
+            "Init Containers:\n  setup:\n",
+            "Containers:\n  web:\n",
+            "    Environment Variables from:\n      settings:  ConfigMap with prefix 'CFG_'  Optional: false\n",
+            " (v1:metadata.name)\n",
+            "    Type:          HostPath (bare host directory volume)\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
     }
 
     #[test]

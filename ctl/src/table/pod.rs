@@ -22,7 +22,53 @@ pub fn status(pod: &Pod) -> (String, usize, i64) {
     let mut ready = 0;
     let mut restarts = 0;
     let mut running = false;
-    for c in status.container_statuses.iter().rev() {
+    let mut initializing = false;
+    let inits = &pod.spec.init_containers;
+    for (i, c) in status.init_container_statuses.iter().enumerate() {
+        restarts += i64::from(c.restart_count);
+        let sidecar = inits.iter().any(|s| s.name == c.name && s.is_sidecar());
+        if sidecar && c.started == Some(true) {
+            if c.ready {
+                ready += 1;
+            }
+            continue;
+        }
+        let state = c.state.clone().unwrap_or_default();
+        let waiting = state.waiting.as_ref().and_then(|w| w.reason.clone());
+        match (&state.terminated, waiting) {
+            (Some(t), _) if t.exit_code == 0 => continue,
+            (Some(t), _) => {
+                reason = match (&t.reason, t.signal) {
+                    (Some(r), _) if !r.is_empty() => format!("Init:{r}"),
+                    (_, Some(sig)) if sig != 0 => format!("Init:Signal:{sig}"),
+                    _ => format!("Init:ExitCode:{}", t.exit_code),
+                };
+            }
+            (None, Some(w)) if !w.is_empty() && w != "PodInitializing" => {
+                reason = format!("Init:{w}");
+            }
+            _ => reason = format!("Init:{i}/{}", inits.len()),
+        }
+        initializing = true;
+        break;
+    }
+    let initialized = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Initialized" && c.status == ConditionStatus::True);
+    let app_statuses = if initializing && !initialized {
+        &[][..]
+    } else {
+        // Only the sidecars' restarts count once the pod is initialized.
+        restarts = status
+            .init_container_statuses
+            .iter()
+            .filter(|c| inits.iter().any(|s| s.name == c.name && s.is_sidecar()))
+            .map(|c| i64::from(c.restart_count))
+            .sum();
+        &status.container_statuses[..]
+    };
+    for c in app_statuses.iter().rev() {
         restarts += i64::from(c.restart_count);
         let state = c.state.clone().unwrap_or_default();
         let waiting = state.waiting.as_ref().and_then(|w| w.reason.clone());
@@ -70,8 +116,9 @@ fn phase_name(phase: PodPhase) -> &'static str {
 
 pub(super) fn row(pod: &Pod, age: String) -> Vec<String> {
     let (reason, ready, restarts) = status(pod);
+    let sidecars = pod.spec.init_containers.iter().filter(|c| c.is_sidecar());
     vec![
-        format!("{ready}/{}", pod.spec.containers.len()),
+        format!("{ready}/{}", pod.spec.containers.len() + sidecars.count()),
         reason,
         restarts.to_string(),
         age,
@@ -131,6 +178,73 @@ mod tests {
             table(status, true),
             "NAME    READY   STATUS    RESTARTS   AGE   IP           NODE     NOMINATED NODE   READINESS GATES\n\
              web-1   1/2     Running   3          5s    10.244.1.5   node-1   <none>           <none>\n"
+        );
+    }
+
+    fn init_pod(status: serde_json::Value) -> String {
+        let o = object(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "creationTimestamp": CREATED},
+            "spec": {"initContainers": [
+                {"name": "setup", "image": "x"},
+                {"name": "proxy", "image": "x", "restartPolicy": "Always"}],
+                "containers": [{"name": "a", "image": "nginx"}]},
+            "status": status
+        }));
+        let opts = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        let table = render(Kind::Pod, &[o], &opts);
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        format!("{} {} {}", row[1], row[2], row[3])
+    }
+
+    #[test]
+    fn init_containers_in_the_status_column() {
+        let waiting = |r: &str| json!({"waiting": {"reason": r}});
+        let app = json!([{"name": "a", "image": "x", "state": waiting("PodInitializing")}]);
+        assert_eq!(
+            init_pod(json!({"phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "setup", "image": "x", "state": {"running": {}}},
+                    {"name": "proxy", "image": "x", "state": waiting("PodInitializing")}],
+                "containerStatuses": app})),
+            "0/2 Init:0/2 0"
+        );
+        assert_eq!(
+            init_pod(json!({"phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "setup", "image": "x", "restartCount": 3, "state": waiting("CrashLoopBackOff"),
+                     "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}},
+                    {"name": "proxy", "image": "x", "state": waiting("PodInitializing")}],
+                "containerStatuses": app})),
+            "0/2 Init:CrashLoopBackOff 3"
+        );
+        assert_eq!(
+            init_pod(json!({"phase": "Failed",
+                "initContainerStatuses": [
+                    {"name": "setup", "image": "x", "state": {"terminated": {"exitCode": 2, "reason": "Error"}}},
+                    {"name": "proxy", "image": "x", "state": waiting("PodInitializing")}],
+                "containerStatuses": app})),
+            "0/2 Init:Error 0"
+        );
+        assert_eq!(
+            init_pod(json!({"phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "setup", "image": "x", "ready": true, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                    {"name": "proxy", "image": "x", "started": false, "state": {"running": {}}}],
+                "containerStatuses": app})),
+            "0/2 Init:1/2 0"
+        );
+        assert_eq!(
+            init_pod(json!({"phase": "Running",
+                "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}],
+                "initContainerStatuses": [
+                    {"name": "setup", "image": "x", "ready": true, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+                    {"name": "proxy", "image": "x", "ready": true, "started": true, "restartCount": 1, "state": {"running": {}}}],
+                "containerStatuses": [{"name": "a", "image": "x", "ready": true, "state": {"running": {}}}]})),
+            "2/2 Running 1"
         );
     }
 

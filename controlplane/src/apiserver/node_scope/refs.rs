@@ -12,9 +12,11 @@ use crate::apiserver::error::{ApiResult, ApiServerError};
 /// The ConfigMaps and Secrets a Pod uses, by name (in the Pod's namespace).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct References {
-    /// ConfigMaps: `env[].valueFrom.configMapKeyRef`, `volumes[].configMap`.
+    /// ConfigMaps: `env[].valueFrom.configMapKeyRef`, `envFrom[].configMapRef`,
+    /// `volumes[].configMap`, `volumes[].projected.sources[].configMap`.
     pub config_maps: BTreeSet<String>,
-    /// Secrets: `env[].valueFrom.secretKeyRef`, `volumes[].secret`.
+    /// Secrets: `env[].valueFrom.secretKeyRef`, `envFrom[].secretRef`,
+    /// `volumes[].secret`, `volumes[].projected.sources[].secret`.
     pub secrets: BTreeSet<String>,
 }
 
@@ -27,12 +29,20 @@ pub fn references(pod: &Pod) -> References {
             set.insert(name.to_owned());
         }
     };
-    for container in &pod.spec.containers {
+    for container in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
         for source in container.env.iter().filter_map(|e| e.value_from.as_ref()) {
             if let Some(r) = &source.config_map_key_ref {
                 add(&mut refs.config_maps, &r.name);
             }
             if let Some(r) = &source.secret_key_ref {
+                add(&mut refs.secrets, &r.name);
+            }
+        }
+        for source in &container.env_from {
+            if let Some(r) = &source.config_map_ref {
+                add(&mut refs.config_maps, &r.name);
+            }
+            if let Some(r) = &source.secret_ref {
                 add(&mut refs.secrets, &r.name);
             }
         }
@@ -43,6 +53,14 @@ pub fn references(pod: &Pod) -> References {
         }
         if let Some(s) = &volume.secret {
             add(&mut refs.secrets, &s.secret_name);
+        }
+        for source in volume.projected.iter().flat_map(|p| &p.sources) {
+            if let Some(c) = &source.config_map {
+                add(&mut refs.config_maps, &c.name);
+            }
+            if let Some(s) = &source.secret {
+                add(&mut refs.secrets, &s.name);
+            }
         }
     }
     refs
@@ -119,6 +137,31 @@ mod tests {
         let refs = references(&p);
         assert_eq!(names(&refs.config_maps), ["cfg", "files", "other"]);
         assert_eq!(names(&refs.secrets), ["creds", "tls"]);
+    }
+
+    #[test]
+    fn env_from_init_containers_and_projected_volumes() {
+        let p = pod(json!({
+            "initContainers": [
+                {"name": "i", "image": "i", "envFrom": [{"secretRef": {"name": "init-creds"}}]}
+            ],
+            "containers": [
+                {"name": "a", "image": "i", "envFrom": [
+                    {"configMapRef": {"name": "all"}, "prefix": "X_"},
+                    {"secretRef": {"name": "creds", "optional": true}}
+                ]}
+            ],
+            "volumes": [
+                {"name": "v", "projected": {"sources": [
+                    {"configMap": {"name": "proj"}},
+                    {"secret": {"name": "proj-secret"}},
+                    {"downwardAPI": {"items": [{"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}}
+                ]}}
+            ]
+        }));
+        let refs = references(&p);
+        assert_eq!(names(&refs.config_maps), ["all", "proj"]);
+        assert_eq!(names(&refs.secrets), ["creds", "init-creds", "proj-secret"]);
     }
 
     #[test]

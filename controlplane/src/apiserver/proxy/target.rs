@@ -32,13 +32,15 @@ pub fn pod_node(pod: &Pod) -> Result<&str, ProxyError> {
 }
 
 /// The container of `pod` a call is about: `requested` if given (it must
-/// be one of the pod's), else the default for `purpose`.
+/// be one of the pod's, init containers included), else the default for
+/// `purpose` (among the app containers).
 pub fn container(pod: &Pod, requested: &str, purpose: Purpose) -> Result<String, ProxyError> {
     let containers = &pod.spec.containers;
     let pod_name = || pod.metadata.name().to_owned();
     if !requested.is_empty() {
         return containers
             .iter()
+            .chain(&pod.spec.init_containers)
             .find(|c| c.name == requested)
             .map(|c| c.name.clone())
             .ok_or_else(|| ProxyError::NoSuchContainer {
