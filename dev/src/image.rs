@@ -15,9 +15,9 @@ use sha2::{Digest as _, Sha256};
 
 /// The name the demo image is imported under.
 pub const DEMO_IMAGE: &str = "jotasu.local/busybox:latest";
-/// The same busybox whose default command sleeps instead of running `sh`:
-/// what the corpus test runs in place of images it cannot pull, so a
-/// container without a `command` keeps running.
+/// The same busybox whose entrypoint sleeps, ignoring its arguments, instead
+/// of running `sh`: what the corpus test runs in place of images it cannot
+/// pull, so a container without a `command` keeps running whatever its `args`.
 pub const IDLE_IMAGE: &str = "jotasu.local/busybox-idle:latest";
 
 /// The busybox binary of Debian's `busybox-static` package.
@@ -51,16 +51,17 @@ pub struct ImageArchive {
 /// `name` (e.g. [`DEMO_IMAGE`]). When `out` already holds exactly these
 /// bytes it is left untouched.
 pub fn build_busybox_image(out: &Path, name: &str) -> Result<ImageArchive> {
-    let cmd: &[&str] = if name == IDLE_IMAGE {
-        &["sleep", "2147483647"]
+    let process = if name == IDLE_IMAGE {
+        json!({"Entrypoint": ["sh", "-c", "exec sleep 2147483647", "idle"]})
     } else {
-        &["sh"]
+        json!({"Cmd": ["sh"]})
     };
-    build_image(out, name, cmd)
+    build_image(out, name, process)
 }
 
-/// [`build_busybox_image`] with `cmd` as the image's default command.
-fn build_image(out: &Path, name: &str, cmd: &[&str]) -> Result<ImageArchive> {
+/// [`build_busybox_image`] with `process` (`Entrypoint`, `Cmd`) in the
+/// image's config.
+fn build_image(out: &Path, name: &str, process: serde_json::Value) -> Result<ImageArchive> {
     let busybox = fs::read(BUSYBOX_BIN).map_err(|source| DevError::Io {
         action: "reading (install Debian's busybox-static: scripts/bootstrap.sh)",
         path: BUSYBOX_BIN.into(),
@@ -76,14 +77,13 @@ fn build_image(out: &Path, name: &str, cmd: &[&str]) -> Result<ImageArchive> {
     let layer = build_layer(&busybox, &applets)?;
     let layer_digest = digest(&layer);
 
+    let mut image_config = process;
+    image_config["Env"] = json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
     let config = json!({
         "architecture": host_arch(),
         "os": "linux",
         "created": "2023-11-14T22:13:20Z",
-        "config": {
-            "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": cmd,
-        },
+        "config": image_config,
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
         "history": [{
             "created": "2023-11-14T22:13:20Z",

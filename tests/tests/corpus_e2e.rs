@@ -3,9 +3,9 @@
 //! two-node cluster, one example directory per apply (each in a namespace
 //! of its own unless its manifests name one), with one change: container
 //! images become the local busybox (no registry is reachable here), whose
-//! default command sleeps. Every object is accepted by the server, and
-//! every pod runs — or waits, unscheduled, for resources the nodes do not
-//! have (Kubernetes' "Insufficient cpu").
+//! entrypoint sleeps. Every object is accepted by the server, and every
+//! pod runs (those the nodes could not hold, or that need their own
+//! image's files, are listed in [`NOT_RUNNABLE`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -17,7 +17,6 @@ use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::e2e::{Harness, SETTLE};
 use jotasu_tests::image::IDLE_IMAGE;
 use jotasu_tests::privilege::require_root;
-use jotasu_tests::wait::eventually;
 use serde_json::Value;
 
 /// Accepted files whose containers cannot run on busybox, and why.
@@ -27,6 +26,26 @@ const NOT_RUNNABLE: &[(&str, &str)] = &[
         "runs python3 and asks for an nvidia.com/gpu",
     ),
     ("_archived/cluster-dns/dns-frontend-pod.yaml", "runs python"),
+    (
+        "_archived/cpu-manager/exclusive-2.yaml",
+        "asks for 2 exclusive CPUs, as many as a node here has",
+    ),
+    (
+        "_archived/cpu-manager/exclusive-3.yaml",
+        "asks for 3 CPUs; a node here has 2",
+    ),
+    (
+        "_archived/cpu-manager/exclusive-4.yaml",
+        "asks for 4 CPUs; a node here has 2",
+    ),
+    (
+        "_archived/javaweb-tomcat-sidecar/javaweb.yaml",
+        "its init container copies /sample.war out of its own image",
+    ),
+    (
+        "_archived/javaweb-tomcat-sidecar/javaweb-2.yaml",
+        "its init container copies /sample.war out of its own image",
+    ),
 ];
 
 fn corpus() -> PathBuf {
@@ -81,20 +100,24 @@ fn accepted() -> BTreeMap<String, Vec<String>> {
     by_dir
 }
 
-fn runs_or_waits_for_resources(p: &Pod) -> bool {
+/// A pod's name, phase, scheduling message and containers' waiting reasons.
+fn describe(p: &Pod) -> String {
     let status = p.status.as_ref();
-    if status.and_then(|s| s.phase) == Some(PodPhase::Running) {
-        return true;
-    }
-    status.is_some_and(|s| {
-        s.conditions.iter().any(|c| {
-            c.type_ == "PodScheduled"
-                && c.reason.as_deref() == Some("Unschedulable")
-                && c.message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("Insufficient"))
-        })
-    })
+    let scheduled = status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "PodScheduled"))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    format!(
+        "{}/{}: {:?} {scheduled} {}",
+        p.metadata.namespace.as_deref().unwrap_or(""),
+        p.metadata.name(),
+        status.and_then(|s| s.phase),
+        serde_json::to_string(&status.map(|s| &s.container_statuses)).unwrap_or_default()
+    )
+}
+
+fn is_running(p: &Pod) -> bool {
+    p.status.as_ref().and_then(|s| s.phase) == Some(PodPhase::Running)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,11 +125,15 @@ async fn the_accepted_examples_run_on_a_cluster() {
     if !require_root("the_accepted_examples_run_on_a_cluster") {
         return;
     }
-    let h = Harness::start(ClusterOptions {
+    // The nodes allow privileged containers, as the PodSecurityPolicy
+    // example's cluster would (without the flag its pod is refused by the
+    // node, as the pod security tests check).
+    let mut options = ClusterOptions {
         nodes: 2,
         ..ClusterOptions::default()
-    })
-    .await;
+    };
+    options.agent_args.push("--allow-privileged".into());
+    let h = Harness::start(options).await;
     h.cluster
         .import_busybox_image(IDLE_IMAGE)
         .expect("the idle busybox image imports");
@@ -170,32 +197,40 @@ async fn the_accepted_examples_run_on_a_cluster() {
             assert_eq!(run.code, 0, "applying {dir}: {}{}", run.stdout, run.stderr);
         }
     }
-    let pods = eventually(
-        "every example's pods running, or waiting for resources the nodes lack",
-        SETTLE * 2,
-        || async {
-            let list = h.client.list(Kind::Pod, None, "").await.ok()?;
-            let pods: Vec<Pod> = list
-                .items
-                .into_iter()
-                .filter_map(|o| match o {
-                    Object::Pod(p) => Some(p),
-                    _ => None,
-                })
-                .filter(|p| {
-                    namespaces.contains(p.metadata.namespace.as_deref().unwrap_or("default"))
-                })
-                .collect();
-            pods.iter().all(runs_or_waits_for_resources).then_some(pods)
-        },
-    )
-    .await;
-    let running = pods
-        .iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase) == Some(PodPhase::Running))
-        .count();
+    let deadline = std::time::Instant::now() + SETTLE * 3;
+    let pods = loop {
+        let list = h
+            .client
+            .list(Kind::Pod, None, "")
+            .await
+            .expect("listing pods");
+        let pods: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter_map(|o| match o {
+                Object::Pod(p) => Some(p),
+                _ => None,
+            })
+            .filter(|p| namespaces.contains(p.metadata.namespace.as_deref().unwrap_or("default")))
+            .collect();
+        let waiting: Vec<String> = pods
+            .iter()
+            .filter(|p| !is_running(p))
+            .map(describe)
+            .collect();
+        if waiting.is_empty() {
+            break pods;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods not running:\n{}",
+            waiting.join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    let running = pods.iter().filter(|p| is_running(p)).count();
     eprintln!(
-        "corpus on a cluster: {} directories applied, {} pods, {running} running, the rest waiting for cpu",
+        "corpus on a cluster: {} directories applied, {} pods, {running} running",
         groups.len(),
         pods.len()
     );
