@@ -1,0 +1,344 @@
+//! Name references: after prefixes, suffixes and content hashes changed
+//! names, every field that names another object (a ConfigMap in `env`,
+//! `envFrom` and volumes, a Secret, a ServiceAccount, a Service, an HPA's
+//! scale target, a RoleBinding's role and subjects, …) is rewritten to
+//! the object's new name — kustomize's nameReference transformer.
+
+use serde_json::Value;
+
+use super::KustomizeError;
+use super::fieldspec::visit_values;
+use super::resource::Resource;
+use super::transformers::cluster_scoped;
+
+const WORKLOADS: [&str; 6] = [
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "ReplicationController",
+];
+
+/// Where a kind keeps its pod spec.
+fn pod_spec(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some("spec"),
+        "PodTemplate" => Some("template/spec"),
+        "CronJob" => Some("spec/jobTemplate/spec/template/spec"),
+        k if WORKLOADS.contains(&k) => Some("spec/template/spec"),
+        _ => None,
+    }
+}
+
+/// The paths in a pod spec that name an object of `referral`.
+fn pod_paths(referral: &str) -> &'static [&'static str] {
+    match referral {
+        "ConfigMap" => &[
+            "volumes/configMap/name",
+            "containers/env/valueFrom/configMapKeyRef/name",
+            "initContainers/env/valueFrom/configMapKeyRef/name",
+            "containers/envFrom/configMapRef/name",
+            "initContainers/envFrom/configMapRef/name",
+            "volumes/projected/sources/configMap/name",
+        ],
+        "Secret" => &[
+            "volumes/secret/secretName",
+            "containers/env/valueFrom/secretKeyRef/name",
+            "initContainers/env/valueFrom/secretKeyRef/name",
+            "containers/envFrom/secretRef/name",
+            "initContainers/envFrom/secretRef/name",
+            "imagePullSecrets/name",
+            "volumes/projected/sources/secret/name",
+        ],
+        "ServiceAccount" => &["serviceAccountName"],
+        "PersistentVolumeClaim" => &["volumes/persistentVolumeClaim/claimName"],
+        "PriorityClass" => &["priorityClassName"],
+        _ => &[],
+    }
+}
+
+/// Every (path) in an object of kind `referrer` naming an object of kind `referral`.
+fn paths(referral: &str, referrer: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(spec) = pod_spec(referrer) {
+        // kustomize's tables leave out a few pairs.
+        let skipped = match referral {
+            "ConfigMap" | "Secret" => referrer == "ReplicationController",
+            "ServiceAccount" | "PersistentVolumeClaim" | "PriorityClass" => {
+                matches!(referrer, "ReplicaSet" | "PodTemplate")
+            }
+            _ => false,
+        };
+        if !skipped {
+            out.extend(pod_paths(referral).iter().map(|p| format!("{spec}/{p}")));
+        }
+    }
+    let extra: &[&str] = match (referral, referrer) {
+        (
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "ReplicationController",
+            "HorizontalPodAutoscaler",
+        ) => &["spec/scaleTargetRef/name"],
+        ("ConfigMap" | "Secret", "Role" | "ClusterRole") => &["rules/resourceNames"],
+        ("Secret", "ServiceAccount") => &["imagePullSecrets/name"],
+        ("Secret", "Ingress") => &["spec/tls/secretName"],
+        ("Service", "StatefulSet") => &["spec/serviceName"],
+        ("Service", "Ingress") => &[
+            "spec/rules/http/paths/backend/serviceName",
+            "spec/backend/serviceName",
+            "spec/rules/http/paths/backend/service/name",
+            "spec/defaultBackend/service/name",
+        ],
+        ("Service", "APIService") => &["spec/service/name"],
+        ("Role", "RoleBinding") | ("ClusterRole", "RoleBinding" | "ClusterRoleBinding") => {
+            &["roleRef/name"]
+        }
+        ("PersistentVolume", "PersistentVolumeClaim") => &["spec/volumeName"],
+        ("StorageClass", "PersistentVolume" | "PersistentVolumeClaim") => {
+            &["spec/storageClassName"]
+        }
+        ("StorageClass", "StatefulSet") => &["spec/volumeClaimTemplates/spec/storageClassName"],
+        ("IngressClass", "Ingress") => &["spec/ingressClassName"],
+        _ => &[],
+    };
+    out.extend(extra.iter().map(|p| (*p).to_owned()));
+    out
+}
+
+const REFERRALS: [&str; 15] = [
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+    "PriorityClass",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "ReplicationController",
+    "Service",
+    "Role",
+    "ClusterRole",
+    "PersistentVolume",
+    "StorageClass",
+    "IngressClass",
+];
+
+/// What a candidate looks like to a referrer.
+#[derive(Debug)]
+struct Candidate {
+    kind: String,
+    namespace: String,
+    name: String,
+    previous: Vec<(String, String)>,
+}
+
+fn effective(ns: &str) -> &str {
+    if ns.is_empty() { "default" } else { ns }
+}
+
+/// The new name of the `referral` object once called `old`, seen from
+/// an object in `namespace` (None: unchanged).
+fn lookup(
+    candidates: &[Candidate],
+    referral: &str,
+    old: &str,
+    namespace: Option<&str>,
+) -> Result<Option<(String, String)>, String> {
+    let found: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.kind == referral && c.previous.iter().any(|(_, n)| n == old))
+        .filter(|c| match namespace {
+            None => true,
+            Some(_) if cluster_scoped(&c.kind) || c.kind == "ServiceAccount" => true,
+            Some(ns) => effective(&c.namespace) == effective(ns),
+        })
+        .collect();
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((one.name.clone(), one.namespace.clone()))),
+        several => {
+            let first = several[0];
+            if several
+                .iter()
+                .all(|c| c.name == first.name && c.namespace == first.namespace)
+            {
+                Ok(Some((first.name.clone(), first.namespace.clone())))
+            } else {
+                Err(format!(
+                    "{referral} \"{old}\" could be any of {}",
+                    several
+                        .iter()
+                        .map(|c| format!("{}/{}", effective(&c.namespace), c.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// Rewrites every reference to a renamed object.
+pub fn fix(resources: &mut [Resource], file: &std::path::Path) -> Result<(), KustomizeError> {
+    let candidates: Vec<Candidate> = resources
+        .iter()
+        .filter(|r| !r.history.is_empty())
+        .map(|r| Candidate {
+            kind: r.kind().to_owned(),
+            namespace: r.namespace().to_owned(),
+            name: r.name().to_owned(),
+            previous: r.history.clone(),
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let mut problem = None;
+    for r in resources.iter_mut() {
+        let referrer = r.kind().to_owned();
+        let namespace = (!cluster_scoped(&referrer)).then(|| r.namespace().to_owned());
+        let ns = namespace.as_deref();
+        for referral in REFERRALS {
+            for path in paths(referral, &referrer) {
+                let keys: Vec<&str> = path.split('/').collect();
+                let Some((last, parent)) = keys.split_last() else {
+                    continue;
+                };
+                visit_values(&mut r.value, parent, &mut |holder| {
+                    let mut fix_one = |holder: &mut Value| {
+                        let Some(map) = holder.as_object_mut() else {
+                            return;
+                        };
+                        // scaleTargetRef, roleRef: only if they name this kind.
+                        if map
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .is_some_and(|k| k != referral)
+                        {
+                            return;
+                        }
+                        let Some(value) = map.get_mut(*last) else {
+                            return;
+                        };
+                        let names: Vec<&mut Value> = match value {
+                            Value::Array(items) => items.iter_mut().collect(),
+                            v => vec![v],
+                        };
+                        for v in names {
+                            let Some(old) = v.as_str() else {
+                                continue;
+                            };
+                            match lookup(&candidates, referral, old, ns) {
+                                Ok(Some((new, _))) => *v = Value::String(new),
+                                Ok(None) => {}
+                                Err(e) => problem = Some(e),
+                            }
+                        }
+                    };
+                    match holder {
+                        Value::Array(items) => items.iter_mut().for_each(&mut fix_one),
+                        other => fix_one(other),
+                    }
+                });
+            }
+        }
+        if matches!(referrer.as_str(), "RoleBinding" | "ClusterRoleBinding") {
+            fix_subjects(r, &candidates);
+        }
+    }
+    match problem {
+        Some(message) => Err(KustomizeError::invalid(file, "(name references)", message)),
+        None => Ok(()),
+    }
+}
+
+/// A binding's ServiceAccount subjects: new name and namespace.
+fn fix_subjects(r: &mut Resource, candidates: &[Candidate]) {
+    let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for s in subjects.iter_mut().filter_map(Value::as_object_mut) {
+        if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+            continue;
+        }
+        let name = s
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let namespace = s
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let found = candidates.iter().find(|c| {
+            c.kind == "ServiceAccount"
+                && c.previous
+                    .iter()
+                    .any(|(ns, n)| *n == name && effective(ns) == effective(&namespace))
+        });
+        if let Some(c) = found {
+            s.insert("name".into(), Value::String(c.name.clone()));
+            if !c.namespace.is_empty() {
+                s.insert("namespace".into(), Value::String(c.namespace.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renamed_config_map_and_role() {
+        let mut cm = Resource::new(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}),
+        );
+        cm.set_name("p-cfg-abc".into());
+        let mut role = Resource::new(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}}),
+        );
+        role.set_name("p-r".into());
+        let mut sa = Resource::new(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+        );
+        sa.set_name("p-sa".into());
+        sa.set_namespace("prod".into());
+        let deploy = Resource::new(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"serviceAccountName": "sa", "containers": [
+                {"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}}],
+                 "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
+                         {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "k"}}}]}],
+                "volumes": [{"name": "v", "configMap": {"name": "cfg"}}]}}}}),
+        );
+        let binding = Resource::new(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "b"}, "roleRef": {"kind": "Role", "name": "r", "apiGroup": "rbac.authorization.k8s.io"},
+            "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}),
+        );
+        let mut rs = vec![cm, role, sa, deploy, binding];
+        fix(&mut rs, std::path::Path::new("k.yaml")).unwrap();
+        let spec = &rs[3].value["spec"]["template"]["spec"];
+        assert_eq!(spec["serviceAccountName"], "p-sa");
+        assert_eq!(
+            spec["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+            "p-cfg-abc"
+        );
+        assert_eq!(
+            spec["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"]["name"],
+            "p-cfg-abc"
+        );
+        assert_eq!(
+            spec["containers"][0]["env"][1]["valueFrom"]["secretKeyRef"]["name"],
+            "cfg"
+        );
+        assert_eq!(spec["volumes"][0]["configMap"]["name"], "p-cfg-abc");
+        assert_eq!(rs[4].value["roleRef"]["name"], "p-r");
+        assert_eq!(
+            rs[4].value["subjects"][0],
+            json!({"kind": "ServiceAccount", "name": "p-sa", "namespace": "prod"})
+        );
+    }
+}
