@@ -47,7 +47,7 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<(), CtlError> 
 /// Runs `kustomize`: the rendered objects on stdout.
 pub fn print_kustomization(args: &KustomizeArgs) -> Result<(), CtlError> {
     let objects = kustomize::render(&args.dir)?;
-    out(&kustomize::to_yaml(&objects)?)
+    out(&kustomize::to_yaml(&objects))
 }
 
 /// The server numbers the objects of a rejected apply (`object 2 (…): …`);

@@ -93,9 +93,6 @@ pub enum KustomizeError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// Writing the rendered YAML failed.
-    #[error("cannot write the rendered objects as YAML: {0}")]
-    Yaml(String),
 }
 
 impl KustomizeError {

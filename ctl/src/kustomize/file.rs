@@ -183,8 +183,21 @@ pub struct Patch {
     pub patch: Option<String>,
     /// The objects it applies to.
     pub target: Option<Selector>,
-    /// kustomize's patch options (allowNameChange, allowKindChange).
-    pub options: Option<BTreeMap<String, bool>>,
+    /// `allowNameChange`: a strategic merge patch may rename its target
+    /// (otherwise a new name in the patch is dropped).
+    pub options: Option<PatchOptions>,
+}
+
+/// A patch's `options`.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchOptions {
+    /// The patch may change the object's name.
+    #[serde(default)]
+    pub allow_name_change: bool,
+    /// The patch may change the object's kind.
+    #[serde(default)]
+    pub allow_kind_change: bool,
 }
 
 /// Which objects a patch applies to: group, version and kind exactly,
@@ -257,6 +270,15 @@ pub fn load(dir: &Path) -> Result<(PathBuf, Kustomization), KustomizeError> {
     }
     let kustomization: Kustomization = serde_json::from_value(value)
         .map_err(|e| KustomizeError::invalid(&file, "(file)", e.to_string()))?;
+    if let Some(version) = kustomization.api_version.as_deref()
+        && !version.starts_with("kustomize.config.k8s.io/")
+    {
+        return Err(KustomizeError::invalid(
+            &file,
+            "apiVersion",
+            format!("\"{version}\" is not kustomize.config.k8s.io/v1beta1"),
+        ));
+    }
     if let Some(kind) = kustomization.kind.as_deref()
         && kind != "Kustomization"
     {

@@ -221,7 +221,8 @@ fn pairs(
 }
 
 /// The `KEY=VALUE` lines of an env file (blank lines and `#` comments
-/// skipped; a line without `=` takes the value from the environment).
+/// skipped; a line without `=` is a key with an empty value, as in
+/// kustomize v5.7, never read from jotactl's environment).
 pub fn env_lines(text: &str, path: &Path) -> Result<Vec<(String, String)>, KustomizeError> {
     let mut out = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -232,7 +233,7 @@ pub fn env_lines(text: &str, path: &Path) -> Result<Vec<(String, String)>, Kusto
         }
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (line.to_owned(), std::env::var(line).unwrap_or_default()),
+            None => (line.to_owned(), String::new()),
         };
         let env_name = key
             .chars()
@@ -298,8 +299,10 @@ pub fn absorb(
     }
 }
 
-/// `new` merged into (or replacing) `old`, keeping old's name, namespace
-/// and history; labels and annotations are merged either way.
+/// `new` merged into (or replacing) `old`, keeping old's name, namespace,
+/// history and hash marking (an object from a file merged with a
+/// generator gets no hash, as in kustomize); labels and annotations are
+/// merged either way.
 fn combine(old: &Resource, new: Resource, behavior: Behavior) -> Resource {
     let mut value = new.value;
     let merge_map = |old: Option<&Value>, new: Option<&Value>| -> Map<String, Value> {
@@ -348,7 +351,7 @@ fn combine(old: &Resource, new: Resource, behavior: Behavior) -> Resource {
     Resource {
         value,
         history: old.history.clone(),
-        needs_hash: old.needs_hash || new.needs_hash,
+        needs_hash: old.needs_hash,
     }
 }
 
@@ -391,10 +394,14 @@ mod tests {
 
     #[test]
     fn env_files() {
-        let lines = env_lines("\u{feff}# c\n\nA=1\n  B=x=y\n", Path::new("e.env")).unwrap();
+        let lines = env_lines("\u{feff}# c\n\nA=1\n  B=x=y\nHOME\n", Path::new("e.env")).unwrap();
         assert_eq!(
             lines,
-            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "x=y".into()),
+                ("HOME".into(), String::new())
+            ]
         );
         assert!(env_lines("1X=2\n", Path::new("e.env")).is_err());
     }

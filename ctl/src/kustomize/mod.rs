@@ -21,6 +21,7 @@ mod patches;
 mod resource;
 mod smp;
 mod transformers;
+mod yaml;
 
 use std::path::Path;
 
@@ -30,17 +31,15 @@ pub use build::render;
 pub use error::KustomizeError;
 
 /// The objects as YAML documents separated by `---`, as kubectl prints them.
-pub fn to_yaml(objects: &[Value]) -> Result<String, KustomizeError> {
+pub fn to_yaml(objects: &[Value]) -> String {
     let mut out = String::new();
     for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(
-            &serde_yaml_ng::to_string(object).map_err(|e| KustomizeError::Yaml(e.to_string()))?,
-        );
+        out.push_str(&yaml::document(object));
     }
-    Ok(out)
+    out
 }
 
 /// The rendered objects as one manifest source for [`crate::manifests`].
@@ -48,6 +47,6 @@ pub fn source(dir: &Path) -> Result<crate::manifests::Source, KustomizeError> {
     let objects = render(dir)?;
     Ok(crate::manifests::Source {
         name: format!("{} (kustomization)", dir.display()),
-        text: to_yaml(&objects)?,
+        text: to_yaml(&objects),
     })
 }

@@ -123,82 +123,141 @@ const REFERRALS: [&str; 15] = [
     "IngressClass",
 ];
 
-/// What a candidate looks like to a referrer.
+/// An object as a possible referral.
 #[derive(Debug)]
 struct Candidate {
     kind: String,
+    group: String,
     namespace: String,
+    original_namespace: String,
     name: String,
-    previous: Vec<(String, String)>,
+    previous: Vec<String>,
 }
 
+impl Candidate {
+    fn of(r: &Resource) -> Self {
+        Self {
+            kind: r.kind().to_owned(),
+            group: r.group().to_owned(),
+            namespace: r.namespace().to_owned(),
+            original_namespace: r.original_namespace().to_owned(),
+            name: r.name().to_owned(),
+            previous: r.history.iter().map(|(_, n)| n.clone()).collect(),
+        }
+    }
+
+    fn cluster_scoped(&self) -> bool {
+        cluster_scoped(&self.kind)
+    }
+}
+
+/// kustomize's effective namespace: `default` for none.
 fn effective(ns: &str) -> &str {
     if ns.is_empty() { "default" } else { ns }
 }
 
-/// The new name of the `referral` object once called `old`, seen from
-/// an object in `namespace` (None: unchanged).
-fn lookup(
-    candidates: &[Candidate],
+/// The referrer, as the sieves see it.
+#[derive(Debug)]
+struct Referrer {
+    kind: String,
+    namespace: String,
+    /// A RoleBinding's subjects' namespaces.
+    subject_namespaces: Vec<String>,
+}
+
+impl Referrer {
+    fn of(r: &Resource) -> Self {
+        let subject_namespaces = if r.kind() == "RoleBinding" {
+            r.value
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("namespace").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            kind: r.kind().to_owned(),
+            namespace: r.namespace().to_owned(),
+            subject_namespaces,
+        }
+    }
+
+    fn cluster_scoped(&self) -> bool {
+        cluster_scoped(&self.kind)
+    }
+
+    /// kustomize's SubsetThatCouldBeReferencedByResource.
+    fn could_refer_to(&self, c: &Candidate) -> bool {
+        self.cluster_scoped()
+            || c.cluster_scoped()
+            || effective(&c.namespace) == effective(&self.namespace)
+            || self
+                .subject_namespaces
+                .iter()
+                .any(|ns| effective(ns) == effective(&c.namespace))
+    }
+}
+
+/// kustomize's selectReferral: the one candidate of kind `referral`
+/// (group `group` when given) once called `old`, seen from `referrer`.
+fn select<'a>(
+    candidates: &[&'a Candidate],
     referral: &str,
+    group: Option<&str>,
     old: &str,
-    namespace: Option<&str>,
-) -> Result<Option<(String, String)>, String> {
+    referrer: &Referrer,
+) -> Result<Option<&'a Candidate>, String> {
     let found: Vec<&Candidate> = candidates
         .iter()
-        .filter(|c| c.kind == referral && c.previous.iter().any(|(_, n)| n == old))
-        .filter(|c| match namespace {
-            None => true,
-            Some(_) if cluster_scoped(&c.kind) || c.kind == "ServiceAccount" => true,
-            Some(ns) => effective(&c.namespace) == effective(ns),
+        .copied()
+        .filter(|c| c.previous.iter().any(|n| n == old))
+        .filter(|c| c.kind == referral && group.is_none_or(|g| g == c.group))
+        .filter(|c| {
+            referrer.cluster_scoped()
+                || c.cluster_scoped()
+                || c.kind == "ServiceAccount"
+                || effective(&c.namespace) == effective(&referrer.namespace)
         })
         .collect();
     match found.as_slice() {
         [] => Ok(None),
-        [one] => Ok(Some((one.name.clone(), one.namespace.clone()))),
-        several => {
-            let first = several[0];
-            if several
+        [one, rest @ ..] if rest.iter().all(|c| c.name == one.name) => Ok(Some(one)),
+        several => Err(format!(
+            "{referral} \"{old}\" could be any of {}; give them different names",
+            several
                 .iter()
-                .all(|c| c.name == first.name && c.namespace == first.namespace)
-            {
-                Ok(Some((first.name.clone(), first.namespace.clone())))
-            } else {
-                Err(format!(
-                    "{referral} \"{old}\" could be any of {}",
-                    several
-                        .iter()
-                        .map(|c| format!("{}/{}", effective(&c.namespace), c.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-        }
+                .map(|c| format!("{}/{}", effective(&c.namespace), c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The group a referral kind is matched with (rbac kinds only, as kustomize).
+fn referral_group(referral: &str) -> Option<&'static str> {
+    match referral {
+        "Role" | "ClusterRole" => Some("rbac.authorization.k8s.io"),
+        _ => None,
     }
 }
 
 /// Rewrites every reference to a renamed object.
 pub fn fix(resources: &mut [Resource], file: &std::path::Path) -> Result<(), KustomizeError> {
-    let candidates: Vec<Candidate> = resources
-        .iter()
-        .filter(|r| !r.history.is_empty())
-        .map(|r| Candidate {
-            kind: r.kind().to_owned(),
-            namespace: r.namespace().to_owned(),
-            name: r.name().to_owned(),
-            previous: r.history.clone(),
-        })
-        .collect();
-    if candidates.is_empty() {
+    let all: Vec<Candidate> = resources.iter().map(Candidate::of).collect();
+    if all.iter().all(|c| c.previous.is_empty()) {
         return Ok(());
     }
     let mut problem = None;
     for r in resources.iter_mut() {
-        let referrer = r.kind().to_owned();
-        let namespace = (!cluster_scoped(&referrer)).then(|| r.namespace().to_owned());
-        let ns = namespace.as_deref();
+        let referrer = Referrer::of(r);
+        let subset: Vec<&Candidate> = all.iter().filter(|c| referrer.could_refer_to(c)).collect();
         for referral in REFERRALS {
-            for path in paths(referral, &referrer) {
+            let group = referral_group(referral);
+            for path in paths(referral, &referrer.kind) {
                 let keys: Vec<&str> = path.split('/').collect();
                 let Some((last, parent)) = keys.split_last() else {
                     continue;
@@ -227,8 +286,8 @@ pub fn fix(resources: &mut [Resource], file: &std::path::Path) -> Result<(), Kus
                             let Some(old) = v.as_str() else {
                                 continue;
                             };
-                            match lookup(&candidates, referral, old, ns) {
-                                Ok(Some((new, _))) => *v = Value::String(new),
+                            match select(&subset, referral, group, old, &referrer) {
+                                Ok(Some(c)) => *v = Value::String(c.name.clone()),
                                 Ok(None) => {}
                                 Err(e) => problem = Some(e),
                             }
@@ -241,8 +300,10 @@ pub fn fix(resources: &mut [Resource], file: &std::path::Path) -> Result<(), Kus
                 });
             }
         }
-        if matches!(referrer.as_str(), "RoleBinding" | "ClusterRoleBinding") {
-            fix_subjects(r, &candidates);
+        if matches!(referrer.kind.as_str(), "RoleBinding" | "ClusterRoleBinding")
+            && let Err(e) = fix_subjects(r, &subset, &referrer)
+        {
+            problem = Some(e);
         }
     }
     match problem {
@@ -251,38 +312,53 @@ pub fn fix(resources: &mut [Resource], file: &std::path::Path) -> Result<(), Kus
     }
 }
 
-/// A binding's ServiceAccount subjects: new name and namespace.
-fn fix_subjects(r: &mut Resource, candidates: &[Candidate]) {
+/// A binding's subjects, as kustomize treats them: each is looked up as a
+/// ServiceAccount (whatever its kind says); a subject naming a namespace
+/// looks among the objects first put in that namespace if there are any,
+/// else among those now in it; a match gets the account's new name and
+/// namespace.
+fn fix_subjects(
+    r: &mut Resource,
+    subset: &[&Candidate],
+    referrer: &Referrer,
+) -> Result<(), String> {
     let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut) else {
-        return;
+        return Ok(());
     };
     for s in subjects.iter_mut().filter_map(Value::as_object_mut) {
-        if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
+        let Some(name) = s.get("name").and_then(Value::as_str).map(str::to_owned) else {
             continue;
-        }
-        let name = s
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let namespace = s
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let found = candidates.iter().find(|c| {
-            c.kind == "ServiceAccount"
-                && c.previous
+        };
+        let pool: Vec<&Candidate> = match s.get("namespace").and_then(Value::as_str) {
+            None => subset.to_vec(),
+            Some(ns) => {
+                let by_original: Vec<&Candidate> = subset
                     .iter()
-                    .any(|(ns, n)| *n == name && effective(ns) == effective(&namespace))
-        });
-        if let Some(c) = found {
-            s.insert("name".into(), Value::String(c.name.clone()));
-            if !c.namespace.is_empty() {
-                s.insert("namespace".into(), Value::String(c.namespace.clone()));
+                    .copied()
+                    .filter(|c| {
+                        !c.cluster_scoped() && effective(&c.original_namespace) == effective(ns)
+                    })
+                    .collect();
+                if by_original.is_empty() {
+                    subset
+                        .iter()
+                        .copied()
+                        .filter(|c| !c.cluster_scoped() && effective(&c.namespace) == effective(ns))
+                        .collect()
+                } else {
+                    by_original
+                }
             }
+        };
+        let Some(c) = select(&pool, "ServiceAccount", None, &name, referrer)? else {
+            continue;
+        };
+        s.insert("name".into(), Value::String(c.name.clone()));
+        if !c.namespace.is_empty() {
+            s.insert("namespace".into(), Value::String(c.namespace.clone()));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::KustomizeError;
-use super::file::{self, Patch, Selector};
+use super::file::{self, Patch, PatchOptions, Selector};
 use super::resource::{Resource, split_api_version};
 use super::smp::{self, Outcome};
 
@@ -144,6 +144,7 @@ fn selected(
 fn apply_by_identity(
     resources: &mut Vec<Resource>,
     patch: &Value,
+    options: PatchOptions,
     cx: Context<'_>,
     field: &str,
 ) -> Result<(), KustomizeError> {
@@ -204,21 +205,59 @@ fn apply_by_identity(
             ));
         }
     };
-    let kind = resources[at].kind().to_owned();
-    if smp::apply(&mut resources[at].value, patch, &kind) == Outcome::Deleted {
+    if strategic(&mut resources[at], patch, options) == Outcome::Deleted {
         resources.remove(at);
     }
     Ok(())
 }
 
-/// A patch for a selected object: without the patch's own identity.
-fn without_identity(patch: &Value) -> Value {
+/// Applies a strategic merge patch to one object; a new name (or kind)
+/// stays only when the patch's options allow it (then it is tracked, so
+/// references follow).
+fn strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Outcome {
+    let (name, kind, api_version) = (
+        r.name().to_owned(),
+        r.kind().to_owned(),
+        r.value.get("apiVersion").cloned(),
+    );
+    let outcome = smp::apply(&mut r.value, patch, &kind);
+    if outcome == Outcome::Deleted {
+        return outcome;
+    }
+    if r.kind() != kind && !options.allow_kind_change {
+        if let Some(object) = r.value.as_object_mut() {
+            object.insert("kind".into(), Value::String(kind));
+            match api_version {
+                Some(v) => object.insert("apiVersion".into(), v),
+                None => object.remove("apiVersion"),
+            };
+        }
+    }
+    let new_name = r.name().to_owned();
+    if new_name != name {
+        if let Some(metadata) = r.metadata_mut() {
+            metadata.insert("name".into(), Value::String(name));
+        }
+        if options.allow_name_change {
+            r.set_name(new_name);
+        }
+    }
+    outcome
+}
+
+/// A patch for a selected object: without the patch's own identity
+/// (its name stays when the options allow renaming).
+fn without_identity(patch: &Value, options: PatchOptions) -> Value {
     let mut patch = patch.clone();
     if let Some(map) = patch.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
+        if !options.allow_kind_change {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
         if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
-            metadata.remove("name");
+            if !options.allow_name_change {
+                metadata.remove("name");
+            }
             metadata.remove("namespace");
         }
     }
@@ -234,6 +273,7 @@ pub fn apply(
     json_only: bool,
 ) -> Result<(), KustomizeError> {
     let content = content(p, cx, field)?;
+    let options = p.options.clone().unwrap_or_default();
     let target = match (&p.target, &content) {
         (Some(t), _) => Some(t),
         (None, Content::Strategic(_)) if !json_only => None,
@@ -255,7 +295,7 @@ pub fn apply(
     let Some(target) = target else {
         if let Content::Strategic(docs) = &content {
             for doc in docs {
-                apply_by_identity(resources, doc, cx, field)?;
+                apply_by_identity(resources, doc, options, cx, field)?;
             }
         }
         return Ok(());
@@ -278,9 +318,8 @@ pub fn apply(
                 )
             })?,
             Content::Strategic(docs) => {
-                let kind = r.kind().to_owned();
                 for doc in docs {
-                    if smp::apply(&mut r.value, &without_identity(doc), &kind) == Outcome::Deleted {
+                    if strategic(r, &without_identity(doc, options), options) == Outcome::Deleted {
                         deleted.push(i);
                         break;
                     }

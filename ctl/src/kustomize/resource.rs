@@ -75,11 +75,6 @@ impl Resource {
         self.text("/metadata/namespace")
     }
 
-    /// The name it was first given.
-    pub fn original_name(&self) -> &str {
-        self.history.first().map_or(self.name(), |(_, n)| n)
-    }
-
     /// The namespace it was first given.
     pub fn original_namespace(&self) -> &str {
         self.history.first().map_or(self.namespace(), |(ns, _)| ns)

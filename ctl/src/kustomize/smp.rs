@@ -256,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             d,
-            json!({"spec": {"ports": [{"port": 80}, {"port": 81}], "args": ["c"]}})
+            json!({"spec": {"ports": [{"port": 81}, {"port": 80}], "args": ["c"]}})
         );
     }
 }

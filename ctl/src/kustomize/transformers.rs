@@ -284,7 +284,7 @@ mod tests {
             rs[0].value["metadata"],
             json!({"name": "p-c-s", "namespace": "prod"})
         );
-        assert_eq!(rs[0].original_name(), "c");
+        assert_eq!(rs[0].history[0], (String::new(), "c".to_owned()));
         assert!(rs[0].answers_to("c"));
         assert_eq!(rs[1].value["metadata"], json!({"name": "n"}));
     }
