@@ -50,3 +50,20 @@ pub fn source(dir: &Path) -> Result<crate::manifests::Source, KustomizeError> {
         text: to_yaml(&objects),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixtures' objects pass the checks `apply -f` makes.
+    #[test]
+    fn rendered_fixtures_load_as_manifests() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize");
+        for overlay in ["base", "prod", "dev"] {
+            let source = source(&fixtures.join(overlay)).unwrap();
+            let loaded = crate::manifests::load(&[source], None)
+                .unwrap_or_else(|e| panic!("{overlay}: {e}"));
+            assert!(loaded.len() >= 8, "{overlay}: {}", loaded.len());
+        }
+    }
+}

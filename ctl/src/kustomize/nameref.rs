@@ -380,7 +380,6 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
         );
         sa.set_name("p-sa".into());
-        sa.set_namespace("prod".into());
         let deploy = Resource::new(
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
             "spec": {"template": {"spec": {"serviceAccountName": "sa", "containers": [
@@ -395,6 +394,7 @@ mod tests {
             "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}),
         );
         let mut rs = vec![cm, role, sa, deploy, binding];
+        crate::kustomize::transformers::namespace(&mut rs, "prod");
         fix(&mut rs, std::path::Path::new("k.yaml")).unwrap();
         let spec = &rs[3].value["spec"]["template"]["spec"];
         assert_eq!(spec["serviceAccountName"], "p-sa");
