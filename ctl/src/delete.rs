@@ -215,4 +215,24 @@ mod tests {
         a.all = true;
         assert!(plan(&a, "ns", None).is_err());
     }
+
+    #[test]
+    fn kustomization_names_what_it_renders() {
+        let mut a = args(&[]);
+        a.kustomize = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize/prod"),
+        );
+        let Plan::Named(refs) = plan(&a, "default", None).unwrap() else {
+            panic!("names expected");
+        };
+        assert!(refs.contains(&object_ref(Kind::Deployment, "prod", "prod-web")));
+        assert!(refs.contains(&object_ref(
+            Kind::ConfigMap,
+            "prod",
+            "prod-app-config-b4tm6m8ktd"
+        )));
+        let mut both = args(&["cm"]);
+        both.kustomize = a.kustomize.clone();
+        assert!(plan(&both, "default", None).is_err());
+    }
 }

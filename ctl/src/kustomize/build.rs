@@ -77,6 +77,9 @@ fn rank(kind: &str) -> usize {
 
 /// The objects of the kustomization in `dir`, transformed by it.
 fn accumulate(dir: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Resource>, KustomizeError> {
+    if !dir.is_dir() {
+        return Err(KustomizeError::NoDirectory(dir.to_owned()));
+    }
     let real = std::fs::canonicalize(dir).map_err(|e| KustomizeError::Read {
         path: dir.to_owned(),
         reason: e.to_string(),

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 /// Why a kustomization cannot be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum KustomizeError {
+    /// A kustomization directory that does not exist (or is no directory).
+    #[error("\"{}\" is not a directory: name the directory holding kustomization.yaml", .0.display())]
+    NoDirectory(PathBuf),
     /// The directory holds no kustomization file.
     #[error(
         "no kustomization file in {}: write kustomization.yaml (or kustomization.yml, Kustomization) there",

@@ -224,14 +224,15 @@ fn strategic(r: &mut Resource, patch: &Value, options: PatchOptions) -> Outcome 
     if outcome == Outcome::Deleted {
         return outcome;
     }
-    if r.kind() != kind && !options.allow_kind_change {
-        if let Some(object) = r.value.as_object_mut() {
-            object.insert("kind".into(), Value::String(kind));
-            match api_version {
-                Some(v) => object.insert("apiVersion".into(), v),
-                None => object.remove("apiVersion"),
-            };
-        }
+    if r.kind() != kind
+        && !options.allow_kind_change
+        && let Some(object) = r.value.as_object_mut()
+    {
+        object.insert("kind".into(), Value::String(kind));
+        match api_version {
+            Some(v) => object.insert("apiVersion".into(), v),
+            None => object.remove("apiVersion"),
+        };
     }
     let new_name = r.name().to_owned();
     if new_name != name {
@@ -273,7 +274,7 @@ pub fn apply(
     json_only: bool,
 ) -> Result<(), KustomizeError> {
     let content = content(p, cx, field)?;
-    let options = p.options.clone().unwrap_or_default();
+    let options = p.options.unwrap_or_default();
     let target = match (&p.target, &content) {
         (Some(t), _) => Some(t),
         (None, Content::Strategic(_)) if !json_only => None,
