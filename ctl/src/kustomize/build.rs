@@ -75,6 +75,9 @@ fn rank(kind: &str) -> usize {
     }
 }
 
+/// How deep bases may nest.
+const MAX_DEPTH: usize = 64;
+
 /// The objects of the kustomization in `dir`, transformed by it.
 fn accumulate(dir: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Resource>, KustomizeError> {
     if !dir.is_dir() {
@@ -93,6 +96,13 @@ fn accumulate(dir: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Resource>, Kus
         return Err(KustomizeError::Cycle {
             chain: chain.join(" -> "),
         });
+    }
+    if stack.len() >= MAX_DEPTH {
+        return Err(KustomizeError::invalid(
+            dir,
+            "resources",
+            format!("kustomizations nest more than {MAX_DEPTH} deep; flatten the bases"),
+        ));
     }
     stack.push(real);
     let built = build_one(dir, stack);
