@@ -5,20 +5,24 @@
 use jotasu_api::client::{Applied, ClientError};
 use jotasu_api::{Location, Object};
 
-use crate::cli::{ApplyArgs, DryRun, GlobalArgs};
+use crate::cli::{ApplyArgs, DryRun, GlobalArgs, KustomizeArgs};
 use crate::connect;
+use crate::kustomize;
 use crate::manifests::{self, Source};
 use crate::names::ref_slash_name;
 use crate::report::{CtlError, note, out};
 
 /// Runs `apply`.
 pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<(), CtlError> {
-    if args.files.files.is_empty() {
-        return Err(CtlError::Usage(
-            "must specify -f FILE|DIR|- (a manifest, a directory of them, or stdin)".into(),
-        ));
-    }
-    let sources: Vec<Source> = manifests::read_sources(&args.files)?;
+    let sources: Vec<Source> = match &args.kustomize {
+        Some(dir) => vec![kustomize::source(dir)?],
+        None if args.files.files.is_empty() => {
+            return Err(CtlError::Usage(
+                "must specify -f FILE|DIR|- (a manifest, a directory of them, or stdin) or -k DIR (a kustomization)".into(),
+            ));
+        }
+        None => manifests::read_sources(&args.files)?,
+    };
     let loaded = manifests::load(&sources, connect::explicit_namespace(global))?;
     if loaded.is_empty() {
         return Err(CtlError::Usage("no objects passed to apply".into()));
@@ -38,6 +42,12 @@ pub async fn run(global: &GlobalArgs, args: &ApplyArgs) -> Result<(), CtlError> 
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Runs `kustomize`: the rendered objects on stdout.
+pub fn print_kustomization(args: &KustomizeArgs) -> Result<(), CtlError> {
+    let objects = kustomize::render(&args.dir)?;
+    out(&kustomize::to_yaml(&objects))
 }
 
 /// The server numbers the objects of a rejected apply (`object 2 (…): …`);

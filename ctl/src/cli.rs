@@ -53,6 +53,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create or update objects from manifests (server-side, all or nothing).
     Apply(ApplyArgs),
+    /// Print the objects a kustomization directory renders (as kubectl
+    /// kustomize does), without a server.
+    Kustomize(KustomizeArgs),
     /// Show objects as a table, YAML, JSON or names.
     Get(GetArgs),
     /// Show objects in detail.
@@ -116,12 +119,23 @@ pub enum DryRun {
     Server,
 }
 
+/// `jotactl kustomize`.
+#[derive(Debug, Args)]
+pub struct KustomizeArgs {
+    /// The directory holding kustomization.yaml (default: the current one).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
 /// `jotactl apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The manifests.
     #[command(flatten)]
     pub files: FileArgs,
+    /// A kustomization directory, rendered here (as kubectl apply -k does).
+    #[arg(short = 'k', long = "kustomize", value_name = "DIR", conflicts_with_all = ["files", "recursive"])]
+    pub kustomize: Option<PathBuf>,
     /// Validate and report what would happen without writing (bare --dry-run: client).
     #[arg(
         long,
@@ -200,6 +214,9 @@ pub struct DeleteArgs {
     /// The objects named in these manifests.
     #[command(flatten)]
     pub files: FileArgs,
+    /// The objects a kustomization directory renders.
+    #[arg(short = 'k', long = "kustomize", value_name = "DIR", conflicts_with_all = ["files", "recursive"])]
+    pub kustomize: Option<PathBuf>,
     /// Every object of the kinds whose labels match.
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,

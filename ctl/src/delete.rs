@@ -38,13 +38,16 @@ pub fn plan(
 ) -> Result<Plan, CtlError> {
     let selector = args.selector.clone().unwrap_or_default();
     let selecting = args.all || args.selector.is_some();
-    if !args.files.files.is_empty() {
+    if !args.files.files.is_empty() || args.kustomize.is_some() {
         if !args.resources.is_empty() || selecting {
             return Err(CtlError::Usage(
-                "resources, -l and --all cannot be combined with -f".into(),
+                "resources, -l and --all cannot be combined with -f or -k".into(),
             ));
         }
-        let sources = manifests::read_sources(&args.files)?;
+        let sources = match &args.kustomize {
+            Some(dir) => vec![crate::kustomize::source(dir)?],
+            None => manifests::read_sources(&args.files)?,
+        };
         let refs = manifests::refs(&sources, explicit_ns)?;
         if refs.is_empty() {
             return Err(CtlError::Usage("no objects passed to delete".into()));
@@ -166,6 +169,7 @@ mod tests {
                 files: Vec::new(),
                 recursive: false,
             },
+            kustomize: None,
             selector: None,
             all: false,
             ignore_not_found: false,
@@ -210,5 +214,25 @@ mod tests {
         let mut a = args(&["cm", "x"]);
         a.all = true;
         assert!(plan(&a, "ns", None).is_err());
+    }
+
+    #[test]
+    fn kustomization_names_what_it_renders() {
+        let mut a = args(&[]);
+        a.kustomize = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize/prod"),
+        );
+        let Plan::Named(refs) = plan(&a, "default", None).unwrap() else {
+            panic!("names expected");
+        };
+        assert!(refs.contains(&object_ref(Kind::Deployment, "prod", "prod-web")));
+        assert!(refs.contains(&object_ref(
+            Kind::ConfigMap,
+            "prod",
+            "prod-app-config-b4tm6m8ktd"
+        )));
+        let mut both = args(&["cm"]);
+        both.kustomize = a.kustomize.clone();
+        assert!(plan(&both, "default", None).is_err());
     }
 }

@@ -16,6 +16,7 @@ mod dev;
 mod exec;
 mod get;
 mod image;
+mod kustomize;
 mod logs;
 mod manifests;
 mod names;
@@ -40,6 +41,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
     let global = &cli.global;
     match &cli.command {
         Command::Apply(a) => apply::run(global, a).await,
+        Command::Kustomize(a) => apply::print_kustomization(a),
         Command::Get(a) => get::run(global, a).await,
         Command::Describe(a) => describe::run(global, a).await,
         Command::Delete(a) => delete::run(global, a).await,

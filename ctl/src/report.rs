@@ -23,6 +23,9 @@ pub enum CtlError {
     /// Manifest files that cannot be read.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A kustomization that cannot be rendered.
+    #[error(transparent)]
+    Kustomize(#[from] crate::kustomize::KustomizeError),
     /// Bad resource arguments.
     #[error(transparent)]
     Args(#[from] ArgError),
