@@ -236,7 +236,7 @@ mod tests {
         };
         assert_eq!(
             render(Kind::EndpointSlice, &[slice], &opts),
-            "NAME        ADDRESSTYPE   PORTS   ENDPOINTS                                         AGE\n\
+            "NAME        ADDRESSTYPE   PORTS   ENDPOINTS                                      AGE\n\
              web-abc12   IPv4          8080    10.244.1.2,10.244.1.3,10.244.2.2 + 1 more...   5s\n"
         );
     }
