@@ -393,23 +393,7 @@ fn handler(
         ));
     }
     if let Some(g) = &h.http_get {
-        probe_port(
-            &g.port,
-            port_names,
-            &path.field("httpGet").field("port"),
-            errs,
-        );
-        if let Some(pp) = g
-            .path
-            .as_deref()
-            .filter(|pp| !pp.is_empty() && !pp.starts_with('/'))
-        {
-            errs.push(FieldError::invalid(
-                &path.field("httpGet").field("path"),
-                pp,
-                "must start with '/'",
-            ));
-        }
+        http_get(g, port_names, &path.field("httpGet"), errs);
     }
     if let Some(s) = &h.sleep
         && !(0..=grace).contains(&s.seconds)
@@ -483,23 +467,7 @@ fn probe(
         )),
     }
     if let Some(h) = &p.http_get {
-        probe_port(
-            &h.port,
-            port_names,
-            &path.field("httpGet").field("port"),
-            errs,
-        );
-        if let Some(pp) = h
-            .path
-            .as_deref()
-            .filter(|pp| !pp.is_empty() && !pp.starts_with('/'))
-        {
-            errs.push(FieldError::invalid(
-                &path.field("httpGet").field("path"),
-                pp,
-                "must start with '/'",
-            ));
-        }
+        http_get(h, port_names, &path.field("httpGet"), errs);
     }
     if let Some(t) = &p.tcp_socket {
         probe_port(
@@ -566,5 +534,23 @@ fn probe_port(
                 ));
             }
         }
+    }
+}
+
+/// An httpGet action (of a probe or a lifecycle hook): its port resolves,
+/// its path is absolute.
+fn http_get(
+    g: &crate::kinds::pod::HttpGetAction,
+    port_names: &BTreeSet<&str>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    probe_port(&g.port, port_names, &path.field("port"), errs);
+    if let Some(pp) = g
+        .path
+        .as_deref()
+        .filter(|pp| !pp.is_empty() && !pp.starts_with('/'))
+    {
+        errs.push(FieldError::invalid(&path.field("path"), pp, "must start with '/'"));
     }
 }
