@@ -241,3 +241,164 @@ async fn the_accepted_examples_run_on_a_cluster() {
         pods.len()
     );
 }
+
+/// The chart `helm create` makes, rendered by the real helm with
+/// autoscaling on, piped into `jotactl apply -f -`: every object accepted,
+/// its pod running (its nginx image replaced by the idle busybox; its
+/// probes, which ask nginx for `/`, are dropped with the image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helm_create_chart_runs_through_jotactl() {
+    let test = "the_helm_create_chart_runs_through_jotactl";
+    if !require_root(test) {
+        return;
+    }
+    let Some(helm) = jotasu_tests::k8s_clients::require("helm", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let helm_run = |args: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .current_dir(dir.path())
+            .env("HELM_CONFIG_HOME", dir.path().join("config"))
+            .env("HELM_CACHE_HOME", dir.path().join("cache"))
+            .env("HELM_DATA_HOME", dir.path().join("data"))
+            .output()
+            .expect("running helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("helm prints UTF-8")
+    };
+    helm_run(&["create", "mychart"]);
+    let rendered = helm_run(&[
+        "template",
+        "web",
+        "mychart",
+        "--set",
+        "autoscaling.enabled=true",
+    ]);
+    let mut stream = String::new();
+    for doc in split_documents(&rendered) {
+        let mut v = doc.expect("helm's output parses");
+        if v.is_null() {
+            continue;
+        }
+        replace_images(&mut v);
+        strip_probes(&mut v);
+        stream.push_str(&format!("{v}\n"));
+    }
+    let h = Harness::start(ClusterOptions::default()).await;
+    h.cluster
+        .import_busybox_image(IDLE_IMAGE)
+        .expect("the idle busybox image imports");
+    let run = h.ctl.pipe(&h.server, &["apply", "-f", "-"], &stream);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for created in [
+        "serviceaccount/web-mychart created",
+        "service/web-mychart created",
+        "deployment.apps/web-mychart created",
+        "horizontalpodautoscaler.autoscaling/web-mychart created",
+    ] {
+        assert!(
+            run.stdout.contains(created),
+            "{created} missing from {}",
+            run.stdout
+        );
+    }
+    h.ready_pods("app.kubernetes.io/instance=web", 1).await;
+}
+
+/// Probes ask the replaced image's server; without it they would fail.
+fn strip_probes(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                map.remove(probe);
+            }
+            map.values_mut().for_each(strip_probes);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_probes),
+        _ => {}
+    }
+}
+
+/// Required pod anti-affinity by host spreads a Deployment's replicas over
+/// the nodes, one each; the replica beyond the nodes waits with
+/// Kubernetes' reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_affinity_spreads_replicas_over_nodes() {
+    if !require_root("anti_affinity_spreads_replicas_over_nodes") {
+        return;
+    }
+    let h = Harness::start(ClusterOptions {
+        nodes: 2,
+        ..ClusterOptions::default()
+    })
+    .await;
+    h.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: spread}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - {name: c, image: jotasu.local/busybox:latest, command: [sleep, "3600"]}
+"#,
+    );
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let pods = h.pods("app=spread").await;
+        let ready: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| jotasu_tests::e2e::ready(p))
+            .collect();
+        let nodes: BTreeSet<&str> = ready
+            .iter()
+            .filter_map(|p| p.spec.node_name.as_deref())
+            .collect();
+        let waiting: Vec<&Pod> = pods.iter().filter(|p| p.spec.node_name.is_none()).collect();
+        let reason = waiting.first().and_then(|p| {
+            p.status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "PodScheduled")?
+                .message
+                .clone()
+        });
+        if pods.len() == 3 && ready.len() == 2 && waiting.len() == 1 && reason.is_some() {
+            assert_eq!(nodes.len(), 2, "two replicas share a node: {nodes:?}");
+            assert_eq!(
+                reason.as_deref(),
+                Some("0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.")
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not two replicas running on two nodes and one waiting: {:?}",
+            pods.iter()
+                .map(|p| (
+                    p.metadata.name(),
+                    &p.spec.node_name,
+                    p.status.as_ref().and_then(|s| s.phase)
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

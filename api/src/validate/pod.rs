@@ -551,6 +551,10 @@ fn http_get(
         .as_deref()
         .filter(|pp| !pp.is_empty() && !pp.starts_with('/'))
     {
-        errs.push(FieldError::invalid(&path.field("path"), pp, "must start with '/'"));
+        errs.push(FieldError::invalid(
+            &path.field("path"),
+            pp,
+            "must start with '/'",
+        ));
     }
 }
