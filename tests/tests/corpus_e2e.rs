@@ -308,7 +308,32 @@ async fn the_helm_create_chart_runs_through_jotactl() {
             run.stdout
         );
     }
-    h.ready_pods("app.kubernetes.io/instance=web", 1).await;
+    // The Deployment's pod runs (the chart's test pod, a helm hook that
+    // `helm template` renders too, runs its wget once and ends).
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let pods = h.pods("app.kubernetes.io/instance=web").await;
+        let served = pods.iter().any(|p| {
+            p.metadata
+                .owner_references
+                .iter()
+                .any(|o| o.kind == "ReplicaSet")
+                && jotasu_tests::e2e::ready(p)
+        });
+        if served
+            && pods
+                .iter()
+                .any(|p| p.metadata.name() == "web-mychart-test-connection")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chart's pod never ran: {:?}",
+            pods.iter().map(describe).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Probes ask the replaced image's server; without it they would fail.
