@@ -511,11 +511,11 @@ fn probes_need_exactly_one_handler() {
     let e = errors(&deployment_with("        image: nginx:1.25", probes));
     has(
         &e,
-        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].livenessProbe: Forbidden: may not specify more than 1 handler type (httpGet, tcpSocket, exec)",
+        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].livenessProbe: Forbidden: may not specify more than 1 handler type (httpGet, tcpSocket, exec, grpc)",
     );
     has(
         &e,
-        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].readinessProbe: Required value: must specify a handler type (one of httpGet, tcpSocket, exec)",
+        "deploy.yaml: document 2 (Deployment web): spec.template.spec.containers[0].readinessProbe: Required value: must specify a handler type (one of httpGet, tcpSocket, exec, grpc)",
     );
     has(
         &e,

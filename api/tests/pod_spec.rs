@@ -341,3 +341,30 @@ fn volume_refusals() {
     );
     has(&text, "spec.volumes[2].hostPath.path: Required value");
 }
+
+#[test]
+fn grpc_probes_take_a_port_number_and_no_other_handler() {
+    let ok = loads(&pod(
+        "  containers:\n  - name: c\n    image: x\n    livenessProbe:\n      grpc: {port: 9090, service: web}\n",
+    ));
+    let g = ok.spec.containers[0]
+        .liveness_probe
+        .as_ref()
+        .and_then(|p| p.grpc.as_ref());
+    assert_eq!(
+        g.map(|g| (g.port, g.service.as_deref())),
+        Some((9090, Some("web")))
+    );
+    has(
+        &pod(
+            "  containers:\n  - name: c\n    image: x\n    readinessProbe:\n      grpc: {port: 0}\n",
+        ),
+        "spec.containers[0].readinessProbe.grpc.port: Invalid value: \"0\": must be between 1 and 65535, inclusive",
+    );
+    has(
+        &pod(
+            "  containers:\n  - name: c\n    image: x\n    readinessProbe:\n      grpc: {port: 9090}\n      tcpSocket: {port: 9090}\n",
+        ),
+        "spec.containers[0].readinessProbe: Forbidden: may not specify more than 1 handler type (httpGet, tcpSocket, exec, grpc)",
+    );
+}

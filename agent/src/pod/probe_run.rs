@@ -143,7 +143,66 @@ pub async fn run_probe(
     if let Some(e) = &probe.exec {
         return exec.exec(e.command.clone(), timeout).await;
     }
-    ProbeOutcome::Unknown("probe has no httpGet, tcpSocket or exec handler".into())
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return ProbeOutcome::Unknown(format!("gRPC probe port {} is out of range", g.port));
+        };
+        let service = g.service.clone().unwrap_or_default();
+        return grpc(SocketAddrV4::new(pod_ip, port), &service, timeout).await;
+    }
+    ProbeOutcome::Unknown("probe has no httpGet, tcpSocket, exec or grpc handler".into())
+}
+
+/// A gRPC probe: `grpc.health.v1.Health/Check` for `service` must answer
+/// SERVING within `timeout` (plain HTTP/2, no TLS, as the kubelet's), in
+/// the kubelet's words when it does not.
+pub async fn grpc(target: SocketAddrV4, service: &str, timeout: Duration) -> ProbeOutcome {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{target}")) {
+        Ok(e) => e.connect_timeout(timeout).timeout(timeout),
+        Err(e) => return ProbeOutcome::Unknown(format!("gRPC probe target {target}: {e}")),
+    };
+    let channel = match tokio::time::timeout(timeout, endpoint.connect()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            return ProbeOutcome::Failure(format!(
+                "timeout: failed to connect service \"{target}\" within {}s: {e}",
+                timeout.as_secs_f64()
+            ));
+        }
+        Err(_) => {
+            return ProbeOutcome::Failure(format!(
+                "timeout: failed to connect service \"{target}\" within {}s",
+                timeout.as_secs_f64()
+            ));
+        }
+    };
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    match tokio::time::timeout(timeout, HealthClient::new(channel).check(request)).await {
+        Ok(Ok(answer)) => match ServingStatus::try_from(answer.into_inner().status) {
+            Ok(ServingStatus::Serving) => ProbeOutcome::Success,
+            Ok(other) => ProbeOutcome::Failure(format!(
+                "service unhealthy (responded with \"{}\")",
+                other.as_str_name()
+            )),
+            Err(_) => {
+                ProbeOutcome::Failure("service unhealthy (responded with an unknown status)".into())
+            }
+        },
+        Ok(Err(status)) => ProbeOutcome::Failure(format!(
+            "error: health rpc probe failed: {}: {}",
+            status.code(),
+            status.message()
+        )),
+        Err(_) => ProbeOutcome::Failure(format!(
+            "timeout: health rpc did not complete within {}s",
+            timeout.as_secs_f64()
+        )),
+    }
 }
 
 /// Go's wording of a failed connect (`connect: connection refused`).

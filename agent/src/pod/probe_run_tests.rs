@@ -408,3 +408,61 @@ fn exec_outcomes() {
         ProbeOutcome::Failure(r#"command "cat /tmp/x" exited with 2"#.into())
     );
 }
+
+/// A real gRPC health server (tonic's) on 127.0.0.1: SERVING passes,
+/// NOT_SERVING and an unknown service fail, a closed port fails, all in
+/// the kubelet's words.
+#[tokio::test]
+async fn grpc_probes_ask_the_health_service() {
+    use jotasu_api::kinds::pod::GrpcAction;
+    use tonic_health::ServingStatus;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("web", ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("db", ServingStatus::NotServing)
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = v4(listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    assert_eq!(grpc(addr, "", T).await, ProbeOutcome::Success);
+    assert_eq!(grpc(addr, "web", T).await, ProbeOutcome::Success);
+    assert_eq!(
+        grpc(addr, "db", T).await,
+        ProbeOutcome::Failure(r#"service unhealthy (responded with "NOT_SERVING")"#.into())
+    );
+    match grpc(addr, "cache", T).await {
+        ProbeOutcome::Failure(m) => {
+            assert!(m.starts_with("error: health rpc probe failed: "), "{m}")
+        }
+        other => panic!("an unknown service passed: {other:?}"),
+    }
+    // Through run_probe, at the pod's address and the probe's port.
+    let probe = Probe {
+        grpc: Some(GrpcAction {
+            port: i32::from(addr.port()),
+            service: Some("web".into()),
+        }),
+        ..Probe::default()
+    };
+    let exec = FakeExec::default();
+    assert_eq!(
+        run_probe(&probe, *addr.ip(), &Container::default(), T, &exec).await,
+        ProbeOutcome::Success
+    );
+    server.abort();
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = v4(closed.local_addr().unwrap());
+    drop(closed);
+    match grpc(gone, "", T).await {
+        ProbeOutcome::Failure(m) => {
+            assert!(m.starts_with("timeout: failed to connect service"), "{m}")
+        }
+        other => panic!("a closed port passed: {other:?}"),
+    }
+}

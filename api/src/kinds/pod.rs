@@ -330,6 +330,9 @@ pub struct Probe {
     /// A command that must exit 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecAction>,
+    /// A gRPC health check (`grpc.health.v1.Health/Check`) that must answer SERVING.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcAction>,
     /// Seconds after start before the first probe (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay_seconds: Option<i32>,
@@ -345,6 +348,17 @@ pub struct Probe {
     /// Consecutive failures to count as failed (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
+}
+
+/// A gRPC health probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcAction {
+    /// The port (a number: gRPC probes take no port names).
+    pub port: i32,
+    /// The service name sent in the check (default: empty, the server as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// An HTTP GET probe.

@@ -202,7 +202,6 @@ pub const POD_SPEC: &[Rule] = &[
 ];
 
 const PROBE_GRACE: &str = "the pod's terminationGracePeriodSeconds applies";
-const GRPC_PROBE: &str = "gRPC probes are not run yet; use an exec, httpGet or tcpSocket probe";
 
 /// A container (app or init) of a pod spec.
 pub const CONTAINER: &[Rule] = &[
@@ -211,9 +210,6 @@ pub const CONTAINER: &[Rule] = &[
         Refuse,
         "variables from files are not supported",
     ),
-    rule("livenessProbe.grpc", Refuse, GRPC_PROBE),
-    rule("readinessProbe.grpc", Refuse, GRPC_PROBE),
-    rule("startupProbe.grpc", Refuse, GRPC_PROBE),
     rule(
         "livenessProbe.terminationGracePeriodSeconds",
         Warn,

@@ -454,17 +454,21 @@ fn probe(
 ) {
     let handlers = usize::from(p.http_get.is_some())
         + usize::from(p.tcp_socket.is_some())
-        + usize::from(p.exec.is_some());
+        + usize::from(p.exec.is_some())
+        + usize::from(p.grpc.is_some());
     match handlers {
         0 => errs.push(FieldError::required(
             path,
-            "must specify a handler type (one of httpGet, tcpSocket, exec)",
+            "must specify a handler type (one of httpGet, tcpSocket, exec, grpc)",
         )),
         1 => {}
         _ => errs.push(FieldError::forbidden(
             path,
-            "may not specify more than 1 handler type (httpGet, tcpSocket, exec)",
+            "may not specify more than 1 handler type (httpGet, tcpSocket, exec, grpc)",
         )),
+    }
+    if let Some(g) = &p.grpc {
+        super::port_number(g.port, &path.field("grpc").field("port"), errs);
     }
     if let Some(h) = &p.http_get {
         http_get(h, port_names, &path.field("httpGet"), errs);

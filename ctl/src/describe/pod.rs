@@ -290,6 +290,14 @@ pub fn probe_text(p: &Probe) -> String {
     if let Some(e) = &p.exec {
         return format!("exec [{}] {attrs}", e.command.join(" "));
     }
+    if let Some(g) = &p.grpc {
+        // kubectl's form: `grpc <port> <service>`.
+        return format!(
+            "grpc <{}> {} {attrs}",
+            g.port,
+            g.service.as_deref().unwrap_or("")
+        );
+    }
     format!("unknown {attrs}")
 }
 
