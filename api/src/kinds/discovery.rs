@@ -14,6 +14,11 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// jotasu's controller, under Kubernetes' name (consumers look for it).
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+/// The mirroring controller, which copies hand-made Endpoints (of a
+/// Service without a selector) into slices, under Kubernetes' name.
+pub const MIRRORED_BY: &str = "endpointslicemirroring-controller.k8s.io";
+/// On an Endpoints: `"true"` keeps it from being mirrored.
+pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
 /// Endpoints per slice (Kubernetes' `--max-endpoints-per-slice` default).
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 

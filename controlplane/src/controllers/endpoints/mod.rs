@@ -18,6 +18,7 @@ pub mod subsets;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use jotasu_api::kinds::discovery::{MANAGED_BY, MIRRORED_BY, SKIP_MIRROR_LABEL};
 use jotasu_api::{Endpoints, Kind, Node, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
@@ -200,7 +201,17 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
         return Ok(());
     };
     if !subsets::managed(&service) {
-        return reconcile_slices(ctx, key, &service, &[]).await;
+        // Pods' slices go; hand-made Endpoints of a Service without a
+        // selector are mirrored into slices (Kubernetes'
+        // endpointslicemirroring controller), which is what agents follow.
+        reconcile_slices(ctx, key, &service, None, MANAGED_BY).await?;
+        let mirrored = current.as_deref().filter(|e| {
+            service.spec.selector.is_empty()
+                && service.spec.type_() != jotasu_api::kinds::service::ServiceType::ExternalName
+                && e.metadata.labels.get(SKIP_MIRROR_LABEL).map(String::as_str) != Some("true")
+        });
+        let subsets = mirrored.map(|e| e.subsets.as_slice());
+        return reconcile_slices(ctx, key, &service, subsets, MIRRORED_BY).await;
     }
     let pods = informers.pods.list_in(&key.0);
     let desired = {
@@ -227,32 +238,33 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
             }
         }
     }
-    reconcile_slices(ctx, key, &service, &desired.subsets).await
+    reconcile_slices(ctx, key, &service, None, MIRRORED_BY).await?;
+    reconcile_slices(ctx, key, &service, Some(&desired.subsets), MANAGED_BY).await
 }
 
-/// Brings the Service's EndpointSlices to `desired` (none for a Service
-/// whose endpoints are not managed).
+/// Brings `manager`'s EndpointSlices of the Service to `desired` (None:
+/// it should have none).
 async fn reconcile_slices<S: Store>(
     ctx: &Context<S>,
     key: &Key,
     service: &jotasu_api::Service,
-    desired: &[jotasu_api::kinds::service::EndpointSubset],
+    desired: Option<&[jotasu_api::kinds::service::EndpointSubset]>,
+    manager: &str,
 ) -> Result<(), Duration> {
     let informers = &ctx.informers;
     let existing: Vec<_> = informers
         .endpoint_slices
         .list_in(&key.0)
         .into_iter()
-        .filter(|s| slices::owned_by(s, &key.1))
+        .filter(|s| slices::owned_by(s, &key.1, manager))
         .collect();
     let refs: Vec<&jotasu_api::EndpointSlice> = existing.iter().map(AsRef::as_ref).collect();
-    let changes = if subsets::managed(service) {
-        slices::reconcile(service, desired, &refs)
-    } else {
-        slices::Changes {
+    let changes = match desired {
+        Some(desired) => slices::reconcile(service, desired, &refs, manager),
+        None => slices::Changes {
             delete: refs.iter().map(|s| s.metadata.name().to_owned()).collect(),
             ..slices::Changes::default()
-        }
+        },
     };
     if changes.is_empty() {
         return Ok(());

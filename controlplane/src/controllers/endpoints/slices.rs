@@ -36,11 +36,12 @@ impl Changes {
     }
 }
 
-/// Whether `slice` is this controller's slice of the Service named `service`.
-pub fn owned_by(slice: &EndpointSlice, service: &str) -> bool {
+/// Whether `slice` is `manager`'s slice of the Service named `service`
+/// ([`MANAGED_BY`]: made from pods; `MIRRORED_BY`: from hand-made Endpoints).
+pub fn owned_by(slice: &EndpointSlice, service: &str, manager: &str) -> bool {
     let labels = &slice.metadata.labels;
     labels.get(SERVICE_NAME_LABEL).map(String::as_str) == Some(service)
-        && labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+        && labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(manager)
 }
 
 fn endpoint(a: &EndpointAddress, ready: bool) -> Endpoint {
@@ -78,12 +79,14 @@ fn sorted(mut ports: Vec<EndpointSlicePort>) -> Vec<EndpointSlicePort> {
     ports
 }
 
-/// The changes that bring `existing` (this Service's slices) to `desired`
-/// (its subsets).
+/// The changes that bring `existing` (`manager`'s slices of this Service)
+/// to `desired` (its subsets). The controller that follows pods keeps an
+/// empty slice for a Service without endpoints; the mirror does not.
 pub fn reconcile(
     service: &Service,
     desired: &[EndpointSubset],
     existing: &[&EndpointSlice],
+    manager: &str,
 ) -> Changes {
     // Desired endpoints per port set, by address.
     let mut want: BTreeMap<Vec<EndpointSlicePort>, BTreeMap<String, Endpoint>> = BTreeMap::new();
@@ -132,7 +135,7 @@ pub fn reconcile(
         for chunk in rest.chunks(MAX_ENDPOINTS_PER_SLICE) {
             changes
                 .create
-                .push(new_slice(service, &key, chunk.to_vec()));
+                .push(new_slice(service, &key, chunk.to_vec(), manager));
         }
     }
     let has_desired = desired
@@ -149,7 +152,7 @@ pub fn reconcile(
     }
     // A Service without endpoints keeps one empty slice, as Kubernetes'
     // controller does (consumers see the Service is known, with none).
-    if !has_desired && changes.create.is_empty() {
+    if !has_desired && changes.create.is_empty() && manager == MANAGED_BY {
         let remaining = existing.len() - changes.delete.len();
         if remaining == 0 {
             if let Some(name) = changes.delete.pop()
@@ -162,7 +165,9 @@ pub fn reconcile(
                     changes.update.push(empty);
                 }
             } else if existing.is_empty() {
-                changes.create.push(new_slice(service, &[], Vec::new()));
+                changes
+                    .create
+                    .push(new_slice(service, &[], Vec::new(), manager));
             }
         }
     }
@@ -175,11 +180,12 @@ fn new_slice(
     service: &Service,
     ports: &[EndpointSlicePort],
     endpoints: Vec<Endpoint>,
+    manager: &str,
 ) -> EndpointSlice {
     let name = service.metadata.name();
     let mut labels = service.metadata.labels.clone();
     labels.insert(SERVICE_NAME_LABEL.into(), name.to_owned());
-    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    labels.insert(MANAGED_BY_LABEL.into(), manager.into());
     EndpointSlice {
         metadata: ObjectMeta {
             generate_name: Some(format!("{name}-")),
@@ -245,7 +251,7 @@ mod tests {
 
     fn run(slices: &mut Vec<EndpointSlice>, desired: &[EndpointSubset]) -> (usize, usize, usize) {
         let refs: Vec<&EndpointSlice> = slices.iter().collect();
-        let c = reconcile(&service(), desired, &refs);
+        let c = reconcile(&service(), desired, &refs, MANAGED_BY);
         let counts = (c.create.len(), c.update.len(), c.delete.len());
         apply(slices, c);
         counts
@@ -256,7 +262,7 @@ mod tests {
         let mut slices = Vec::new();
         assert_eq!(run(&mut slices, &[subset(0..1000, [])]), (10, 0, 0));
         assert!(slices.iter().all(|s| s.endpoints.len() == 100));
-        assert!(slices.iter().all(|s| owned_by(s, "web")));
+        assert!(slices.iter().all(|s| owned_by(s, "web", MANAGED_BY)));
         assert_eq!(slices[0].metadata.owner_references[0].uid, "u1");
         // Unchanged: nothing to write.
         assert_eq!(run(&mut slices, &[subset(0..1000, [])]), (0, 0, 0));

@@ -136,4 +136,24 @@ async fn hand_made_endpoints_of_a_selectorless_service_stay() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let e = endpoints(&c, "ext").expect("still there");
     assert_eq!(ready_ips(&e), ["192.0.2.1"]);
+    // Mirrored into a slice (what the agents follow), by the mirroring
+    // controller's name; no pods' slice is made for it.
+    let slices = c
+        .eventually("the hand-made endpoints mirrored", LIMIT, || async {
+            let s = c.ctx.informers.endpoint_slices.list_in("default");
+            (!s.is_empty()).then_some(s)
+        })
+        .await;
+    assert_eq!(slices.len(), 1);
+    let slice = &slices[0];
+    assert_eq!(
+        slice
+            .metadata
+            .labels
+            .get("endpointslice.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("endpointslicemirroring-controller.k8s.io")
+    );
+    assert_eq!(slice.endpoints[0].addresses, ["192.0.2.1"]);
+    assert_eq!(slice.ports[0].port, Some(443));
 }
