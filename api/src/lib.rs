@@ -45,6 +45,7 @@ pub use kinds::pod_status::PodStatus;
 pub use kinds::rbac::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
+pub use kinds::scheduling::PriorityClass;
 pub use kinds::service::{Endpoints, Service};
 pub use kinds::service_account::ServiceAccount;
 pub use kinds::workloads::{DaemonSet, Deployment, ReplicaSet};

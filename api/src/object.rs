@@ -12,6 +12,7 @@ use crate::kinds::namespace::Namespace;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
 use crate::kinds::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use crate::kinds::scheduling::PriorityClass;
 use crate::kinds::service::{Endpoints, Service};
 use crate::kinds::service_account::ServiceAccount;
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
@@ -155,6 +156,7 @@ kinds! {
     ServiceAccount => "sa", "serviceaccounts";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";
+    PriorityClass => "pc", "priorityclasses";
     Namespace => "ns", "namespaces";
     Role => "", "roles";
     ClusterRole => "", "clusterroles";

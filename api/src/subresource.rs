@@ -32,6 +32,7 @@ impl Kind {
                 | Kind::ServiceAccount
                 | Kind::Endpoints
                 | Kind::EndpointSlice
+                | Kind::PriorityClass
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding
@@ -54,6 +55,7 @@ impl Object {
             Object::Namespace(o) => o.status = None,
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
+            | Object::PriorityClass(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
             | Object::ServiceAccount(_)

@@ -11,6 +11,7 @@ pub mod node;
 pub mod pod;
 pub mod pod_status;
 pub mod rbac;
+pub mod scheduling;
 pub mod security;
 pub mod service;
 pub mod service_account;

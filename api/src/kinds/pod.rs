@@ -84,6 +84,17 @@ pub struct PodSpec {
     /// Taints this pod tolerates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// The PriorityClass the pod runs at (its value lands in `priority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// The pod's priority, written by the API server from its class (higher
+    /// is scheduled first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// `PreemptLowerPriority` or `Never`, from the class (kept; jotasu does
+    /// not preempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<String>,
     /// Node affinity, pod affinity and anti-affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<crate::kinds::affinity::Affinity>,

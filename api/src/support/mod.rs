@@ -214,7 +214,7 @@ mod tests {
         let mut v = pod(json!({
             "hostNetwork": false,
             "schedulerName": "default-scheduler",
-            "priorityClassName": "",
+            "hostnameOverride": "",
             "containers": [{"name": "a"}],
         }));
         let s = screen(Kind::Pod, &mut v);

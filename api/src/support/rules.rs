@@ -113,13 +113,6 @@ pub const POD_SPEC: &[Rule] = &[
         "pod overhead is not accounted (there are no RuntimeClasses)",
     ),
     rule(
-        "preemptionPolicy",
-        Refuse,
-        "there is no preemption (no PriorityClasses)",
-    ),
-    rule("priority", Refuse, "there are no pod priorities"),
-    rule("priorityClassName", Refuse, "there are no PriorityClasses"),
-    rule(
         "readinessGates",
         Refuse,
         "a pod is ready when its containers are; nothing sets readiness gates",

@@ -55,6 +55,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Secret(o) => config::secret(o, &mut errs),
         Object::HorizontalPodAutoscaler(o) => autoscaling::hpa(o, &mut errs),
         Object::Node(o) => node::node(o, &mut errs),
+        Object::PriorityClass(o) => node::priority_class(o, &mut errs),
         Object::Namespace(o) => namespace::namespace(o, &mut errs),
         Object::ServiceAccount(o) => namespace::service_account(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),

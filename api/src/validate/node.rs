@@ -1,4 +1,4 @@
-//! Node rules: pod CIDR, taints, addresses.
+//! Node rules (pod CIDR, taints, addresses) and PriorityClass rules.
 
 use std::collections::BTreeSet;
 
@@ -40,5 +40,43 @@ pub(super) fn node(n: &Node, errs: &mut Vec<FieldError>) {
                 name(names::ipv4, &a.address, &ap.field("address"), errs);
             }
         }
+    }
+}
+
+/// A PriorityClass, as Kubernetes checks it: user classes at most one
+/// billion and not named `system-…` (those are built in).
+pub(super) fn priority_class(
+    c: &crate::kinds::scheduling::PriorityClass,
+    errs: &mut Vec<FieldError>,
+) {
+    use crate::kinds::scheduling::{HIGHEST_USER_PRIORITY, SYSTEM_CLASSES};
+    let name = c.metadata.name();
+    let system = SYSTEM_CLASSES.iter().find(|(n, _)| *n == name);
+    match system {
+        Some((_, value)) if c.value != *value => errs.push(FieldError::invalid(
+            &FieldPath::new("value"),
+            c.value,
+            format!("the system class {name} has the value {value}"),
+        )),
+        Some(_) => {}
+        None if name.starts_with("system-") => errs.push(FieldError::invalid(
+            &FieldPath::new("metadata").field("name"),
+            name,
+            "priority class names with 'system-' prefix are reserved",
+        )),
+        None if c.value > HIGHEST_USER_PRIORITY => errs.push(FieldError::forbidden(
+            &FieldPath::new("value"),
+            format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
+        )),
+        None => {}
+    }
+    if let Some(p) = c.preemption_policy.as_deref()
+        && !matches!(p, "PreemptLowerPriority" | "Never")
+    {
+        errs.push(FieldError::not_supported(
+            &FieldPath::new("preemptionPolicy"),
+            p,
+            &["Never", "PreemptLowerPriority"],
+        ));
     }
 }

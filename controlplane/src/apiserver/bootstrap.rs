@@ -80,6 +80,7 @@ pub async fn ensure<S: Store>(server: &ApiServer<S>) -> ApiResult<usize> {
         }
     }
     objects.extend(crate::auth::rbac::bootstrap_policy());
+    objects.extend(super::priority::system_classes());
     objects.push(dns_service(server.ranges.service_cidr)?);
     let json = objects
         .iter()

@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod keys;
 pub mod lifecycle;
 pub mod node_scope;
+pub mod priority;
 pub mod proxy;
 mod raw;
 mod watch;
@@ -211,7 +212,8 @@ impl<S: Store> ApiServer<S> {
                 prepared.push(merged);
             }
             let requested = prepared.len();
-            let read = self.admit_lifecycle(&mut prepared).await?;
+            let mut read = self.admit_lifecycle(&mut prepared).await?;
+            read.extend(self.admit_priority(&mut prepared).await?);
             let guards = self.allocate(&mut prepared).await?;
             match self.commit(&prepared, &guards, &read, dry_run).await {
                 Ok(mut results) => {

@@ -1,12 +1,14 @@
 //! The scheduling queue: every pending pod (unbound, not being deleted)
-//! in one of four states — active (to schedule, first in first out),
+//! in one of four states — active (to schedule: higher `spec.priority`
+//! first, then first in first out, as kube-scheduler's active queue),
 //! in flight (a node chosen, binding under way), backing off (its binding
 //! was refused; tried again later) or unschedulable (parked until room may
 //! have appeared: a node added or changed, a pod gone, or the periodic
 //! retry).
 
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,12 +66,22 @@ fn transition(counts: &mut Counts, p: &mut Pending, to: State) {
     p.state = to;
 }
 
+/// A pod's turn: its priority, then the order it became active in.
+type Turn = (i32, Reverse<u64>, Key);
+
 /// The pending pods.
 #[derive(Debug, Default)]
 pub struct Queue {
     pending: HashMap<Key, Pending>,
-    active: VecDeque<Key>,
+    active: BinaryHeap<Turn>,
+    next: u64,
     counts: Counts,
+}
+
+/// Its place in the active queue.
+fn turn(next: &mut u64, pod: &Pod, key: Key) -> Turn {
+    *next += 1;
+    (pod.spec.priority.unwrap_or(0), Reverse(*next), key)
 }
 
 impl Queue {
@@ -120,7 +132,8 @@ impl Queue {
         let rev = pod.metadata.revision().unwrap_or(0);
         match self.pending.entry(key) {
             Entry::Vacant(v) => {
-                self.active.push_back(v.key().clone());
+                self.active
+                    .push(turn(&mut self.next, &pod, v.key().clone()));
                 v.insert(Pending {
                     pod,
                     revision: rev,
@@ -139,7 +152,9 @@ impl Queue {
                 p.revision = rev;
                 if changed && p.state == State::Unschedulable {
                     transition(&mut self.counts, p, State::Active);
-                    self.active.push_back(o.key().clone());
+                    let pod = Arc::clone(&p.pod);
+                    self.active
+                        .push(turn(&mut self.next, &pod, o.key().clone()));
                 }
             }
         }
@@ -155,7 +170,7 @@ impl Queue {
 
     /// The next active pod, now in flight.
     pub fn pop(&mut self) -> Option<(Key, Arc<Pod>)> {
-        while let Some(key) = self.active.pop_front() {
+        while let Some((_, _, key)) = self.active.pop() {
             if let Some(p) = self.pending.get_mut(&key)
                 && p.state == State::Active
             {
@@ -193,7 +208,7 @@ impl Queue {
         for (key, p) in &mut self.pending {
             if p.state == State::Unschedulable {
                 transition(&mut self.counts, p, State::Active);
-                self.active.push_back(key.clone());
+                self.active.push(turn(&mut self.next, &p.pod, key.clone()));
             }
         }
     }
@@ -209,7 +224,7 @@ impl Queue {
             if let State::Backoff(at) = p.state {
                 if at <= now {
                     transition(&mut self.counts, p, State::Active);
-                    self.active.push_back(key.clone());
+                    self.active.push(turn(&mut self.next, &p.pod, key.clone()));
                 } else {
                     next = Some(next.map_or(at, |n| n.min(at)));
                 }
@@ -228,6 +243,22 @@ mod tests {
         let mut p = pod(name, "1", "1Gi", None);
         p.metadata.resource_version = Some(rv.to_string());
         Arc::new(p)
+    }
+
+    #[test]
+    fn higher_priorities_go_first_then_first_come() {
+        let with = |name: &str, priority: i32| {
+            let mut p = (*version(name, 1)).clone();
+            p.spec.priority = Some(priority);
+            Arc::new(p)
+        };
+        let mut q = Queue::new();
+        q.upsert(key("low"), with("low", -5));
+        q.upsert(key("a"), version("a", 1));
+        q.upsert(key("critical"), with("critical", 2_000_000_000));
+        q.upsert(key("b"), version("b", 1));
+        let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|(k, _)| k.1)).collect();
+        assert_eq!(order, ["critical", "a", "b", "low"]);
     }
 
     #[test]

@@ -10,6 +10,21 @@ use jotasu_api::meta::ConditionStatus;
 use super::{NONE, join_or_none};
 
 pub(super) const COLUMNS: &[&str] = &["STATUS", "ROLES", "AGE", "VERSION"];
+/// `get priorityclasses` columns after NAME, as kubectl's.
+pub(super) const PRIORITY_CLASS_COLUMNS: &[&str] =
+    &["VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"];
+
+/// A PriorityClass's row.
+pub(super) fn priority_class_row(c: &jotasu_api::PriorityClass, age: String) -> Vec<String> {
+    vec![
+        c.value.to_string(),
+        c.global_default.unwrap_or(false).to_string(),
+        age,
+        c.preemption_policy
+            .clone()
+            .unwrap_or_else(|| "PreemptLowerPriority".to_owned()),
+    ]
+}
 pub(super) const WIDE: &[&str] = &[
     "INTERNAL-IP",
     "EXTERNAL-IP",
