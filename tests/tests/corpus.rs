@@ -93,6 +93,11 @@ fn classify(name: &str, text: &str) -> (&'static str, String) {
                         );
                     }
                 }
+                // Without the list of served kinds, which grows.
+                let first = first
+                    .split_once(": jotasu does not serve this kind")
+                    .map_or(first.as_str(), |(head, _)| head)
+                    .to_owned();
                 ("kind-not-served", first)
             } else if kinds.iter().all(|k| *k == ErrorKind::Unsupported) {
                 for e in &errors.0 {
