@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
+use crate::kinds::limits::LimitRange;
 use crate::kinds::namespace::Namespace;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
@@ -153,6 +154,7 @@ kinds! {
     EndpointSlice => "", "endpointslices";
     ConfigMap => "cm", "configmaps";
     Secret => "", "secrets";
+    LimitRange => "limits", "limitranges";
     ServiceAccount => "sa", "serviceaccounts";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";

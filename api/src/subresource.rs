@@ -33,6 +33,7 @@ impl Kind {
                 | Kind::Endpoints
                 | Kind::EndpointSlice
                 | Kind::PriorityClass
+                | Kind::LimitRange
                 | Kind::Role
                 | Kind::ClusterRole
                 | Kind::RoleBinding
@@ -56,6 +57,7 @@ impl Object {
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
             | Object::PriorityClass(_)
+            | Object::LimitRange(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
             | Object::ServiceAccount(_)

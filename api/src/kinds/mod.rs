@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod env;
 pub mod hpa;
 pub mod lifecycle;
+pub mod limits;
 pub mod namespace;
 pub mod node;
 pub mod pod;

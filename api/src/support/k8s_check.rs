@@ -179,6 +179,7 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             fields::<discovery::v1::EndpointSlice>(),
         ),
         (Kind::ConfigMap, "v1", fields::<core::v1::ConfigMap>()),
+        (Kind::LimitRange, "v1", fields::<core::v1::LimitRange>()),
         (Kind::Namespace, "v1", fields::<core::v1::Namespace>()),
         (
             Kind::ServiceAccount,

@@ -47,3 +47,54 @@ fn keys<'a>(keys: impl Iterator<Item = &'a String>, path: &FieldPath, errs: &mut
         }
     }
 }
+
+/// A LimitRange, as Kubernetes checks it: known types; min ≤ defaultRequest
+/// ≤ default ≤ max; ratios at least 1.
+pub(super) fn limit_range(l: &crate::kinds::limits::LimitRange, errs: &mut Vec<FieldError>) {
+    for (i, item) in l.spec.limits.iter().enumerate() {
+        let p = FieldPath::new("spec").field("limits").index(i);
+        if !matches!(
+            item.type_.as_str(),
+            "Container" | "Pod" | "PersistentVolumeClaim"
+        ) {
+            errs.push(FieldError::not_supported(
+                &p.field("type"),
+                &item.type_,
+                &["Container", "Pod", "PersistentVolumeClaim"],
+            ));
+        }
+        let pairs = [
+            ("min", &item.min, "defaultRequest", &item.default_request),
+            (
+                "defaultRequest",
+                &item.default_request,
+                "default",
+                &item.default,
+            ),
+            ("default", &item.default, "max", &item.max),
+            ("min", &item.min, "max", &item.max),
+        ];
+        for (low_name, low, high_name, high) in pairs {
+            for (r, lo) in low {
+                if let Some(hi) = high.get(r)
+                    && lo.nanos() > hi.nanos()
+                {
+                    errs.push(FieldError::invalid(
+                        &p.field(low_name).key(r),
+                        lo,
+                        format!("{low_name} value {lo} is greater than {high_name} value {hi}"),
+                    ));
+                }
+            }
+        }
+        for (r, q) in &item.max_limit_request_ratio {
+            if q.nanos() < 1_000_000_000 {
+                errs.push(FieldError::invalid(
+                    &p.field("maxLimitRequestRatio").key(r),
+                    q,
+                    "ratio must be greater than or equal to 1",
+                ));
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod heartbeat;
 pub mod keys;
 pub mod lifecycle;
+pub mod limits;
 pub mod node_scope;
 pub mod priority;
 pub mod proxy;
@@ -214,6 +215,7 @@ impl<S: Store> ApiServer<S> {
             let requested = prepared.len();
             let mut read = self.admit_lifecycle(&mut prepared).await?;
             read.extend(self.admit_priority(&mut prepared).await?);
+            read.extend(self.admit_limits(&mut prepared).await?);
             let guards = self.allocate(&mut prepared).await?;
             match self.commit(&prepared, &guards, &read, dry_run).await {
                 Ok(mut results) => {

@@ -251,7 +251,10 @@ mod server_tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no PriorityClass with name urgent was found"), "{e}");
+        assert!(
+            e.contains("no PriorityClass with name urgent was found"),
+            "{e}"
+        );
         assert!(server.get(&r("lost")).await.is_err());
     }
 }

@@ -149,6 +149,52 @@ pub fn hpa(h: &HorizontalPodAutoscaler) -> String {
     w.finish()
 }
 
+/// A LimitRange's page: one row per type and resource, as kubectl's.
+pub fn limit_range(l: &jotasu_api::LimitRange) -> String {
+    let mut w = Writer::default();
+    w.name(&l.metadata);
+    let mut rows = Vec::new();
+    for item in &l.spec.limits {
+        let mut resources: std::collections::BTreeSet<&String> = item.min.keys().collect();
+        for m in [
+            &item.max,
+            &item.default,
+            &item.default_request,
+            &item.max_limit_request_ratio,
+        ] {
+            resources.extend(m.keys());
+        }
+        for r in resources {
+            let cell = |m: &std::collections::BTreeMap<String, jotasu_api::Quantity>| {
+                m.get(r).map_or_else(|| "-".to_owned(), ToString::to_string)
+            };
+            rows.push(vec![
+                item.type_.clone(),
+                r.clone(),
+                cell(&item.min),
+                cell(&item.max),
+                cell(&item.default_request),
+                cell(&item.default),
+                cell(&item.max_limit_request_ratio),
+            ]);
+        }
+    }
+    w.table(
+        0,
+        &[
+            "Type",
+            "Resource",
+            "Min",
+            "Max",
+            "Default Request",
+            "Default Limit",
+            "Max Limit/Request Ratio",
+        ],
+        &rows,
+    );
+    w.finish()
+}
+
 /// A PriorityClass's page.
 pub fn priority_class(c: &jotasu_api::PriorityClass) -> String {
     let mut w = Writer::default();

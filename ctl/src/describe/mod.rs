@@ -42,6 +42,7 @@ pub fn page(
         Object::HorizontalPodAutoscaler(h) => cluster::hpa(h),
         Object::Node(n) => cluster::node(n, pods, now),
         Object::PriorityClass(c) => cluster::priority_class(c),
+        Object::LimitRange(l) => cluster::limit_range(l),
         Object::Namespace(n) => namespace::namespace(n),
         Object::ServiceAccount(s) => namespace::service_account(s),
         Object::Role(r) => rbac::role(&r.metadata, &r.rules),

@@ -60,6 +60,7 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::HorizontalPodAutoscaler => (hpa::COLUMNS, &[]),
         Kind::Node => (node::COLUMNS, node::WIDE),
         Kind::PriorityClass => (node::PRIORITY_CLASS_COLUMNS, &[]),
+        Kind::LimitRange => (&["CREATED AT"], &[]),
         Kind::Namespace => (namespace::NAMESPACE_COLUMNS, &[]),
         Kind::ServiceAccount => (namespace::SERVICEACCOUNT_COLUMNS, &[]),
         Kind::Role | Kind::ClusterRole => (rbac::ROLE_COLUMNS, &[]),
@@ -93,6 +94,15 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::HorizontalPodAutoscaler(h) => (hpa::row(h, age), Vec::new()),
         Object::Node(n) => (node::row(n, age), node::wide(n)),
         Object::PriorityClass(c) => (node::priority_class_row(c, age), Vec::new()),
+        Object::LimitRange(l) => (
+            vec![
+                l.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or_else(|| NONE.to_owned(), |t| t.0.clone()),
+            ],
+            Vec::new(),
+        ),
         Object::Namespace(n) => (namespace::namespace_row(n, age), Vec::new()),
         Object::ServiceAccount(s) => (namespace::serviceaccount_row(s, age), Vec::new()),
         Object::Role(_) | Object::ClusterRole(_) => (rbac::role_row(created), Vec::new()),

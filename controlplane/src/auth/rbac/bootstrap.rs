@@ -77,6 +77,7 @@ fn view_rules() -> Vec<PolicyRule> {
                 "endpoints",
                 "configmaps",
                 "serviceaccounts",
+                "limitranges",
             ],
         ),
         rule(&[READ], &[CORE], &["namespaces", "namespaces/status"]),

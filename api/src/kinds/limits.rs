@@ -1,0 +1,63 @@
+//! LimitRange (`v1`): per-namespace defaults and bounds for the resources
+//! of containers and pods, applied by the API server when a pod is created
+//! (Kubernetes' LimitRanger admission).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::meta::ObjectMeta;
+use crate::quantity::Quantity;
+use crate::resource::{ApiVersionTag, KindTag, resource};
+
+/// Defaults and bounds for a namespace's pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitRange {
+    /// Always `v1`.
+    #[serde(default)]
+    pub api_version: ApiVersionTag<LimitRange>,
+    /// Always `LimitRange`.
+    #[serde(default)]
+    pub kind: KindTag<LimitRange>,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The limits.
+    #[serde(default)]
+    pub spec: LimitRangeSpec,
+}
+resource!(LimitRange, "v1", "LimitRange", namespaced = true);
+
+/// The limits of a LimitRange.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitRangeSpec {
+    /// One item per type.
+    #[serde(default)]
+    pub limits: Vec<LimitRangeItem>,
+}
+
+/// Defaults and bounds for one type of object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitRangeItem {
+    /// `Container`, `Pod` or `PersistentVolumeClaim`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The most a container's (or pod's) limit may be.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max: BTreeMap<String, Quantity>,
+    /// The least a container's (or pod's) request may be.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub min: BTreeMap<String, Quantity>,
+    /// A container's limit when it gives none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default: BTreeMap<String, Quantity>,
+    /// A container's request when it gives none (else its limit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_request: BTreeMap<String, Quantity>,
+    /// The most a limit may be, as a multiple of the request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_limit_request_ratio: BTreeMap<String, Quantity>,
+}
