@@ -73,7 +73,7 @@ impl Object {
             Object::Secret(o) => default_secret(o),
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
             Object::Node(o) => default_node(o),
-            Object::PriorityClass(_) | Object::LimitRange(_) => {}
+            Object::PriorityClass(_) | Object::LimitRange(_) | Object::ResourceQuota(_) => {}
             Object::Namespace(o) => default_namespace(o),
             Object::ServiceAccount(_)
             | Object::Role(_)

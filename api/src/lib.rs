@@ -38,7 +38,7 @@ pub use int_or_string::IntOrString;
 pub use kinds::config::{ConfigMap, Secret};
 pub use kinds::discovery::EndpointSlice;
 pub use kinds::hpa::HorizontalPodAutoscaler;
-pub use kinds::limits::LimitRange;
+pub use kinds::limits::{LimitRange, ResourceQuota};
 pub use kinds::namespace::{Namespace, NamespacePhase};
 pub use kinds::node::Node;
 pub use kinds::pod::{Container, Pod, PodSpec, PodTemplateSpec};

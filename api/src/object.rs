@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
-use crate::kinds::limits::LimitRange;
+use crate::kinds::limits::{LimitRange, ResourceQuota};
 use crate::kinds::namespace::Namespace;
 use crate::kinds::node::Node;
 use crate::kinds::pod::Pod;
@@ -155,6 +155,7 @@ kinds! {
     ConfigMap => "cm", "configmaps";
     Secret => "", "secrets";
     LimitRange => "limits", "limitranges";
+    ResourceQuota => "quota", "resourcequotas";
     ServiceAccount => "sa", "serviceaccounts";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";

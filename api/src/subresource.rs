@@ -53,6 +53,7 @@ impl Object {
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
+            Object::ResourceQuota(o) => o.status = None,
             Object::Namespace(o) => o.status = None,
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
@@ -80,6 +81,7 @@ impl Object {
                 a.status.clone_from(&b.status);
             }
             (Object::Node(a), Object::Node(b)) => a.status.clone_from(&b.status),
+            (Object::ResourceQuota(a), Object::ResourceQuota(b)) => a.status.clone_from(&b.status),
             (Object::Namespace(a), Object::Namespace(b)) => a.status.clone_from(&b.status),
             _ => {}
         }

@@ -61,3 +61,76 @@ pub struct LimitRangeItem {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub max_limit_request_ratio: BTreeMap<String, Quantity>,
 }
+
+/// ResourceQuota (`v1`): the most a namespace may hold — object counts and
+/// the sums of its pods' requests and limits — enforced when objects are
+/// created (Kubernetes' ResourceQuota admission).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuota {
+    /// Always `v1`.
+    #[serde(default)]
+    pub api_version: ApiVersionTag<ResourceQuota>,
+    /// Always `ResourceQuota`.
+    #[serde(default)]
+    pub kind: KindTag<ResourceQuota>,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The limits.
+    #[serde(default)]
+    pub spec: ResourceQuotaSpec,
+    /// What is used (written by the system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResourceQuotaStatus>,
+}
+resource!(ResourceQuota, "v1", "ResourceQuota", namespaced = true);
+
+/// A quota's limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuotaSpec {
+    /// Resource (`pods`, `requests.cpu`, `limits.memory`, `count/deployments.apps`, …) to its most.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hard: BTreeMap<String, Quantity>,
+    /// Which pods count (refused: jotasu counts every pod).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Which pods count, as a selector (refused likewise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_selector: Option<ScopeSelector>,
+}
+
+/// A quota's scope selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopeSelector {
+    /// The requirements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<ScopedResourceSelectorRequirement>,
+}
+
+/// One requirement of a scope selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopedResourceSelectorRequirement {
+    /// The scope.
+    pub scope_name: String,
+    /// `In`, `NotIn`, `Exists`, `DoesNotExist`.
+    pub operator: String,
+    /// The values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// What a quota allows and what is used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuotaStatus {
+    /// The limits enforced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hard: BTreeMap<String, Quantity>,
+    /// What the namespace holds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub used: BTreeMap<String, Quantity>,
+}

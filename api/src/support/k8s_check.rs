@@ -180,6 +180,11 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
         ),
         (Kind::ConfigMap, "v1", fields::<core::v1::ConfigMap>()),
         (Kind::LimitRange, "v1", fields::<core::v1::LimitRange>()),
+        (
+            Kind::ResourceQuota,
+            "v1",
+            fields::<core::v1::ResourceQuota>(),
+        ),
         (Kind::Namespace, "v1", fields::<core::v1::Namespace>()),
         (
             Kind::ServiceAccount,

@@ -98,3 +98,28 @@ pub(super) fn limit_range(l: &crate::kinds::limits::LimitRange, errs: &mut Vec<F
         }
     }
 }
+
+/// A ResourceQuota: amounts not negative; scopes refused (jotasu counts
+/// every pod of the namespace).
+pub(super) fn resource_quota(q: &crate::kinds::limits::ResourceQuota, errs: &mut Vec<FieldError>) {
+    let spec = FieldPath::new("spec");
+    for (r, amount) in &q.spec.hard {
+        if amount.is_negative() {
+            errs.push(FieldError::invalid(
+                &spec.field("hard").key(r),
+                amount,
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    if !q.spec.scopes.is_empty() || q.spec.scope_selector.is_some() {
+        errs.push(FieldError::forbidden(
+            &spec.field(if q.spec.scopes.is_empty() {
+                "scopeSelector"
+            } else {
+                "scopes"
+            }),
+            "jotasu does not support quota scopes yet: a quota counts every pod of its namespace",
+        ));
+    }
+}

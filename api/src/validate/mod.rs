@@ -57,6 +57,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Node(o) => node::node(o, &mut errs),
         Object::PriorityClass(o) => node::priority_class(o, &mut errs),
         Object::LimitRange(o) => config::limit_range(o, &mut errs),
+        Object::ResourceQuota(o) => config::resource_quota(o, &mut errs),
         Object::Namespace(o) => namespace::namespace(o, &mut errs),
         Object::ServiceAccount(o) => namespace::service_account(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),

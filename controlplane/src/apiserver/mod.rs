@@ -19,6 +19,7 @@ pub mod limits;
 pub mod node_scope;
 pub mod priority;
 pub mod proxy;
+pub mod quota;
 mod raw;
 mod watch;
 
@@ -216,6 +217,7 @@ impl<S: Store> ApiServer<S> {
             let mut read = self.admit_lifecycle(&mut prepared).await?;
             read.extend(self.admit_priority(&mut prepared).await?);
             read.extend(self.admit_limits(&mut prepared).await?);
+            read.extend(self.admit_quota(&prepared).await?);
             let guards = self.allocate(&mut prepared).await?;
             match self.commit(&prepared, &guards, &read, dry_run).await {
                 Ok(mut results) => {

@@ -195,6 +195,29 @@ pub fn limit_range(l: &jotasu_api::LimitRange) -> String {
     w.finish()
 }
 
+/// A ResourceQuota's page: each resource's hard limit (and use, when the
+/// status says it).
+pub fn resource_quota(q: &jotasu_api::ResourceQuota) -> String {
+    let mut w = Writer::default();
+    w.name(&q.metadata);
+    let used = q.status.as_ref().map(|s| &s.used);
+    let rows: Vec<Vec<String>> = q
+        .spec
+        .hard
+        .iter()
+        .map(|(r, hard)| {
+            vec![
+                r.clone(),
+                used.and_then(|u| u.get(r))
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+                hard.to_string(),
+            ]
+        })
+        .collect();
+    w.table(0, &["Resource", "Used", "Hard"], &rows);
+    w.finish()
+}
+
 /// A PriorityClass's page.
 pub fn priority_class(c: &jotasu_api::PriorityClass) -> String {
     let mut w = Writer::default();

@@ -43,6 +43,7 @@ pub fn page(
         Object::Node(n) => cluster::node(n, pods, now),
         Object::PriorityClass(c) => cluster::priority_class(c),
         Object::LimitRange(l) => cluster::limit_range(l),
+        Object::ResourceQuota(q) => cluster::resource_quota(q),
         Object::Namespace(n) => namespace::namespace(n),
         Object::ServiceAccount(s) => namespace::service_account(s),
         Object::Role(r) => rbac::role(&r.metadata, &r.rules),

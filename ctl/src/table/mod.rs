@@ -61,6 +61,7 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::Node => (node::COLUMNS, node::WIDE),
         Kind::PriorityClass => (node::PRIORITY_CLASS_COLUMNS, &[]),
         Kind::LimitRange => (&["CREATED AT"], &[]),
+        Kind::ResourceQuota => (&["AGE", "HARD"], &[]),
         Kind::Namespace => (namespace::NAMESPACE_COLUMNS, &[]),
         Kind::ServiceAccount => (namespace::SERVICEACCOUNT_COLUMNS, &[]),
         Kind::Role | Kind::ClusterRole => (rbac::ROLE_COLUMNS, &[]),
@@ -94,6 +95,18 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::HorizontalPodAutoscaler(h) => (hpa::row(h, age), Vec::new()),
         Object::Node(n) => (node::row(n, age), node::wide(n)),
         Object::PriorityClass(c) => (node::priority_class_row(c, age), Vec::new()),
+        Object::ResourceQuota(q) => (
+            vec![
+                age,
+                q.spec
+                    .hard
+                    .iter()
+                    .map(|(r, v)| format!("{r}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ],
+            Vec::new(),
+        ),
         Object::LimitRange(l) => (
             vec![
                 l.metadata

@@ -78,6 +78,7 @@ fn view_rules() -> Vec<PolicyRule> {
                 "configmaps",
                 "serviceaccounts",
                 "limitranges",
+                "resourcequotas",
             ],
         ),
         rule(&[READ], &[CORE], &["namespaces", "namespaces/status"]),

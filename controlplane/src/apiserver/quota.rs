@@ -1,0 +1,327 @@
+//! Kubernetes' ResourceQuota admission: objects created in a namespace
+//! with quotas must fit them — object counts (`pods`, `services`,
+//! `count/deployments.apps`, …) and the sums of the pods' requests and
+//! limits (`requests.cpu`, `cpu`, `limits.memory`, …) over what the
+//! namespace already holds. A pod must state every compute resource a
+//! quota tracks. Refusals are worded as Kubernetes words them. Plain
+//! functions over what the API server read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jotasu_api::kinds::limits::ResourceQuota;
+use jotasu_api::kinds::pod_status::PodPhase;
+use jotasu_api::{Kind, Object, Outcome, Pod, Quantity};
+
+use super::admit::Prepared;
+use super::error::{ApiResult, ApiServerError};
+
+/// What a quota's resource name counts, in nanos (counts are units).
+fn compute(resource: &str) -> Option<(&'static str, &'static str)> {
+    match resource {
+        "cpu" | "requests.cpu" => Some(("requests", "cpu")),
+        "memory" | "requests.memory" => Some(("requests", "memory")),
+        "limits.cpu" => Some(("limits", "cpu")),
+        "limits.memory" => Some(("limits", "memory")),
+        _ => None,
+    }
+}
+
+/// The kinds a quota resource name counts (`pods`, `count/pods`,
+/// `count/deployments.apps`).
+fn counted(resource: &str) -> Option<Kind> {
+    let name = resource.strip_prefix("count/").unwrap_or(resource);
+    let (plural, group) = name.split_once('.').unwrap_or((name, ""));
+    Kind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.plural() == plural && k.group() == group)
+}
+
+fn takes_room(p: &Pod) -> bool {
+    !matches!(
+        p.status.as_ref().and_then(|s| s.phase),
+        Some(PodPhase::Succeeded | PodPhase::Failed)
+    )
+}
+
+/// `which` (`requests` or `limits`) of `resource` over the pod's containers,
+/// in nanos; None when a container does not state it.
+fn pod_amount(p: &Pod, which: &str, resource: &str) -> Option<i128> {
+    let mut total = 0;
+    for c in &p.spec.containers {
+        let r = c.resources.as_ref()?;
+        let m = if which == "requests" {
+            &r.requests
+        } else {
+            &r.limits
+        };
+        let q = m.get(resource).or_else(|| {
+            (which == "requests")
+                .then(|| r.limits.get(resource))
+                .flatten()
+        })?;
+        total += q.nanos();
+    }
+    Some(total)
+}
+
+/// The amount of quota resource `resource` that `objects` take, in nanos.
+fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i128 {
+    if let Some((which, r)) = compute(resource) {
+        return objects
+            .filter_map(|o| match o {
+                Object::Pod(p) if takes_room(p) => pod_amount(p, which, r),
+                _ => None,
+            })
+            .sum();
+    }
+    match counted(resource) {
+        Some(kind) => {
+            let n = objects
+                .filter(|o| o.kind() == kind && !matches!(o, Object::Pod(p) if !takes_room(p)))
+                .count();
+            i128::try_from(n).unwrap_or(i128::MAX) * 1_000_000_000
+        }
+        None => 0,
+    }
+}
+
+fn show(resource: &str, nanos: i128) -> String {
+    if compute(resource).is_some_and(|(_, r)| r == "cpu") {
+        Quantity::from_millis(i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)).to_string()
+    } else {
+        Quantity::from_units(i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX)).to_string()
+    }
+}
+
+/// Checks the objects an apply creates in `namespace` (`new`) against its
+/// `quotas`, given what it holds (`existing`).
+pub fn check(
+    quotas: &[ResourceQuota],
+    existing: &[Object],
+    new: &[&Object],
+) -> Result<(), (usize, String)> {
+    for q in quotas {
+        // A pod must state what the quota tracks.
+        for (i, o) in new.iter().enumerate() {
+            let Object::Pod(p) = o else { continue };
+            let mut missing: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for resource in q.spec.hard.keys() {
+                if let Some((which, r)) = compute(resource) {
+                    for c in &p.spec.containers {
+                        let stated = c.resources.as_ref().is_some_and(|res| {
+                            res.limits.contains_key(r)
+                                || (which == "requests" && res.requests.contains_key(r))
+                        });
+                        if !stated {
+                            missing.entry(resource.as_str()).or_default().push(&c.name);
+                        }
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                let parts: Vec<String> = missing
+                    .iter()
+                    .map(|(r, cs)| format!("{r} for: {}", cs.join(",")))
+                    .collect();
+                return Err((
+                    i,
+                    format!(
+                        "failed quota: {}: must specify {}",
+                        q.metadata.name(),
+                        parts.join("; ")
+                    ),
+                ));
+            }
+        }
+        let mut over = BTreeSet::new();
+        let (mut requested, mut used, mut limited) = (Vec::new(), Vec::new(), Vec::new());
+        for (resource, hard) in &q.spec.hard {
+            let wanted = usage(resource, new.iter().copied());
+            if wanted == 0 {
+                continue;
+            }
+            let now = usage(resource, existing.iter());
+            requested.push(format!("{resource}={}", show(resource, wanted)));
+            used.push(format!("{resource}={}", show(resource, now)));
+            limited.push(format!("{resource}={hard}"));
+            if now + wanted > hard.nanos() {
+                over.insert(resource.clone());
+            }
+        }
+        if !over.is_empty() {
+            return Err((
+                0,
+                format!(
+                    "exceeded quota: {}, requested: {}, used: {}, limited: {}",
+                    q.metadata.name(),
+                    requested.join(","),
+                    used.join(","),
+                    limited.join(",")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl<S: crate::store::Store> super::ApiServer<S> {
+    /// Reads the quotas of the namespaces the apply creates objects in
+    /// and, where there are any, what those namespaces hold; checks the
+    /// creations ([`check`]). Returns the quota keys read with their
+    /// revisions (the commit holds them unchanged).
+    pub(super) async fn admit_quota(
+        &self,
+        prepared: &[Prepared],
+    ) -> ApiResult<Vec<(Vec<u8>, crate::store::Revision)>> {
+        let mut by_namespace: BTreeMap<&str, Vec<&Prepared>> = BTreeMap::new();
+        for p in prepared.iter().filter(|p| p.outcome == Outcome::Created) {
+            if let Some(ns) = p.object.namespace() {
+                by_namespace.entry(ns).or_default().push(p);
+            }
+        }
+        let mut read = Vec::new();
+        for (ns, created) in by_namespace {
+            let prefix = super::keys::kind_prefix(Kind::ResourceQuota, Some(ns));
+            let mut quotas = Vec::new();
+            for kv in &self.store.range(&prefix, None).await?.kvs {
+                if let Object::ResourceQuota(q) = super::decode(kv)? {
+                    quotas.push(q);
+                    read.push((kv.key.clone(), kv.mod_revision));
+                }
+            }
+            if quotas.is_empty() {
+                continue;
+            }
+            let kinds: BTreeSet<Kind> = quotas
+                .iter()
+                .flat_map(|q| q.spec.hard.keys())
+                .filter_map(|r| {
+                    if compute(r).is_some() {
+                        Some(Kind::Pod)
+                    } else {
+                        counted(r)
+                    }
+                })
+                .collect();
+            let mut existing = Vec::new();
+            for kind in kinds {
+                for kv in &self
+                    .store
+                    .range(&super::keys::kind_prefix(kind, Some(ns)), None)
+                    .await?
+                    .kvs
+                {
+                    existing.push(super::decode(kv)?);
+                }
+            }
+            let new: Vec<&Object> = created.iter().map(|p| &p.object).collect();
+            if let Err((i, reason)) = check(&quotas, &existing, &new) {
+                return Err(ApiServerError::Refused {
+                    object: new[i].object_ref(),
+                    reason,
+                });
+            }
+        }
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn quota(hard: serde_json::Value) -> ResourceQuota {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "compute", "namespace": "d"}, "spec": {"hard": hard}}))
+        .expect("a quota")
+    }
+
+    fn pod(name: &str, cpu: Option<&str>) -> Object {
+        let resources = cpu.map_or(
+            json!({}),
+            |c| json!({"requests": {"cpu": c}, "limits": {"cpu": c}}),
+        );
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "d"},
+            "spec": {"containers": [{"name": "c", "image": "x", "resources": resources}]}}))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn pods_fit_until_the_quota_is_used_up() {
+        let q = [quota(json!({"pods": "2", "requests.cpu": "1"}))];
+        let existing = [pod("a", Some("500m"))];
+        assert!(check(&q, &existing, &[&pod("b", Some("500m"))]).is_ok());
+        let (_, e) = check(&q, &existing, &[&pod("b", Some("600m"))]).unwrap_err();
+        assert_eq!(
+            e,
+            "exceeded quota: compute, requested: pods=1,requests.cpu=600m, used: pods=1,requests.cpu=500m, limited: pods=2,requests.cpu=1"
+        );
+        let full = [pod("a", Some("100m")), pod("b", Some("100m"))];
+        let (_, e) = check(&q, &full, &[&pod("c", Some("100m"))]).unwrap_err();
+        assert!(
+            e.starts_with("exceeded quota: compute, requested: pods=1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pod_must_state_what_the_quota_tracks_and_counts_are_by_kind() {
+        let q = [quota(json!({"limits.memory": "1Gi"}))];
+        let (_, e) = check(&q, &[], &[&pod("a", None)]).unwrap_err();
+        assert_eq!(
+            e,
+            "failed quota: compute: must specify limits.memory for: c"
+        );
+        let services = [quota(json!({"count/services": "1", "configmaps": "5"}))];
+        let svc: Object = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "d"}, "spec": {"ports": [{"port": 80}]}}))
+        .unwrap();
+        assert!(check(&services, &[], &[&svc]).is_ok());
+        let (_, e) = check(&services, std::slice::from_ref(&svc), &[&svc]).unwrap_err();
+        assert!(e.contains("count/services=1"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    use std::sync::Arc;
+
+    use crate::apiserver::ApiServer;
+
+    /// Through a real API server: the second pod over a one-pod quota is
+    /// refused and not written; other namespaces are not limited.
+    #[tokio::test]
+    async fn a_quota_refuses_what_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap();
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        let server = ApiServer::new(Arc::new(store), shutdown);
+        crate::apiserver::bootstrap::ensure(&server).await.unwrap();
+        let quota = r#"{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"one","namespace":"default"},"spec":{"hard":{"pods":"1"}}}"#;
+        server.apply(&[quota.to_owned()], false).await.unwrap();
+        let pod = |name: &str, ns: &str| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{{"containers":[{{"name":"c","image":"x"}}]}}}}"#
+            )
+        };
+        server.apply(&[pod("a", "default")], false).await.unwrap();
+        let e = server
+            .apply(&[pod("b", "default")], false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exceeded quota: one, requested: pods=1, used: pods=1, limited: pods=1"),
+            "{e}"
+        );
+        server
+            .apply(&[pod("b", "kube-public")], false)
+            .await
+            .unwrap();
+    }
+}
