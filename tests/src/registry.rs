@@ -25,22 +25,44 @@ pub struct Registry {
     child: Spawned,
     netns: String,
     _dir: tempfile::TempDir,
+    auth: RegistryAuth,
 }
 
 impl Registry {
     /// Starts `docker-registry serve` inside `netns` and waits until it listens.
     pub fn start_in(netns: &NetNs) -> anyhow::Result<Self> {
+        Self::start(netns, None)
+    }
+
+    /// As [`Registry::start_in`], serving only `user` with `password`
+    /// (htpasswd, bcrypt); pushes use them.
+    pub fn start_with_login(netns: &NetNs, user: &str, password: &str) -> anyhow::Result<Self> {
+        Self::start(netns, Some((user, password)))
+    }
+
+    fn start(netns: &NetNs, login: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("jotasu-registry-")
             .tempdir()?;
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ADDRESS}\n",
-                dir.path().join("data").display()
-            ),
-        )?;
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ADDRESS}\n",
+            dir.path().join("data").display()
+        );
+        let auth = match login {
+            Some((user, password)) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let hash = bcrypt::hash(password, 4).context("hashing the registry password")?;
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n"))?;
+                text.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: jotasu-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+                RegistryAuth::Basic(user.to_owned(), password.to_owned())
+            }
+            None => RegistryAuth::Anonymous,
+        };
+        std::fs::write(&config, text)?;
         let mut cmd = crate::netns::enter(netns.name(), "docker-registry");
         cmd.arg("serve").arg(&config);
         let child = Spawned::start(cmd)
@@ -49,6 +71,7 @@ impl Registry {
             child,
             netns: netns.name().to_owned(),
             _dir: dir,
+            auth,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -101,6 +124,7 @@ impl Registry {
         let config = Config::oci_v1(blob(&archive.config_digest)?, None);
         let reference = format!("{ADDRESS}/{repository_tag}");
         let r: Reference = reference.parse()?;
+        let auth = self.auth.clone();
         let digest = crate::netns::run_in(&self.netns, move || -> anyhow::Result<String> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -112,11 +136,11 @@ impl Registry {
                     ..ClientConfig::default()
                 });
                 client
-                    .push(&r, &[layer], config, &RegistryAuth::Anonymous, None)
+                    .push(&r, &[layer], config, &auth, None)
                     .await
                     .context("pushing to the registry")?;
                 client
-                    .fetch_manifest_digest(&r, &RegistryAuth::Anonymous)
+                    .fetch_manifest_digest(&r, &auth)
                     .await
                     .context("reading the pushed manifest's digest")
             })

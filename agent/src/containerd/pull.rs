@@ -45,6 +45,16 @@ fn blob_path(digest: &str) -> String {
 impl Containerd {
     /// Pulls `reference` into the node's namespace and returns how to run it.
     pub async fn pull(&self, reference: &str) -> Result<ImageConfig> {
+        self.pull_with(reference, |_| None).await
+    }
+
+    /// [`Containerd::pull`] with credentials for the image's registry, if
+    /// `credentials` (given the registry's host) has them.
+    pub async fn pull_with(
+        &self,
+        reference: &str,
+        credentials: impl FnOnce(&str) -> Option<crate::pod::pull_secrets::Credentials>,
+    ) -> Result<ImageConfig> {
         let name = normalize(reference);
         let fail = |reason: String| ContainerdError::Pull {
             reference: name.clone(),
@@ -63,7 +73,10 @@ impl Containerd {
             protocol,
             ..ClientConfig::default()
         });
-        let auth = RegistryAuth::Anonymous;
+        let auth = match credentials(r.registry()) {
+            Some(c) => RegistryAuth::Basic(c.username, c.password),
+            None => RegistryAuth::Anonymous,
+        };
         let (top, top_digest) = client
             .pull_manifest_raw(&r, &auth, &ACCEPTED)
             .await

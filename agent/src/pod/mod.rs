@@ -30,6 +30,7 @@ pub mod lifecycle;
 pub mod mounts;
 pub mod probe;
 pub mod probe_run;
+pub mod pull_secrets;
 pub mod resources;
 pub mod restart;
 pub mod security;

@@ -36,7 +36,12 @@ impl PodRun {
         let name = crate::containerd::normalize(&spec.image);
         let image = match self.ctx.containerd.image(&name).await {
             Ok(Some(i)) => i,
-            Ok(None) => match self.ctx.containerd.pull(&name).await {
+            Ok(None) => match self
+                .ctx
+                .containerd
+                .pull_with(&name, |registry| self.pull_credentials(registry))
+                .await
+            {
                 Ok(i) => i,
                 Err(e) => {
                     let c = &mut self.ctrs[index];
@@ -301,6 +306,20 @@ impl PodRun {
 }
 
 impl PodRun {
+    /// Credentials for `registry` from the pod's `imagePullSecrets`.
+    fn pull_credentials(&self, registry: &str) -> Option<crate::pod::pull_secrets::Credentials> {
+        let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
+        let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let secrets: Vec<&jotasu_api::Secret> = self
+            .pod
+            .spec
+            .image_pull_secrets
+            .iter()
+            .filter_map(|r| view.secrets.get(&(ns.to_owned(), r.name.clone())))
+            .collect();
+        crate::pod::pull_secrets::credentials(registry, &secrets)
+    }
+
     /// What the downward API reads besides the pod: its IP, the node's IP
     /// and allocatable CPU and memory (the node's capacity when not set).
     pub(super) fn node_facts(&self) -> NodeFacts {

@@ -84,6 +84,10 @@ pub struct PodSpec {
     /// Taints this pod tolerates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Secrets (`kubernetes.io/dockerconfigjson` or `dockercfg`) holding
+    /// registry credentials for pulling the pod's images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
     /// The PriorityClass the pod runs at (its value lands in `priority`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
@@ -359,6 +363,15 @@ pub struct Probe {
     /// Consecutive failures to count as failed (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
+}
+
+/// A reference to an object of the same namespace, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// The name.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// A gRPC health probe.

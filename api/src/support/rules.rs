@@ -101,11 +101,6 @@ pub const POD_SPEC: &[Rule] = &[
         Refuse,
         "the pod's hostname is its name, or spec.hostname",
     ),
-    rule(
-        "imagePullSecrets",
-        Warn,
-        "images are pulled without registry credentials",
-    ),
     unless("os", &[r#"{"name":"linux"}"#], Refuse, "pods run on Linux"),
     rule(
         "overhead",

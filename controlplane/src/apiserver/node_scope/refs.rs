@@ -15,7 +15,7 @@ pub struct References {
     /// ConfigMaps: `env[].valueFrom.configMapKeyRef`, `envFrom[].configMapRef`,
     /// `volumes[].configMap`, `volumes[].projected.sources[].configMap`.
     pub config_maps: BTreeSet<String>,
-    /// Secrets: `env[].valueFrom.secretKeyRef`, `envFrom[].secretRef`,
+    /// Secrets: `imagePullSecrets`, `env[].valueFrom.secretKeyRef`, `envFrom[].secretRef`,
     /// `volumes[].secret`, `volumes[].projected.sources[].secret`.
     pub secrets: BTreeSet<String>,
 }
@@ -46,6 +46,9 @@ pub fn references(pod: &Pod) -> References {
                 add(&mut refs.secrets, &r.name);
             }
         }
+    }
+    for secret in &pod.spec.image_pull_secrets {
+        add(&mut refs.secrets, &secret.name);
     }
     for volume in &pod.spec.volumes {
         if let Some(c) = &volume.config_map {
