@@ -97,6 +97,20 @@ pub async fn ensure<S: Store>(server: &ApiServer<S>) -> ApiResult<usize> {
         .count())
 }
 
+/// A fresh API server on an embedded store in a temp dir, with what every
+/// cluster has (for tests of admission through a real server).
+#[cfg(test)]
+pub(crate) async fn test_server() -> (tempfile::TempDir, ApiServer<crate::store::EmbeddedStore>) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
+        .await
+        .expect("the store opens");
+    let (_, shutdown) = tokio::sync::watch::channel(false);
+    let server = ApiServer::new(std::sync::Arc::new(store), shutdown);
+    ensure(&server).await.expect("what every cluster has");
+    (dir, server)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -323,24 +323,14 @@ mod tests {
 
 #[cfg(test)]
 mod server_tests {
-    use std::sync::Arc;
-
     use jotasu_api::{Kind, ObjectRef};
-
-    use crate::apiserver::ApiServer;
 
     /// Through a real API server: a namespace's LimitRange gives a new pod
     /// its defaults, refuses one over its max, and leaves pods of other
     /// namespaces alone.
     #[tokio::test]
     async fn a_limit_range_defaults_and_bounds_new_pods() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
-            .await
-            .unwrap();
-        let (_, shutdown) = tokio::sync::watch::channel(false);
-        let server = ApiServer::new(Arc::new(store), shutdown);
-        crate::apiserver::bootstrap::ensure(&server).await.unwrap();
+        let (_dir, server) = crate::apiserver::bootstrap::test_server().await;
         let range = r#"{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"cpu","namespace":"default"},
             "spec":{"limits":[{"type":"Container","default":{"cpu":"500m"},"defaultRequest":{"cpu":"200m"},"max":{"cpu":"1"}}]}}"#;
         server.apply(&[range.to_owned()], false).await.unwrap();

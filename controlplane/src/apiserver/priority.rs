@@ -211,24 +211,14 @@ mod tests {
 
 #[cfg(test)]
 mod server_tests {
-    use std::sync::Arc;
-
     use jotasu_api::{Kind, ObjectRef};
-
-    use crate::apiserver::ApiServer;
 
     /// Through a real API server on the embedded store: the built-in
     /// classes exist after start-up, a pod naming one gets its value, a pod
     /// naming a missing one is refused and nothing is written.
     #[tokio::test]
     async fn pods_get_their_class_priority_through_apply() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
-            .await
-            .unwrap();
-        let (_, shutdown) = tokio::sync::watch::channel(false);
-        let server = ApiServer::new(Arc::new(store), shutdown);
-        crate::apiserver::bootstrap::ensure(&server).await.unwrap();
+        let (_dir, server) = crate::apiserver::bootstrap::test_server().await;
         let pod = |name: &str, class: &str| {
             format!(
                 r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default"}},"spec":{{"priorityClassName":"{class}","containers":[{{"name":"c","image":"x"}}]}}}}"#

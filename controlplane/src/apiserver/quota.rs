@@ -287,21 +287,11 @@ mod tests {
 
 #[cfg(test)]
 mod server_tests {
-    use std::sync::Arc;
-
-    use crate::apiserver::ApiServer;
-
     /// Through a real API server: the second pod over a one-pod quota is
     /// refused and not written; other namespaces are not limited.
     #[tokio::test]
     async fn a_quota_refuses_what_does_not_fit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::EmbeddedStore::open(dir.path().join("db"), Default::default())
-            .await
-            .unwrap();
-        let (_, shutdown) = tokio::sync::watch::channel(false);
-        let server = ApiServer::new(Arc::new(store), shutdown);
-        crate::apiserver::bootstrap::ensure(&server).await.unwrap();
+        let (_dir, server) = crate::apiserver::bootstrap::test_server().await;
         let quota = r#"{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"one","namespace":"default"},"spec":{"hard":{"pods":"1"}}}"#;
         server.apply(&[quota.to_owned()], false).await.unwrap();
         let pod = |name: &str, ns: &str| {
