@@ -92,14 +92,46 @@ impl Object {
     /// re-applying the same manifest changes nothing. A Pod's `nodeName`
     /// (the scheduler's binding), a Service's allocated `clusterIP` (not
     /// when it becomes `ExternalName`), a Node's allocated `podCIDR`, a
-    /// Namespace's finalizers (only the namespace controller changes them).
+    /// Namespace's finalizers (only the namespace controller changes them),
+    /// what admission gave a Pod at creation (its priority and class, its
+    /// containers' defaulted resources).
     pub fn keep_assigned_fields(&mut self, existing: &Object) {
         match (self, existing) {
             (Object::Namespace(a), Object::Namespace(b)) => a.spec.clone_from(&b.spec),
-            (Object::Pod(a), Object::Pod(b))
-                if a.spec.node_name.as_deref().is_none_or(str::is_empty) =>
-            {
-                a.spec.node_name.clone_from(&b.spec.node_name);
+            (Object::Pod(a), Object::Pod(b)) => {
+                let spec = &mut a.spec;
+                if spec.node_name.as_deref().is_none_or(str::is_empty) {
+                    spec.node_name.clone_from(&b.spec.node_name);
+                }
+                if spec.priority.is_none() {
+                    spec.priority = b.spec.priority;
+                    if spec
+                        .priority_class_name
+                        .as_deref()
+                        .is_none_or(str::is_empty)
+                    {
+                        spec.priority_class_name
+                            .clone_from(&b.spec.priority_class_name);
+                    }
+                }
+                if spec.preemption_policy.is_none() {
+                    spec.preemption_policy.clone_from(&b.spec.preemption_policy);
+                }
+                let containers = spec
+                    .init_containers
+                    .iter_mut()
+                    .chain(spec.containers.iter_mut());
+                for c in containers {
+                    if c.resources.is_none() {
+                        let before = b
+                            .spec
+                            .init_containers
+                            .iter()
+                            .chain(&b.spec.containers)
+                            .find(|o| o.name == c.name);
+                        c.resources = before.and_then(|o| o.resources.clone());
+                    }
+                }
             }
             (Object::Node(a), Object::Node(b))
                 if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
