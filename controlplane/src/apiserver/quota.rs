@@ -66,7 +66,7 @@ fn pod_amount(p: &Pod, which: &str, resource: &str) -> Option<i128> {
 }
 
 /// The amount of quota resource `resource` that `objects` take, in nanos.
-fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i128 {
+pub fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i128 {
     if let Some((which, r)) = compute(resource) {
         return objects
             .filter_map(|o| match o {
@@ -84,6 +84,28 @@ fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i128 
         }
         None => 0,
     }
+}
+
+/// `nanos` of quota resource `resource` as a quantity (CPU in millis).
+pub fn quantity(resource: &str, nanos: i128) -> Quantity {
+    if compute(resource).is_some_and(|(_, r)| r == "cpu") {
+        Quantity::from_millis(i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX))
+    } else {
+        Quantity::from_units(i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX))
+    }
+}
+
+/// The kinds whose objects `hard` counts.
+pub fn tracked_kinds(hard: &BTreeMap<String, Quantity>) -> BTreeSet<Kind> {
+    hard.keys()
+        .filter_map(|r| {
+            if compute(r).is_some() {
+                Some(Kind::Pod)
+            } else {
+                counted(r)
+            }
+        })
+        .collect()
 }
 
 fn show(resource: &str, nanos: i128) -> String {

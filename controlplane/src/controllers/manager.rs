@@ -9,7 +9,9 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, info, info_span, warn};
 
 use super::runtime::{Context, Informers};
-use super::{daemonset, deployment, endpoints, hpa, namespace, nodes, replicaset, serviceaccounts};
+use super::{
+    daemonset, deployment, endpoints, hpa, namespace, nodes, quota, replicaset, serviceaccounts,
+};
 use crate::apiserver::ApiServer;
 use crate::scheduler;
 use crate::store::Store;
@@ -100,6 +102,7 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
     spawn(&mut set, "nodes", nodes::run(ctx.clone(), config.nodes));
     spawn(&mut set, "garbage-collector", collect_garbage(ctx.clone()));
     spawn(&mut set, "namespace", namespace::run(ctx.clone()));
+    spawn(&mut set, "resourcequota", quota::run(ctx.clone()));
     spawn(
         &mut set,
         "serviceaccounts",

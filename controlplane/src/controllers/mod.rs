@@ -13,6 +13,7 @@ pub mod hpa;
 pub mod manager;
 pub mod namespace;
 pub mod nodes;
+pub mod quota;
 pub mod replicaset;
 pub mod runtime;
 pub mod serviceaccounts;
