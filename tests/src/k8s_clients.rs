@@ -25,3 +25,22 @@ pub fn require(name: &str, test: &str) -> Option<PathBuf> {
     eprintln!("\n!!!!!!!! SKIPPED {test}: {problem} !!!!!!!!\n");
     None
 }
+
+/// Runs `helm ARGS` in `dir`, its config, cache and data kept there; its
+/// stdout (a failure panics with helm's stderr).
+pub fn helm(helm: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(helm)
+        .args(args)
+        .current_dir(dir)
+        .env("HELM_CONFIG_HOME", dir.join("config"))
+        .env("HELM_CACHE_HOME", dir.join("cache"))
+        .env("HELM_DATA_HOME", dir.join("data"))
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("helm prints UTF-8")
+}

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use jotasu_api::{ErrorKind, ManifestLoader, ParseOptions};
 use jotasu_tests::k8s_clients;
@@ -179,39 +178,14 @@ fn the_kubernetes_examples_are_read_as_kubernetes_reads_them() {
 
 /// `helm template` of the chart `helm create` makes, with `values`.
 fn helm_chart(helm: &Path, dir: &Path, values: &[&str]) -> String {
-    let chart = dir.join("mychart");
-    if !chart.exists() {
-        let out = Command::new(helm)
-            .args(["create", "mychart"])
-            .current_dir(dir)
-            .env("HELM_CONFIG_HOME", dir.join("config"))
-            .env("HELM_CACHE_HOME", dir.join("cache"))
-            .env("HELM_DATA_HOME", dir.join("data"))
-            .output()
-            .expect("running helm create");
-        assert!(
-            out.status.success(),
-            "helm create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !dir.join("mychart").exists() {
+        k8s_clients::helm(helm, dir, &["create", "mychart"]);
     }
-    let mut cmd = Command::new(helm);
-    cmd.args(["template", "web"]).arg(&chart);
+    let mut args = vec!["template", "web", "mychart"];
     for v in values {
-        cmd.args(["--set", v]);
+        args.extend(["--set", v]);
     }
-    let out = cmd
-        .env("HELM_CONFIG_HOME", dir.join("config"))
-        .env("HELM_CACHE_HOME", dir.join("cache"))
-        .env("HELM_DATA_HOME", dir.join("data"))
-        .output()
-        .expect("running helm template");
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("helm prints UTF-8")
+    k8s_clients::helm(helm, dir, &args)
 }
 
 #[test]

@@ -256,22 +256,7 @@ async fn the_helm_create_chart_runs_through_jotactl() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temp dir");
-    let helm_run = |args: &[&str]| {
-        let out = std::process::Command::new(&helm)
-            .args(args)
-            .current_dir(dir.path())
-            .env("HELM_CONFIG_HOME", dir.path().join("config"))
-            .env("HELM_CACHE_HOME", dir.path().join("cache"))
-            .env("HELM_DATA_HOME", dir.path().join("data"))
-            .output()
-            .expect("running helm");
-        assert!(
-            out.status.success(),
-            "helm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("helm prints UTF-8")
-    };
+    let helm_run = |args: &[&str]| jotasu_tests::k8s_clients::helm(&helm, dir.path(), args);
     helm_run(&["create", "mychart"]);
     let rendered = helm_run(&[
         "template",

@@ -12,6 +12,9 @@ use crate::resource::{ApiVersionTag, KindTag, resource};
 /// reserved for the `system-` classes).
 pub const HIGHEST_USER_PRIORITY: i32 = 1_000_000_000;
 
+/// A class's preemption policy when it names none.
+pub const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
+
 /// The built-in classes, created at start: (name, value).
 pub const SYSTEM_CLASSES: &[(&str, i32)] = &[
     ("system-cluster-critical", 2_000_000_000),
@@ -44,6 +47,15 @@ pub struct PriorityClass {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<String>,
 }
+impl PriorityClass {
+    /// Its preemption policy, defaulted.
+    pub fn preemption_policy(&self) -> &str {
+        self.preemption_policy
+            .as_deref()
+            .unwrap_or(DEFAULT_PREEMPTION_POLICY)
+    }
+}
+
 resource!(
     PriorityClass,
     "scheduling.k8s.io/v1",

@@ -74,11 +74,7 @@ pub fn resolve(prepared: &mut [Prepared], stored: &[PriorityClass]) -> ApiResult
             pod.spec.priority = Some(value);
             if let Some(c) = class {
                 pod.spec.priority_class_name = Some(c.metadata.name().to_owned());
-                pod.spec.preemption_policy = Some(
-                    c.preemption_policy
-                        .clone()
-                        .unwrap_or_else(|| "PreemptLowerPriority".to_owned()),
-                );
+                pod.spec.preemption_policy = Some(c.preemption_policy().to_owned());
             }
         }
     }

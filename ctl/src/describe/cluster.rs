@@ -225,13 +225,7 @@ pub fn priority_class(c: &jotasu_api::PriorityClass) -> String {
     w.labels_annotations(&c.metadata);
     w.field(0, "Value", c.value);
     w.field(0, "GlobalDefault", c.global_default.unwrap_or(false));
-    w.field(
-        0,
-        "PreemptionPolicy",
-        c.preemption_policy
-            .as_deref()
-            .unwrap_or("PreemptLowerPriority"),
-    );
+    w.field(0, "PreemptionPolicy", c.preemption_policy());
     w.field(0, "Description", c.description.as_deref().unwrap_or(""));
     w.finish()
 }

@@ -20,9 +20,7 @@ pub(super) fn priority_class_row(c: &jotasu_api::PriorityClass, age: String) -> 
         c.value.to_string(),
         c.global_default.unwrap_or(false).to_string(),
         age,
-        c.preemption_policy
-            .clone()
-            .unwrap_or_else(|| "PreemptLowerPriority".to_owned()),
+        c.preemption_policy().to_owned(),
     ]
 }
 pub(super) const WIDE: &[&str] = &[

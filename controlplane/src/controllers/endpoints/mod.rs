@@ -204,14 +204,19 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
         // Pods' slices go; hand-made Endpoints of a Service without a
         // selector are mirrored into slices (Kubernetes'
         // endpointslicemirroring controller), which is what agents follow.
-        reconcile_slices(ctx, key, &service, None, MANAGED_BY).await?;
         let mirrored = current.as_deref().filter(|e| {
             service.spec.selector.is_empty()
                 && service.spec.type_() != jotasu_api::kinds::service::ServiceType::ExternalName
                 && e.metadata.labels.get(SKIP_MIRROR_LABEL).map(String::as_str) != Some("true")
         });
         let subsets = mirrored.map(|e| e.subsets.as_slice());
-        return reconcile_slices(ctx, key, &service, subsets, MIRRORED_BY).await;
+        return reconcile_slices(
+            ctx,
+            key,
+            &service,
+            &[(MANAGED_BY, None), (MIRRORED_BY, subsets)],
+        )
+        .await;
     }
     let pods = informers.pods.list_in(&key.0);
     let desired = {
@@ -238,34 +243,44 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
             }
         }
     }
-    reconcile_slices(ctx, key, &service, None, MIRRORED_BY).await?;
-    reconcile_slices(ctx, key, &service, Some(&desired.subsets), MANAGED_BY).await
+    reconcile_slices(
+        ctx,
+        key,
+        &service,
+        &[(MANAGED_BY, Some(&desired.subsets)), (MIRRORED_BY, None)],
+    )
+    .await
 }
 
-/// Brings `manager`'s EndpointSlices of the Service to `desired` (None:
-/// it should have none).
+/// Brings each manager's EndpointSlices of the Service to its desired
+/// subsets (None: it should have none), from one read of the namespace's
+/// slices, in one write.
 async fn reconcile_slices<S: Store>(
     ctx: &Context<S>,
     key: &Key,
     service: &jotasu_api::Service,
-    desired: Option<&[jotasu_api::kinds::service::EndpointSubset]>,
-    manager: &str,
+    wanted: &[(&str, Option<&[jotasu_api::kinds::service::EndpointSubset]>)],
 ) -> Result<(), Duration> {
     let informers = &ctx.informers;
-    let existing: Vec<_> = informers
-        .endpoint_slices
-        .list_in(&key.0)
-        .into_iter()
-        .filter(|s| slices::owned_by(s, &key.1, manager))
-        .collect();
-    let refs: Vec<&jotasu_api::EndpointSlice> = existing.iter().map(AsRef::as_ref).collect();
-    let changes = match desired {
-        Some(desired) => slices::reconcile(service, desired, &refs, manager),
-        None => slices::Changes {
-            delete: refs.iter().map(|s| s.metadata.name().to_owned()).collect(),
-            ..slices::Changes::default()
-        },
-    };
+    let in_namespace = informers.endpoint_slices.list_in(&key.0);
+    let mut changes = slices::Changes::default();
+    for (manager, desired) in wanted {
+        let refs: Vec<&jotasu_api::EndpointSlice> = in_namespace
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| slices::owned_by(s, &key.1, manager))
+            .collect();
+        let mine = match desired {
+            Some(desired) => slices::reconcile(service, desired, &refs, manager),
+            None => slices::Changes {
+                delete: refs.iter().map(|s| s.metadata.name().to_owned()).collect(),
+                ..slices::Changes::default()
+            },
+        };
+        changes.create.extend(mine.create);
+        changes.update.extend(mine.update);
+        changes.delete.extend(mine.delete);
+    }
     if changes.is_empty() {
         return Ok(());
     }
