@@ -217,16 +217,18 @@ impl<S: Store> ApiServer<S> {
             let mut read = self.admit_lifecycle(&mut prepared).await?;
             read.extend(self.admit_priority(&mut prepared).await?);
             read.extend(self.admit_limits(&mut prepared).await?);
-            read.extend(self.admit_quota(&prepared).await?);
-            let guards = self.allocate(&mut prepared).await?;
+            let (quota_read, quota_guards) = self.admit_quota(&prepared).await?;
+            read.extend(quota_read);
+            let mut guards = self.allocate(&mut prepared).await?;
+            guards.extend(quota_guards);
             match self.commit(&prepared, &guards, &read, dry_run).await {
                 Ok(mut results) => {
                     // Written with them, not asked for: new namespaces' default accounts.
                     results.truncate(requested);
                     return Ok(results);
                 }
-                // Another apply allocated an address first: every round
-                // one allocator wins, so this ends; pick again.
+                // Another apply allocated an address or took quota first:
+                // every round one wins, so this ends; pick and count again.
                 Err(ApiServerError::Store(StoreError::Conflict { key, .. }))
                     if guards.iter().any(|(g, _)| *g == key)
                         && allocation_rounds < ALLOCATION_ROUNDS =>

@@ -191,11 +191,11 @@ impl<S: crate::store::Store> super::ApiServer<S> {
     /// Reads the quotas of the namespaces the apply creates objects in
     /// and, where there are any, what those namespaces hold; checks the
     /// creations ([`check`]). Returns the quota keys read with their
-    /// revisions (the commit holds them unchanged).
-    pub(super) async fn admit_quota(
-        &self,
-        prepared: &[Prepared],
-    ) -> ApiResult<Vec<(Vec<u8>, crate::store::Revision)>> {
+    /// revisions (the commit holds them unchanged), and the guard of each
+    /// quota-limited namespace the apply creates in ([`guard_key`]): the
+    /// commit bumps it, so of two applies that counted the same usage one
+    /// commits and the other counts again — the last free unit goes once.
+    pub(super) async fn admit_quota(&self, prepared: &[Prepared]) -> ApiResult<(Reads, Reads)> {
         let mut by_namespace: BTreeMap<&str, Vec<&Prepared>> = BTreeMap::new();
         for p in prepared.iter().filter(|p| p.outcome == Outcome::Created) {
             if let Some(ns) = p.object.namespace() {
@@ -203,6 +203,7 @@ impl<S: crate::store::Store> super::ApiServer<S> {
             }
         }
         let mut read = Vec::new();
+        let mut guards = Vec::new();
         for (ns, created) in by_namespace {
             let prefix = super::keys::kind_prefix(Kind::ResourceQuota, Some(ns));
             let mut quotas = Vec::new();
@@ -215,6 +216,14 @@ impl<S: crate::store::Store> super::ApiServer<S> {
             if quotas.is_empty() {
                 continue;
             }
+            // Read before the usage, so a commit counted after it fails ours.
+            let guard = guard_key(ns);
+            let expected = self
+                .store
+                .get(&guard)
+                .await?
+                .map_or(0, |kv| kv.mod_revision);
+            guards.push((guard, expected));
             let kinds: BTreeSet<Kind> = quotas
                 .iter()
                 .flat_map(|q| q.spec.hard.keys())
@@ -245,8 +254,17 @@ impl<S: crate::store::Store> super::ApiServer<S> {
                 });
             }
         }
-        Ok(read)
+        Ok((read, guards))
     }
+}
+
+/// Keys with the revision they were read at.
+type Reads = Vec<(Vec<u8>, crate::store::Revision)>;
+
+/// The key every creation in quota-limited namespace `ns` writes: it
+/// serializes the commits whose usage counts could overlap.
+pub fn guard_key(ns: &str) -> Vec<u8> {
+    format!("/registry/quota-guards/{ns}").into_bytes()
 }
 
 #[cfg(test)]
@@ -335,5 +353,46 @@ mod server_tests {
             .apply(&[pod("b", "kube-public")], false)
             .await
             .unwrap();
+    }
+
+    /// Twenty creations at once against a five-pod quota: exactly five
+    /// are written, every other one is refused with the quota's words.
+    #[tokio::test]
+    async fn concurrent_creations_take_the_last_unit_once() {
+        let (_dir, server) = crate::apiserver::bootstrap::test_server().await;
+        let quota = r#"{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"five","namespace":"default"},"spec":{"hard":{"pods":"5"}}}"#;
+        server.apply(&[quota.to_owned()], false).await.unwrap();
+        let server = std::sync::Arc::new(server);
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let server = std::sync::Arc::clone(&server);
+                tokio::spawn(async move {
+                    let pod = format!(
+                        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p{i}","namespace":"default"}},"spec":{{"containers":[{{"name":"c","image":"x"}}]}}}}"#
+                    );
+                    server.apply(&[pod], false).await
+                })
+            })
+            .collect();
+        let (mut written, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    assert!(e.to_string().contains("exceeded quota: five"), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((written, refused), (5, 15));
+        let (pods, _) = server
+            .list(
+                jotasu_api::Kind::Pod,
+                Some("default"),
+                &jotasu_api::LabelSelector::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pods.len(), 5, "pods stored: {}", pods.len());
     }
 }
