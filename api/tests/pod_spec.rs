@@ -192,7 +192,7 @@ fn security_context_rules_and_refusals() {
     runAsUser: -1
     seLinuxOptions: {level: "s0:c123,c456"}
     sysctls: [{name: net.core.somaxconn, value: "1024"}]
-    seccompProfile: {type: RuntimeDefault}
+    seccompProfile: {type: Localhost, localhostProfile: profiles/audit.json}
   containers:
   - name: app
     image: busybox
@@ -217,7 +217,7 @@ fn security_context_rules_and_refusals() {
     );
     has(
         &text,
-        "spec.securityContext.seccompProfile.type: Forbidden: jotasu does not apply seccomp profiles yet (RuntimeDefault): its containers run Unconfined; set type Unconfined or remove seccompProfile",
+        "spec.securityContext.seccompProfile.type: Forbidden: jotasu does not load Localhost seccomp profiles: use RuntimeDefault (the runtime's default filter) or Unconfined",
     );
     has(
         &text,

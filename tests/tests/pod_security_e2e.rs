@@ -1,5 +1,6 @@
 //! securityContext on a real node ([`Harness`]): users, groups, fsGroup,
-//! a read-only root, capabilities, no_new_privs, privileged with and
+//! a read-only root, capabilities, no_new_privs, the RuntimeDefault
+//! seccomp filter, privileged with and
 //! without the agent's `--allow-privileged`, and the refusals, each with
 //! the words a user reads.
 use jotasu_api::Pod;
@@ -38,6 +39,25 @@ spec:
       runAsUser: 0
       runAsNonRoot: false
       capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: filtered
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsUser: 1000
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+  - name: app
+    image: jotasu.local/busybox:latest
+    command: ["sleep", "3600"]
+  - name: open
+    image: jotasu.local/busybox:latest
+    command: ["sleep", "3600"]
+    securityContext:
+      seccompProfile: {type: Unconfined}
 ---
 apiVersion: v1
 kind: Pod
@@ -163,6 +183,32 @@ async fn security_contexts() {
         "0000000000000400"
     );
     assert_eq!(proc_status(&h, "secured", "caps", "NoNewPrivs"), "0");
+    assert_eq!(proc_status(&h, "secured", "app", "Seccomp"), "0");
+
+    // RuntimeDefault from the pod's context: a filter (mode 2) that
+    // refuses new namespaces; the container's Unconfined overrides it.
+    eventually("the filtered pod Ready", SETTLE, || async {
+        h.pod("filtered").await.filter(ready)
+    })
+    .await;
+    assert_eq!(proc_status(&h, "filtered", "app", "Seccomp"), "2");
+    assert_eq!(proc_status(&h, "filtered", "open", "Seccomp"), "0");
+    let userns = |container: &str| {
+        h.ctl.at(
+            &h.server,
+            &[
+                "exec", "filtered", "-c", container, "--", "unshare", "-U", "true",
+            ],
+        )
+    };
+    let refused = userns("app");
+    assert_ne!(refused.code, 0, "unshare under RuntimeDefault: {refused:?}");
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("Operation not permitted"),
+        "{refused:?}"
+    );
+    let allowed = userns("open");
+    assert_eq!(allowed.code, 0, "unshare unconfined: {allowed:?}");
 
     // Refused by the agent, as the kubelet words it.
     let (reason, message) = eventually("the privileged pod refused", SETTLE, || async {
@@ -202,7 +248,7 @@ metadata:
 spec:
   securityContext:
     seLinuxOptions: {level: "s0:c1,c2"}
-    seccompProfile: {type: RuntimeDefault}
+    seccompProfile: {type: Localhost, localhostProfile: audit.json}
   containers:
   - name: app
     image: jotasu.local/busybox:latest
@@ -213,7 +259,7 @@ spec:
     assert_ne!(run.code, 0);
     for want in [
         "spec.securityContext.seLinuxOptions: Forbidden: jotasu does not support seLinuxOptions yet; remove the field",
-        "spec.securityContext.seccompProfile.type: Forbidden: jotasu does not apply seccomp profiles yet (RuntimeDefault)",
+        "spec.securityContext.seccompProfile.type: Forbidden: jotasu does not load Localhost seccomp profiles",
         "spec.containers[0].securityContext.capabilities.add[0]: Invalid value: \"NET_ADMINS\": not a Linux capability",
     ] {
         assert!(

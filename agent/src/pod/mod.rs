@@ -33,6 +33,7 @@ pub mod probe_run;
 pub mod pull_secrets;
 pub mod resources;
 pub mod restart;
+pub mod seccomp;
 pub mod security;
 pub mod service_env;
 pub mod spec;

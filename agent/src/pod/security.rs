@@ -4,7 +4,9 @@
 //! `supplementalGroups`), the `runAsNonRoot` check with the kubelet's
 //! words, capabilities (defaults, then `ALL`, then single adds and drops),
 //! `allowPrivilegeEscalation` (no_new_privileges), `readOnlyRootFilesystem`,
-//! and `privileged` (refused unless the agent allows it).
+//! `seccompProfile` (the container's over the pod's; RuntimeDefault is
+//! [`crate::pod::seccomp`], privileged containers run Unconfined as under
+//! containerd's CRI), and `privileged` (refused unless the agent allows it).
 
 use std::str::FromStr as _;
 
@@ -31,6 +33,8 @@ pub struct SecuritySettings {
     pub read_only_root: bool,
     /// `privileged: true` (on an agent that allows it).
     pub privileged: bool,
+    /// `seccompProfile: RuntimeDefault` (and not privileged).
+    pub seccomp_runtime_default: bool,
 }
 
 /// Why a container may not start as its security context says. The
@@ -246,6 +250,11 @@ pub fn security_settings(
         no_new_privileges: !privileged && csc.allow_privilege_escalation == Some(false),
         read_only_root: csc.read_only_root_filesystem == Some(true),
         privileged,
+        seccomp_runtime_default: !privileged
+            && csc
+                .seccomp_profile
+                .or(psc.seccomp_profile)
+                .is_some_and(|p| p.type_ == "RuntimeDefault"),
     })
 }
 

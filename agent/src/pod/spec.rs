@@ -281,7 +281,13 @@ fn assemble(
             list.iter().map(|p| (*p).to_owned()).collect()
         }
     };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if security.seccomp_runtime_default {
+        linux = linux.seccomp(crate::pod::seccomp::runtime_default(
+            &security.capabilities,
+        )?);
+    }
+    let linux = linux
         .resources(resources)
         .cgroups_path(PathBuf::from(&setup.cgroups_path))
         .namespaces(namespaces)

@@ -30,7 +30,7 @@ pub struct PodSecurityContext {
     /// behave the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_group_change_policy: Option<String>,
-    /// The seccomp profile (only `Unconfined`, what jotasu's containers run with).
+    /// The seccomp profile: `RuntimeDefault` or `Unconfined` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
     /// Not supported yet.
@@ -80,7 +80,7 @@ pub struct SecurityContext {
     /// Capabilities added to and dropped from the runtime's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
-    /// The seccomp profile (only `Unconfined`, what jotasu's containers run with).
+    /// The seccomp profile: `RuntimeDefault` or `Unconfined` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
     /// `Default` only (`Unmasked` is not supported).

@@ -51,15 +51,12 @@ fn seccomp(p: &SeccompProfile, path: &FieldPath, errs: &mut Vec<FieldError>) {
         )),
         _ => {}
     }
-    // jotasu's OCI spec (as containerd's CRI without a profile) sets no
-    // seccomp filter: only Unconfined is what it really does.
-    if p.type_ != "Unconfined" {
+    // Unconfined is no filter and RuntimeDefault the agent's default
+    // profile; a node's own profile files are not read.
+    if p.type_ == "Localhost" {
         errs.push(FieldError::forbidden(
             &path.field("type"),
-            format!(
-                "jotasu does not apply seccomp profiles yet ({}): its containers run Unconfined; set type Unconfined or remove seccompProfile",
-                p.type_
-            ),
+            "jotasu does not load Localhost seccomp profiles: use RuntimeDefault (the runtime's default filter) or Unconfined",
         ));
     }
 }
