@@ -52,16 +52,24 @@ fn limit_ranges_and_quotas_are_consistent() {
         e.contains("spec.limits[1].type: Unsupported value: \"Node\""),
         "{e}"
     );
-    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: '-1'}\n  scopes: [BestEffort]\n";
+    let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: '-1', requests.cpu: '1'}\n  scopes: [BestEffort, NotBestEffort, Forever]\n  scopeSelector:\n    matchExpressions:\n    - {scopeName: PriorityClass, operator: In}\n    - {scopeName: Terminating, operator: NotIn, values: [x]}\n";
     let e = errors(quota);
     assert!(
         e.contains("spec.hard.pods: Invalid value: \"-1\": must be greater than or equal to 0"),
         "{e}"
     );
-    assert!(
-        e.contains("spec.scopes: Forbidden: jotasu does not support quota scopes yet"),
-        "{e}"
-    );
+    for want in [
+        "spec.scopes[2]: Unsupported value: \"Forever\"",
+        "spec.scopes: Invalid value: \"[BestEffort NotBestEffort]\": conflicting scopes",
+        "spec.hard[requests.cpu]: Invalid value: \"requests.cpu\": unsupported scope applied to resource",
+        "spec.scopeSelector.matchExpressions[0].values: Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+        "spec.scopeSelector.matchExpressions[1].operator: Invalid value: \"NotIn\": must be 'Exist' when scope is any of",
+    ] {
+        assert!(e.contains(want), "wanted {want:?} in\n{e}");
+    }
+    // A well-formed scoped quota is accepted.
+    let scoped = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {pods: '10', limits.cpu: '4'}\n  scopeSelector:\n    matchExpressions:\n    - {scopeName: PriorityClass, operator: In, values: [high]}\n";
+    assert_eq!(errors(scoped), "");
 }
 
 #[test]

@@ -93,10 +93,10 @@ pub struct ResourceQuotaSpec {
     /// Resource (`pods`, `requests.cpu`, `limits.memory`, `count/deployments.apps`, …) to its most.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hard: BTreeMap<String, Quantity>,
-    /// Which pods count (refused: jotasu counts every pod).
+    /// Which pods count: all of these scopes ([`QUOTA_SCOPES`]) hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    /// Which pods count, as a selector (refused likewise).
+    /// Which pods count, as requirements on scopes (all must hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_selector: Option<ScopeSelector>,
 }
@@ -133,4 +133,89 @@ pub struct ResourceQuotaStatus {
     /// What the namespace holds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub used: BTreeMap<String, Quantity>,
+}
+
+/// The quota scopes Kubernetes defines.
+pub const QUOTA_SCOPES: [&str; 6] = [
+    "Terminating",
+    "NotTerminating",
+    "BestEffort",
+    "NotBestEffort",
+    "PriorityClass",
+    "CrossNamespacePodAffinity",
+];
+
+impl ResourceQuotaSpec {
+    /// Whether the quota counts only some pods (and no other objects).
+    pub fn is_scoped(&self) -> bool {
+        !self.scopes.is_empty()
+            || self
+                .scope_selector
+                .as_ref()
+                .is_some_and(|s| !s.match_expressions.is_empty())
+    }
+
+    /// Whether the quota counts `pod`: every scope of `scopes` and every
+    /// requirement of the selector holds for it.
+    pub fn selects(&self, pod: &crate::Pod) -> bool {
+        let listed = self.scopes.iter().all(|s| scope_holds(s, pod));
+        listed
+            && self
+                .scope_selector
+                .iter()
+                .flat_map(|s| &s.match_expressions)
+                .all(|r| {
+                    let holds = scope_holds(&r.scope_name, pod);
+                    match (r.scope_name.as_str(), r.operator.as_str()) {
+                        ("PriorityClass", "In" | "NotIn") => {
+                            let name = pod.spec.priority_class_name.as_deref().unwrap_or_default();
+                            (r.operator == "In") == r.values.iter().any(|v| v == name)
+                        }
+                        (_, "DoesNotExist") => !holds,
+                        _ => holds,
+                    }
+                })
+    }
+}
+
+/// Whether scope `scope` (as `Exists`) holds for `pod`. Terminating pods
+/// are those with `activeDeadlineSeconds`, which jotasu's pods do not take:
+/// none is Terminating.
+fn scope_holds(scope: &str, pod: &crate::Pod) -> bool {
+    use crate::kinds::qos::{QosClass, qos_class};
+    match scope {
+        "Terminating" => false,
+        "NotTerminating" => true,
+        "BestEffort" => qos_class(pod) == QosClass::BestEffort,
+        "NotBestEffort" => qos_class(pod) != QosClass::BestEffort,
+        "PriorityClass" => pod
+            .spec
+            .priority_class_name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty()),
+        "CrossNamespacePodAffinity" => pod.spec.affinity.as_ref().is_some_and(|a| {
+            let pod_terms = a.pod_affinity.iter().flat_map(|p| {
+                p.required_during_scheduling_ignored_during_execution
+                    .iter()
+                    .chain(
+                        p.preferred_during_scheduling_ignored_during_execution
+                            .iter()
+                            .map(|w| &w.pod_affinity_term),
+                    )
+            });
+            let anti_terms = a.pod_anti_affinity.iter().flat_map(|p| {
+                p.required_during_scheduling_ignored_during_execution
+                    .iter()
+                    .chain(
+                        p.preferred_during_scheduling_ignored_during_execution
+                            .iter()
+                            .map(|w| &w.pod_affinity_term),
+                    )
+            });
+            pod_terms
+                .chain(anti_terms)
+                .any(|t| !t.namespaces.is_empty() || t.namespace_selector.is_some())
+        }),
+        _ => false,
+    }
 }

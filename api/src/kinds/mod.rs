@@ -11,6 +11,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod pod_status;
+pub mod qos;
 pub mod rbac;
 pub mod scheduling;
 pub mod security;

@@ -99,9 +99,11 @@ pub(super) fn limit_range(l: &crate::kinds::limits::LimitRange, errs: &mut Vec<F
     }
 }
 
-/// A ResourceQuota: amounts not negative; scopes refused (jotasu counts
-/// every pod of the namespace).
+/// A ResourceQuota: amounts not negative; scopes known, not
+/// conflicting, and applied only to resources they can count; selector
+/// requirements well formed — each refusal as Kubernetes words it.
 pub(super) fn resource_quota(q: &crate::kinds::limits::ResourceQuota, errs: &mut Vec<FieldError>) {
+    use crate::kinds::limits::QUOTA_SCOPES;
     let spec = FieldPath::new("spec");
     for (r, amount) in &q.spec.hard {
         if amount.is_negative() {
@@ -112,14 +114,98 @@ pub(super) fn resource_quota(q: &crate::kinds::limits::ResourceQuota, errs: &mut
             ));
         }
     }
-    if !q.spec.scopes.is_empty() || q.spec.scope_selector.is_some() {
-        errs.push(FieldError::forbidden(
-            &spec.field(if q.spec.scopes.is_empty() {
-                "scopeSelector"
-            } else {
-                "scopes"
-            }),
-            "jotasu does not support quota scopes yet: a quota counts every pod of its namespace",
-        ));
+    let mut scopes: Vec<&str> = Vec::new();
+    for (i, scope) in q.spec.scopes.iter().enumerate() {
+        if QUOTA_SCOPES.contains(&scope.as_str()) {
+            scopes.push(scope);
+        } else {
+            errs.push(FieldError::not_supported(
+                &spec.field("scopes").index(i),
+                scope,
+                &QUOTA_SCOPES,
+            ));
+        }
+    }
+    let selector = spec.field("scopeSelector").field("matchExpressions");
+    let expressions = q
+        .spec
+        .scope_selector
+        .iter()
+        .flat_map(|s| &s.match_expressions);
+    for (i, r) in expressions.enumerate() {
+        let path = selector.index(i);
+        if !QUOTA_SCOPES.contains(&r.scope_name.as_str()) {
+            errs.push(FieldError::not_supported(
+                &path.field("scopeName"),
+                &r.scope_name,
+                &QUOTA_SCOPES,
+            ));
+            continue;
+        }
+        scopes.push(&r.scope_name);
+        let operators = ["In", "NotIn", "Exists", "DoesNotExist"];
+        if !operators.contains(&r.operator.as_str()) {
+            errs.push(FieldError::not_supported(
+                &path.field("operator"),
+                &r.operator,
+                &operators,
+            ));
+            continue;
+        }
+        if r.scope_name != "PriorityClass" && r.operator != "Exists" {
+            errs.push(FieldError::invalid(
+                &path.field("operator"),
+                &r.operator,
+                "must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity",
+            ));
+        }
+        match (r.operator.as_str(), r.values.is_empty()) {
+            ("In" | "NotIn", true) => errs.push(FieldError::required(
+                &path.field("values"),
+                "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+            )),
+            ("Exists" | "DoesNotExist", false) => errs.push(FieldError::invalid(
+                &path.field("values"),
+                r.values.join(","),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist' for scope selector",
+            )),
+            _ => {}
+        }
+    }
+    for (a, b) in [
+        ("Terminating", "NotTerminating"),
+        ("BestEffort", "NotBestEffort"),
+    ] {
+        if scopes.contains(&a) && scopes.contains(&b) {
+            errs.push(FieldError::invalid(
+                &spec.field("scopes"),
+                format!("[{a} {b}]"),
+                "conflicting scopes",
+            ));
+        }
+    }
+    // What a scoped quota may count: pods, and for scopes other than
+    // BestEffort and CrossNamespacePodAffinity their compute resources.
+    let compute = [
+        "cpu",
+        "memory",
+        "requests.cpu",
+        "requests.memory",
+        "limits.cpu",
+        "limits.memory",
+    ];
+    for r in q.spec.hard.keys() {
+        let pods = r == "pods" || r == "count/pods";
+        let only_pods = scopes
+            .iter()
+            .any(|s| matches!(*s, "BestEffort" | "CrossNamespacePodAffinity"));
+        let fits = pods || (!only_pods && compute.contains(&r.as_str()));
+        if !scopes.is_empty() && !fits {
+            errs.push(FieldError::invalid(
+                &spec.field("hard").key(r),
+                r,
+                "unsupported scope applied to resource",
+            ));
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jotasu_api::kinds::limits::ResourceQuota;
+use jotasu_api::kinds::limits::{ResourceQuota, ResourceQuotaSpec};
 use jotasu_api::kinds::pod_status::PodPhase;
 use jotasu_api::{Kind, Object, Outcome, Pod, Quantity};
 
@@ -86,6 +86,18 @@ pub fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i
     }
 }
 
+/// The objects of `objects` quota `spec` counts: all of them, or for a
+/// scoped quota the pods its scopes select.
+pub fn counted_by<'a>(
+    spec: &'a ResourceQuotaSpec,
+    objects: impl Iterator<Item = &'a Object>,
+) -> impl Iterator<Item = &'a Object> {
+    objects.filter(move |o| match o {
+        Object::Pod(p) => spec.selects(p),
+        _ => !spec.is_scoped(),
+    })
+}
+
 /// `nanos` of quota resource `resource` as a quantity (CPU in millis).
 pub fn quantity(resource: &str, nanos: i128) -> Quantity {
     if compute(resource).is_some_and(|(_, r)| r == "cpu") {
@@ -124,9 +136,12 @@ pub fn check(
     new: &[&Object],
 ) -> Result<(), (usize, String)> {
     for q in quotas {
-        // A pod must state what the quota tracks.
+        // A pod the quota selects must state what it tracks.
         for (i, o) in new.iter().enumerate() {
             let Object::Pod(p) = o else { continue };
+            if !q.spec.selects(p) {
+                continue;
+            }
             let mut missing: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for resource in q.spec.hard.keys() {
                 if let Some((which, r)) = compute(resource) {
@@ -159,11 +174,11 @@ pub fn check(
         let mut over = BTreeSet::new();
         let (mut requested, mut used, mut limited) = (Vec::new(), Vec::new(), Vec::new());
         for (resource, hard) in &q.spec.hard {
-            let wanted = usage(resource, new.iter().copied());
+            let wanted = usage(resource, counted_by(&q.spec, new.iter().copied()));
             if wanted == 0 {
                 continue;
             }
-            let now = usage(resource, existing.iter());
+            let now = usage(resource, counted_by(&q.spec, existing.iter()));
             requested.push(format!("{resource}={}", show(resource, wanted)));
             used.push(format!("{resource}={}", show(resource, now)));
             limited.push(format!("{resource}={hard}"));
@@ -322,6 +337,39 @@ mod tests {
         assert!(check(&services, &[], &[&svc]).is_ok());
         let (_, e) = check(&services, std::slice::from_ref(&svc), &[&svc]).unwrap_err();
         assert!(e.contains("count/services=1"), "{e}");
+    }
+
+    #[test]
+    fn scoped_quotas_count_only_the_pods_they_select() {
+        let best_effort: ResourceQuota = serde_json::from_value(json!({"apiVersion": "v1",
+            "kind": "ResourceQuota", "metadata": {"name": "be", "namespace": "d"},
+            "spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]}}))
+        .unwrap();
+        // Pods with requests are not BestEffort: not counted, not limited.
+        let q = [best_effort];
+        let sized = [pod("a", Some("100m")), pod("b", Some("100m"))];
+        assert!(check(&q, &sized, &[&pod("c", Some("100m"))]).is_ok());
+        assert!(check(&q, &sized, &[&pod("c", None)]).is_ok());
+        let (_, e) = check(&q, &[pod("a", None)], &[&pod("c", None)]).unwrap_err();
+        assert!(
+            e.starts_with("exceeded quota: be, requested: pods=1, used: pods=1"),
+            "{e}"
+        );
+
+        // PriorityClass In: only pods of that class must state the CPU.
+        let high: ResourceQuota = serde_json::from_value(json!({"apiVersion": "v1",
+            "kind": "ResourceQuota", "metadata": {"name": "high", "namespace": "d"},
+            "spec": {"hard": {"limits.cpu": "1"}, "scopeSelector": {"matchExpressions": [
+                {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}}))
+        .unwrap();
+        let q = [high];
+        assert!(check(&q, &[], &[&pod("plain", None)]).is_ok());
+        let mut urgent = pod("urgent", None);
+        if let Object::Pod(p) = &mut urgent {
+            p.spec.priority_class_name = Some("high".into());
+        }
+        let (_, e) = check(&q, &[], &[&urgent]).unwrap_err();
+        assert_eq!(e, "failed quota: high: must specify limits.cpu for: c");
     }
 }
 

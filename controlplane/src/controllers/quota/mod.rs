@@ -3,14 +3,14 @@
 //! its namespace's objects every few seconds.
 //! Admission (`apiserver::quota`) enforces the limits; this only reports.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jotasu_api::kinds::limits::ResourceQuotaStatus;
-use jotasu_api::{Kind, LabelSelector, Object, Quantity};
+use jotasu_api::kinds::limits::{ResourceQuotaSpec, ResourceQuotaStatus};
+use jotasu_api::{Kind, LabelSelector, Object};
 use tracing::{debug, info, warn};
 
-use crate::apiserver::quota::{tracked_kinds, usage};
+use crate::apiserver::quota::{counted_by, tracked_kinds, usage};
 use crate::controllers::runtime::{Context, stopped};
 use crate::store::Store;
 
@@ -30,12 +30,13 @@ pub async fn run<S: Store>(ctx: Context<S>) {
     info!("resourcequota controller stopped");
 }
 
-/// `status` for `hard` over `objects`.
-pub fn status(hard: &BTreeMap<String, Quantity>, objects: &[Object]) -> ResourceQuotaStatus {
+/// `status` of a quota with `spec` over its namespace's `objects`.
+pub fn status(spec: &ResourceQuotaSpec, objects: &[Object]) -> ResourceQuotaStatus {
+    let hard = &spec.hard;
     let used = hard
         .keys()
         .map(|r| {
-            let nanos = usage(r, objects.iter());
+            let nanos = usage(r, counted_by(spec, objects.iter()));
             (r.clone(), crate::apiserver::quota::quantity(r, nanos))
         })
         .collect();
@@ -70,7 +71,7 @@ async fn recount<S: Store>(ctx: &Context<S>) {
                 }
             }
         }
-        let wanted = status(&q.spec.hard, &objects);
+        let wanted = status(&q.spec, &objects);
         if q.status.as_ref() == Some(&wanted) {
             continue;
         }
@@ -88,7 +89,9 @@ async fn recount<S: Store>(ctx: &Context<S>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jotasu_api::Quantity;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn usage_is_counted_for_every_hard_resource() {
@@ -104,7 +107,11 @@ mod tests {
                     "resources": {"requests": {"cpu": "250m"}}}]}}))
             .unwrap()
         };
-        let s = status(&hard, &[pod("a"), pod("b")]);
+        let spec = ResourceQuotaSpec {
+            hard: hard.clone(),
+            ..ResourceQuotaSpec::default()
+        };
+        let s = status(&spec, &[pod("a"), pod("b")]);
         assert_eq!(s.used["pods"].to_string(), "2");
         assert_eq!(s.used["requests.cpu"].to_string(), "500m");
         assert_eq!(s.hard, hard);
