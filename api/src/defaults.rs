@@ -20,6 +20,10 @@ use crate::kinds::pod::{
 };
 use crate::kinds::service::{Endpoints, Service, ServiceType, SessionAffinity};
 use crate::kinds::service_account::DEFAULT_SERVICE_ACCOUNT;
+use crate::kinds::statefulset::{
+    ClaimRetentionPolicy, PodManagementPolicy, RollingUpdateStatefulSet, StatefulSet,
+    StatefulSetUpdateStrategy, StatefulSetUpdateStrategyType,
+};
 use crate::kinds::workloads::{
     DaemonSet, DaemonSetUpdateStrategy, DaemonSetUpdateStrategyType, Deployment,
     DeploymentStrategy, DeploymentStrategyType, ReplicaSet, RollingUpdate,
@@ -66,6 +70,8 @@ impl Object {
             Object::Deployment(o) => default_deployment(o),
             Object::ReplicaSet(o) => default_replica_set(o),
             Object::DaemonSet(o) => default_daemon_set(o),
+            Object::StatefulSet(o) => default_stateful_set(o),
+            Object::ControllerRevision(_) => {}
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
             Object::EndpointSlice(o) => default_endpoint_slice(o),
@@ -285,6 +291,40 @@ fn default_daemon_set(d: &mut DaemonSet) {
         ru.max_unavailable.get_or_insert(IntOrString::Int(1));
         ru.max_surge.get_or_insert(IntOrString::Int(0));
     }
+    default_pod_spec(&mut d.spec.template.spec);
+}
+
+/// Kubernetes' StatefulSet defaults: 1 replica, OrderedReady,
+/// RollingUpdate with partition 0 and maxUnavailable left unset (one at a
+/// time), history 10, claims retained.
+fn default_stateful_set(d: &mut StatefulSet) {
+    let s = &mut d.spec;
+    s.replicas.get_or_insert(1);
+    s.revision_history_limit
+        .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+    s.min_ready_seconds.get_or_insert(0);
+    s.pod_management_policy
+        .get_or_insert(PodManagementPolicy::OrderedReady);
+    let strategy = s
+        .update_strategy
+        .get_or_insert_with(StatefulSetUpdateStrategy::default);
+    let kind = *strategy
+        .type_
+        .get_or_insert(StatefulSetUpdateStrategyType::RollingUpdate);
+    if kind == StatefulSetUpdateStrategyType::RollingUpdate {
+        strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateStatefulSet::default)
+            .partition
+            .get_or_insert(0);
+    }
+    let retention = s
+        .persistent_volume_claim_retention_policy
+        .get_or_insert_with(ClaimRetentionPolicy::default);
+    retention
+        .when_deleted
+        .get_or_insert_with(|| "Retain".into());
+    retention.when_scaled.get_or_insert_with(|| "Retain".into());
     default_pod_spec(&mut d.spec.template.spec);
 }
 

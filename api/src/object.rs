@@ -16,6 +16,7 @@ use crate::kinds::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::kinds::scheduling::PriorityClass;
 use crate::kinds::service::{Endpoints, Service};
 use crate::kinds::service_account::ServiceAccount;
+use crate::kinds::statefulset::{ControllerRevision, StatefulSet};
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
@@ -149,6 +150,8 @@ kinds! {
     Deployment => "deploy", "deployments";
     ReplicaSet => "rs", "replicasets";
     DaemonSet => "ds", "daemonsets";
+    StatefulSet => "sts", "statefulsets";
+    ControllerRevision => "", "controllerrevisions";
     Service => "svc", "services";
     Endpoints => "ep", "endpoints";
     EndpointSlice => "", "endpointslices";

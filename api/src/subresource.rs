@@ -33,6 +33,7 @@ impl Kind {
                 | Kind::Endpoints
                 | Kind::EndpointSlice
                 | Kind::PriorityClass
+                | Kind::ControllerRevision
                 | Kind::LimitRange
                 | Kind::Role
                 | Kind::ClusterRole
@@ -50,6 +51,7 @@ impl Object {
             Object::Deployment(o) => o.status = None,
             Object::ReplicaSet(o) => o.status = None,
             Object::DaemonSet(o) => o.status = None,
+            Object::StatefulSet(o) => o.status = None,
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
@@ -58,6 +60,7 @@ impl Object {
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
             | Object::PriorityClass(_)
+            | Object::ControllerRevision(_)
             | Object::LimitRange(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
@@ -76,6 +79,7 @@ impl Object {
             (Object::Deployment(a), Object::Deployment(b)) => a.status.clone_from(&b.status),
             (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.status.clone_from(&b.status),
             (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
+            (Object::StatefulSet(a), Object::StatefulSet(b)) => a.status.clone_from(&b.status),
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
                 a.status.clone_from(&b.status);
@@ -153,11 +157,13 @@ impl Object {
         }
     }
 
-    /// `spec.replicas`, for kinds that scale (Deployment, ReplicaSet).
+    /// `spec.replicas`, for kinds that scale (Deployment, ReplicaSet,
+    /// StatefulSet).
     pub fn replicas_mut(&mut self) -> Option<&mut Option<i32>> {
         match self {
             Object::Deployment(d) => Some(&mut d.spec.replicas),
             Object::ReplicaSet(r) => Some(&mut r.spec.replicas),
+            Object::StatefulSet(s) => Some(&mut s.spec.replicas),
             _ => None,
         }
     }

@@ -171,6 +171,16 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             fields::<apps::v1::ReplicaSet>(),
         ),
         (Kind::DaemonSet, "apps/v1", fields::<apps::v1::DaemonSet>()),
+        (
+            Kind::StatefulSet,
+            "apps/v1",
+            fields::<apps::v1::StatefulSet>(),
+        ),
+        (
+            Kind::ControllerRevision,
+            "apps/v1",
+            fields::<apps::v1::ControllerRevision>(),
+        ),
         (Kind::Service, "v1", fields::<core::v1::Service>()),
         (Kind::Endpoints, "v1", fields::<core::v1::Endpoints>()),
         (

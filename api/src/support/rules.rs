@@ -395,7 +395,7 @@ pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
     const OTHER: &[(&str, &[Rule])] = &[("metadata", METADATA)];
     match kind {
         Kind::Pod => POD,
-        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => WORKLOAD,
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet => WORKLOAD,
         Kind::Service => SERVICE,
         Kind::Node => NODE,
         Kind::HorizontalPodAutoscaler => HPA,

@@ -15,6 +15,7 @@ mod pod_volumes;
 mod rbac;
 mod security;
 mod service;
+mod statefulset;
 mod workloads;
 
 use crate::error::{FieldError, ValidationErrors};
@@ -48,6 +49,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Deployment(o) => workloads::deployment(o, &mut errs),
         Object::ReplicaSet(o) => workloads::replica_set(o, &mut errs),
         Object::DaemonSet(o) => workloads::daemon_set(o, &mut errs),
+        Object::StatefulSet(o) => statefulset::stateful_set(o, &mut errs),
+        Object::ControllerRevision(o) => statefulset::controller_revision(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),
         Object::EndpointSlice(o) => service::endpoint_slice(o, &mut errs),

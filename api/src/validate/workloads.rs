@@ -16,7 +16,13 @@ pub(super) fn deployment(d: &Deployment, errs: &mut Vec<FieldError>) {
     let spec = FieldPath::new("spec");
     let s = &d.spec;
     non_negative(s.replicas, &spec.field("replicas"), errs);
-    selector_and_template(&s.selector, &s.template, &spec, errs);
+    selector_and_template(
+        &s.selector,
+        &s.template,
+        &spec,
+        "deployment and daemonset",
+        errs,
+    );
     non_negative(
         s.revision_history_limit,
         &spec.field("revisionHistoryLimit"),
@@ -58,13 +64,25 @@ pub(super) fn replica_set(r: &ReplicaSet, errs: &mut Vec<FieldError>) {
     let s = &r.spec;
     non_negative(s.replicas, &spec.field("replicas"), errs);
     non_negative(s.min_ready_seconds, &spec.field("minReadySeconds"), errs);
-    selector_and_template(&s.selector, &s.template, &spec, errs);
+    selector_and_template(
+        &s.selector,
+        &s.template,
+        &spec,
+        "deployment and daemonset",
+        errs,
+    );
 }
 
 pub(super) fn daemon_set(d: &DaemonSet, errs: &mut Vec<FieldError>) {
     let spec = FieldPath::new("spec");
     let s = &d.spec;
-    selector_and_template(&s.selector, &s.template, &spec, errs);
+    selector_and_template(
+        &s.selector,
+        &s.template,
+        &spec,
+        "deployment and daemonset",
+        errs,
+    );
     non_negative(
         s.revision_history_limit,
         &spec.field("revisionHistoryLimit"),
@@ -86,10 +104,14 @@ pub(super) fn daemon_set(d: &DaemonSet, errs: &mut Vec<FieldError>) {
     }
 }
 
-fn selector_and_template(
+/// A workload's selector matches its template's labels; the template is
+/// a valid pod spec that restarts Always. `what` names the kind in the
+/// refusal of an empty selector, as Kubernetes words it.
+pub(super) fn selector_and_template(
     selector: &LabelSelector,
     template: &PodTemplateSpec,
     spec: &FieldPath,
+    what: &str,
     errs: &mut Vec<FieldError>,
 ) {
     let sel = spec.field("selector");
@@ -100,7 +122,7 @@ fn selector_and_template(
         errs.push(FieldError::invalid(
             &sel,
             "",
-            "empty selector is invalid for deployment and daemonset",
+            format!("empty selector is invalid for {what}"),
         ));
     } else if !selector.matches(&template.metadata.labels) {
         errs.push(FieldError::invalid(
@@ -162,7 +184,7 @@ pub(super) fn label_selector(s: &LabelSelector, path: &FieldPath, errs: &mut Vec
 }
 
 /// maxSurge/maxUnavailable: a count ≥ 0 or a percent; not both zero.
-fn rolling_update(ru: &RollingUpdate, path: &FieldPath, errs: &mut Vec<FieldError>) {
+pub(super) fn rolling_update(ru: &RollingUpdate, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let mut zero = 0;
     for (field, v) in [
         ("maxSurge", &ru.max_surge),

@@ -63,7 +63,7 @@ impl ApiServerError {
     /// `Invalid` for a kind without replicas.
     pub fn not_scalable(kind: Kind) -> Self {
         Self::Invalid(format!(
-            "{} cannot be scaled: only Deployments and ReplicaSets have replicas",
+            "{} cannot be scaled: only Deployments, ReplicaSets and StatefulSets have replicas",
             kind.resource_name()
         ))
     }

@@ -504,9 +504,12 @@ impl<S: Store> ApiServer<S> {
         Ok(stored)
     }
 
-    /// Sets `spec.replicas` (Deployments, ReplicaSets).
+    /// Sets `spec.replicas` (Deployments, ReplicaSets, StatefulSets).
     pub async fn scale(&self, r: &ObjectRef, replicas: i32) -> ApiResult<Object> {
-        if !matches!(r.kind, Kind::Deployment | Kind::ReplicaSet) {
+        if !matches!(
+            r.kind,
+            Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+        ) {
             return Err(ApiServerError::not_scalable(r.kind));
         }
         if replicas < 0 {

@@ -1,7 +1,7 @@
 //! The controllers that turn stored intent into running workloads, each a
 //! pure reconcile function (tested without I/O) and a runner that feeds it
 //! from the shared informers and writes its decisions through the API:
-//! Deployments → ReplicaSets → Pods, DaemonSets, Endpoints, node lifecycle,
+//! Deployments → ReplicaSets → Pods, DaemonSets, StatefulSets, Endpoints, node lifecycle,
 //! the horizontal pod autoscaler, namespace deletion and every namespace's
 //! default ServiceAccount. The scheduler lives beside them
 //! ([`crate::scheduler`]); [`manager`] starts them all.
@@ -17,3 +17,4 @@ pub mod quota;
 pub mod replicaset;
 pub mod runtime;
 pub mod serviceaccounts;
+pub mod statefulset;

@@ -34,6 +34,8 @@ pub fn page(
         Object::Deployment(d) => workloads::deployment(d),
         Object::ReplicaSet(r) => workloads::replicaset(r),
         Object::DaemonSet(d) => workloads::daemonset(d),
+        Object::StatefulSet(d) => workloads::statefulset(d, pods),
+        Object::ControllerRevision(r) => workloads::controller_revision(r),
         Object::Service(s) => network::service(s, endpoints),
         Object::Endpoints(e) => network::endpoints(e),
         Object::EndpointSlice(e) => network::endpoint_slice(e),
@@ -78,6 +80,23 @@ async fn fetch_page(client: &Client, object: &Object) -> Result<String, CtlError
                 .into_iter()
                 .filter_map(|o| Pod::try_from(o).ok())
                 .filter(|p| p.spec.node_name.as_deref() == Some(n.metadata.name()))
+                .collect();
+            Ok(page(object, None, &pods, now))
+        }
+        Object::StatefulSet(d) => {
+            let ns = d.metadata.namespace.as_deref();
+            let uid = d.metadata.uid.as_deref();
+            let pods: Vec<Pod> = client
+                .list(Kind::Pod, ns, "")
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|o| Pod::try_from(o).ok())
+                .filter(|p| {
+                    p.metadata
+                        .controller_ref()
+                        .is_some_and(|o| Some(o.uid.as_str()) == uid)
+                })
                 .collect();
             Ok(page(object, None, &pods, now))
         }

@@ -1,8 +1,13 @@
-//! Deployments, ReplicaSets and DaemonSets: selector, replica counts, strategy, the pod
-//! template and conditions.
+//! Deployments, ReplicaSets, DaemonSets and StatefulSets: selector,
+//! replica counts, strategy, the pod template and conditions;
+//! ControllerRevisions: owner, number and data.
 
+use jotasu_api::kinds::pod_status::PodPhase;
+use jotasu_api::kinds::statefulset::StatefulSetUpdateStrategyType;
 use jotasu_api::kinds::workloads::{DaemonSetUpdateStrategyType, DeploymentStrategyType};
-use jotasu_api::{DaemonSet, Deployment, IntOrString, ReplicaSet};
+use jotasu_api::{
+    ControllerRevision, DaemonSet, Deployment, IntOrString, Pod, ReplicaSet, StatefulSet,
+};
 
 use super::pod::template;
 use super::writer::Writer;
@@ -131,6 +136,88 @@ pub fn daemonset(d: &DaemonSet) -> String {
     }
     template(&mut w, &d.spec.template);
     w.conditions(&s.conditions, true);
+    w.finish()
+}
+
+/// A StatefulSet, with the phases of its `pods`.
+pub fn statefulset(d: &StatefulSet, pods: &[Pod]) -> String {
+    let mut w = Writer::default();
+    w.name(&d.metadata);
+    w.created(&d.metadata);
+    w.field(0, "Selector", selector_text(&d.spec.selector));
+    w.labels_annotations(&d.metadata);
+    let s = d.status.clone().unwrap_or_default();
+    w.field(
+        0,
+        "Replicas",
+        format!("{} desired | {} total", d.spec.replicas(), s.replicas),
+    );
+    let kind = d.spec.update_type();
+    w.field(0, "Update Strategy", format!("{kind:?}"));
+    if kind == StatefulSetUpdateStrategyType::RollingUpdate {
+        w.field(1, "Partition", d.spec.partition());
+    }
+    let phase = |p: PodPhase| {
+        pods.iter()
+            .filter(|pod| pod.status.as_ref().and_then(|s| s.phase) == Some(p))
+            .count()
+    };
+    w.field(
+        0,
+        "Pods Status",
+        format!(
+            "{} Running / {} Waiting / {} Succeeded / {} Failed",
+            phase(PodPhase::Running),
+            phase(PodPhase::Pending),
+            phase(PodPhase::Succeeded),
+            phase(PodPhase::Failed)
+        ),
+    );
+    template(&mut w, &d.spec.template);
+    if d.spec.volume_claim_templates.is_empty() {
+        w.field(0, "Volume Claims", "<none>");
+    } else {
+        w.line(0, "Volume Claims:");
+        for t in &d.spec.volume_claim_templates {
+            let text = |p: &str| {
+                t.pointer(p)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            w.field(1, "Name", text("/metadata/name"));
+            w.field(1, "StorageClass", text("/spec/storageClassName"));
+            w.field(1, "Capacity", text("/spec/resources/requests/storage"));
+            let modes: Vec<String> = t
+                .pointer("/spec/accessModes")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            w.field(1, "Access Modes", format!("[{}]", modes.join(" ")));
+        }
+    }
+    w.conditions(&s.conditions, false);
+    w.finish()
+}
+
+/// A ControllerRevision.
+pub fn controller_revision(r: &ControllerRevision) -> String {
+    let mut w = Writer::default();
+    w.name(&r.metadata);
+    w.labels_annotations(&r.metadata);
+    if let Some(owner) = r.metadata.controller_ref() {
+        w.field(0, "Controlled By", format!("{}/{}", owner.kind, owner.name));
+    }
+    w.field(0, "Revision", r.revision);
+    w.field(
+        0,
+        "Data",
+        serde_json::to_string(&r.data).unwrap_or_default(),
+    );
     w.finish()
 }
 

@@ -51,19 +51,30 @@ fn by_revision(sets: &[ReplicaSet]) -> BTreeMap<i64, &ReplicaSet> {
 
 /// kubectl's history: `REVISION  CHANGE-CAUSE` rows, or `No rollout history found.`
 pub fn history_table(sets: &[ReplicaSet]) -> String {
-    let revisions = by_revision(sets);
-    if revisions.is_empty() {
-        return "No rollout history found.".into();
-    }
+    history_rows(
+        by_revision(sets)
+            .into_iter()
+            .map(|(rev, rs)| (rev, &rs.metadata.annotations)),
+    )
+}
+
+/// The history table of revisions, each with the annotations that hold
+/// its change cause.
+pub fn history_rows<'a>(
+    revisions: impl Iterator<Item = (i64, &'a BTreeMap<String, String>)>,
+) -> String {
     let mut text = String::from("REVISION\tCHANGE-CAUSE\n");
-    for (rev, rs) in revisions {
-        let cause = rs
-            .metadata
-            .annotations
+    let mut any = false;
+    for (rev, annotations) in revisions {
+        any = true;
+        let cause = annotations
             .get(CHANGE_CAUSE)
             .filter(|c| !c.is_empty())
             .map_or("<none>", String::as_str);
         text.push_str(&format!("{rev}\t{cause}\n"));
+    }
+    if !any {
+        return "No rollout history found.".into();
     }
     align(&text, DESCRIBE)
 }
@@ -128,6 +139,13 @@ pub async fn run(global: &GlobalArgs, args: &HistoryArgs) -> Result<(), CtlError
     let client = connect::connect(global).await?;
     let mut failures = Failures::default();
     for r in &refs {
+        if r.kind == Kind::StatefulSet {
+            match super::statefulset::history(&client, r, args.revision).await {
+                Ok(text) => out(&format!("{} {text}\n", ref_slash_name(r)))?,
+                Err(e) => failures.report(e),
+            }
+            continue;
+        }
         if r.kind != Kind::Deployment {
             failures.report(CtlError::Usage(format!(
                 "no history viewer has been implemented for {:?}",

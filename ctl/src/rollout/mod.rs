@@ -1,10 +1,11 @@
-//! `jotactl rollout`: follow a Deployment's (or DaemonSet's) rollout until
+//! `jotactl rollout`: follow a Deployment's, DaemonSet's or StatefulSet's rollout until
 //! it finishes (`status`), list its revisions (`history`), and roll back to
 //! one (`undo`) — kubectl's messages, output and exit codes. Each
 //! subcommand's logic is a pure function of the objects, tested without a
 //! server; the `run` functions fetch, watch and write.
 
 mod history;
+mod statefulset;
 mod status;
 mod undo;
 

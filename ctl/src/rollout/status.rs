@@ -7,8 +7,9 @@ use std::io::{IsTerminal as _, Write};
 
 use jotasu_api::client::{Client, ClientError};
 use jotasu_api::grpc::v1;
+use jotasu_api::kinds::statefulset::StatefulSetUpdateStrategyType;
 use jotasu_api::kinds::workloads::DaemonSetUpdateStrategyType;
-use jotasu_api::{DaemonSet, Deployment, Object, ObjectRef};
+use jotasu_api::{DaemonSet, Deployment, Object, ObjectRef, StatefulSet};
 
 use super::{StatusArgs, group_kind, targets};
 use crate::cli::GlobalArgs;
@@ -125,11 +126,77 @@ pub fn daemonset_status(d: &DaemonSet) -> Result<(String, bool), String> {
     ))
 }
 
+/// The status message of a StatefulSet, and whether its rollout is done
+/// (kubectl's `StatefulSetStatusViewer`).
+pub fn statefulset_status(d: &StatefulSet) -> Result<(String, bool), String> {
+    if d.spec.update_type() != StatefulSetUpdateStrategyType::RollingUpdate {
+        return Err("rollout status is only available for RollingUpdate strategy type".into());
+    }
+    let s = d.status.clone().unwrap_or_default();
+    if s.observed_generation.unwrap_or(0) == 0
+        || d.metadata.generation.unwrap_or(0) > s.observed_generation.unwrap_or(0)
+    {
+        return Ok((
+            "Waiting for statefulset spec update to be observed...\n".into(),
+            false,
+        ));
+    }
+    let replicas = d.spec.replicas();
+    if s.ready_replicas < replicas {
+        return Ok((
+            format!(
+                "Waiting for {} pods to be ready...\n",
+                replicas - s.ready_replicas
+            ),
+            false,
+        ));
+    }
+    let partition = d.spec.partition();
+    if partition > 0 {
+        let wanted = replicas - partition;
+        if s.updated_replicas < wanted {
+            return Ok((
+                format!(
+                    "Waiting for partitioned roll out to finish: {} out of {wanted} new pods have been updated...\n",
+                    s.updated_replicas
+                ),
+                false,
+            ));
+        }
+        return Ok((
+            format!(
+                "partitioned roll out complete: {} new pods have been updated...\n",
+                s.updated_replicas
+            ),
+            true,
+        ));
+    }
+    let update = s.update_revision.clone().unwrap_or_default();
+    if s.update_revision != s.current_revision {
+        return Ok((
+            format!(
+                "waiting for statefulset rolling update to complete {} pods at revision {update}...\n",
+                s.updated_replicas
+            ),
+            false,
+        ));
+    }
+    Ok((
+        format!(
+            "statefulset rolling update complete {} pods at revision {}...\n",
+            s.current_replicas,
+            s.current_revision.unwrap_or_default()
+        ),
+        true,
+    ))
+}
+
 /// The status of any object with a status viewer.
 pub fn object_status(object: &Object, revision: i64) -> Result<(String, bool), String> {
     match object {
         Object::Deployment(d) => deployment_status(d, revision),
         Object::DaemonSet(d) => daemonset_status(d),
+        Object::StatefulSet(d) => statefulset_status(d),
         other => Err(format!(
             "no status viewer has been implemented for {}",
             group_kind(other.kind())

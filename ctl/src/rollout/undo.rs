@@ -30,14 +30,15 @@ const KEEP: &[&str] = &[
 
 /// What an undo does.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Undo {
-    /// Apply this Deployment.
-    RollBack(Box<Deployment>),
+pub enum Undo<T> {
+    /// Apply this object.
+    RollBack(Box<T>),
     /// The current template already is that revision's.
     Skip(i64),
 }
 
-fn not_found(revision: i64) -> String {
+/// kubectl's refusal of a revision that is not in the history.
+pub fn not_found(revision: i64) -> String {
     format!("unable to find specified revision {revision} in history")
 }
 
@@ -76,7 +77,11 @@ fn without_hash(template: &jotasu_api::PodTemplateSpec) -> jotasu_api::PodTempla
 }
 
 /// Decides the rollback of `d` to `to_revision` (0: the previous one).
-pub fn rollback(d: &Deployment, sets: &[ReplicaSet], to_revision: i64) -> Result<Undo, String> {
+pub fn rollback(
+    d: &Deployment,
+    sets: &[ReplicaSet],
+    to_revision: i64,
+) -> Result<Undo<Deployment>, String> {
     let (rev, rs) = find_revision(d, sets, to_revision)?;
     if d.spec.paused {
         return Err(
@@ -113,6 +118,13 @@ pub async fn run(global: &GlobalArgs, args: &UndoArgs) -> Result<(), CtlError> {
     let client = connect::connect(global).await?;
     let mut failures = Failures::default();
     for r in &refs {
+        if r.kind == jotasu_api::Kind::StatefulSet {
+            match super::statefulset::undo(&client, r, args.to_revision).await {
+                Ok(line) => out(&line)?,
+                Err(e) => failures.report(e),
+            }
+            continue;
+        }
         if r.kind != jotasu_api::Kind::Deployment {
             failures.report(CtlError::Usage(format!(
                 "no rollbacker has been implemented for {:?}",

@@ -1,10 +1,14 @@
 //! Deployments (`NAME READY UP-TO-DATE AVAILABLE AGE`), ReplicaSets
-//! (`NAME DESIRED CURRENT READY AGE`) and DaemonSets
-//! (`NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE`);
-//! wide: `CONTAINERS IMAGES SELECTOR`.
+//! (`NAME DESIRED CURRENT READY AGE`), DaemonSets
+//! (`NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE`)
+//! and StatefulSets (`NAME READY AGE`); wide: `CONTAINERS IMAGES
+//! SELECTOR` (StatefulSets: `CONTAINERS IMAGES`); ControllerRevisions
+//! (`NAME CONTROLLER REVISION AGE`).
 
 use jotasu_api::kinds::pod::PodTemplateSpec;
-use jotasu_api::{DaemonSet, Deployment, LabelSelector, ReplicaSet};
+use jotasu_api::{
+    ControllerRevision, DaemonSet, Deployment, LabelSelector, ReplicaSet, StatefulSet,
+};
 
 use super::{NONE, format_labels};
 
@@ -20,6 +24,39 @@ pub(super) const DAEMONSET_COLUMNS: &[&str] = &[
     "AGE",
 ];
 pub(super) const WIDE: &[&str] = &["CONTAINERS", "IMAGES", "SELECTOR"];
+pub(super) const STATEFULSET_COLUMNS: &[&str] = &["READY", "AGE"];
+pub(super) const STATEFULSET_WIDE: &[&str] = &["CONTAINERS", "IMAGES"];
+pub(super) const REVISION_COLUMNS: &[&str] = &["CONTROLLER", "REVISION", "AGE"];
+
+pub(super) fn statefulset_row(d: &StatefulSet, age: String) -> Vec<String> {
+    let status = d.status.clone().unwrap_or_default();
+    vec![
+        format!("{}/{}", status.ready_replicas, d.spec.replicas()),
+        age,
+    ]
+}
+
+pub(super) fn statefulset_wide(d: &StatefulSet) -> Vec<String> {
+    let mut cells = template_wide(&d.spec.template, &d.spec.selector);
+    cells.truncate(2);
+    cells
+}
+
+pub(super) fn revision_row(r: &ControllerRevision, age: String) -> Vec<String> {
+    let controller = r.metadata.controller_ref().map_or_else(
+        || NONE.to_owned(),
+        |o| {
+            let group = o.api_version.split_once('/').map_or("", |(g, _)| g);
+            let kind = o.kind.to_ascii_lowercase();
+            if group.is_empty() {
+                format!("{kind}/{}", o.name)
+            } else {
+                format!("{kind}.{group}/{}", o.name)
+            }
+        },
+    );
+    vec![controller, r.revision.to_string(), age]
+}
 
 pub(super) fn deployment_row(d: &Deployment, age: String) -> Vec<String> {
     let status = d.status.clone().unwrap_or_default();

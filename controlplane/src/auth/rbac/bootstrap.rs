@@ -64,7 +64,7 @@ fn rule(verbs: &[&[&str]], groups: &[&str], resources: &[&str]) -> PolicyRule {
 
 /// `view`'s own rules: reading what is not an escalation (no Secrets, no
 /// exec). Kubernetes' list also names replicationcontrollers, events,
-/// statefulsets, jobs and more, which jotasu does not serve.
+/// jobs and more, which jotasu does not serve.
 fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
@@ -95,6 +95,10 @@ fn view_rules() -> Vec<PolicyRule> {
                 "replicasets",
                 "replicasets/status",
                 "replicasets/scale",
+                "statefulsets",
+                "statefulsets/status",
+                "statefulsets/scale",
+                "controllerrevisions",
             ],
         ),
         rule(
@@ -131,6 +135,8 @@ fn edit_rules() -> Vec<PolicyRule> {
                 "deployments/scale",
                 "replicasets",
                 "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
             ],
         ),
         rule(&[WRITE], &[AUTOSCALING], &["horizontalpodautoscalers"]),
@@ -286,7 +292,10 @@ mod tests {
                 "" => true,
                 "status" => kind.has_status(),
                 "log" | "exec" => kind == Kind::Pod,
-                "scale" => matches!(kind, Kind::Deployment | Kind::ReplicaSet),
+                "scale" => matches!(
+                    kind,
+                    Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
+                ),
                 _ => false,
             }
     }

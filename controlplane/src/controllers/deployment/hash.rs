@@ -32,7 +32,16 @@ pub fn pod_template_hash(
     template: &jotasu_api::PodTemplateSpec,
     collisions: Option<u32>,
 ) -> String {
-    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
+    hash_bytes(
+        &serde_json::to_vec(template).unwrap_or_default(),
+        collisions,
+    )
+}
+
+/// The safe-encoded FNV-1a hash of `bytes` with `collisions` appended
+/// when set (a ControllerRevision's name is `<owner>-<hash of its data>`).
+pub fn hash_bytes(bytes: &[u8], collisions: Option<u32>) -> String {
+    let mut bytes = bytes.to_vec();
     if let Some(n) = collisions {
         bytes.extend_from_slice(n.to_string().as_bytes());
     }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jotasu_api::{
-    DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Namespace, Node, Object,
-    OwnerReference, Pod, ReplicaSet, Resource, Service, ServiceAccount,
+    ControllerRevision, DaemonSet, Deployment, Endpoints, HorizontalPodAutoscaler, Namespace, Node,
+    Object, OwnerReference, Pod, ReplicaSet, Resource, Service, ServiceAccount, StatefulSet,
 };
 use tokio::sync::watch;
 
@@ -37,6 +37,10 @@ pub struct Informers {
     pub replica_sets: Informer<ReplicaSet>,
     /// DaemonSets.
     pub daemon_sets: Informer<DaemonSet>,
+    /// StatefulSets.
+    pub stateful_sets: Informer<StatefulSet>,
+    /// ControllerRevisions.
+    pub controller_revisions: Informer<ControllerRevision>,
     /// Services.
     pub services: Informer<Service>,
     /// Endpoints.
@@ -60,6 +64,8 @@ impl Informers {
             deployments: Informer::start(api.clone(), shutdown.clone()),
             replica_sets: Informer::start(api.clone(), shutdown.clone()),
             daemon_sets: Informer::start(api.clone(), shutdown.clone()),
+            stateful_sets: Informer::start(api.clone(), shutdown.clone()),
+            controller_revisions: Informer::start(api.clone(), shutdown.clone()),
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
@@ -76,6 +82,8 @@ impl Informers {
         self.deployments.synced().await;
         self.replica_sets.synced().await;
         self.daemon_sets.synced().await;
+        self.stateful_sets.synced().await;
+        self.controller_revisions.synced().await;
         self.services.synced().await;
         self.endpoints.synced().await;
         self.endpoint_slices.synced().await;

@@ -1,0 +1,213 @@
+//! The statefulset controller: keeps a StatefulSet's revisions
+//! ([`revisions`]) and pods ([`plan`]) as Kubernetes' does, and reports
+//! replicas, ready, available, current and updated counts and revisions
+//! in its status. The decisions are pure; this runner feeds them from the
+//! informers, writes them through the API and waits for its own writes
+//! to reach the cache before reconciling again.
+
+pub mod plan;
+pub mod revisions;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jotasu_api::{ControllerRevision, Kind, Object, ObjectRef, Pod};
+use tracing::{debug, warn};
+
+use crate::apiserver::{ApiResult, ApiServerError};
+use crate::controllers::runtime::status::{is_available, is_ready};
+use crate::controllers::runtime::{
+    CATCH_UP, Change, Context, Key, WorkQueue, controlled_by, key_of, next_change, now_seconds,
+    work,
+};
+use crate::store::Store;
+use plan::{Revisions, revision_of};
+use revisions::{plan_revisions, template_of};
+
+/// Runs until shutdown.
+pub async fn run<S: Store>(ctx: Context<S>) {
+    let queue = WorkQueue::new();
+    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
+    for set in ctx.informers.stateful_sets.list() {
+        queue.add(key_of(&*set));
+    }
+    work("statefulset", &queue, ctx.shutdown.clone(), |key| {
+        let ctx = ctx.clone();
+        async move { sync(&ctx, &key).await }
+    })
+    .await;
+    feeder.abort();
+}
+
+/// Turns StatefulSet and Pod changes into keys to reconcile.
+async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
+    let mut sets = ctx.informers.stateful_sets.subscribe();
+    let mut pods = ctx.informers.pods.subscribe();
+    let mut stop = ctx.shutdown.clone();
+    let all = |queue: &WorkQueue<Key>| {
+        for set in ctx.informers.stateful_sets.list() {
+            queue.add(key_of(&*set));
+        }
+    };
+    let owner = |pod: &Pod| {
+        let r = pod.metadata.controller_ref()?;
+        (r.kind == "StatefulSet").then(|| {
+            (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                r.name.clone(),
+            )
+        })
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            change = next_change(&mut sets) => match change {
+                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
+                Some(Change::Deleted(_)) => {}
+                Some(Change::Resynced) => all(&queue),
+                None => return,
+            },
+            change = next_change(&mut pods) => match change {
+                Some(Change::Applied { old, new }) => {
+                    for key in owner(&new).into_iter().chain(old.as_deref().and_then(owner)) {
+                        queue.add(key);
+                    }
+                }
+                Some(Change::Deleted(pod)) => {
+                    if let Some(key) = owner(&pod) {
+                        queue.add(key);
+                    }
+                }
+                Some(Change::Resynced) => all(&queue),
+                None => return,
+            },
+        }
+    }
+}
+
+fn object_ref(kind: Kind, namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        kind,
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+    }
+}
+
+/// Reconciles one StatefulSet; returns when to look again, if ever.
+async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duration>> {
+    let Some(set) = ctx.informers.stateful_sets.get(&key.0, &key.1) else {
+        return Ok(None);
+    };
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let (ns, name) = (key.0.as_str(), key.1.as_str());
+    let now = now_seconds();
+    let all_pods = ctx.informers.pods.list_in(ns);
+    let pods: Vec<&Pod> = all_pods
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| controlled_by(*p, &*set))
+        .collect();
+    let stored = ctx.informers.controller_revisions.list_in(ns);
+    let owned: Vec<&ControllerRevision> = stored
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| controlled_by(*r, &*set))
+        .collect();
+    let in_use: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| revision_of(p).map(str::to_owned))
+        .collect();
+    let revs = plan_revisions(&set, &owned, &in_use);
+    if revs.write_update {
+        let applied = ctx
+            .apply(&[Object::ControllerRevision(revs.update.clone())])
+            .await?;
+        ctx.informers
+            .controller_revisions
+            .shows(&applied, CATCH_UP)
+            .await;
+        debug!(namespace = ns, statefulset = name, revision = %revs.update.metadata.name(), number = revs.update.revision, "revision written");
+    }
+    let update_template = template_of(&revs.update).unwrap_or_else(|| set.spec.template.clone());
+    let current_template = template_of(&revs.current).unwrap_or_else(|| update_template.clone());
+    let revisions = Revisions {
+        current: (revs.current.metadata.name(), &current_template),
+        update: (revs.update.metadata.name(), &update_template),
+    };
+    let plan = plan::plan(&set, &pods, revisions, now);
+
+    let mut failure = None;
+    for pod in &plan.create {
+        let r = object_ref(Kind::Pod, ns, pod.metadata.name());
+        // The cache may lag a pod this controller just made: never
+        // overwrite one (an apply would reconfigure it).
+        if ctx.api.get(&r).await.is_ok() {
+            continue;
+        }
+        match ctx.apply(&[Object::Pod(pod.clone())]).await {
+            Ok(applied) => {
+                debug!(namespace = ns, statefulset = name, pod = %pod.metadata.name(), "created pod");
+                ctx.informers.pods.shows(&applied, CATCH_UP).await;
+            }
+            Err(e) => {
+                warn!(namespace = ns, statefulset = name, pod = %pod.metadata.name(), error = %e, "creating a pod");
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    for pod in &plan.delete {
+        match ctx.api.delete(&object_ref(Kind::Pod, ns, pod), None).await {
+            Ok(_) | Err(ApiServerError::NotFound(_)) => {
+                debug!(namespace = ns, statefulset = name, pod = %pod, "deleted pod");
+            }
+            Err(e) => {
+                warn!(namespace = ns, statefulset = name, pod = %pod, error = %e, "deleting a pod");
+                failure = Some(e);
+            }
+        }
+    }
+    if !plan.delete.is_empty() {
+        ctx.informers
+            .pods
+            .wait_until(CATCH_UP, |cache| {
+                plan.delete.iter().all(|p| {
+                    cache
+                        .objects
+                        .get(&(ns.to_owned(), p.clone()))
+                        .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+                })
+            })
+            .await;
+    }
+    for old in &revs.delete {
+        let r = object_ref(Kind::ControllerRevision, ns, old);
+        if let Err(e) = ctx.api.delete(&r, None).await
+            && !matches!(e, ApiServerError::NotFound(_))
+        {
+            warn!(namespace = ns, statefulset = name, revision = %old, error = %e, "deleting an old revision");
+        }
+    }
+
+    if set.status.as_ref() != Some(&plan.status) {
+        let mut updated = (*set).clone();
+        updated.status = Some(plan.status.clone());
+        let written = ctx.update_status(&Object::StatefulSet(updated)).await?;
+        if let Some(rv) = written.metadata().revision() {
+            ctx.informers.stateful_sets.caught_up(rv, CATCH_UP).await;
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    // A ready pod becomes available after minReadySeconds: look again then.
+    let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
+    let pending = pods
+        .iter()
+        .any(|p| is_ready(p) && !is_available(p, min_ready, now));
+    Ok(pending.then(|| Duration::from_secs(1)))
+}
