@@ -74,6 +74,9 @@ impl Object {
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
             Object::Node(o) => default_node(o),
             Object::PriorityClass(_) | Object::LimitRange(_) | Object::ResourceQuota(_) => {}
+            Object::PersistentVolume(o) => crate::kinds::storage::default_pv(o),
+            Object::PersistentVolumeClaim(o) => crate::kinds::storage::default_pvc(o),
+            Object::StorageClass(o) => crate::kinds::storage::default_storage_class(o),
             Object::Namespace(o) => default_namespace(o),
             Object::ServiceAccount(_)
             | Object::Role(_)

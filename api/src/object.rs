@@ -16,6 +16,7 @@ use crate::kinds::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use crate::kinds::scheduling::PriorityClass;
 use crate::kinds::service::{Endpoints, Service};
 use crate::kinds::service_account::ServiceAccount;
+use crate::kinds::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
@@ -160,6 +161,9 @@ kinds! {
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";
     PriorityClass => "pc", "priorityclasses";
+    PersistentVolume => "pv", "persistentvolumes";
+    PersistentVolumeClaim => "pvc", "persistentvolumeclaims";
+    StorageClass => "sc", "storageclasses";
     Namespace => "ns", "namespaces";
     Role => "", "roles";
     ClusterRole => "", "clusterroles";

@@ -17,5 +17,6 @@ pub mod scheduling;
 pub mod security;
 pub mod service;
 pub mod service_account;
+pub mod storage;
 pub mod volumes;
 pub mod workloads;

@@ -9,6 +9,7 @@ mod namespace;
 mod network;
 mod pod;
 mod rbac;
+mod storage;
 mod workloads;
 mod writer;
 
@@ -44,6 +45,9 @@ pub fn page(
         Object::PriorityClass(c) => cluster::priority_class(c),
         Object::LimitRange(l) => cluster::limit_range(l),
         Object::ResourceQuota(q) => cluster::resource_quota(q),
+        Object::PersistentVolume(v) => storage::persistent_volume(v),
+        Object::PersistentVolumeClaim(c) => storage::persistent_volume_claim(c, pods),
+        Object::StorageClass(c) => storage::storage_class(c),
         Object::Namespace(n) => namespace::namespace(n),
         Object::ServiceAccount(s) => namespace::service_account(s),
         Object::Role(r) => rbac::role(&r.metadata, &r.rules),
@@ -78,6 +82,16 @@ async fn fetch_page(client: &Client, object: &Object) -> Result<String, CtlError
                 .into_iter()
                 .filter_map(|o| Pod::try_from(o).ok())
                 .filter(|p| p.spec.node_name.as_deref() == Some(n.metadata.name()))
+                .collect();
+            Ok(page(object, None, &pods, now))
+        }
+        Object::PersistentVolumeClaim(c) => {
+            let pods: Vec<Pod> = client
+                .list(Kind::Pod, c.metadata.namespace.as_deref(), "")
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|o| Pod::try_from(o).ok())
                 .collect();
             Ok(page(object, None, &pods, now))
         }
