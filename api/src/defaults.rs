@@ -80,6 +80,9 @@ impl Object {
             Object::HorizontalPodAutoscaler(o) => default_hpa(o),
             Object::Node(o) => default_node(o),
             Object::PriorityClass(_) | Object::LimitRange(_) | Object::ResourceQuota(_) => {}
+            Object::PersistentVolume(o) => crate::kinds::storage::default_pv(o),
+            Object::PersistentVolumeClaim(o) => crate::kinds::storage::default_pvc(o),
+            Object::StorageClass(o) => crate::kinds::storage::default_storage_class(o),
             Object::Namespace(o) => default_namespace(o),
             Object::ServiceAccount(_)
             | Object::Role(_)
@@ -325,6 +328,9 @@ fn default_stateful_set(d: &mut StatefulSet) {
         .when_deleted
         .get_or_insert_with(|| "Retain".into());
     retention.when_scaled.get_or_insert_with(|| "Retain".into());
+    for claim in &mut s.volume_claim_templates {
+        crate::kinds::storage::default_pvc(claim);
+    }
     default_pod_spec(&mut d.spec.template.spec);
 }
 

@@ -50,6 +50,7 @@ pub use kinds::scheduling::PriorityClass;
 pub use kinds::service::{Endpoints, Service};
 pub use kinds::service_account::ServiceAccount;
 pub use kinds::statefulset::{ControllerRevision, StatefulSet};
+pub use kinds::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 pub use kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 pub use manifest::{Loaded, ManifestLoader, ManifestObject, ParseOptions, load_manifest};
 pub use meta::{Condition, ConditionStatus, Labels, ObjectMeta, OwnerReference, Time};

@@ -17,6 +17,7 @@ use crate::kinds::scheduling::PriorityClass;
 use crate::kinds::service::{Endpoints, Service};
 use crate::kinds::service_account::ServiceAccount;
 use crate::kinds::statefulset::{ControllerRevision, StatefulSet};
+use crate::kinds::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use crate::kinds::workloads::{DaemonSet, Deployment, ReplicaSet};
 use crate::meta::ObjectMeta;
 use crate::resource::Resource;
@@ -163,6 +164,9 @@ kinds! {
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
     Node => "no", "nodes";
     PriorityClass => "pc", "priorityclasses";
+    PersistentVolume => "pv", "persistentvolumes";
+    PersistentVolumeClaim => "pvc", "persistentvolumeclaims";
+    StorageClass => "sc", "storageclasses";
     Namespace => "ns", "namespaces";
     Role => "", "roles";
     ClusterRole => "", "clusterroles";

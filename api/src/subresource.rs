@@ -34,6 +34,7 @@ impl Kind {
                 | Kind::EndpointSlice
                 | Kind::PriorityClass
                 | Kind::ControllerRevision
+                | Kind::StorageClass
                 | Kind::LimitRange
                 | Kind::Role
                 | Kind::ClusterRole
@@ -56,11 +57,14 @@ impl Object {
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
             Object::ResourceQuota(o) => o.status = None,
+            Object::PersistentVolume(o) => o.status = None,
+            Object::PersistentVolumeClaim(o) => o.status = None,
             Object::Namespace(o) => o.status = None,
             Object::Endpoints(_)
             | Object::EndpointSlice(_)
             | Object::PriorityClass(_)
             | Object::ControllerRevision(_)
+            | Object::StorageClass(_)
             | Object::LimitRange(_)
             | Object::ConfigMap(_)
             | Object::Secret(_)
@@ -86,6 +90,12 @@ impl Object {
             }
             (Object::Node(a), Object::Node(b)) => a.status.clone_from(&b.status),
             (Object::ResourceQuota(a), Object::ResourceQuota(b)) => a.status.clone_from(&b.status),
+            (Object::PersistentVolume(a), Object::PersistentVolume(b)) => {
+                a.status.clone_from(&b.status);
+            }
+            (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => {
+                a.status.clone_from(&b.status);
+            }
             (Object::Namespace(a), Object::Namespace(b)) => a.status.clone_from(&b.status),
             _ => {}
         }
@@ -152,6 +162,22 @@ impl Object {
             {
                 a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
                 a.spec.cluster_ips.clone_from(&b.spec.cluster_ips);
+            }
+            // The PV controller's binding and what admission gave a claim.
+            (Object::PersistentVolume(a), Object::PersistentVolume(b))
+                if a.spec.claim_ref.is_none() =>
+            {
+                a.spec.claim_ref.clone_from(&b.spec.claim_ref);
+            }
+            (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => {
+                if a.spec.volume_name.as_deref().is_none_or(str::is_empty) {
+                    a.spec.volume_name.clone_from(&b.spec.volume_name);
+                }
+                if a.spec.storage_class_name.is_none() {
+                    a.spec
+                        .storage_class_name
+                        .clone_from(&b.spec.storage_class_name);
+                }
             }
             _ => {}
         }

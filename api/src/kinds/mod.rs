@@ -18,5 +18,6 @@ pub mod security;
 pub mod service;
 pub mod service_account;
 pub mod statefulset;
+pub mod storage;
 pub mod volumes;
 pub mod workloads;

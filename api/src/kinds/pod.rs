@@ -19,8 +19,8 @@ pub use crate::kinds::security::{
 pub use crate::kinds::volumes::{
     ConfigMapProjection, ConfigMapVolumeSource, DownwardApiProjection, DownwardApiVolumeFile,
     DownwardApiVolumeSource, EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath,
-    ProjectedVolumeSource, SecretProjection, SecretVolumeSource, Volume, VolumeMount,
-    VolumeProjection,
+    PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, SecretProjection, SecretVolumeSource,
+    Volume, VolumeMount, VolumeProjection,
 };
 use crate::meta::ObjectMeta;
 use crate::quantity::Quantity;

@@ -51,7 +51,7 @@ pub struct StatefulSetSpec {
     /// `<template>-<set>-<ordinal>`, mounted as the template's volume of
     /// the same name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volume_claim_templates: Vec<serde_json::Value>,
+    pub volume_claim_templates: Vec<crate::kinds::storage::PersistentVolumeClaim>,
     /// The (headless) Service giving the pods their DNS names
     /// (`<pod>.<serviceName>.<namespace>.svc…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

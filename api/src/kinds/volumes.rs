@@ -1,5 +1,5 @@
 //! A pod's volumes (ConfigMap, Secret, emptyDir, downwardAPI, projected,
-//! hostPath) and the mounts of its containers, as Kubernetes writes them.
+//! hostPath, persistentVolumeClaim) and the mounts of its containers, as Kubernetes writes them.
 
 use std::fmt;
 
@@ -55,6 +55,21 @@ pub struct Volume {
     /// A file or directory of the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolumeSource>,
+    /// The volume bound to a PersistentVolumeClaim of the pod's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+}
+
+/// A claim's volume, mounted into the pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PersistentVolumeClaimVolumeSource {
+    /// The claim, in the pod's namespace.
+    #[serde(default)]
+    pub claim_name: String,
+    /// Mount it read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }
 
 /// A ConfigMap projected as files.

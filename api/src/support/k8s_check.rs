@@ -157,7 +157,7 @@ fn walk(
 
 /// The k8s-openapi schema fields of each served kind at each version.
 pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
-    use k8s_openapi::api::{apps, autoscaling, core, discovery, rbac, scheduling};
+    use k8s_openapi::api::{apps, autoscaling, core, discovery, rbac, scheduling, storage};
     vec![
         (Kind::Pod, "v1", fields::<core::v1::Pod>()),
         (
@@ -217,6 +217,21 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             Kind::PriorityClass,
             "scheduling.k8s.io/v1",
             fields::<scheduling::v1::PriorityClass>(),
+        ),
+        (
+            Kind::PersistentVolume,
+            "v1",
+            fields::<core::v1::PersistentVolume>(),
+        ),
+        (
+            Kind::PersistentVolumeClaim,
+            "v1",
+            fields::<core::v1::PersistentVolumeClaim>(),
+        ),
+        (
+            Kind::StorageClass,
+            "storage.k8s.io/v1",
+            fields::<storage::v1::StorageClass>(),
         ),
         (
             Kind::Role,
@@ -287,7 +302,7 @@ fn every_rule_names_a_kubernetes_field_the_types_do_not_decode() {
         }
         for (prefix, rules) in super::scopes(kind) {
             for rule in *rules {
-                let path = format!("{prefix}.{}", rule.path);
+                let path = super::join_scope(prefix, rule.path);
                 let Some(field) = fields.iter().find(|f| f.display() == path) else {
                     stale.push(format!("{kind} {path}: Kubernetes has no such field"));
                     continue;

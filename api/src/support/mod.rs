@@ -72,7 +72,7 @@ pub fn screen(kind: Kind, value: &mut Value) -> Screened {
     let mut out = Screened::default();
     for (prefix, rules) in scopes(kind) {
         for rule in *rules {
-            let pattern = format!("{prefix}.{}", rule.path);
+            let pattern = join_scope(prefix, rule.path);
             let steps: Vec<&str> = pattern.split('.').collect();
             visit(value, &steps, FieldPath::root(), rule, &mut out);
         }
@@ -165,6 +165,15 @@ pub fn markdown() -> String {
         }
     }
     out
+}
+
+/// A rule's full path: its scope's prefix (`""` for top-level fields) and its path.
+fn join_scope(prefix: &str, path: &str) -> String {
+    if prefix.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{prefix}.{path}")
+    }
 }
 
 fn is_unset(v: &Value) -> bool {

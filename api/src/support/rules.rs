@@ -160,7 +160,7 @@ pub const POD_SPEC: &[Rule] = &[
     rule(
         "volumes[].ephemeral",
         Refuse,
-        "generic ephemeral volumes need PersistentVolumeClaims, not served yet",
+        "generic ephemeral volumes are not supported yet; use a PersistentVolumeClaim",
     ),
     rule("volumes[].fc", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].flexVolume", Refuse, NO_CLOUD_VOLUMES),
@@ -175,11 +175,6 @@ pub const POD_SPEC: &[Rule] = &[
     rule("volumes[].image", Refuse, "image volumes are not supported"),
     rule("volumes[].iscsi", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].nfs", Refuse, NO_CLOUD_VOLUMES),
-    rule(
-        "volumes[].persistentVolumeClaim",
-        Refuse,
-        "PersistentVolumeClaims are not served yet",
-    ),
     rule("volumes[].photonPersistentDisk", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].portworxVolume", Refuse, NO_CLOUD_VOLUMES),
     rule("volumes[].quobyte", Refuse, NO_CLOUD_VOLUMES),
@@ -361,6 +356,157 @@ pub const HPA_SPEC: &[Rule] = &[
     ),
 ];
 
+/// A PersistentVolume's spec: network and cloud sources are refused by name.
+pub const PV_SPEC: &[Rule] = &[
+    rule(
+        "awsElasticBlockStore",
+        Refuse,
+        "jotasu does not support awsElasticBlockStore volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "azureDisk",
+        Refuse,
+        "jotasu does not support azureDisk volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "azureFile",
+        Refuse,
+        "jotasu does not support azureFile volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "cephfs",
+        Refuse,
+        "jotasu does not support cephfs volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "cinder",
+        Refuse,
+        "jotasu does not support cinder volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "csi",
+        Refuse,
+        "jotasu does not support csi volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "fc",
+        Refuse,
+        "jotasu does not support fc volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "flexVolume",
+        Refuse,
+        "jotasu does not support flexVolume volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "flocker",
+        Refuse,
+        "jotasu does not support flocker volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "gcePersistentDisk",
+        Refuse,
+        "jotasu does not support gcePersistentDisk volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "glusterfs",
+        Refuse,
+        "jotasu does not support glusterfs volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "iscsi",
+        Refuse,
+        "jotasu does not support iscsi volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "nfs",
+        Refuse,
+        "jotasu does not support nfs volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "photonPersistentDisk",
+        Refuse,
+        "jotasu does not support photonPersistentDisk volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "portworxVolume",
+        Refuse,
+        "jotasu does not support portworxVolume volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "quobyte",
+        Refuse,
+        "jotasu does not support quobyte volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "rbd",
+        Refuse,
+        "jotasu does not support rbd volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "scaleIO",
+        Refuse,
+        "jotasu does not support scaleIO volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "storageos",
+        Refuse,
+        "jotasu does not support storageos volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "vsphereVolume",
+        Refuse,
+        "jotasu does not support vsphereVolume volumes; PersistentVolumes are local or hostPath directories of a node",
+    ),
+    rule(
+        "mountOptions",
+        Refuse,
+        "local and hostPath volumes are bind-mounted directories; they take no mount options",
+    ),
+    rule(
+        "volumeAttributesClassName",
+        Refuse,
+        "there are no VolumeAttributesClasses",
+    ),
+];
+
+/// A PersistentVolumeClaim's spec.
+pub const PVC_SPEC: &[Rule] = &[
+    rule(
+        "dataSource",
+        Refuse,
+        "volumes are not cloned or populated; a claim gets an empty directory",
+    ),
+    rule(
+        "dataSourceRef",
+        Refuse,
+        "volumes are not cloned or populated; a claim gets an empty directory",
+    ),
+    rule(
+        "volumeAttributesClassName",
+        Refuse,
+        "there are no VolumeAttributesClasses",
+    ),
+];
+
+/// A StorageClass (its fields are at the top level).
+const TEMPLATE_STATUS: &str = "a claim template's status is never read";
+
+/// A StatefulSet claim template's status (resizing and attributes-class
+/// fields jotasu's claims do not have).
+pub const CLAIM_TEMPLATE_STATUS: &[Rule] = &[
+    rule("allocatedResourceStatuses", Drop, TEMPLATE_STATUS),
+    rule("allocatedResources", Drop, TEMPLATE_STATUS),
+    rule("currentVolumeAttributesClassName", Drop, TEMPLATE_STATUS),
+    rule("modifyVolumeStatus", Drop, TEMPLATE_STATUS),
+];
+
+pub const STORAGE_CLASS: &[Rule] = &[rule(
+    "mountOptions",
+    Refuse,
+    "local volumes are bind-mounted directories; they take no mount options",
+)];
+
 /// Each table and where it applies, for the docs.
 pub const TABLES: &[(&str, &[Rule])] = &[
     ("Object metadata (every kind, and pod templates)", METADATA),
@@ -372,6 +518,13 @@ pub const TABLES: &[(&str, &[Rule])] = &[
     ("Service spec", SERVICE_SPEC),
     ("Node spec", NODE_SPEC),
     ("HorizontalPodAutoscaler spec", HPA_SPEC),
+    ("PersistentVolume spec", PV_SPEC),
+    ("PersistentVolumeClaim spec", PVC_SPEC),
+    (
+        "StatefulSet claim template status (`spec.volumeClaimTemplates[].status`)",
+        CLAIM_TEMPLATE_STATUS,
+    ),
+    ("StorageClass", STORAGE_CLASS),
 ];
 
 /// Where each kind's rules apply: (path prefix, rules).
@@ -389,16 +542,33 @@ pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
         ("spec.template.spec.containers[]", CONTAINER),
         ("spec.template.spec.initContainers[]", CONTAINER),
     ];
+    const STATEFUL_SET: &[(&str, &[Rule])] = &[
+        ("metadata", METADATA),
+        ("spec.template.metadata", METADATA),
+        ("spec.template.spec", POD_SPEC),
+        ("spec.template.spec.containers[]", CONTAINER),
+        ("spec.template.spec.initContainers[]", CONTAINER),
+        ("spec.volumeClaimTemplates[].metadata", METADATA),
+        ("spec.volumeClaimTemplates[].spec", PVC_SPEC),
+        ("spec.volumeClaimTemplates[].status", CLAIM_TEMPLATE_STATUS),
+    ];
     const SERVICE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", SERVICE_SPEC)];
     const NODE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", NODE_SPEC)];
     const HPA: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", HPA_SPEC)];
+    const PV: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", PV_SPEC)];
+    const PVC: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", PVC_SPEC)];
+    const SC: &[(&str, &[Rule])] = &[("metadata", METADATA), ("", STORAGE_CLASS)];
     const OTHER: &[(&str, &[Rule])] = &[("metadata", METADATA)];
     match kind {
         Kind::Pod => POD,
-        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet => WORKLOAD,
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => WORKLOAD,
+        Kind::StatefulSet => STATEFUL_SET,
         Kind::Service => SERVICE,
         Kind::Node => NODE,
         Kind::HorizontalPodAutoscaler => HPA,
+        Kind::PersistentVolume => PV,
+        Kind::PersistentVolumeClaim => PVC,
+        Kind::StorageClass => SC,
         _ => OTHER,
     }
 }

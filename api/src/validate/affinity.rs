@@ -54,7 +54,11 @@ fn weight(w: i32, path: &FieldPath, errs: &mut Vec<FieldError>) {
     }
 }
 
-fn node_selector_term(t: &NodeSelectorTerm, path: &FieldPath, errs: &mut Vec<FieldError>) {
+pub(super) fn node_selector_term(
+    t: &NodeSelectorTerm,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
     for (i, r) in t.match_expressions.iter().enumerate() {
         let p = path.field("matchExpressions").index(i);
         if let Err(e) = names::qualified_name(&r.key) {

@@ -16,6 +16,7 @@ mod rbac;
 mod security;
 mod service;
 mod statefulset;
+pub mod storage;
 mod workloads;
 
 use crate::error::{FieldError, ValidationErrors};
@@ -61,6 +62,9 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::PriorityClass(o) => node::priority_class(o, &mut errs),
         Object::LimitRange(o) => config::limit_range(o, &mut errs),
         Object::ResourceQuota(o) => config::resource_quota(o, &mut errs),
+        Object::PersistentVolume(o) => storage::persistent_volume(o, &mut errs),
+        Object::PersistentVolumeClaim(o) => storage::persistent_volume_claim(o, &mut errs),
+        Object::StorageClass(o) => storage::storage_class(o, &mut errs),
         Object::Namespace(o) => namespace::namespace(o, &mut errs),
         Object::ServiceAccount(o) => namespace::service_account(o, &mut errs),
         Object::Role(o) => rbac::role(o, &mut errs),

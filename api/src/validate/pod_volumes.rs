@@ -1,5 +1,5 @@
 //! Pod volume rules: one source each (ConfigMap, Secret, emptyDir,
-//! downwardAPI, projected, hostPath), projected files, modes and paths,
+//! downwardAPI, projected, hostPath, persistentVolumeClaim), projected files, modes and paths,
 //! and jotasu's refusals (service account tokens, mount propagation).
 
 use std::collections::BTreeSet;
@@ -27,11 +27,12 @@ pub(super) fn volumes<'a>(
             + usize::from(v.empty_dir.is_some())
             + usize::from(v.downward_api.is_some())
             + usize::from(v.projected.is_some())
-            + usize::from(v.host_path.is_some());
+            + usize::from(v.host_path.is_some())
+            + usize::from(v.persistent_volume_claim.is_some());
         match sources {
             0 => errs.push(FieldError::required(
                 &p,
-                "must specify a volume type (jotasu supports configMap, secret, emptyDir, downwardAPI, projected and hostPath)",
+                "must specify a volume type (jotasu supports configMap, secret, emptyDir, downwardAPI, projected, hostPath and persistentVolumeClaim)",
             )),
             1 => {}
             _ => errs.push(FieldError::forbidden(
@@ -82,6 +83,14 @@ pub(super) fn volumes<'a>(
         }
         if let Some(pr) = &v.projected {
             projected(pr, &p.field("projected"), errs);
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            let cp = p.field("persistentVolumeClaim").field("claimName");
+            if c.claim_name.is_empty() {
+                errs.push(FieldError::required(&cp, ""));
+            } else {
+                name(names::dns1123_subdomain, &c.claim_name, &cp, errs);
+            }
         }
         if let Some(h) = &v.host_path {
             let hp = p.field("hostPath");

@@ -69,21 +69,26 @@ pub(super) fn stateful_set(d: &StatefulSet, errs: &mut Vec<FieldError>) {
     let templates = spec.field("volumeClaimTemplates");
     let mut seen = std::collections::BTreeSet::new();
     for (i, t) in s.volume_claim_templates.iter().enumerate() {
-        let name = t
-            .pointer("/metadata/name")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default();
-        let path = templates.index(i).field("metadata").field("name");
+        let path = templates.index(i);
+        let name = t.metadata.name();
         if name.is_empty() {
             errs.push(FieldError::required(
-                &path,
+                &path.field("metadata").field("name"),
                 "name or generateName is required",
             ));
         } else if let Err(e) = names::dns1123_subdomain(name) {
-            errs.push(FieldError::invalid(&path, name, e));
+            errs.push(FieldError::invalid(
+                &path.field("metadata").field("name"),
+                name,
+                e,
+            ));
         } else if !seen.insert(name.to_owned()) {
-            errs.push(FieldError::duplicate(&path, name));
+            errs.push(FieldError::duplicate(
+                &path.field("metadata").field("name"),
+                name,
+            ));
         }
+        super::storage::claim_spec(&t.spec, &path.field("spec"), errs);
     }
 }
 

@@ -9,6 +9,7 @@ mod namespace;
 mod network;
 mod pod;
 mod rbac;
+mod storage;
 mod workloads;
 mod writer;
 
@@ -46,6 +47,9 @@ pub fn page(
         Object::PriorityClass(c) => cluster::priority_class(c),
         Object::LimitRange(l) => cluster::limit_range(l),
         Object::ResourceQuota(q) => cluster::resource_quota(q),
+        Object::PersistentVolume(v) => storage::persistent_volume(v),
+        Object::PersistentVolumeClaim(c) => storage::persistent_volume_claim(c, pods),
+        Object::StorageClass(c) => storage::storage_class(c),
         Object::Namespace(n) => namespace::namespace(n),
         Object::ServiceAccount(s) => namespace::service_account(s),
         Object::Role(r) => rbac::role(&r.metadata, &r.rules),
@@ -73,25 +77,18 @@ async fn fetch_page(client: &Client, object: &Object) -> Result<String, CtlError
             Ok(page(object, endpoints.as_ref(), &[], now))
         }
         Object::Node(n) => {
-            let pods: Vec<Pod> = client
-                .list(Kind::Pod, None, "")
+            let pods: Vec<Pod> = pods_in(client, None)
                 .await?
-                .items
                 .into_iter()
-                .filter_map(|o| Pod::try_from(o).ok())
                 .filter(|p| p.spec.node_name.as_deref() == Some(n.metadata.name()))
                 .collect();
             Ok(page(object, None, &pods, now))
         }
         Object::StatefulSet(d) => {
-            let ns = d.metadata.namespace.as_deref();
             let uid = d.metadata.uid.as_deref();
-            let pods: Vec<Pod> = client
-                .list(Kind::Pod, ns, "")
+            let pods: Vec<Pod> = pods_in(client, d.metadata.namespace.as_deref())
                 .await?
-                .items
                 .into_iter()
-                .filter_map(|o| Pod::try_from(o).ok())
                 .filter(|p| {
                     p.metadata
                         .controller_ref()
@@ -100,8 +97,23 @@ async fn fetch_page(client: &Client, object: &Object) -> Result<String, CtlError
                 .collect();
             Ok(page(object, None, &pods, now))
         }
+        Object::PersistentVolumeClaim(c) => {
+            let pods = pods_in(client, c.metadata.namespace.as_deref()).await?;
+            Ok(page(object, None, &pods, now))
+        }
         _ => Ok(page(object, None, &[], now)),
     }
+}
+
+/// The pods of `namespace` (or of every namespace).
+async fn pods_in(client: &Client, namespace: Option<&str>) -> Result<Vec<Pod>, CtlError> {
+    Ok(client
+        .list(Kind::Pod, namespace, "")
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|o| Pod::try_from(o).ok())
+        .collect())
 }
 
 /// Runs `describe`.

@@ -179,25 +179,26 @@ pub fn statefulset(d: &StatefulSet, pods: &[Pod]) -> String {
     } else {
         w.line(0, "Volume Claims:");
         for t in &d.spec.volume_claim_templates {
-            let text = |p: &str| {
-                t.pointer(p)
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            w.field(1, "Name", text("/metadata/name"));
-            w.field(1, "StorageClass", text("/spec/storageClassName"));
-            w.field(1, "Capacity", text("/spec/resources/requests/storage"));
-            let modes: Vec<String> = t
-                .pointer("/spec/accessModes")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m.as_str().map(str::to_owned))
-                        .collect()
-                })
+            w.field(1, "Name", t.metadata.name());
+            w.field(
+                1,
+                "StorageClass",
+                t.spec.storage_class_name.as_deref().unwrap_or_default(),
+            );
+            w.labels(1, "Labels", &t.metadata.labels);
+            let capacity = t
+                .spec
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.get("storage"))
+                .map(ToString::to_string)
                 .unwrap_or_default();
-            w.field(1, "Access Modes", format!("[{}]", modes.join(" ")));
+            w.field(1, "Capacity", capacity);
+            w.field(
+                1,
+                "Access Modes",
+                format!("[{}]", t.spec.access_modes.join(" ")),
+            );
         }
     }
     w.conditions(&s.conditions, false);

@@ -10,6 +10,7 @@ mod network;
 mod node;
 mod pod;
 mod rbac;
+mod storage;
 mod workloads;
 
 use jotasu_api::{Kind, Labels, Object};
@@ -19,6 +20,7 @@ pub use hpa::{reference as hpa_reference, target_text as hpa_target};
 pub use network::{endpoints_of_port, type_name as service_type};
 pub use node::roles as node_roles;
 pub use pod::status as pod_status;
+pub use storage::{access_modes, claim_of};
 pub use workloads::selector_text;
 
 use crate::age::age;
@@ -64,6 +66,9 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::PriorityClass => (node::PRIORITY_CLASS_COLUMNS, &[]),
         Kind::LimitRange => (&["CREATED AT"], &[]),
         Kind::ResourceQuota => (&["AGE", "HARD"], &[]),
+        Kind::PersistentVolume => (storage::PV_COLUMNS, &[]),
+        Kind::PersistentVolumeClaim => (storage::PVC_COLUMNS, &[]),
+        Kind::StorageClass => (storage::SC_COLUMNS, &[]),
         Kind::Namespace => (namespace::NAMESPACE_COLUMNS, &[]),
         Kind::ServiceAccount => (namespace::SERVICEACCOUNT_COLUMNS, &[]),
         Kind::Role | Kind::ClusterRole => (rbac::ROLE_COLUMNS, &[]),
@@ -123,6 +128,9 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
             ],
             Vec::new(),
         ),
+        Object::PersistentVolume(v) => (storage::pv_row(v, age), Vec::new()),
+        Object::PersistentVolumeClaim(c) => (storage::pvc_row(c, age), Vec::new()),
+        Object::StorageClass(c) => (storage::sc_row(c, age), Vec::new()),
         Object::Namespace(n) => (namespace::namespace_row(n, age), Vec::new()),
         Object::ServiceAccount(s) => (namespace::serviceaccount_row(s, age), Vec::new()),
         Object::Role(_) | Object::ClusterRole(_) => (rbac::role_row(created), Vec::new()),
@@ -162,10 +170,10 @@ pub fn rows(kind: Kind, objects: &[Object], options: &TableOptions) -> Vec<Vec<S
         if namespace_column {
             row.push(object.namespace().unwrap_or_default().to_owned());
         }
-        row.push(if options.kind_prefix {
-            slash_name(object.kind(), object.name())
-        } else {
-            object.name().to_owned()
+        row.push(match object {
+            _ if options.kind_prefix => slash_name(object.kind(), object.name()),
+            Object::StorageClass(c) => storage::sc_name(c),
+            _ => object.name().to_owned(),
         });
         let (own, wide) = cells(object, options.now);
         row.extend(own);

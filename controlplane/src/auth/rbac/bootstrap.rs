@@ -79,6 +79,8 @@ fn view_rules() -> Vec<PolicyRule> {
                 "serviceaccounts",
                 "limitranges",
                 "resourcequotas",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
             ],
         ),
         rule(&[READ], &[CORE], &["namespaces", "namespaces/status"]),
@@ -124,7 +126,13 @@ fn edit_rules() -> Vec<PolicyRule> {
         rule(
             &[WRITE],
             &[CORE],
-            &["services", "configmaps", "secrets", "serviceaccounts"],
+            &[
+                "services",
+                "configmaps",
+                "secrets",
+                "serviceaccounts",
+                "persistentvolumeclaims",
+            ],
         ),
         rule(
             &[WRITE],

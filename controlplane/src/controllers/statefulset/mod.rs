@@ -13,7 +13,7 @@ mod tests;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use jotasu_api::{ControllerRevision, Kind, Object, ObjectRef, Pod};
+use jotasu_api::{ControllerRevision, Kind, Object, ObjectRef, OwnerReference, Pod, StatefulSet};
 use tracing::{debug, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
@@ -87,6 +87,68 @@ async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
     }
 }
 
+/// Creates the claims of pod `ordinal` that do not exist.
+async fn ensure_claims<S: Store>(
+    ctx: &Context<S>,
+    set: &StatefulSet,
+    ordinal: i32,
+) -> ApiResult<()> {
+    let ns = set.metadata.namespace.as_deref().unwrap_or_default();
+    for claim in plan::claims_for(set, ordinal) {
+        let r = object_ref(Kind::PersistentVolumeClaim, ns, claim.metadata.name());
+        match ctx.api.get(&r).await {
+            Ok(_) => {}
+            Err(ApiServerError::NotFound(_)) => {
+                ctx.apply(&[Object::PersistentVolumeClaim(claim)]).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes a condemned pod the owner of its claims (`whenScaled: Delete`),
+/// so they are deleted once the pod is gone.
+async fn hand_claims_to<S: Store>(ctx: &Context<S>, set: &StatefulSet, pod: &Pod) -> ApiResult<()> {
+    let ns = set.metadata.namespace.as_deref().unwrap_or_default();
+    let Some(ordinal) = plan::ordinal_of(set, pod) else {
+        return Ok(());
+    };
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.metadata.name().to_owned(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(false),
+        block_owner_deletion: Some(true),
+    };
+    for t in &set.spec.volume_claim_templates {
+        let r = object_ref(
+            Kind::PersistentVolumeClaim,
+            ns,
+            &plan::claim_name(set, t.metadata.name(), ordinal),
+        );
+        let Ok(json) = ctx.api.get(&r).await else {
+            continue;
+        };
+        let Ok(Object::PersistentVolumeClaim(mut claim)) = serde_json::from_str(&json) else {
+            continue;
+        };
+        if claim
+            .metadata
+            .owner_references
+            .iter()
+            .any(|o| o.uid == owner.uid)
+        {
+            continue;
+        }
+        claim.metadata.owner_references.push(owner.clone());
+        claim.status = None;
+        ctx.apply(&[Object::PersistentVolumeClaim(claim)]).await?;
+    }
+    Ok(())
+}
+
 fn object_ref(kind: Kind, namespace: &str, name: &str) -> ObjectRef {
     ObjectRef {
         kind,
@@ -148,6 +210,14 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duratio
         if ctx.api.get(&r).await.is_ok() {
             continue;
         }
+        // Its claims first (kept ones are reused as they are).
+        if let Some(ordinal) = plan::ordinal_of(&set, pod)
+            && let Err(e) = ensure_claims(ctx, &set, ordinal).await
+        {
+            warn!(namespace = ns, statefulset = name, pod = %pod.metadata.name(), error = %e, "creating the pod's claims");
+            failure = Some(e);
+            break;
+        }
         match ctx.apply(&[Object::Pod(pod.clone())]).await {
             Ok(applied) => {
                 debug!(namespace = ns, statefulset = name, pod = %pod.metadata.name(), "created pod");
@@ -161,6 +231,14 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duratio
         }
     }
     for pod in &plan.delete {
+        if plan::delete_claims_on_scale_down(&set)
+            && let Some(p) = pods.iter().find(|p| p.metadata.name() == pod)
+            && plan::ordinal_of(&set, p)
+                .is_some_and(|o| o >= set.spec.start() + set.spec.replicas())
+            && let Err(e) = hand_claims_to(ctx, &set, p).await
+        {
+            warn!(namespace = ns, statefulset = name, pod = %pod, error = %e, "handing the pod's claims to it");
+        }
         match ctx.api.delete(&object_ref(Kind::Pod, ns, pod), None).await {
             Ok(_) | Err(ApiServerError::NotFound(_)) => {
                 debug!(namespace = ns, statefulset = name, pod = %pod, "deleted pod");

@@ -10,7 +10,8 @@
 
 use jotasu_api::kinds::pod_status::PodPhase;
 use jotasu_api::kinds::statefulset::{StatefulSetStatus, StatefulSetUpdateStrategyType};
-use jotasu_api::{ObjectMeta, Pod, PodTemplateSpec, StatefulSet};
+use jotasu_api::kinds::volumes::{PersistentVolumeClaimVolumeSource, Volume};
+use jotasu_api::{ObjectMeta, PersistentVolumeClaim, Pod, PodTemplateSpec, StatefulSet};
 
 use super::revisions::REVISION_LABEL;
 use crate::controllers::runtime::controller_reference;
@@ -63,9 +64,61 @@ pub struct Plan {
     pub status: StatefulSetStatus,
 }
 
+/// The name of claim template `template`'s claim for `ordinal`.
+pub fn claim_name(set: &StatefulSet, template: &str, ordinal: i32) -> String {
+    format!("{template}-{}-{ordinal}", set.metadata.name())
+}
+
+/// The claims pod `ordinal` mounts, one per claim template: the
+/// template's spec, its labels and the set's selector labels; owned by
+/// the set when `whenDeleted: Delete` (they go with it), else by no one
+/// (they outlive it).
+pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim> {
+    let delete_with_set = set
+        .spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .and_then(|p| p.when_deleted.as_deref())
+        == Some("Delete");
+    set.spec
+        .volume_claim_templates
+        .iter()
+        .map(|t| {
+            let mut labels = t.metadata.labels.clone();
+            labels.extend(set.spec.selector.match_labels.clone());
+            PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(claim_name(set, t.metadata.name(), ordinal)),
+                    namespace: set.metadata.namespace.clone(),
+                    labels,
+                    annotations: t.metadata.annotations.clone(),
+                    owner_references: if delete_with_set {
+                        vec![controller_reference(set)]
+                    } else {
+                        Vec::new()
+                    },
+                    ..ObjectMeta::default()
+                },
+                spec: t.spec.clone(),
+                ..PersistentVolumeClaim::default()
+            }
+        })
+        .collect()
+}
+
+/// Whether claims of pods removed by a scale-down are deleted with them.
+pub fn delete_claims_on_scale_down(set: &StatefulSet) -> bool {
+    set.spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .and_then(|p| p.when_scaled.as_deref())
+        == Some("Delete")
+}
+
 /// Pod `ordinal` at the revision `(name, template)`: labelled with its
 /// revision, name and index; hostname its name and subdomain the set's
-/// Service, so `<pod>.<service>` resolves to it; controlled by the set.
+/// Service, so `<pod>.<service>` resolves to it; its claims mounted as
+/// the template's volumes of their names; controlled by the set.
 pub fn pod_for(set: &StatefulSet, ordinal: i32, revision: (&str, &PodTemplateSpec)) -> Pod {
     let (revision_name, template) = revision;
     let name = pod_name(set, ordinal);
@@ -76,6 +129,18 @@ pub fn pod_for(set: &StatefulSet, ordinal: i32, revision: (&str, &PodTemplateSpe
     let mut spec = template.spec.clone();
     spec.hostname = Some(name.clone());
     spec.subdomain = set.spec.service_name.clone().filter(|s| !s.is_empty());
+    for t in &set.spec.volume_claim_templates {
+        let name = t.metadata.name();
+        spec.volumes.retain(|v| v.name != name);
+        spec.volumes.push(Volume {
+            name: name.to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim_name(set, name, ordinal),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
+    }
     Pod {
         metadata: ObjectMeta {
             name: Some(name),

@@ -349,3 +349,52 @@ fn the_revision_data_restores_the_template() {
     let meta: &ObjectMeta = &revs.update.metadata;
     assert!(meta.labels.contains_key("controller.kubernetes.io/hash"));
 }
+
+#[test]
+fn each_pod_mounts_its_own_claims() {
+    let mut s = set(2, PodManagementPolicy::Parallel);
+    s.spec.volume_claim_templates = vec![
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "www", "labels": {"tier": "data"}},
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .expect("a claim template"),
+    ];
+    s.spec.template.spec.volumes = vec![
+        serde_json::from_value(serde_json::json!({"name": "www", "emptyDir": {}}))
+            .expect("a volume"),
+    ];
+    let mut sim = Sim::new(s.clone());
+    let pods = sim.step().create;
+    let claim_of = |p: &Pod| {
+        let v: Vec<_> = p.spec.volumes.iter().filter(|v| v.name == "www").collect();
+        assert_eq!(v.len(), 1, "the template's volume of that name is replaced");
+        v[0].persistent_volume_claim
+            .as_ref()
+            .expect("a claim volume")
+            .claim_name
+            .clone()
+    };
+    assert_eq!(claim_of(&pods[0]), "www-web-0");
+    assert_eq!(claim_of(&pods[1]), "www-web-1");
+    let claims = super::plan::claims_for(&s, 1);
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].metadata.name(), "www-web-1");
+    assert_eq!(claims[0].metadata.labels["tier"], "data");
+    assert_eq!(claims[0].metadata.labels["app"], "web");
+    assert!(
+        claims[0].metadata.owner_references.is_empty(),
+        "retained by default"
+    );
+    s.spec.persistent_volume_claim_retention_policy =
+        Some(jotasu_api::kinds::statefulset::ClaimRetentionPolicy {
+            when_deleted: Some("Delete".into()),
+            when_scaled: Some("Delete".into()),
+        });
+    assert_eq!(
+        super::plan::claims_for(&s, 1)[0].metadata.owner_references[0].kind,
+        "StatefulSet"
+    );
+    assert!(super::plan::delete_claims_on_scale_down(&s));
+}
