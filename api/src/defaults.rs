@@ -71,7 +71,7 @@ impl Object {
             Object::ReplicaSet(o) => default_replica_set(o),
             Object::DaemonSet(o) => default_daemon_set(o),
             Object::StatefulSet(o) => default_stateful_set(o),
-            Object::ControllerRevision(_) => {}
+            Object::ControllerRevision(_) | Object::PodDisruptionBudget(_) => {}
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
             Object::EndpointSlice(o) => default_endpoint_slice(o),

@@ -37,6 +37,7 @@ pub use error::{ErrorKind, FieldError, Location, ManifestError, ManifestErrors, 
 pub use int_or_string::IntOrString;
 pub use kinds::config::{ConfigMap, Secret};
 pub use kinds::discovery::EndpointSlice;
+pub use kinds::disruption::PodDisruptionBudget;
 pub use kinds::hpa::HorizontalPodAutoscaler;
 pub use kinds::limits::{LimitRange, ResourceQuota};
 pub use kinds::namespace::{Namespace, NamespacePhase};

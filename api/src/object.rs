@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::discovery::EndpointSlice;
+use crate::kinds::disruption::PodDisruptionBudget;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
 use crate::kinds::limits::{LimitRange, ResourceQuota};
 use crate::kinds::namespace::Namespace;
@@ -162,6 +163,7 @@ kinds! {
     ResourceQuota => "quota", "resourcequotas";
     ServiceAccount => "sa", "serviceaccounts";
     HorizontalPodAutoscaler => "hpa", "horizontalpodautoscalers";
+    PodDisruptionBudget => "pdb", "poddisruptionbudgets";
     Node => "no", "nodes";
     PriorityClass => "pc", "priorityclasses";
     PersistentVolume => "pv", "persistentvolumes";

@@ -53,6 +53,7 @@ impl Object {
             Object::ReplicaSet(o) => o.status = None,
             Object::DaemonSet(o) => o.status = None,
             Object::StatefulSet(o) => o.status = None,
+            Object::PodDisruptionBudget(o) => o.status = None,
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
@@ -84,6 +85,9 @@ impl Object {
             (Object::ReplicaSet(a), Object::ReplicaSet(b)) => a.status.clone_from(&b.status),
             (Object::DaemonSet(a), Object::DaemonSet(b)) => a.status.clone_from(&b.status),
             (Object::StatefulSet(a), Object::StatefulSet(b)) => a.status.clone_from(&b.status),
+            (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => {
+                a.status.clone_from(&b.status);
+            }
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
                 a.status.clone_from(&b.status);

@@ -62,8 +62,14 @@ pub enum Command {
     Describe(DescribeArgs),
     /// Delete objects (and, on the server, what they own).
     Delete(DeleteArgs),
-    /// Set the replica count of Deployments.
+    /// Set the replica count of Deployments, ReplicaSets and StatefulSets.
     Scale(ScaleArgs),
+    /// Mark a node unschedulable: new pods are not placed on it.
+    Cordon(crate::drain::CordonArgs),
+    /// Mark a node schedulable again.
+    Uncordon(crate::drain::CordonArgs),
+    /// Cordon a node and evict its pods, respecting PodDisruptionBudgets.
+    Drain(crate::drain::DrainArgs),
     /// Follow a rollout, list revisions, roll back.
     #[command(subcommand)]
     Rollout(crate::rollout::RolloutCommand),

@@ -13,6 +13,7 @@ mod connect;
 mod delete;
 mod describe;
 mod dev;
+mod drain;
 mod exec;
 mod get;
 mod image;
@@ -47,6 +48,9 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Delete(a) => delete::run(global, a).await,
         Command::Scale(a) => scale::run(global, a).await,
         Command::Rollout(c) => rollout::run(global, c).await,
+        Command::Cordon(a) => drain::cordon(global, a, true).await,
+        Command::Uncordon(a) => drain::cordon(global, a, false).await,
+        Command::Drain(a) => drain::drain(global, a).await,
         Command::Logs(a) => logs::run(global, a).await,
         Command::Exec(a) => exec::run(global, a).await,
         Command::Image(c) => image::run(global, c).await,

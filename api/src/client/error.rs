@@ -85,6 +85,13 @@ impl ClientError {
             .is_some_and(|e| e.code() == tonic::Code::NotFound)
     }
 
+    /// Whether the server said "not now" (an eviction a disruption budget
+    /// does not allow yet): retry later.
+    pub fn is_too_many_requests(&self) -> bool {
+        self.api()
+            .is_some_and(|e| e.code() == tonic::Code::ResourceExhausted)
+    }
+
     /// Whether the server refused a write because the object changed
     /// (resourceVersion mismatch): read again and retry.
     pub fn is_conflict(&self) -> bool {

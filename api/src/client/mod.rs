@@ -330,6 +330,21 @@ impl Client {
         decode(Some(self.api.clone().scale(request).await?.into_inner()))
     }
 
+    /// Evicts a Pod: deleted unless a PodDisruptionBudget forbids it now
+    /// (then an error whose `is_too_many_requests` is true: retry later).
+    pub async fn evict(
+        &self,
+        pod: &ObjectRef,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<(), ClientError> {
+        let request = v1::EvictRequest {
+            r#ref: Some(pod.into()),
+            grace_period_seconds,
+        };
+        self.api.clone().evict(request).await?;
+        Ok(())
+    }
+
     /// Binds Pods to Nodes; one result per binding, in order.
     pub async fn bind(&self, bindings: Vec<Binding>) -> Result<Vec<BindResult>, ClientError> {
         let request = v1::BindRequest { bindings };

@@ -3,6 +3,7 @@
 pub mod affinity;
 pub mod config;
 pub mod discovery;
+pub mod disruption;
 pub mod env;
 pub mod hpa;
 pub mod lifecycle;

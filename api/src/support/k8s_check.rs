@@ -157,7 +157,7 @@ fn walk(
 
 /// The k8s-openapi schema fields of each served kind at each version.
 pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
-    use k8s_openapi::api::{apps, autoscaling, core, discovery, rbac, scheduling, storage};
+    use k8s_openapi::api::{apps, autoscaling, core, discovery, policy, rbac, scheduling, storage};
     vec![
         (Kind::Pod, "v1", fields::<core::v1::Pod>()),
         (
@@ -171,6 +171,11 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             fields::<apps::v1::ReplicaSet>(),
         ),
         (Kind::DaemonSet, "apps/v1", fields::<apps::v1::DaemonSet>()),
+        (
+            Kind::PodDisruptionBudget,
+            "policy/v1",
+            fields::<policy::v1::PodDisruptionBudget>(),
+        ),
         (
             Kind::StatefulSet,
             "apps/v1",

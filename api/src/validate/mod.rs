@@ -4,6 +4,7 @@
 mod affinity;
 mod autoscaling;
 mod config;
+mod disruption;
 mod dns;
 pub mod downward;
 mod meta;
@@ -51,6 +52,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::ReplicaSet(o) => workloads::replica_set(o, &mut errs),
         Object::DaemonSet(o) => workloads::daemon_set(o, &mut errs),
         Object::StatefulSet(o) => statefulset::stateful_set(o, &mut errs),
+        Object::PodDisruptionBudget(o) => disruption::pod_disruption_budget(o, &mut errs),
         Object::ControllerRevision(o) => statefulset::controller_revision(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),

@@ -35,6 +35,10 @@ pub enum ApiServerError {
     /// The caller could not be authenticated.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The request may succeed later (an eviction a disruption budget
+    /// does not allow now).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The control plane is stopping.
     #[error("the control plane is shutting down; reconnect and resume from revision {resume_from}")]
     ShuttingDown {
@@ -77,6 +81,7 @@ impl From<ApiServerError> for tonic::Status {
             ApiServerError::NotFound(_) => Code::NotFound,
             ApiServerError::Conflict(_) => Code::Aborted,
             ApiServerError::ShuttingDown { .. } => Code::Unavailable,
+            ApiServerError::TooManyRequests(_) => Code::ResourceExhausted,
             ApiServerError::Forbidden(_) | ApiServerError::Refused { .. } => Code::PermissionDenied,
             ApiServerError::Unauthenticated(_) => Code::Unauthenticated,
             ApiServerError::Store(s) => match s {

@@ -243,6 +243,30 @@ impl<S: Store> Api for GrpcApi<S> {
         Ok(Response::new(v1::Object::encode(&object)))
     }
 
+    async fn evict(
+        &self,
+        request: Request<v1::EvictRequest>,
+    ) -> Result<Response<v1::EvictResponse>, Status> {
+        let user = self.caller(&request).await?;
+        let request = request.into_inner();
+        let r = typed(request.r#ref)?;
+        if r.kind != jotasu_api::Kind::Pod {
+            return Err(ApiServerError::Invalid(format!(
+                "only pods can be evicted, not {}",
+                r.kind.resource_name()
+            ))
+            .into());
+        }
+        self.allow(
+            &user,
+            on(verbs::CREATE, &r).on_subresource("eviction"),
+            None,
+        )
+        .await?;
+        self.server.evict(&r, request.grace_period_seconds).await?;
+        Ok(Response::new(v1::EvictResponse {}))
+    }
+
     async fn bind(
         &self,
         request: Request<v1::BindRequest>,

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod certificates;
 mod delete;
 pub mod error;
+pub mod eviction;
 pub mod grpc;
 pub mod guard;
 pub mod heartbeat;

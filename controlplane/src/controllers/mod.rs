@@ -8,6 +8,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 pub mod manager;

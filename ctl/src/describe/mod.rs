@@ -37,6 +37,7 @@ pub fn page(
         Object::DaemonSet(d) => workloads::daemonset(d),
         Object::StatefulSet(d) => workloads::statefulset(d, pods),
         Object::ControllerRevision(r) => workloads::controller_revision(r),
+        Object::PodDisruptionBudget(b) => workloads::disruption_budget(b),
         Object::Service(s) => network::service(s, endpoints),
         Object::Endpoints(e) => network::endpoints(e),
         Object::EndpointSlice(e) => network::endpoint_slice(e),

@@ -205,6 +205,34 @@ pub fn statefulset(d: &StatefulSet, pods: &[Pod]) -> String {
     w.finish()
 }
 
+/// A PodDisruptionBudget.
+pub fn disruption_budget(b: &jotasu_api::PodDisruptionBudget) -> String {
+    let mut w = Writer::default();
+    w.name(&b.metadata);
+    if let Some(v) = &b.spec.min_available {
+        w.field(0, "Min available", v);
+    }
+    if let Some(v) = &b.spec.max_unavailable {
+        w.field(0, "Max unavailable", v);
+    }
+    w.field(
+        0,
+        "Selector",
+        b.spec
+            .selector
+            .as_ref()
+            .map_or_else(|| "<unset>".to_owned(), selector_text),
+    );
+    let s = b.status.clone().unwrap_or_default();
+    w.line(0, "Status:");
+    w.field(2, "Allowed disruptions", s.disruptions_allowed);
+    w.field(2, "Current", s.current_healthy);
+    w.field(2, "Desired", s.desired_healthy);
+    w.field(2, "Total", s.expected_pods);
+    w.conditions(&s.conditions, true);
+    w.finish()
+}
+
 /// A ControllerRevision.
 pub fn controller_revision(r: &ControllerRevision) -> String {
     let mut w = Writer::default();

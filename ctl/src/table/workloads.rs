@@ -27,6 +27,28 @@ pub(super) const WIDE: &[&str] = &["CONTAINERS", "IMAGES", "SELECTOR"];
 pub(super) const STATEFULSET_COLUMNS: &[&str] = &["READY", "AGE"];
 pub(super) const STATEFULSET_WIDE: &[&str] = &["CONTAINERS", "IMAGES"];
 pub(super) const REVISION_COLUMNS: &[&str] = &["CONTROLLER", "REVISION", "AGE"];
+pub(super) const PDB_COLUMNS: &[&str] = &[
+    "MIN AVAILABLE",
+    "MAX UNAVAILABLE",
+    "ALLOWED DISRUPTIONS",
+    "AGE",
+];
+
+pub(super) fn pdb_row(b: &jotasu_api::PodDisruptionBudget, age: String) -> Vec<String> {
+    let or_na = |v: &Option<jotasu_api::IntOrString>| {
+        v.as_ref()
+            .map_or_else(|| "N/A".to_owned(), ToString::to_string)
+    };
+    vec![
+        or_na(&b.spec.min_available),
+        or_na(&b.spec.max_unavailable),
+        b.status
+            .as_ref()
+            .map_or(0, |s| s.disruptions_allowed)
+            .to_string(),
+        age,
+    ]
+}
 
 pub(super) fn statefulset_row(d: &StatefulSet, age: String) -> Vec<String> {
     let status = d.status.clone().unwrap_or_default();

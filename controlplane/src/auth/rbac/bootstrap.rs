@@ -41,6 +41,7 @@ pub const BASIC_USER: &str = "system:basic-user";
 const CORE: &str = "";
 const APPS: &str = "apps";
 const AUTOSCALING: &str = "autoscaling";
+const POLICY: &str = "policy";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const CERTIFICATES: &str = "certificates.k8s.io";
@@ -112,6 +113,11 @@ fn view_rules() -> Vec<PolicyRule> {
             ],
         ),
         rule(&[READ], &["discovery.k8s.io"], &["endpointslices"]),
+        rule(
+            &[READ],
+            &[POLICY],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        ),
     ]
 }
 
@@ -148,6 +154,8 @@ fn edit_rules() -> Vec<PolicyRule> {
             ],
         ),
         rule(&[WRITE], &[AUTOSCALING], &["horizontalpodautoscalers"]),
+        rule(&[WRITE], &[POLICY], &["poddisruptionbudgets"]),
+        rule(&[&["create"]], &[CORE], &["pods/eviction"]),
     ]
 }
 
@@ -299,7 +307,7 @@ mod tests {
             && match sub {
                 "" => true,
                 "status" => kind.has_status(),
-                "log" | "exec" => kind == Kind::Pod,
+                "log" | "exec" | "eviction" => kind == Kind::Pod,
                 "scale" => matches!(
                     kind,
                     Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet

@@ -217,6 +217,26 @@ const TABLE: &[(&str, &str, &str, &str, &str, bool)] = &[
     ("alice", "create", "pods/exec", "dev", "web", N),
     ("alice", "get", "pods/exec", "dev", "web", N),
     ("alice", "update", "deployments.apps/scale", "dev", "web", N),
+    // Evictions: edit may, view may not; budgets read by view.
+    ("alice", "create", "pods/eviction", "dev", "web", N),
+    (
+        "alice",
+        "create",
+        "poddisruptionbudgets.policy",
+        "dev",
+        "",
+        N,
+    ),
+    ("alice", "list", "poddisruptionbudgets.policy", "dev", "", Y),
+    (
+        "alice",
+        "update",
+        "statefulsets.apps/scale",
+        "dev",
+        "web",
+        N,
+    ),
+    ("alice", "list", "controllerrevisions.apps", "dev", "", Y),
     (
         "alice",
         "list",
@@ -244,6 +264,10 @@ const TABLE: &[(&str, &str, &str, &str, &str, bool)] = &[
     ("bob", "update", "deployments.apps/scale", "dev", "web", Y),
     ("bob", "patch", "replicasets.apps/scale", "dev", "web", Y),
     ("bob", "create", "daemonsets.apps", "dev", "", Y),
+    ("bob", "create", "pods/eviction", "dev", "web", Y),
+    ("bob", "create", "pods/eviction", "prod", "web", N),
+    ("bob", "create", "poddisruptionbudgets.policy", "dev", "", Y),
+    ("bob", "update", "statefulsets.apps/scale", "dev", "web", Y),
     (
         "bob",
         "create",

@@ -41,6 +41,8 @@ pub struct Informers {
     pub stateful_sets: Informer<StatefulSet>,
     /// ControllerRevisions.
     pub controller_revisions: Informer<ControllerRevision>,
+    /// PodDisruptionBudgets.
+    pub disruption_budgets: Informer<jotasu_api::PodDisruptionBudget>,
     /// Services.
     pub services: Informer<Service>,
     /// Endpoints.
@@ -66,6 +68,7 @@ impl Informers {
             daemon_sets: Informer::start(api.clone(), shutdown.clone()),
             stateful_sets: Informer::start(api.clone(), shutdown.clone()),
             controller_revisions: Informer::start(api.clone(), shutdown.clone()),
+            disruption_budgets: Informer::start(api.clone(), shutdown.clone()),
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
@@ -84,6 +87,7 @@ impl Informers {
         self.daemon_sets.synced().await;
         self.stateful_sets.synced().await;
         self.controller_revisions.synced().await;
+        self.disruption_budgets.synced().await;
         self.services.synced().await;
         self.endpoints.synced().await;
         self.endpoint_slices.synced().await;

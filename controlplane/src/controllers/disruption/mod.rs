@@ -1,0 +1,124 @@
+//! The disruption controller: keeps every PodDisruptionBudget's status
+//! ([`budget::budget_status`]) current as its pods change, so the
+//! eviction call ([`crate::apiserver::eviction`]) decides on fresh counts.
+
+pub mod budget;
+
+use std::time::Duration;
+
+use jotasu_api::{Object, Pod, PodDisruptionBudget};
+
+use crate::apiserver::ApiResult;
+use crate::controllers::runtime::{
+    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, now_seconds, work,
+};
+use crate::store::Store;
+
+/// Runs until shutdown.
+pub async fn run<S: Store>(ctx: Context<S>) {
+    let queue = WorkQueue::new();
+    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
+    for b in ctx.informers.disruption_budgets.list() {
+        queue.add(key_of(&*b));
+    }
+    work("disruption", &queue, ctx.shutdown.clone(), |key| {
+        let ctx = ctx.clone();
+        async move { sync(&ctx, &key).await }
+    })
+    .await;
+    feeder.abort();
+}
+
+/// Turns budget changes, and changes of pods a budget selects, into keys.
+async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
+    let mut budgets = ctx.informers.disruption_budgets.subscribe();
+    let mut pods = ctx.informers.pods.subscribe();
+    let mut stop = ctx.shutdown.clone();
+    let all = |queue: &WorkQueue<Key>| {
+        for b in ctx.informers.disruption_budgets.list() {
+            queue.add(key_of(&*b));
+        }
+    };
+    let of_pod = |queue: &WorkQueue<Key>, pod: &Pod| {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        for b in ctx.informers.disruption_budgets.list_in(ns) {
+            if crate::apiserver::eviction::selects(&b, pod) {
+                queue.add(key_of(&*b));
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            change = next_change(&mut budgets) => match change {
+                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
+                Some(Change::Deleted(_)) => {}
+                Some(Change::Resynced) => all(&queue),
+                None => return,
+            },
+            change = next_change(&mut pods) => match change {
+                Some(Change::Applied { old, new }) => {
+                    of_pod(&queue, &new);
+                    if let Some(old) = old {
+                        of_pod(&queue, &old);
+                    }
+                }
+                Some(Change::Deleted(pod)) => of_pod(&queue, &pod),
+                Some(Change::Resynced) => all(&queue),
+                None => return,
+            },
+        }
+    }
+}
+
+/// The replicas of the controller of `pod` (a Deployment through its
+/// ReplicaSet, a ReplicaSet, a StatefulSet), keyed by that controller.
+fn scale_of<S: Store>(ctx: &Context<S>, pod: &Pod) -> Option<(String, i32)> {
+    let owner = pod.metadata.controller_ref()?;
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let i = &ctx.informers;
+    match owner.kind.as_str() {
+        "ReplicaSet" => {
+            let rs = i.replica_sets.get(ns, &owner.name)?;
+            if let Some(d) = rs
+                .metadata
+                .controller_ref()
+                .filter(|d| d.kind == "Deployment")
+            {
+                let dep = i.deployments.get(ns, &d.name)?;
+                return Some((d.uid.clone(), dep.spec.replicas()));
+            }
+            Some((owner.uid.clone(), rs.spec.replicas()))
+        }
+        "StatefulSet" => {
+            let set = i.stateful_sets.get(ns, &owner.name)?;
+            Some((owner.uid.clone(), set.spec.replicas()))
+        }
+        _ => None,
+    }
+}
+
+/// Recounts one budget; looks again when a remembered eviction expires.
+async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duration>> {
+    let Some(b) = ctx.informers.disruption_budgets.get(&key.0, &key.1) else {
+        return Ok(None);
+    };
+    let pods = ctx.informers.pods.list_in(&key.0);
+    let refs: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
+    let status = budget::budget_status(&b, &refs, &|p| scale_of(ctx, p), now_seconds());
+    let pending = !status.disrupted_pods.is_empty();
+    if b.status.as_ref() != Some(&status) {
+        let mut updated: PodDisruptionBudget = (*b).clone();
+        updated.status = Some(status);
+        let written = ctx
+            .update_status(&Object::PodDisruptionBudget(updated))
+            .await?;
+        if let Some(rv) = written.metadata().revision() {
+            ctx.informers
+                .disruption_budgets
+                .caught_up(rv, CATCH_UP)
+                .await;
+        }
+    }
+    Ok(pending.then(|| Duration::from_secs(10)))
+}
