@@ -11,6 +11,7 @@ use tracing::{Instrument as _, info, info_span, warn};
 use super::runtime::{Context, Informers};
 use super::{
     daemonset, deployment, endpoints, hpa, namespace, nodes, quota, replicaset, serviceaccounts,
+    volumes,
 };
 use crate::apiserver::ApiServer;
 use crate::scheduler;
@@ -108,6 +109,7 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
         "serviceaccounts",
         serviceaccounts::run(ctx.clone()),
     );
+    spawn(&mut set, "volumes", volumes::run(ctx.clone()));
     spawn(&mut set, "hpa", hpa::run(ctx, config.hpa));
     while set.join_next().await.is_some() {}
     info!("controllers stopped");
