@@ -61,6 +61,9 @@ pub struct Config {
     pub oci_runtime: crate::oci_runtime::Requested,
     /// Whether containers may be `privileged` (the kubelet's `--allow-privileged`).
     pub allow_privileged: bool,
+    /// Bytes offered to local volumes (default: the size of the filesystem
+    /// holding [`Config::volumes_dir`]).
+    pub local_volume_capacity: Option<u64>,
 }
 
 impl Config {
@@ -72,6 +75,12 @@ impl Config {
     /// The CNI network configuration list the agent writes for its node.
     pub fn cni_conflist(&self) -> PathBuf {
         self.state_dir.join("cni").join("10-jotasu.conflist")
+    }
+
+    /// Where the local provisioner's volumes of this node live (one
+    /// directory per PersistentVolume, `pvc-<claim uid>`).
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.state_dir.join("volumes")
     }
 
     /// The CNI result cache and IPAM directory.

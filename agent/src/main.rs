@@ -77,6 +77,11 @@ struct Args {
     /// Memory offered to pods, e.g. 4Gi (default: the machine's, within the agent's cgroup).
     #[arg(long)]
     memory: Option<String>,
+    /// Room offered to local PersistentVolumes (jotasu.io/local), e.g. 20Gi,
+    /// advertised as allocatable ephemeral-storage (default: the size of the
+    /// filesystem holding STATE_DIR/volumes).
+    #[arg(long)]
+    local_volume_capacity: Option<String>,
     /// Pods the node takes at most.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
@@ -217,6 +222,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),
         allow_privileged: args.allow_privileged,
+        local_volume_capacity: quantity(&args.local_volume_capacity, "local-volume-capacity")?,
     })
 }
 

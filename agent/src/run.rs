@@ -89,6 +89,7 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         max_pods: config.max_pods,
         port: config.listen.port(),
         runtime_version: format!("containerd://{runtime_version}"),
+        local_volumes: local_volume_offer(&config),
     };
     let pod_cidr = register(&client, &facts).await?;
     let cni_dir = config.cni_dir();
@@ -219,6 +220,12 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         stop.clone(),
     ));
+    tasks.spawn(crate::node::local_volumes::sync_loop(
+        client.clone(),
+        node.clone(),
+        config.volumes_dir(),
+        stop.clone(),
+    ));
     tasks.spawn(heartbeat_loop(
         client.clone(),
         node.clone(),
@@ -266,6 +273,21 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         () = tokio::time::sleep(std::time::Duration::from_secs(10)) => warn!("tasks did not stop within 10 s; exiting"),
     }
     Ok(())
+}
+
+/// Where the node's local volumes go and the room it offers them (the
+/// flag, else the size of their filesystem); None when the directory
+/// cannot be made or measured (the node then offers no local volumes).
+fn local_volume_offer(config: &Config) -> Option<(String, u64)> {
+    let dir = config.volumes_dir();
+    let bytes = match crate::node::local_volumes::filesystem_size(&dir) {
+        Ok(size) => config.local_volume_capacity.unwrap_or(size),
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "no local volumes on this node: cannot use their directory");
+            return None;
+        }
+    };
+    Some((dir.to_string_lossy().into_owned(), bytes))
 }
 
 async fn shutdown_signal() {

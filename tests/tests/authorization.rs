@@ -905,3 +905,106 @@ async fn nodes_may_do_only_what_a_node_needs() {
         assert_eq!(code(&e), Some(Code::InvalidArgument), "{cidr}: {e}");
     }
 }
+
+/// A node reads the PersistentVolumeClaims its pods name and the volumes
+/// bound to them, lists only the volumes pinned to it, and nothing more:
+/// another node's pod's claim and that claim's volume are refused, and
+/// no claim or volume may be written.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_read_only_their_pods_claims_and_volumes() {
+    let cp = control_plane(&[]).await;
+    let admin = cp.client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_command(cp.data_dir(), &["create"]);
+    let token = token.lines().next().unwrap().to_owned();
+    let n1 = join(&cp, "n1", &token, dir.path()).await;
+    let claim = |name: &str, volume: &str| {
+        obj(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                "volumeName": volume, "resources": {"requests": {"storage": "1Gi"}}}}))
+    };
+    let volume = |name: &str, node: &str, claim: &str| {
+        obj(
+            json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "claimRef": {"namespace": "default", "name": claim},
+                "local": {"path": format!("/srv/{name}")},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}}),
+        )
+    };
+    let with_claim = |name: &str, node: &str, claim: &str| {
+        obj(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}}))
+    };
+    admin
+        .apply(
+            &[
+                claim("c1", "v1"),
+                claim("c2", "v2"),
+                volume("v1", "n9", "c1"),
+                volume("v2", "n2", "c2"),
+                volume("v3", "n1", "nobody"),
+                with_claim("p1", "n1", "c1"),
+                with_claim("p2", "n2", "c2"),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    let forbidden = |what: &str, result: Result<(), ClientError>| {
+        let e = result.expect_err(what);
+        assert_eq!(code(&e), Some(Code::PermissionDenied), "{what}: {e}");
+    };
+    let claim_ref = |n: &str| r(Kind::PersistentVolumeClaim, Some("default"), n);
+    let volume_ref = |n: &str| r(Kind::PersistentVolume, None, n);
+    n1.get(&claim_ref("c1")).await.unwrap();
+    n1.get(&volume_ref("v1")).await.unwrap();
+    n1.get(&volume_ref("v3")).await.unwrap();
+    forbidden(
+        "another node's pod's claim",
+        n1.get(&claim_ref("c2")).await.map(|_| ()),
+    );
+    forbidden(
+        "that claim's volume",
+        n1.get(&volume_ref("v2")).await.map(|_| ()),
+    );
+    forbidden(
+        "every claim",
+        n1.list(Kind::PersistentVolumeClaim, None, "")
+            .await
+            .map(|_| ()),
+    );
+    forbidden(
+        "every volume",
+        n1.list(Kind::PersistentVolume, None, "").await.map(|_| ()),
+    );
+    let mine = n1
+        .list_for_node(Kind::PersistentVolume, "n1")
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.items.iter().map(Object::name).collect::<Vec<_>>(),
+        ["v3"]
+    );
+    forbidden(
+        "n2's volumes",
+        n1.list_for_node(Kind::PersistentVolume, "n2")
+            .await
+            .map(|_| ()),
+    );
+    forbidden(
+        "writing a volume",
+        n1.apply(&[volume("v9", "n1", "c1")], false)
+            .await
+            .map(|_| ()),
+    );
+    forbidden(
+        "deleting its pod's claim",
+        n1.delete(&claim_ref("c1"), None).await.map(|_| ()),
+    );
+}

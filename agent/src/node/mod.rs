@@ -1,8 +1,10 @@
 //! Node membership: the Node object the agent registers (capacity,
-//! addresses, its endpoint, versions) and the heartbeat that keeps it Ready.
+//! addresses, its endpoint, versions), the heartbeat that keeps it Ready,
+//! and the directories of its local PersistentVolumes.
 
 pub mod capacity;
 mod heartbeat;
+pub mod local_volumes;
 mod register;
 
 pub use heartbeat::{UsageSource, heartbeat_loop};

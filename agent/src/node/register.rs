@@ -55,7 +55,14 @@ pub struct NodeFacts {
     pub port: u16,
     /// `containerd://VERSION`.
     pub runtime_version: String,
+    /// Where local volumes go and how much room they have (advertised as
+    /// the annotation `jotasu.io/local-volume-dir` and allocatable
+    /// `ephemeral-storage`); None: the node offers none.
+    pub local_volumes: Option<(String, u64)>,
 }
+
+/// The annotation naming the node's local volume directory.
+pub const VOLUME_DIR_ANNOTATION: &str = "jotasu.io/local-volume-dir";
 
 fn kernel_version() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -83,7 +90,7 @@ pub fn node_labels(facts: &NodeFacts) -> BTreeMap<String, String> {
 /// The status the agent reports, merged over `current` (its conditions
 /// belong to the node lifecycle controller and are kept).
 pub fn node_status(facts: &NodeFacts, current: Option<&NodeStatus>) -> NodeStatus {
-    let resources = BTreeMap::from([
+    let mut resources = BTreeMap::from([
         (
             "cpu".to_owned(),
             Quantity::from_millis(i64::try_from(facts.capacity.cpu_millis).unwrap_or(i64::MAX)),
@@ -97,6 +104,12 @@ pub fn node_status(facts: &NodeFacts, current: Option<&NodeStatus>) -> NodeStatu
             Quantity::from_units(i64::from(facts.max_pods)),
         ),
     ]);
+    if let Some((_, bytes)) = &facts.local_volumes {
+        resources.insert(
+            "ephemeral-storage".to_owned(),
+            Quantity::from_units(i64::try_from(*bytes).unwrap_or(i64::MAX)),
+        );
+    }
     NodeStatus {
         capacity: resources.clone(),
         allocatable: resources,
@@ -189,13 +202,24 @@ async fn register_once(
         .map(|n| n.metadata.labels.clone())
         .unwrap_or_default();
     let wanted = node_labels(facts);
+    let mut annotations = existing
+        .as_ref()
+        .map(|n| n.metadata.annotations.clone())
+        .unwrap_or_default();
+    let dir = facts.local_volumes.as_ref().map(|(d, _)| d.clone());
+    let annotated = annotations.get(VOLUME_DIR_ANNOTATION) == dir.as_ref();
     let mut node = match existing {
-        Some(n) if wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) => n,
+        Some(n) if annotated && wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) => n,
         _ => {
             labels.extend(wanted);
+            match dir {
+                Some(d) => annotations.insert(VOLUME_DIR_ANNOTATION.to_owned(), d),
+                None => annotations.remove(VOLUME_DIR_ANNOTATION),
+            };
             let mut n = Node::default();
             n.metadata.name = Some(facts.name.clone());
             n.metadata.labels = labels;
+            n.metadata.annotations = annotations;
             client.apply(&[Object::Node(n)], false).await?;
             match client.get(r).await? {
                 Object::Node(n) => n,

@@ -20,6 +20,10 @@ pub trait ConfigSource {
     fn config_map(&self, ns: &str, name: &str) -> Option<&ConfigMap>;
     /// The Secret `name` in namespace `ns`, if known.
     fn secret(&self, ns: &str, name: &str) -> Option<&Secret>;
+    /// The volume of the pod's claim `name`, once resolved.
+    fn claim_volume(&self, _name: &str) -> Option<&crate::pod::claims::ClaimVolume> {
+        None
+    }
 }
 
 /// Why a pod's configuration cannot be assembled. The messages are the
@@ -94,9 +98,15 @@ pub enum ConfigError {
     },
     /// A volume names none of the sources the agent supports.
     #[error(
-        "volume has no source this node supports (configMap, secret, emptyDir, downwardAPI, projected or hostPath)"
+        "volume has no source this node supports (configMap, secret, emptyDir, downwardAPI, projected, hostPath or persistentVolumeClaim)"
     )]
     NoVolumeSource,
+    /// A claim's volume is not known yet (the claim is not bound).
+    #[error("waiting for persistentvolumeclaim {name:?} to be bound")]
+    ClaimNotReady {
+        /// The claim.
+        name: String,
+    },
     /// A volume would write outside its directory or has a bad file path.
     #[error("invalid path {path:?} in volume {volume:?}: {why}")]
     BadPath {

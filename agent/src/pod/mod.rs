@@ -19,6 +19,7 @@ use jotasu_api::meta::DEFAULT_NAMESPACE;
 
 pub mod atomic_writer;
 pub mod backoff;
+pub mod claims;
 pub mod command;
 pub mod dns;
 pub mod downward;

@@ -4,7 +4,9 @@
 //! directory the kubelet way (atomic swap of `..data`; Secrets, downward
 //! API and projected volumes and `medium: Memory` emptyDirs on tmpfs), and
 //! removed with the pod; hostPath volumes are checked against their
-//! `type` (and made for the `…OrCreate` ones), never removed.
+//! `type` (and made for the `…OrCreate` ones), never removed; a
+//! persistentVolumeClaim volume is its volume's directory on the node
+//! ([`crate::pod::claims`]), never removed with the pod.
 //!
 //! Layout: `<pod dir>/volumes/{configmap,secret,empty-dir,downward-api,projected}/<volume name>`.
 //! File modes: `items[].mode`, else `defaultMode`, else 0644 for ConfigMaps
@@ -57,6 +59,15 @@ pub enum VolumeKind {
     Projected,
     /// A path of the node, checked against its `type`.
     HostPath(HostPathType),
+    /// The directory of a PersistentVolumeClaim's volume ([`crate::pod::claims`]).
+    Claim {
+        /// How it must be there.
+        check: HostPathType,
+        /// Made by the local provisioner for this node (created 0777 when missing).
+        provisioned: bool,
+        /// The volume source's `readOnly`.
+        read_only: bool,
+    },
 }
 
 /// What a hostPath volume's path must be (`type`).
@@ -107,6 +118,7 @@ impl VolumeKind {
             Self::DownwardApi => "downward-api",
             Self::Projected => "projected",
             Self::HostPath(_) => "host-path",
+            Self::Claim { .. } => "claim",
         }
     }
 
@@ -295,6 +307,30 @@ fn plan_volume(
             VolumeKind::Projected,
             projected_files(pod, v, src, default, lookup, node)?,
         )
+    } else if let Some(src) = &v.persistent_volume_claim {
+        let Some(cv) = lookup.claim_volume(&src.claim_name) else {
+            return Err(ConfigError::ClaimNotReady {
+                name: src.claim_name.clone(),
+            });
+        };
+        let fs_group = pod
+            .spec
+            .security_context
+            .as_ref()
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok())
+            .filter(|_| cv.fs_group_applies);
+        return Ok(VolumeContent {
+            name: v.name.clone(),
+            kind: VolumeKind::Claim {
+                check: cv.check,
+                provisioned: cv.provisioned,
+                read_only: src.read_only == Some(true),
+            },
+            files: Vec::new(),
+            fs_group,
+            host_path: Some(cv.path.clone()),
+        });
     } else if let Some(src) = &v.host_path {
         let content = VolumeContent {
             name: v.name.clone(),
@@ -396,6 +432,28 @@ pub fn write_volumes(
                     read_only: false,
                 });
             }
+            if let (
+                VolumeKind::Claim {
+                    check,
+                    provisioned,
+                    read_only,
+                },
+                Some(path),
+            ) = (v.kind, &v.host_path)
+            {
+                claim_directory(path, check, provisioned, v.fs_group).map_err(|source| {
+                    VolumeWriteError {
+                        volume: v.name.clone(),
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                return Ok(MaterializedVolume {
+                    name: v.name.clone(),
+                    host_path: path.clone(),
+                    read_only,
+                });
+            }
             let dir = volume_dir(pod_dir, v.kind, &v.name);
             write_volume(&dir, v, ops).map_err(|source| VolumeWriteError {
                 volume: v.name.clone(),
@@ -409,6 +467,25 @@ pub fn write_volumes(
             })
         })
         .collect()
+}
+
+/// A claim's directory made (the provisioner's own) or checked, then
+/// given to the pod's fsGroup.
+fn claim_directory(
+    path: &Path,
+    check: HostPathType,
+    provisioned: bool,
+    fs_group: Option<u32>,
+) -> io::Result<()> {
+    if provisioned {
+        crate::node::local_volumes::make_volume_dir(path)?;
+    } else {
+        check_host_path(path, check)?;
+    }
+    if let Some(gid) = fs_group {
+        set_volume_ownership(path, gid, false)?;
+    }
+    Ok(())
 }
 
 fn write_volume(dir: &Path, v: &VolumeContent, ops: &impl VolumeOps) -> io::Result<()> {

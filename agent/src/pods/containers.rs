@@ -96,6 +96,8 @@ pub struct PodRun {
     pub(super) sidecars_stopping: Option<(usize, Instant)>,
     /// A regular init container failed under `restartPolicy: Never` (logged once).
     pub(super) init_failed: bool,
+    /// The volumes of the pod's claims, once read ([`super::claims`]).
+    pub(super) claims: crate::pod::claims::ClaimVolumes,
 }
 
 impl PodRun {
@@ -162,6 +164,7 @@ impl PodRun {
             initialized: !has_init,
             sidecars_stopping: None,
             init_failed: false,
+            claims: crate::pod::claims::ClaimVolumes::new(),
         }
     }
 
@@ -336,7 +339,7 @@ impl PodRun {
                 }
             }
         }
-        let volumes = match self.write_volumes() {
+        let volumes = match self.prepare_volumes().await {
             Ok(v) => v,
             Err(msg) => {
                 for c in &mut self.ctrs {
@@ -449,10 +452,19 @@ impl PodRun {
             })
     }
 
+    async fn prepare_volumes(&mut self) -> Result<Vec<MaterializedVolume>, String> {
+        self.resolve_claims().await?;
+        self.write_volumes()
+    }
+
     fn write_volumes(&self) -> Result<Vec<MaterializedVolume>, String> {
         let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
         let facts = self.node_facts();
-        let contents = crate::pod::volumes::plan_volumes(&self.pod, &ViewConfig(&view), &facts)
+        let source = super::claims::WithClaims {
+            view: ViewConfig(&view),
+            claims: &self.claims,
+        };
+        let contents = crate::pod::volumes::plan_volumes(&self.pod, &source, &facts)
             .map_err(|e| e.to_string())?;
         drop(view);
         crate::pod::volumes::write_volumes(

@@ -3,6 +3,7 @@
 //! restarts, graceful stop — and reports its status. The decisions come
 //! from [`crate::pod`]; this module does them.
 
+mod claims;
 mod containers;
 mod init;
 mod manager;

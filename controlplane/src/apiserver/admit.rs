@@ -110,7 +110,11 @@ pub fn assign_name(object: &mut Object, identity: &Identity) -> bool {
 /// Annotation prefixes that controllers write on objects users apply (a
 /// Deployment's revision): an apply that does not name them keeps them,
 /// so re-applying the same manifest stays "unchanged".
-const CONTROLLER_ANNOTATIONS: &[&str] = &["deployment.kubernetes.io/"];
+const CONTROLLER_ANNOTATIONS: &[&str] = &[
+    "deployment.kubernetes.io/",
+    "volume.kubernetes.io/",
+    "pv.kubernetes.io/",
+];
 
 fn keep_controller_annotations(meta: &mut ObjectMeta, old: &ObjectMeta) {
     for (k, v) in &old.annotations {
@@ -163,6 +167,7 @@ pub fn merge(
     object.keep_assigned_fields(old);
     keep_controller_annotations(object.metadata_mut(), old.metadata());
     super::allocate::check_immutable(&object, old)?;
+    super::storage::check_update(&object, old)?;
     let old_meta = old.metadata();
     let generation = old_meta.generation.unwrap_or(1);
     let meta = object.metadata_mut();

@@ -4,7 +4,7 @@
 //! `kube-node-lease` (each with its `default` ServiceAccount), a Namespace
 //! for any namespace objects are stored in without one (data written
 //! before jotasu had Namespaces), the default RBAC roles and bindings, and
-//! the cluster DNS Service
+//! the default StorageClass `standard` (when missing), the cluster DNS Service
 //! `kube-system/kube-dns` on the service CIDR's tenth address (which the
 //! allocator never hands out by itself), the address pods' resolv.conf
 //! names.
@@ -81,6 +81,11 @@ pub async fn ensure<S: Store>(server: &ApiServer<S>) -> ApiResult<usize> {
     }
     objects.extend(crate::auth::rbac::bootstrap_policy());
     objects.extend(super::priority::system_classes());
+    // The default StorageClass, unless it exists (a user may have changed it).
+    let standard = super::storage::standard_class();
+    if server.read(&standard.object_ref()).await?.is_none() {
+        objects.push(standard);
+    }
     objects.push(dns_service(server.ranges.service_cidr)?);
     let json = objects
         .iter()

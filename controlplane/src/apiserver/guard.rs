@@ -176,36 +176,85 @@ impl<S: Store> Guard<S> {
             Need::Referenced => {
                 let namespace = attributes.namespace.as_deref();
                 let name = attributes.name.as_deref().unwrap_or_default();
-                let pods = self
-                    .server
-                    .store
-                    .range(&kind_prefix(Kind::Pod, namespace), None)
+                let referenced = self
+                    .node_references(node, namespace, &attributes.resource, name)
                     .await?;
-                let mut referenced = false;
-                for kv in &pods.kvs {
-                    if !bound_to(node, &kv.key, &kv.value)? {
-                        continue;
+                Ok(Facts {
+                    referenced,
+                    ..Facts::default()
+                })
+            }
+            Need::Volume { name } => {
+                let r = ObjectRef {
+                    kind: Kind::PersistentVolume,
+                    namespace: None,
+                    name,
+                };
+                let Some((Object::PersistentVolume(pv), _)) = self.server.read(&r).await? else {
+                    return Ok(Facts::default());
+                };
+                let pinned = crate::controllers::volumes::matching::pinned_node(&pv) == Some(node);
+                let referenced = match (&pv.spec.claim_ref, pinned) {
+                    (_, true) => true,
+                    (Some(c), false) => {
+                        let claim = c.name.as_deref().unwrap_or_default();
+                        self.node_references(
+                            node,
+                            c.namespace.as_deref(),
+                            "persistentvolumeclaims",
+                            claim,
+                        )
+                        .await?
                     }
-                    let Ok(pod) = Pod::try_from(decode(kv)?) else {
-                        continue;
-                    };
-                    let refs = references(&pod);
-                    let names = if attributes.resource == "secrets" {
-                        &refs.secrets
-                    } else {
-                        &refs.config_maps
-                    };
-                    if names.contains(name) {
-                        referenced = true;
-                        break;
-                    }
-                }
+                    (None, false) => false,
+                };
                 Ok(Facts {
                     referenced,
                     ..Facts::default()
                 })
             }
         }
+    }
+
+    /// Whether a Pod bound to `node` (in `namespace`) references the
+    /// `resource` (configmaps, secrets, persistentvolumeclaims) `name`.
+    async fn node_references(
+        &self,
+        node: &str,
+        namespace: Option<&str>,
+        resource: &str,
+        name: &str,
+    ) -> ApiResult<bool> {
+        if namespace.is_none() || name.is_empty() {
+            return Ok(false);
+        }
+        let pods = self
+            .server
+            .store
+            .range(&kind_prefix(Kind::Pod, namespace), None)
+            .await?;
+        for kv in &pods.kvs {
+            if !bound_to(node, &kv.key, &kv.value)? {
+                continue;
+            }
+            let Ok(pod) = Pod::try_from(decode(kv)?) else {
+                continue;
+            };
+            let found = match resource {
+                "persistentvolumeclaims" => pod
+                    .spec
+                    .volumes
+                    .iter()
+                    .filter_map(|v| v.persistent_volume_claim.as_ref())
+                    .any(|c| c.claim_name == name),
+                "secrets" => references(&pod).secrets.contains(name),
+                _ => references(&pod).config_maps.contains(name),
+            };
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The check of `user`'s applies and status updates.

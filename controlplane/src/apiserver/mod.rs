@@ -22,6 +22,7 @@ pub mod priority;
 pub mod proxy;
 pub mod quota;
 mod raw;
+pub mod storage;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -218,6 +219,7 @@ impl<S: Store> ApiServer<S> {
             let mut read = self.admit_lifecycle(&mut prepared).await?;
             read.extend(self.admit_priority(&mut prepared).await?);
             read.extend(self.admit_limits(&mut prepared).await?);
+            read.extend(self.admit_storage(&mut prepared).await?);
             let (quota_read, quota_guards) = self.admit_quota(&prepared).await?;
             read.extend(quota_read);
             let mut guards = self.allocate(&mut prepared).await?;

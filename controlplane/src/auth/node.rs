@@ -2,6 +2,9 @@
 //! agent (`system:node:<name>` in `system:nodes`) may read Services,
 //! Endpoints, EndpointSlices and Nodes; read its own Pods and the ConfigMaps and Secrets
 //! they reference (a list or watch of those only through its node scope);
+//! read the PersistentVolumeClaims its Pods reference, the PersistentVolumes
+//! bound to those claims, and list the PersistentVolumes pinned to it (its
+//! local volumes, through its node scope);
 //! write its own Node (never its podCIDR) and the status of its own Pods;
 //! delete its own Pods once they stopped; renew its own certificate.
 //! Nothing else. The decisions are pure functions of the request and of
@@ -26,8 +29,15 @@ pub enum Need {
         /// Its name.
         name: String,
     },
-    /// Whether a Pod bound to the node references the named ConfigMap or Secret.
+    /// Whether a Pod bound to the node references the named ConfigMap,
+    /// Secret or PersistentVolumeClaim.
     Referenced,
+    /// Whether the named PersistentVolume is pinned to the node or bound to
+    /// a claim a Pod bound to the node references.
+    Volume {
+        /// The volume's name.
+        name: String,
+    },
 }
 
 /// What the store says about the object a request names.
@@ -35,7 +45,9 @@ pub enum Need {
 pub struct Facts {
     /// The node the named Pod is bound to (`None`: no such pod, or unbound).
     pub pod_node: Option<String>,
-    /// Whether a Pod of the node references the named ConfigMap or Secret.
+    /// Whether a Pod of the node references the named ConfigMap, Secret or
+    /// claim (for a PersistentVolume: it is pinned to the node, or bound to
+    /// such a claim).
     pub referenced: bool,
 }
 
@@ -47,7 +59,14 @@ pub fn needs(attributes: &Attributes) -> Need {
             namespace: attributes.namespace.clone().unwrap_or_default(),
             name: attributes.name.clone().unwrap_or_default(),
         },
-        ("configmaps" | "secrets", true) if attributes.verb == verbs::GET => Need::Referenced,
+        ("configmaps" | "secrets" | "persistentvolumeclaims", true)
+            if attributes.verb == verbs::GET =>
+        {
+            Need::Referenced
+        }
+        ("persistentvolumes", true) if attributes.verb == verbs::GET => Need::Volume {
+            name: attributes.name.clone().unwrap_or_default(),
+        },
         _ => Need::Nothing,
     }
 }
@@ -108,6 +127,30 @@ pub fn decide(node: &str, attributes: &Attributes, scope: Option<&str>, facts: &
                 ))
             }
         }
+        ("persistentvolumeclaims", "") if verb == verbs::GET => {
+            if facts.referenced {
+                mine("a pod's claim")
+            } else {
+                deny(format!(
+                    "no pod bound to node {node:?} references this PersistentVolumeClaim"
+                ))
+            }
+        }
+        ("persistentvolumes", "") if verb == verbs::GET => {
+            if facts.referenced {
+                mine("a volume")
+            } else {
+                deny(format!(
+                    "this PersistentVolume is neither local to node {node:?} nor bound to a claim its pods reference"
+                ))
+            }
+        }
+        ("persistentvolumes", "") if verb == verbs::LIST => match scope {
+            Some(s) if s == node => mine("the local volumes"),
+            _ => deny(format!(
+                "a node may list only the PersistentVolumes pinned to it (node scope {node:?})"
+            )),
+        },
         ("pods", "") if matches!(verb, verbs::GET | verbs::DELETE) => bound(node, facts, verb),
         ("pods", "status") if writing(verb) => bound(node, facts, verb),
         ("certificatesigningrequests", "") if verb == verbs::CREATE => match a.name.as_deref() {
@@ -339,6 +382,75 @@ mod tests {
         };
         assert!(n1(&csr("n1"), None, &none).allowed());
         assert!(matches!(n1(&csr("n2"), None, &none), Decision::Deny(_)));
+    }
+
+    #[test]
+    fn a_node_reads_only_its_pods_claims_and_their_volumes() {
+        let none = Facts::default();
+        let referenced = Facts {
+            referenced: true,
+            ..Facts::default()
+        };
+        let n1 = |a: &Attributes, scope: Option<&str>, facts: &Facts| decide("n1", a, scope, facts);
+        let claim = attrs("get", Kind::PersistentVolumeClaim, Some("d"), Some("data"));
+        assert!(n1(&claim, None, &referenced).allowed());
+        assert!(
+            matches!(n1(&claim, None, &none), Decision::Deny(_)),
+            "another node's pod's claim"
+        );
+        let volume = attrs("get", Kind::PersistentVolume, None, Some("pv1"));
+        assert!(n1(&volume, None, &referenced).allowed());
+        assert!(matches!(n1(&volume, None, &none), Decision::Deny(_)));
+        let list = attrs("list", Kind::PersistentVolume, None, None);
+        assert!(n1(&list, Some("n1"), &none).allowed());
+        assert!(matches!(n1(&list, Some("n2"), &none), Decision::Deny(_)));
+        assert!(matches!(n1(&list, None, &none), Decision::Deny(_)));
+        for verb in ["list", "watch"] {
+            assert!(
+                !n1(
+                    &attrs(verb, Kind::PersistentVolumeClaim, None, None),
+                    Some("n1"),
+                    &none
+                )
+                .allowed()
+            );
+        }
+        assert!(
+            !n1(
+                &attrs("watch", Kind::PersistentVolume, None, None),
+                Some("n1"),
+                &none
+            )
+            .allowed()
+        );
+        for verb in ["create", "update", "delete"] {
+            assert!(
+                !n1(
+                    &attrs(verb, Kind::PersistentVolume, None, Some("pv1")),
+                    None,
+                    &referenced
+                )
+                .allowed()
+            );
+            assert!(
+                !n1(
+                    &attrs(verb, Kind::PersistentVolumeClaim, Some("d"), Some("data")),
+                    None,
+                    &referenced
+                )
+                .allowed()
+            );
+        }
+        assert!(
+            !n1(
+                &attrs("get", Kind::StorageClass, None, Some("standard")),
+                None,
+                &none
+            )
+            .allowed()
+        );
+        assert_eq!(needs(&claim), Need::Referenced);
+        assert_eq!(needs(&volume), Need::Volume { name: "pv1".into() });
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tracing::{Instrument as _, info, info_span, warn};
 use super::runtime::{Context, Informers};
 use super::{
     daemonset, deployment, disruption, endpoints, hpa, namespace, nodes, quota, replicaset,
-    serviceaccounts, statefulset,
+    serviceaccounts, statefulset, volumes,
 };
 use crate::apiserver::ApiServer;
 use crate::scheduler;
@@ -111,6 +111,7 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
         "serviceaccounts",
         serviceaccounts::run(ctx.clone()),
     );
+    spawn(&mut set, "volumes", volumes::run(ctx.clone()));
     spawn(&mut set, "hpa", hpa::run(ctx, config.hpa));
     while set.join_next().await.is_some() {}
     info!("controllers stopped");

@@ -3,7 +3,8 @@
 //! from the shared informers and writes its decisions through the API:
 //! Deployments → ReplicaSets → Pods, DaemonSets, StatefulSets, Endpoints, node lifecycle,
 //! the horizontal pod autoscaler, namespace deletion and every namespace's
-//! default ServiceAccount. The scheduler lives beside them
+//! default ServiceAccount, and the PV controller with jotasu's local
+//! provisioner. The scheduler lives beside them
 //! ([`crate::scheduler`]); [`manager`] starts them all.
 
 pub mod daemonset;
@@ -19,3 +20,4 @@ pub mod replicaset;
 pub mod runtime;
 pub mod serviceaccounts;
 pub mod statefulset;
+pub mod volumes;

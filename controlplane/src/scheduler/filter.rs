@@ -42,6 +42,8 @@ pub struct PodNeeds<'a> {
     pub tolerations: &'a [Toleration],
     /// Its controller (hash of the uid), for spreading.
     pub owner: Option<u64>,
+    /// What its PersistentVolumeClaims ask of the node.
+    pub volumes: Option<&'a super::volumes::VolumeNeeds>,
 }
 
 impl<'a> PodNeeds<'a> {
@@ -52,6 +54,7 @@ impl<'a> PodNeeds<'a> {
             node_selector: &pod.spec.node_selector,
             tolerations: &pod.spec.tolerations,
             owner: owner_of(pod),
+            volumes: None,
         }
     }
 }
@@ -70,6 +73,8 @@ pub enum Unfit {
     Selector,
     /// A rule of [`super::constraints`] (affinity, spread) is broken.
     Rule(Broken),
+    /// Its volumes cannot be used or provisioned there.
+    Volume(super::volumes::VolumeUnfit),
     /// Requests do not fit.
     Resources {
         /// Not enough CPU.
@@ -162,6 +167,9 @@ pub fn check(node: &NodeInfo, pod: &PodNeeds<'_>) -> Result<(), Unfit> {
             return Err(Unfit::Selector);
         }
     }
+    if let Some(v) = pod.volumes {
+        super::volumes::check(n, v).map_err(Unfit::Volume)?;
+    }
     let want = pod.usage.requests;
     let free = node.allocatable - node.used.requests;
     let cpu = want.cpu_millis > 0 && want.cpu_millis > free.cpu_millis;
@@ -180,6 +188,7 @@ pub fn reasons(unfit: Unfit, node: &NodeInfo) -> Vec<String> {
         Unfit::Unschedulable => vec![UNSCHEDULABLE.to_owned()],
         Unfit::Selector => vec![SELECTOR_MISMATCH.to_owned()],
         Unfit::Rule(broken) => vec![broken.reason().to_owned()],
+        Unfit::Volume(v) => vec![v.reason().to_owned()],
         Unfit::Taint(i) => {
             let taint = node.node.as_ref().and_then(|n| n.spec.taints.get(i));
             let (key, value) = taint.map_or(("", ""), |t| {

@@ -9,6 +9,8 @@
 //! their binding shows ([`nodes`]); bindings are written in batches. A pod
 //! no node can take gets PodScheduled=False, reason Unschedulable, and is
 //! retried when room may have appeared ([`queue`], [`state`], [`runner`]).
+//! Pods with PersistentVolumeClaims go where their volumes are, or where
+//! the local volumes they need can be provisioned ([`volumes`]).
 
 pub mod constraints;
 pub mod filter;
@@ -18,6 +20,7 @@ pub mod resources;
 mod runner;
 pub mod score;
 pub mod state;
+pub mod volumes;
 
 use crate::controllers::runtime::Context;
 use crate::store::Store;

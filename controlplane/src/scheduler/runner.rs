@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jotasu_api::{Node, Object, Pod, Time};
+use jotasu_api::kinds::storage::SELECTED_NODE;
+use jotasu_api::{Node, Object, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass, Time};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
@@ -56,6 +57,114 @@ fn on_node(s: &mut Scheduler, change: Change<Node>, nodes: &Informer<Node>) -> b
             true
         }
     }
+}
+
+fn on_claim(
+    s: &mut Scheduler,
+    change: Change<PersistentVolumeClaim>,
+    all: &Informer<PersistentVolumeClaim>,
+) -> bool {
+    match change {
+        Change::Applied { new, .. } => s.volumes.claim_applied(new),
+        Change::Deleted(c) => s.volumes.claim_deleted(&c),
+        Change::Resynced => {
+            s.volumes.claims.clear();
+            for c in all.list() {
+                s.volumes.claim_applied(c);
+            }
+        }
+    }
+    true
+}
+
+fn on_volume(
+    s: &mut Scheduler,
+    change: Change<PersistentVolume>,
+    all: &Informer<PersistentVolume>,
+) -> bool {
+    let map = &mut s.volumes.volumes;
+    match change {
+        Change::Applied { new, .. } => {
+            map.insert(new.metadata.name().to_owned(), new);
+        }
+        Change::Deleted(v) => {
+            map.remove(v.metadata.name());
+        }
+        Change::Resynced => {
+            *map = all
+                .list()
+                .into_iter()
+                .map(|v| (v.metadata.name().to_owned(), v))
+                .collect();
+        }
+    }
+    true
+}
+
+fn on_class(s: &mut Scheduler, change: Change<StorageClass>, all: &Informer<StorageClass>) -> bool {
+    let map = &mut s.volumes.classes;
+    match change {
+        Change::Applied { new, .. } => {
+            map.insert(new.metadata.name().to_owned(), new);
+        }
+        Change::Deleted(c) => {
+            map.remove(c.metadata.name());
+        }
+        Change::Resynced => {
+            *map = all
+                .list()
+                .into_iter()
+                .map(|c| (c.metadata.name().to_owned(), c))
+                .collect();
+        }
+    }
+    true
+}
+
+/// Records the node chosen for a claim's first pod
+/// (`volume.kubernetes.io/selected-node`), for the PV controller to
+/// provision its volume there.
+fn spawn_select<S: Store>(ctx: &Context<S>, selected: Vec<(String, String, String)>) {
+    let ctx = ctx.clone();
+    let task = async move {
+        for (namespace, claim, node) in selected {
+            let r = jotasu_api::ObjectRef {
+                kind: jotasu_api::Kind::PersistentVolumeClaim,
+                namespace: Some(namespace),
+                name: claim,
+            };
+            for _ in 0..3 {
+                let Ok(json) = ctx.api.get(&r).await else {
+                    break;
+                };
+                let Ok(Object::PersistentVolumeClaim(mut c)) =
+                    serde_json::from_str::<Object>(&json)
+                else {
+                    break;
+                };
+                if c.spec.volume_name.is_some()
+                    || c.metadata.annotations.contains_key(SELECTED_NODE)
+                {
+                    break;
+                }
+                c.metadata
+                    .annotations
+                    .insert(SELECTED_NODE.to_owned(), node.clone());
+                match ctx.apply(&[Object::PersistentVolumeClaim(c)]).await {
+                    Ok(_) => {
+                        debug!(claim = %r, %node, "selected the claim's node");
+                        break;
+                    }
+                    Err(ApiServerError::Conflict(_)) => {}
+                    Err(e) => {
+                        warn!(claim = %r, error = %e, "cannot record the claim's node");
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::spawn(task.instrument(info_span!("select-node")));
 }
 
 /// Takes in every change already broadcast, without waiting; `None` when
@@ -121,13 +230,28 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
     let mut shutdown = ctx.shutdown.clone();
     let pods = ctx.informers.pods.clone();
     let nodes = ctx.informers.nodes.clone();
+    let claims = ctx.informers.claims.clone();
+    let volumes = ctx.informers.volumes.clone();
+    let classes = ctx.informers.storage_classes.clone();
     let mut pods_rx = pods.subscribe();
     let mut nodes_rx = nodes.subscribe();
+    let mut claims_rx = claims.subscribe();
+    let mut volumes_rx = volumes.subscribe();
+    let mut classes_rx = classes.subscribe();
     tokio::select! {
-        () = async { pods.synced().await; nodes.synced().await } => {}
+        () = async {
+            pods.synced().await;
+            nodes.synced().await;
+            claims.synced().await;
+            volumes.synced().await;
+            classes.synced().await;
+        } => {}
         _ = shutdown.wait_for(|s| *s) => return,
     }
     let mut s = Scheduler::new(config.scoring);
+    on_claim(&mut s, Change::Resynced, &claims);
+    on_volume(&mut s, Change::Resynced, &volumes);
+    on_class(&mut s, Change::Resynced, &classes);
     s.resync_nodes(&nodes.list());
     s.resync_pods(&pods.list());
     info!(
@@ -155,8 +279,11 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
         match (
             drain(&mut pods_rx, |c| on_pod(&mut s, c, &pods)),
             drain(&mut nodes_rx, |c| on_node(&mut s, c, &nodes)),
+            drain(&mut claims_rx, |c| on_claim(&mut s, c, &claims)),
+            drain(&mut volumes_rx, |c| on_volume(&mut s, c, &volumes)),
+            drain(&mut classes_rx, |c| on_class(&mut s, c, &classes)),
         ) {
-            (Some(p), Some(n)) => freed |= p || n,
+            (Some(p), Some(n), Some(c), Some(v), Some(k)) => freed |= p || n || c || v || k,
             _ => break,
         }
         let now = Instant::now();
@@ -180,6 +307,9 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
             for u in decisions.unschedulable {
                 let _ = status_tx.send(u);
             }
+            if !decisions.selected.is_empty() {
+                spawn_select(&ctx, decisions.selected);
+            }
             if !decisions.bindings.is_empty() {
                 binds += 1;
                 spawn_bind(&ctx, decisions.bindings, done_tx.clone());
@@ -197,6 +327,18 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
             },
             c = next_change(&mut nodes_rx) => match c {
                 Some(c) => freed |= on_node(&mut s, c, &nodes),
+                None => break,
+            },
+            c = next_change(&mut claims_rx) => match c {
+                Some(c) => freed |= on_claim(&mut s, c, &claims),
+                None => break,
+            },
+            c = next_change(&mut volumes_rx) => match c {
+                Some(c) => freed |= on_volume(&mut s, c, &volumes),
+                None => break,
+            },
+            c = next_change(&mut classes_rx) => match c {
+                Some(c) => freed |= on_class(&mut s, c, &classes),
                 None => break,
             },
             Some((bindings, outcomes)) = done_rx.recv() => {

@@ -13,6 +13,7 @@ use super::filter::{PodNeeds, unschedulable_message};
 use super::nodes::Cluster;
 use super::queue::Queue;
 use super::score::{Candidate, pick};
+use super::volumes::{VolumeView, volume_needs};
 use crate::apiserver::{BindOutcome, Binding};
 use crate::controllers::runtime::status::{condition, is_terminating, node_of, set_condition};
 use crate::controllers::runtime::{Key, key_of};
@@ -29,6 +30,9 @@ pub struct Decisions {
     pub bindings: Vec<Binding>,
     /// Pods no node can take whose PodScheduled condition must say why.
     pub unschedulable: Vec<(Arc<Pod>, String)>,
+    /// Claims to record the chosen node on (`volume.kubernetes.io/selected-node`):
+    /// (namespace, claim, node).
+    pub selected: Vec<(String, String, String)>,
 }
 
 /// The cluster as the scheduler sees it and the pods it has to place.
@@ -38,6 +42,8 @@ pub struct Scheduler {
     pub cluster: Cluster,
     /// Pending pods.
     pub queue: Queue,
+    /// Claims, volumes and classes.
+    pub volumes: VolumeView,
     scoring: Scoring,
     candidates: Vec<Candidate>,
 }
@@ -64,6 +70,7 @@ fn same_needs(a: &Pod, b: &Pod) -> bool {
         // Inter-pod rules (its own and placed pods') look at these.
         && a.metadata.namespace == b.metadata.namespace
         && a.metadata.labels == b.metadata.labels
+        && a.spec.volumes == b.spec.volumes
 }
 
 /// Whether the pod's PodScheduled condition already says `message`.
@@ -102,6 +109,7 @@ impl Scheduler {
         Self {
             cluster: Cluster::new(),
             queue: Queue::new(),
+            volumes: VolumeView::default(),
             scoring,
             candidates: Vec::new(),
         }
@@ -187,7 +195,24 @@ impl Scheduler {
                 self.unschedulable(key, pod, message, &mut out);
                 continue;
             }
-            let needs = PodNeeds::of(&pod);
+            let nodes = self
+                .cluster
+                .slots()
+                .iter()
+                .filter_map(|s| s.node.as_deref());
+            let claims = match volume_needs(&pod, &self.volumes, nodes) {
+                Ok(c) => c,
+                Err(why) => {
+                    let message = format!(
+                        "0/{} nodes are available: {why}.",
+                        self.cluster.node_count()
+                    );
+                    self.unschedulable(key, pod, message, &mut out);
+                    continue;
+                }
+            };
+            let mut needs = PodNeeds::of(&pod);
+            needs.volumes = claims.as_ref();
             let (group, rules) = self.cluster.rules_for(&pod);
             match pick(
                 &mut self.cluster,
@@ -201,10 +226,19 @@ impl Scheduler {
                         .assume(key.clone(), slot, needs.usage, needs.owner, group);
                     let resource_version = pod.metadata.revision();
                     let (namespace, name) = key;
+                    let node = self.cluster.slots()[slot].name.clone();
+                    if let Some(c) = claims.as_ref().filter(|c| !c.to_select.is_empty()) {
+                        self.volumes.assume(&c.to_select, &node);
+                        out.selected.extend(
+                            c.to_select
+                                .iter()
+                                .map(|(ns, claim)| (ns.clone(), claim.clone(), node.clone())),
+                        );
+                    }
                     out.bindings.push(Binding {
                         namespace,
                         name,
-                        node: self.cluster.slots()[slot].name.clone(),
+                        node,
                         resource_version,
                     });
                 }

@@ -1,6 +1,7 @@
 //! An agent's view of one node (`ListRequest.node`, `WatchRequest.node`):
 //! Pods bound to the node (`spec.nodeName`), and the ConfigMaps and
-//! Secrets those Pods reference ([`references`]); every other kind is
+//! Secrets those Pods reference ([`references`]); PersistentVolumes pinned
+//! to the node (list only: its local volumes); every other kind is
 //! unaffected.
 //!
 //! **List.** Pods of the node; ConfigMaps / Secrets referenced by a Pod of
@@ -82,6 +83,18 @@ impl<S: Store> ApiServer<S> {
                     })
                     .await?;
                 Ok((items, scope.listed_at()))
+            }
+            // The node's local volumes: those its node affinity pins to it.
+            Kind::PersistentVolume => {
+                self.list_where(kind, namespace, selector, |kv| {
+                    let pv: jotasu_api::PersistentVolume = serde_json::from_slice(&kv.value)
+                        .map_err(|e| super::error::ApiServerError::Corrupt {
+                            key: String::from_utf8_lossy(&kv.key).into_owned(),
+                            reason: e.to_string(),
+                        })?;
+                    Ok(crate::controllers::volumes::matching::pinned_node(&pv) == Some(node))
+                })
+                .await
             }
             _ => self.list(kind, namespace, selector).await,
         }

@@ -55,6 +55,12 @@ pub struct Informers {
     pub namespaces: Informer<Namespace>,
     /// ServiceAccounts.
     pub service_accounts: Informer<ServiceAccount>,
+    /// PersistentVolumeClaims.
+    pub claims: Informer<jotasu_api::PersistentVolumeClaim>,
+    /// PersistentVolumes.
+    pub volumes: Informer<jotasu_api::PersistentVolume>,
+    /// StorageClasses.
+    pub storage_classes: Informer<jotasu_api::StorageClass>,
 }
 
 impl Informers {
@@ -75,6 +81,9 @@ impl Informers {
             hpas: Informer::start(api.clone(), shutdown.clone()),
             namespaces: Informer::start(api.clone(), shutdown.clone()),
             service_accounts: Informer::start(api.clone(), shutdown.clone()),
+            claims: Informer::start(api.clone(), shutdown.clone()),
+            volumes: Informer::start(api.clone(), shutdown.clone()),
+            storage_classes: Informer::start(api.clone(), shutdown.clone()),
         }
     }
 
@@ -94,6 +103,9 @@ impl Informers {
         self.hpas.synced().await;
         self.namespaces.synced().await;
         self.service_accounts.synced().await;
+        self.claims.synced().await;
+        self.volumes.synced().await;
+        self.storage_classes.synced().await;
     }
 }
 

@@ -1,0 +1,191 @@
+//! Storage admission: Kubernetes' DefaultStorageClass (a claim created
+//! without `storageClassName` gets the default class), the rules of
+//! updates to claims, volumes and classes (what may change once created),
+//! and the built-in class `standard` written at start. Plain functions
+//! over what the API server read.
+
+use jotasu_api::kinds::storage::{
+    DEFAULT_CLASS, IS_DEFAULT_CLASS, LOCAL_PROVISIONER, StorageClass,
+};
+use jotasu_api::validate::storage::{pv_update, pvc_update, storage_class_update};
+use jotasu_api::{Kind, Object, Outcome};
+
+use super::admit::Prepared;
+use super::error::{ApiResult, ApiServerError};
+
+/// The class every cluster has: `standard`, the default, provisioned by
+/// jotasu's local provisioner when a claim's first pod is scheduled.
+pub fn standard_class() -> Object {
+    let mut sc = StorageClass::default();
+    sc.metadata.name = Some(DEFAULT_CLASS.to_owned());
+    sc.metadata
+        .annotations
+        .insert(IS_DEFAULT_CLASS.to_owned(), "true".to_owned());
+    sc.provisioner = LOCAL_PROVISIONER.to_owned();
+    sc.reclaim_policy = Some("Delete".to_owned());
+    sc.volume_binding_mode = Some("WaitForFirstConsumer".to_owned());
+    Object::StorageClass(sc)
+}
+
+/// The default class among `classes`: the one annotated default; of
+/// several, the newest (then the first by name), as Kubernetes picks.
+pub fn default_class(classes: &[StorageClass]) -> Option<&StorageClass> {
+    classes.iter().filter(|c| c.is_default()).max_by(|a, b| {
+        let t = |c: &StorageClass| c.metadata.creation_timestamp.clone();
+        t(a).cmp(&t(b))
+            .then_with(|| b.metadata.name().cmp(a.metadata.name()))
+    })
+}
+
+/// Whether the apply creates a claim without a class.
+pub fn creates_classless_claims(prepared: &[Prepared]) -> bool {
+    prepared.iter().any(|p| {
+        p.outcome == Outcome::Created
+            && matches!(&p.object, Object::PersistentVolumeClaim(c) if c.spec.storage_class_name.is_none())
+    })
+}
+
+/// Gives every claim the apply creates without `storageClassName` the
+/// default class of `stored` and the classes the apply brings (none when
+/// there is no default: the claim binds only volumes without a class).
+pub fn assign_default_class(prepared: &mut [Prepared], stored: &[StorageClass]) {
+    let mut classes: Vec<StorageClass> = stored.to_vec();
+    for p in prepared.iter() {
+        if let Object::StorageClass(c) = &p.object {
+            classes.retain(|s| s.metadata.name() != c.metadata.name());
+            classes.push(c.clone());
+        }
+    }
+    let Some(default) = default_class(&classes).map(|c| c.metadata.name().to_owned()) else {
+        return;
+    };
+    for p in prepared.iter_mut() {
+        if p.outcome != Outcome::Created {
+            continue;
+        }
+        if let Object::PersistentVolumeClaim(c) = &mut p.object
+            && c.spec.storage_class_name.is_none()
+        {
+            c.spec.storage_class_name = Some(default.clone());
+        }
+    }
+}
+
+/// Refuses an update that changes what may not change (Kubernetes' update
+/// validation of claims, volumes and classes).
+pub fn check_update(new: &Object, old: &Object) -> ApiResult<()> {
+    let errs = match (new, old) {
+        (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => pvc_update(a, b),
+        (Object::PersistentVolume(a), Object::PersistentVolume(b)) => pv_update(a, b),
+        (Object::StorageClass(a), Object::StorageClass(b)) => storage_class_update(a, b),
+        _ => return Ok(()),
+    };
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let r = new.object_ref();
+    let lines: Vec<String> = errs.iter().map(|e| format!("{r}: {e}")).collect();
+    Err(ApiServerError::Invalid(lines.join("\n")))
+}
+
+impl<S: crate::store::Store> super::ApiServer<S> {
+    /// Reads the StorageClasses (when the apply creates claims without a
+    /// class) and gives those claims the default class; returns the keys
+    /// read with their revisions, so the commit holds them unchanged.
+    pub(super) async fn admit_storage(
+        &self,
+        prepared: &mut [Prepared],
+    ) -> ApiResult<Vec<(Vec<u8>, crate::store::Revision)>> {
+        if !creates_classless_claims(prepared) {
+            return Ok(Vec::new());
+        }
+        let range = self
+            .store
+            .range(&super::keys::kind_prefix(Kind::StorageClass, None), None)
+            .await?;
+        let mut classes = Vec::new();
+        let mut read = Vec::new();
+        for kv in &range.kvs {
+            if let Object::StorageClass(c) = super::decode(kv)? {
+                classes.push(c);
+                read.push((kv.key.clone(), kv.mod_revision));
+            }
+        }
+        assign_default_class(prepared, &classes);
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jotasu_api::Time;
+    use serde_json::json;
+
+    fn claim(class: Option<&str>) -> Prepared {
+        let mut v = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "c", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        if let Some(c) = class {
+            v["spec"]["storageClassName"] = json!(c);
+        }
+        Prepared {
+            object: serde_json::from_value(v).unwrap(),
+            outcome: Outcome::Created,
+            expected: 0,
+        }
+    }
+
+    fn class_of(p: &Prepared) -> Option<String> {
+        match &p.object {
+            Object::PersistentVolumeClaim(c) => c.spec.storage_class_name.clone(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn claims_without_a_class_get_the_newest_default() {
+        let Object::StorageClass(standard) = standard_class() else {
+            panic!()
+        };
+        let mut newer = standard.clone();
+        newer.metadata.name = Some("fast".into());
+        newer.metadata.creation_timestamp = Some(Time::from_unix_seconds(200));
+        let mut plain = standard.clone();
+        plain.metadata.name = Some("plain".into());
+        plain.metadata.annotations.clear();
+        let mut p = vec![claim(None), claim(Some("")), claim(Some("gold"))];
+        assign_default_class(&mut p, &[standard.clone(), newer, plain.clone()]);
+        assert_eq!(class_of(&p[0]).as_deref(), Some("fast"));
+        assert_eq!(
+            class_of(&p[1]).as_deref(),
+            Some(""),
+            "\"\" asks for no class"
+        );
+        assert_eq!(class_of(&p[2]).as_deref(), Some("gold"));
+        // No default: the claim keeps no class.
+        let mut p = vec![claim(None)];
+        assign_default_class(&mut p, &[plain]);
+        assert_eq!(class_of(&p[0]), None);
+        // An update is not defaulted.
+        let mut p = vec![claim(None)];
+        p[0].outcome = Outcome::Configured;
+        assign_default_class(&mut p, &[standard]);
+        assert_eq!(class_of(&p[0]), None);
+    }
+
+    #[test]
+    fn a_bound_claims_spec_cannot_change() {
+        let old = claim(Some("standard")).object;
+        let mut new = old.clone();
+        if let Object::PersistentVolumeClaim(c) = &mut new {
+            c.spec.access_modes = vec!["ReadOnlyMany".into()];
+        }
+        let e = check_update(&new, &old).unwrap_err().to_string();
+        assert!(
+            e.contains("spec: Forbidden: spec is immutable after creation"),
+            "{e}"
+        );
+        assert!(check_update(&old, &old).is_ok());
+    }
+}
