@@ -283,3 +283,114 @@ async fn statefulset_order_identity_and_updates() {
         run.stderr
     );
 }
+
+/// Each pod's claim, from the default class (WaitForFirstConsumer, the
+/// local provisioner), keeps what the pod wrote: every start appends a
+/// line, and the identity file is written once.
+const DB: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: jotasu.local/busybox:latest
+        command: ["sh", "-c", "[ -f /data/id ] || hostname > /data/id; echo start >> /data/starts; touch /tmp/ready; exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+        readinessProbe:
+          exec: {command: ["test", "-f", "/tmp/ready"]}
+          periodSeconds: 1
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Mi}}
+"#;
+
+/// (identity file, number of starts) of pod `name`'s volume.
+fn volume(h: &Harness, name: &str) -> (String, usize) {
+    try_volume(h, name).unwrap_or_else(|| panic!("cannot read the volume of {name}"))
+}
+
+/// [`volume`], or None while the pod's node does not answer.
+fn try_volume(h: &Harness, name: &str) -> Option<(String, usize)> {
+    let read = |file: &str| {
+        let run = h.ctl.at(&h.server, &["exec", name, "--", "cat", file]);
+        (run.code == 0).then_some(run.stdout)
+    };
+    let id = read("/data/id")?;
+    let starts = read("/data/starts")?;
+    Some((id.trim().to_owned(), starts.lines().count()))
+}
+
+async fn db_ready(h: &Harness, name: &str) {
+    eventually(&format!("{name} Ready"), SETTLE, || async {
+        h.pod(name)
+            .await
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(ready)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_claims_outlive_pods_scaling_and_node_restarts() {
+    if !require_root("statefulset_claims_outlive_pods_scaling_and_node_restarts") {
+        return;
+    }
+    let mut h = Harness::start(ClusterOptions::default()).await;
+    h.apply(DB);
+    h.ready_pods("app=db", 2).await;
+    assert_eq!(volume(&h, "db-0"), ("db-0".to_owned(), 1));
+    assert_eq!(volume(&h, "db-1"), ("db-1".to_owned(), 1));
+    let claims = h.ctl(&["get", "pvc", "--no-headers"]);
+    for claim in ["data-db-0", "data-db-1"] {
+        assert!(
+            claims
+                .lines()
+                .any(|l| l.starts_with(claim) && l.contains("Bound")),
+            "{claims}"
+        );
+    }
+
+    // A deleted pod comes back to its own volume.
+    h.ctl(&["delete", "pod", "db-0"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    db_ready(&h, "db-0").await;
+    assert_eq!(volume(&h, "db-0"), ("db-0".to_owned(), 2));
+
+    // Scale down: db-1 goes, its claim stays (Retain); back up, it finds it.
+    h.ctl(&["scale", "statefulset", "db", "--replicas=1"]);
+    h.ready_pods("app=db", 1).await;
+    assert!(
+        h.ctl(&["get", "pvc", "data-db-1", "--no-headers"])
+            .contains("Bound")
+    );
+    h.ctl(&["scale", "statefulset", "db", "--replicas=2"]);
+    h.ready_pods("app=db", 2).await;
+    assert_eq!(volume(&h, "db-1"), ("db-1".to_owned(), 2));
+
+    // The node restarts (agent and containers killed): the content stays.
+    h.cluster.stop_node(0).await.expect("the node stops");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.cluster.start_node(0).expect("the node starts");
+    eventually("db-0 restarted on its volume", SETTLE, || async {
+        let p = h.pod("db-0").await.filter(ready)?;
+        let (id, starts) = try_volume(&h, p.metadata.name())?;
+        (starts >= 3).then_some((id, starts))
+    })
+    .await;
+    assert_eq!(volume(&h, "db-0").0, "db-0");
+    db_ready(&h, "db-1").await;
+    let (id, starts) = volume(&h, "db-1");
+    assert_eq!(id, "db-1");
+    assert!(starts >= 2, "db-1 started {starts} times");
+}

@@ -13,7 +13,24 @@ pub(super) fn stateful_set(d: &StatefulSet, errs: &mut Vec<FieldError>) {
     let spec = FieldPath::new("spec");
     let s = &d.spec;
     non_negative(s.replicas, &spec.field("replicas"), errs);
-    selector_and_template(&s.selector, &s.template, &spec, "statefulset", errs);
+    // The pods mount their claims as volumes named after the templates.
+    let mut template = s.template.clone();
+    for t in &s.volume_claim_templates {
+        let name = t.metadata.name();
+        if !template.spec.volumes.iter().any(|v| v.name == name) {
+            template.spec.volumes.push(crate::kinds::volumes::Volume {
+                name: name.to_owned(),
+                persistent_volume_claim: Some(
+                    crate::kinds::volumes::PersistentVolumeClaimVolumeSource {
+                        claim_name: name.to_owned(),
+                        read_only: None,
+                    },
+                ),
+                ..crate::kinds::volumes::Volume::default()
+            });
+        }
+    }
+    selector_and_template(&s.selector, &template, &spec, "statefulset", errs);
     non_negative(
         s.revision_history_limit,
         &spec.field("revisionHistoryLimit"),
