@@ -10,23 +10,25 @@ use jotasu_api::{Object, Pod, PodDisruptionBudget};
 
 use crate::apiserver::ApiResult;
 use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, now_seconds, work,
+    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, now_seconds, run_keyed,
 };
 use crate::store::Store;
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for b in ctx.informers.disruption_budgets.list() {
-        queue.add(key_of(&*b));
-    }
-    work("disruption", &queue, ctx.shutdown.clone(), |key| {
-        let ctx = ctx.clone();
+    let initial = ctx
+        .informers
+        .disruption_budgets
+        .list()
+        .iter()
+        .map(|b| key_of(&**b))
+        .collect();
+    let c = ctx.clone();
+    run_keyed(ctx, "disruption", initial, feed, move |key| {
+        let ctx = c.clone();
         async move { sync(&ctx, &key).await }
     })
     .await;
-    feeder.abort();
 }
 
 /// Turns budget changes, and changes of pods a budget selects, into keys.

@@ -19,24 +19,26 @@ use crate::apiserver::{ApiResult, ApiServerError};
 use crate::controllers::runtime::status::is_active;
 use crate::controllers::runtime::{
     CATCH_UP, Change, Context, Informer, Key, WorkQueue, controlled_by, key_of, next_change,
-    now_seconds, work,
+    now_seconds, run_keyed,
 };
 use crate::store::Store;
 use plan::{Failure, claim, plan_replica_set, pod_from_template, replica_set_status};
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for rs in ctx.informers.replica_sets.list() {
-        queue.add(key_of(&*rs));
-    }
-    work("replicaset", &queue, ctx.shutdown.clone(), |key| {
-        let ctx = ctx.clone();
+    let initial = ctx
+        .informers
+        .replica_sets
+        .list()
+        .iter()
+        .map(|rs| key_of(&**rs))
+        .collect();
+    let c = ctx.clone();
+    run_keyed(ctx, "replicaset", initial, feed, move |key| {
+        let ctx = c.clone();
         async move { sync(&ctx, &key).await }
     })
     .await;
-    feeder.abort();
 }
 
 /// Turns ReplicaSet and Pod changes into keys to reconcile.

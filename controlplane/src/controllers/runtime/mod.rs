@@ -131,6 +131,32 @@ impl<S> Clone for Context<S> {
     }
 }
 
+/// Runs a keyed controller until shutdown: `feed` (a task of its own)
+/// turns cache changes into keys, `initial` keys are queued first, and
+/// `sync` reconciles one key at a time ([`work`]: retries with back-off,
+/// requeues when asked).
+pub async fn run_keyed<S, Feed, FeedFut, Sync, SyncFut>(
+    ctx: Context<S>,
+    name: &'static str,
+    initial: Vec<Key>,
+    feed: Feed,
+    sync: Sync,
+) where
+    S: Store,
+    Feed: FnOnce(Context<S>, WorkQueue<Key>) -> FeedFut,
+    FeedFut: std::future::Future<Output = ()> + Send + 'static,
+    Sync: FnMut(Key) -> SyncFut,
+    SyncFut: std::future::Future<Output = ApiResult<Option<Duration>>>,
+{
+    let queue = WorkQueue::new();
+    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
+    for key in initial {
+        queue.add(key);
+    }
+    work(name, &queue, ctx.shutdown.clone(), sync).await;
+    feeder.abort();
+}
+
 /// How long a runner waits for its cache to show its own writes.
 pub const CATCH_UP: Duration = Duration::from_secs(5);
 

@@ -20,7 +20,7 @@ use crate::apiserver::{ApiResult, ApiServerError};
 use crate::controllers::runtime::status::{is_available, is_ready};
 use crate::controllers::runtime::{
     CATCH_UP, Change, Context, Key, WorkQueue, controlled_by, key_of, next_change, now_seconds,
-    work,
+    run_keyed,
 };
 use crate::store::Store;
 use plan::{Revisions, revision_of};
@@ -28,17 +28,19 @@ use revisions::{plan_revisions, template_of};
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for set in ctx.informers.stateful_sets.list() {
-        queue.add(key_of(&*set));
-    }
-    work("statefulset", &queue, ctx.shutdown.clone(), |key| {
-        let ctx = ctx.clone();
+    let initial = ctx
+        .informers
+        .stateful_sets
+        .list()
+        .iter()
+        .map(|s| key_of(&**s))
+        .collect();
+    let c = ctx.clone();
+    run_keyed(ctx, "statefulset", initial, feed, move |key| {
+        let ctx = c.clone();
         async move { sync(&ctx, &key).await }
     })
     .await;
-    feeder.abort();
 }
 
 /// Turns StatefulSet and Pod changes into keys to reconcile.
