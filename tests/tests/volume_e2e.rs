@@ -101,30 +101,32 @@ async fn bound(h: &Harness, name: &str) -> (PersistentVolumeClaim, PersistentVol
 
 /// The node a volume's affinity pins it to.
 fn pinned(v: &PersistentVolume) -> String {
-    let term = &v
+    let terms = v
         .spec
         .node_affinity
         .as_ref()
-        .unwrap()
-        .required
-        .as_ref()
-        .unwrap()
-        .node_selector_terms[0];
-    term.match_expressions[0].values[0].clone()
+        .and_then(|a| a.required.as_ref())
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    terms
+        .first()
+        .and_then(|t| t.match_expressions.first())
+        .and_then(|r| r.values.first())
+        .cloned()
+        .expect("a local volume pinned to a node")
 }
 
+/// Deletes `kind/name` and waits until it is gone.
 async fn gone(h: &Harness, what: &str, kind: &str, name: &str) {
     h.ctl(&["delete", kind, name]);
+    let kind = Kind::from_name(kind).expect("a known kind");
+    let at = jotasu_api::ObjectRef {
+        kind,
+        namespace: kind.namespaced().then(|| "default".to_owned()),
+        name: name.to_owned(),
+    };
     eventually(what, SETTLE, || async {
-        let r = jotasu_api::ObjectRef {
-            kind: Kind::from_name(kind).unwrap(),
-            namespace: Kind::from_name(kind)
-                .unwrap()
-                .namespaced()
-                .then(|| "default".to_owned()),
-            name: name.to_owned(),
-        };
-        h.client.get(&r).await.is_err().then_some(())
+        h.client.get(&at).await.is_err().then_some(())
     })
     .await;
 }
@@ -176,7 +178,11 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     let (c, v) = bound(&h, "data").await;
     assert_eq!(pinned(&v), node, "provisioned on the pod's node");
     assert_eq!(c.spec.storage_class_name.as_deref(), Some("standard"));
-    let index = h.node_names().iter().position(|n| *n == node).unwrap();
+    let index = h
+        .node_names()
+        .iter()
+        .position(|n| *n == node)
+        .expect("the pod's node is a node of the cluster");
     let dir: PathBuf = h.cluster.nodes()[index]
         .state_dir()
         .join("volumes")
@@ -206,7 +212,11 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     // The pod goes; a new one (placed freely) lands on the volume's node
     // and reads what the first wrote; one asked onto the other node waits.
     gone(&h, "the writer deleted", "pod", "writer").await;
-    let other = h.node_names().into_iter().find(|n| *n != node).unwrap();
+    let other = h
+        .node_names()
+        .into_iter()
+        .find(|n| *n != node)
+        .expect("a second node");
     h.apply(&pod("elsewhere", "data", "sleep 3600", Some(&other)));
     h.apply(&pod("reader", "data", "sleep 3600", None));
     let reader = eventually("the reader Ready", SETTLE, || async {
@@ -261,7 +271,7 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     })
     .await;
     let (_, kept) = bound(&h, "kept").await;
-    let kept_dir = PathBuf::from(&kept.spec.local.as_ref().unwrap().path);
+    let kept_dir = PathBuf::from(&kept.spec.local.as_ref().expect("a local volume").path);
     gone(&h, "the retainer deleted", "pod", "retainer").await;
     gone(&h, "claim kept deleted", "pvc", "kept").await;
     let released = eventually("the kept volume Released", SETTLE, || async {

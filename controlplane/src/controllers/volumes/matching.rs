@@ -96,6 +96,43 @@ pub fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> bool {
             .is_none_or(|s| s.matches(&pv.metadata.labels))
 }
 
+/// Why the volume a claim names cannot be bound to it (Kubernetes'
+/// `Cannot bind to requested volume` reasons), or None when it can.
+pub fn mismatch(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> Option<&'static str> {
+    if pv.spec.claim_ref.is_some() && !reserved_for(pv, claim) {
+        return Some("volume is already bound to a different claim");
+    }
+    if pv.class() != claim.class() {
+        return Some("storageClassName does not match");
+    }
+    if !claim
+        .spec
+        .access_modes
+        .iter()
+        .all(|m| pv.spec.access_modes.contains(m))
+    {
+        return Some("incompatible accessMode");
+    }
+    if pv.capacity_bytes() < claim.requested_bytes() {
+        return Some("requested PV is too small");
+    }
+    if pv.spec.volume_mode != claim.spec.volume_mode {
+        return Some("incompatible volumeMode");
+    }
+    if !claim
+        .spec
+        .selector
+        .as_ref()
+        .is_none_or(|s| s.matches(&pv.metadata.labels))
+    {
+        return Some("the volume's labels do not match the claim's selector");
+    }
+    if matches!(pv.phase(), "Released" | "Failed") || pv.metadata.deletion_timestamp.is_some() {
+        return Some("the volume is released or being deleted");
+    }
+    None
+}
+
 /// The smallest volume of `volumes` that satisfies `claim` (a volume
 /// reserved for it first) and, when given, can be used from `node`.
 pub fn best_volume<'a>(

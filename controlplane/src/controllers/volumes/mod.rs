@@ -126,8 +126,8 @@ async fn run_action<S: Store>(ctx: &Context<S>, action: Action) -> ApiResult<()>
         } => {
             let (pv, pvc) = (volume.metadata.name().to_owned(), claim_ref(&claim));
             ctx.apply(&[
-                Object::PersistentVolume(volume),
-                Object::PersistentVolumeClaim(claim),
+                Object::PersistentVolume(*volume),
+                Object::PersistentVolumeClaim(*claim),
             ])
             .await?;
             if created {
@@ -139,13 +139,14 @@ async fn run_action<S: Store>(ctx: &Context<S>, action: Action) -> ApiResult<()>
         Action::ClaimStatus(c) => {
             let phase = c.phase().to_owned();
             let r = claim_ref(&c);
-            ctx.update_status(&Object::PersistentVolumeClaim(c)).await?;
+            ctx.update_status(&Object::PersistentVolumeClaim(*c))
+                .await?;
             debug!(claim = %r, %phase, "claim status written");
         }
         Action::VolumeStatus(v) => {
             let phase = v.phase().to_owned();
             let name = v.metadata.name().to_owned();
-            ctx.update_status(&Object::PersistentVolume(v)).await?;
+            ctx.update_status(&Object::PersistentVolume(*v)).await?;
             debug!(volume = %name, %phase, "volume status written");
         }
         Action::Delete(pv) => reclaim(ctx, &pv).await?,
