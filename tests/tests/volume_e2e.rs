@@ -2,8 +2,9 @@
 //! and two agents in namespaces of this run, [`Harness`]): a claim of the
 //! default class is provisioned on the node its first pod landed on, its
 //! content is kept across the pod's deletion and its agent's restart, later
-//! pods follow it to that node, reclaim Delete removes the directory and
-//! Retain keeps it, and claims that cannot be satisfied say why.
+//! pods follow it to that node, a claim deleted while used waits for its
+//! pods, reclaim Delete removes the directory and Retain keeps it, and
+//! claims that cannot be satisfied say why.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -294,10 +295,26 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
         "Retain keeps the directory"
     );
 
-    // Delete: the claim goes, then the volume, then its directory.
+    // pvc-protection: deleting the claim while pods use it only marks it;
+    // the running pod keeps its data.
+    h.ctl(&["delete", "pvc", "data"]);
+    let marked = claim(&h, "data")
+        .await
+        .expect("the claim is kept while used");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let row = h.ctl(&["get", "pvc", "data"]);
+    assert!(row.contains("Terminating"), "{row}");
+    assert_eq!(
+        h.ctl(&["exec", "after-restart", "--", "cat", "/data/file"]),
+        "kept-across-pods\n"
+    );
+    // Delete: the pods go, then the claim, the volume and its directory.
     gone(&h, "after-restart deleted", "pod", "after-restart").await;
     gone(&h, "elsewhere deleted", "pod", "elsewhere").await;
-    gone(&h, "claim data deleted", "pvc", "data").await;
+    eventually("claim data gone with its pods", SETTLE, || async {
+        claim(&h, "data").await.is_none().then_some(())
+    })
+    .await;
     eventually("the data volume deleted", SETTLE, || async {
         volume(&h, v.metadata.name()).await.is_none().then_some(())
     })

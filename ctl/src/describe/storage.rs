@@ -100,7 +100,7 @@ pub fn persistent_volume_claim(pvc: &PersistentVolumeClaim, pods: &[Pod]) -> Str
         "StorageClass",
         pvc.spec.storage_class_name.as_deref().unwrap_or(""),
     );
-    w.field(0, "Status", pvc.phase());
+    w.field(0, "Status", crate::table::claim_phase(pvc));
     w.field(0, "Volume", pvc.spec.volume_name.as_deref().unwrap_or(""));
     w.labels_annotations(&pvc.metadata);
     let status = pvc.status.clone().unwrap_or_default();

@@ -80,10 +80,20 @@ pub(super) fn pv_row(pv: &PersistentVolume, age: String) -> Vec<String> {
     ]
 }
 
+/// A claim's STATUS as kubectl shows it: `Terminating` once deleted (while
+/// a pod still uses it), else its phase.
+pub fn claim_phase(pvc: &PersistentVolumeClaim) -> &str {
+    if pvc.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else {
+        pvc.phase()
+    }
+}
+
 pub(super) fn pvc_row(pvc: &PersistentVolumeClaim, age: String) -> Vec<String> {
     let status = pvc.status.as_ref();
     vec![
-        pvc.phase().to_owned(),
+        claim_phase(pvc).to_owned(),
         pvc.spec.volume_name.clone().unwrap_or_default(),
         status
             .and_then(|s| s.capacity.get(STORAGE))

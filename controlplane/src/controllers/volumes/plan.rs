@@ -58,6 +58,8 @@ pub enum Action {
     /// A released volume the local provisioner made, to delete (reclaim
     /// policy Delete; its node's agent then removes the directory).
     Delete(Box<PersistentVolume>),
+    /// A claim deleted while a pod used it, now unused: delete it for good.
+    DeleteClaim(Box<PersistentVolumeClaim>),
 }
 
 /// Why a claim waits: (reason, message), Kubernetes' event's words.
@@ -67,7 +69,8 @@ fn is_deleting_claim(c: &PersistentVolumeClaim) -> bool {
     c.metadata.deletion_timestamp.is_some()
 }
 
-/// The claims `pods` name, by (namespace, name).
+/// The claims `pods` use, by (namespace, name): named by a pod that may
+/// still run ([`crate::apiserver::storage::uses_claim`]).
 pub fn claims_in_use<'a>(
     pods: impl IntoIterator<Item = &'a jotasu_api::Pod>,
 ) -> BTreeSet<(String, String)> {
@@ -78,6 +81,7 @@ pub fn claims_in_use<'a>(
                 .volumes
                 .iter()
                 .filter_map(|v| v.persistent_volume_claim.as_ref())
+                .filter(move |c| crate::apiserver::storage::uses_claim(p, &c.claim_name))
                 .map(move |c| (ns.clone(), c.claim_name.clone()))
         })
         .collect()
@@ -106,6 +110,14 @@ pub fn plan(world: World<'_>, now: &Time) -> Vec<Action> {
     });
     for claim in claims {
         if is_deleting_claim(claim) {
+            // Kept (pvc-protection) while a pod used it; now it may go.
+            let key = (
+                claim.metadata.namespace.clone().unwrap_or_default(),
+                claim.metadata.name().to_owned(),
+            );
+            if !world.in_use.contains(&key) {
+                actions.push(Action::DeleteClaim(Box::new(claim.clone())));
+            }
             continue;
         }
         match claim_step(claim, world, &mut free, &mut taken) {

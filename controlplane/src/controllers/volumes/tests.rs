@@ -379,3 +379,21 @@ fn a_claim_naming_a_volume_of_another_class_says_so() {
         )]
     );
 }
+
+#[test]
+fn a_claim_deleted_while_in_use_goes_once_its_pods_are_gone() {
+    let mut c = claim("data", "1Gi", "");
+    c.metadata.deletion_timestamp = Some(Time::from_unix_seconds(5));
+    let mut case = Case {
+        claims: vec![Arc::new(c)],
+        volumes: vec![],
+        classes: vec![],
+        nodes: vec![],
+        in_use: [("default".to_owned(), "data".to_owned())].into(),
+    };
+    assert!(case.plan().is_empty(), "a pod still uses it");
+    case.in_use.clear();
+    assert!(
+        matches!(case.plan().as_slice(), [Action::DeleteClaim(c)] if c.metadata.name() == "data")
+    );
+}
