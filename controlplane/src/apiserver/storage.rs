@@ -314,4 +314,52 @@ mod tests {
             Err(ApiServerError::NotFound(_))
         ));
     }
+
+    /// A bad volume refuses the whole apply, in Kubernetes' words, and
+    /// nothing of it is written; a claim's spec cannot change once created.
+    #[tokio::test]
+    async fn bad_storage_objects_write_nothing() {
+        let (_dir, server) = super::super::bootstrap::test_server().await;
+        let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let bad = json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "escape"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "local": {"path": "/srv/../etc"}}});
+        let e = server
+            .apply(&[claim.to_string(), bad.to_string()], false)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("spec.local.path: Invalid value: \"/srv/../etc\": must not contain '..'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.nodeAffinity: Required value: Local volume requires node affinity"),
+            "{e}"
+        );
+        let r = jotasu_api::ObjectRef {
+            kind: Kind::PersistentVolumeClaim,
+            namespace: Some("default".into()),
+            name: "data".into(),
+        };
+        assert!(matches!(
+            server.get(&r).await,
+            Err(ApiServerError::NotFound(_))
+        ));
+        server
+            .apply(&[claim.to_string()], false)
+            .await
+            .expect("the claim alone");
+        let mut wider = claim.clone();
+        wider["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        let e = server
+            .apply(&[wider.to_string()], false)
+            .await
+            .expect_err("immutable")
+            .to_string();
+        assert!(e.contains("spec is immutable after creation"), "{e}");
+    }
 }
