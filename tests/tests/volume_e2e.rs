@@ -102,14 +102,7 @@ async fn bound(h: &Harness, name: &str) -> (PersistentVolumeClaim, PersistentVol
 
 /// The node a volume's affinity pins it to.
 fn pinned(v: &PersistentVolume) -> String {
-    let terms = v
-        .spec
-        .node_affinity
-        .as_ref()
-        .and_then(|a| a.required.as_ref())
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or_default();
-    terms
+    v.required_terms()
         .first()
         .and_then(|t| t.match_expressions.first())
         .and_then(|r| r.values.first())

@@ -363,6 +363,16 @@ impl PersistentVolume {
         self.spec.capacity.get(STORAGE).map_or(0, quantity_bytes)
     }
 
+    /// The node selector terms of its required node affinity (none: any node).
+    pub fn required_terms(&self) -> &[crate::kinds::affinity::NodeSelectorTerm] {
+        self.spec
+            .node_affinity
+            .as_ref()
+            .and_then(|a| a.required.as_ref())
+            .map(|r| r.node_selector_terms.as_slice())
+            .unwrap_or_default()
+    }
+
     /// The directory it is (`local.path` or `hostPath.path`).
     pub fn path(&self) -> Option<&str> {
         match (&self.spec.local, &self.spec.host_path) {

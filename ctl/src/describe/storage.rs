@@ -54,13 +54,7 @@ pub fn persistent_volume(pv: &PersistentVolume) -> String {
             .map(ToString::to_string)
             .unwrap_or_default(),
     );
-    let terms = pv
-        .spec
-        .node_affinity
-        .as_ref()
-        .and_then(|a| a.required.as_ref())
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or_default();
+    let terms = pv.required_terms();
     if terms.is_empty() {
         w.field(0, "Node Affinity", NONE);
     } else {

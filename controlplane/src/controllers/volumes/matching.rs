@@ -20,25 +20,17 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// Whether `pv` can be used from `node` (no node affinity: any node).
 pub fn usable_from(pv: &PersistentVolume, node: &Node) -> bool {
-    let Some(required) = pv
-        .spec
-        .node_affinity
-        .as_ref()
-        .and_then(|a| a.required.as_ref())
-    else {
-        return true;
-    };
-    required
-        .node_selector_terms
-        .iter()
-        .any(|t| t.matches(&node.metadata.labels, node.metadata.name()))
+    let terms = pv.required_terms();
+    terms.is_empty()
+        || terms
+            .iter()
+            .any(|t| t.matches(&node.metadata.labels, node.metadata.name()))
 }
 
 /// The one node a volume's affinity names by hostname (`kubernetes.io/hostname
 /// In [n]`), as the local provisioner writes it.
 pub fn pinned_node(pv: &PersistentVolume) -> Option<&str> {
-    let required = pv.spec.node_affinity.as_ref()?.required.as_ref()?;
-    let [term] = required.node_selector_terms.as_slice() else {
+    let [term] = pv.required_terms() else {
         return None;
     };
     term.match_expressions
