@@ -428,6 +428,25 @@ spec:
             .as_deref(),
         Some("by-hand\n")
     );
+    // The same claim mounted readOnly: readable, not writable.
+    h.apply(
+        &pod("read-only", "small", "sleep 3600", None)
+            .replace("{claimName: small}", "{claimName: small, readOnly: true}"),
+    );
+    eventually("read-only Ready", SETTLE, || async {
+        h.pod("read-only").await.filter(ready)
+    })
+    .await;
+    assert_eq!(
+        h.ctl(&["exec", "read-only", "--", "cat", "/data/f"]),
+        "by-hand\n"
+    );
+    let write = h.ctl.at(
+        &h.server,
+        &["exec", "read-only", "--", "sh", "-c", "echo x > /data/g"],
+    );
+    assert_ne!(write.code, 0, "a readOnly claim is mounted read-only");
+    assert!(!static_dir.join("g").exists());
     let table = h.ctl(&["get", "pv"]);
     assert!(
         table.contains("by-hand") && table.contains("default/small"),
