@@ -44,6 +44,20 @@ fn a_local_volume_a_claim_and_a_class_get_kubernetes_defaults() {
     assert_eq!(pvc.spec.volume_mode.as_deref(), Some("Filesystem"));
     assert_eq!(pvc.metadata.namespace.as_deref(), Some("default"));
     assert_eq!(pvc.requested_bytes(), 500 << 20);
+    assert_eq!(
+        pvc.spec.storage_class_name, None,
+        "admission gives the default"
+    );
+    let Object::PersistentVolumeClaim(beta) = object(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: c\n  annotations: {volume.beta.kubernetes.io/storage-class: ''}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n",
+    ) else {
+        panic!("not a PVC")
+    };
+    assert_eq!(
+        beta.spec.storage_class_name.as_deref(),
+        Some(""),
+        "the beta annotation names the class"
+    );
     let Object::StorageClass(sc) = object(
         "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast}\nprovisioner: example.com/fast\n",
     ) else {

@@ -2,8 +2,9 @@
 //! and two agents in namespaces of this run, [`Harness`]): a claim of the
 //! default class is provisioned on the node its first pod landed on, its
 //! content is kept across the pod's deletion and its agent's restart, later
-//! pods follow it to that node, reclaim Delete removes the directory and
-//! Retain keeps it, and claims that cannot be satisfied say why.
+//! pods follow it to that node, a claim deleted while used waits for its
+//! pods, reclaim Delete removes the directory and Retain keeps it, and
+//! claims that cannot be satisfied say why.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -101,30 +102,25 @@ async fn bound(h: &Harness, name: &str) -> (PersistentVolumeClaim, PersistentVol
 
 /// The node a volume's affinity pins it to.
 fn pinned(v: &PersistentVolume) -> String {
-    let term = &v
-        .spec
-        .node_affinity
-        .as_ref()
-        .unwrap()
-        .required
-        .as_ref()
-        .unwrap()
-        .node_selector_terms[0];
-    term.match_expressions[0].values[0].clone()
+    v.required_terms()
+        .first()
+        .and_then(|t| t.match_expressions.first())
+        .and_then(|r| r.values.first())
+        .cloned()
+        .expect("a local volume pinned to a node")
 }
 
+/// Deletes `kind/name` and waits until it is gone.
 async fn gone(h: &Harness, what: &str, kind: &str, name: &str) {
     h.ctl(&["delete", kind, name]);
+    let kind = Kind::from_name(kind).expect("a known kind");
+    let at = jotasu_api::ObjectRef {
+        kind,
+        namespace: kind.namespaced().then(|| "default".to_owned()),
+        name: name.to_owned(),
+    };
     eventually(what, SETTLE, || async {
-        let r = jotasu_api::ObjectRef {
-            kind: Kind::from_name(kind).unwrap(),
-            namespace: Kind::from_name(kind)
-                .unwrap()
-                .namespaced()
-                .then(|| "default".to_owned()),
-            name: name.to_owned(),
-        };
-        h.client.get(&r).await.is_err().then_some(())
+        h.client.get(&at).await.is_err().then_some(())
     })
     .await;
 }
@@ -176,7 +172,11 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     let (c, v) = bound(&h, "data").await;
     assert_eq!(pinned(&v), node, "provisioned on the pod's node");
     assert_eq!(c.spec.storage_class_name.as_deref(), Some("standard"));
-    let index = h.node_names().iter().position(|n| *n == node).unwrap();
+    let index = h
+        .node_names()
+        .iter()
+        .position(|n| *n == node)
+        .expect("the pod's node is a node of the cluster");
     let dir: PathBuf = h.cluster.nodes()[index]
         .state_dir()
         .join("volumes")
@@ -206,7 +206,11 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     // The pod goes; a new one (placed freely) lands on the volume's node
     // and reads what the first wrote; one asked onto the other node waits.
     gone(&h, "the writer deleted", "pod", "writer").await;
-    let other = h.node_names().into_iter().find(|n| *n != node).unwrap();
+    let other = h
+        .node_names()
+        .into_iter()
+        .find(|n| *n != node)
+        .expect("a second node");
     h.apply(&pod("elsewhere", "data", "sleep 3600", Some(&other)));
     h.apply(&pod("reader", "data", "sleep 3600", None));
     let reader = eventually("the reader Ready", SETTLE, || async {
@@ -261,7 +265,7 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
     })
     .await;
     let (_, kept) = bound(&h, "kept").await;
-    let kept_dir = PathBuf::from(&kept.spec.local.as_ref().unwrap().path);
+    let kept_dir = PathBuf::from(&kept.spec.local.as_ref().expect("a local volume").path);
     gone(&h, "the retainer deleted", "pod", "retainer").await;
     gone(&h, "claim kept deleted", "pvc", "kept").await;
     let released = eventually("the kept volume Released", SETTLE, || async {
@@ -284,10 +288,26 @@ async fn claim_content_outlives_pods_and_agent_restarts() {
         "Retain keeps the directory"
     );
 
-    // Delete: the claim goes, then the volume, then its directory.
+    // pvc-protection: deleting the claim while pods use it only marks it;
+    // the running pod keeps its data.
+    h.ctl(&["delete", "pvc", "data"]);
+    let marked = claim(&h, "data")
+        .await
+        .expect("the claim is kept while used");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let row = h.ctl(&["get", "pvc", "data"]);
+    assert!(row.contains("Terminating"), "{row}");
+    assert_eq!(
+        h.ctl(&["exec", "after-restart", "--", "cat", "/data/file"]),
+        "kept-across-pods\n"
+    );
+    // Delete: the pods go, then the claim, the volume and its directory.
     gone(&h, "after-restart deleted", "pod", "after-restart").await;
     gone(&h, "elsewhere deleted", "pod", "elsewhere").await;
-    gone(&h, "claim data deleted", "pvc", "data").await;
+    eventually("claim data gone with its pods", SETTLE, || async {
+        claim(&h, "data").await.is_none().then_some(())
+    })
+    .await;
     eventually("the data volume deleted", SETTLE, || async {
         volume(&h, v.metadata.name()).await.is_none().then_some(())
     })
@@ -408,6 +428,25 @@ spec:
             .as_deref(),
         Some("by-hand\n")
     );
+    // The same claim mounted readOnly: readable, not writable.
+    h.apply(
+        &pod("read-only", "small", "sleep 3600", None)
+            .replace("{claimName: small}", "{claimName: small, readOnly: true}"),
+    );
+    eventually("read-only Ready", SETTLE, || async {
+        h.pod("read-only").await.filter(ready)
+    })
+    .await;
+    assert_eq!(
+        h.ctl(&["exec", "read-only", "--", "cat", "/data/f"]),
+        "by-hand\n"
+    );
+    let write = h.ctl.at(
+        &h.server,
+        &["exec", "read-only", "--", "sh", "-c", "echo x > /data/g"],
+    );
+    assert_ne!(write.code, 0, "a readOnly claim is mounted read-only");
+    assert!(!static_dir.join("g").exists());
     let table = h.ctl(&["get", "pv"]);
     assert!(
         table.contains("by-hand") && table.contains("default/small"),

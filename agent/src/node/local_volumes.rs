@@ -106,7 +106,7 @@ pub fn present(dir: &Path) -> io::Result<BTreeSet<String>> {
 pub fn filesystem_size(dir: &Path) -> io::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let s = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
-    Ok(u64::from(s.blocks()).saturating_mul(u64::from(s.fragment_size())))
+    Ok(s.blocks().saturating_mul(s.fragment_size()))
 }
 
 /// Keeps the volume directories in step with the node's volumes until `stop`.

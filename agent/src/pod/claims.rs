@@ -8,6 +8,7 @@
 //! claim and the volume through the API and passes them here.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jotasu_api::{PersistentVolume, PersistentVolumeClaim};
@@ -125,6 +126,25 @@ pub fn claim_volume(
         }),
         (None, None) => Err(ClaimError::NoDirectory { volume }),
     }
+}
+
+/// A claim's directory made (the provisioner's own) or checked, then
+/// given to the pod's fsGroup.
+pub fn claim_directory(
+    path: &Path,
+    check: HostPathType,
+    provisioned: bool,
+    fs_group: Option<u32>,
+) -> io::Result<()> {
+    if provisioned {
+        crate::node::local_volumes::make_volume_dir(path)?;
+    } else {
+        crate::pod::volume_files::check_host_path(path, check)?;
+    }
+    if let Some(gid) = fs_group {
+        crate::pod::volumes::set_volume_ownership(path, gid, false)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -420,33 +420,30 @@ pub fn write_volumes(
     contents
         .iter()
         .map(|v| {
-            if let (VolumeKind::HostPath(check), Some(path)) = (v.kind, &v.host_path) {
-                check_host_path(path, check).map_err(|source| VolumeWriteError {
+            // A directory of the node itself: checked (or made), never written.
+            let on_node = match (v.kind, &v.host_path) {
+                (VolumeKind::HostPath(check), Some(path)) => {
+                    Some((path, check_host_path(path, check), false))
+                }
+                (
+                    VolumeKind::Claim {
+                        check,
+                        provisioned,
+                        read_only,
+                    },
+                    Some(path),
+                ) => Some((
+                    path,
+                    crate::pod::claims::claim_directory(path, check, provisioned, v.fs_group),
+                    read_only,
+                )),
+                _ => None,
+            };
+            if let Some((path, done, read_only)) = on_node {
+                done.map_err(|source| VolumeWriteError {
                     volume: v.name.clone(),
                     path: path.clone(),
                     source,
-                })?;
-                return Ok(MaterializedVolume {
-                    name: v.name.clone(),
-                    host_path: path.clone(),
-                    read_only: false,
-                });
-            }
-            if let (
-                VolumeKind::Claim {
-                    check,
-                    provisioned,
-                    read_only,
-                },
-                Some(path),
-            ) = (v.kind, &v.host_path)
-            {
-                claim_directory(path, check, provisioned, v.fs_group).map_err(|source| {
-                    VolumeWriteError {
-                        volume: v.name.clone(),
-                        path: path.clone(),
-                        source,
-                    }
                 })?;
                 return Ok(MaterializedVolume {
                     name: v.name.clone(),
@@ -467,25 +464,6 @@ pub fn write_volumes(
             })
         })
         .collect()
-}
-
-/// A claim's directory made (the provisioner's own) or checked, then
-/// given to the pod's fsGroup.
-fn claim_directory(
-    path: &Path,
-    check: HostPathType,
-    provisioned: bool,
-    fs_group: Option<u32>,
-) -> io::Result<()> {
-    if provisioned {
-        crate::node::local_volumes::make_volume_dir(path)?;
-    } else {
-        check_host_path(path, check)?;
-    }
-    if let Some(gid) = fs_group {
-        set_volume_ownership(path, gid, false)?;
-    }
-    Ok(())
 }
 
 fn write_volume(dir: &Path, v: &VolumeContent, ops: &impl VolumeOps) -> io::Result<()> {

@@ -4,7 +4,7 @@
 //! and report the status the pod logic computes.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jotasu_api::kinds::pod::RestartPolicy;
@@ -17,14 +17,13 @@ use tracing::{debug, info};
 
 use super::registry::{ContainerRecord, PodRecord, Registry};
 use super::sandbox::{self, PodId, Sandbox};
-use super::{NodeContext, ViewConfig, report};
+use super::{NodeContext, report};
 use crate::containerd::{Exit, TaskState};
 use crate::pod::backoff::{Backoff, RestartDecision, crash_loop_message};
 use crate::pod::probe::ContainerProbes;
 use crate::pod::status::{
     ContainerObservation, ObservedState, PodObservation, TerminatedState, reasons,
 };
-use crate::pod::volume_ops::HostVolumeOps;
 use crate::pod::volumes::MaterializedVolume;
 
 /// A container's exit, as its waiter saw it.
@@ -96,7 +95,7 @@ pub struct PodRun {
     pub(super) sidecars_stopping: Option<(usize, Instant)>,
     /// A regular init container failed under `restartPolicy: Never` (logged once).
     pub(super) init_failed: bool,
-    /// The volumes of the pod's claims, once read ([`super::claims`]).
+    /// The volumes of the pod's claims, once read ([`super::volumes`]).
     pub(super) claims: crate::pod::claims::ClaimVolumes,
 }
 
@@ -450,29 +449,6 @@ impl PodRun {
                     code.is_some() && !crate::pod::restart::should_restart(policy, code)
                 }
             })
-    }
-
-    async fn prepare_volumes(&mut self) -> Result<Vec<MaterializedVolume>, String> {
-        self.resolve_claims().await?;
-        self.write_volumes()
-    }
-
-    fn write_volumes(&self) -> Result<Vec<MaterializedVolume>, String> {
-        let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
-        let facts = self.node_facts();
-        let source = super::claims::WithClaims {
-            view: ViewConfig(&view),
-            claims: &self.claims,
-        };
-        let contents = crate::pod::volumes::plan_volumes(&self.pod, &source, &facts)
-            .map_err(|e| e.to_string())?;
-        drop(view);
-        crate::pod::volumes::write_volumes(
-            &self.ctx.config.pod_dir(&self.id.uid),
-            &contents,
-            &HostVolumeOps,
-        )
-        .map_err(|e| format!("MountVolume.SetUp failed: {e}"))
     }
 
     /// A container exited: record how (OOMKilled from the cgroup's

@@ -3,7 +3,6 @@
 //! restarts, graceful stop — and reports its status. The decisions come
 //! from [`crate::pod`]; this module does them.
 
-mod claims;
 mod containers;
 mod init;
 mod manager;
@@ -13,6 +12,7 @@ mod report;
 mod sandbox;
 mod start;
 mod stop;
+mod volumes;
 mod worker;
 
 use std::sync::Arc;

@@ -203,17 +203,9 @@ pub struct PersistentVolumeClaimSpec {
     pub volume_name: Option<String>,
 }
 
-/// A claim's size.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VolumeResourceRequirements {
-    /// The least size (`storage`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub requests: BTreeMap<String, Quantity>,
-    /// The most size (`storage`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub limits: BTreeMap<String, Quantity>,
-}
+/// A claim's size: `requests.storage` (the least) and `limits.storage`
+/// (the most), the same shape as a container's resources.
+pub type VolumeResourceRequirements = crate::kinds::pod::ResourceRequirements;
 
 /// A claim's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +363,16 @@ impl PersistentVolume {
         self.spec.capacity.get(STORAGE).map_or(0, quantity_bytes)
     }
 
+    /// The node selector terms of its required node affinity (none: any node).
+    pub fn required_terms(&self) -> &[crate::kinds::affinity::NodeSelectorTerm] {
+        self.spec
+            .node_affinity
+            .as_ref()
+            .and_then(|a| a.required.as_ref())
+            .map(|r| r.node_selector_terms.as_slice())
+            .unwrap_or_default()
+    }
+
     /// The directory it is (`local.path` or `hostPath.path`).
     pub fn path(&self) -> Option<&str> {
         match (&self.spec.local, &self.spec.host_path) {
@@ -399,10 +401,18 @@ pub fn quantity_bytes(q: &Quantity) -> u64 {
     u64::try_from(q.units().max(0)).unwrap_or(0)
 }
 
+/// The deprecated annotation older manifests name a class with; Kubernetes
+/// still reads it when `storageClassName` is unset, and so does jotasu.
+pub const BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
+
 /// Kubernetes' defaults of a PersistentVolume: `volumeMode: Filesystem`,
 /// reclaim policy `Retain` (the provisioner writes `Delete` or its
-/// class's policy on the volumes it makes).
+/// class's policy on the volumes it makes); the class from the beta
+/// annotation when `storageClassName` is unset.
 pub fn default_pv(pv: &mut PersistentVolume) {
+    if pv.spec.storage_class_name.is_none() {
+        pv.spec.storage_class_name = pv.metadata.annotations.get(BETA_STORAGE_CLASS).cloned();
+    }
     pv.spec
         .volume_mode
         .get_or_insert_with(|| FILESYSTEM.to_owned());
@@ -411,8 +421,13 @@ pub fn default_pv(pv: &mut PersistentVolume) {
         .get_or_insert_with(|| "Retain".to_owned());
 }
 
-/// Kubernetes' defaults of a claim: `volumeMode: Filesystem`.
+/// Kubernetes' defaults of a claim: `volumeMode: Filesystem`; the class
+/// from the beta annotation when `storageClassName` is unset (then no
+/// default class is given, as Kubernetes' admission reads it too).
 pub fn default_pvc(pvc: &mut PersistentVolumeClaim) {
+    if pvc.spec.storage_class_name.is_none() {
+        pvc.spec.storage_class_name = pvc.metadata.annotations.get(BETA_STORAGE_CLASS).cloned();
+    }
     pvc.spec
         .volume_mode
         .get_or_insert_with(|| FILESYSTEM.to_owned());

@@ -199,7 +199,7 @@ pub(super) fn storage_class(sc: &StorageClass, errs: &mut Vec<FieldError>) {
     } else if sc.provisioner.len() > 63 {
         errs.push(FieldError::new(
             &p,
-            "Too long: may not be more than 63 bytes".to_string(),
+            "Too long: may not be more than 63 bytes",
         ));
     } else if let Err(e) = names::qualified_name(&sc.provisioner.to_ascii_lowercase()) {
         errs.push(FieldError::invalid(&p, &sc.provisioner, e));

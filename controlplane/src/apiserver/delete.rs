@@ -99,14 +99,18 @@ fn termination(kv: &KeyValue, grace_seconds: Option<i64>) -> ApiResult<Option<Op
 
 impl<S: Store> ApiServer<S> {
     /// Deletes the object in `kv` at its mod revision, or marks a bound Pod
-    /// terminating (see [`ApiServer::delete_graceful`]).
+    /// (or a claim a pod uses) terminating (see [`ApiServer::delete_graceful`]).
     async fn remove(
         &self,
         kv: &KeyValue,
         grace_seconds: Option<i64>,
     ) -> Result<Removal, StoreError> {
-        let plan =
-            termination(kv, grace_seconds).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let plan = match self.protect_claim(kv).await? {
+            Some(protected) => Some(protected),
+            None => {
+                termination(kv, grace_seconds).map_err(|e| StoreError::Internal(e.to_string()))?
+            }
+        };
         match plan {
             None => {
                 self.store.delete_if(&kv.key, kv.mod_revision).await?;
@@ -165,7 +169,7 @@ impl<S: Store> ApiServer<S> {
             }
             match self.remove(&kv, grace_seconds).await {
                 Ok(Removal::Deleted) => break owned(&kv).and_then(|(_, m)| m.uid),
-                // Pods own nothing: no cascade while one terminates.
+                // Pods and claims own nothing: no cascade while one terminates.
                 Ok(Removal::Terminating | Removal::AlreadyTerminating) => {
                     return Ok(vec![r.clone()]);
                 }

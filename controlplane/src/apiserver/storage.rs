@@ -12,6 +12,7 @@ use jotasu_api::{Kind, Object, Outcome};
 
 use super::admit::Prepared;
 use super::error::{ApiResult, ApiServerError};
+use crate::store::{KeyValue, StoreError};
 
 /// The class every cluster has: `standard`, the default, provisioned by
 /// jotasu's local provisioner when a claim's first pod is scheduled.
@@ -88,7 +89,69 @@ pub fn check_update(new: &Object, old: &Object) -> ApiResult<()> {
     Err(ApiServerError::Invalid(lines.join("\n")))
 }
 
+/// Whether `pod` uses claim `name` of its namespace and may still run
+/// (not Succeeded or Failed): Kubernetes' pvc-protection keeps such a
+/// claim until the pod is gone.
+pub fn uses_claim(pod: &jotasu_api::Pod, name: &str) -> bool {
+    use jotasu_api::kinds::pod_status::PodPhase;
+    let done = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| matches!(p, PodPhase::Succeeded | PodPhase::Failed));
+    !done
+        && pod
+            .spec
+            .volumes
+            .iter()
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+            .any(|c| c.claim_name == name)
+}
+
 impl<S: crate::store::Store> super::ApiServer<S> {
+    /// `kubernetes.io/pvc-protection`, without finalizers: a claim some pod
+    /// of its namespace still uses is marked terminating
+    /// (`deletionTimestamp`) instead of deleted; the PV controller deletes
+    /// it once no pod uses it. `None`: not such a claim (delete as usual);
+    /// `Some(None)`: already marked; `Some(Some(json))`: mark it so.
+    pub(super) async fn protect_claim(
+        &self,
+        kv: &KeyValue,
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let internal = |e: ApiServerError| StoreError::Internal(e.to_string());
+        let Some((Kind::PersistentVolumeClaim, Some(namespace), name)) =
+            super::keys::split_key(&kv.key)
+        else {
+            return Ok(None);
+        };
+        let pods = self
+            .store
+            .range(&super::keys::kind_prefix(Kind::Pod, Some(namespace)), None)
+            .await?;
+        let mut used = false;
+        for p in &pods.kvs {
+            let Object::Pod(pod) = super::decode(p).map_err(internal)? else {
+                continue;
+            };
+            if uses_claim(&pod, name) {
+                used = true;
+                break;
+            }
+        }
+        if !used {
+            return Ok(None);
+        }
+        let Object::PersistentVolumeClaim(mut claim) = super::decode(kv).map_err(internal)? else {
+            return Ok(None);
+        };
+        if claim.metadata.deletion_timestamp.is_some() {
+            return Ok(Some(None));
+        }
+        claim.metadata.deletion_timestamp = Some(jotasu_api::Time::now());
+        let json = super::encode(&Object::PersistentVolumeClaim(claim)).map_err(internal)?;
+        Ok(Some(Some(json)))
+    }
+
     /// Reads the StorageClasses (when the apply creates claims without a
     /// class) and gives those claims the default class; returns the keys
     /// read with their revisions, so the commit holds them unchanged.
@@ -187,5 +250,116 @@ mod tests {
             "{e}"
         );
         assert!(check_update(&old, &old).is_ok());
+    }
+
+    /// Through a real API server: a claim gets the default class at
+    /// creation; deleting it while a pod uses it only marks it; once the
+    /// pod is gone, deleting it deletes it.
+    #[tokio::test]
+    async fn a_used_claim_is_only_marked_when_deleted() {
+        let (_dir, server) = super::super::bootstrap::test_server().await;
+        let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "x"}],
+                "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}});
+        server
+            .apply(&[claim.to_string(), pod.to_string()], false)
+            .await
+            .expect("applied");
+        let r = |kind, name: &str| jotasu_api::ObjectRef {
+            kind,
+            namespace: Some("default".into()),
+            name: name.into(),
+        };
+        let read = |json: String| -> jotasu_api::PersistentVolumeClaim {
+            match serde_json::from_str::<Object>(&json) {
+                Ok(Object::PersistentVolumeClaim(c)) => c,
+                other => panic!("not a claim: {other:?}"),
+            }
+        };
+        let stored = read(
+            server
+                .get(&r(Kind::PersistentVolumeClaim, "data"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(stored.spec.storage_class_name.as_deref(), Some("standard"));
+        server
+            .delete(&r(Kind::PersistentVolumeClaim, "data"), None)
+            .await
+            .expect("deleting is accepted");
+        let marked = read(
+            server
+                .get(&r(Kind::PersistentVolumeClaim, "data"))
+                .await
+                .unwrap(),
+        );
+        assert!(
+            marked.metadata.deletion_timestamp.is_some(),
+            "kept while the pod uses it"
+        );
+        server
+            .delete(&r(Kind::Pod, "p"), None)
+            .await
+            .expect("the pod goes");
+        server
+            .delete(&r(Kind::PersistentVolumeClaim, "data"), None)
+            .await
+            .expect("deleted");
+        assert!(matches!(
+            server.get(&r(Kind::PersistentVolumeClaim, "data")).await,
+            Err(ApiServerError::NotFound(_))
+        ));
+    }
+
+    /// A bad volume refuses the whole apply, in Kubernetes' words, and
+    /// nothing of it is written; a claim's spec cannot change once created.
+    #[tokio::test]
+    async fn bad_storage_objects_write_nothing() {
+        let (_dir, server) = super::super::bootstrap::test_server().await;
+        let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let bad = json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "escape"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "local": {"path": "/srv/../etc"}}});
+        let e = server
+            .apply(&[claim.to_string(), bad.to_string()], false)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("spec.local.path: Invalid value: \"/srv/../etc\": must not contain '..'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.nodeAffinity: Required value: Local volume requires node affinity"),
+            "{e}"
+        );
+        let r = jotasu_api::ObjectRef {
+            kind: Kind::PersistentVolumeClaim,
+            namespace: Some("default".into()),
+            name: "data".into(),
+        };
+        assert!(matches!(
+            server.get(&r).await,
+            Err(ApiServerError::NotFound(_))
+        ));
+        server
+            .apply(&[claim.to_string()], false)
+            .await
+            .expect("the claim alone");
+        let mut wider = claim.clone();
+        wider["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        let e = server
+            .apply(&[wider.to_string()], false)
+            .await
+            .expect_err("immutable")
+            .to_string();
+        assert!(e.contains("spec is immutable after creation"), "{e}");
     }
 }

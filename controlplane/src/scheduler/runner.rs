@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jotasu_api::kinds::storage::SELECTED_NODE;
-use jotasu_api::{Node, Object, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass, Time};
+use jotasu_api::{Node, Object, PersistentVolumeClaim, Pod, Time};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
@@ -77,44 +77,24 @@ fn on_claim(
     true
 }
 
-fn on_volume(
-    s: &mut Scheduler,
-    change: Change<PersistentVolume>,
-    all: &Informer<PersistentVolume>,
+/// Keeps `map` (cluster-scoped objects by name) in step with an informer.
+fn by_name<T: jotasu_api::Resource + serde::de::DeserializeOwned + Send + Sync + 'static>(
+    map: &mut std::collections::HashMap<String, Arc<T>>,
+    change: Change<T>,
+    all: &Informer<T>,
 ) -> bool {
-    let map = &mut s.volumes.volumes;
     match change {
         Change::Applied { new, .. } => {
-            map.insert(new.metadata.name().to_owned(), new);
+            map.insert(new.metadata().name().to_owned(), new);
         }
         Change::Deleted(v) => {
-            map.remove(v.metadata.name());
+            map.remove(v.metadata().name());
         }
         Change::Resynced => {
             *map = all
                 .list()
                 .into_iter()
-                .map(|v| (v.metadata.name().to_owned(), v))
-                .collect();
-        }
-    }
-    true
-}
-
-fn on_class(s: &mut Scheduler, change: Change<StorageClass>, all: &Informer<StorageClass>) -> bool {
-    let map = &mut s.volumes.classes;
-    match change {
-        Change::Applied { new, .. } => {
-            map.insert(new.metadata.name().to_owned(), new);
-        }
-        Change::Deleted(c) => {
-            map.remove(c.metadata.name());
-        }
-        Change::Resynced => {
-            *map = all
-                .list()
-                .into_iter()
-                .map(|c| (c.metadata.name().to_owned(), c))
+                .map(|v| (v.metadata().name().to_owned(), v))
                 .collect();
         }
     }
@@ -250,8 +230,8 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
     }
     let mut s = Scheduler::new(config.scoring);
     on_claim(&mut s, Change::Resynced, &claims);
-    on_volume(&mut s, Change::Resynced, &volumes);
-    on_class(&mut s, Change::Resynced, &classes);
+    by_name(&mut s.volumes.volumes, Change::Resynced, &volumes);
+    by_name(&mut s.volumes.classes, Change::Resynced, &classes);
     s.resync_nodes(&nodes.list());
     s.resync_pods(&pods.list());
     info!(
@@ -280,8 +260,12 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
             drain(&mut pods_rx, |c| on_pod(&mut s, c, &pods)),
             drain(&mut nodes_rx, |c| on_node(&mut s, c, &nodes)),
             drain(&mut claims_rx, |c| on_claim(&mut s, c, &claims)),
-            drain(&mut volumes_rx, |c| on_volume(&mut s, c, &volumes)),
-            drain(&mut classes_rx, |c| on_class(&mut s, c, &classes)),
+            drain(&mut volumes_rx, |c| {
+                by_name(&mut s.volumes.volumes, c, &volumes)
+            }),
+            drain(&mut classes_rx, |c| {
+                by_name(&mut s.volumes.classes, c, &classes)
+            }),
         ) {
             (Some(p), Some(n), Some(c), Some(v), Some(k)) => freed |= p || n || c || v || k,
             _ => break,
@@ -334,11 +318,11 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
                 None => break,
             },
             c = next_change(&mut volumes_rx) => match c {
-                Some(c) => freed |= on_volume(&mut s, c, &volumes),
+                Some(c) => freed |= by_name(&mut s.volumes.volumes, c, &volumes),
                 None => break,
             },
             c = next_change(&mut classes_rx) => match c {
-                Some(c) => freed |= on_class(&mut s, c, &classes),
+                Some(c) => freed |= by_name(&mut s.volumes.classes, c, &classes),
                 None => break,
             },
             Some((bindings, outcomes)) = done_rx.recv() => {

@@ -419,4 +419,90 @@ mod tests {
         s.resync_nodes(&[]);
         assert_eq!(s.cluster.node_count(), 0);
     }
+
+    #[test]
+    fn pods_follow_their_bound_volume_and_record_a_fresh_claims_node() {
+        use jotasu_api::kinds::pod::{PersistentVolumeClaimVolumeSource, Volume};
+        use jotasu_api::{PersistentVolume, PersistentVolumeClaim, StorageClass};
+        let mut s = Scheduler::new(Scoring::MostAllocated);
+        for name in ["a", "b"] {
+            let mut n = node(name, "4", "64Gi", "110");
+            n.metadata
+                .labels
+                .insert("kubernetes.io/hostname".into(), name.into());
+            n.metadata
+                .annotations
+                .insert("jotasu.io/local-volume-dir".into(), "/v".into());
+            let status = n.status.as_mut().unwrap();
+            status.allocatable.insert(
+                "ephemeral-storage".into(),
+                jotasu_api::Quantity::parse("10Gi").unwrap(),
+            );
+            s.node_applied(Arc::new(n));
+        }
+        let class: StorageClass = serde_json::from_value(serde_json::json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard"}, "provisioner": "jotasu.io/local",
+            "volumeBindingMode": "WaitForFirstConsumer"}))
+        .unwrap();
+        s.volumes.classes.insert("standard".into(), Arc::new(class));
+        let claim = |name: &str, volume: Option<&str>| -> PersistentVolumeClaim {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                    "volumeName": volume, "resources": {"requests": {"storage": "1Gi"}}}}))
+            .unwrap()
+        };
+        let mut old = claim("old", Some("pv-b"));
+        old.metadata
+            .annotations
+            .insert("pv.kubernetes.io/bind-completed".into(), "yes".into());
+        s.volumes.claim_applied(Arc::new(old));
+        s.volumes.claim_applied(Arc::new(claim("fresh", None)));
+        let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-b"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "local": {"path": "/v/pv-b"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["b"]}]}]}}}}))
+        .unwrap();
+        s.volumes.volumes.insert("pv-b".into(), Arc::new(pv));
+        let with_claim = |name: &str, claim: &str| {
+            let mut p = pod(name, "1", "1Gi", None);
+            p.spec.volumes = vec![Volume {
+                name: "d".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.into(),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            }];
+            Arc::new(p)
+        };
+        // Bin-packing would put both on one node; the bound volume pins "old" to b.
+        s.pod_applied(with_claim("uses-old", "old"));
+        s.pod_applied(with_claim("uses-fresh", "fresh"));
+        s.pod_applied(with_claim("uses-none", "nope"));
+        let d = s.cycle(10);
+        let node_of = |n: &str| {
+            d.bindings
+                .iter()
+                .find(|b| b.name == n)
+                .map(|b| b.node.clone())
+        };
+        assert_eq!(node_of("uses-old").as_deref(), Some("b"));
+        let fresh = node_of("uses-fresh").expect("the fresh claim's pod is placed");
+        assert_eq!(
+            d.selected,
+            [("default".to_owned(), "fresh".to_owned(), fresh)]
+        );
+        assert_eq!(
+            d.unschedulable
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>(),
+            ["0/2 nodes are available: persistentvolumeclaim \"nope\" not found."]
+        );
+    }
 }

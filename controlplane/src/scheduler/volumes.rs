@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use jotasu_api::kinds::storage::{LOCAL_PROVISIONER, SELECTED_NODE};
+use jotasu_api::kinds::storage::{BIND_COMPLETED, LOCAL_PROVISIONER, SELECTED_NODE};
 use jotasu_api::{Node, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
 
 use crate::controllers::volumes::matching::{free_storage, usable_from, volume_dir};
@@ -157,7 +157,15 @@ pub fn volume_needs<'a>(
         if claim.metadata.deletion_timestamp.is_some() {
             return Err(format!("persistentvolumeclaim \"{name}\" is being deleted"));
         }
-        if let Some(volume) = claim.spec.volume_name.as_deref().filter(|v| !v.is_empty()) {
+        // Bound once the PV controller finished (Kubernetes' isPVCFullyBound):
+        // a volumeName the user wrote alone is a request, not a binding.
+        let bound = claim.metadata.annotations.contains_key(BIND_COMPLETED);
+        if let Some(volume) = claim
+            .spec
+            .volume_name
+            .as_deref()
+            .filter(|v| bound && !v.is_empty())
+        {
             match view.volumes.get(volume) {
                 Some(pv) => needs.bound.push(Arc::clone(pv)),
                 None => {
@@ -246,7 +254,12 @@ mod tests {
                 "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
                     "resources": {"requests": {"storage": "2Gi"}}}}))
             .unwrap();
-            c.spec.volume_name = volume.map(str::to_owned);
+            if let Some(volume) = volume {
+                c.spec.volume_name = Some(volume.to_owned());
+                c.metadata
+                    .annotations
+                    .insert(BIND_COMPLETED.to_owned(), "yes".to_owned());
+            }
             v.claim_applied(Arc::new(c));
         }
         let pv: PersistentVolume = serde_json::from_value(json!({

@@ -54,13 +54,7 @@ pub fn persistent_volume(pv: &PersistentVolume) -> String {
             .map(ToString::to_string)
             .unwrap_or_default(),
     );
-    let terms = pv
-        .spec
-        .node_affinity
-        .as_ref()
-        .and_then(|a| a.required.as_ref())
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or_default();
+    let terms = pv.required_terms();
     if terms.is_empty() {
         w.field(0, "Node Affinity", NONE);
     } else {
@@ -100,7 +94,7 @@ pub fn persistent_volume_claim(pvc: &PersistentVolumeClaim, pods: &[Pod]) -> Str
         "StorageClass",
         pvc.spec.storage_class_name.as_deref().unwrap_or(""),
     );
-    w.field(0, "Status", pvc.phase());
+    w.field(0, "Status", crate::table::claim_phase(pvc));
     w.field(0, "Volume", pvc.spec.volume_name.as_deref().unwrap_or(""));
     w.labels_annotations(&pvc.metadata);
     let status = pvc.status.clone().unwrap_or_default();

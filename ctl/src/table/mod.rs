@@ -20,7 +20,7 @@ pub use hpa::{reference as hpa_reference, target_text as hpa_target};
 pub use network::{endpoints_of_port, type_name as service_type};
 pub use node::roles as node_roles;
 pub use pod::status as pod_status;
-pub use storage::{access_modes, claim_of};
+pub use storage::{access_modes, claim_of, claim_phase};
 pub use workloads::selector_text;
 
 use crate::age::age;

@@ -80,10 +80,20 @@ pub(super) fn pv_row(pv: &PersistentVolume, age: String) -> Vec<String> {
     ]
 }
 
+/// A claim's STATUS as kubectl shows it: `Terminating` once deleted (while
+/// a pod still uses it), else its phase.
+pub fn claim_phase(pvc: &PersistentVolumeClaim) -> &str {
+    if pvc.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else {
+        pvc.phase()
+    }
+}
+
 pub(super) fn pvc_row(pvc: &PersistentVolumeClaim, age: String) -> Vec<String> {
     let status = pvc.status.as_ref();
     vec![
-        pvc.phase().to_owned(),
+        claim_phase(pvc).to_owned(),
         pvc.spec.volume_name.clone().unwrap_or_default(),
         status
             .and_then(|s| s.capacity.get(STORAGE))
@@ -126,6 +136,14 @@ mod tests {
     use jotasu_api::Kind;
     use serde_json::json;
 
+    fn table(kind: Kind, objects: &[jotasu_api::Object]) -> String {
+        let options = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        render(kind, objects, &options)
+    }
+
     #[test]
     fn volumes_claims_and_classes_have_kubectls_columns() {
         let pv = object(json!({"apiVersion": "v1", "kind": "PersistentVolume",
@@ -135,14 +153,7 @@ mod tests {
                 "claimRef": {"namespace": "default", "name": "data"},
                 "hostPath": {"path": "/srv/a"}},
             "status": {"phase": "Bound"}}));
-        let text = render(
-            Kind::PersistentVolume,
-            &[pv],
-            &TableOptions {
-                now: NOW,
-                ..TableOptions::default()
-            },
-        );
+        let text = table(Kind::PersistentVolume, &[pv]);
         let mut lines = text.lines();
         let header: Vec<&str> = lines
             .next()
@@ -183,14 +194,7 @@ mod tests {
             "metadata": {"name": "data", "namespace": "default"},
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
                 "resources": {"requests": {"storage": "1Gi"}}}}));
-        let text = render(
-            Kind::PersistentVolumeClaim,
-            &[pvc],
-            &TableOptions {
-                now: NOW,
-                ..TableOptions::default()
-            },
-        );
+        let text = table(Kind::PersistentVolumeClaim, &[pvc]);
         assert!(text.starts_with("NAME   STATUS    VOLUME   CAPACITY   ACCESS MODES   STORAGECLASS   VOLUMEATTRIBUTESCLASS   AGE"), "{text}");
         assert!(text.contains("data   Pending"), "{text}");
         let sc = object(
@@ -198,14 +202,7 @@ mod tests {
             "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
             "provisioner": "jotasu.io/local", "volumeBindingMode": "WaitForFirstConsumer"}),
         );
-        let text = render(
-            Kind::StorageClass,
-            &[sc],
-            &TableOptions {
-                now: NOW,
-                ..TableOptions::default()
-            },
-        );
+        let text = table(Kind::StorageClass, &[sc]);
         assert!(text.starts_with("NAME                 PROVISIONER       RECLAIMPOLICY   VOLUMEBINDINGMODE      ALLOWVOLUMEEXPANSION   AGE"), "{text}");
         assert!(text.contains("standard (default)   jotasu.io/local   Delete          WaitForFirstConsumer   false"), "{text}");
     }

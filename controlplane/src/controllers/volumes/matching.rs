@@ -20,25 +20,17 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// Whether `pv` can be used from `node` (no node affinity: any node).
 pub fn usable_from(pv: &PersistentVolume, node: &Node) -> bool {
-    let Some(required) = pv
-        .spec
-        .node_affinity
-        .as_ref()
-        .and_then(|a| a.required.as_ref())
-    else {
-        return true;
-    };
-    required
-        .node_selector_terms
-        .iter()
-        .any(|t| t.matches(&node.metadata.labels, node.metadata.name()))
+    let terms = pv.required_terms();
+    terms.is_empty()
+        || terms
+            .iter()
+            .any(|t| t.matches(&node.metadata.labels, node.metadata.name()))
 }
 
 /// The one node a volume's affinity names by hostname (`kubernetes.io/hostname
 /// In [n]`), as the local provisioner writes it.
 pub fn pinned_node(pv: &PersistentVolume) -> Option<&str> {
-    let required = pv.spec.node_affinity.as_ref()?.required.as_ref()?;
-    let [term] = required.node_selector_terms.as_slice() else {
+    let [term] = pv.required_terms() else {
         return None;
     };
     term.match_expressions
@@ -94,6 +86,43 @@ pub fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> bool {
             .selector
             .as_ref()
             .is_none_or(|s| s.matches(&pv.metadata.labels))
+}
+
+/// Why the volume a claim names cannot be bound to it (Kubernetes'
+/// `Cannot bind to requested volume` reasons), or None when it can.
+pub fn mismatch(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> Option<&'static str> {
+    if pv.spec.claim_ref.is_some() && !reserved_for(pv, claim) {
+        return Some("volume is already bound to a different claim");
+    }
+    if pv.class() != claim.class() {
+        return Some("storageClassName does not match");
+    }
+    if !claim
+        .spec
+        .access_modes
+        .iter()
+        .all(|m| pv.spec.access_modes.contains(m))
+    {
+        return Some("incompatible accessMode");
+    }
+    if pv.capacity_bytes() < claim.requested_bytes() {
+        return Some("requested PV is too small");
+    }
+    if pv.spec.volume_mode != claim.spec.volume_mode {
+        return Some("incompatible volumeMode");
+    }
+    if !claim
+        .spec
+        .selector
+        .as_ref()
+        .is_none_or(|s| s.matches(&pv.metadata.labels))
+    {
+        return Some("the volume's labels do not match the claim's selector");
+    }
+    if matches!(pv.phase(), "Released" | "Failed") || pv.metadata.deletion_timestamp.is_some() {
+        return Some("the volume is released or being deleted");
+    }
+    None
 }
 
 /// The smallest volume of `volumes` that satisfies `claim` (a volume

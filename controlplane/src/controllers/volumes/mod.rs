@@ -7,7 +7,9 @@
 //! volumes' statuses, and reclaims volumes whose claim is gone (Delete:
 //! the volume goes and its node's agent removes the directory; Retain:
 //! it stays, Released; a volume whose claim some pod still names is kept
-//! until the pod is gone). Decisions are [`plan::plan`]'s; this runs them.
+//! until the pod is gone), and deletes claims whose deletion waited for
+//! their pods (pvc-protection, `apiserver/storage.rs`). Decisions are
+//! [`plan::plan`]'s; this runs them.
 
 pub mod matching;
 pub mod plan;
@@ -126,8 +128,8 @@ async fn run_action<S: Store>(ctx: &Context<S>, action: Action) -> ApiResult<()>
         } => {
             let (pv, pvc) = (volume.metadata.name().to_owned(), claim_ref(&claim));
             ctx.apply(&[
-                Object::PersistentVolume(volume),
-                Object::PersistentVolumeClaim(claim),
+                Object::PersistentVolume(*volume),
+                Object::PersistentVolumeClaim(*claim),
             ])
             .await?;
             if created {
@@ -139,16 +141,24 @@ async fn run_action<S: Store>(ctx: &Context<S>, action: Action) -> ApiResult<()>
         Action::ClaimStatus(c) => {
             let phase = c.phase().to_owned();
             let r = claim_ref(&c);
-            ctx.update_status(&Object::PersistentVolumeClaim(c)).await?;
+            ctx.update_status(&Object::PersistentVolumeClaim(*c))
+                .await?;
             debug!(claim = %r, %phase, "claim status written");
         }
         Action::VolumeStatus(v) => {
             let phase = v.phase().to_owned();
             let name = v.metadata.name().to_owned();
-            ctx.update_status(&Object::PersistentVolume(v)).await?;
+            ctx.update_status(&Object::PersistentVolume(*v)).await?;
             debug!(volume = %name, %phase, "volume status written");
         }
         Action::Delete(pv) => reclaim(ctx, &pv).await?,
+        Action::DeleteClaim(c) => {
+            let r = claim_ref(&c);
+            ctx.api
+                .delete(&r, c.metadata.resource_version.as_deref())
+                .await?;
+            info!(claim = %r, "no pod uses the deleted claim any more: deleted it");
+        }
     }
     Ok(())
 }

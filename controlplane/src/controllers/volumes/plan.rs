@@ -45,19 +45,21 @@ pub enum Action {
     /// created when `created`, by the local provisioner).
     Bind {
         /// The volume with its `claimRef`.
-        volume: PersistentVolume,
+        volume: Box<PersistentVolume>,
         /// The claim with its `volumeName`.
-        claim: PersistentVolumeClaim,
+        claim: Box<PersistentVolumeClaim>,
         /// Whether the volume is new.
         created: bool,
     },
     /// A claim's new status.
-    ClaimStatus(PersistentVolumeClaim),
+    ClaimStatus(Box<PersistentVolumeClaim>),
     /// A volume's new status.
-    VolumeStatus(PersistentVolume),
+    VolumeStatus(Box<PersistentVolume>),
     /// A released volume the local provisioner made, to delete (reclaim
     /// policy Delete; its node's agent then removes the directory).
-    Delete(PersistentVolume),
+    Delete(Box<PersistentVolume>),
+    /// A claim deleted while a pod used it, now unused: delete it for good.
+    DeleteClaim(Box<PersistentVolumeClaim>),
 }
 
 /// Why a claim waits: (reason, message), Kubernetes' event's words.
@@ -67,7 +69,8 @@ fn is_deleting_claim(c: &PersistentVolumeClaim) -> bool {
     c.metadata.deletion_timestamp.is_some()
 }
 
-/// The claims `pods` name, by (namespace, name).
+/// The claims `pods` use, by (namespace, name): named by a pod that may
+/// still run ([`crate::apiserver::storage::uses_claim`]).
 pub fn claims_in_use<'a>(
     pods: impl IntoIterator<Item = &'a jotasu_api::Pod>,
 ) -> BTreeSet<(String, String)> {
@@ -78,6 +81,7 @@ pub fn claims_in_use<'a>(
                 .volumes
                 .iter()
                 .filter_map(|v| v.persistent_volume_claim.as_ref())
+                .filter(move |c| crate::apiserver::storage::uses_claim(p, &c.claim_name))
                 .map(move |c| (ns.clone(), c.claim_name.clone()))
         })
         .collect()
@@ -106,12 +110,20 @@ pub fn plan(world: World<'_>, now: &Time) -> Vec<Action> {
     });
     for claim in claims {
         if is_deleting_claim(claim) {
+            // Kept (pvc-protection) while a pod used it; now it may go.
+            let key = (
+                claim.metadata.namespace.clone().unwrap_or_default(),
+                claim.metadata.name().to_owned(),
+            );
+            if !world.in_use.contains(&key) {
+                actions.push(Action::DeleteClaim(Box::new(claim.clone())));
+            }
             continue;
         }
         match claim_step(claim, world, &mut free, &mut taken) {
             Step::Bound(pv) => {
                 if let Some(c) = claim_status(claim, "Bound", Some(pv), None) {
-                    actions.push(Action::ClaimStatus(c));
+                    actions.push(Action::ClaimStatus(Box::new(c)));
                 }
             }
             Step::Lost => {
@@ -121,12 +133,12 @@ pub fn plan(world: World<'_>, now: &Time) -> Vec<Action> {
                         .to_owned(),
                 );
                 if let Some(c) = claim_status(claim, "Lost", None, Some(why)) {
-                    actions.push(Action::ClaimStatus(c));
+                    actions.push(Action::ClaimStatus(Box::new(c)));
                 }
             }
             Step::Wait(why) => {
                 if let Some(c) = claim_status(claim, "Pending", None, Some(why)) {
-                    actions.push(Action::ClaimStatus(c));
+                    actions.push(Action::ClaimStatus(Box::new(c)));
                 }
             }
             Step::Write(a) => actions.push(a),
@@ -165,9 +177,11 @@ fn claim_step<'a>(
     };
     if let Some(name) = claim.spec.volume_name.as_deref().filter(|n| !n.is_empty()) {
         return match volume(name) {
+            // Bound both ways, and the claim marked so (the scheduler reads it).
             Some(pv)
                 if reserved_for(pv, claim)
-                    && pv.spec.claim_ref.as_ref().is_some_and(|r| r.uid.is_some()) =>
+                    && pv.spec.claim_ref.as_ref().is_some_and(|r| r.uid.is_some())
+                    && claim.metadata.annotations.contains_key(BIND_COMPLETED) =>
             {
                 Step::Bound(pv)
             }
@@ -175,9 +189,13 @@ fn claim_step<'a>(
                 taken.insert(name.to_owned());
                 Step::Write(bind(pv, claim, false))
             }
-            Some(_) => Step::Wait((
+            Some(pv) => Step::Wait((
                 "FailedBinding",
-                format!("volume \"{name}\" already bound to a different claim."),
+                format!(
+                    "Cannot bind to requested volume \"{name}\": {}",
+                    super::matching::mismatch(pv, claim)
+                        .unwrap_or("it is being bound to another claim")
+                ),
             )),
             None if claim.phase() == "Bound" || claim.phase() == "Lost" => Step::Lost,
             None => Step::Wait(("FailedBinding", format!("volume \"{name}\" not found"))),
@@ -336,7 +354,7 @@ pub fn bytes_text(bytes: u64) -> String {
         ("Ki", 1 << 10),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
@@ -415,8 +433,8 @@ fn bind(volume: &PersistentVolume, claim: &PersistentVolumeClaim, created: bool)
         notes.insert(STORAGE_PROVISIONER.to_owned(), LOCAL_PROVISIONER.to_owned());
     }
     Action::Bind {
-        volume: pv,
-        claim: c,
+        volume: Box::new(pv),
+        claim: Box::new(c),
         created,
     }
 }
@@ -498,7 +516,7 @@ fn volume_step(
                         // A pod still mounts it: keep the data until it is gone.
                         return volume_status(pv, "Released", None, now);
                     }
-                    Some(Action::Delete(pv.clone()))
+                    Some(Action::Delete(Box::new(pv.clone())))
                         .filter(|_| pv.metadata.deletion_timestamp.is_none())
                 }
                 "Delete" => volume_status(
@@ -545,5 +563,5 @@ fn volume_status(
         reason,
         last_phase_transition_time: since,
     });
-    Some(Action::VolumeStatus(v))
+    Some(Action::VolumeStatus(Box::new(v)))
 }

@@ -220,7 +220,7 @@ fn wait_for_first_consumer_provisions_on_the_selected_node() {
     );
     assert_eq!(claim.spec.volume_name.as_deref(), Some("pvc-u-data"));
     // The selected node too small: the claim says so.
-    let mut c = claim.clone();
+    let mut c = (**claim).clone();
     c.spec.volume_name = None;
     c.spec.resources.as_mut().unwrap().requests.insert(
         "storage".into(),
@@ -314,6 +314,10 @@ fn released_volumes_are_deleted_or_kept_by_their_policy() {
 fn bound_pairs_get_their_status_and_a_lost_volume_is_reported() {
     let mut c = claim("data", "1Gi", "");
     c.spec.volume_name = Some("pv1".into());
+    c.metadata.annotations.insert(
+        jotasu_api::kinds::storage::BIND_COMPLETED.into(),
+        "yes".into(),
+    );
     let mut pv = static_pv("pv1", "2Gi");
     pv.spec.claim_ref = Some(ObjectReference {
         namespace: Some("default".into()),
@@ -353,4 +357,43 @@ fn bound_pairs_get_their_status_and_a_lost_volume_is_reported() {
     };
     let actions = case.plan();
     assert!(matches!(actions.as_slice(), [Action::ClaimStatus(c)] if c.phase() == "Lost"));
+}
+
+#[test]
+fn a_claim_naming_a_volume_of_another_class_says_so() {
+    let mut c = claim("model", "1Gi", "standard");
+    c.spec.volume_name = Some("by-hand".into());
+    let case = Case {
+        claims: vec![Arc::new(c)],
+        volumes: vec![Arc::new(static_pv("by-hand", "1Gi"))],
+        classes: vec![class("standard", LOCAL_PROVISIONER, "WaitForFirstConsumer")],
+        nodes: vec![],
+        in_use: BTreeSet::new(),
+    };
+    assert_eq!(
+        waiting_reason(&case.plan()),
+        [(
+            "FailedBinding".to_owned(),
+            "Cannot bind to requested volume \"by-hand\": storageClassName does not match"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_claim_deleted_while_in_use_goes_once_its_pods_are_gone() {
+    let mut c = claim("data", "1Gi", "");
+    c.metadata.deletion_timestamp = Some(Time::from_unix_seconds(5));
+    let mut case = Case {
+        claims: vec![Arc::new(c)],
+        volumes: vec![],
+        classes: vec![],
+        nodes: vec![],
+        in_use: [("default".to_owned(), "data".to_owned())].into(),
+    };
+    assert!(case.plan().is_empty(), "a pod still uses it");
+    case.in_use.clear();
+    assert!(
+        matches!(case.plan().as_slice(), [Action::DeleteClaim(c)] if c.metadata.name() == "data")
+    );
 }

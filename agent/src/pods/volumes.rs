@@ -1,7 +1,10 @@
-//! Reading a pod's PersistentVolumeClaims and their volumes through the
-//! API (the node authorizer lets a node read the claims its pods name and
-//! the volumes bound to them), once per claim: a bound claim's volume does
-//! not change.
+//! A pod's volumes on the node: its PersistentVolumeClaims and their
+//! volumes read through the API (the node authorizer lets a node read the
+//! claims its pods name and the volumes bound to them), once per claim — a
+//! bound claim's volume does not change — then every volume planned and
+//! written ([`crate::pod::volumes`]).
+
+use std::sync::PoisonError;
 
 use jotasu_api::{Kind, Object, ObjectRef, PersistentVolume};
 
@@ -9,6 +12,8 @@ use super::ViewConfig;
 use super::containers::PodRun;
 use crate::pod::claims::{ClaimError, ClaimVolume, ClaimVolumes, claim_volume};
 use crate::pod::env::ConfigSource;
+use crate::pod::volume_ops::HostVolumeOps;
+use crate::pod::volumes::MaterializedVolume;
 
 /// The view's ConfigMaps and Secrets with the pod's resolved claims.
 pub(crate) struct WithClaims<'a> {
@@ -33,9 +38,34 @@ impl ConfigSource for WithClaims<'_> {
 }
 
 impl PodRun {
+    /// The pod's volumes, ready to mount; an error is the message the pod
+    /// waits with in `ContainerCreating`.
+    pub(super) async fn prepare_volumes(&mut self) -> Result<Vec<MaterializedVolume>, String> {
+        self.resolve_claims().await?;
+        self.write_volumes()
+    }
+
+    fn write_volumes(&self) -> Result<Vec<MaterializedVolume>, String> {
+        let view = self.ctx.view.read().unwrap_or_else(PoisonError::into_inner);
+        let facts = self.node_facts();
+        let source = WithClaims {
+            view: ViewConfig(&view),
+            claims: &self.claims,
+        };
+        let contents = crate::pod::volumes::plan_volumes(&self.pod, &source, &facts)
+            .map_err(|e| e.to_string())?;
+        drop(view);
+        crate::pod::volumes::write_volumes(
+            &self.ctx.config.pod_dir(&self.id.uid),
+            &contents,
+            &HostVolumeOps,
+        )
+        .map_err(|e| format!("MountVolume.SetUp failed: {e}"))
+    }
+
     /// Reads the claims not read yet; an error is the volume set-up
     /// message the pod waits with (the claim is missing or not bound).
-    pub(super) async fn resolve_claims(&mut self) -> Result<(), String> {
+    async fn resolve_claims(&mut self) -> Result<(), String> {
         let namespace = crate::pod::pod_namespace(&self.pod).to_owned();
         let wanted: Vec<(String, String)> = self
             .pod
@@ -64,8 +94,11 @@ impl PodRun {
                 }
                 Err(e) => return Err(failed(e.to_string())),
             };
+            // An unbound claim says so before its volume is asked for (the
+            // node may read a volume only once it is bound to the claim).
+            let bound = claim.phase() == "Bound";
             let pv: Option<PersistentVolume> = match claim.spec.volume_name.as_deref() {
-                Some(v) if !v.is_empty() => {
+                Some(v) if bound && !v.is_empty() => {
                     let r = ObjectRef {
                         kind: Kind::PersistentVolume,
                         namespace: None,
