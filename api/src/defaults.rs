@@ -66,6 +66,8 @@ impl Object {
             Object::Deployment(o) => default_deployment(o),
             Object::ReplicaSet(o) => default_replica_set(o),
             Object::DaemonSet(o) => default_daemon_set(o),
+            Object::Job(o) => crate::kinds::batch::default_job(o),
+            Object::CronJob(o) => crate::kinds::batch::default_cron_job(o),
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
             Object::EndpointSlice(o) => default_endpoint_slice(o),

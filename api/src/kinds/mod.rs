@@ -1,6 +1,7 @@
 //! One definition per kind, grouped by what they do.
 
 pub mod affinity;
+pub mod batch;
 pub mod config;
 pub mod discovery;
 pub mod env;

@@ -3,6 +3,7 @@
 
 mod affinity;
 mod autoscaling;
+mod batch;
 mod config;
 mod dns;
 pub mod downward;
@@ -48,6 +49,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::Deployment(o) => workloads::deployment(o, &mut errs),
         Object::ReplicaSet(o) => workloads::replica_set(o, &mut errs),
         Object::DaemonSet(o) => workloads::daemon_set(o, &mut errs),
+        Object::Job(o) => batch::job(o, &mut errs),
+        Object::CronJob(o) => batch::cron_job(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),
         Object::EndpointSlice(o) => service::endpoint_slice(o, &mut errs),

@@ -122,7 +122,7 @@ fn selector_and_template(
     }
 }
 
-fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+pub(super) fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

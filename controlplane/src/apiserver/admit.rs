@@ -148,6 +148,9 @@ pub fn merge(
         meta.generation = Some(1);
         meta.deletion_timestamp = None;
         meta.deletion_grace_period_seconds = None;
+        if let Object::Job(job) = &mut object {
+            jotasu_api::kinds::batch::generate_selector(job);
+        }
         return Ok(Prepared {
             object,
             outcome: Outcome::Created,

@@ -41,6 +41,7 @@ pub const BASIC_USER: &str = "system:basic-user";
 const CORE: &str = "";
 const APPS: &str = "apps";
 const AUTOSCALING: &str = "autoscaling";
+const BATCH: &str = "batch";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const CERTIFICATES: &str = "certificates.k8s.io";
@@ -64,7 +65,7 @@ fn rule(verbs: &[&[&str]], groups: &[&str], resources: &[&str]) -> PolicyRule {
 
 /// `view`'s own rules: reading what is not an escalation (no Secrets, no
 /// exec). Kubernetes' list also names replicationcontrollers, events,
-/// statefulsets, jobs and more, which jotasu does not serve.
+/// statefulsets and more, which jotasu does not serve.
 fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
@@ -105,6 +106,11 @@ fn view_rules() -> Vec<PolicyRule> {
                 "horizontalpodautoscalers/status",
             ],
         ),
+        rule(
+            &[READ],
+            &[BATCH],
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        ),
         rule(&[READ], &["discovery.k8s.io"], &["endpointslices"]),
     ]
 }
@@ -134,6 +140,7 @@ fn edit_rules() -> Vec<PolicyRule> {
             ],
         ),
         rule(&[WRITE], &[AUTOSCALING], &["horizontalpodautoscalers"]),
+        rule(&[WRITE], &[BATCH], &["cronjobs", "jobs"]),
     ]
 }
 

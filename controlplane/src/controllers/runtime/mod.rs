@@ -37,6 +37,10 @@ pub struct Informers {
     pub replica_sets: Informer<ReplicaSet>,
     /// DaemonSets.
     pub daemon_sets: Informer<DaemonSet>,
+    /// Jobs.
+    pub jobs: Informer<jotasu_api::Job>,
+    /// CronJobs.
+    pub cron_jobs: Informer<jotasu_api::CronJob>,
     /// Services.
     pub services: Informer<Service>,
     /// Endpoints.
@@ -60,6 +64,8 @@ impl Informers {
             deployments: Informer::start(api.clone(), shutdown.clone()),
             replica_sets: Informer::start(api.clone(), shutdown.clone()),
             daemon_sets: Informer::start(api.clone(), shutdown.clone()),
+            jobs: Informer::start(api.clone(), shutdown.clone()),
+            cron_jobs: Informer::start(api.clone(), shutdown.clone()),
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
@@ -76,6 +82,8 @@ impl Informers {
         self.deployments.synced().await;
         self.replica_sets.synced().await;
         self.daemon_sets.synced().await;
+        self.jobs.synced().await;
+        self.cron_jobs.synced().await;
         self.services.synced().await;
         self.endpoints.synced().await;
         self.endpoint_slices.synced().await;
