@@ -3,6 +3,7 @@
 //! shown), a NAMESPACE column for `-A`, wide columns and LABELS at the end,
 //! aligned as kubectl aligns them.
 
+mod batch;
 mod config;
 mod hpa;
 mod namespace;
@@ -14,6 +15,7 @@ mod workloads;
 
 use jotasu_api::{Kind, Labels, Object};
 
+pub use batch::duration as job_duration;
 pub use config::secret_type;
 pub use hpa::{reference as hpa_reference, target_text as hpa_target};
 pub use network::{endpoints_of_port, type_name as service_type};
@@ -52,6 +54,8 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::Deployment => (workloads::DEPLOYMENT_COLUMNS, workloads::WIDE),
         Kind::ReplicaSet => (workloads::REPLICASET_COLUMNS, workloads::WIDE),
         Kind::DaemonSet => (workloads::DAEMONSET_COLUMNS, workloads::WIDE),
+        Kind::Job => (batch::JOB_COLUMNS, workloads::WIDE),
+        Kind::CronJob => (batch::CRONJOB_COLUMNS, workloads::WIDE),
         Kind::Service => (network::SERVICE_COLUMNS, network::SERVICE_WIDE),
         Kind::Endpoints => (network::ENDPOINTS_COLUMNS, &[]),
         Kind::EndpointSlice => (network::SLICE_COLUMNS, &[]),
@@ -87,6 +91,8 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
             workloads::daemonset_row(d, age),
             workloads::daemonset_wide(d),
         ),
+        Object::Job(j) => (batch::job_row(j, now, age), batch::job_wide(j)),
+        Object::CronJob(c) => (batch::cronjob_row(c, now, age), batch::cronjob_wide(c)),
         Object::Service(s) => (network::service_row(s, age), network::service_wide(s)),
         Object::Endpoints(e) => (network::endpoints_row(e, age), Vec::new()),
         Object::EndpointSlice(e) => (network::slice_row(e, age), Vec::new()),
