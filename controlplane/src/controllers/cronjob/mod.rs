@@ -20,9 +20,9 @@ use jotasu_api::{CronJob, Job, Kind, Object, ObjectRef};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
+use crate::controllers::job::feed::feed;
 use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, controlled_by, key_of, next_change, now_seconds,
-    work,
+    CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work,
 };
 use crate::store::Store;
 use plan::plan_cron_job;
@@ -30,7 +30,12 @@ use plan::plan_cron_job;
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
     let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
+    let feeder = tokio::spawn(feed(
+        ctx.informers.cron_jobs.clone(),
+        ctx.informers.jobs.clone(),
+        queue.clone(),
+        ctx.shutdown.clone(),
+    ));
     for cj in ctx.informers.cron_jobs.list() {
         queue.add(key_of(&*cj));
     }
@@ -40,54 +45,6 @@ pub async fn run<S: Store>(ctx: Context<S>) {
     })
     .await;
     feeder.abort();
-}
-
-/// Turns CronJob and Job changes into keys to reconcile.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let mut cron_jobs = ctx.informers.cron_jobs.subscribe();
-    let mut jobs = ctx.informers.jobs.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for cj in ctx.informers.cron_jobs.list() {
-            queue.add(key_of(&*cj));
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut cron_jobs) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut jobs) => match change {
-                Some(Change::Applied { new, .. }) => {
-                    if let Some(key) = owner_of(&new) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Deleted(job)) => {
-                    if let Some(key) = owner_of(&job) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
-}
-
-/// The CronJob controlling a Job, if one does.
-fn owner_of(job: &Job) -> Option<Key> {
-    let owner = job.metadata.controller_ref()?;
-    (owner.kind == "CronJob").then(|| {
-        (
-            job.metadata.namespace.clone().unwrap_or_default(),
-            owner.name.clone(),
-        )
-    })
 }
 
 /// The zone a CronJob's schedule is read in: its `timeZone`, else the

@@ -4,6 +4,7 @@
 //! stops pods a finished, failed or suspended Job no longer needs, writes
 //! the Job's status and deletes Jobs whose `ttlSecondsAfterFinished` is over.
 
+pub mod feed;
 pub mod plan;
 pub mod pods;
 
@@ -20,8 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
 use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, controlled_by, key_of, next_change, now_seconds,
-    work,
+    CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work,
 };
 use crate::store::Store;
 use plan::plan_job;
@@ -30,7 +30,12 @@ use pods::pod_for;
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
     let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
+    let feeder = tokio::spawn(feed::feed(
+        ctx.informers.jobs.clone(),
+        ctx.informers.pods.clone(),
+        queue.clone(),
+        ctx.shutdown.clone(),
+    ));
     for job in ctx.informers.jobs.list() {
         queue.add(key_of(&*job));
     }
@@ -40,54 +45,6 @@ pub async fn run<S: Store>(ctx: Context<S>) {
     })
     .await;
     feeder.abort();
-}
-
-/// Turns Job and Pod changes into keys to reconcile.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let mut jobs = ctx.informers.jobs.subscribe();
-    let mut pods = ctx.informers.pods.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for job in ctx.informers.jobs.list() {
-            queue.add(key_of(&*job));
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut jobs) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut pods) => match change {
-                Some(Change::Applied { new, .. }) => {
-                    if let Some(key) = job_of(&new) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Deleted(pod)) => {
-                    if let Some(key) = job_of(&pod) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
-}
-
-/// The Job controlling a pod, if one does.
-fn job_of(pod: &Pod) -> Option<Key> {
-    let owner = pod.metadata.controller_ref()?;
-    (owner.kind == "Job").then(|| {
-        (
-            pod.metadata.namespace.clone().unwrap_or_default(),
-            owner.name.clone(),
-        )
-    })
 }
 
 fn object_ref(kind: Kind, namespace: &str, name: &str) -> ObjectRef {
