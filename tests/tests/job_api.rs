@@ -1,7 +1,8 @@
 //! Jobs and CronJobs through a real control plane's API (no nodes): bad
 //! specs are refused in Kubernetes' words and nothing is written; a Job
-//! gets its generated selector and labels, and re-applying its manifest
-//! changes nothing; `batch/v1beta1` is refused as kubectl words it.
+//! gets its generated selector and labels, re-applying its manifest
+//! changes nothing, and an update may not change its template or
+//! completions; `batch/v1beta1` is refused as kubectl words it.
 #![allow(clippy::unwrap_used)]
 use jotasu_api::client::Client;
 use jotasu_api::grpc::v1;
@@ -197,5 +198,28 @@ async fn a_job_gets_its_selector_and_reapplying_changes_nothing() {
     assert!(
         again.iter().all(|a| a.outcome == Outcome::Unchanged),
         "{again:?}"
+    );
+    // Parallelism may change; the template and completions may not.
+    let scaled = client
+        .apply(
+            &[obj(job("pi", json!({"parallelism": 2, "completions": 1})))],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled[0].outcome, Outcome::Configured);
+    let e = refused(
+        &client,
+        job(
+            "pi",
+            json!({"completions": 3, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox:2"}]}}}),
+        ),
+    )
+    .await;
+    assert!(
+        e.contains("spec.template: Invalid value: field is immutable")
+            && e.contains("spec.completions: Invalid value: field is immutable"),
+        "{e}"
     );
 }

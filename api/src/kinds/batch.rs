@@ -36,6 +36,9 @@ pub const MAX_COMPLETIONS_INDEXED: i32 = 100_000;
 /// The longest CronJob name (its Jobs get an 11-character suffix).
 pub const MAX_CRONJOB_NAME: usize = 52;
 
+pub(crate) use super::batch_server::{default_cron_job, default_job};
+pub use super::batch_server::{generate_selector, immutable_changes, keep_generated_selector};
+
 /// Runs pods until a number of them succeed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -374,9 +377,10 @@ impl CronJobSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobTemplateSpec {
-    /// Labels and annotations of the Jobs.
+    /// Labels and annotations of the Jobs (boxed: a CronJob would
+    /// otherwise be the largest object by far).
     #[serde(default)]
-    pub metadata: ObjectMeta,
+    pub metadata: Box<ObjectMeta>,
     /// The Jobs' spec.
     #[serde(default)]
     pub spec: JobSpec,
@@ -397,144 +401,9 @@ pub struct CronJobStatus {
     pub last_successful_time: Option<Time>,
 }
 
-/// Kubernetes' Job defaults: completions and parallelism 1 when both are
-/// unset (parallelism 1 when only it is), backoffLimit 6, completionMode
-/// NonIndexed, suspend and manualSelector false, the template's labels as
-/// the Job's when it has none, condition status `True` in pod failure
-/// policy rules; the pod template gets the pod defaults.
-pub(crate) fn default_job(job: &mut Job) {
-    default_job_spec(&mut job.spec);
-    if job.metadata.labels.is_empty() {
-        job.metadata
-            .labels
-            .clone_from(&job.spec.template.metadata.labels);
-    }
-}
-
-fn default_job_spec(spec: &mut JobSpec) {
-    if spec.completions.is_none() && spec.parallelism.is_none() {
-        spec.completions = Some(1);
-    }
-    spec.parallelism.get_or_insert(1);
-    spec.backoff_limit.get_or_insert(DEFAULT_BACKOFF_LIMIT);
-    spec.completion_mode
-        .get_or_insert_with(|| "NonIndexed".to_owned());
-    spec.suspend.get_or_insert(false);
-    spec.manual_selector.get_or_insert(false);
-    if let Some(policy) = &mut spec.pod_failure_policy {
-        for rule in &mut policy.rules {
-            for c in &mut rule.on_pod_conditions {
-                c.status.get_or_insert_with(|| "True".to_owned());
-            }
-        }
-    }
-    crate::defaults::default_pod_spec(&mut spec.template.spec);
-}
-
-/// Kubernetes' CronJob defaults: concurrencyPolicy Allow, suspend false,
-/// 3 successful and 1 failed Jobs kept; the job template's pod defaults.
-pub(crate) fn default_cron_job(cj: &mut CronJob) {
-    let spec = &mut cj.spec;
-    spec.concurrency_policy
-        .get_or_insert_with(|| "Allow".to_owned());
-    spec.suspend.get_or_insert(false);
-    spec.successful_jobs_history_limit.get_or_insert(3);
-    spec.failed_jobs_history_limit.get_or_insert(1);
-    crate::defaults::default_pod_spec(&mut spec.job_template.spec.template.spec);
-}
-
-/// Kubernetes' selector generation (manualSelector unset or false): the
-/// template gets `batch.kubernetes.io/controller-uid`, `batch.kubernetes.io/job-name`,
-/// `controller-uid` and `job-name` labels (those it lacks), and the selector
-/// matches the controller-uid label. Run when the Job is created, with its uid.
-pub fn generate_selector(job: &mut Job) {
-    if job.spec.manual_selector == Some(true) {
-        return;
-    }
-    let Some(uid) = job.metadata.uid.clone() else {
-        return;
-    };
-    let name = job.metadata.name().to_owned();
-    let labels = &mut job.spec.template.metadata.labels;
-    for (key, value) in [
-        (LEGACY_JOB_NAME_LABEL, &name),
-        (JOB_NAME_LABEL, &name),
-        (LEGACY_CONTROLLER_UID_LABEL, &uid),
-        (CONTROLLER_UID_LABEL, &uid),
-    ] {
-        labels
-            .entry(key.to_owned())
-            .or_insert_with(|| value.clone());
-    }
-    job.spec
-        .selector
-        .get_or_insert_with(LabelSelector::default)
-        .match_labels
-        .entry(CONTROLLER_UID_LABEL.to_owned())
-        .or_insert(uid);
-}
-
-/// On an apply to a stored Job: the selector and template labels the
-/// server generated survive a manifest that leaves them out.
-pub fn keep_generated_selector(job: &mut Job, stored: &Job) {
-    if job.spec.manual_selector == Some(true) {
-        return;
-    }
-    if job.spec.selector.is_none() {
-        job.spec.selector.clone_from(&stored.spec.selector);
-    }
-    let labels = &mut job.spec.template.metadata.labels;
-    for key in [
-        LEGACY_JOB_NAME_LABEL,
-        JOB_NAME_LABEL,
-        LEGACY_CONTROLLER_UID_LABEL,
-        CONTROLLER_UID_LABEL,
-    ] {
-        if let Some(v) = stored.spec.template.metadata.labels.get(key) {
-            labels.entry(key.to_owned()).or_insert_with(|| v.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_selector_and_labels() {
-        let mut job = Job::default();
-        job.metadata.name = Some("pi".into());
-        job.metadata.uid = Some("u-1".into());
-        job.spec
-            .template
-            .metadata
-            .labels
-            .insert("job-name".into(), "mine".into());
-        generate_selector(&mut job);
-        let labels = &job.spec.template.metadata.labels;
-        assert_eq!(labels["job-name"], "mine", "a label the user set is kept");
-        assert_eq!(labels[JOB_NAME_LABEL], "pi");
-        assert_eq!(labels[CONTROLLER_UID_LABEL], "u-1");
-        assert_eq!(labels[LEGACY_CONTROLLER_UID_LABEL], "u-1");
-        let sel = job.spec.selector.clone().expect("a selector");
-        assert_eq!(sel.match_labels.len(), 1);
-        assert!(sel.matches(labels));
-
-        let mut again = Job::default();
-        again.metadata.name = Some("pi".into());
-        keep_generated_selector(&mut again, &job);
-        assert_eq!(again.spec.selector, job.spec.selector);
-        assert_eq!(
-            again.spec.template.metadata.labels[CONTROLLER_UID_LABEL],
-            "u-1"
-        );
-
-        let mut manual = Job::default();
-        manual.metadata.uid = Some("u-2".into());
-        manual.spec.manual_selector = Some(true);
-        generate_selector(&mut manual);
-        assert_eq!(manual.spec.selector, None);
-    }
 
     #[test]
     fn exit_code_requirements() {

@@ -2,6 +2,7 @@
 
 pub mod affinity;
 pub mod batch;
+mod batch_server;
 pub mod config;
 pub mod discovery;
 pub mod env;

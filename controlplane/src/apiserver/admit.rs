@@ -166,6 +166,13 @@ pub fn merge(
     object.keep_assigned_fields(old);
     keep_controller_annotations(object.metadata_mut(), old.metadata());
     super::allocate::check_immutable(&object, old)?;
+    if let (Object::Job(new), Object::Job(stored)) = (&object, old) {
+        let errs = jotasu_api::kinds::batch::immutable_changes(new, stored);
+        if !errs.is_empty() {
+            let lines: Vec<String> = errs.iter().map(|e| format!("{r}: {e}")).collect();
+            return Err(ApiServerError::Invalid(lines.join("\n")));
+        }
+    }
     let old_meta = old.metadata();
     let generation = old_meta.generation.unwrap_or(1);
     let meta = object.metadata_mut();

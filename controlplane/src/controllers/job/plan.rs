@@ -132,13 +132,11 @@ pub fn plan_job(job: &Job, pods: &[&Pod], now: i64) -> JobPlan {
         match state(pod) {
             PodState::Succeeded => {
                 if indexed {
-                    match index_of(pod) {
-                        Some(i) if completions.is_some_and(|c| i < c) => {
-                            if succeeded_indexes.insert(i) {
-                                succeeded += 1;
-                            }
-                        }
-                        _ => {}
+                    // Each index counts once, and only below completions.
+                    if let Some(i) = index_of(pod).filter(|i| completions.is_some_and(|c| *i < c))
+                        && succeeded_indexes.insert(i)
+                    {
+                        succeeded += 1;
                     }
                 } else {
                     succeeded += 1;
