@@ -74,13 +74,26 @@ fn reference(job: &Job) -> ObjectReference {
 }
 
 /// The most recent time the schedule names in (`earliest`, `now`], and
-/// how many it names there (capped past [`MAX_MISSED`]).
+/// how many it names there. Only the most recent run matters: past
+/// [`MAX_MISSED`] the count stops being exact and the search skips to the
+/// last hour (five fields name at most 60 times an hour); `@every` is
+/// computed directly.
 pub fn most_recent(
     schedule: &jotasu_api::cron::Schedule,
     zone: &TimeZone,
     earliest: i64,
     now: i64,
 ) -> (Option<i64>, usize) {
+    if let Some(step) = schedule.interval() {
+        if now < earliest.saturating_add(step) {
+            return (None, 0);
+        }
+        let n = (now - earliest) / step;
+        return (
+            Some(earliest + n * step),
+            usize::try_from(n).unwrap_or(usize::MAX),
+        );
+    }
     let mut t = earliest;
     let (mut last, mut missed) = (None, 0);
     while let Some(next) = schedule.next_after(t, zone) {
@@ -90,10 +103,8 @@ pub fn most_recent(
         last = Some(next);
         missed += 1;
         t = next;
-        if missed > MAX_MISSED {
-            // Jump close to now: only the most recent run matters.
-            let (tail, _) = most_recent(schedule, zone, now - 3600, now);
-            return (tail.or(last), missed);
+        if missed == MAX_MISSED && t < now - 3600 {
+            t = now - 3600;
         }
     }
     (last, missed)

@@ -4,7 +4,7 @@ use jiff::tz::TimeZone;
 use jotasu_api::kinds::batch::{CronJob, Job, JobStatus, SCHEDULED_TIMESTAMP_ANNOTATION};
 use jotasu_api::{Condition, ConditionStatus, Object, Time};
 
-use super::plan::{job_name, plan_cron_job};
+use super::plan::{MAX_MISSED, job_name, most_recent, plan_cron_job};
 
 /// 2026-12-07T17:00:00Z.
 const T0: i64 = 1_796_662_800;
@@ -140,4 +140,19 @@ fn history_limits_delete_the_oldest() {
         p.status.last_successful_time,
         Some(Time::from_unix_seconds(T0 + 130))
     );
+}
+
+#[test]
+fn long_missed_stretches_end_at_the_most_recent_time() {
+    let every = jotasu_api::cron::parse("@every 10s").expect("valid");
+    let year = 365 * 86_400;
+    assert_eq!(
+        most_recent(&every, &TimeZone::UTC, T0 - year, T0 + 5),
+        (Some(T0), usize::try_from(year / 10).expect("fits"))
+    );
+    assert_eq!(most_recent(&every, &TimeZone::UTC, T0, T0 + 9), (None, 0));
+    let minutely = jotasu_api::cron::parse("* * * * *").expect("valid");
+    let (last, missed) = most_recent(&minutely, &TimeZone::UTC, T0 - year, T0 + 30);
+    assert_eq!(last, Some(T0));
+    assert!(missed >= MAX_MISSED, "{missed}");
 }
