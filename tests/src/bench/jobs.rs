@@ -24,7 +24,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
 use super::Report;
-use super::scheduler::{Api, make_nodes, node_name, server, to_json};
+use super::scheduler::{Api, heartbeats, make_nodes, server, to_json};
 use crate::signals;
 
 /// The benchmark's name (`target/bench/jobs.json`).
@@ -208,27 +208,6 @@ async fn kubelet(api: Api, pods: Informer<Pod>, mut stop: watch::Receiver<bool>)
             });
         }
     }
-}
-
-/// Heartbeats every node each second until `stop`.
-fn heartbeats(
-    api: &Api,
-    nodes: usize,
-    stop: &watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let names: Vec<String> = (0..nodes).map(node_name).collect();
-    let (api, mut stop) = (api.clone(), stop.clone());
-    tokio::spawn(async move {
-        loop {
-            for n in &names {
-                api.heartbeats().record(n, std::iter::empty());
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    })
 }
 
 /// Waits until `done` holds, checking every 50 ms; the seconds since
