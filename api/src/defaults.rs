@@ -72,6 +72,8 @@ impl Object {
             Object::DaemonSet(o) => default_daemon_set(o),
             Object::StatefulSet(o) => default_stateful_set(o),
             Object::ControllerRevision(_) | Object::PodDisruptionBudget(_) => {}
+            Object::Job(o) => crate::kinds::batch::default_job(o),
+            Object::CronJob(o) => crate::kinds::batch::default_cron_job(o),
             Object::Service(o) => default_service(o),
             Object::Endpoints(o) => default_endpoints(o),
             Object::EndpointSlice(o) => default_endpoint_slice(o),

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::kinds::batch::{CronJob, Job};
 use crate::kinds::config::{ConfigMap, Secret};
 use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::disruption::PodDisruptionBudget;
@@ -154,6 +155,8 @@ kinds! {
     DaemonSet => "ds", "daemonsets";
     StatefulSet => "sts", "statefulsets";
     ControllerRevision => "", "controllerrevisions";
+    Job => "", "jobs";
+    CronJob => "cj", "cronjobs";
     Service => "svc", "services";
     Endpoints => "ep", "endpoints";
     EndpointSlice => "", "endpointslices";
@@ -348,8 +351,13 @@ mod tests {
             e.to_string(),
             "no matches for kind \"Deployment\" in version \"apps/v2\": use apiVersion: apps/v1"
         );
-        let e = Kind::lookup("batch/v1", "Job").unwrap_err().to_string();
-        assert!(e.starts_with("no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment"), "{e}");
+        let e = Kind::lookup("networking.k8s.io/v1", "Ingress")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("no matches for kind \"Ingress\" in version \"networking.k8s.io/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment"), "{e}");
+        assert_eq!(Kind::lookup("batch/v1", "Job"), Ok(Kind::Job));
+        assert_eq!(Kind::from_name("cj"), Some(Kind::CronJob));
+        assert_eq!(Kind::from_name("jobs"), Some(Kind::Job));
         assert_eq!(Kind::from_name("deploy"), Some(Kind::Deployment));
         assert_eq!(Kind::from_name("Services"), Some(Kind::Service));
         assert_eq!(Kind::from_name("secret"), Some(Kind::Secret));

@@ -54,6 +54,8 @@ impl Object {
             Object::DaemonSet(o) => o.status = None,
             Object::StatefulSet(o) => o.status = None,
             Object::PodDisruptionBudget(o) => o.status = None,
+            Object::Job(o) => o.status = None,
+            Object::CronJob(o) => o.status = None,
             Object::Service(o) => o.status = None,
             Object::HorizontalPodAutoscaler(o) => o.status = None,
             Object::Node(o) => o.status = None,
@@ -88,6 +90,8 @@ impl Object {
             (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => {
                 a.status.clone_from(&b.status);
             }
+            (Object::Job(a), Object::Job(b)) => a.status.clone_from(&b.status),
+            (Object::CronJob(a), Object::CronJob(b)) => a.status.clone_from(&b.status),
             (Object::Service(a), Object::Service(b)) => a.status.clone_from(&b.status),
             (Object::HorizontalPodAutoscaler(a), Object::HorizontalPodAutoscaler(b)) => {
                 a.status.clone_from(&b.status);
@@ -151,6 +155,7 @@ impl Object {
                     }
                 }
             }
+            (Object::Job(a), Object::Job(b)) => crate::kinds::batch::keep_generated_selector(a, b),
             (Object::Node(a), Object::Node(b))
                 if a.spec.pod_cidr.as_deref().is_none_or(str::is_empty) =>
             {

@@ -628,10 +628,10 @@ fn secrets_and_config_maps() {
 
 #[test]
 fn unsupported_kinds_and_shapes() {
-    let e = errors("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n");
+    let e = errors("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: pi\n");
     has_prefix(
         &e,
-        "deploy.yaml: document 1 (Job pi): resource mapping not found for name: \"pi\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Job\" in version \"batch/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet",
+        "deploy.yaml: document 1 (Ingress pi): resource mapping not found for name: \"pi\" namespace: \"\" from \"deploy.yaml\": no matches for kind \"Ingress\" in version \"networking.k8s.io/v1\": jotasu does not serve this kind; it serves v1 Pod, apps/v1 Deployment, apps/v1 ReplicaSet",
     );
     assert_eq!(e.0[0].kind, ErrorKind::UnsupportedKind);
     let e = errors("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: old\n");

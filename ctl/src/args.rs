@@ -14,6 +14,8 @@ pub const ALL: &[Kind] = &[
     Kind::Deployment,
     Kind::ReplicaSet,
     Kind::HorizontalPodAutoscaler,
+    Kind::Job,
+    Kind::CronJob,
 ];
 
 /// A resource argument that cannot be used.
@@ -204,14 +206,16 @@ mod tests {
             Err(ArgError::UnknownKind("deployments.batch".into()))
         );
         assert_eq!(
-            parse_kind("jobs").unwrap_err().to_string(),
-            "the server doesn't have a resource type \"jobs\""
+            parse_kind("ingresses").unwrap_err().to_string(),
+            "the server doesn't have a resource type \"ingresses\""
         );
         assert_eq!(
             parse_kinds("deploy,svc,deployments").unwrap(),
             [Kind::Deployment, Kind::Service]
         );
         assert_eq!(parse_kinds("all").unwrap(), ALL);
+        assert_eq!(parse_kind("jobs.batch"), Ok(Kind::Job));
+        assert_eq!(parse_kind("cj"), Ok(Kind::CronJob));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum Command {
     /// Print the objects a kustomization directory renders (as kubectl
     /// kustomize does), without a server.
     Kustomize(KustomizeArgs),
+    /// Create an object from flags: create job NAME --from=cronjob/NAME.
+    #[command(subcommand)]
+    Create(crate::create::CreateCommand),
     /// Show objects as a table, YAML, JSON or names.
     Get(GetArgs),
     /// Show objects in detail.

@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod config;
 mod connect;
+mod create;
 mod delete;
 mod describe;
 mod dev;
@@ -43,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
     match &cli.command {
         Command::Apply(a) => apply::run(global, a).await,
         Command::Kustomize(a) => apply::print_kustomization(a),
+        Command::Create(c) => create::run(global, c).await,
         Command::Get(a) => get::run(global, a).await,
         Command::Describe(a) => describe::run(global, a).await,
         Command::Delete(a) => delete::run(global, a).await,

@@ -1,5 +1,6 @@
 //! The pod a `logs` or `exec` argument names: `NAME`, `pod/NAME`, or a
-//! workload (`deployment/NAME`, `replicaset/NAME`, `daemonset/NAME`), of
+//! workload (`deployment/NAME`, `replicaset/NAME`, `daemonset/NAME`,
+//! `job/NAME`), of
 //! which kubectl picks one pod: bound before unbound, Running before
 //! Unknown before Pending, ready before not, fewer restarts, newer.
 
@@ -27,17 +28,18 @@ pub async fn resolve(client: &Client, namespace: &str, arg: &str) -> Result<Stri
     }
     let selector = match kind {
         Kind::Pod => return Ok(name.to_owned()),
-        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => {
+        Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::Job => {
             match client.get(&object_ref(kind, namespace, name)).await? {
                 Object::Deployment(d) => d.spec.selector,
                 Object::ReplicaSet(r) => r.spec.selector,
                 Object::DaemonSet(d) => d.spec.selector,
+                Object::Job(j) => j.spec.selector.unwrap_or_default(),
                 _ => LabelSelector::default(),
             }
         }
         _ => {
             return Err(CtlError::Usage(format!(
-                "cannot pick a pod of a {kind}: name a pod, or a deployment, replicaset or daemonset"
+                "cannot pick a pod of a {kind}: name a pod, or a deployment, replicaset, daemonset or job"
             )));
         }
     };

@@ -115,6 +115,13 @@ fn deployment(ns: &str, name: &str) -> Object {
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}))
 }
 
+fn job(ns: &str, name: &str) -> Object {
+    obj(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}}}))
+}
+
 fn rbac(v: serde_json::Value) -> Object {
     obj(v)
 }
@@ -196,6 +203,7 @@ async fn run(client: &Client, op: Op, serial: usize) -> bool {
                 Kind::ConfigMap => config_map(ns, &name),
                 Kind::Secret => secret(ns, &name),
                 Kind::Deployment => deployment(ns, &name),
+                Kind::Job => job(ns, &name),
                 Kind::RoleBinding => {
                     role_binding(ns, &name, ("User", "x"), ("ClusterRole", "view"))
                 }
@@ -316,12 +324,17 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
         ("alice", Scale("dev", "web"), false),
         ("alice", Exec("dev", "web"), false),
         ("alice", List(Node, None), false),
+        ("alice", List(Job, Some("dev")), true),
+        ("alice", List(CronJob, Some("dev")), true),
+        ("alice", Create(Job, "dev"), false),
         // bob: edit in dev through his group.
         ("bob", Create(ConfigMap, "dev"), true),
         ("bob", Patch(ConfigMap, "dev", "other"), true),
         ("bob", Delete(ConfigMap, "dev", "victim-1"), true),
         ("bob", Get(Secret, "dev", "db"), true),
         ("bob", Create(Deployment, "dev"), true),
+        ("bob", Create(Job, "dev"), true),
+        ("bob", Create(Job, "prod"), false),
         ("bob", Scale("dev", "web"), true),
         ("bob", Exec("dev", "web"), true),
         ("bob", Create(RoleBinding, "dev"), false),
@@ -343,6 +356,8 @@ async fn users_may_do_what_their_bindings_grant_and_nothing_else() {
         ("eve", List(Pod, Some("dev")), false),
         ("eve", Get(ConfigMap, "dev", "app-config"), false),
         ("eve", Create(ConfigMap, "dev"), false),
+        ("eve", List(Job, Some("dev")), false),
+        ("eve", Create(Job, "dev"), false),
         // root: system:masters.
         ("root", Create(RoleBinding, "dev"), true),
         ("root", Delete(ConfigMap, "dev", "victim-2"), true),

@@ -1,6 +1,8 @@
 //! One definition per kind, grouped by what they do.
 
 pub mod affinity;
+pub mod batch;
+mod batch_server;
 pub mod config;
 pub mod discovery;
 pub mod disruption;

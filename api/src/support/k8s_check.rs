@@ -157,7 +157,9 @@ fn walk(
 
 /// The k8s-openapi schema fields of each served kind at each version.
 pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
-    use k8s_openapi::api::{apps, autoscaling, core, discovery, policy, rbac, scheduling, storage};
+    use k8s_openapi::api::{
+        apps, autoscaling, batch, core, discovery, policy, rbac, scheduling, storage,
+    };
     vec![
         (Kind::Pod, "v1", fields::<core::v1::Pod>()),
         (
@@ -218,6 +220,8 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             fields::<autoscaling::v1::HorizontalPodAutoscaler>(),
         ),
         (Kind::Node, "v1", fields::<core::v1::Node>()),
+        (Kind::Job, "batch/v1", fields::<batch::v1::Job>()),
+        (Kind::CronJob, "batch/v1", fields::<batch::v1::CronJob>()),
         (
             Kind::PriorityClass,
             "scheduling.k8s.io/v1",

@@ -507,6 +507,37 @@ pub const STORAGE_CLASS: &[Rule] = &[rule(
     "local volumes are bind-mounted directories; they take no mount options",
 )];
 
+/// A Job's spec (a Job's `spec`, a CronJob's `spec.jobTemplate.spec`).
+pub const JOB_SPEC: &[Rule] = &[
+    rule(
+        "backoffLimitPerIndex",
+        Refuse,
+        "failures are counted for the whole job (backoffLimit), not per index",
+    ),
+    unless(
+        "managedBy",
+        &["\"kubernetes.io/job-controller\""],
+        Refuse,
+        "jotasu's job controller manages every Job",
+    ),
+    rule(
+        "maxFailedIndexes",
+        Refuse,
+        "failures are counted for the whole job (backoffLimit), not per index",
+    ),
+    unless(
+        "podReplacementPolicy",
+        &["\"Failed\""],
+        Warn,
+        "a pod is replaced once it has failed or is gone (as `Failed`), not while it terminates",
+    ),
+    rule(
+        "successPolicy",
+        Refuse,
+        "a job succeeds when `completions` pods (or indexes) have succeeded",
+    ),
+];
+
 /// Each table and where it applies, for the docs.
 pub const TABLES: &[(&str, &[Rule])] = &[
     ("Object metadata (every kind, and pod templates)", METADATA),
@@ -517,6 +548,10 @@ pub const TABLES: &[(&str, &[Rule])] = &[
     ("Containers (`containers[]`, `initContainers[]`)", CONTAINER),
     ("Service spec", SERVICE_SPEC),
     ("Node spec", NODE_SPEC),
+    (
+        "Job spec (`Job.spec`, `CronJob.spec.jobTemplate.spec`)",
+        JOB_SPEC,
+    ),
     ("HorizontalPodAutoscaler spec", HPA_SPEC),
     ("PersistentVolume spec", PV_SPEC),
     ("PersistentVolumeClaim spec", PVC_SPEC),
@@ -552,6 +587,29 @@ pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
         ("spec.volumeClaimTemplates[].spec", PVC_SPEC),
         ("spec.volumeClaimTemplates[].status", CLAIM_TEMPLATE_STATUS),
     ];
+    const JOB: &[(&str, &[Rule])] = &[
+        ("metadata", METADATA),
+        ("spec", JOB_SPEC),
+        ("spec.template.metadata", METADATA),
+        ("spec.template.spec", POD_SPEC),
+        ("spec.template.spec.containers[]", CONTAINER),
+        ("spec.template.spec.initContainers[]", CONTAINER),
+    ];
+    const CRON_JOB: &[(&str, &[Rule])] = &[
+        ("metadata", METADATA),
+        ("spec.jobTemplate.metadata", METADATA),
+        ("spec.jobTemplate.spec", JOB_SPEC),
+        ("spec.jobTemplate.spec.template.metadata", METADATA),
+        ("spec.jobTemplate.spec.template.spec", POD_SPEC),
+        (
+            "spec.jobTemplate.spec.template.spec.containers[]",
+            CONTAINER,
+        ),
+        (
+            "spec.jobTemplate.spec.template.spec.initContainers[]",
+            CONTAINER,
+        ),
+    ];
     const SERVICE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", SERVICE_SPEC)];
     const NODE: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", NODE_SPEC)];
     const HPA: &[(&str, &[Rule])] = &[("metadata", METADATA), ("spec", HPA_SPEC)];
@@ -563,6 +621,8 @@ pub fn scopes(kind: Kind) -> &'static [(&'static str, &'static [Rule])] {
         Kind::Pod => POD,
         Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet => WORKLOAD,
         Kind::StatefulSet => STATEFUL_SET,
+        Kind::Job => JOB,
+        Kind::CronJob => CRON_JOB,
         Kind::Service => SERVICE,
         Kind::Node => NODE,
         Kind::HorizontalPodAutoscaler => HPA,

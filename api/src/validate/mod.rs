@@ -3,6 +3,7 @@
 
 mod affinity;
 mod autoscaling;
+mod batch;
 mod config;
 mod disruption;
 mod dns;
@@ -54,6 +55,8 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::StatefulSet(o) => statefulset::stateful_set(o, &mut errs),
         Object::PodDisruptionBudget(o) => disruption::pod_disruption_budget(o, &mut errs),
         Object::ControllerRevision(o) => statefulset::controller_revision(o, &mut errs),
+        Object::Job(o) => batch::job(o, &mut errs),
+        Object::CronJob(o) => batch::cron_job(o, &mut errs),
         Object::Service(o) => service::service(o, &mut errs),
         Object::Endpoints(o) => service::endpoints(o, &mut errs),
         Object::EndpointSlice(o) => service::endpoint_slice(o, &mut errs),

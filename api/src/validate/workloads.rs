@@ -144,7 +144,7 @@ pub(super) fn selector_and_template(
     }
 }
 
-fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+pub(super) fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
     labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -152,6 +152,9 @@ pub fn merge(
         meta.generation = Some(1);
         meta.deletion_timestamp = None;
         meta.deletion_grace_period_seconds = None;
+        if let Object::Job(job) = &mut object {
+            jotasu_api::kinds::batch::generate_selector(job);
+        }
         return Ok(Prepared {
             object,
             outcome: Outcome::Created,
@@ -168,6 +171,13 @@ pub fn merge(
     keep_controller_annotations(object.metadata_mut(), old.metadata());
     super::allocate::check_immutable(&object, old)?;
     super::storage::check_update(&object, old)?;
+    if let (Object::Job(new), Object::Job(stored)) = (&object, old) {
+        let errs = jotasu_api::kinds::batch::immutable_changes(new, stored);
+        if !errs.is_empty() {
+            let lines: Vec<String> = errs.iter().map(|e| format!("{r}: {e}")).collect();
+            return Err(ApiServerError::Invalid(lines.join("\n")));
+        }
+    }
     let old_meta = old.metadata();
     let generation = old_meta.generation.unwrap_or(1);
     let meta = object.metadata_mut();

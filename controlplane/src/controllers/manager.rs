@@ -10,8 +10,8 @@ use tracing::{Instrument as _, info, info_span, warn};
 
 use super::runtime::{Context, Informers};
 use super::{
-    daemonset, deployment, disruption, endpoints, hpa, namespace, nodes, quota, replicaset,
-    serviceaccounts, statefulset, volumes,
+    cronjob, daemonset, deployment, disruption, endpoints, hpa, job, namespace, nodes, quota,
+    replicaset, serviceaccounts, statefulset, volumes,
 };
 use crate::apiserver::ApiServer;
 use crate::scheduler;
@@ -101,6 +101,8 @@ pub async fn run<S: Store>(api: ApiServer<S>, config: Config, shutdown: watch::R
     spawn(&mut set, "daemonset", daemonset::run(ctx.clone()));
     spawn(&mut set, "statefulset", statefulset::run(ctx.clone()));
     spawn(&mut set, "disruption", disruption::run(ctx.clone()));
+    spawn(&mut set, "job", job::run(ctx.clone()));
+    spawn(&mut set, "cronjob", cronjob::run(ctx.clone()));
     spawn(&mut set, "endpoints", endpoints::run(ctx.clone()));
     spawn(&mut set, "nodes", nodes::run(ctx.clone(), config.nodes));
     spawn(&mut set, "garbage-collector", collect_garbage(ctx.clone()));

@@ -3,6 +3,7 @@
 //! fetches them and what some pages show besides (a Service's Endpoints,
 //! the pods bound to a Node).
 
+mod batch;
 mod cluster;
 mod config;
 mod namespace;
@@ -38,6 +39,8 @@ pub fn page(
         Object::StatefulSet(d) => workloads::statefulset(d, pods),
         Object::ControllerRevision(r) => workloads::controller_revision(r),
         Object::PodDisruptionBudget(b) => workloads::disruption_budget(b),
+        Object::Job(j) => batch::job(j, now),
+        Object::CronJob(c) => batch::cron_job(c),
         Object::Service(s) => network::service(s, endpoints),
         Object::Endpoints(e) => network::endpoints(e),
         Object::EndpointSlice(e) => network::endpoint_slice(e),

@@ -3,6 +3,7 @@
 //! shown), a NAMESPACE column for `-A`, wide columns and LABELS at the end,
 //! aligned as kubectl aligns them.
 
+mod batch;
 mod config;
 mod hpa;
 mod namespace;
@@ -15,6 +16,7 @@ mod workloads;
 
 use jotasu_api::{Kind, Labels, Object};
 
+pub use batch::duration as job_duration;
 pub use config::secret_type;
 pub use hpa::{reference as hpa_reference, target_text as hpa_target};
 pub use network::{endpoints_of_port, type_name as service_type};
@@ -57,6 +59,8 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::StatefulSet => (workloads::STATEFULSET_COLUMNS, workloads::STATEFULSET_WIDE),
         Kind::ControllerRevision => (workloads::REVISION_COLUMNS, &[]),
         Kind::PodDisruptionBudget => (workloads::PDB_COLUMNS, &[]),
+        Kind::Job => (batch::JOB_COLUMNS, workloads::WIDE),
+        Kind::CronJob => (batch::CRONJOB_COLUMNS, workloads::WIDE),
         Kind::Service => (network::SERVICE_COLUMNS, network::SERVICE_WIDE),
         Kind::Endpoints => (network::ENDPOINTS_COLUMNS, &[]),
         Kind::EndpointSlice => (network::SLICE_COLUMNS, &[]),
@@ -101,6 +105,8 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         ),
         Object::ControllerRevision(r) => (workloads::revision_row(r, age), Vec::new()),
         Object::PodDisruptionBudget(b) => (workloads::pdb_row(b, age), Vec::new()),
+        Object::Job(j) => (batch::job_row(j, now, age), batch::job_wide(j)),
+        Object::CronJob(c) => (batch::cronjob_row(c, now, age), batch::cronjob_wide(c)),
         Object::Service(s) => (network::service_row(s, age), network::service_wide(s)),
         Object::Endpoints(e) => (network::endpoints_row(e, age), Vec::new()),
         Object::EndpointSlice(e) => (network::slice_row(e, age), Vec::new()),

@@ -126,7 +126,7 @@ pub(super) fn daemonset_wide(d: &DaemonSet) -> Vec<String> {
 }
 
 /// Container names, images and the selector, comma-separated.
-fn template_wide(template: &PodTemplateSpec, selector: &LabelSelector) -> Vec<String> {
+pub(super) fn template_wide(template: &PodTemplateSpec, selector: &LabelSelector) -> Vec<String> {
     let containers = &template.spec.containers;
     vec![
         containers

@@ -9,7 +9,8 @@
 //! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
 //! node (`jotasu-bench pods`), [`overlay`] pod-to-pod networking across
 //! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`),
-//! [`dns`] cluster DNS against unbound (`jotasu-bench dns`).
+//! [`dns`] cluster DNS against unbound (`jotasu-bench dns`), [`jobs`] a
+//! Job's completions against a Deployment's pods (`jotasu-bench jobs`).
 pub mod authz;
 pub mod calls;
 pub mod client;
@@ -18,6 +19,7 @@ pub mod controlplane;
 pub mod datapath;
 pub mod dns;
 pub mod flannel;
+pub mod jobs;
 pub mod kube_proxy;
 pub mod overlay;
 pub mod pods;

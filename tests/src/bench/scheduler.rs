@@ -153,6 +153,27 @@ pub(crate) fn to_json(v: &serde_json::Value) -> anyhow::Result<String> {
     serde_json::to_string(v).context("encoding an object")
 }
 
+/// Heartbeats the first `count` nodes ([`node_name`]) every second until `stop`.
+pub(crate) fn heartbeats(
+    api: &Api,
+    count: usize,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let names: Vec<String> = (0..count).map(node_name).collect();
+    let (api, mut stop) = (api.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            for n in &names {
+                api.heartbeats().record(n, std::iter::empty());
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    })
+}
+
 /// Registers `count` nodes and makes them Ready (written directly).
 pub(crate) async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
     let names: Vec<String> = (0..count).map(node_name).collect();
@@ -530,22 +551,7 @@ async fn case_deployment(cfg: &Config, report: &mut Report) -> anyhow::Result<()
     let (stop_tx, stop) = watch::channel(false);
     let api = server(&dir, &stop).await?;
     make_nodes(&api, cfg.deployment_nodes).await?;
-    let names: Vec<String> = (0..cfg.deployment_nodes).map(node_name).collect();
-    let beats = {
-        let api = api.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                for n in &names {
-                    api.heartbeats().record(n, std::iter::empty());
-                }
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        })
-    };
+    let beats = heartbeats(&api, cfg.deployment_nodes, &stop);
     let controllers = tokio::spawn(manager::run(
         api.clone(),
         manager::Config::default(),

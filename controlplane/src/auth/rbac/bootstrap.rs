@@ -42,6 +42,7 @@ const CORE: &str = "";
 const APPS: &str = "apps";
 const AUTOSCALING: &str = "autoscaling";
 const POLICY: &str = "policy";
+const BATCH: &str = "batch";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const CERTIFICATES: &str = "certificates.k8s.io";
@@ -65,7 +66,7 @@ fn rule(verbs: &[&[&str]], groups: &[&str], resources: &[&str]) -> PolicyRule {
 
 /// `view`'s own rules: reading what is not an escalation (no Secrets, no
 /// exec). Kubernetes' list also names replicationcontrollers, events,
-/// jobs and more, which jotasu does not serve.
+/// replicationcontrollers and more, which jotasu does not serve.
 fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
@@ -112,6 +113,11 @@ fn view_rules() -> Vec<PolicyRule> {
                 "horizontalpodautoscalers/status",
             ],
         ),
+        rule(
+            &[READ],
+            &[BATCH],
+            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        ),
         rule(&[READ], &["discovery.k8s.io"], &["endpointslices"]),
         rule(
             &[READ],
@@ -156,6 +162,7 @@ fn edit_rules() -> Vec<PolicyRule> {
         rule(&[WRITE], &[AUTOSCALING], &["horizontalpodautoscalers"]),
         rule(&[WRITE], &[POLICY], &["poddisruptionbudgets"]),
         rule(&[&["create"]], &[CORE], &["pods/eviction"]),
+        rule(&[WRITE], &[BATCH], &["cronjobs", "jobs"]),
     ]
 }
 

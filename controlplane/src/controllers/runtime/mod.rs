@@ -43,6 +43,10 @@ pub struct Informers {
     pub controller_revisions: Informer<ControllerRevision>,
     /// PodDisruptionBudgets.
     pub disruption_budgets: Informer<jotasu_api::PodDisruptionBudget>,
+    /// Jobs.
+    pub jobs: Informer<jotasu_api::Job>,
+    /// CronJobs.
+    pub cron_jobs: Informer<jotasu_api::CronJob>,
     /// Services.
     pub services: Informer<Service>,
     /// Endpoints.
@@ -75,6 +79,8 @@ impl Informers {
             stateful_sets: Informer::start(api.clone(), shutdown.clone()),
             controller_revisions: Informer::start(api.clone(), shutdown.clone()),
             disruption_budgets: Informer::start(api.clone(), shutdown.clone()),
+            jobs: Informer::start(api.clone(), shutdown.clone()),
+            cron_jobs: Informer::start(api.clone(), shutdown.clone()),
             services: Informer::start(api.clone(), shutdown.clone()),
             endpoints: Informer::start(api.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(api.clone(), shutdown.clone()),
@@ -97,6 +103,8 @@ impl Informers {
         self.stateful_sets.synced().await;
         self.controller_revisions.synced().await;
         self.disruption_budgets.synced().await;
+        self.jobs.synced().await;
+        self.cron_jobs.synced().await;
         self.services.synced().await;
         self.endpoints.synced().await;
         self.endpoint_slices.synced().await;
