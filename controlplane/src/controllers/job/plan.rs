@@ -14,7 +14,8 @@ use jotasu_api::kinds::pod::RestartPolicy;
 use jotasu_api::{Condition, ConditionStatus, Job, Pod, Time};
 
 use super::pods::{
-    PodState, backoff_seconds, failure_action, finished_at, format_indexes, index_of, ready, state,
+    PodState, backoff_seconds, failure_action, finished_at, format_indexes, index_of,
+    parse_indexes, ready, state,
 };
 use crate::controllers::runtime::status::set_condition;
 
@@ -157,8 +158,26 @@ pub fn plan_job(job: &Job, pods: &[&Pod], now: i64) -> JobPlan {
             PodState::Active | PodState::Terminating => {}
         }
     }
-    // Pods the controller stopped when it decided to fail were counted then.
+    // What the status counted stays counted: pods the controller stopped
+    // when it decided to fail, finished pods deleted since (Kubernetes
+    // keeps them counted with a finalizer).
     let failed = count(failed).max(plan.status.failed);
+    if indexed {
+        let counted = plan
+            .status
+            .completed_indexes
+            .as_deref()
+            .map(parse_indexes)
+            .unwrap_or_default();
+        succeeded_indexes.extend(
+            counted
+                .into_iter()
+                .filter(|i| completions.is_some_and(|c| *i < c)),
+        );
+        succeeded = succeeded_indexes.len();
+    } else {
+        succeeded = succeeded.max(usize::try_from(plan.status.succeeded).unwrap_or(0));
+    }
     let st = &mut plan.status;
     st.succeeded = count(succeeded);
     st.failed = failed;

@@ -256,3 +256,25 @@ fn suspended_jobs_stop_their_pods() {
     );
     assert!(p.status.start_time.is_none());
 }
+
+#[test]
+fn counted_successes_stay_counted_when_their_pods_go() {
+    let j = job(serde_json::json!({"completions": 2}));
+    let one = [pod(&j, 0, None, PodPhase::Succeeded, 0, NOW)];
+    let p = plan(&j, &one, NOW);
+    assert_eq!((p.status.succeeded, p.create.len()), (1, 1));
+    let counted = with(j, &p);
+    let p = plan(&counted, &[], NOW + 1);
+    assert_eq!(
+        p.status.succeeded, 1,
+        "the deleted pod's success still counts"
+    );
+    assert_eq!(p.create.len(), 1);
+
+    let ix = job(serde_json::json!({"completions": 3, "completionMode": "Indexed"}));
+    let done = [pod(&ix, 0, Some(1), PodPhase::Succeeded, 0, NOW)];
+    let counted = with(ix.clone(), &plan(&ix, &done, NOW));
+    let p = plan(&counted, &[], NOW + 1);
+    assert_eq!(p.status.completed_indexes.as_deref(), Some("1"));
+    assert_eq!(p.create, vec![Some(0)], "index 1 is not run again");
+}

@@ -169,6 +169,21 @@ pub fn format_indexes(indexes: &BTreeSet<i32>) -> String {
     out.join(",")
 }
 
+/// The indexes of `1,3-5,7` (what [`format_indexes`] writes); parts
+/// that are not indexes are skipped.
+pub fn parse_indexes(text: &str) -> BTreeSet<i32> {
+    let mut out = BTreeSet::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>())
+            && (0..=b).contains(&a)
+        {
+            out.extend(a..=b);
+        }
+    }
+    out
+}
+
 /// The pod a Job creates (index for Indexed Jobs): the template, owned by
 /// the Job; an Indexed pod gets its index as annotation, label and
 /// `JOB_COMPLETION_INDEX`, and the hostname `<job>-<index>`.
@@ -233,5 +248,8 @@ mod tests {
         let set: BTreeSet<i32> = [0, 1, 2, 4, 6, 7].into_iter().collect();
         assert_eq!(format_indexes(&set), "0-2,4,6-7");
         assert_eq!(format_indexes(&BTreeSet::new()), "");
+        assert_eq!(parse_indexes("0-2,4,6-7"), set);
+        assert_eq!(parse_indexes(""), BTreeSet::new());
+        assert_eq!(parse_indexes("x,3-1,5"), [5].into_iter().collect());
     }
 }
