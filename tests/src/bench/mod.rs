@@ -9,8 +9,9 @@
 //! scheduler's (`jotasu-bench scheduler`), [`pods`] pod start-up on a real
 //! node (`jotasu-bench pods`), [`overlay`] pod-to-pod networking across
 //! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`),
-//! [`dns`] cluster DNS against unbound (`jotasu-bench dns`), [`jobs`] a
-//! Job's completions against a Deployment's pods (`jotasu-bench jobs`).
+//! [`dns`] cluster DNS against unbound (`jotasu-bench dns`), [`workloads`]
+//! a Job's completions and a StatefulSet's start-up (Parallel and
+//! OrderedReady) against as many Deployment pods (`jotasu-bench workloads`).
 pub mod authz;
 pub mod calls;
 pub mod client;
@@ -19,12 +20,12 @@ pub mod controlplane;
 pub mod datapath;
 pub mod dns;
 pub mod flannel;
-pub mod jobs;
 pub mod kube_proxy;
 pub mod overlay;
 pub mod pods;
 pub mod scheduler;
 pub mod slices;
+pub mod workloads;
 pub mod world;
 
 use std::path::{Path, PathBuf};

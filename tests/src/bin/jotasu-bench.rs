@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
-        Report, client, cni, controlplane, datapath, dns, jobs, overlay, pods, scheduler, slices,
+        Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler, slices,
+        workloads,
     },
     privilege, signals,
 };
@@ -65,10 +66,12 @@ enum Cmd {
     /// process on the embedded store; optionally a Deployment through every
     /// controller (--cases pods,deployment). Writes target/bench/scheduler.json.
     Scheduler(scheduler::Config),
-    /// Jobs: completions/s of a 1,000-completion Job with parallelism 50,
-    /// against 1,000 Deployment pods turning Ready, in the same run (in
-    /// process, simulated nodes; no root needed). Writes target/bench/jobs.json.
-    Jobs(jobs::Config),
+    /// Workloads: completions/s of a 1,000-completion Job with parallelism
+    /// 50 against 1,000 Deployment pods turning Ready; a 100-replica
+    /// StatefulSet to all Ready in Parallel and OrderedReady mode against
+    /// 100 Deployment pods; in the same run (in process, simulated nodes;
+    /// no root needed). Writes target/bench/workloads.json.
+    Workloads(workloads::Config),
     /// EndpointSlices against Endpoints: bytes the API sends to N nodes'
     /// watches for one endpoint's change of a 1,000-endpoint Service (goal:
     /// slices at most 20 % of Endpoints), in process, no root. Writes
@@ -150,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             run_and_print(&controlplane::describe(&cfg), || controlplane::run(&cfg))
         }
         Cmd::Scheduler(cfg) => run_and_print(&scheduler::describe(&cfg), || scheduler::run(&cfg)),
-        Cmd::Jobs(cfg) => run_and_print(&jobs::describe(&cfg), || jobs::run(&cfg)),
+        Cmd::Workloads(cfg) => run_and_print(&workloads::describe(&cfg), || workloads::run(&cfg)),
         Cmd::Endpointslices(cfg) => run_and_print(&slices::describe(&cfg), || slices::run(&cfg)),
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),

@@ -1,4 +1,4 @@
-//! The jobs benchmark (`jotasu-bench jobs`), in process like the
+//! The workloads benchmark (`jotasu-bench workloads`), in process like the
 //! scheduler's `deployment` case: an embedded store in a temp dir, the API
 //! server and every controller and the scheduler (the full manager), on
 //! simulated nodes that heartbeat; a simulated kubelet reports each bound
@@ -8,6 +8,10 @@
 //! from the apply until the Job is `Complete` (completions/s = C / time).
 //! Case `deployment` (the comparison, in the same run, in a fresh store):
 //! one Deployment of C replicas; the clock runs until C pods are Ready.
+//! Cases `statefulset-parallel` and `statefulset-ordered`: one StatefulSet
+//! of R replicas (Parallel, OrderedReady); the clock runs from the apply
+//! until R pods are Ready; case `deployment-small`: a Deployment of R
+//! replicas, their comparison.
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,8 +31,8 @@ use super::Report;
 use super::scheduler::{Api, heartbeats, make_nodes, server, to_json};
 use crate::signals;
 
-/// The benchmark's name (`target/bench/jobs.json`).
-pub const NAME: &str = "jobs";
+/// The benchmark's name (`target/bench/workloads.json`).
+pub const NAME: &str = "workloads";
 /// Concurrent pod status writes of the simulated kubelet.
 const STATUS_WRITERS: usize = 32;
 
@@ -39,13 +43,22 @@ pub enum Case {
     Job,
     /// A Deployment of `completions` replicas, for comparison.
     Deployment,
+    /// A StatefulSet of `replicas` pods, Parallel.
+    StatefulsetParallel,
+    /// A StatefulSet of `replicas` pods, OrderedReady.
+    StatefulsetOrdered,
+    /// A Deployment of `replicas` pods, for comparison.
+    DeploymentSmall,
 }
 
 /// How the benchmark runs.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// Cases to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Case::Job, Case::Deployment])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [
+        Case::Job, Case::Deployment, Case::StatefulsetParallel, Case::StatefulsetOrdered,
+        Case::DeploymentSmall,
+    ])]
     pub cases: Vec<Case>,
     /// The Job's completions (and the Deployment's replicas).
     #[arg(long, default_value_t = 1000)]
@@ -53,6 +66,9 @@ pub struct Config {
     /// The Job's parallelism.
     #[arg(long, default_value_t = 50)]
     pub parallelism: usize,
+    /// The StatefulSets' replicas (and the small Deployment's).
+    #[arg(long, default_value_t = 100)]
+    pub replicas: usize,
     /// Simulated nodes (32 CPU, 110 pods each).
     #[arg(long, default_value_t = 20)]
     pub nodes: usize,
@@ -68,8 +84,9 @@ pub fn describe(cfg: &Config) -> String {
          scheduler, {} heartbeating simulated nodes whose kubelet reports a bound pod at once \
          (a Job's pod Succeeded, others Running and Ready); job: {} completions, parallelism {}, \
          timed from the apply until Complete; deployment: {} replicas in a fresh store, timed \
-         until all are Ready",
-        cfg.nodes, cfg.completions, cfg.parallelism, cfg.completions
+         until all are Ready; statefulset-parallel, statefulset-ordered and deployment-small: {} \
+         replicas, each in a fresh store, timed until all are Ready",
+        cfg.nodes, cfg.completions, cfg.parallelism, cfg.completions, cfg.replicas
     )
 }
 
@@ -80,6 +97,19 @@ fn job_json(completions: usize, parallelism: usize) -> anyhow::Result<String> {
         "spec": {"completions": completions, "parallelism": parallelism,
             "template": {"spec": {"restartPolicy": "Never", "containers": [{
                 "name": "work", "image": "registry.example.com/work:1.0",
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            }]}}},
+    }))
+}
+
+fn stateful_set_json(replicas: usize, policy: &str) -> anyhow::Result<String> {
+    to_json(&json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "bench"},
+        "spec": {"replicas": replicas, "podManagementPolicy": policy, "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{
+                "name": "db", "image": "registry.example.com/db:1.0",
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
             }]}}},
     }))
@@ -222,6 +252,15 @@ async fn until(start: Instant, timeout: Duration, mut done: impl FnMut() -> bool
     Some(start.elapsed().as_secs_f64())
 }
 
+/// Whether at least `n` pods of the benchmark's namespace are Ready.
+fn ready_in(pods: &Informer<Pod>, n: usize) -> bool {
+    pods.list_in("bench")
+        .iter()
+        .filter(|p| jotasu_controlplane::controllers::runtime::status::is_ready(p))
+        .count()
+        >= n
+}
+
 async fn run_case(cfg: &Config, case: Case, report: &mut Report) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("making a temp dir")?;
     let (stop_tx, stop) = watch::channel(false);
@@ -257,20 +296,32 @@ async fn run_case(cfg: &Config, case: Case, report: &mut Report) -> anyhow::Resu
                 until(start, timeout, complete).await,
             )
         }
-        Case::Deployment => {
-            api.apply(&[deployment_json(cfg.completions)?], false)
+        Case::Deployment | Case::DeploymentSmall => {
+            let n = if case == Case::Deployment {
+                cfg.completions
+            } else {
+                cfg.replicas
+            };
+            api.apply(&[deployment_json(n)?], false)
                 .await
                 .context("applying the Deployment")?;
-            let ready = || {
-                pods.list_in("bench")
-                    .iter()
-                    .filter(|p| jotasu_controlplane::controllers::runtime::status::is_ready(p))
-                    .count()
-                    >= cfg.completions
-            };
             (
-                format!("deployment: {} replicas", cfg.completions),
-                until(start, timeout, ready).await,
+                format!("deployment: {n} replicas"),
+                until(start, timeout, || ready_in(&pods, n)).await,
+            )
+        }
+        Case::StatefulsetParallel | Case::StatefulsetOrdered => {
+            let policy = if case == Case::StatefulsetParallel {
+                "Parallel"
+            } else {
+                "OrderedReady"
+            };
+            api.apply(&[stateful_set_json(cfg.replicas, policy)?], false)
+                .await
+                .context("applying the StatefulSet")?;
+            (
+                format!("statefulset {policy}: {} replicas", cfg.replicas),
+                until(start, timeout, || ready_in(&pods, cfg.replicas)).await,
             )
         }
     };
@@ -283,11 +334,12 @@ async fn run_case(cfg: &Config, case: Case, report: &mut Report) -> anyhow::Resu
         bail!("{name}: not finished within {} s", cfg.timeout);
     };
     report.row(&name, "time", seconds, "s");
-    let (metric, unit) = match case {
-        Case::Job => ("completions", "completions/s"),
-        Case::Deployment => ("pods Ready", "pods/s"),
+    let (metric, unit, n) = match case {
+        Case::Job => ("completions", "completions/s", cfg.completions),
+        Case::Deployment => ("pods Ready", "pods/s", cfg.completions),
+        _ => ("pods Ready", "pods/s", cfg.replicas),
     };
-    report.row(&name, metric, cfg.completions as f64 / seconds, unit);
+    report.row(&name, metric, n as f64 / seconds, unit);
     Ok(())
 }
 
@@ -295,8 +347,8 @@ async fn run_case(cfg: &Config, case: Case, report: &mut Report) -> anyhow::Resu
 pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     ensure!(cfg.nodes >= 1, "--nodes must be at least 1");
     ensure!(
-        cfg.completions >= 1 && cfg.parallelism >= 1,
-        "--completions and --parallelism must be at least 1"
+        cfg.completions >= 1 && cfg.parallelism >= 1 && cfg.replicas >= 1,
+        "--completions, --parallelism and --replicas must be at least 1"
     );
     if cfg.cases.is_empty() {
         bail!("no case to run");
@@ -310,14 +362,31 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         for case in &cfg.cases {
             run_case(cfg, *case, &mut report).await?;
         }
-        let rate = |unit: &str| report.rows.iter().find(|r| r.unit == unit).map(|r| r.value);
-        if let (Some(job), Some(deploy)) = (rate("completions/s"), rate("pods/s")) {
+        let rows = report.rows.clone();
+        let rate = |case: &str| {
+            rows.iter()
+                .find(|r| r.case.starts_with(case) && r.unit.ends_with("/s"))
+                .map(|r| r.value)
+        };
+        let deploy = rate(&format!("deployment: {} ", cfg.completions));
+        if let (Some(job), Some(deploy)) = (rate("job:"), deploy) {
             report.row(
                 "job against deployment",
                 "completions/s ÷ Ready pods/s",
                 job / deploy,
                 "ratio",
             );
+        }
+        let small = rate(&format!("deployment: {} ", cfg.replicas));
+        for policy in ["Parallel", "OrderedReady"] {
+            if let (Some(sts), Some(small)) = (rate(&format!("statefulset {policy}")), small) {
+                report.row(
+                    &format!("statefulset {policy} against deployment"),
+                    "Ready pods/s ÷ Ready pods/s",
+                    sts / small,
+                    "ratio",
+                );
+            }
         }
         Ok(report)
     })
