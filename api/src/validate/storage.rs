@@ -127,6 +127,12 @@ pub(super) fn persistent_volume(pv: &PersistentVolume, errs: &mut Vec<FieldError
 pub(super) fn persistent_volume_claim(pvc: &PersistentVolumeClaim, errs: &mut Vec<FieldError>) {
     let spec = &pvc.spec;
     let p = FieldPath::new("spec");
+    if spec.access_modes.iter().any(|m| m == "ReadWriteOncePod") {
+        errs.push(FieldError::forbidden(
+            &p.field("accessModes"),
+            "jotasu does not enforce ReadWriteOncePod (one pod at a time); use ReadWriteOnce (one node at a time, which local volumes are)",
+        ));
+    }
     access_modes(
         &spec.access_modes,
         &p.field("accessModes"),
