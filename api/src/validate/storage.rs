@@ -310,10 +310,9 @@ pub fn pv_update(new: &PersistentVolume, old: &PersistentVolume) -> Vec<FieldErr
         ));
     }
     if old.spec.node_affinity.is_some() && new.spec.node_affinity != old.spec.node_affinity {
-        errs.push(FieldError::invalid(
+        errs.push(FieldError::new(
             &p.field("nodeAffinity"),
-            "…",
-            "field is immutable",
+            "Invalid value: field is immutable once set",
         ));
     }
     if new.spec.volume_mode != old.spec.volume_mode {
