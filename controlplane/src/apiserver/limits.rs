@@ -75,12 +75,12 @@ fn limit_of(c: &Container, r: &str) -> Option<Quantity> {
     c.resources.as_ref()?.limits.get(r).cloned()
 }
 
-/// Checks one set of amounts against an item; `what` is `Container` or `Pod`.
-fn check(
+/// The item's `min` against the requests (`what`: Container, Pod,
+/// PersistentVolumeClaim).
+fn check_min(
     item: &LimitRangeItem,
     what: &str,
-    request: impl Fn(&str) -> Option<Quantity>,
-    limit: impl Fn(&str) -> Option<Quantity>,
+    request: &impl Fn(&str) -> Option<Quantity>,
     out: &mut Vec<String>,
 ) {
     for (r, min) in &item.min {
@@ -94,6 +94,17 @@ fn check(
             Some(_) => {}
         }
     }
+}
+
+/// Checks one set of amounts against an item; `what` is `Container` or `Pod`.
+fn check(
+    item: &LimitRangeItem,
+    what: &str,
+    request: impl Fn(&str) -> Option<Quantity>,
+    limit: impl Fn(&str) -> Option<Quantity>,
+    out: &mut Vec<String>,
+) {
+    check_min(item, what, &request, out);
     for (r, max) in &item.max {
         match limit(r) {
             None => out.push(format!(
@@ -199,17 +210,7 @@ pub fn claim_violations(
         .filter(|i| i.type_ == "PersistentVolumeClaim");
     for item in items {
         let what = "PersistentVolumeClaim";
-        for (r, min) in &item.min {
-            match requests.get(r) {
-                None => out.push(format!(
-                    "minimum {r} usage per {what} is {min}.  No request is specified"
-                )),
-                Some(q) if q.nanos() < min.nanos() => out.push(format!(
-                    "minimum {r} usage per {what} is {min}, but request is {q}"
-                )),
-                Some(_) => {}
-            }
-        }
+        check_min(item, what, &|r| requests.get(r).cloned(), &mut out);
         for (r, max) in &item.max {
             if let Some(q) = requests.get(r).filter(|q| q.nanos() > max.nanos()) {
                 out.push(format!(
