@@ -143,6 +143,13 @@ fn claims_need_modes_and_a_storage_request() {
         e.contains("spec.dataSource: Forbidden: jotasu does not support this field"),
         "{e}"
     );
+    let e = errors(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec:\n  accessModes: [ReadWriteOncePod]\n  resources: {requests: {storage: 1Gi}}\n",
+    );
+    assert!(
+        e.contains("spec.accessModes: Forbidden: jotasu does not enforce ReadWriteOncePod"),
+        "{e}"
+    );
     // A pod may now name a claim; an empty name is refused.
     let pod = |claim: &str| {
         format!(

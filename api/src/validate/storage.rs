@@ -134,6 +134,12 @@ pub(super) fn claim_spec(
     p: &FieldPath,
     errs: &mut Vec<FieldError>,
 ) {
+    if spec.access_modes.iter().any(|m| m == "ReadWriteOncePod") {
+        errs.push(FieldError::forbidden(
+            &p.field("accessModes"),
+            "jotasu does not enforce ReadWriteOncePod (one pod at a time); use ReadWriteOnce (one node at a time, which local volumes are)",
+        ));
+    }
     access_modes(
         &spec.access_modes,
         &p.field("accessModes"),
@@ -311,10 +317,9 @@ pub fn pv_update(new: &PersistentVolume, old: &PersistentVolume) -> Vec<FieldErr
         ));
     }
     if old.spec.node_affinity.is_some() && new.spec.node_affinity != old.spec.node_affinity {
-        errs.push(FieldError::invalid(
+        errs.push(FieldError::new(
             &p.field("nodeAffinity"),
-            "…",
-            "field is immutable",
+            "Invalid value: field is immutable once set",
         ));
     }
     if new.spec.volume_mode != old.spec.volume_mode {

@@ -75,12 +75,12 @@ fn limit_of(c: &Container, r: &str) -> Option<Quantity> {
     c.resources.as_ref()?.limits.get(r).cloned()
 }
 
-/// Checks one set of amounts against an item; `what` is `Container` or `Pod`.
-fn check(
+/// The item's `min` against the requests (`what`: Container, Pod,
+/// PersistentVolumeClaim).
+fn check_min(
     item: &LimitRangeItem,
     what: &str,
-    request: impl Fn(&str) -> Option<Quantity>,
-    limit: impl Fn(&str) -> Option<Quantity>,
+    request: &impl Fn(&str) -> Option<Quantity>,
     out: &mut Vec<String>,
 ) {
     for (r, min) in &item.min {
@@ -94,6 +94,17 @@ fn check(
             Some(_) => {}
         }
     }
+}
+
+/// Checks one set of amounts against an item; `what` is `Container` or `Pod`.
+fn check(
+    item: &LimitRangeItem,
+    what: &str,
+    request: impl Fn(&str) -> Option<Quantity>,
+    limit: impl Fn(&str) -> Option<Quantity>,
+    out: &mut Vec<String>,
+) {
+    check_min(item, what, &request, out);
     for (r, max) in &item.max {
         match limit(r) {
             None => out.push(format!(
@@ -179,6 +190,38 @@ pub fn violations(pod: &Pod, ranges: &[&LimitRange]) -> Vec<String> {
     out
 }
 
+/// Every bound of the ranges' `PersistentVolumeClaim` items the claim
+/// breaks: `min` and `max` against its requests (Kubernetes compares the
+/// request with both).
+pub fn claim_violations(
+    claim: &jotasu_api::PersistentVolumeClaim,
+    ranges: &[&LimitRange],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let requests = claim
+        .spec
+        .resources
+        .as_ref()
+        .map(|r| r.requests.clone())
+        .unwrap_or_default();
+    let items = ranges
+        .iter()
+        .flat_map(|l| &l.spec.limits)
+        .filter(|i| i.type_ == "PersistentVolumeClaim");
+    for item in items {
+        let what = "PersistentVolumeClaim";
+        check_min(item, what, &|r| requests.get(r).cloned(), &mut out);
+        for (r, max) in &item.max {
+            if let Some(q) = requests.get(r).filter(|q| q.nanos() > max.nanos()) {
+                out.push(format!(
+                    "maximum {r} usage per {what} is {max}, but request is {q}"
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Defaults and checks every pod the apply creates against the
 /// LimitRanges of its namespace (stored ones, `by_namespace`, and those the
 /// apply itself brings).
@@ -198,20 +241,34 @@ pub fn admit(
             continue;
         }
         let r = p.object.object_ref();
+        let ns = p.object.namespace().unwrap_or_default().to_owned();
+        let ranges_of = |ns: &str| -> Vec<&LimitRange> {
+            let mut ranges: Vec<&LimitRange> = by_namespace
+                .get(ns)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            for l in &in_request {
+                if l.metadata.namespace.as_deref() == Some(ns) {
+                    ranges.retain(|s| s.metadata.name() != l.metadata.name());
+                    ranges.push(l);
+                }
+            }
+            ranges
+        };
+        if let Object::PersistentVolumeClaim(claim) = &p.object {
+            let broken = claim_violations(claim, &ranges_of(&ns));
+            if !broken.is_empty() {
+                return Err(ApiServerError::Refused {
+                    object: r,
+                    reason: broken.join(", "),
+                });
+            }
+            continue;
+        }
         let Object::Pod(pod) = &mut p.object else {
             continue;
         };
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let mut ranges: Vec<&LimitRange> = by_namespace
-            .get(&ns)
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        for l in &in_request {
-            if l.metadata.namespace.as_deref() == Some(ns.as_str()) {
-                ranges.retain(|s| s.metadata.name() != l.metadata.name());
-                ranges.push(l);
-            }
-        }
+        let ranges = ranges_of(&ns);
         if ranges.is_empty() {
             continue;
         }
@@ -239,7 +296,10 @@ impl<S: crate::store::Store> super::ApiServer<S> {
     ) -> ApiResult<Vec<(Vec<u8>, crate::store::Revision)>> {
         let namespaces: std::collections::BTreeSet<String> = prepared
             .iter()
-            .filter(|p| p.outcome == Outcome::Created && p.object.kind() == Kind::Pod)
+            .filter(|p| {
+                p.outcome == Outcome::Created
+                    && matches!(p.object.kind(), Kind::Pod | Kind::PersistentVolumeClaim)
+            })
             .filter_map(|p| p.object.namespace().map(str::to_owned))
             .collect();
         let mut by_namespace: BTreeMap<String, Vec<LimitRange>> = BTreeMap::new();
@@ -318,6 +378,27 @@ mod tests {
         let fits =
             pod(json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "512Mi"}}));
         assert!(violations(&fits, &[&l]).is_empty());
+    }
+    #[test]
+    fn claims_are_bounded_by_persistent_volume_claim_items() {
+        let l = range(json!({"limits": [{"type": "PersistentVolumeClaim",
+            "min": {"storage": "1Gi"}, "max": {"storage": "5Gi"}}]}));
+        let claim = |size: &str| -> jotasu_api::PersistentVolumeClaim {
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "c", "namespace": "default"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": size}}}}))
+            .unwrap()
+        };
+        assert!(claim_violations(&claim("2Gi"), &[&l]).is_empty());
+        assert_eq!(
+            claim_violations(&claim("10Gi"), &[&l]),
+            ["maximum storage usage per PersistentVolumeClaim is 5Gi, but request is 10Gi"]
+        );
+        assert_eq!(
+            claim_violations(&claim("500Mi"), &[&l]),
+            ["minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"]
+        );
     }
 }
 

@@ -3,7 +3,9 @@
 //! `count/deployments.apps`, …) and the sums of the pods' requests and
 //! limits (`requests.cpu`, `cpu`, `limits.memory`, …) over what the
 //! namespace already holds. A pod must state every compute resource a
-//! quota tracks. Refusals are worded as Kubernetes words them. Plain
+//! quota tracks. Claims count by storage (`requests.storage`, and per
+//! class `<class>.storageclass.storage.k8s.io/requests.storage` and
+//! `…/persistentvolumeclaims`). Refusals are worded as Kubernetes words them. Plain
 //! functions over what the API server read.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,8 +67,44 @@ fn pod_amount(p: &Pod, which: &str, resource: &str) -> Option<i128> {
     Some(total)
 }
 
+/// The claims a storage quota resource counts: `requests.storage` and
+/// `persistentvolumeclaims` (any class: `None`), or
+/// `<class>.storageclass.storage.k8s.io/requests.storage` and
+/// `…/persistentvolumeclaims` (that class); `true` for the size.
+fn storage(resource: &str) -> Option<(Option<&str>, bool)> {
+    match resource {
+        "requests.storage" => Some((None, true)),
+        _ => {
+            let (class, what) = resource.split_once(".storageclass.storage.k8s.io/")?;
+            match what {
+                "requests.storage" => Some((Some(class), true)),
+                "persistentvolumeclaims" => Some((Some(class), false)),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// The amount of quota resource `resource` that `objects` take, in nanos.
 pub fn usage<'a>(resource: &str, objects: impl Iterator<Item = &'a Object>) -> i128 {
+    if let Some((class, size)) = storage(resource) {
+        return objects
+            .filter_map(|o| match o {
+                Object::PersistentVolumeClaim(c) if class.is_none_or(|k| c.class() == k) => {
+                    Some(if size {
+                        c.spec
+                            .resources
+                            .as_ref()
+                            .and_then(|r| r.requests.get(jotasu_api::kinds::storage::STORAGE))
+                            .map_or(0, Quantity::nanos)
+                    } else {
+                        1_000_000_000
+                    })
+                }
+                _ => None,
+            })
+            .sum();
+    }
     if let Some((which, r)) = compute(resource) {
         return objects
             .filter_map(|o| match o {
@@ -113,6 +151,8 @@ pub fn tracked_kinds(hard: &BTreeMap<String, Quantity>) -> BTreeSet<Kind> {
         .filter_map(|r| {
             if compute(r).is_some() {
                 Some(Kind::Pod)
+            } else if storage(r).is_some() {
+                Some(Kind::PersistentVolumeClaim)
             } else {
                 counted(r)
             }
@@ -286,6 +326,51 @@ pub fn guard_key(ns: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn claims_count_by_storage_and_class() {
+        let claim = |name: &str, class: &str, size: &str| -> Object {
+            serde_json::from_value(
+                serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": "d"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                    "resources": {"requests": {"storage": size}}}}),
+            )
+            .unwrap()
+        };
+        let objects = [claim("a", "gold", "1Gi"), claim("b", "standard", "2Gi")];
+        assert_eq!(
+            usage("requests.storage", objects.iter()),
+            3 * (1 << 30) * 1_000_000_000
+        );
+        assert_eq!(
+            usage(
+                "gold.storageclass.storage.k8s.io/requests.storage",
+                objects.iter()
+            ),
+            (1 << 30) * 1_000_000_000
+        );
+        assert_eq!(
+            usage(
+                "standard.storageclass.storage.k8s.io/persistentvolumeclaims",
+                objects.iter()
+            ),
+            1_000_000_000
+        );
+        assert_eq!(
+            usage("persistentvolumeclaims", objects.iter()),
+            2_000_000_000
+        );
+        let hard: BTreeMap<String, Quantity> = [(
+            "requests.storage".to_owned(),
+            Quantity::parse("2Gi").unwrap(),
+        )]
+        .into();
+        assert_eq!(
+            tracked_kinds(&hard),
+            BTreeSet::from([Kind::PersistentVolumeClaim])
+        );
+    }
 
     fn quota(hard: serde_json::Value) -> ResourceQuota {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "ResourceQuota",

@@ -32,6 +32,14 @@ pub(super) const SC_COLUMNS: &[&str] = &[
     "AGE",
 ];
 
+/// `-o wide` adds the volume mode, as kubectl does.
+pub(super) const VOLUME_MODE: &[&str] = &["VOLUMEMODE"];
+
+/// A volume mode (`Filesystem` when unset).
+pub(super) fn mode(m: Option<&str>) -> String {
+    m.unwrap_or("Filesystem").to_owned()
+}
+
 /// Access modes as kubectl abbreviates them (`RWO,ROX`).
 pub fn access_modes(modes: &[String]) -> String {
     modes
@@ -194,6 +202,24 @@ mod tests {
             "metadata": {"name": "data", "namespace": "default"},
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
                 "resources": {"requests": {"storage": "1Gi"}}}}));
+        let wide = render(
+            Kind::PersistentVolumeClaim,
+            std::slice::from_ref(&pvc),
+            &TableOptions {
+                now: NOW,
+                wide: true,
+                ..TableOptions::default()
+            },
+        );
+        assert!(
+            wide.lines()
+                .next()
+                .unwrap()
+                .trim_end()
+                .ends_with(" VOLUMEMODE"),
+            "{wide}"
+        );
+        assert!(wide.contains("Filesystem"), "{wide}");
         let text = table(Kind::PersistentVolumeClaim, &[pvc]);
         assert!(text.starts_with("NAME   STATUS    VOLUME   CAPACITY   ACCESS MODES   STORAGECLASS   VOLUMEATTRIBUTESCLASS   AGE"), "{text}");
         assert!(text.contains("data   Pending"), "{text}");

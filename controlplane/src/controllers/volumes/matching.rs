@@ -3,7 +3,7 @@
 //! pre-binding), which nodes a volume can be used from, and how much room
 //! each node has left for local volumes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jotasu_api::kinds::storage::{LOCAL_PROVISIONER, PROVISIONED_BY, quantity_bytes};
 use jotasu_api::{Node, PersistentVolume, PersistentVolumeClaim};
@@ -178,6 +178,47 @@ pub fn volume_dir(node: &Node) -> Option<&str> {
         .get(VOLUME_DIR_ANNOTATION)
         .map(String::as_str)
         .filter(|d| d.starts_with('/'))
+}
+
+/// The claims `pods` use, by (namespace, name): named by a pod that may
+/// still run ([`crate::apiserver::storage::uses_claim`]).
+pub fn claims_in_use<'a>(
+    pods: impl IntoIterator<Item = &'a jotasu_api::Pod>,
+) -> BTreeSet<(String, String)> {
+    pods.into_iter()
+        .flat_map(|p| {
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            p.spec
+                .volumes
+                .iter()
+                .filter_map(|v| v.persistent_volume_claim.as_ref())
+                .filter(move |c| crate::apiserver::storage::uses_claim(p, &c.claim_name))
+                .map(move |c| (ns.clone(), c.claim_name.clone()))
+        })
+        .collect()
+}
+
+/// The node of a scheduled pod naming each claim (the first pod seen).
+pub fn claims_placed<'a>(
+    pods: impl IntoIterator<Item = &'a jotasu_api::Pod>,
+) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for p in pods {
+        let Some(node) = p.spec.node_name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        for c in p
+            .spec
+            .volumes
+            .iter()
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+        {
+            out.entry((ns.clone(), c.claim_name.clone()))
+                .or_insert_with(|| node.to_owned());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

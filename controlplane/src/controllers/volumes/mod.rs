@@ -61,8 +61,14 @@ async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<String>) {
             c = next_change(&mut classes) => c.is_some(),
             c = next_change(&mut nodes) => c.is_some(),
             c = next_change(&mut pods) => match c {
-                // Only a pod going can let a volume go.
-                Some(crate::controllers::runtime::Change::Applied { .. }) => continue,
+                // A pod going can let a volume go; a pod placed can place its claim.
+                Some(crate::controllers::runtime::Change::Applied { old, new }) => {
+                    let placed = |p: &jotasu_api::Pod| p.spec.node_name.is_some();
+                    if old.as_deref().is_some_and(placed) || !placed(&new) {
+                        continue;
+                    }
+                    true
+                }
                 other => other.is_some(),
             },
         };
@@ -79,13 +85,15 @@ async fn sync<S: Store>(ctx: &Context<S>) -> ApiResult<Option<Duration>> {
     let classes = ctx.informers.storage_classes.list();
     let nodes = ctx.informers.nodes.list();
     let pods = ctx.informers.pods.list();
-    let in_use = plan::claims_in_use(pods.iter().map(|p| &**p));
+    let in_use = matching::claims_in_use(pods.iter().map(|p| &**p));
+    let placed = matching::claims_placed(pods.iter().map(|p| &**p));
     let world = World {
         claims: &claims,
         volumes: &volumes,
         classes: &classes,
         nodes: &nodes,
         in_use: &in_use,
+        placed: &placed,
     };
     let actions = plan(world, &Time::now());
     let mut wrote = false;

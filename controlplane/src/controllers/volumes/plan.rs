@@ -36,6 +36,10 @@ pub struct World<'a> {
     /// Claims (namespace, name) some pod still names: their volumes are
     /// not deleted yet, whatever happened to the claim.
     pub in_use: &'a BTreeSet<(String, String)>,
+    /// The node of a scheduled pod naming each claim: where a
+    /// WaitForFirstConsumer claim goes if the scheduler's
+    /// `selected-node` annotation never got written.
+    pub placed: &'a BTreeMap<(String, String), String>,
 }
 
 /// One write the controller decided.
@@ -67,24 +71,6 @@ type Waiting = (&'static str, String);
 
 fn is_deleting_claim(c: &PersistentVolumeClaim) -> bool {
     c.metadata.deletion_timestamp.is_some()
-}
-
-/// The claims `pods` use, by (namespace, name): named by a pod that may
-/// still run ([`crate::apiserver::storage::uses_claim`]).
-pub fn claims_in_use<'a>(
-    pods: impl IntoIterator<Item = &'a jotasu_api::Pod>,
-) -> BTreeSet<(String, String)> {
-    pods.into_iter()
-        .flat_map(|p| {
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            p.spec
-                .volumes
-                .iter()
-                .filter_map(|v| v.persistent_volume_claim.as_ref())
-                .filter(move |c| crate::apiserver::storage::uses_claim(p, &c.claim_name))
-                .map(move |c| (ns.clone(), c.claim_name.clone()))
-        })
-        .collect()
 }
 
 /// Everything to write now.
@@ -208,10 +194,15 @@ fn claim_step<'a>(
         .map(|c| &**c)
         .find(|c| !class_name.is_empty() && c.metadata.name() == class_name);
     let waits = class.is_some_and(StorageClass::waits_for_first_consumer);
+    let key = (
+        claim.metadata.namespace.clone().unwrap_or_default(),
+        claim.metadata.name().to_owned(),
+    );
     let selected = claim
         .metadata
         .annotations
         .get(SELECTED_NODE)
+        .or_else(|| world.placed.get(&key))
         .map(String::as_str);
     let selected_node = selected.and_then(|s| {
         world

@@ -1,7 +1,7 @@
 //! The PV controller's decisions: binding, provisioning, why a claim
 //! waits, reclaiming.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jotasu_api::kinds::storage::{
@@ -58,6 +58,7 @@ struct Case {
     classes: Vec<Arc<StorageClass>>,
     nodes: Vec<Arc<Node>>,
     in_use: BTreeSet<(String, String)>,
+    placed: BTreeMap<(String, String), String>,
 }
 
 impl Case {
@@ -69,6 +70,7 @@ impl Case {
                 classes: &self.classes,
                 nodes: &self.nodes,
                 in_use: &self.in_use,
+                placed: &self.placed,
             },
             &Time::from_unix_seconds(1000),
         )
@@ -99,6 +101,7 @@ fn a_claim_without_a_class_binds_the_smallest_static_volume() {
         classes: vec![],
         nodes: vec![node("n1", "10Gi")],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     let bind = actions.iter().find_map(|a| match a {
@@ -145,6 +148,7 @@ fn claims_that_cannot_bind_say_why_in_kubernetes_words() {
         ],
         nodes: vec![node("n1", "10Gi")],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let reasons = waiting_reason(&case.plan());
     let find = |reason: &str| {
@@ -187,6 +191,7 @@ fn wait_for_first_consumer_provisions_on_the_selected_node() {
         classes: vec![class("standard", LOCAL_PROVISIONER, "WaitForFirstConsumer")],
         nodes: vec![node("n1", "100Gi"), node("n2", "5Gi")],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     let [
@@ -252,6 +257,7 @@ fn immediate_classes_go_to_the_roomiest_node_and_capacity_is_counted() {
         classes: vec![class("now", LOCAL_PROVISIONER, "Immediate")],
         nodes: vec![node("n1", "6Gi"), node("n2", "5Gi")],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     let placed: Vec<Option<&str>> = actions
@@ -295,6 +301,7 @@ fn released_volumes_are_deleted_or_kept_by_their_policy() {
         classes: vec![],
         nodes: vec![],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     assert!(
@@ -331,6 +338,7 @@ fn bound_pairs_get_their_status_and_a_lost_volume_is_reported() {
         classes: vec![],
         nodes: vec![],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     let status = actions.iter().find_map(|a| match a {
@@ -354,6 +362,7 @@ fn bound_pairs_get_their_status_and_a_lost_volume_is_reported() {
         classes: vec![],
         nodes: vec![],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     let actions = case.plan();
     assert!(matches!(actions.as_slice(), [Action::ClaimStatus(c)] if c.phase() == "Lost"));
@@ -369,6 +378,7 @@ fn a_claim_naming_a_volume_of_another_class_says_so() {
         classes: vec![class("standard", LOCAL_PROVISIONER, "WaitForFirstConsumer")],
         nodes: vec![],
         in_use: BTreeSet::new(),
+        placed: BTreeMap::new(),
     };
     assert_eq!(
         waiting_reason(&case.plan()),
@@ -390,10 +400,28 @@ fn a_claim_deleted_while_in_use_goes_once_its_pods_are_gone() {
         classes: vec![],
         nodes: vec![],
         in_use: [("default".to_owned(), "data".to_owned())].into(),
+        placed: BTreeMap::new(),
     };
     assert!(case.plan().is_empty(), "a pod still uses it");
     case.in_use.clear();
     assert!(
         matches!(case.plan().as_slice(), [Action::DeleteClaim(c)] if c.metadata.name() == "data")
     );
+}
+
+#[test]
+fn a_claim_whose_pod_was_placed_is_provisioned_there_without_the_annotation() {
+    let case = Case {
+        claims: vec![Arc::new(claim("data", "1Gi", "standard"))],
+        volumes: vec![],
+        classes: vec![class("standard", LOCAL_PROVISIONER, "WaitForFirstConsumer")],
+        nodes: vec![node("n1", "10Gi"), node("n2", "10Gi")],
+        in_use: BTreeSet::new(),
+        placed: [(("default".to_owned(), "data".to_owned()), "n2".to_owned())].into(),
+    };
+    let actions = case.plan();
+    let [Action::Bind { volume, .. }] = actions.as_slice() else {
+        panic!("one provisioning, got {actions:?}")
+    };
+    assert_eq!(pinned_node(volume), Some("n2"));
 }
