@@ -237,3 +237,19 @@ fn a_bound_claim_keeps_its_spec_and_a_class_its_provisioner() {
         "{e:?}"
     );
 }
+
+#[test]
+fn other_local_clusters_classes_are_provisioned_locally() {
+    let class = |provisioner: &str| -> jotasu_api::StorageClass {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "fast"}, "provisioner": provisioner,
+            "parameters": {"type": "pd-ssd"}
+        }))
+        .expect("a class")
+    };
+    for local in ["jotasu.io/local", "k8s.io/minikube-hostpath", "rancher.io/local-path"] {
+        assert!(class(local).provisioned_locally(), "{local}");
+    }
+    assert!(!class("ebs.csi.aws.com").provisioned_locally());
+}

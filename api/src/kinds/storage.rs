@@ -18,6 +18,17 @@ use crate::selector::LabelSelector;
 
 /// The provisioner of jotasu's local volumes (a directory per volume on a node).
 pub const LOCAL_PROVISIONER: &str = "jotasu.io/local";
+
+/// The local-directory provisioners of other single-machine clusters
+/// (minikube, kind and k3s, MicroK8s, Docker Desktop): jotasu's local
+/// provisioner serves their classes too (their parameters are ignored),
+/// so manifests written for a local cluster run unchanged.
+pub const LOCAL_PROVISIONER_ALIASES: [&str; 4] = [
+    "k8s.io/minikube-hostpath",
+    "rancher.io/local-path",
+    "microk8s.io/hostpath",
+    "docker.io/hostpath",
+];
 /// The StorageClass created at start: the default class, provisioned by
 /// [`LOCAL_PROVISIONER`] when the first pod using a claim is scheduled.
 pub const DEFAULT_CLASS: &str = "standard";
@@ -318,6 +329,13 @@ impl TopologySelectorTerm {
 }
 
 impl StorageClass {
+    /// Whether jotasu's local provisioner makes this class's volumes
+    /// ([`LOCAL_PROVISIONER`] or one of [`LOCAL_PROVISIONER_ALIASES`]).
+    pub fn provisioned_locally(&self) -> bool {
+        self.provisioner == LOCAL_PROVISIONER
+            || LOCAL_PROVISIONER_ALIASES.contains(&self.provisioner.as_str())
+    }
+
     /// Whether the class is the default one (its annotation is `"true"`).
     pub fn is_default(&self) -> bool {
         self.metadata

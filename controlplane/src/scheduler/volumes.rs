@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use jotasu_api::kinds::storage::{BIND_COMPLETED, LOCAL_PROVISIONER, SELECTED_NODE};
+use jotasu_api::kinds::storage::{BIND_COMPLETED, SELECTED_NODE};
 use jotasu_api::{Node, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass};
 
 use crate::controllers::volumes::matching::{free_storage, usable_from, volume_dir};
@@ -187,7 +187,7 @@ pub fn volume_needs<'a>(
                 "persistentvolumeclaim \"{name}\" is being provisioned on its selected node; waiting for it to be bound"
             ));
         }
-        if class.is_some_and(|c| c.provisioner == LOCAL_PROVISIONER) {
+        if class.is_some_and(|c| c.provisioned_locally()) {
             needs.to_provision = needs.to_provision.saturating_add(claim.requested_bytes());
         }
         needs.to_select.push(key);

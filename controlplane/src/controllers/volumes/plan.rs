@@ -234,7 +234,7 @@ fn claim_step<'a>(
             format!("storageclass.storage.k8s.io \"{class_name}\" not found"),
         ));
     };
-    if class.provisioner != LOCAL_PROVISIONER {
+    if !class.provisioned_locally() {
         return Step::Wait((
             "ExternalProvisioning",
             format!(
