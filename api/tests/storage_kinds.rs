@@ -248,7 +248,11 @@ fn other_local_clusters_classes_are_provisioned_locally() {
         }))
         .expect("a class")
     };
-    for local in ["jotasu.io/local", "k8s.io/minikube-hostpath", "rancher.io/local-path"] {
+    for local in [
+        "jotasu.io/local",
+        "k8s.io/minikube-hostpath",
+        "rancher.io/local-path",
+    ] {
         assert!(class(local).provisioned_locally(), "{local}");
     }
     assert!(!class("ebs.csi.aws.com").provisioned_locally());

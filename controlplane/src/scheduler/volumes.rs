@@ -273,7 +273,7 @@ mod tests {
         for (name, mode) in [("standard", "WaitForFirstConsumer"), ("now", "Immediate")] {
             let sc: StorageClass = serde_json::from_value(json!({
                 "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-                "metadata": {"name": name}, "provisioner": LOCAL_PROVISIONER,
+                "metadata": {"name": name}, "provisioner": jotasu_api::kinds::storage::LOCAL_PROVISIONER,
                 "volumeBindingMode": mode}))
             .unwrap();
             v.classes.insert(name.into(), Arc::new(sc));
