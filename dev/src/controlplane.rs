@@ -138,8 +138,21 @@ impl ControlPlane {
                     why: format!("it exited: {status}"),
                 });
             }
+            // The unix socket answers first; the TCP (TLS) listener binds
+            // just after it: wait for both.
+            let tcp_ready = match self.tcp {
+                None => true,
+                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            };
             match self.client().await {
-                Ok(_) => return Ok(()),
+                Ok(_) if tcp_ready => return Ok(()),
+                Ok(_) if Instant::now() > deadline => {
+                    return Err(DevError::NotReady {
+                        what: "jotasu-controlplane".into(),
+                        why: "its TCP listener did not accept within 30 s".into(),
+                    });
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(e) if Instant::now() > deadline => {
                     return Err(DevError::NotReady {
                         what: "jotasu-controlplane".into(),
