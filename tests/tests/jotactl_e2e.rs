@@ -222,10 +222,10 @@ async fn apply_corpus_get_and_describe() {
             .contains("deployments.apps \"nope\" not found")
     );
     assert_eq!(some.stdout, "deployment.apps/frontend\n");
-    let bad_kind = ctl.at(&url, &["get", "jobs"]);
+    let bad_kind = ctl.at(&url, &["get", "ingresses"]);
     assert_eq!(
         bad_kind.failed(),
-        "error: the server doesn't have a resource type \"jobs\"\n"
+        "error: the server doesn't have a resource type \"ingresses\"\n"
     );
 
     // Describe.
