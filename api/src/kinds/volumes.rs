@@ -72,6 +72,21 @@ pub struct PersistentVolumeClaimVolumeSource {
     pub read_only: Option<bool>,
 }
 
+impl Volume {
+    /// A volume `name` mounting claim `claim_name` (a StatefulSet pod's
+    /// claim from its template of that name).
+    pub fn claim(name: &str, claim_name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim_name.to_owned(),
+                read_only: None,
+            }),
+            ..Self::default()
+        }
+    }
+}
+
 /// A ConfigMap projected as files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

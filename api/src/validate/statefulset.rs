@@ -18,16 +18,10 @@ pub(super) fn stateful_set(d: &StatefulSet, errs: &mut Vec<FieldError>) {
     for t in &s.volume_claim_templates {
         let name = t.metadata.name();
         if !template.spec.volumes.iter().any(|v| v.name == name) {
-            template.spec.volumes.push(crate::kinds::volumes::Volume {
-                name: name.to_owned(),
-                persistent_volume_claim: Some(
-                    crate::kinds::volumes::PersistentVolumeClaimVolumeSource {
-                        claim_name: name.to_owned(),
-                        read_only: None,
-                    },
-                ),
-                ..crate::kinds::volumes::Volume::default()
-            });
+            template
+                .spec
+                .volumes
+                .push(crate::kinds::volumes::Volume::claim(name, name));
         }
     }
     selector_and_template(&s.selector, &template, &spec, "statefulset", errs);

@@ -10,6 +10,7 @@ use jotasu_api::{LabelSelector, Object, ObjectRef, Pod, PodDisruptionBudget, Tim
 
 use super::error::{ApiResult, ApiServerError};
 use super::{ApiServer, WRITE_ATTEMPTS};
+use crate::controllers::runtime::status::is_ready;
 use crate::store::Store;
 
 /// What an eviction does with a pod, given its budgets.
@@ -26,14 +27,6 @@ pub enum Decision {
 
 /// The refusal kubectl users know, naming the budget.
 pub const VIOLATES: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
-
-fn healthy(pod: &Pod) -> bool {
-    pod.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == jotasu_api::meta::ConditionStatus::True)
-    })
-}
 
 /// Whether a budget selects a pod (policy/v1: an empty selector selects
 /// every pod of the namespace).
@@ -73,7 +66,7 @@ pub fn decide(pod: &Pod, budgets: &[PodDisruptionBudget], now: &Time) -> Decisio
             "{VIOLATES} The disruption budget {name} is still being processed by the server."
         ));
     };
-    if !healthy(pod)
+    if !is_ready(pod)
         && (budget.always_allow_unhealthy() || status.current_healthy >= status.desired_healthy)
     {
         return Decision::Delete;

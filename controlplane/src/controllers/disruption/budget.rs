@@ -12,7 +12,7 @@ use jotasu_api::kinds::disruption::PodDisruptionBudgetStatus;
 use jotasu_api::meta::{Condition, ConditionStatus};
 use jotasu_api::{IntOrString, Pod, PodDisruptionBudget, Time};
 
-use crate::controllers::runtime::status::{is_ready, is_terminating};
+use crate::controllers::runtime::status::{is_ready, is_terminating, set_condition};
 
 /// How long an eviction stays counted without its pod's deletion showing.
 pub const DELETION_TIMEOUT_SECONDS: i64 = 120;
@@ -86,39 +86,22 @@ pub fn budget_status(
     } else {
         (healthy - desired).max(0)
     };
-    let condition = if allowed > 0 {
-        ("True", "SufficientPods", "")
+    let (status, reason) = if allowed > 0 {
+        (ConditionStatus::True, "SufficientPods")
     } else {
-        ("False", "InsufficientPods", "")
+        (ConditionStatus::False, "InsufficientPods")
     };
     let mut conditions = old.conditions;
-    let transition = Time::from_unix_seconds(now);
-    let status_value = if condition.0 == "True" {
-        ConditionStatus::True
-    } else {
-        ConditionStatus::False
-    };
-    match conditions
-        .iter_mut()
-        .find(|c| c.type_ == "DisruptionAllowed")
-    {
-        Some(c) if c.status == status_value => {
-            c.reason = Some(condition.1.into());
-        }
-        Some(c) => {
-            c.status = status_value;
-            c.reason = Some(condition.1.into());
-            c.last_transition_time = Some(transition);
-        }
-        None => conditions.push(Condition {
+    set_condition(
+        &mut conditions,
+        Condition {
             type_: "DisruptionAllowed".into(),
-            status: status_value,
-            reason: Some(condition.1.into()),
-            message: (!condition.2.is_empty()).then(|| condition.2.to_owned()),
-            last_transition_time: Some(transition),
+            status,
+            reason: Some(reason.into()),
             ..Condition::default()
-        }),
-    }
+        },
+        &Time::from_unix_seconds(now),
+    );
     PodDisruptionBudgetStatus {
         observed_generation: b.metadata.generation,
         disrupted_pods: disrupted,

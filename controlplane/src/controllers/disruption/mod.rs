@@ -16,18 +16,13 @@ use crate::store::Store;
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let initial = ctx
-        .informers
-        .disruption_budgets
-        .list()
-        .iter()
-        .map(|b| key_of(&**b))
-        .collect();
-    let c = ctx.clone();
-    run_keyed(ctx, "disruption", initial, feed, move |key| {
-        let ctx = c.clone();
-        async move { sync(&ctx, &key).await }
-    })
+    run_keyed(
+        ctx,
+        "disruption",
+        |i| &i.disruption_budgets,
+        feed,
+        |ctx, key| async move { sync(&ctx, &key).await },
+    )
     .await;
 }
 

@@ -26,18 +26,13 @@ use plan::{Failure, claim, plan_replica_set, pod_from_template, replica_set_stat
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let initial = ctx
-        .informers
-        .replica_sets
-        .list()
-        .iter()
-        .map(|rs| key_of(&**rs))
-        .collect();
-    let c = ctx.clone();
-    run_keyed(ctx, "replicaset", initial, feed, move |key| {
-        let ctx = c.clone();
-        async move { sync(&ctx, &key).await }
-    })
+    run_keyed(
+        ctx,
+        "replicaset",
+        |i| &i.replica_sets,
+        feed,
+        |ctx, key| async move { sync(&ctx, &key).await },
+    )
     .await;
 }
 

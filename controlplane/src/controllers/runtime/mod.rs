@@ -140,28 +140,32 @@ impl<S> Clone for Context<S> {
 }
 
 /// Runs a keyed controller until shutdown: `feed` (a task of its own)
-/// turns cache changes into keys, `initial` keys are queued first, and
-/// `sync` reconciles one key at a time ([`work`]: retries with back-off,
-/// requeues when asked).
-pub async fn run_keyed<S, Feed, FeedFut, Sync, SyncFut>(
+/// turns cache changes into keys, every object of the `primary` informer
+/// is queued first, and `sync` reconciles one key at a time ([`work`]:
+/// retries with back-off, requeues when asked).
+pub async fn run_keyed<S, T, Feed, FeedFut, Reconcile, SyncFut>(
     ctx: Context<S>,
     name: &'static str,
-    initial: Vec<Key>,
+    primary: fn(&Informers) -> &Informer<T>,
     feed: Feed,
-    sync: Sync,
+    sync: Reconcile,
 ) where
     S: Store,
+    T: Resource + serde::de::DeserializeOwned + Send + Sync + 'static,
     Feed: FnOnce(Context<S>, WorkQueue<Key>) -> FeedFut,
     FeedFut: std::future::Future<Output = ()> + Send + 'static,
-    Sync: FnMut(Key) -> SyncFut,
+    Reconcile: Fn(Context<S>, Key) -> SyncFut,
     SyncFut: std::future::Future<Output = ApiResult<Option<Duration>>>,
 {
     let queue = WorkQueue::new();
     let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for key in initial {
-        queue.add(key);
+    for object in primary(&ctx.informers).list() {
+        queue.add(key_of(&*object));
     }
-    work(name, &queue, ctx.shutdown.clone(), sync).await;
+    work(name, &queue, ctx.shutdown.clone(), |key| {
+        sync(ctx.clone(), key)
+    })
+    .await;
     feeder.abort();
 }
 

@@ -24,22 +24,17 @@ use crate::controllers::runtime::{
 };
 use crate::store::Store;
 use plan::{Revisions, revision_of};
-use revisions::{plan_revisions, template_of};
+use revisions::plan_revisions;
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let initial = ctx
-        .informers
-        .stateful_sets
-        .list()
-        .iter()
-        .map(|s| key_of(&**s))
-        .collect();
-    let c = ctx.clone();
-    run_keyed(ctx, "statefulset", initial, feed, move |key| {
-        let ctx = c.clone();
-        async move { sync(&ctx, &key).await }
-    })
+    run_keyed(
+        ctx,
+        "statefulset",
+        |i| &i.stateful_sets,
+        feed,
+        |ctx, key| async move { sync(&ctx, &key).await },
+    )
     .await;
 }
 
@@ -196,8 +191,14 @@ async fn sync<S: Store>(ctx: &Context<S>, key: &Key) -> ApiResult<Option<Duratio
             .await;
         debug!(namespace = ns, statefulset = name, revision = %revs.update.metadata.name(), number = revs.update.revision, "revision written");
     }
-    let update_template = template_of(&revs.update).unwrap_or_else(|| set.spec.template.clone());
-    let current_template = template_of(&revs.current).unwrap_or_else(|| update_template.clone());
+    let update_template = revs
+        .update
+        .template()
+        .unwrap_or_else(|| set.spec.template.clone());
+    let current_template = revs
+        .current
+        .template()
+        .unwrap_or_else(|| update_template.clone());
     let revisions = Revisions {
         current: (revs.current.metadata.name(), &current_template),
         update: (revs.update.metadata.name(), &update_template),

@@ -10,7 +10,7 @@
 
 use jotasu_api::kinds::pod_status::PodPhase;
 use jotasu_api::kinds::statefulset::{StatefulSetStatus, StatefulSetUpdateStrategyType};
-use jotasu_api::kinds::volumes::{PersistentVolumeClaimVolumeSource, Volume};
+use jotasu_api::kinds::volumes::Volume;
 use jotasu_api::{ObjectMeta, PersistentVolumeClaim, Pod, PodTemplateSpec, StatefulSet};
 
 use super::revisions::REVISION_LABEL;
@@ -132,14 +132,8 @@ pub fn pod_for(set: &StatefulSet, ordinal: i32, revision: (&str, &PodTemplateSpe
     for t in &set.spec.volume_claim_templates {
         let name = t.metadata.name();
         spec.volumes.retain(|v| v.name != name);
-        spec.volumes.push(Volume {
-            name: name.to_owned(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: claim_name(set, name, ordinal),
-                read_only: None,
-            }),
-            ..Volume::default()
-        });
+        spec.volumes
+            .push(Volume::claim(name, &claim_name(set, name, ordinal)));
     }
     Pod {
         metadata: ObjectMeta {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use jotasu_api::{ControllerRevision, ObjectMeta, PodTemplateSpec, StatefulSet};
+use jotasu_api::{ControllerRevision, ObjectMeta, StatefulSet};
 use serde_json::{Value, json};
 
 use crate::controllers::deployment::hash::hash_bytes;
@@ -25,11 +25,6 @@ pub fn revision_data(set: &StatefulSet) -> Value {
         t.insert("$patch".into(), json!("replace"));
     }
     json!({"spec": {"template": template}})
-}
-
-/// The template a revision restores (None if its data holds none).
-pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
-    revision.template()
 }
 
 /// What the set's revisions need: the revision of its template (to

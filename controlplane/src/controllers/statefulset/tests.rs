@@ -13,7 +13,7 @@ use jotasu_api::meta::{Condition, ConditionStatus};
 use jotasu_api::{ControllerRevision, LabelSelector, Object, ObjectMeta, Pod, StatefulSet, Time};
 
 use super::plan::{Plan, Revisions, ordinal_of, plan, revision_of};
-use super::revisions::{plan_revisions, template_of};
+use super::revisions::plan_revisions;
 
 fn set(replicas: i32, policy: PodManagementPolicy) -> StatefulSet {
     let mut s: StatefulSet = serde_json::from_value(serde_json::json!({
@@ -68,8 +68,8 @@ impl Sim {
         }
         self.revisions
             .retain(|r| !revs.delete.contains(&r.metadata.name().to_owned()));
-        let update = template_of(&revs.update).expect("a template");
-        let current = template_of(&revs.current).expect("a template");
+        let update = revs.update.template().expect("a template");
+        let current = revs.current.template().expect("a template");
         let pods: Vec<&Pod> = self.pods.iter().collect();
         let p = plan(
             &self.set,
@@ -341,10 +341,7 @@ fn the_revision_data_restores_the_template() {
         revs.update.data["spec"]["template"]["$patch"],
         serde_json::json!("replace")
     );
-    assert_eq!(
-        template_of(&revs.update).expect("a template"),
-        s.spec.template
-    );
+    assert_eq!(revs.update.template().expect("a template"), s.spec.template);
     assert_eq!(revs.update.metadata.owner_references[0].name, "web");
     let meta: &ObjectMeta = &revs.update.metadata;
     assert!(meta.labels.contains_key("controller.kubernetes.io/hash"));
