@@ -6,6 +6,7 @@ const PROGRAMS: &[&str] = &["tc", "sock"];
 const HEADERS: &[&str] = &[
     "jotasu_maps.h",
     "lb.h",
+    "external.h",
     "nat.h",
     "deliver.h",
     "reply.h",

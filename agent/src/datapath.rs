@@ -9,33 +9,31 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use jotasu_api::kinds::pod::Protocol as ApiProtocol;
 use jotasu_api::kinds::service::ServiceType;
 use jotasu_api::{Endpoints, Service};
-use jotasu_ebpf::{Datapath, Frontend, Protocol};
+use jotasu_ebpf::{Datapath, Frontend};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::external::{self, Host};
 use crate::metrics::Metrics;
 use crate::watch::{ClusterView, Key, SharedView};
 
 /// The data plane, shared by the sync loop and the metrics scrape.
 pub type SharedDatapath = Arc<Mutex<Datapath>>;
 
-fn protocol(p: Option<ApiProtocol>) -> Option<Protocol> {
-    match p.unwrap_or_default() {
-        ApiProtocol::Tcp => Some(Protocol::Tcp),
-        ApiProtocol::Udp => Some(Protocol::Udp),
-        ApiProtocol::Sctp => None,
-    }
-}
-
-/// The services a Service and its Endpoints make: one per port, backends
-/// from every subset that carries a port of the same name and protocol,
-/// ordered by address (so the round-robin order is stable). Headless
-/// services, ExternalName ones (a DNS alias, no address) and those without
-/// a cluster IP make none; SCTP is skipped.
-pub fn services_of(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<jotasu_ebpf::Service> {
+/// The services a Service and its Endpoints make: one per port on the
+/// cluster IP, backends from every subset that carries a port of the same
+/// name and protocol, ordered by address (so the round-robin order is
+/// stable); with `host`, also the port's external frontends on this node
+/// (node ports, external IPs; see [`crate::external`]). Headless services,
+/// ExternalName ones (a DNS alias, no address) and those without a cluster
+/// IP make none; SCTP is skipped.
+pub fn services_of(
+    svc: &Service,
+    endpoints: Option<&Endpoints>,
+    host: Option<&Host>,
+) -> Vec<jotasu_ebpf::Service> {
     if svc.spec.type_() == ServiceType::ExternalName {
         return Vec::new();
     }
@@ -48,35 +46,27 @@ pub fn services_of(svc: &Service, endpoints: Option<&Endpoints>) -> Vec<jotasu_e
         return Vec::new();
     };
     let mut out = Vec::new();
-    for port in &svc.spec.ports {
-        let (Some(proto), Ok(p)) = (protocol(port.protocol), u16::try_from(port.port)) else {
+    for (i, port) in svc.spec.ports.iter().enumerate() {
+        let (Some(proto), Ok(p)) = (external::protocol(port.protocol), u16::try_from(port.port))
+        else {
             continue;
         };
-        let mut backends: Vec<SocketAddrV4> = endpoints
-            .into_iter()
-            .flat_map(|e| &e.subsets)
-            .flat_map(|subset| {
-                let target = subset
-                    .ports
-                    .iter()
-                    .find(|ep| ep.name == port.name && protocol(ep.protocol) == Some(proto))
-                    .and_then(|ep| u16::try_from(ep.port).ok());
-                subset
-                    .addresses
-                    .iter()
-                    .filter_map(move |a| Some(SocketAddrV4::new(a.ip.parse().ok()?, target?)))
-            })
-            .collect();
-        backends.sort();
-        backends.dedup();
-        out.push(jotasu_ebpf::Service::new(
-            Frontend {
-                vip,
-                port: p,
-                protocol: proto,
-            },
-            backends,
-        ));
+        let with_nodes = external::backends_with_nodes(port.name.as_ref(), proto, endpoints);
+        let backends: Vec<SocketAddrV4> = with_nodes.iter().map(|(b, _)| *b).collect();
+        out.push(
+            jotasu_ebpf::Service::new(
+                Frontend {
+                    vip,
+                    port: p,
+                    protocol: proto,
+                },
+                backends,
+            )
+            .with_reach(external::cluster_reach(svc)),
+        );
+        if let Some(host) = host {
+            out.extend(external::services_of(svc, i, &with_nodes, host));
+        }
     }
     out
 }
@@ -93,11 +83,22 @@ pub struct LocalDns {
 
 /// Everything the view asks the data plane to balance; the cluster DNS
 /// address's port 53 (UDP and TCP) goes to this node's resolver alone.
-pub fn desired(view: &ClusterView, local_dns: Option<LocalDns>) -> Vec<jotasu_ebpf::Service> {
+/// With `host`, the node's external frontends too (a Service's frontend
+/// wins over a pod's host port on the same address and port).
+pub fn desired(
+    view: &ClusterView,
+    local_dns: Option<LocalDns>,
+    host: Option<&Host>,
+) -> Vec<jotasu_ebpf::Service> {
     let mut all: BTreeMap<Frontend, jotasu_ebpf::Service> = BTreeMap::new();
+    if let Some(host) = host {
+        for s in external::host_ports(view.pods.values(), host) {
+            all.entry(s.frontend).or_insert(s);
+        }
+    }
     for (key, svc) in &view.services {
         let eps = view.endpoints.get::<Key>(key);
-        for mut s in services_of(svc, eps) {
+        for mut s in services_of(svc, eps, host) {
             if let Some(dns) = local_dns
                 && s.frontend.vip == dns.vip
                 && s.frontend.port == 53
@@ -161,6 +162,7 @@ pub async fn sync_loop(
     services: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     local_dns: Option<LocalDns>,
+    host: Option<Host>,
     stop: watch::Receiver<bool>,
 ) {
     reprogram_on_change(
@@ -171,7 +173,7 @@ pub async fn sync_loop(
         metrics,
         stop,
         |dp, v| {
-            let s = dp.reconcile(&desired(v, local_dns))?;
+            let s = dp.reconcile(&desired(v, local_dns, host.as_ref()))?;
             if s.added + s.updated + s.removed > 0 {
                 debug!(
                     added = s.added,
@@ -261,7 +263,7 @@ mod tests {
             ],
             ..Endpoints::default()
         };
-        let out = services_of(&s, Some(&e));
+        let out = services_of(&s, Some(&e), None);
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[0].frontend,
@@ -278,14 +280,14 @@ mod tests {
 
     #[test]
     fn headless_external_and_unallocated_services_make_nothing() {
-        assert!(services_of(&svc(Some("None"), &[(None, 80)]), None).is_empty());
-        assert!(services_of(&svc(None, &[(None, 80)]), None).is_empty());
+        assert!(services_of(&svc(Some("None"), &[(None, 80)]), None, None).is_empty());
+        assert!(services_of(&svc(None, &[(None, 80)]), None, None).is_empty());
         // Even with an address left in the object, an alias is no VIP.
         let mut alias = svc(Some("10.96.0.22"), &[(None, 80)]);
         alias.spec.type_ = Some(ServiceType::ExternalName);
         alias.spec.external_name = Some("db.example.test".into());
-        assert!(services_of(&alias, None).is_empty());
-        let out = services_of(&svc(Some("10.96.0.21"), &[(None, 80)]), None);
+        assert!(services_of(&alias, None, None).is_empty());
+        let out = services_of(&svc(Some("10.96.0.21"), &[(None, 80)]), None, None);
         assert_eq!(out.len(), 1);
         assert!(out[0].backends.is_empty(), "no endpoints: the VIP refuses");
     }
@@ -309,7 +311,7 @@ mod tests {
             vip: Ipv4Addr::new(10, 96, 0, 10),
             resolver,
         };
-        let all = desired(&view, Some(dns));
+        let all = desired(&view, Some(dns), None);
         let backends = |vip: [u8; 4], port: u16| {
             all.iter()
                 .find(|s| s.frontend.vip == Ipv4Addr::from(vip) && s.frontend.port == port)
@@ -327,7 +329,7 @@ mod tests {
             "other Services' port 53 is theirs"
         );
         assert_eq!(
-            desired(&view, None)
+            desired(&view, None, None)
                 .iter()
                 .map(|s| s.backends.len())
                 .sum::<usize>(),

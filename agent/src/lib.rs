@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod datapath;
 pub mod dns;
 pub mod exec;
+pub mod external;
 pub mod metrics;
 pub mod network;
 pub mod node;

@@ -232,7 +232,7 @@ impl Collector for ServiceCollector {
             v.services
                 .iter()
                 .flat_map(|((ns, name), svc)| {
-                    crate::datapath::services_of(svc, None)
+                    crate::datapath::services_of(svc, None, None)
                         .into_iter()
                         .map(move |s| (s.frontend, ns.clone(), name.clone()))
                 })

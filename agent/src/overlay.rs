@@ -39,12 +39,16 @@ pub fn tunnel_of(node: &Node) -> Option<(Ipv4Network, Ipv4Addr)> {
     Some((cidr, ip))
 }
 
-/// The tunnels node `me` needs: every other node's pod CIDR → its InternalIP.
+/// The tunnels node `me` needs: every other node's pod CIDR → its
+/// InternalIP, and that address itself (/32): a pod's packets for another
+/// node travel in the overlay too, so a backend's reply to a node that
+/// SNATed an external client returns to it without the stack forwarding.
 pub fn desired(view: &ClusterView, me: &str) -> Tunnels {
     view.nodes
         .iter()
         .filter(|(name, _)| name.as_str() != me)
         .filter_map(|(_, n)| tunnel_of(n))
+        .flat_map(|(cidr, ip)| [(cidr, ip), (Ipv4Network::from(ip), ip)])
         .collect()
 }
 
@@ -126,7 +130,12 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            ["10.244.1.0/24>192.168.77.11", "10.244.5.0/24>192.168.77.15"]
+            [
+                "10.244.1.0/24>192.168.77.11",
+                "10.244.5.0/24>192.168.77.15",
+                "192.168.77.11/32>192.168.77.11",
+                "192.168.77.15/32>192.168.77.15"
+            ]
         );
     }
 }

@@ -77,6 +77,19 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("setting up node {node}'s overlay"))?;
+    let (underlay, ifindex) = crate::network::underlay::interface_of(config.node_ip)
+        .await
+        .with_context(|| format!("finding node {node}'s underlay interface"))?;
+    crate::network::underlay::enable_forwarding(&underlay)
+        .with_context(|| format!("enabling IPv4 forwarding on {underlay}"))?;
+    {
+        let mut d = dp.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let attached = d
+            .underlay_mut()
+            .attach(&underlay, ifindex, config.node_ip)
+            .with_context(|| format!("attaching the data plane to {underlay}"))?;
+        info!(interface = %underlay, address = %config.node_ip, ?attached, "underlay ready: node ports, external IPs and host ports served");
+    }
 
     let detected = capacity::detect(&hierarchies);
     let facts = NodeFacts {
@@ -210,6 +223,10 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         services_gen,
         Arc::clone(&metrics),
         local_dns,
+        Some(crate::external::Host {
+            name: node.clone(),
+            ip: config.node_ip,
+        }),
         stop.clone(),
     ));
     tasks.spawn(overlay::sync_loop(

@@ -341,6 +341,20 @@ fn default_service(s: &mut Service) {
     spec.type_.get_or_insert(ServiceType::ClusterIP);
     mirror_list(&mut spec.cluster_ip, &mut spec.cluster_ips);
     spec.session_affinity.get_or_insert(SessionAffinity::None);
+    if spec.session_affinity == Some(SessionAffinity::ClientIP) {
+        let config = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default);
+        config
+            .client_ip
+            .get_or_insert_with(Default::default)
+            .timeout_seconds
+            .get_or_insert(crate::kinds::service::DEFAULT_AFFINITY_TIMEOUT_S as i32);
+    }
+    if spec.has_node_ports() {
+        spec.external_traffic_policy
+            .get_or_insert(crate::kinds::service::TrafficPolicy::Cluster);
+    }
     for p in &mut spec.ports {
         p.protocol.get_or_insert(Protocol::Tcp);
         p.target_port.get_or_insert(IntOrString::Int(p.port));

@@ -43,6 +43,11 @@ impl FieldError {
         Self::new(path, format!("Invalid value: \"{value}\": {rule}"))
     }
 
+    /// `Invalid value: <number>: <rule>` (Kubernetes quotes strings, not numbers).
+    pub fn invalid_number(path: &FieldPath, value: i64, rule: impl fmt::Display) -> Self {
+        Self::new(path, format!("Invalid value: {value}: {rule}"))
+    }
+
     /// `Duplicate value: "<value>"`.
     pub fn duplicate(path: &FieldPath, value: impl fmt::Display) -> Self {
         Self::new(path, format!("Duplicate value: \"{value}\""))

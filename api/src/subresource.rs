@@ -162,15 +162,17 @@ impl Object {
                 a.spec.pod_cidr.clone_from(&b.spec.pod_cidr);
                 a.spec.pod_cidrs.clone_from(&b.spec.pod_cidrs);
             }
-            // An ExternalName Service has no address: one it had as
-            // another type is released, as Kubernetes does.
-            (Object::Service(a), Object::Service(b))
+            (Object::Service(a), Object::Service(b)) => {
+                // An ExternalName Service has no address: one it had as
+                // another type is released, as Kubernetes does.
                 if a.spec.cluster_ip.as_deref().is_none_or(str::is_empty)
                     && b.spec.cluster_ip.is_some()
-                    && a.spec.type_() != ServiceType::ExternalName =>
-            {
-                a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
-                a.spec.cluster_ips.clone_from(&b.spec.cluster_ips);
+                    && a.spec.type_() != ServiceType::ExternalName
+                {
+                    a.spec.cluster_ip.clone_from(&b.spec.cluster_ip);
+                    a.spec.cluster_ips.clone_from(&b.spec.cluster_ips);
+                }
+                crate::kinds::service::keep_node_ports(&mut a.spec, &b.spec);
             }
             // The PV controller's binding and what admission gave a claim.
             (Object::PersistentVolume(a), Object::PersistentVolume(b))

@@ -316,7 +316,7 @@ fn service_ports() {
     ));
     has(
         &e,
-        "deploy.yaml: document 1 (Service web): spec.ports[0].nodePort: Invalid value: \"8080\": provided port is not in the valid range. The range of valid ports is 30000-32767",
+        "deploy.yaml: document 1 (Service web): spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767",
     );
     let e = errors(&service_with(
         "    port: 80",
@@ -332,7 +332,7 @@ fn service_ports() {
     ));
     has(
         &e,
-        "deploy.yaml: document 1 (Service web): spec.ports[0].nodePort: Invalid value: \"8080\": provided port is not in the valid range. The range of valid ports is 30000-32767",
+        "deploy.yaml: document 1 (Service web): spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767",
     );
     let e = errors(&service_with(
         "    port: 80",

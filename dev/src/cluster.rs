@@ -352,6 +352,18 @@ impl LocalCluster {
         ])
     }
 
+    /// Makes host `index` outside the cluster: a namespace on the
+    /// underlay bridge with its own address and no other route (a client
+    /// of node ports, or a router of external IPs). Dropping the namespace
+    /// removes it and its link.
+    pub fn external_host(&self, index: usize) -> Result<(NetNs, Ipv4Addr)> {
+        let crate::plan::NodePlan { name, uplink, ip } = self.plan.external_host(index)?;
+        let ns = NetNs::new(&name)?;
+        veth_to_bridge(&self._underlay, &ns, &uplink, ip)?;
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok((ns, ip))
+    }
+
     /// Makes the next node (namespace, uplink, agent joining with a fresh
     /// token); does not wait for it.
     async fn spawn_node(&mut self) -> Result<usize> {

@@ -119,6 +119,33 @@ impl Plan {
         })
     }
 
+    /// Host `index` outside the cluster, on its underlay (a client of node
+    /// ports and external IPs): its namespace and uplink are
+    /// `<prefix>x<index>`, its address `.200 + index`.
+    pub fn external_host(&self, index: usize) -> Result<NodePlan, PlanError> {
+        let name = format!("{}x{index}", self.prefix);
+        if name.len() + 1 > MAX_LINK_NAME {
+            return Err(PlanError::LinkName {
+                prefix: self.prefix.clone(),
+                index,
+                link: format!("{name}b"),
+            });
+        }
+        let host = u8::try_from(200 + index)
+            .ok()
+            .filter(|h| *h < 255)
+            .ok_or_else(|| PlanError::Address {
+                prefix: self.prefix.clone(),
+                index,
+            })?;
+        let [a, b, c] = UNDERLAY;
+        Ok(NodePlan {
+            uplink: name.clone(),
+            name,
+            ip: Ipv4Addr::new(a, b, c, host),
+        })
+    }
+
     /// Whether `name` (a namespace, node, link, directory…) belongs to this
     /// cluster.
     pub fn owns(&self, name: &str) -> bool {

@@ -18,6 +18,7 @@
 #define JOTASU_SOCK_ENTRIES 65536
 #define JOTASU_MAX_ENDPOINTS 16384
 #define JOTASU_MAX_TUNNELS 16384
+#define JOTASU_AFFINITY_ENTRIES 65536
 
 /* A service frontend: virtual IP, port and IP protocol (6 = TCP, 17 = UDP). */
 struct svc_key {
@@ -30,13 +31,23 @@ struct svc_key {
 /*
  * The service entry. Written last on upsert (after its backend slots) and
  * removed first, so a reader never sees a count larger than the slots behind it.
- * id indexes rr_counters and svc_stats; count == 0 means "reject new flows".
+ * id indexes rr_counters, svc_stats and affinity_timeouts; count == 0 means
+ * "reject new flows"; flags are SVC_FLAG_*.
  */
 struct svc_value {
 	__u32 id;
 	__u16 count;
 	__u16 flags;
 };
+
+/* Reachable from outside the cluster on the node's underlay (a node port, an
+ * external IP, a host port): from_underlay balances it. */
+#define SVC_FLAG_EXTERNAL 1
+/* External clients' source is rewritten to the node's address
+ * (externalTrafficPolicy: Cluster), so replies come back through this node. */
+#define SVC_FLAG_SNAT 2
+/* ClientIP session affinity; its timeout is affinity_timeouts[id]. */
+#define SVC_FLAG_AFFINITY 4
 
 /* Backend slot `slot` (0..count) of service `svc_id`. */
 struct backend_key {
@@ -63,7 +74,8 @@ struct ct_key {
 #define CT_DIR_FORWARD 0 /* client -> VIP: rewrite destination to nat_addr:nat_port */
 #define CT_DIR_REPLY 1   /* backend -> client: rewrite source to nat_addr:nat_port */
 
-#define CT_FLAG_CLOSING 1 /* a FIN or RST went this way */
+#define CT_FLAG_CLOSING 1  /* a FIN or RST went this way */
+#define CT_FLAG_EXTERNAL 2 /* a flow from outside the cluster: replies leave by the underlay */
 
 /*
  * Lifetimes, in seconds of idleness (last_seen_s is refreshed at most once a
@@ -84,6 +96,41 @@ struct ct_value {
 	__u32 svc_id;
 	__u32 created_s;   /* bpf_ktime_get_ns() in seconds, at creation */
 	__u32 last_seen_s; /* same clock, last packet */
+	/*
+	 * The other end's rewrite, for external flows SNATed to the node
+	 * (peer_addr 0: none): forward, the new source (node:snat port);
+	 * reply, the new destination (the client).
+	 */
+	__be32 peer_addr;
+	__be16 peer_port;
+	__u16 pad;
+};
+
+/* SNAT source ports of external flows, above Linux's default ephemeral
+ * range (32768-60999) so they never meet the node's own connections. */
+#define SNAT_PORT_MIN 61000
+#define SNAT_PORT_COUNT 4536
+
+/* ClientIP session affinity: (service id, client) -> its backend (LRU).
+ * Socket-level clients (the node's processes) are client 0. */
+struct affinity_key {
+	__u32 svc_id;
+	__be32 client;
+};
+
+struct affinity_value {
+	__be32 addr;
+	__be16 port;
+	__u16 slot;        /* the backend's slot when chosen; checked on use */
+	__u32 last_seen_s; /* the client's last new flow */
+};
+
+/* The node itself (array, one entry), written by the agent: the address
+ * external flows are SNATed to and the underlay interface (IPv4
+ * forwarding on) their replies leave by. addr == 0: no external traffic yet. */
+struct host_config {
+	__be32 addr;
+	__u32 ifindex;
 };
 
 /*

@@ -55,6 +55,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } global_stats SEC(".maps");
 
+/* ClientIP affinity timeouts in seconds, per service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, JOTASU_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} affinity_timeouts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, JOTASU_AFFINITY_ENTRIES);
+	__type(key, struct affinity_key);
+	__type(value, struct affinity_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} affinity SEC(".maps");
+
 static __always_inline void count_global(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&global_stats, &which);
@@ -94,7 +111,7 @@ static __always_inline struct svc_value *lookup_service(__be32 vip, __be16 port,
  * consecutive slots whichever CPU or hook (tc or socket) sees them. Returns
  * NULL if a slot is missing (never expected: slots are written before count).
  */
-static __always_inline struct backend_value *select_backend(__u32 id, __u16 count)
+static __always_inline struct backend_value *select_backend(__u32 id, __u16 count, __u32 *slot)
 {
 	struct backend_key key = { .svc_id = id };
 	__u64 *counter;
@@ -105,5 +122,51 @@ static __always_inline struct backend_value *select_backend(__u32 id, __u16 coun
 		return NULL;
 	n = __sync_fetch_and_add(counter, 1);
 	key.slot = (__u32)(n % count);
+	*slot = key.slot;
 	return bpf_map_lookup_elem(&backends, &key);
+}
+
+/*
+ * The backend of a new flow of service `svc` from `client` (0 for the
+ * node's own sockets), copied to `out`: with ClientIP affinity, the backend
+ * the client had, while it is still the backend of the same slot and the
+ * client's last new flow is within the timeout; else the next round-robin
+ * one (remembered for the client). Non-zero: a slot is missing.
+ */
+static __always_inline int pick_backend(__u32 id, __u16 count, __u16 flags, __be32 client,
+					__u32 now_s, struct backend_value *out)
+{
+	struct affinity_key ak = { .svc_id = id, .client = client };
+	struct affinity_value *known, fresh = {};
+	struct backend_value *b;
+	__u32 *timeout = NULL;
+	__u32 slot = 0;
+
+	if (flags & SVC_FLAG_AFFINITY) {
+		timeout = bpf_map_lookup_elem(&affinity_timeouts, &id);
+		known = bpf_map_lookup_elem(&affinity, &ak);
+		if (known && timeout && now_s - known->last_seen_s <= *timeout &&
+		    known->slot < count) {
+			struct backend_key bk = { .svc_id = id, .slot = known->slot };
+
+			b = bpf_map_lookup_elem(&backends, &bk);
+			if (b && b->addr == known->addr && b->port == known->port) {
+				known->last_seen_s = now_s;
+				*out = *b;
+				return 0;
+			}
+		}
+	}
+	b = select_backend(id, count, &slot);
+	if (!b)
+		return -1;
+	*out = *b;
+	if (flags & SVC_FLAG_AFFINITY) {
+		fresh.addr = b->addr;
+		fresh.port = b->port;
+		fresh.slot = (__u16)slot;
+		fresh.last_seen_s = now_s;
+		bpf_map_update_elem(&affinity, &ak, &fresh, BPF_ANY);
+	}
+	return 0;
 }

@@ -39,11 +39,11 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 	__be16 port = (__be16)ctx->user_port;
 	struct sock_key key = {};
 	struct sock_value be = {}, *known = NULL, rev_v = {};
-	struct backend_value *b;
+	struct backend_value b;
 	struct svc_value *svc;
 	__u64 cookie;
 	__u32 id;
-	__u16 count;
+	__u16 count, flags;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
@@ -52,6 +52,7 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 		return 1;
 	id = svc->id;
 	count = *(volatile __u16 *)&svc->count;
+	flags = svc->flags;
 	cookie = bpf_get_socket_cookie(ctx);
 
 	key.cookie = cookie;
@@ -68,13 +69,14 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 			bpf_set_retval(-ECONNREFUSED);
 			return 0;
 		}
-		b = select_backend(id, count);
-		if (!b) {
+		/* The node's processes share one affinity client: the node. */
+		if (pick_backend(id, count, flags, 0,
+				 (__u32)(bpf_ktime_get_ns() / 1000000000ULL), &b)) {
 			bpf_set_retval(-EHOSTUNREACH);
 			return 0;
 		}
-		be.addr = b->addr;
-		be.port = b->port;
+		be.addr = b.addr;
+		be.port = b.port;
 		count_service(id, STAT_SOCK_NEW);
 		if (sticky)
 			bpf_map_update_elem(&sock_sticky, &key, &be, BPF_ANY);

@@ -19,12 +19,17 @@
  * another node's pods sent to this node's pods. A reply from a backend on
  * the other node to a service flow this node balanced gets its reverse NAT
  * here (the client's node holds the flow's conntrack); then the packet goes
- * straight into the local pod.
+ * straight into the local pod. A reply to an external client this node SNATed
+ * (see from_underlay) comes back the same way and leaves by the underlay.
+ *
+ * from_underlay: tc ingress on the node's underlay interface: clients from
+ * outside the cluster (node ports, external IPs, host ports; external.h).
  *
  * Non-IPv4 traffic passes untouched.
  */
 #include "nat.h"
 #include "deliver.h"
+#include "external.h"
 #include "reply.h"
 #include "dns.h"
 
@@ -126,19 +131,37 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 }
 
 /* A conntrack hit: counts and refreshes the entry, rewrites the packet (its
- * destination for a forward entry, its source for a reply). Non-zero: drop. */
+ * destination for a forward entry, its source for a reply; and the other end
+ * too for an external flow SNATed to the node). Non-zero: drop. */
 static __always_inline int ct_apply(struct __sk_buff *skb, struct flow *f, struct ct_value *ct)
 {
 	bool forward = ct->dir == CT_DIR_FORWARD;
 	__be32 addr = ct->nat_addr;
 	__be16 port = ct->nat_port;
+	__be32 peer = ct->peer_addr;
+	__be16 peer_port = ct->peer_port;
 
 	count_global(GC_CT_HITS);
 	ct_touch(ct, f);
 	if (rewrite(skb, f, forward, addr, port))
 		return -1;
-	if (forward)
+	if (peer && rewrite(skb, f, !forward, peer, peer_port))
+		return -1;
+	if (forward) {
 		f->daddr = addr;
+		f->dport = port;
+		if (peer) {
+			f->saddr = peer;
+			f->sport = peer_port;
+		}
+	} else {
+		f->saddr = addr;
+		f->sport = port;
+		if (peer) {
+			f->daddr = peer;
+			f->dport = peer_port;
+		}
+	}
 	return 0;
 }
 
@@ -167,21 +190,20 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 {
 	__u32 id = svc->id;
 	__u16 count = *(volatile __u16 *)&svc->count;
-	struct backend_value *b;
+	struct backend_value b;
 	struct ct_key fwd = {}, rev = {};
 	struct ct_value fwd_v = {}, rev_v = {};
 
 	if (count == 0)
 		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
-	b = select_backend(id, count);
-	if (!b) {
+	if (pick_backend(id, count, svc->flags, f->saddr, f->now_s, &b)) {
 		count_global(GC_NO_BACKEND_SLOT);
 		return TC_ACT_SHOT;
 	}
 
-	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b->addr, b->port,
+	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
 		CT_DIR_FORWARD, f, id);
-	ct_fill(&rev, &rev_v, b->addr, b->port, f->saddr, f->sport, f->daddr, f->dport,
+	ct_fill(&rev, &rev_v, b.addr, b.port, f->saddr, f->sport, f->daddr, f->dport,
 		CT_DIR_REPLY, f, id);
 
 	/* The reply entry first: the backend may answer as soon as the packet leaves. */
@@ -223,9 +245,12 @@ int from_pod(struct __sk_buff *skb)
 
 	ct = ct_lookup(&f);
 	if (ct) {
+		/* A local backend's reply to a client outside the cluster. */
+		bool external = ct->dir == CT_DIR_REPLY && (ct->flags & CT_FLAG_EXTERNAL);
+
 		if (ct_apply(skb, &f, ct))
 			return TC_ACT_SHOT;
-		return deliver(skb, f.daddr);
+		return external ? deliver_external(skb, &f) : deliver(skb, f.daddr);
 	}
 
 	svc = lookup_service(f.daddr, f.dport, f.proto);
@@ -272,14 +297,112 @@ int from_overlay(struct __sk_buff *skb)
 	if (parsed == PARSED_FLOW) {
 		ct = ct_lookup(&f);
 		/* Only replies: a forward entry means a flow from a pod of this node. */
-		if (ct && ct->dir == CT_DIR_REPLY && ct_apply(skb, &f, ct))
-			return TC_ACT_SHOT;
+		if (ct && ct->dir == CT_DIR_REPLY) {
+			/* A remote backend's reply to an external client SNATed here. */
+			bool external = ct->flags & CT_FLAG_EXTERNAL;
+
+			if (ct_apply(skb, &f, ct))
+				return TC_ACT_SHOT;
+			if (external)
+				return deliver_external(skb, &f);
+		}
 	}
 	ret = deliver_local(skb, f.daddr);
 	if (ret < 0)
 		return TC_ACT_OK; /* not a pod of this node: the stack decides */
 	count_global(GC_OVERLAY_DELIVER);
 	return ret;
+}
+
+/* A new flow from outside the cluster to an external frontend: pick its
+ * backend, SNAT to the node under externalTrafficPolicy: Cluster, record
+ * both directions, deliver to the backend's pod. */
+static __always_inline int new_external_flow(struct __sk_buff *skb, struct flow *f,
+					     const struct svc_value *svc)
+{
+	__u32 id = svc->id;
+	__u16 count = *(volatile __u16 *)&svc->count;
+	__u16 flags = svc->flags;
+	bool snat = flags & SVC_FLAG_SNAT;
+	__be32 src = f->saddr;
+	__be16 sport = f->sport;
+	struct backend_value b;
+	struct ct_key fwd = {}, rev = {};
+	struct ct_value fwd_v = {}, rev_v = {};
+	struct host_config *host;
+	__u32 zero = 0;
+
+	if (count == 0)
+		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
+	if (pick_backend(id, count, flags, f->saddr, f->now_s, &b)) {
+		count_global(GC_NO_BACKEND_SLOT);
+		return TC_ACT_SHOT;
+	}
+	if (snat) {
+		host = bpf_map_lookup_elem(&host_config, &zero);
+		if (!host || !host->addr)
+			return TC_ACT_SHOT;
+		src = host->addr;
+		if (snat_port(f, src, &b, &sport)) {
+			count_global(GC_CT_FULL);
+			return TC_ACT_SHOT;
+		}
+	}
+
+	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
+		CT_DIR_FORWARD, f, id);
+	ct_fill(&rev, &rev_v, b.addr, b.port, src, sport, f->daddr, f->dport, CT_DIR_REPLY, f,
+		id);
+	fwd_v.flags = CT_FLAG_EXTERNAL;
+	rev_v.flags = CT_FLAG_EXTERNAL;
+	if (snat) {
+		fwd_v.peer_addr = src;
+		fwd_v.peer_port = sport;
+		rev_v.peer_addr = f->saddr;
+		rev_v.peer_port = f->sport;
+	}
+	if (bpf_map_update_elem(&conntrack, &rev, &rev_v, BPF_ANY) ||
+	    bpf_map_update_elem(&conntrack, &fwd, &fwd_v, BPF_ANY))
+		count_global(GC_CT_FULL);
+	count_service(id, STAT_TC_NEW);
+
+	if (rewrite(skb, f, true, b.addr, b.port))
+		return TC_ACT_SHOT;
+	if (snat && rewrite(skb, f, false, src, sport))
+		return TC_ACT_SHOT;
+	return deliver(skb, b.addr);
+}
+
+/*
+ * from_underlay: tc ingress on the node's underlay interface, i.e. every
+ * packet that reaches the node from its network. Packets to an external
+ * frontend (a node port on the node's address, an external IP, a host port)
+ * are balanced; more packets of external flows already tracked are
+ * translated; everything else (the overlay's VXLAN, the node's own
+ * connections) passes to the stack untouched. (A remote backend's replies
+ * to this node's SNAT address arrive through the overlay: from_overlay.)
+ */
+SEC("classifier")
+int from_underlay(struct __sk_buff *skb)
+{
+	struct ct_value *ct;
+	struct svc_value *svc;
+	struct flow f = {};
+
+	if (parse_flow(skb, &f) != PARSED_FLOW)
+		return TC_ACT_OK;
+	ct = ct_lookup(&f);
+	if (ct && (ct->flags & CT_FLAG_EXTERNAL)) {
+		bool forward = ct->dir == CT_DIR_FORWARD;
+
+		if (ct_apply(skb, &f, ct))
+			return TC_ACT_SHOT;
+		return forward ? deliver(skb, f.daddr) : deliver_external(skb, &f);
+	}
+	svc = lookup_service(f.daddr, f.dport, f.proto);
+	if (svc && (svc->flags & SVC_FLAG_EXTERNAL))
+		return new_external_flow(skb, &f, svc);
+	return TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -18,6 +18,13 @@ pub const CT_DIR_FORWARD: u8 = 0;
 /// `CT_DIR_REPLY`: backend to client, source rewritten to the VIP.
 pub const CT_DIR_REPLY: u8 = 1;
 
+/// `SVC_FLAG_EXTERNAL`: balanced by `from_underlay` for clients outside the cluster.
+pub const SVC_FLAG_EXTERNAL: u16 = 1;
+/// `SVC_FLAG_SNAT`: external clients are SNATed to the node's address.
+pub const SVC_FLAG_SNAT: u16 = 2;
+/// `SVC_FLAG_AFFINITY`: ClientIP session affinity (timeout in `affinity_timeouts`).
+pub const SVC_FLAG_AFFINITY: u16 = 4;
+
 /// `struct svc_key`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,8 +47,42 @@ pub struct SvcValue {
     pub id: u32,
     /// Backend slots 0..count are valid; 0 rejects new flows.
     pub count: u16,
-    /// Reserved.
+    /// `SVC_FLAG_*` bits.
     pub flags: u16,
+}
+
+/// `struct affinity_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AffinityKey {
+    /// The service id.
+    pub svc_id: u32,
+    /// The client's address, network order (0: the node's own sockets).
+    pub client: u32,
+}
+
+/// `struct affinity_value`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AffinityValue {
+    /// The backend's address, network order.
+    pub addr: u32,
+    /// The backend's port, network order.
+    pub port: u16,
+    /// The backend's slot when it was chosen.
+    pub slot: u16,
+    /// The client's last new flow, seconds of `bpf_ktime_get_ns`.
+    pub last_seen_s: u32,
+}
+
+/// `struct host_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The node's address external flows are SNATed to, network order.
+    pub addr: u32,
+    /// The underlay interface external replies leave by.
+    pub ifindex: u32,
 }
 
 /// `struct backend_key`.
@@ -102,10 +143,18 @@ pub struct CtValue {
     pub created_s: u32,
     /// Last packet, same clock (refreshed at most once a second).
     pub last_seen_s: u32,
+    /// External flows SNATed to the node: the other end's rewrite (0: none).
+    pub peer_addr: u32,
+    /// Port of the other end's rewrite, network order.
+    pub peer_port: u16,
+    /// Zero.
+    pub pad: u16,
 }
 
 /// `CT_FLAG_CLOSING`.
 pub const CT_FLAG_CLOSING: u8 = 1;
+/// `CT_FLAG_EXTERNAL`: a flow from outside the cluster.
+pub const CT_FLAG_EXTERNAL: u8 = 2;
 
 /// `struct sock_key`.
 #[repr(C)]
@@ -250,6 +299,9 @@ unsafe impl aya::Pod for BackendKey {}
 unsafe impl aya::Pod for BackendValue {}
 unsafe impl aya::Pod for CtKey {}
 unsafe impl aya::Pod for CtValue {}
+unsafe impl aya::Pod for AffinityKey {}
+unsafe impl aya::Pod for AffinityValue {}
+unsafe impl aya::Pod for HostConfig {}
 unsafe impl aya::Pod for SockKey {}
 unsafe impl aya::Pod for SockValue {}
 unsafe impl aya::Pod for EndpointValue {}

@@ -22,6 +22,7 @@ use crate::{
     plan::{Entry, Op, Programmed, ReconcileSummary},
     pods::{FROM_POD_PIN, PodDatapath, TO_POD_PIN},
     service::{Frontend, Service},
+    underlay::{FROM_UNDERLAY_PIN, Underlay},
 };
 
 /// Where bpffs is normally mounted.
@@ -65,6 +66,11 @@ pub struct ConntrackEntry {
     pub nat: std::net::SocketAddrV4,
     /// A FIN or RST was seen in this direction.
     pub closing: bool,
+    /// A flow from outside the cluster (a node port, an external IP, a host port).
+    pub external: bool,
+    /// For an external flow SNATed to the node: the other end's rewrite
+    /// (forward: the node's address and SNAT port; reply: the client).
+    pub peer: Option<std::net::SocketAddrV4>,
 }
 
 /// One node's data plane. Opening it loads and verifies the programs, opens
@@ -81,6 +87,7 @@ pub struct Datapath {
     programmed: Programmed,
     pods: PodDatapath,
     overlay: Overlay,
+    underlay: Underlay,
     dns: DnsFastPath,
 }
 
@@ -130,6 +137,7 @@ impl Datapath {
             ("from_pod", FROM_POD_PIN),
             ("to_pod", TO_POD_PIN),
             ("from_overlay", FROM_OVERLAY_PIN),
+            ("from_underlay", FROM_UNDERLAY_PIN),
         ] {
             let prog = program::<SchedClassifier>(&mut tc, name)?;
             prog.load().map_err(|e| load_err(name, e))?;
@@ -143,9 +151,13 @@ impl Datapath {
         let maps = Maps::take(&mut tc)?;
         let pods = PodDatapath::from_pins(&dir)?;
         let overlay = Overlay::from_pins(&dir)?;
+        let underlay = Underlay::from_pins(&dir)?;
         let dns = DnsFastPath::from_pins(&dir)?;
         drop(lock);
-        let (programmed, repair) = Programmed::from_maps(maps.services()?, maps.backends()?);
+        let (programmed, repair) =
+            Programmed::from_maps(maps.services()?, maps.backends()?, |id| {
+                maps.affinity_timeout(id)
+            });
         let mut me = Self {
             dir,
             sock,
@@ -153,6 +165,7 @@ impl Datapath {
             programmed,
             pods,
             overlay,
+            underlay,
             dns,
         };
         if !repair.is_empty() {
@@ -194,6 +207,16 @@ impl Datapath {
     /// The overlay part, to set up the device and program tunnels.
     pub fn overlay_mut(&mut self) -> &mut Overlay {
         &mut self.overlay
+    }
+
+    /// The external-traffic part: `from_underlay` and the node's address.
+    pub fn underlay(&self) -> &Underlay {
+        &self.underlay
+    }
+
+    /// The external-traffic part, to attach the underlay interface.
+    pub fn underlay_mut(&mut self) -> &mut Underlay {
+        &mut self.underlay
     }
 
     /// The DNS fast path: its names, frontends and counters.
@@ -258,13 +281,26 @@ impl Datapath {
     pub fn services(&self) -> Result<Vec<ServiceStatus>, DatapathError> {
         self.programmed
             .services()
-            .map(|(frontend, Entry { id, backends })| {
-                Ok(ServiceStatus {
-                    service: Service { frontend, backends },
-                    id,
-                    counters: self.counters_of(id)?,
-                })
-            })
+            .map(
+                |(
+                    frontend,
+                    Entry {
+                        id,
+                        backends,
+                        reach,
+                    },
+                )| {
+                    Ok(ServiceStatus {
+                        service: Service {
+                            frontend,
+                            backends,
+                            reach,
+                        },
+                        id,
+                        counters: self.counters_of(id)?,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -300,6 +336,8 @@ impl Datapath {
                 forward: v.dir == abi::CT_DIR_FORWARD,
                 nat: sa(v.nat_addr, v.nat_port),
                 closing: v.flags & abi::CT_FLAG_CLOSING != 0,
+                external: v.flags & abi::CT_FLAG_EXTERNAL != 0,
+                peer: (v.peer_addr != 0).then(|| sa(v.peer_addr, v.peer_port)),
             })
             .collect())
     }

@@ -19,6 +19,14 @@ pub enum ServiceError {
         /// The offending service.
         frontend: Frontend,
     },
+    /// Source NAT is for clients from outside the cluster only.
+    #[error(
+        "service {frontend}: source NAT applies to external frontends only; mark it external or drop snat"
+    )]
+    SnatWithoutExternal {
+        /// The offending service.
+        frontend: Frontend,
+    },
     /// A backend with port 0 or address 0.0.0.0.
     #[error("service {frontend}: backend {backend} is not a valid address and port")]
     InvalidBackend {

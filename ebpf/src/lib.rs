@@ -20,6 +20,7 @@ pub mod plan;
 mod pods;
 pub mod service;
 mod tc;
+pub mod underlay;
 
 pub use attach::Attached;
 pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, ServiceStatus};
@@ -28,5 +29,6 @@ pub use error::{DatapathError, ServiceError};
 pub use overlay::{Overlay, TunnelSummary, Tunnels};
 pub use plan::ReconcileSummary;
 pub use pods::{Endpoint, PodDatapath};
-pub use service::{Frontend, Protocol, Service};
+pub use service::{Frontend, Protocol, Reach, Service};
 pub use tc::PodHook;
+pub use underlay::Underlay;

@@ -14,6 +14,7 @@ pub(crate) struct Maps {
     svc_stats: PerCpuArray<MapData, abi::SvcStats>,
     global_stats: PerCpuArray<MapData, u64>,
     conntrack: HashMap<MapData, abi::CtKey, abi::CtValue>,
+    affinity_timeouts: Array<MapData, u32>,
     nr_cpus: usize,
 }
 
@@ -60,6 +61,7 @@ impl Maps {
             svc_stats: take(ebpf, "svc_stats")?,
             global_stats: take(ebpf, "global_stats")?,
             conntrack: take(ebpf, "conntrack")?,
+            affinity_timeouts: take(ebpf, "affinity_timeouts")?,
             nr_cpus,
         })
     }
@@ -105,10 +107,15 @@ impl Maps {
                     0,
                 )
                 .map_err(map_err("insert", "backends")),
+            Op::PutAffinity { id, timeout_s } => self
+                .affinity_timeouts
+                .set(id, timeout_s, 0)
+                .map_err(map_err("write", "affinity_timeouts")),
             Op::PutService {
                 frontend,
                 id,
                 count,
+                reach,
             } => self
                 .services
                 .insert(
@@ -116,7 +123,7 @@ impl Maps {
                     abi::SvcValue {
                         id,
                         count,
-                        flags: 0,
+                        flags: reach.flags(),
                     },
                     0,
                 )
@@ -158,6 +165,11 @@ impl Maps {
                 Ok((*name, v.iter().sum()))
             })
             .collect()
+    }
+
+    /// The ClientIP affinity timeout of service `id` (0 when unreadable).
+    pub(crate) fn affinity_timeout(&self, id: u32) -> u32 {
+        self.affinity_timeouts.get(&id, 0).unwrap_or(0)
     }
 
     pub(crate) fn conntrack(&self) -> Result<Vec<(abi::CtKey, abi::CtValue)>, DatapathError> {

@@ -16,7 +16,7 @@ use std::{
 use crate::{
     abi,
     error::ServiceError,
-    service::{self, Frontend, Service},
+    service::{self, Frontend, Reach, Service},
 };
 
 /// One map write.
@@ -36,6 +36,13 @@ pub enum Op {
         /// The backend.
         backend: SocketAddrV4,
     },
+    /// Write the ClientIP affinity timeout of service `id` (before its entry).
+    PutAffinity {
+        /// The service id.
+        id: u32,
+        /// Seconds.
+        timeout_s: u32,
+    },
     /// Write the service entry (publishes `count` slots).
     PutService {
         /// The frontend.
@@ -44,6 +51,8 @@ pub enum Op {
         id: u32,
         /// How many slots are valid.
         count: u16,
+        /// Who reaches it (its flags).
+        reach: Reach,
     },
     /// Delete the service entry.
     DeleteService {
@@ -66,6 +75,8 @@ pub struct Entry {
     pub id: u32,
     /// Backends, slot 0 first.
     pub backends: Vec<SocketAddrV4>,
+    /// Who reaches it.
+    pub reach: Reach,
 }
 
 /// What a reconcile changed.
@@ -84,7 +95,7 @@ pub struct ReconcileSummary {
 /// The services and backend slots exactly as the maps hold them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Programmed {
-    services: BTreeMap<Frontend, (u32, u16)>,
+    services: BTreeMap<Frontend, (u32, u16, Reach)>,
     slots: BTreeMap<(u32, u32), SocketAddrV4>,
 }
 
@@ -92,16 +103,23 @@ impl Programmed {
     /// Rebuilds the model from the maps' entries. Returns it with the writes
     /// that remove garbage a crash can leave (slots of no service, slots at or
     /// beyond their service's count, services with a protocol never written).
+    /// `affinity_timeout` reads the timeout of a service id with affinity.
     pub fn from_maps(
         services: impl IntoIterator<Item = (abi::SvcKey, abi::SvcValue)>,
         backends: impl IntoIterator<Item = (abi::BackendKey, abi::BackendValue)>,
+        affinity_timeout: impl Fn(u32) -> u32,
     ) -> (Self, Vec<Op>) {
-        let mut by_id: HashMap<u32, (Frontend, u16)> = HashMap::new();
+        let mut by_id: HashMap<u32, (Frontend, u16, Reach)> = HashMap::new();
         let mut repair = Vec::new();
         for (k, v) in services {
             match Frontend::from_key(&k) {
                 Some(f) => {
-                    by_id.insert(v.id, (f, v.count));
+                    let timeout = if v.flags & abi::SVC_FLAG_AFFINITY != 0 {
+                        affinity_timeout(v.id)
+                    } else {
+                        0
+                    };
+                    by_id.insert(v.id, (f, v.count, Reach::from_flags(v.flags, timeout)));
                 }
                 None => tracing::warn!(?k, "ignoring a service entry with an unknown protocol"),
             }
@@ -109,7 +127,7 @@ impl Programmed {
         let mut slots: HashMap<u32, BTreeMap<u32, SocketAddrV4>> = HashMap::new();
         for (k, v) in backends {
             match by_id.get(&k.svc_id) {
-                Some((_, count)) if k.slot < u32::from(*count) => {
+                Some((_, count, _)) if k.slot < u32::from(*count) => {
                     slots
                         .entry(k.svc_id)
                         .or_default()
@@ -122,7 +140,7 @@ impl Programmed {
             }
         }
         let mut me = Self::default();
-        for (id, (frontend, count)) in by_id {
+        for (id, (frontend, count, reach)) in by_id {
             let have = slots.remove(&id).unwrap_or_default();
             if have.len() != usize::from(count) {
                 // A slot below count is missing: unreachable by our write order,
@@ -131,7 +149,7 @@ impl Programmed {
                 repair.extend(have.keys().map(|&slot| Op::DeleteSlot { id, slot }));
                 continue;
             }
-            me.services.insert(frontend, (id, count));
+            me.services.insert(frontend, (id, count, reach));
             me.slots
                 .extend(have.into_iter().map(|(slot, b)| ((id, slot), b)));
         }
@@ -147,11 +165,12 @@ impl Programmed {
 
     /// The entry of one frontend.
     pub fn get(&self, frontend: &Frontend) -> Option<Entry> {
-        let &(id, count) = self.services.get(frontend)?;
+        let &(id, count, reach) = self.services.get(frontend)?;
         let backends = (0..u32::from(count)).filter_map(|s| self.slots.get(&(id, s)).copied());
         Some(Entry {
             id,
             backends: backends.collect(),
+            reach,
         })
     }
 
@@ -235,7 +254,9 @@ impl Programmed {
         let mut free = self.free_ids();
         for (f, svc) in &wanted {
             match self.get(f) {
-                Some(e) if e.backends == svc.backends => summary.unchanged += 1,
+                Some(e) if e.backends == svc.backends && e.reach == svc.reach => {
+                    summary.unchanged += 1;
+                }
                 Some(e) => {
                     summary.updated += 1;
                     let ops_for = self.upsert_ops(svc, e.id);
@@ -262,7 +283,7 @@ impl Programmed {
     /// Records a write that succeeded.
     pub fn apply(&mut self, op: &Op) {
         match *op {
-            Op::ResetCounters { .. } => {}
+            Op::ResetCounters { .. } | Op::PutAffinity { .. } => {}
             Op::PutSlot { id, slot, backend } => {
                 self.slots.insert((id, slot), backend);
             }
@@ -270,8 +291,9 @@ impl Programmed {
                 frontend,
                 id,
                 count,
+                reach,
             } => {
-                self.services.insert(frontend, (id, count));
+                self.services.insert(frontend, (id, count, reach));
             }
             Op::DeleteService { frontend } => {
                 self.services.remove(&frontend);
@@ -283,12 +305,19 @@ impl Programmed {
     }
 
     fn upsert_ops(&self, svc: &Service, id: u32) -> Vec<Op> {
-        let old = self
-            .get(&svc.frontend)
-            .map_or_else(Vec::new, |e| e.backends);
+        let before = self.get(&svc.frontend);
+        let old_reach = before.as_ref().map(|e| e.reach);
+        let old = before.map_or_else(Vec::new, |e| e.backends);
         let mut ops = Vec::new();
-        if self.get(&svc.frontend).is_none() {
+        if old_reach.is_none() {
             ops.push(Op::ResetCounters { id });
+        }
+        let timeout = svc.reach.affinity_timeout_s;
+        if timeout > 0 && old_reach.is_none_or(|r| r.affinity_timeout_s != timeout) {
+            ops.push(Op::PutAffinity {
+                id,
+                timeout_s: timeout,
+            });
         }
         for (slot, b) in svc.backends.iter().enumerate() {
             if old.get(slot) != Some(b) {
@@ -299,11 +328,12 @@ impl Programmed {
                 });
             }
         }
-        if old.len() != svc.backends.len() || self.get(&svc.frontend).is_none() {
+        if old.len() != svc.backends.len() || old_reach != Some(svc.reach) {
             ops.push(Op::PutService {
                 frontend: svc.frontend,
                 id,
                 count: svc.backends.len() as u16,
+                reach: svc.reach,
             });
         }
         for slot in svc.backends.len()..old.len() {
@@ -327,7 +357,7 @@ impl Programmed {
         let used: BTreeSet<u32> = self
             .services
             .values()
-            .map(|&(id, _)| id)
+            .map(|&(id, _, _)| id)
             .chain(self.slots.keys().map(|&(id, _)| id))
             .collect();
         (1..abi::MAX_SERVICES).filter(move |id| !used.contains(id))
@@ -347,6 +377,7 @@ mod tests {
         services: BTreeMap<abi::SvcKey, abi::SvcValue>,
         slots: BTreeMap<abi::BackendKey, abi::BackendValue>,
         counters: HashMap<u32, u64>,
+        timeouts: HashMap<u32, u32>,
     }
 
     impl FakeMaps {
@@ -361,17 +392,21 @@ mod tests {
                         service::backend_value(&backend),
                     );
                 }
+                Op::PutAffinity { id, timeout_s } => {
+                    self.timeouts.insert(id, timeout_s);
+                }
                 Op::PutService {
                     frontend,
                     id,
                     count,
+                    reach,
                 } => {
                     self.services.insert(
                         frontend.key(),
                         abi::SvcValue {
                             id,
                             count,
-                            flags: 0,
+                            flags: reach.flags(),
                         },
                     );
                 }
@@ -403,6 +438,7 @@ mod tests {
             let (rebuilt, repair) = Programmed::from_maps(
                 self.services.iter().map(|(k, v)| (*k, *v)),
                 self.slots.iter().map(|(k, v)| (*k, *v)),
+                |id| self.timeouts.get(&id).copied().unwrap_or(0),
             );
             assert_eq!(&rebuilt, model);
             assert!(repair.is_empty(), "orphans left: {repair:?}");
@@ -442,9 +478,67 @@ mod tests {
                 Op::PutService {
                     frontend: fe(1),
                     id: 1,
-                    count: 2
+                    count: 2,
+                    reach: Reach::default(),
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_changed_reach_republishes_the_entry_after_its_affinity_timeout() {
+        let mut maps = FakeMaps::default();
+        let mut m = Programmed::default();
+        let ops = m.plan_upsert(&svc(1, &[1, 2])).unwrap();
+        maps.run(&mut m, &ops);
+        let sticky = Reach {
+            external: true,
+            snat: true,
+            affinity_timeout_s: 30,
+        };
+        let (ops, summary) = m
+            .plan_reconcile(&[svc(1, &[1, 2]).with_reach(sticky)])
+            .unwrap();
+        assert_eq!(summary.updated, 1);
+        assert_eq!(
+            ops,
+            [
+                Op::PutAffinity {
+                    id: 1,
+                    timeout_s: 30
+                },
+                Op::PutService {
+                    frontend: fe(1),
+                    id: 1,
+                    count: 2,
+                    reach: sticky,
+                },
+            ]
+        );
+        maps.run(&mut m, &ops);
+        assert_eq!(m.get(&fe(1)).unwrap().reach, sticky);
+        let (ops, summary) = m
+            .plan_reconcile(&[svc(1, &[1, 2]).with_reach(sticky)])
+            .unwrap();
+        assert!(ops.is_empty(), "{ops:?}");
+        assert_eq!(summary.unchanged, 1);
+        // Affinity off: the flag goes, the stale timeout is never read.
+        let plain = Reach {
+            affinity_timeout_s: 0,
+            ..sticky
+        };
+        let (ops, _) = m
+            .plan_reconcile(&[svc(1, &[1, 2]).with_reach(plain)])
+            .unwrap();
+        maps.run(&mut m, &ops);
+        assert_eq!(m.get(&fe(1)).unwrap().reach, plain);
+        let bad = svc(2, &[1]).with_reach(Reach {
+            snat: true,
+            ..Reach::default()
+        });
+        assert!(
+            m.plan_upsert(&bad).is_err(),
+            "SNAT needs an external frontend"
         );
     }
 
@@ -597,7 +691,7 @@ mod tests {
         };
         // Slots 0,1 valid; slot 2 left from an interrupted shrink; id 9 orphaned.
         let backends = [slot(4, 0, 1), slot(4, 1, 2), slot(4, 2, 3), slot(9, 0, 1)];
-        let (m, repair) = Programmed::from_maps(services, backends);
+        let (m, repair) = Programmed::from_maps(services, backends, |_| 0);
         assert_eq!(m.get(&fe(1)).unwrap().backends, vec![be(1), be(2)]);
         assert_eq!(
             repair,

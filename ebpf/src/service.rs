@@ -112,6 +112,52 @@ impl fmt::Display for Frontend {
     }
 }
 
+/// Who reaches a frontend and how its new flows are balanced (the
+/// `SVC_FLAG_*` bits of its map entry and its affinity timeout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Reach {
+    /// Reachable from outside the cluster on the node's underlay (a node
+    /// port on the node's address, an external IP, a host port).
+    pub external: bool,
+    /// External clients' source is rewritten to the node's address
+    /// (`externalTrafficPolicy: Cluster`); without it the client's address
+    /// reaches the backend (`Local`, host ports).
+    pub snat: bool,
+    /// ClientIP session affinity: a client's new flows keep its backend
+    /// while its previous new flow is at most this many seconds old (0: none).
+    pub affinity_timeout_s: u32,
+}
+
+impl Reach {
+    /// The `svc_value.flags` bits.
+    pub(crate) fn flags(self) -> u16 {
+        let mut f = 0;
+        if self.external {
+            f |= abi::SVC_FLAG_EXTERNAL;
+        }
+        if self.snat {
+            f |= abi::SVC_FLAG_SNAT;
+        }
+        if self.affinity_timeout_s > 0 {
+            f |= abi::SVC_FLAG_AFFINITY;
+        }
+        f
+    }
+
+    /// The reach a map entry's flags and affinity timeout describe.
+    pub(crate) fn from_flags(flags: u16, affinity_timeout_s: u32) -> Self {
+        Self {
+            external: flags & abi::SVC_FLAG_EXTERNAL != 0,
+            snat: flags & abi::SVC_FLAG_SNAT != 0,
+            affinity_timeout_s: if flags & abi::SVC_FLAG_AFFINITY != 0 {
+                affinity_timeout_s
+            } else {
+                0
+            },
+        }
+    }
+}
+
 /// A service: a frontend and the backends its new flows rotate over, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
@@ -119,15 +165,25 @@ pub struct Service {
     pub frontend: Frontend,
     /// Where new flows go, round-robin in this order. Empty: flows are refused.
     pub backends: Vec<SocketAddrV4>,
+    /// Who reaches it, and session affinity.
+    pub reach: Reach,
 }
 
 impl Service {
-    /// A service with these backends.
+    /// A service with these backends, reached from inside the cluster.
     pub fn new(frontend: Frontend, backends: impl IntoIterator<Item = SocketAddrV4>) -> Self {
         Self {
             frontend,
             backends: backends.into_iter().collect(),
+            reach: Reach::default(),
         }
+    }
+
+    /// The same service with another reach.
+    #[must_use]
+    pub fn with_reach(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
     }
 
     /// Checks what the data plane cannot represent; the error names the service.
@@ -138,6 +194,9 @@ impl Service {
         }
         if frontend.vip.is_unspecified() || frontend.vip.is_broadcast() {
             return Err(ServiceError::InvalidVip { frontend });
+        }
+        if self.reach.snat && !self.reach.external {
+            return Err(ServiceError::SnatWithoutExternal { frontend });
         }
         if self.backends.len() > abi::MAX_BACKENDS_PER_SERVICE {
             return Err(ServiceError::TooManyBackends {

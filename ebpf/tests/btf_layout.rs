@@ -59,9 +59,23 @@ fn mirrors() -> Vec<(&'static str, (usize, Layout))> {
                 flags,
                 svc_id,
                 created_s,
+                last_seen_s,
+                peer_addr,
+                peer_port,
+                pad
+            }),
+        ),
+        ("affinity_key", layout!(abi::AffinityKey { svc_id, client })),
+        (
+            "affinity_value",
+            layout!(abi::AffinityValue {
+                addr,
+                port,
+                slot,
                 last_seen_s
             }),
         ),
+        ("host_config", layout!(abi::HostConfig { addr, ifindex })),
         (
             "sock_key",
             layout!(abi::SockKey {
@@ -191,6 +205,9 @@ fn rust_mirrors_match_the_tc_object() {
             "backend_value",
             "ct_key",
             "ct_value",
+            "affinity_key",
+            "affinity_value",
+            "host_config",
             "endpoint_value",
             "svc_stats",
             "tunnel_key",
@@ -208,6 +225,13 @@ fn rust_mirrors_match_the_socket_object() {
     check(
         objects::SOCK,
         "sock",
-        &["svc_key", "svc_value", "sock_key", "sock_value"],
+        &[
+            "svc_key",
+            "svc_value",
+            "sock_key",
+            "sock_value",
+            "affinity_key",
+            "affinity_value",
+        ],
     );
 }

@@ -535,6 +535,102 @@ async fn addresses_are_allocated_once_and_never_twice(options: Options) {
     );
 }
 
+async fn node_ports_are_allocated_once_and_kept(options: Options) {
+    let (_cp, client) = start(options).await;
+    let service = |name: &str, ty: &str, node_port: Option<i32>| {
+        let mut port = json!({"name": "http", "port": 80});
+        if let Some(np) = node_port {
+            port["nodePort"] = json!(np);
+        }
+        obj(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": ty, "selector": {"app": name}, "ports": [port]}}),
+        )
+    };
+    let node_port = |o: Object| match o {
+        Object::Service(s) => (s.spec.ports[0].node_port, s.spec.external_traffic_policy),
+        other => panic!("not a Service: {other:?}"),
+    };
+    let svc_ref = |name: &str| ObjectRef {
+        kind: Kind::Service,
+        namespace: Some("default".into()),
+        name: name.into(),
+    };
+    // Ten NodePort Services applied concurrently: ten distinct node ports
+    // from the range, with Kubernetes' default traffic policy.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let client = client.clone();
+        let s = service(&format!("np{i}"), "NodePort", None);
+        tasks.push(tokio::spawn(async move { client.apply(&[s], false).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..10 {
+        let (np, policy) = node_port(client.get(&svc_ref(&format!("np{i}"))).await.unwrap());
+        let np = np.expect("a node port");
+        assert!((30000..=32767).contains(&np), "{np}");
+        assert!(seen.insert(np), "{np} handed out twice");
+        assert_eq!(
+            policy,
+            Some(jotasu_api::kinds::service::TrafficPolicy::Cluster)
+        );
+    }
+    // Re-applying the manifest (no node port in it) keeps the port: unchanged.
+    let again = client
+        .apply(&[service("np0", "NodePort", None)], false)
+        .await
+        .unwrap();
+    assert_eq!(again[0].outcome, Outcome::Unchanged);
+    // A port on request; a taken one and an out-of-range one are refused
+    // as Kubernetes words it, and nothing is written.
+    client
+        .apply(&[service("mine", "NodePort", Some(32000))], false)
+        .await
+        .unwrap();
+    let taken = node_port(client.get(&svc_ref("np0")).await.unwrap())
+        .0
+        .unwrap();
+    for (name, np, want) in [
+        ("dup", taken, format!("spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated")),
+        ("far", 40000, "spec.ports[0].nodePort: Invalid value: 40000: provided port is not in the valid range. The range of valid ports is 30000-32767".to_owned()),
+    ] {
+        let e = client
+            .apply(&[service(name, "NodePort", Some(np))], false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&want), "{name}: {e}");
+        assert!(client.get(&svc_ref(name)).await.is_err(), "{name} was written");
+    }
+    // A ClusterIP Service may not ask for one; LoadBalancer gets one too.
+    let e = client
+        .apply(&[service("cip", "ClusterIP", Some(31000))], false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("may not be used when `type` is 'ClusterIP'"),
+        "{e}"
+    );
+    client
+        .apply(&[service("lb", "LoadBalancer", None)], false)
+        .await
+        .unwrap();
+    assert!(
+        node_port(client.get(&svc_ref("lb")).await.unwrap())
+            .0
+            .is_some()
+    );
+    // A freed port is free again.
+    client.delete(&svc_ref("np0"), None).await.unwrap();
+    client
+        .apply(&[service("reuse", "NodePort", Some(taken))], false)
+        .await
+        .unwrap();
+}
+
 /// A Pod in `default` using ConfigMap `cm` (env) and Secret `secret` (volume).
 fn pod_using(name: &str, node: Option<&str>, cm: &str, secret: &str) -> Object {
     let mut spec = json!({
@@ -813,6 +909,7 @@ on_both_stores!(
     list_selectors_namespaces_and_cascading_delete,
     watch_resumes_filters_and_says_resync,
     addresses_are_allocated_once_and_never_twice,
+    node_ports_are_allocated_once_and_kept,
     node_scoped_list_and_watch,
 );
 

@@ -93,9 +93,16 @@ impl ClusterView {
         let deleted = kind == EventType::Deleted;
         match object {
             Object::Pod(p) => {
+                // A pod's host ports are data-plane frontends.
+                let services = crate::external::has_host_ports(&p)
+                    || self
+                        .pods
+                        .get(&k)
+                        .is_some_and(crate::external::has_host_ports);
                 put(&mut self.pods, k, (!deleted).then_some(p));
                 Touched {
                     pods: true,
+                    services,
                     ..Touched::default()
                 }
             }

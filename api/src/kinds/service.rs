@@ -55,6 +55,18 @@ pub struct ServiceSpec {
     /// `None` (default) or `ClientIP` (a client sticks to one backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
+    /// ClientIP affinity's timeout (default 10800 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_config: Option<SessionAffinityConfig>,
+    /// Addresses outside the cluster, routed to its nodes by the network,
+    /// where the Service's ports are served too.
+    #[serde(rename = "externalIPs", default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<String>,
+    /// How external traffic (node ports, external IPs) reaches the
+    /// endpoints: `Cluster` (default; any node's, the client SNATed to the
+    /// node) or `Local` (only the receiving node's, the client's address kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<TrafficPolicy>,
     /// For `ExternalName`: the DNS name the Service's name is an alias
     /// (CNAME) of, a lowercase DNS-1123 subdomain (a trailing dot allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +77,36 @@ impl ServiceSpec {
     /// The type, with the default applied.
     pub fn type_(&self) -> ServiceType {
         self.type_.unwrap_or_default()
+    }
+
+    /// Whether the Service has node ports (`NodePort`, `LoadBalancer`).
+    pub fn has_node_ports(&self) -> bool {
+        matches!(
+            self.type_(),
+            ServiceType::NodePort | ServiceType::LoadBalancer
+        )
+    }
+
+    /// Whether clients outside the cluster reach it (node ports or
+    /// external IPs): where `externalTrafficPolicy` applies.
+    pub fn externally_accessible(&self) -> bool {
+        self.has_node_ports()
+            || (self.type_() == ServiceType::ClusterIP && !self.external_ips.is_empty())
+    }
+
+    /// The ClientIP affinity timeout in seconds (None: no affinity).
+    pub fn affinity_timeout(&self) -> Option<u32> {
+        if self.session_affinity != Some(SessionAffinity::ClientIP) {
+            return None;
+        }
+        let given = self
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .and_then(|t| u32::try_from(t).ok())
+            .filter(|t| *t > 0);
+        Some(given.unwrap_or(DEFAULT_AFFINITY_TIMEOUT_S))
     }
 
     /// The alias target of an `ExternalName` Service, without a trailing
@@ -103,6 +145,65 @@ pub enum SessionAffinity {
     None,
     /// Connections from one client IP go to the same backend.
     ClientIP,
+}
+
+/// Keeps the node ports `old` was given on the ports of `new` that name
+/// none, matched by port name, as Kubernetes does on update (a re-applied
+/// manifest without node ports keeps them), unless another port of `new`
+/// already claims that node port.
+pub fn keep_node_ports(new: &mut ServiceSpec, old: &ServiceSpec) {
+    if !(new.has_node_ports() && old.has_node_ports()) {
+        return;
+    }
+    let claimed: Vec<i32> = new.ports.iter().filter_map(|p| p.node_port).collect();
+    for p in &mut new.ports {
+        if p.node_port.is_some_and(|np| np != 0) {
+            continue;
+        }
+        let before = old
+            .ports
+            .iter()
+            .find(|o| o.name == p.name)
+            .and_then(|o| o.node_port)
+            .filter(|np| !claimed.contains(np));
+        if before.is_some() {
+            p.node_port = before;
+        }
+    }
+}
+
+/// ClientIP affinity's default timeout (Kubernetes': 3 hours).
+pub const DEFAULT_AFFINITY_TIMEOUT_S: u32 = 10800;
+/// ClientIP affinity's longest timeout (Kubernetes': 1 day).
+pub const MAX_AFFINITY_TIMEOUT_S: i32 = 86400;
+
+/// Where external traffic may go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrafficPolicy {
+    /// Every endpoint of the cluster; the client is SNATed to the node.
+    #[default]
+    Cluster,
+    /// The receiving node's endpoints only; the client's address is kept.
+    Local,
+}
+
+/// Session affinity settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionAffinityConfig {
+    /// ClientIP affinity's settings.
+    #[serde(rename = "clientIP", default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<ClientIpConfig>,
+}
+
+/// ClientIP affinity's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientIpConfig {
+    /// How long a client keeps its backend after its last new connection
+    /// (1–86400 s; default 10800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
 }
 
 /// A port of a Service.

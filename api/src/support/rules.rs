@@ -208,7 +208,7 @@ pub const CONTAINER: &[Rule] = &[
         Warn,
         PROBE_GRACE,
     ),
-    rule("ports[].hostIP", Warn, "host ports are not bound yet"),
+    rule("ports[].hostIP", Warn, "host ports are served on the node's InternalIP"),
     rule(
         "resizePolicy",
         Warn,
@@ -270,13 +270,11 @@ pub const CONTAINER: &[Rule] = &[
 ];
 
 const NODE_PORTS: &str =
-    "node ports and load balancers are not served yet; the Service is reachable at its ClusterIP";
+    "no load balancer is provisioned; the Service is reachable at its ClusterIP and its node ports";
 
 /// A Service's spec.
 pub const SERVICE_SPEC: &[Rule] = &[
     rule("allocateLoadBalancerNodePorts", Warn, NODE_PORTS),
-    rule("externalIPs", Refuse, "external IPs are not served yet"),
-    unless("externalTrafficPolicy", &[r#""Cluster""#], Warn, NODE_PORTS),
     rule("healthCheckNodePort", Warn, NODE_PORTS),
     unless(
         "internalTrafficPolicy",
@@ -303,11 +301,6 @@ pub const SERVICE_SPEC: &[Rule] = &[
         "publishNotReadyAddresses",
         Refuse,
         "Endpoints list ready pods only",
-    ),
-    rule(
-        "sessionAffinityConfig",
-        Warn,
-        "session affinity keeps its default timeout",
     ),
     rule(
         "trafficDistribution",

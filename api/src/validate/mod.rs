@@ -17,6 +17,7 @@ mod pod_volumes;
 mod rbac;
 mod security;
 mod service;
+pub use service::NODE_PORT_RANGE;
 mod statefulset;
 pub mod storage;
 mod workloads;

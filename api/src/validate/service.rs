@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use crate::error::FieldError;
 use crate::int_or_string::IntOrString;
 use crate::kinds::discovery::EndpointSlice;
-use crate::kinds::service::{Endpoints, Service, ServiceType};
+use crate::kinds::service::{
+    Endpoints, MAX_AFFINITY_TIMEOUT_S, Service, ServiceType, SessionAffinity,
+};
 use crate::path::FieldPath;
 use crate::validate::{meta, name, names, port_number};
 
@@ -64,7 +66,7 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
                     format!("may not be used when `type` is '{ty:?}'"),
                 ));
             } else if !NODE_PORT_RANGE.contains(&np) {
-                errs.push(FieldError::invalid(&pp.field("nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767"));
+                errs.push(FieldError::invalid_number(&pp.field("nodePort"), i64::from(np), "provided port is not in the valid range. The range of valid ports is 30000-32767"));
             } else if by_node_port.insert((np, proto), i).is_some() {
                 errs.push(FieldError::duplicate(&pp.field("nodePort"), np));
             }
@@ -94,7 +96,73 @@ pub(super) fn service(s: &Service, errs: &mut Vec<FieldError>) {
         "clusterIP",
         errs,
     );
+    external(s, &spec, errs);
     meta::labels(&s.spec.selector, &spec.field("selector"), errs);
+}
+
+/// External IPs, the external traffic policy and session affinity, as
+/// Kubernetes checks them.
+fn external(s: &Service, spec: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (i, ip) in s.spec.external_ips.iter().enumerate() {
+        let path = spec.field("externalIPs").index(i);
+        match ip.parse::<std::net::Ipv4Addr>() {
+            Err(_) => errs.push(FieldError::invalid(
+                &path,
+                ip,
+                "must be a valid IPv4 address (jotasu is IPv4 only)",
+            )),
+            Ok(a) if a.is_unspecified() => errs.push(FieldError::invalid(
+                &path,
+                ip,
+                "may not be unspecified (0.0.0.0)",
+            )),
+            Ok(a) if a.is_loopback() => errs.push(FieldError::invalid(
+                &path,
+                ip,
+                "may not be in the loopback range (127.0.0.0/8)",
+            )),
+            Ok(a) if a.is_link_local() => errs.push(FieldError::invalid(
+                &path,
+                ip,
+                "may not be in the link-local range (169.254.0.0/16)",
+            )),
+            Ok(a) if a.is_multicast() || a.is_broadcast() => errs.push(FieldError::invalid(
+                &path,
+                ip,
+                "may not be a multicast or broadcast address",
+            )),
+            Ok(_) => {}
+        }
+    }
+    if let Some(policy) = s.spec.external_traffic_policy
+        && !s.spec.externally_accessible()
+    {
+        errs.push(FieldError::invalid(
+            &spec.field("externalTrafficPolicy"),
+            format!("{policy:?}"),
+            "may only be set for externally-accessible services",
+        ));
+    }
+    let config = spec.field("sessionAffinityConfig");
+    match (s.spec.session_affinity, &s.spec.session_affinity_config) {
+        (Some(SessionAffinity::ClientIP), Some(c)) => {
+            let timeout = c.client_ip.as_ref().and_then(|c| c.timeout_seconds);
+            if let Some(t) = timeout
+                && !(1..=MAX_AFFINITY_TIMEOUT_S).contains(&t)
+            {
+                errs.push(FieldError::invalid_number(
+                    &config.field("clientIP").field("timeoutSeconds"),
+                    i64::from(t),
+                    format!("must be greater than 0 and less than {MAX_AFFINITY_TIMEOUT_S}"),
+                ));
+            }
+        }
+        (_, None) => {}
+        (_, Some(_)) => errs.push(FieldError::forbidden(
+            &config,
+            "must not be set when session affinity is None",
+        )),
+    }
 }
 
 /// The list form of an address (`clusterIPs`, `podCIDRs`): jotasu is

@@ -222,6 +222,62 @@ pub fn assign(
     Ok(())
 }
 
+/// The node ports Services are given from (Kubernetes' default range).
+pub const NODE_PORTS: std::ops::RangeInclusive<i32> = jotasu_api::validate::NODE_PORT_RANGE;
+
+/// The node ports a Service holds.
+pub fn node_ports(object: &Object) -> Vec<i32> {
+    match object {
+        Object::Service(s) => s
+            .spec
+            .ports
+            .iter()
+            .filter_map(|p| p.node_port)
+            .filter(|np| *np != 0)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Checks the node ports a Service brings against those other Services
+/// hold, then gives each port of a NodePort or LoadBalancer Service that
+/// has none the lowest free one. Returns whether it assigned any.
+pub fn assign_node_ports(object: &mut Object, used: &HashSet<i32>) -> Result<bool, ApiServerError> {
+    let r = object.object_ref();
+    let Object::Service(s) = object else {
+        return Ok(false);
+    };
+    for (i, p) in s.spec.ports.iter().enumerate() {
+        if let Some(np) = p.node_port.filter(|np| *np != 0 && used.contains(np)) {
+            return Err(ApiServerError::Invalid(format!(
+                "{r}: spec.ports[{i}].nodePort: Invalid value: {np}: provided port is already allocated"
+            )));
+        }
+    }
+    if !s.spec.has_node_ports() {
+        return Ok(false);
+    }
+    let mut taken: HashSet<i32> = used.clone();
+    taken.extend(s.spec.ports.iter().filter_map(|p| p.node_port));
+    let mut assigned = false;
+    for p in &mut s.spec.ports {
+        if p.node_port.is_some_and(|np| np != 0) {
+            continue;
+        }
+        let np = NODE_PORTS.clone().find(|np| !taken.contains(np)).ok_or_else(|| {
+            ApiServerError::Invalid(format!(
+                "{r}: spec.ports: Internal error: failed to allocate a nodePort: range is full ({}-{})",
+                NODE_PORTS.start(),
+                NODE_PORTS.end()
+            ))
+        })?;
+        taken.insert(np);
+        p.node_port = Some(np);
+        assigned = true;
+    }
+    Ok(assigned)
+}
+
 /// Refuses an apply that changes an address already assigned.
 pub fn check_immutable(new: &Object, old: &Object) -> Result<(), ApiServerError> {
     match (held(new), held(old)) {

@@ -316,10 +316,13 @@ impl<S: Store> ApiServer<S> {
                 .range(&keys::kind_prefix(kind, None), None)
                 .await?;
             let mut held: HashMap<Vec<u8>, String> = HashMap::new();
+            let mut ports: HashMap<Vec<u8>, Vec<i32>> = HashMap::new();
             for kv in &range.kvs {
-                if let Some(address) = allocate::held(&decode(kv)?) {
+                let object = decode(kv)?;
+                if let Some(address) = allocate::held(&object) {
                     held.insert(kv.key.clone(), address);
                 }
+                ports.insert(kv.key.clone(), allocate::node_ports(&object));
             }
             for p in prepared.iter_mut().filter(|p| p.object.kind() == kind) {
                 let key = object_key(&p.object.object_ref());
@@ -328,6 +331,17 @@ impl<S: Store> ApiServer<S> {
                     .filter(|(k, _)| **k != key)
                     .map(|(_, a)| a.clone())
                     .collect();
+                let other_ports: HashSet<i32> = ports
+                    .iter()
+                    .filter(|(k, _)| **k != key)
+                    .flat_map(|(_, p)| p.iter().copied())
+                    .collect();
+                if allocate::assign_node_ports(&mut p.object, &other_ports)?
+                    && p.outcome == Outcome::Unchanged
+                {
+                    p.outcome = Outcome::Configured;
+                }
+                ports.insert(key.clone(), allocate::node_ports(&p.object));
                 if allocate::wants(&p.object) {
                     allocate::assign(&mut p.object, &self.ranges, &others)?;
                     if p.outcome == Outcome::Unchanged {
