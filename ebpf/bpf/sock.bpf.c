@@ -65,11 +65,13 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 	} else {
 		if (count == 0) {
 			count_service(id, STAT_REJECTED);
+			count_drop(DROP_NO_BACKEND);
 			bpf_set_retval(-ECONNREFUSED);
 			return 0;
 		}
 		b = select_backend(id, count);
 		if (!b) {
+			count_drop(DROP_NO_BACKEND_SLOT);
 			bpf_set_retval(-EHOSTUNREACH);
 			return 0;
 		}
