@@ -53,7 +53,11 @@ impl Node {
         let mut tc = TcNode::new();
         let client_if = tc.add_pod(CLIENT, POD_MAC, HOST_MAC).ifindex;
         let neighbour_if = tc
-            .add_pod(NEIGHBOUR, [0x0a, 0x58, 0, 0, 0, 6], [0x0e, 0xee, 0, 0, 0, 6])
+            .add_pod(
+                NEIGHBOUR,
+                [0x0a, 0x58, 0, 0, 0, 6],
+                [0x0e, 0xee, 0, 0, 0, 6],
+            )
             .ifindex;
         for svc in services {
             tc.dp.upsert_service(svc).expect("programming a service");
@@ -109,7 +113,11 @@ fn a_pod_sending_from_an_address_not_its_own_is_dropped_as_spoofed() {
     let foreign_if = node.tc.add_interface();
     let to_vip = SocketAddrV4::new(VIP, 80);
     let forged = [
-        (node.client_if, syn(NOBODY, 40000, to_vip), "an address no pod has"),
+        (
+            node.client_if,
+            syn(NOBODY, 40000, to_vip),
+            "an address no pod has",
+        ),
         (
             node.client_if,
             syn(NEIGHBOUR, 40001, to_vip),
@@ -194,11 +202,7 @@ fn unreadable_headers_are_dropped_as_malformed() {
     let whole = syn(CLIENT, 40000, SocketAddrV4::new(VIP, 80)).to_bytes();
     // (BPF_PROG_TEST_RUN refuses IPv4 frames without a whole IPv4 header.)
     let cut_tcp = whole[..ETH_HLEN + 20 + 2].to_vec();
-    let udp = Packet::udp(
-        SocketAddrV4::new(CLIENT, 5353),
-        SocketAddrV4::new(VIP, 53),
-    )
-    .to_bytes();
+    let udp = Packet::udp(SocketAddrV4::new(CLIENT, 5353), SocketAddrV4::new(VIP, 53)).to_bytes();
     let cut_udp = udp[..ETH_HLEN + 20 + 3].to_vec();
     let mut short_ihl = whole.clone();
     short_ihl[ETH_HLEN] = 0x44; // version 4, header length 4 words
@@ -270,12 +274,18 @@ fn a_missing_backend_slot_is_dropped_as_no_backend_slot() {
     let mut backends: HashMap<MapData, abi::BackendKey, abi::BackendValue> =
         HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
     backends
-        .remove(&abi::BackendKey { svc_id: id, slot: 1 })
+        .remove(&abi::BackendKey {
+            svc_id: id,
+            slot: 1,
+        })
         .unwrap();
 
     let to_web = SocketAddrV4::new(VIP, 80);
     let (rc, out) = node.tc.run(&syn(CLIENT, 40000, to_web).to_bytes());
-    assert_eq!((rc, Packet::parse(&out).unwrap().dst), (TC_ACT_OK, backend(1)));
+    assert_eq!(
+        (rc, Packet::parse(&out).unwrap().dst),
+        (TC_ACT_OK, backend(1))
+    );
     node.expect_dropped_on(
         node.client_if,
         &syn(CLIENT, 40001, to_web).to_bytes(),
@@ -303,7 +313,11 @@ fn from_overlay_drops_what_no_known_node_sent() {
         Ipv4Addr::new(192, 168, 79, 2),
     )]
     .into();
-    node.tc.dp.overlay_mut().reconcile_tunnels(&tunnels).unwrap();
+    node.tc
+        .dp
+        .overlay_mut()
+        .reconcile_tunnels(&tunnels)
+        .unwrap();
     let p = Packet::icmp(Ipv4Addr::new(10, 244, 2, 7), CLIENT, ICMP_ECHO, 0, [0; 4]);
     let (rc, _) = node
         .tc

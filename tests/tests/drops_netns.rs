@@ -59,7 +59,10 @@ fn a_pod_forging_its_source_reaches_nobody_and_is_counted() {
     let pod1 = lab.node.pod("pod1").unwrap();
     let (pod1_ip, pod2_ip) = (pod1.ip, lab.node.pod("pod2").unwrap().ip);
     let client = lab.client();
-    assert!(ping(&client.ns, pod1_ip, 3, None), "the client reaches pod1");
+    assert!(
+        ping(&client.ns, pod1_ip, 3, None),
+        "the client reaches pod1"
+    );
     let forged = [Ipv4Addr::new(10, 244, 0, 99), pod2_ip];
     for addr in forged {
         client
@@ -114,8 +117,13 @@ impl OverlayNode {
     fn new(underlay: &NetNs, index: u8, tunnels: &Tunnels, tunnels_first: bool) -> Self {
         let mut node = topology::Node::new().unwrap();
         let underlay_ip = Ipv4Addr::new(192, 168, 79, index);
-        netns::veth_to_bridge(underlay, &node.ns, &format!("{}u", node.prefix), underlay_ip)
-            .unwrap();
+        netns::veth_to_bridge(
+            underlay,
+            &node.ns,
+            &format!("{}u", node.prefix),
+            underlay_ip,
+        )
+        .unwrap();
         let vx = format!("{}vx", node.prefix);
         node.ns
             .ip(&[
