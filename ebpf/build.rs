@@ -11,6 +11,8 @@ const HEADERS: &[&str] = &[
     "deliver.h",
     "reply.h",
     "dns.h",
+    "drop.h",
+    "source.h",
 ];
 
 fn main() {

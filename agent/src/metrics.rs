@@ -1,5 +1,6 @@
 //! The agent's Prometheus endpoint (`/metrics`, plus `/healthz`): new
-//! connections per service from the data plane's counters, pods by phase,
+//! connections per service from the data plane's counters, its drops by
+//! reason, pods by phase,
 //! reconcile durations, the watch stream's state, and the node resolver's
 //! cache of forwarded answers.
 
@@ -34,6 +35,11 @@ struct EventLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -265,15 +271,20 @@ impl Collector for ServiceCollector {
                 ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
             }
         }
-        let (events, tunnels, dns, dns_names) = {
+        let (events, tunnels, dns, dns_names, drops) = {
             let dp = self.datapath.lock().unwrap_or_else(PoisonError::into_inner);
             (
                 dp.node_counters(),
                 dp.overlay().tunnels().map(|t| t.len()),
                 dp.dns().counters(),
                 dp.dns().names().len(),
+                dp.drop_counters(),
             )
         };
+        match drops {
+            Ok(drops) => encode_drops(&mut encoder, &drops)?,
+            Err(e) => debug!(error = %e, "reading drop counters failed"),
+        }
         if let Ok(dns) = dns {
             let mut metric = encoder.encode_descriptor(
                 "dns_fast_path_queries",
@@ -314,6 +325,27 @@ impl Collector for ServiceCollector {
         }
         Ok(())
     }
+}
+
+/// `datapath_drops{reason}`: every reason, zeros included, so a rate
+/// query finds the series before the first drop.
+fn encode_drops(
+    encoder: &mut DescriptorEncoder,
+    drops: &jotasu_ebpf::DropCounters,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        "datapath_drops",
+        "Packets the data plane dropped, and connections it refused, by reason (docs/datapath.md lists them)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in drops {
+        let labels = ReasonLabels {
+            reason: reason.as_str(),
+        };
+        ConstCounter::new(*n).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Serves `/metrics` and `/healthz` on `addr` until `stop`.
@@ -364,4 +396,39 @@ fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Drops(jotasu_ebpf::DropCounters);
+
+    impl Collector for Drops {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            encode_drops(&mut encoder, &self.0)
+        }
+    }
+
+    #[test]
+    fn drops_are_exported_by_reason_with_zeros() {
+        let mut registry = Registry::with_prefix("jotasu_agent");
+        let drops = jotasu_ebpf::drops::sum_slots([(2, 3), (7, 1)]);
+        registry.register_collector(Box::new(Drops(drops)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        for line in [
+            "# TYPE jotasu_agent_datapath_drops counter",
+            "jotasu_agent_datapath_drops_total{reason=\"spoofed_source\"} 3",
+            "jotasu_agent_datapath_drops_total{reason=\"unknown_overlay_peer\"} 1",
+            "jotasu_agent_datapath_drops_total{reason=\"malformed\"} 0",
+            "jotasu_agent_datapath_drops_total{reason=\"policy\"} 0",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{line:?} missing from\n{out}"
+            );
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! Node list ([`sync_loop`]): every other node with a pod CIDR and an
 //! InternalIP gets a tunnel; a node that leaves loses it. A node that is
 //! NotReady keeps its tunnel (its pods may still answer); only deletion
-//! removes it.
+//! removes it. The nodes the tunnels lead to are the overlay's known peers:
+//! VXLAN from any other underlay address is dropped (`unknown_overlay_peer`).
 
 use std::net::Ipv4Addr;
 use std::sync::PoisonError;
@@ -74,12 +75,14 @@ pub async fn sync_loop(
     reprogram_on_change("tunnels", datapath, view, nodes, metrics, stop, |dp, v| {
         let want = desired(v, &me);
         let s = dp.overlay_mut().reconcile_tunnels(&want)?;
-        if s.added + s.changed + s.removed > 0 {
+        if s.added + s.changed + s.removed + s.peers_added + s.peers_removed > 0 {
             info!(
                 added = s.added,
                 changed = s.changed,
                 removed = s.removed,
                 tunnels = want.len(),
+                peers_added = s.peers_added,
+                peers_removed = s.peers_removed,
                 "tunnels programmed"
             );
         }

@@ -204,6 +204,39 @@ enum global_counter {
 };
 
 /*
+ * Why a packet was dropped or a connection refused: the index of the per-CPU
+ * array drop_stats (drop.h). The values are an ABI shared with the agent,
+ * which names them (ebpf/src/drops.rs, checked against this object's BTF):
+ * append new reasons before DROP_MAX, never renumber. The map has
+ * JOTASU_DROP_SLOTS entries, more than there are reasons, so appending one
+ * keeps the pinned map's layout.
+ */
+enum drop_reason {
+	DROP_MALFORMED = 0,        /* an IPv4 header, or a TCP/UDP header, that cannot be read */
+	DROP_UNSUPPORTED_L3,       /* a pod sent neither IPv4 nor ARP (IPv6 included) */
+	DROP_SPOOFED_SOURCE,       /* a pod sent IPv4 from an address that is not its own */
+	DROP_NO_BACKEND,           /* to a service without backends: refused (RST, ICMP, ECONNREFUSED) */
+	DROP_NO_BACKEND_SLOT,      /* a backend slot below the service's count was missing */
+	DROP_REWRITE_FAILED,       /* a helper writing the packet failed (NAT, checksum, MACs, answers) */
+	DROP_ENCAP_FAILED,         /* the tunnel key for the overlay could not be set */
+	DROP_UNKNOWN_OVERLAY_PEER, /* VXLAN from an underlay address that is no known node's */
+	DROP_POLICY,               /* reserved for network policy: nothing counts it yet */
+	DROP_SNAT_EXHAUSTED,       /* an external flow found no free SNAT port on the node */
+	DROP_NO_ROUTE,             /* an external reply has no route out (or forwarding is off) */
+	DROP_NOT_CONFIGURED,       /* an external flow before the agent set the node's address */
+	DROP_MAX,
+};
+
+#define JOTASU_DROP_SLOTS 64
+_Static_assert(DROP_MAX <= JOTASU_DROP_SLOTS, "drop_stats has a slot per reason");
+
+/*
+ * The overlay's known peers (a hash map): the underlay address of every
+ * node a tunnel leads to. from_overlay accepts VXLAN only from these.
+ */
+#define JOTASU_MAX_OVERLAY_PEERS JOTASU_MAX_TUNNELS
+
+/*
  * The DNS fast path (dns.h): A queries for cluster names answered by
  * from_pod itself. The agent keeps dns_names equal to the names its resolver
  * answers with exactly one A record, and lists in dns_frontends the

@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "jotasu_maps.h"
+#include "drop.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -152,9 +152,10 @@ static __always_inline int rewrite(struct __sk_buff *skb, const struct flow *f, 
 
 
 enum parsed {
-	PARSED_OTHER = 0, /* not IPv4 (or truncated): leave alone */
+	PARSED_OTHER = 0, /* not IPv4: leave alone */
 	PARSED_L3,        /* IPv4, but not TCP/UDP or a non-first fragment: addresses only */
 	PARSED_FLOW,      /* IPv4 TCP/UDP: the whole flow */
+	PARSED_MALFORMED, /* IPv4 whose IP header, or TCP/UDP header, cannot be read */
 };
 
 /* Reads the packet's IPv4 addresses, and its ports and TCP flags if it has them. */
@@ -169,10 +170,22 @@ static __always_inline enum parsed parse_flow(struct __sk_buff *skb, struct flow
 		__be16 dport;
 	} ports;
 
-	if ((void *)(ip + 1) > data_end)
+	if ((void *)(eth + 1) > data_end)
+		return PARSED_MALFORMED;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return PARSED_OTHER;
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl < 5)
-		return PARSED_OTHER;
+	if ((void *)(ip + 1) > data_end) {
+		/* The header may lie beyond the linear data: pull it in, once. */
+		if (bpf_skb_pull_data(skb, sizeof(*eth) + sizeof(*ip)))
+			return PARSED_MALFORMED;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		ip = data + sizeof(*eth);
+		if ((void *)(ip + 1) > data_end)
+			return PARSED_MALFORMED;
+	}
+	if (ip->version != 4 || ip->ihl < 5)
+		return PARSED_MALFORMED;
 	f->saddr = ip->saddr;
 	f->daddr = ip->daddr;
 	f->proto = ip->protocol;
@@ -180,13 +193,14 @@ static __always_inline enum parsed parse_flow(struct __sk_buff *skb, struct flow
 	if ((f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP) ||
 	    (ip->frag_off & bpf_htons(IP_OFFMASK)))
 		return PARSED_L3;
+	/* A first fragment or a whole datagram too short for its ports (or TCP flags). */
 	if (bpf_skb_load_bytes(skb, f->l4_off, &ports, sizeof(ports)))
-		return PARSED_L3;
+		return PARSED_MALFORMED;
 	f->sport = ports.sport;
 	f->dport = ports.dport;
 	if (f->proto == IPPROTO_TCP &&
 	    bpf_skb_load_bytes(skb, f->l4_off + 13, &f->tcp_flags, sizeof(f->tcp_flags)))
-		return PARSED_L3;
+		return PARSED_MALFORMED;
 	f->now_s = (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
 	return PARSED_FLOW;
 }

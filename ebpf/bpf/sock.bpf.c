@@ -66,12 +66,14 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 	} else {
 		if (count == 0) {
 			count_service(id, STAT_REJECTED);
+			count_drop(DROP_NO_BACKEND);
 			bpf_set_retval(-ECONNREFUSED);
 			return 0;
 		}
 		/* The node's processes share one affinity client: the node. */
 		if (pick_backend(id, count, flags, 0,
 				 (__u32)(bpf_ktime_get_ns() / 1000000000ULL), &b)) {
+			count_drop(DROP_NO_BACKEND_SLOT);
 			bpf_set_retval(-EHOSTUNREACH);
 			return 0;
 		}

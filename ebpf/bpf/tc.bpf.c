@@ -3,7 +3,8 @@
  * The tc programs of a node.
  *
  * from_pod: tc ingress on the host side of each pod's veth, i.e. every packet
- * a pod sends. It load-balances service VIPs in the kernel:
+ * a pod sends. It admits ARP and IPv4 from the pod's own address only
+ * (source.h), then load-balances service VIPs in the kernel:
  *
  *   conntrack hit  -> translate as the flow was translated before
  *                     (forward: DNAT to its backend; reply: SNAT back to the VIP)
@@ -19,19 +20,21 @@
  * another node's pods sent to this node's pods. A reply from a backend on
  * the other node to a service flow this node balanced gets its reverse NAT
  * here (the client's node holds the flow's conntrack); then the packet goes
- * straight into the local pod. A reply to an external client this node SNATed
- * (see from_underlay) comes back the same way and leaves by the underlay.
+ * straight into the local pod. Only known nodes may send (source.h). A reply
+ * to an external client this node SNATed (see from_underlay) comes back the
+ * same way and leaves by the underlay.
  *
  * from_underlay: tc ingress on the node's underlay interface: clients from
  * outside the cluster (node ports, external IPs, host ports; external.h).
  *
- * Non-IPv4 traffic passes untouched.
+ * Every packet dropped, and every refusal, counts under a reason (drop.h).
  */
 #include "nat.h"
 #include "deliver.h"
 #include "external.h"
 #include "reply.h"
 #include "dns.h"
+#include "source.h"
 
 /* linux/icmp.h drags in libc headers; the part needed here: */
 #define ICMP_DEST_UNREACH 3
@@ -65,15 +68,15 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 	if (bpf_skb_load_bytes(skb, f->l4_off, &in, sizeof(in)) ||
 	    bpf_skb_load_bytes(skb, IP_OFF + offsetof(struct iphdr, tot_len), &tot_len,
 			       sizeof(tot_len)))
-		return TC_ACT_SHOT;
+		return drop(DROP_MALFORMED);
 	if (!in.syn || in.ack || in.rst)
-		return TC_ACT_SHOT; /* only connection attempts get an answer */
+		return drop(DROP_NO_BACKEND); /* only connection attempts get an answer */
 	count_service(id, STAT_REJECTED);
 	data_len = bpf_ntohs(tot_len) - (f->l4_off - IP_OFF) - in.doff * 4;
 	if (data_len > 0xffff)
 		data_len = 0; /* inconsistent lengths: acknowledge the SYN alone */
 	if (reply_headers(skb, f, &eth, &ip, IPPROTO_TCP, sizeof(ip) + sizeof(tcp)))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
 
 	tcp.source = f->dport;
 	tcp.dest = f->sport;
@@ -93,7 +96,8 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 	    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(ip), &tcp, sizeof(tcp), 0))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
+	count_drop(DROP_NO_BACKEND); /* refused: the SYN goes no further */
 	/* Back out of the veth it came from: into the client pod. */
 	return bpf_redirect(skb->ifindex, 0);
 }
@@ -112,12 +116,12 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 
 	count_service(id, STAT_REJECTED);
 	if (f->l4_off != IP_OFF + sizeof(struct iphdr))
-		return TC_ACT_SHOT; /* IP options: not worth quoting; drop */
+		return drop(DROP_NO_BACKEND); /* IP options: not worth quoting; drop */
 	if (bpf_skb_load_bytes(skb, IP_OFF, &msg.ip, sizeof(msg.ip)) ||
 	    bpf_skb_load_bytes(skb, f->l4_off, &msg.udp, sizeof(msg.udp)))
-		return TC_ACT_SHOT;
+		return drop(DROP_MALFORMED);
 	if (reply_headers(skb, f, &eth, &ip, IPPROTO_ICMP, sizeof(ip) + sizeof(msg)))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
 	msg.icmp.type = ICMP_DEST_UNREACH;
 	msg.icmp.code = ICMP_PORT_UNREACH;
 	msg.icmp.checksum = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&msg, sizeof(msg), 0));
@@ -126,7 +130,8 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 	    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ||
 	    bpf_skb_store_bytes(skb, icmp_off, &msg, sizeof(msg), 0))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
+	count_drop(DROP_NO_BACKEND); /* refused: the datagram goes no further */
 	return bpf_redirect(skb->ifindex, 0);
 }
 
@@ -198,7 +203,7 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
 	if (pick_backend(id, count, svc->flags, f->saddr, f->now_s, &b)) {
 		count_global(GC_NO_BACKEND_SLOT);
-		return TC_ACT_SHOT;
+		return drop(DROP_NO_BACKEND_SLOT);
 	}
 
 	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
@@ -213,7 +218,7 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 	count_service(id, STAT_TC_NEW);
 
 	if (rewrite(skb, f, true, fwd_v.nat_addr, fwd_v.nat_port))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
 	f->daddr = fwd_v.nat_addr;
 	return deliver(skb, f->daddr);
 }
@@ -224,15 +229,16 @@ int from_pod(struct __sk_buff *skb)
 	struct ct_value *ct;
 	struct svc_value *svc;
 	struct flow f = {};
+	enum parsed parsed = parse_flow(skb, &f);
 
-	switch (parse_flow(skb, &f)) {
-	case PARSED_OTHER:
-		return TC_ACT_OK;
-	case PARSED_L3:
+	if (parsed == PARSED_OTHER)
+		return pod_other_l3(skb);
+	if (parsed == PARSED_MALFORMED)
+		return drop(DROP_MALFORMED);
+	if (!from_own_address(skb, f.saddr))
+		return drop(DROP_SPOOFED_SOURCE);
+	if (parsed == PARSED_L3)
 		return deliver(skb, f.daddr);
-	case PARSED_FLOW:
-		break;
-	}
 	count_global(GC_PACKETS);
 
 	if (is_dns_frontend(&f)) {
@@ -249,7 +255,7 @@ int from_pod(struct __sk_buff *skb)
 		bool external = ct->dir == CT_DIR_REPLY && (ct->flags & CT_FLAG_EXTERNAL);
 
 		if (ct_apply(skb, &f, ct))
-			return TC_ACT_SHOT;
+			return drop(DROP_REWRITE_FAILED);
 		return external ? deliver_external(skb, &f) : deliver(skb, f.daddr);
 	}
 
@@ -279,7 +285,7 @@ int to_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	ct = ct_lookup(&f);
 	if (ct && ct->dir == CT_DIR_REPLY && ct_apply(skb, &f, ct))
-		return TC_ACT_SHOT;
+		return drop(DROP_REWRITE_FAILED);
 	return TC_ACT_OK;
 }
 
@@ -288,11 +294,16 @@ int from_overlay(struct __sk_buff *skb)
 {
 	struct ct_value *ct;
 	struct flow f = {};
-	enum parsed parsed = parse_flow(skb, &f);
+	enum parsed parsed;
 	int ret;
 
+	if (!from_known_node(skb))
+		return drop(DROP_UNKNOWN_OVERLAY_PEER);
+	parsed = parse_flow(skb, &f);
 	if (parsed == PARSED_OTHER)
 		return TC_ACT_OK;
+	if (parsed == PARSED_MALFORMED)
+		return drop(DROP_MALFORMED);
 	count_global(GC_FROM_OVERLAY);
 	if (parsed == PARSED_FLOW) {
 		ct = ct_lookup(&f);
@@ -302,7 +313,7 @@ int from_overlay(struct __sk_buff *skb)
 			bool external = ct->flags & CT_FLAG_EXTERNAL;
 
 			if (ct_apply(skb, &f, ct))
-				return TC_ACT_SHOT;
+				return drop(DROP_REWRITE_FAILED);
 			if (external)
 				return deliver_external(skb, &f);
 		}
@@ -336,17 +347,15 @@ static __always_inline int new_external_flow(struct __sk_buff *skb, struct flow 
 		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
 	if (pick_backend(id, count, flags, f->saddr, f->now_s, &b)) {
 		count_global(GC_NO_BACKEND_SLOT);
-		return TC_ACT_SHOT;
+		return drop(DROP_NO_BACKEND_SLOT);
 	}
 	if (snat) {
 		host = bpf_map_lookup_elem(&host_config, &zero);
 		if (!host || !host->addr)
-			return TC_ACT_SHOT;
+			return drop(DROP_NOT_CONFIGURED);
 		src = host->addr;
-		if (snat_port(f, src, &b, &sport)) {
-			count_global(GC_CT_FULL);
-			return TC_ACT_SHOT;
-		}
+		if (snat_port(f, src, &b, &sport))
+			return drop(DROP_SNAT_EXHAUSTED);
 	}
 
 	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
@@ -366,10 +375,9 @@ static __always_inline int new_external_flow(struct __sk_buff *skb, struct flow 
 		count_global(GC_CT_FULL);
 	count_service(id, STAT_TC_NEW);
 
-	if (rewrite(skb, f, true, b.addr, b.port))
-		return TC_ACT_SHOT;
-	if (snat && rewrite(skb, f, false, src, sport))
-		return TC_ACT_SHOT;
+	if (rewrite(skb, f, true, b.addr, b.port) ||
+	    (snat && rewrite(skb, f, false, src, sport)))
+		return drop(DROP_REWRITE_FAILED);
 	return deliver(skb, b.addr);
 }
 
@@ -396,7 +404,7 @@ int from_underlay(struct __sk_buff *skb)
 		bool forward = ct->dir == CT_DIR_FORWARD;
 
 		if (ct_apply(skb, &f, ct))
-			return TC_ACT_SHOT;
+			return drop(DROP_REWRITE_FAILED);
 		return forward ? deliver(skb, f.daddr) : deliver_external(skb, &f);
 	}
 	svc = lookup_service(f.daddr, f.dport, f.proto);

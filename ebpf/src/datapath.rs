@@ -15,6 +15,7 @@ use crate::{
     abi,
     attach::{self, Attached},
     dns::DnsFastPath,
+    drops::{DropCounters, Drops},
     error::DatapathError,
     maps::Maps,
     objects,
@@ -89,6 +90,7 @@ pub struct Datapath {
     overlay: Overlay,
     underlay: Underlay,
     dns: DnsFastPath,
+    drops: Drops,
 }
 
 impl Datapath {
@@ -153,6 +155,7 @@ impl Datapath {
         let overlay = Overlay::from_pins(&dir)?;
         let underlay = Underlay::from_pins(&dir)?;
         let dns = DnsFastPath::from_pins(&dir)?;
+        let drops = Drops::from_pins(&dir)?;
         drop(lock);
         let (programmed, repair) =
             Programmed::from_maps(maps.services()?, maps.backends()?, |id| {
@@ -167,6 +170,7 @@ impl Datapath {
             overlay,
             underlay,
             dns,
+            drops,
         };
         if !repair.is_empty() {
             tracing::warn!(
@@ -318,6 +322,11 @@ impl Datapath {
     /// Node-wide counters by name (packets, ct_hits, local_redirect, ...).
     pub fn node_counters(&self) -> Result<Vec<(&'static str, u64)>, DatapathError> {
         self.maps.global_stats()
+    }
+
+    /// Packets dropped (and connections refused) by reason, summed over CPUs.
+    pub fn drop_counters(&self) -> Result<DropCounters, DatapathError> {
+        self.drops.counters()
     }
 
     /// The tc conntrack table, decoded (for debugging; it can be large).

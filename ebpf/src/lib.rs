@@ -5,17 +5,20 @@
 //! ([`objects::TC`]) and translation at socket level for processes in
 //! the node's cgroup ([`objects::SOCK`]); and they carry pods' packets to
 //! other nodes through a VXLAN overlay ([`overlay`]); `from_pod` also answers
-//! pods' DNS queries for cluster names itself ([`dns`]). [`Datapath`] loads them, pins their
+//! pods' DNS queries for cluster names itself ([`dns`]). Every packet they
+//! drop counts under a reason ([`drops`]). [`Datapath`] loads them, pins their
 //! maps and links under `/sys/fs/bpf/jotasu/<node>/`, and programs services by
 //! diff ([`plan`] holds that logic, free of kernel access).
 pub mod abi;
 mod attach;
 mod datapath;
 pub mod dns;
+pub mod drops;
 pub mod error;
 mod maps;
 pub mod objects;
 pub mod overlay;
+pub mod peers;
 pub mod plan;
 mod pods;
 pub mod service;
@@ -25,8 +28,10 @@ pub mod underlay;
 pub use attach::Attached;
 pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, ServiceStatus};
 pub use dns::{DnsCounters, DnsFastPath, DnsNames};
+pub use drops::{DropCounters, DropReason, Drops};
 pub use error::{DatapathError, ServiceError};
 pub use overlay::{Overlay, TunnelSummary, Tunnels};
+pub use peers::Peers;
 pub use plan::ReconcileSummary;
 pub use pods::{Endpoint, PodDatapath};
 pub use service::{Frontend, Protocol, Reach, Service};

@@ -12,6 +12,8 @@
 //!
 //! The tunnel map is reconciled by diff ([`plan_tunnels`], free of kernel
 //! access): new and moved CIDRs are written before stale ones are removed.
+//! The known peers `from_overlay` accepts VXLAN from follow it
+//! ([`crate::peers`]): added before the tunnels, removed after them.
 use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
@@ -28,6 +30,7 @@ use crate::{
     Attached, abi,
     error::DatapathError,
     maps::{is_missing, map_err},
+    peers::{PeerMap, Peers, peers_of, plan_peers},
     tc::tcx,
 };
 
@@ -50,6 +53,10 @@ pub struct TunnelSummary {
     pub changed: usize,
     /// CIDRs no longer wanted.
     pub removed: usize,
+    /// Node addresses that became known peers.
+    pub peers_added: usize,
+    /// Node addresses no longer known.
+    pub peers_removed: usize,
 }
 
 /// One write to the tunnel map.
@@ -105,6 +112,7 @@ pub struct Overlay {
     from_overlay: SchedClassifier,
     tunnels: LpmTrie<MapData, u32, abi::TunnelValue>,
     config: Array<MapData, abi::OverlayConfig>,
+    peers: PeerMap,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -144,6 +152,7 @@ impl Overlay {
             from_overlay,
             tunnels,
             config,
+            peers: PeerMap::from_pins(dir)?,
         })
     }
 
@@ -157,12 +166,22 @@ impl Overlay {
     /// the calling thread's namespace) the node's overlay device: attaches
     /// `from_overlay` to its ingress (a pinned TCX link), then points the
     /// encapsulation at it with VNI `vni`. Idempotent.
+    ///
+    /// Every node the tunnel map leads to is made a known peer first, so a
+    /// `from_overlay` that checks peers never starts with fewer than the
+    /// tunnels imply (a data plane pinned before peers existed keeps its
+    /// traffic across the upgrade).
     pub fn attach_device(
         &mut self,
         ifname: &str,
         ifindex: u32,
         vni: u32,
     ) -> Result<Attached, DatapathError> {
+        let implied = peers_of(&self.tunnels()?);
+        let (missing, _) = plan_peers(&self.peers.read()?, &implied);
+        for addr in missing {
+            self.peers.put(addr)?;
+        }
         let pin = self.link_pin(ifname);
         let outcome = tcx::attach(
             &mut self.from_overlay,
@@ -192,9 +211,22 @@ impl Overlay {
         Ok(out)
     }
 
-    /// Makes the tunnel map exactly `desired`, writing only the difference.
+    /// The known peers: node addresses `from_overlay` accepts VXLAN from.
+    pub fn peers(&self) -> Result<Peers, DatapathError> {
+        self.peers.read()
+    }
+
+    /// Makes the tunnel map exactly `desired`, and the known peers exactly
+    /// the nodes it leads to, writing only the differences: new peers
+    /// first, then the tunnels, then the peers no tunnel leads to any more.
     pub fn reconcile_tunnels(&mut self, desired: &Tunnels) -> Result<TunnelSummary, DatapathError> {
-        let (ops, summary) = plan_tunnels(&self.tunnels()?, desired);
+        let (ops, mut summary) = plan_tunnels(&self.tunnels()?, desired);
+        let (new_peers, stale_peers) = plan_peers(&self.peers.read()?, &peers_of(desired));
+        summary.peers_added = new_peers.len();
+        summary.peers_removed = stale_peers.len();
+        for addr in new_peers {
+            self.peers.put(addr)?;
+        }
         for op in ops {
             match op {
                 TunnelOp::Put(net, node) => self
@@ -213,6 +245,9 @@ impl Overlay {
                     Err(e) => return Err(map_err("remove", TUNNELS_PIN)(e)),
                 },
             }
+        }
+        for addr in stale_peers {
+            self.peers.delete(addr)?;
         }
         Ok(summary)
     }
@@ -266,7 +301,8 @@ mod tests {
             TunnelSummary {
                 added: 1,
                 changed: 1,
-                removed: 1
+                removed: 1,
+                ..TunnelSummary::default()
             }
         );
         assert!(plan_tunnels(&desired, &desired).0.is_empty());

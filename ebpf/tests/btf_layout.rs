@@ -235,3 +235,51 @@ fn rust_mirrors_match_the_socket_object() {
         ],
     );
 }
+
+/// `enum drop_reason` in the object's BTF: (name, value) in declaration order.
+fn drop_reason_enum(object: &[u8], object_name: &str) -> Vec<(String, u64)> {
+    // A scratch name of its own: the struct tests dump the same objects in parallel.
+    let types = btf_types(object, &format!("{object_name}-enums"));
+    let e = types
+        .values()
+        .find(|t| t["kind"] == "ENUM" && t["name"] == "drop_reason")
+        .unwrap_or_else(|| panic!("{object_name}: enum drop_reason missing from BTF"));
+    assert_eq!(e["size"], 4, "{object_name}: enum drop_reason is 4 bytes");
+    e["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["val"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every `DropReason` is the C enum's value of the same name (the C name is
+/// `DROP_` and the Rust name uppercased), and `DROP_MAX` follows the last.
+#[test]
+fn drop_reasons_match_both_objects() {
+    use jotasu_ebpf::{DropReason, drops::DROP_SLOTS};
+
+    let mut want: Vec<(String, u64)> = DropReason::ALL
+        .iter()
+        .map(|r| {
+            (
+                format!("DROP_{}", r.as_str().to_ascii_uppercase()),
+                u64::from(r.index()),
+            )
+        })
+        .collect();
+    want.push(("DROP_MAX".to_owned(), DropReason::ALL.len() as u64));
+    assert!(DropReason::ALL.len() <= DROP_SLOTS as usize);
+    for (object, name) in [(objects::TC, "tc"), (objects::SOCK, "sock")] {
+        assert_eq!(
+            drop_reason_enum(object, name),
+            want,
+            "{name}: enum drop_reason (C left, Rust right)"
+        );
+    }
+}

@@ -139,6 +139,8 @@ fn resolver_reply(index: &DnsIndex, query: &[u8]) -> Vec<u8> {
 /// A node with the fast path on, fed from `index` as the agent feeds it.
 fn node(index: &DnsIndex) -> TcNode {
     let mut node = TcNode::new();
+    // The client is a pod of the node: from_pod admits only its own address.
+    node.add_pod(*CLIENT.ip(), POD_MAC, HOST_MAC);
     let fast = node.dp.dns_mut();
     fast.set_frontends(&[CLUSTER_DNS, RESOLVER])
         .expect("frontends");

@@ -112,6 +112,9 @@ fn service_without_backends_refuses_at_once() {
     }
     assert_eq!(lab.dp().service_counters(&tcp).unwrap().rejected, 2);
     assert_eq!(lab.dp().service_counters(&udp).unwrap().rejected, 2);
+    // Each refusal, at tc (RST, ICMP) and at connect (ECONNREFUSED), has its reason.
+    let drops = lab.dp().drop_counters().unwrap();
+    assert_eq!(drops[&jotasu_ebpf::DropReason::NoBackend], 4, "{drops:?}");
 
     // Giving the service a backend makes it answer.
     let one = Service::new(tcp, lab.backends(1, BACKEND_PORT));

@@ -279,6 +279,17 @@ async fn pods_and_services_span_nodes() {
         sample(&m1, &event("overlay_delivered")).is_some_and(|v| v > 0.0),
         "{m1}"
     );
+
+    // Real pods (containerd, the CNI plugin) lost nothing to the source
+    // checks: every packet came from its pod's own address, every VXLAN
+    // packet from a known node.
+    for i in 0..3 {
+        let m = h.metrics(i);
+        for reason in ["spoofed_source", "unknown_overlay_peer", "malformed"] {
+            let series = format!("jotasu_agent_datapath_drops_total{{reason=\"{reason}\"}}");
+            assert_eq!(sample(&m, &series), Some(0.0), "node {i}: {series}\n{m}");
+        }
+    }
 }
 
 /// Node `node`'s tunnel map, read from its pins.

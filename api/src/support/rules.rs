@@ -208,7 +208,11 @@ pub const CONTAINER: &[Rule] = &[
         Warn,
         PROBE_GRACE,
     ),
-    rule("ports[].hostIP", Warn, "host ports are served on the node's InternalIP"),
+    rule(
+        "ports[].hostIP",
+        Warn,
+        "host ports are served on the node's InternalIP",
+    ),
     rule(
         "resizePolicy",
         Warn,

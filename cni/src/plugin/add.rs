@@ -88,10 +88,10 @@ fn wire(ctx: &Ctx<'_>, pod_nl: &Netlink, ip: Ipv4Addr) -> Result<CniResult, CniE
     node_nl.add_route(host_link.index, ip, 32, None)?;
     node_nl.add_neighbour(host_link.index, ip, pod_link.mac)?;
 
-    // The data plane: from_pod on the host side, the pod in the endpoint map.
+    // The data plane: the pod in the endpoint map, then from_pod on the host
+    // side. In this order from_pod never sees the pod before its entry,
+    // which it needs to admit the pod's packets (it drops any other source).
     let mut dp = ctx.datapath()?;
-    dp.attach_pod_interface(&host, ctx.cfg.tc_hook)
-        .map_err(datapath_err(&host))?;
     dp.upsert_endpoint(
         ip,
         Endpoint {
@@ -101,6 +101,8 @@ fn wire(ctx: &Ctx<'_>, pod_nl: &Netlink, ip: Ipv4Addr) -> Result<CniResult, CniE
         },
     )
     .map_err(datapath_err(&host))?;
+    dp.attach_pod_interface(&host, ctx.cfg.tc_hook)
+        .map_err(datapath_err(&host))?;
 
     Ok(CniResult {
         cni_version: String::new(),
