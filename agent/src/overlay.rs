@@ -40,16 +40,12 @@ pub fn tunnel_of(node: &Node) -> Option<(Ipv4Network, Ipv4Addr)> {
     Some((cidr, ip))
 }
 
-/// The tunnels node `me` needs: every other node's pod CIDR → its
-/// InternalIP, and that address itself (/32): a pod's packets for another
-/// node travel in the overlay too, so a backend's reply to a node that
-/// SNATed an external client returns to it without the stack forwarding.
+/// The tunnels node `me` needs: every other node's pod CIDR → its InternalIP.
 pub fn desired(view: &ClusterView, me: &str) -> Tunnels {
     view.nodes
         .iter()
         .filter(|(name, _)| name.as_str() != me)
         .filter_map(|(_, n)| tunnel_of(n))
-        .flat_map(|(cidr, ip)| [(cidr, ip), (Ipv4Network::from(ip), ip)])
         .collect()
 }
 
@@ -133,12 +129,7 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [
-                "10.244.1.0/24>192.168.77.11",
-                "10.244.5.0/24>192.168.77.15",
-                "192.168.77.11/32>192.168.77.11",
-                "192.168.77.15/32>192.168.77.15"
-            ]
+            ["10.244.1.0/24>192.168.77.11", "10.244.5.0/24>192.168.77.15"]
         );
     }
 }

@@ -35,6 +35,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tunnels SEC(".maps");
 
+/* Underlay address (network order) -> 1, for every known node: the
+ * overlay's peers (from_overlay accepts VXLAN only from them, source.h) and
+ * the other nodes' own addresses a pod's packets reach through the overlay. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOTASU_MAX_OVERLAY_PEERS);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} overlay_peers SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -69,9 +81,10 @@ static __always_inline int deliver_local(struct __sk_buff *skb, __be32 daddr)
 }
 
 /*
- * Sends a packet for pod `daddr` of another node into the overlay: the
- * tunnel key names that node's underlay address, and the node's VXLAN
- * device (external mode) encapsulates. Returns -1 if no node owns `daddr`.
+ * Sends a packet for pod `daddr` of another node, or for another node's own
+ * address, into the overlay: the tunnel key names that node's underlay
+ * address, and the node's VXLAN device (external mode) encapsulates.
+ * Returns -1 if no node owns `daddr`.
  */
 static __always_inline int encapsulate(struct __sk_buff *skb, __be32 daddr)
 {
@@ -81,13 +94,19 @@ static __always_inline int encapsulate(struct __sk_buff *skb, __be32 daddr)
 	struct overlay_config *cfg;
 	__u32 zero = 0;
 
+	__be32 remote;
+
 	node = bpf_map_lookup_elem(&tunnels, &key);
-	if (!node)
+	if (node)
+		remote = node->node_ip;
+	else if (bpf_map_lookup_elem(&overlay_peers, &daddr))
+		remote = daddr; /* another node itself (a reply to its SNATed client) */
+	else
 		return -1;
 	cfg = bpf_map_lookup_elem(&overlay, &zero);
 	if (!cfg || !cfg->ifindex)
 		return -1;
-	tk.remote_ipv4 = bpf_ntohl(node->node_ip); /* host order, as the helper wants */
+	tk.remote_ipv4 = bpf_ntohl(remote); /* host order, as the helper wants */
 	tk.tunnel_id = cfg->vni;
 	tk.tunnel_ttl = VXLAN_TTL;
 	if (bpf_skb_set_tunnel_key(skb, &tk, sizeof(tk), BPF_F_ZERO_CSUM_TX))

@@ -6,8 +6,9 @@
  * An external flow's two conntrack entries carry CT_FLAG_EXTERNAL. Under
  * externalTrafficPolicy: Cluster (SVC_FLAG_SNAT) the client's source is
  * rewritten to the node's address and a free SNAT port, so the backend,
- * wherever it runs, answers this node (through the overlay: every node's
- * address is in the tunnel map); the entries' peer fields undo it.
+ * wherever it runs, answers this node (through the overlay: from_pod
+ * encapsulates a pod's packet for a known node's address, deliver.h); the
+ * entries' peer fields undo it.
  * Under Local (and for host ports) the client's address is kept and the
  * backends are this node's pods only. Either way the reply leaves through
  * the underlay with a FIB lookup (to_underlay): the node's stack would drop

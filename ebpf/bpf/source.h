@@ -26,16 +26,6 @@
 
 #include "deliver.h"
 
-/* Underlay address (network order) -> 1, for every known node. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, JOTASU_MAX_OVERLAY_PEERS);
-	__type(key, __be32);
-	__type(value, __u32);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} overlay_peers SEC(".maps");
-
 /* Whether an IPv4 packet from `saddr` came in on that pod's own veth. */
 static __always_inline bool from_own_address(const struct __sk_buff *skb, __be32 saddr)
 {
