@@ -154,13 +154,17 @@ pub async fn reprogram_on_change(
     }
 }
 
-/// Reprograms the services whenever the view's Services or Endpoints change.
+/// Reprograms the services whenever the view's Services or Endpoints
+/// change; after each pass that succeeds, `programmed` holds the revision
+/// the programmed view covers (the heartbeat reports it, so a stopping pod
+/// can wait until every node's data plane has seen it leave).
 pub async fn sync_loop(
     datapath: SharedDatapath,
     view: SharedView,
     services: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     local_dns: Option<LocalDns>,
+    programmed: watch::Sender<Option<i64>>,
     stop: watch::Receiver<bool>,
 ) {
     reprogram_on_change(
@@ -172,6 +176,11 @@ pub async fn sync_loop(
         stop,
         |dp, v| {
             let s = dp.reconcile(&desired(v, local_dns))?;
+            programmed.send_if_modified(|p| {
+                let changed = *p != Some(v.revision);
+                *p = Some(v.revision);
+                changed
+            });
             if s.added + s.updated + s.removed > 0 {
                 debug!(
                     added = s.added,

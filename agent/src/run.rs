@@ -204,12 +204,14 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             }
         });
     }
+    let (programmed_tx, programmed_rx) = tokio::sync::watch::channel(None);
     tasks.spawn(datapath::sync_loop(
         Arc::clone(&dp),
         Arc::clone(&view),
         services_gen,
         Arc::clone(&metrics),
         local_dns,
+        programmed_tx,
         stop.clone(),
     ));
     tasks.spawn(overlay::sync_loop(
@@ -231,6 +233,7 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         node.clone(),
         config.heartbeat,
         manager.usage_source(),
+        programmed_rx,
         stop.clone(),
     ));
     {

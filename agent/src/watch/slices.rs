@@ -211,18 +211,31 @@ pub fn gather<'a>(
     }
 }
 
-/// Whether a slice still offers pod `uid`'s address `ip` to new flows: it
-/// lists it (for that pod, when the endpoint names one) and not as
-/// terminating. A stopping pod waits until no slice does.
-pub fn offers(slice: &EndpointSlice, ip: &str, uid: &str) -> bool {
-    slice.endpoints.iter().any(|e| {
+/// The endpoints of `slice` for pod `uid`'s address `ip` (an endpoint that
+/// names another pod is another pod's, even at the same address).
+fn endpoints_of<'a>(
+    slice: &'a EndpointSlice,
+    ip: &'a str,
+    uid: &'a str,
+) -> impl Iterator<Item = &'a Endpoint> {
+    slice.endpoints.iter().filter(move |e| {
         e.addresses.iter().any(|a| a == ip)
             && e.target_ref
                 .as_ref()
                 .and_then(|r| r.uid.as_deref())
                 .is_none_or(|u| u == uid)
-            && !e.conditions.terminating.unwrap_or(false)
     })
+}
+
+/// Whether a slice lists pod `uid`'s address `ip`, in any condition.
+pub fn lists(slice: &EndpointSlice, ip: &str, uid: &str) -> bool {
+    endpoints_of(slice, ip, uid).next().is_some()
+}
+
+/// Whether a slice still offers pod `uid`'s address `ip` to new flows: it
+/// lists it and not as terminating. A stopping pod waits until no slice does.
+pub fn offers(slice: &EndpointSlice, ip: &str, uid: &str) -> bool {
+    endpoints_of(slice, ip, uid).any(|e| !e.conditions.terminating.unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -391,5 +404,7 @@ mod tests {
             json!([{"addresses": ["10.244.1.3"], "conditions": {"ready": false, "terminating": true}}]),
         );
         assert!(!offers(&going, "10.244.1.3", "u1"));
+        assert!(lists(&going, "10.244.1.3", "u1") && lists(&live, "10.244.1.3", "u1"));
+        assert!(!lists(&live, "10.244.1.3", "u2"));
     }
 }

@@ -194,6 +194,13 @@ impl ClusterView {
         }
     }
 
+    /// Whether any slice lists pod `uid`'s address `ip`, in any condition.
+    pub fn lists(&self, ip: &str, uid: &str) -> bool {
+        self.endpoint_slices
+            .values()
+            .any(|s| slices::lists(s, ip, uid))
+    }
+
     /// Whether any slice still offers pod `uid`'s address `ip` to new
     /// flows (lists it, and not as terminating).
     pub fn offers(&self, ip: &str, uid: &str) -> bool {
