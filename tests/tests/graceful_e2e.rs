@@ -6,14 +6,17 @@
 //! rolling update replaces every server. Each old pod leaves every node's
 //! data plane (its endpoints turn `terminating`, every node reports its
 //! data plane programmed past that) before it is sent SIGTERM, so not one
-//! request fails and the rollout completes.
+//! request fails and the rollout completes. And when every endpoint of a
+//! Service is terminating, the ones still serving keep answering
+//! (Kubernetes' ProxyTerminatingEndpoints).
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use jotasu_api::{Kind, Object};
 use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::dns::PodPlace;
-use jotasu_tests::e2e::{Harness, SETTLE, ready};
+use jotasu_tests::e2e::{Harness, SETTLE, r, ready};
 use jotasu_tests::lab::testbin_path;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::traffic::LoadReport;
@@ -194,4 +197,127 @@ async fn a_rolling_update_under_load_fails_no_request() {
             report.failures
         );
     }
+}
+
+/// One server that takes its time to stop (a preStop hook of 30 s, a grace
+/// period of 60 s), its readiness probe passing all along.
+const SOLO: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+  labels: {app: solo}
+spec:
+  terminationGracePeriodSeconds: 60
+  containers:
+  - name: httpd
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && echo ok > /www/healthz && exec httpd -f -p 80 -h /www"]
+    ports:
+    - {name: http, containerPort: 80}
+    readinessProbe:
+      httpGet: {path: /healthz, port: http}
+      periodSeconds: 1
+      failureThreshold: 1
+    lifecycle:
+      preStop:
+        exec: {command: ["sleep", "30"]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: solo
+spec:
+  selector: {app: solo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_endpoint_serves_while_it_terminates() {
+    if !require_root("the_last_endpoint_serves_while_it_terminates") {
+        return;
+    }
+    let h = Harness::start(ClusterOptions::default()).await;
+    h.apply(SOLO);
+    h.client_pod().await;
+    let pod = h.ready_pods("app=solo", 1).await.remove(0);
+    let ip: std::net::Ipv4Addr = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .expect("the pod's address");
+    let vip = h.vip("solo").await;
+    let vip_addr: std::net::Ipv4Addr = vip.parse().expect("a VIP");
+    eventually("the VIP answers", SETTLE, || async {
+        h.get_through(&vip, 1).filter(|l| l == &["solo"])
+    })
+    .await;
+
+    h.client
+        .delete(&r(Kind::Pod, "solo"), None)
+        .await
+        .expect("the pod is deleted (gracefully)");
+    // Its slice shows it terminating and still serving ...
+    eventually("the endpoint terminating and serving", SETTLE, || async {
+        let list = h
+            .client
+            .list(
+                Kind::EndpointSlice,
+                Some("default"),
+                "kubernetes.io/service-name=solo",
+            )
+            .await
+            .ok()?;
+        let conditions = list.items.iter().find_map(|o| match o {
+            Object::EndpointSlice(s) => s.endpoints.first().map(|e| e.conditions.clone()),
+            _ => None,
+        })?;
+        (conditions.terminating == Some(true)
+            && conditions.serving == Some(true)
+            && conditions.ready == Some(false))
+        .then_some(())
+    })
+    .await;
+    // Its preStop hook runs: the agent saw every node's data plane
+    // programmed with the endpoint terminating (it waits for that first).
+    eventually("the preStop hook running", SETTLE, || async {
+        let run = h.ctl.at(&h.server, &["exec", "solo", "--", "ps"]);
+        (run.code == 0 && run.stdout.contains("sleep 30")).then_some(())
+    })
+    .await;
+    // ... so, the only endpoint of its Service, it stays the VIP's backend
+    // on the node (without the fallback the VIP would have none and refuse).
+    let node = h.node_names().remove(0);
+    eventually(
+        "the terminating pod still the VIP's backend",
+        SETTLE,
+        || async {
+            let dp = jotasu_ebpf::Datapath::open(&node).ok()?;
+            let services = dp.services().ok()?;
+            let s = services
+                .iter()
+                .find(|s| s.service.frontend.vip == vip_addr && s.service.frontend.port == 80)?;
+            (s.service
+                .backends
+                .iter()
+                .map(|b| *b.ip())
+                .collect::<Vec<_>>()
+                == [ip])
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        h.pod("solo")
+            .await
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+        "still terminating (its preStop hook sleeps)"
+    );
+    assert_eq!(
+        h.get_through(&vip, 3).as_deref(),
+        Some(&["solo".to_owned(), "solo".to_owned(), "solo".to_owned()][..]),
+        "the terminating pod answers through the VIP"
+    );
 }

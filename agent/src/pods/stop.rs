@@ -85,8 +85,14 @@ impl PodRun {
             c.probes.pod_terminating();
         }
         self.report().await;
-        if let Some(ip) = self.sandbox.as_ref().map(|s| s.ip) {
-            let bound = grace.min(LEAVE_ENDPOINTS_TIMEOUT);
+        let bound = grace.min(LEAVE_ENDPOINTS_TIMEOUT);
+        // Grace 0 (a forced deletion) waits for nothing.
+        if let Some(ip) = self
+            .sandbox
+            .as_ref()
+            .map(|s| s.ip)
+            .filter(|_| !bound.is_zero())
+        {
             let leaving = leave_endpoints(
                 Arc::clone(&self.ctx),
                 ip,
