@@ -51,8 +51,10 @@ pub enum Left {
     NeverListed,
     /// Every live node's data plane covers the view at this revision.
     Everywhere(i64),
-    /// The bound ended first: this node's view did not show the pod
-    /// terminating yet, or these nodes lagged.
+    /// The bound ended before this node's view showed the pod terminating
+    /// (the control plane unreachable, or the endpoints controller behind).
+    NotShown,
+    /// The bound ended before these nodes' data planes caught up.
     TimedOut(Vec<String>),
     /// The control plane could not be asked (the reason); this node's data
     /// plane no longer balances to the pod (or the bound ended).
@@ -103,6 +105,9 @@ impl PodRun {
                 Left::NeverListed => {}
                 Left::Everywhere(revision) => {
                     info!(pod = %self.id, revision, "out of every node's data plane");
+                }
+                Left::NotShown => {
+                    warn!(pod = %self.id, bound = ?bound, "this node's view never showed the pod's endpoints terminating (is the control plane reachable?): stopping anyway");
                 }
                 Left::TimedOut(lagging) => {
                     warn!(pod = %self.id, ?lagging, bound = ?bound, "nodes may still send the pod new flows: stopping anyway");
@@ -304,8 +309,7 @@ async fn leave_endpoints(ctx: Arc<NodeContext>, ip: Ipv4Addr, uid: String, until
             }
         }
         if Instant::now() >= until {
-            let node = ctx.config.node.clone();
-            return Left::TimedOut(vec![node]);
+            return Left::NotShown;
         }
         tokio::time::sleep(POLL).await;
     };
