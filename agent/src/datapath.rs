@@ -155,16 +155,30 @@ pub async fn reprogram_on_change(
     }
 }
 
-/// Reprograms the services whenever the view's Services or Endpoints change.
+/// What a node adds to the Services' cluster IPs: its resolver behind the
+/// cluster DNS address, and its external frontends.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFrontends {
+    /// The cluster DNS address answered by this node's resolver.
+    pub local_dns: Option<LocalDns>,
+    /// This node, for node ports, external IPs and host ports.
+    pub host: Option<Host>,
+}
+
+/// Reprograms the services whenever the view's Services or Endpoints
+/// change; after each pass that succeeds, `programmed` holds the revision
+/// the programmed view covers (the heartbeat reports it, so a stopping pod
+/// can wait until every node's data plane has seen it leave).
 pub async fn sync_loop(
     datapath: SharedDatapath,
     view: SharedView,
     services: watch::Receiver<u64>,
     metrics: Arc<Metrics>,
-    local_dns: Option<LocalDns>,
-    host: Option<Host>,
+    node: NodeFrontends,
+    programmed: watch::Sender<Option<i64>>,
     stop: watch::Receiver<bool>,
 ) {
+    let NodeFrontends { local_dns, host } = node;
     reprogram_on_change(
         "datapath",
         datapath,
@@ -174,6 +188,11 @@ pub async fn sync_loop(
         stop,
         |dp, v| {
             let s = dp.reconcile(&desired(v, local_dns, host.as_ref()))?;
+            programmed.send_if_modified(|p| {
+                let changed = *p != Some(v.revision);
+                *p = Some(v.revision);
+                changed
+            });
             if s.added + s.updated + s.removed > 0 {
                 debug!(
                     added = s.added,

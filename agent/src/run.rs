@@ -217,16 +217,20 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             }
         });
     }
+    let (programmed_tx, programmed_rx) = tokio::sync::watch::channel(None);
     tasks.spawn(datapath::sync_loop(
         Arc::clone(&dp),
         Arc::clone(&view),
         services_gen,
         Arc::clone(&metrics),
-        local_dns,
-        Some(crate::external::Host {
-            name: node.clone(),
-            ip: config.node_ip,
-        }),
+        datapath::NodeFrontends {
+            local_dns,
+            host: Some(crate::external::Host {
+                name: node.clone(),
+                ip: config.node_ip,
+            }),
+        },
+        programmed_tx,
         stop.clone(),
     ));
     tasks.spawn(overlay::sync_loop(
@@ -248,6 +252,7 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
         node.clone(),
         config.heartbeat,
         manager.usage_source(),
+        programmed_rx,
         stop.clone(),
     ));
     {

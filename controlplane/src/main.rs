@@ -271,6 +271,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let server = ApiServer::new(Arc::new(store), stop_rx.clone())
         .with_ranges(ranges)
+        .with_node_grace(Duration::from_secs(args.node_grace_period))
         .with_scratch_dir(args.data_dir.join("tmp"));
     // Agents are called over mutual TLS: their serving certificate must be
     // for the node's name, ours is the control plane's client identity.

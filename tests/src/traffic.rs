@@ -188,3 +188,81 @@ pub fn churn(
     }
     Ok(report)
 }
+
+/// What [`http_load`] saw.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Requests answered `200`.
+    pub ok: u64,
+    /// Every failed request: why (connect, write, read, or the status line).
+    pub failures: Vec<String>,
+}
+
+/// One `GET /` over HTTP/1.0 on a fresh connection; `Ok` if answered 200.
+pub fn http_get(to: SocketAddr) -> anyhow::Result<()> {
+    let mut conn = TcpStream::connect_timeout(&to, IO_TIMEOUT).context("connect")?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").context("write")?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).context("read")?;
+    let status = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    anyhow::ensure!(
+        status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200"),
+        "status line {status:?}"
+    );
+    Ok(())
+}
+
+/// `workers` threads sending [`http_get`] to `to` back to back until
+/// `stop`; `on_started` runs once every worker had one answer (requests
+/// before that are warm-up and count too).
+pub fn http_load(
+    to: SocketAddr,
+    workers: usize,
+    stop: &AtomicBool,
+    deadline: Instant,
+    on_started: impl FnOnce(),
+) -> LoadReport {
+    let started = std::sync::Barrier::new(workers + 1);
+    let reports: Vec<LoadReport> = thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let started = &started;
+                s.spawn(move || {
+                    let mut report = LoadReport::default();
+                    let mut first = true;
+                    while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                        match http_get(to) {
+                            Ok(()) => report.ok += 1,
+                            Err(e) => report.failures.push(format!("{e:#}")),
+                        }
+                        if first {
+                            first = false;
+                            started.wait();
+                        }
+                    }
+                    if first {
+                        started.wait();
+                    }
+                    report
+                })
+            })
+            .collect();
+        started.wait();
+        on_started();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut all = LoadReport::default();
+    for r in reports {
+        all.ok += r.ok;
+        all.failures.extend(r.failures);
+    }
+    all
+}

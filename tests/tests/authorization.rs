@@ -1023,3 +1023,100 @@ async fn nodes_read_only_their_pods_claims_and_volumes() {
         n1.delete(&claim_ref("c1"), None).await.map(|_| ()),
     );
 }
+
+/// Node `name` registered by its own client with a Ready condition (or not).
+async fn register_ready(c: &Client, name: &str, ip: &str, ready: bool) {
+    let mut n = jotasu_api::Node::default();
+    n.metadata.name = Some(name.into());
+    c.apply(&[Object::Node(n)], false).await.unwrap();
+    let Object::Node(mut stored) = c.get(&r(Kind::Node, None, name)).await.unwrap() else {
+        panic!("not a node")
+    };
+    let Object::Node(given) = obj(json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}))
+    else {
+        unreachable!()
+    };
+    stored.status = given.status;
+    c.update_status(&Object::Node(stored)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_programmed_data_planes_is_for_nodes_and_admins() {
+    let cp = control_plane(&[]).await;
+    let admin = cp.client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_command(cp.data_dir(), &["create"]);
+    let token = token.lines().next().unwrap().to_owned();
+    let n1 = join(&cp, "n1", &token, dir.path()).await;
+    let n2 = join(&cp, "n2", &token, dir.path()).await;
+    register_ready(&n1, "n1", "192.168.77.11", true).await;
+    register_ready(&n2, "n2", "192.168.77.12", true).await;
+    n1.heartbeat_programmed("n1", Vec::new(), Some(5))
+        .await
+        .unwrap();
+    n2.heartbeat_programmed("n2", Vec::new(), Some(3))
+        .await
+        .unwrap();
+    let short = Duration::from_millis(300);
+    // n2 lags: the wait ends at its timeout and names it.
+    let answer = n1.wait_endpoints_programmed(4, short).await.unwrap();
+    assert!(!answer.programmed);
+    assert_eq!(answer.lagging, ["n2"]);
+    // A wait in progress returns as soon as n2 catches up.
+    let waiting = {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            admin
+                .wait_endpoints_programmed(4, Duration::from_secs(30))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    n2.heartbeat_programmed("n2", Vec::new(), Some(4))
+        .await
+        .unwrap();
+    let answer = waiting.await.unwrap().unwrap();
+    assert!(answer.programmed, "{answer:?}");
+    assert!(answer.lagging.is_empty());
+    // A node that is not Ready does not hold a wait up.
+    register_ready(&n2, "n2", "192.168.77.12", false).await;
+    let answer = n2.wait_endpoints_programmed(100, short).await.unwrap();
+    assert_eq!(answer.lagging, ["n1"]);
+    // An administrator by certificate may ask too.
+    let root = user(&cp, "root", &["system:masters"]).await;
+    assert!(root.wait_endpoints_programmed(1, short).await.is_ok());
+    // Nobody else: a plain user, one who may read everything, a caller
+    // without credentials.
+    admin
+        .apply(
+            &[rbac(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "bob-views"},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob"}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}}),
+            )],
+            false,
+        )
+        .await
+        .unwrap();
+    for name in ["alice", "bob"] {
+        let c = user(&cp, name, &[]).await;
+        let e = c.wait_endpoints_programmed(1, short).await.unwrap_err();
+        assert_eq!(code(&e), Some(Code::PermissionDenied), "{name}: {e}");
+    }
+    let e = anonymous(&cp)
+        .await
+        .wait_endpoints_programmed(1, short)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            code(&e),
+            Some(Code::PermissionDenied | Code::Unauthenticated)
+        ),
+        "without credentials: {e}"
+    );
+}

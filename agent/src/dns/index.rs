@@ -182,7 +182,14 @@ impl DnsIndex {
         let mut index = Self::new(domain, service_cidr, pod_cidrs);
         for (key, service) in &view.services {
             if service.spec.type_() != ServiceType::ExternalName {
-                index.add_service(service, view.endpoints.get(key));
+                let endpoints = view.endpoints.get(key);
+                match view.terminating.get(key) {
+                    Some(gone) => {
+                        let answered = endpoints.map(|e| without(e, gone));
+                        index.add_service(service, answered.as_ref());
+                    }
+                    None => index.add_service(service, endpoints),
+                }
             } else if let Some(external) = service.spec.external_name() {
                 index.add_external_name(&key.0, &key.1, external);
             }
@@ -429,6 +436,18 @@ impl DnsIndex {
         }
         undashed(label).filter(|ip| self.pod_cidrs.iter().any(|n| n.contains(*ip)))
     }
+}
+
+/// `endpoints` without the addresses in `terminating`: a terminating pod
+/// is never handed out by name (CoreDNS answers with ready endpoints
+/// only), even while the data plane still sends it flows because every
+/// endpoint of its Service is terminating.
+fn without(endpoints: &Endpoints, terminating: &std::collections::BTreeSet<String>) -> Endpoints {
+    let mut e = endpoints.clone();
+    for s in &mut e.subsets {
+        s.addresses.retain(|a| !terminating.contains(&a.ip));
+    }
+    e
 }
 
 #[cfg(test)]

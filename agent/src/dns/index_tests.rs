@@ -141,6 +141,19 @@ fn headless_service_answers_its_ready_endpoints() {
 }
 
 #[test]
+fn terminating_endpoints_are_never_handed_out() {
+    // Every endpoint of db is terminating, and 10.244.1.5 still serves: the
+    // data plane may send it flows, the DNS names it no more.
+    let mut v = view();
+    let key = ("shop".to_owned(), "db".to_owned());
+    v.terminating
+        .insert(key, ["10.244.1.5".to_owned()].into_iter().collect());
+    let i = DnsIndex::build(&v, DOMAIN, None);
+    assert_eq!(found(&i, "db.shop.svc.cluster.local"), [a("10.244.2.7")]);
+    assert_eq!(i.lookup("db-0.db.shop.svc.cluster.local"), Lookup::NotFound);
+}
+
+#[test]
 fn headless_service_without_endpoints_exists_with_no_records() {
     let mut v = view();
     v.endpoints.clear();

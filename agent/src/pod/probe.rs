@@ -323,6 +323,19 @@ impl ContainerProbes {
         }
     }
 
+    /// The pod is being deleted: the liveness and startup probes stop (a
+    /// failure would only restart a container that is stopping, as the
+    /// kubelet reasons); the readiness probe keeps running until the
+    /// container stops, so `serving` follows the app while it drains.
+    pub fn pod_terminating(&mut self) {
+        for w in [&mut self.startup, &mut self.liveness]
+            .into_iter()
+            .filter_map(Option::as_mut)
+        {
+            w.stop();
+        }
+    }
+
     /// `status.started`: running, and the startup probe (if any) passed.
     pub fn started(&self) -> bool {
         self.running

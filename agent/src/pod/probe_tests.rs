@@ -150,6 +150,33 @@ fn liveness_failure_restarts_once_then_holds() {
 }
 
 #[test]
+fn a_terminating_pod_keeps_its_readiness_probe_only() {
+    let c = Container {
+        liveness_probe: Some(probe(10, 1, 1, 0)),
+        readiness_probe: Some(probe(10, 1, 1, 0)),
+        ..Container::default()
+    };
+    let mut p = ContainerProbes::new(&c);
+    let t0 = Instant::now();
+    p.container_started(t0);
+    assert_eq!(tick(&mut p, t0, &ProbeOutcome::Success).len(), 1);
+    assert!(p.ready());
+    p.pod_terminating();
+    assert!(p.ready(), "terminating alone does not drop readiness");
+    let due = p.take_due(t0 + secs(10));
+    assert_eq!(
+        due.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [ProbeKind::Readiness],
+        "only the readiness probe still runs"
+    );
+    let events: Vec<ProbeEvent> = due
+        .into_iter()
+        .filter_map(|t| p.record(t, &fail()))
+        .collect();
+    assert_eq!(events, vec![ProbeEvent::ReadyChanged(false)]);
+}
+
+#[test]
 fn unknown_outcomes_are_thrown_away() {
     let c = Container {
         liveness_probe: Some(probe(1, 1, 2, 0)),

@@ -1,15 +1,33 @@
-//! Stopping a pod's containers gracefully ([`PodRun::stop_all`]): preStop
-//! hooks, then SIGTERM; the app containers first, then the sidecars one by one in reverse order, as the
-//! kubelet does, all within the pod's grace period; and the sidecars of a
-//! pod whose app containers are done ([`PodRun::stop_sidecars`]).
+//! Stopping a pod's containers gracefully ([`PodRun::stop_all`]): first
+//! out of every node's data plane, then preStop hooks, then SIGTERM; the
+//! app containers first, then the sidecars one by one in reverse order, as
+//! the kubelet does, all within the pod's grace period; and the sidecars
+//! of a pod whose app containers are done ([`PodRun::stop_sidecars`]).
+//!
+//! Out of the data planes, cluster-wide: the endpoints controller marks
+//! the pod's endpoints `terminating` in its slices (agents then send it no
+//! new flows; the flows it has run to their end). The pod's worker waits
+//! until its own view shows that in every slice that listed the pod, takes
+//! the revision of that view, and asks the control plane to wait until
+//! every live node's data plane is programmed from a view covering it
+//! (`WaitEndpointsProgrammed`), all within [`LEAVE_ENDPOINTS_TIMEOUT`] and
+//! the grace period. Meanwhile its readiness probes keep running (the
+//! liveness and startup probes stop), so `serving` stays what the app says.
+//! Without the control plane, it waits until this node's data plane no
+//! longer balances to the pod, within the same bound.
 
+use std::future::Future;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+
+use std::sync::{Arc, PoisonError};
 
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use futures::future::join_all;
 
+use super::NodeContext;
 use super::containers::{Exited, PodRun, Role};
 use super::probes::ContainerdExec;
 use crate::pod::lifecycle::{Hook, run_hook};
@@ -19,6 +37,29 @@ use crate::pod::status::ObservedState;
 const MIN_GRACE_AFTER_PRE_STOP: Duration = Duration::from_secs(2);
 /// How long the worker waits for a container's exit after SIGKILL.
 const AFTER_KILL: Duration = Duration::from_secs(10);
+/// The longest a stopping pod waits, before its preStop hooks and SIGTERM,
+/// for every node to stop sending it new flows (the grace period bounds it
+/// too: the wait is part of it).
+pub const LEAVE_ENDPOINTS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the worker looks at its view (or its node's data plane) while it waits.
+const POLL: Duration = Duration::from_millis(25);
+
+/// How a stopping pod left the endpoints (what the worker logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// No slice listed the pod: nothing sent it flows.
+    NeverListed,
+    /// Every live node's data plane covers the view at this revision.
+    Everywhere(i64),
+    /// The bound ended before this node's view showed the pod terminating
+    /// (the control plane unreachable, or the endpoints controller behind).
+    NotShown,
+    /// The bound ended before these nodes' data planes caught up.
+    TimedOut(Vec<String>),
+    /// The control plane could not be asked (the reason); this node's data
+    /// plane no longer balances to the pod (or the bound ended).
+    LocallyOnly(String),
+}
 
 impl PodRun {
     /// The pod's grace period: the deletion's, else the spec's, else 30 s.
@@ -33,23 +74,47 @@ impl PodRun {
         Duration::from_secs(u64::try_from(grace).unwrap_or(30))
     }
 
-    /// Stops every container gracefully: out of the endpoints first (the
-    /// pod reports not ready and the worker waits, briefly, until the
-    /// node's data plane no longer balances to it), then SIGTERM to the
-    /// app (and any running init) containers, then to each sidecar in
-    /// reverse order once they are gone, SIGKILL when the grace period
-    /// ends; then removes them.
+    /// Stops every container gracefully: out of every node's data plane
+    /// first (see the module's documentation; readiness keeps following
+    /// its probe meanwhile), then preStop hooks and SIGTERM to the app (and
+    /// any running init) containers, then to each sidecar in reverse order
+    /// once they are gone, SIGKILL when the grace period ends; then
+    /// removes them.
     pub async fn stop_all(&mut self, exits: &mut mpsc::UnboundedReceiver<Exited>) {
         let grace = self.grace_period();
         let deadline = tokio::time::Instant::now() + grace;
         for c in &mut self.ctrs {
-            c.probes.container_stopped();
+            c.probes.pod_terminating();
         }
         self.report().await;
-        if let Some(ip) = self.sandbox.as_ref().map(|s| s.ip) {
-            let until = Instant::now() + grace.min(Duration::from_secs(3));
-            while crate::datapath::is_backend(&self.ctx.datapath, ip) && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let bound = grace.min(LEAVE_ENDPOINTS_TIMEOUT);
+        // Grace 0 (a forced deletion) waits for nothing.
+        if let Some(ip) = self
+            .sandbox
+            .as_ref()
+            .map(|s| s.ip)
+            .filter(|_| !bound.is_zero())
+        {
+            let leaving = leave_endpoints(
+                Arc::clone(&self.ctx),
+                ip,
+                self.id.uid.clone(),
+                Instant::now() + bound,
+            );
+            match self.while_probing(leaving).await {
+                Left::NeverListed => {}
+                Left::Everywhere(revision) => {
+                    info!(pod = %self.id, revision, "out of every node's data plane");
+                }
+                Left::NotShown => {
+                    warn!(pod = %self.id, bound = ?bound, "this node's view never showed the pod's endpoints terminating (is the control plane reachable?): stopping anyway");
+                }
+                Left::TimedOut(lagging) => {
+                    warn!(pod = %self.id, ?lagging, bound = ?bound, "nodes may still send the pod new flows: stopping anyway");
+                }
+                Left::LocallyOnly(why) => {
+                    warn!(pod = %self.id, reason = %why, "cannot ask the control plane whether every node stopped sending the pod new flows: waited for this node's data plane only");
+                }
             }
         }
         let running =
@@ -70,6 +135,28 @@ impl PodRun {
         for c in &self.ctrs {
             if let Err(e) = self.ctx.containerd.remove(&c.id).await {
                 warn!(container = %c.id, error = %e, "removing the container");
+            }
+        }
+    }
+
+    /// Runs `work` while the due probes keep running (and their changes
+    /// are reported), as the kubelet keeps probing a terminating pod.
+    async fn while_probing<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let next = self.ctrs.iter().filter_map(|c| c.probes.next_due()).min();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                out = &mut work => return out,
+                () = sleep => {
+                    super::probes::run_due(self).await;
+                    self.report().await;
+                }
             }
         }
     }
@@ -201,6 +288,40 @@ impl PodRun {
                 Some(now + AFTER_KILL)
             }
             Some((_, at)) => Some(at),
+        }
+    }
+}
+
+/// Takes pod `uid` (address `ip`) out of every node's data plane, by
+/// `until` at the latest (see the module's documentation).
+async fn leave_endpoints(ctx: Arc<NodeContext>, ip: Ipv4Addr, uid: String, until: Instant) -> Left {
+    let address = ip.to_string();
+    let read = || ctx.view.read().unwrap_or_else(PoisonError::into_inner);
+    if !read().lists(&address, &uid) {
+        return Left::NeverListed;
+    }
+    // This node's view first: every slice shows the pod terminating (or gone).
+    let revision = loop {
+        {
+            let v = read();
+            if !v.offers(&address, &uid) {
+                break v.services_revision;
+            }
+        }
+        if Instant::now() >= until {
+            return Left::NotShown;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let left = until.saturating_duration_since(Instant::now());
+    match ctx.client.wait_endpoints_programmed(revision, left).await {
+        Ok(answer) if answer.programmed => Left::Everywhere(revision),
+        Ok(answer) => Left::TimedOut(answer.lagging),
+        Err(e) => {
+            while crate::datapath::is_backend(&ctx.datapath, ip) && Instant::now() < until {
+                tokio::time::sleep(POLL).await;
+            }
+            Left::LocallyOnly(e.to_string())
         }
     }
 }

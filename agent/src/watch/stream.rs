@@ -161,6 +161,16 @@ async fn list_all(
         revs.push((kind, list.revision));
         v.replace(kind, list.items);
     }
+    // The view covers every change up to the oldest list; its Services and
+    // slices hold changes up to the newest of theirs. (A relist may go
+    // back, e.g. after a restore: the view is the lists'.)
+    v.revision = revs.iter().map(|(_, r)| *r).min().unwrap_or(0);
+    v.services_revision = revs
+        .iter()
+        .filter(|(k, _)| matches!(k, Kind::Service | Kind::EndpointSlice))
+        .map(|(_, r)| *r)
+        .max()
+        .unwrap_or(v.revision);
     Ok(revs)
 }
 
@@ -209,7 +219,7 @@ async fn watch_from(
         {
             continue;
         }
-        let touched = read_view(view).apply(event.kind, event.object);
+        let touched = read_view(view).apply_at(event.kind, event.object, event.revision);
         gens.bump(touched);
         status.send_modify(|s| {
             s.revision = event.revision;

@@ -4,7 +4,7 @@
 //! Secrets its Pods reference. Pure: events in, state out; the stream (`stream.rs`)
 //! feeds it and says which consumers to wake.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jotasu_api::client::EventType;
 use jotasu_api::{ConfigMap, EndpointSlice, Endpoints, Kind, Node, Object, Pod, Secret, Service};
@@ -21,8 +21,11 @@ pub struct ClusterView {
     pub pods: BTreeMap<Key, Pod>,
     /// Every Service.
     pub services: BTreeMap<Key, Service>,
-    /// Every Service's endpoints, gathered from its slices.
+    /// Every Service's endpoints, gathered from its slices (`addresses`:
+    /// the backends new flows may go to, see `slices.rs`).
     pub endpoints: BTreeMap<Key, Endpoints>,
+    /// Per Service, the addresses of its terminating endpoints (none: absent).
+    pub terminating: BTreeMap<Key, BTreeSet<String>>,
     /// Every EndpointSlice.
     pub endpoint_slices: BTreeMap<Key, EndpointSlice>,
     /// Every Node, by name.
@@ -31,6 +34,14 @@ pub struct ClusterView {
     pub config_maps: BTreeMap<Key, ConfigMap>,
     /// Secrets this node's Pods reference.
     pub secrets: BTreeMap<Key, Secret>,
+    /// The store revision the view covers: every change to what the node
+    /// follows up to it is in the view (the last event applied, or the
+    /// oldest of a relist's lists).
+    pub revision: i64,
+    /// The revision of the newest change to Services or EndpointSlices the
+    /// view holds. Every node follows all of those, so a node whose view
+    /// covers this revision has seen the same endpoints.
+    pub services_revision: i64,
 }
 
 /// The kinds the agent follows, in the order it lists them.
@@ -157,6 +168,17 @@ impl ClusterView {
         }
     }
 
+    /// Applies one change of the watch at `revision` ([`Self::apply`]), and
+    /// notes the revision the view now reflects.
+    pub fn apply_at(&mut self, kind: EventType, object: Object, revision: i64) -> Touched {
+        let touched = self.apply(kind, object);
+        self.revision = self.revision.max(revision);
+        if touched.services {
+            self.services_revision = self.services_revision.max(revision);
+        }
+        touched
+    }
+
     /// Recomputes Service `namespace/name`'s endpoints from its slices.
     fn gather(&mut self, namespace: &str, name: &str) {
         let of_service = self
@@ -165,17 +187,33 @@ impl ClusterView {
             .take_while(|((ns, _), _)| ns == namespace)
             .map(|(_, s)| s)
             .filter(|s| slices::service_of(s) == Some(name));
-        let gathered = slices::endpoints(namespace, name, of_service);
+        let gathered = slices::gather(namespace, name, of_service);
         let key = (namespace.to_owned(), name.to_owned());
-        let any = self.endpoint_slices.values().any(|s| {
-            s.metadata.namespace.as_deref() == Some(namespace)
-                && slices::service_of(s) == Some(name)
-        });
-        if any {
-            self.endpoints.insert(key, gathered);
+        if gathered.terminating.is_empty() || !any_slice(&self.endpoint_slices, namespace, name) {
+            self.terminating.remove(&key);
+        } else {
+            self.terminating.insert(key.clone(), gathered.terminating);
+        }
+        if any_slice(&self.endpoint_slices, namespace, name) {
+            self.endpoints.insert(key, gathered.endpoints);
         } else {
             self.endpoints.remove(&key);
         }
+    }
+
+    /// Whether any slice lists pod `uid`'s address `ip`, in any condition.
+    pub fn lists(&self, ip: &str, uid: &str) -> bool {
+        self.endpoint_slices
+            .values()
+            .any(|s| slices::lists(s, ip, uid))
+    }
+
+    /// Whether any slice still offers pod `uid`'s address `ip` to new
+    /// flows (lists it, and not as terminating).
+    pub fn offers(&self, ip: &str, uid: &str) -> bool {
+        self.endpoint_slices
+            .values()
+            .any(|s| slices::offers(s, ip, uid))
     }
 
     /// Replaces everything of `kind` with a fresh list.
@@ -186,6 +224,7 @@ impl ClusterView {
             Kind::EndpointSlice => {
                 self.endpoint_slices.clear();
                 self.endpoints.clear();
+                self.terminating.clear();
             }
             Kind::ConfigMap => self.config_maps.clear(),
             Kind::Secret => self.secrets.clear(),
@@ -196,6 +235,14 @@ impl ClusterView {
             self.apply(EventType::Added, o);
         }
     }
+}
+
+/// Whether Service `namespace/name` has a slice.
+fn any_slice(slices: &BTreeMap<Key, EndpointSlice>, namespace: &str, name: &str) -> bool {
+    slices
+        .range((namespace.to_owned(), String::new())..)
+        .take_while(|((ns, _), _)| ns == namespace)
+        .any(|(_, s)| slices::service_of(s) == Some(name))
 }
 
 #[cfg(test)]

@@ -353,12 +353,47 @@ impl Client {
 
     /// Says `node` is alive and reports its pods' usage.
     pub async fn heartbeat(&self, node: &str, pods: Vec<PodUsage>) -> Result<(), ClientError> {
+        self.heartbeat_programmed(node, pods, None).await
+    }
+
+    /// [`Self::heartbeat`], with the revision of the view the node's data
+    /// plane is programmed from (see `WaitEndpointsProgrammed`).
+    pub async fn heartbeat_programmed(
+        &self,
+        node: &str,
+        pods: Vec<PodUsage>,
+        programmed_revision: Option<i64>,
+    ) -> Result<(), ClientError> {
         let request = v1::HeartbeatRequest {
             node: node.to_owned(),
             pods,
+            programmed_revision,
         };
         self.api.clone().heartbeat(request).await?;
         Ok(())
+    }
+
+    /// Waits until every live node's data plane covers `revision`, at most
+    /// `timeout`; the answer says whether they all did and names those
+    /// that lag.
+    pub async fn wait_endpoints_programmed(
+        &self,
+        revision: i64,
+        timeout: std::time::Duration,
+    ) -> Result<v1::WaitEndpointsProgrammedResponse, ClientError> {
+        let request = v1::WaitEndpointsProgrammedRequest {
+            revision,
+            timeout_ms: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
+        };
+        let mut call = tonic::Request::new(request);
+        // The server answers by the timeout; leave room for the trip.
+        call.set_timeout(timeout + std::time::Duration::from_secs(5));
+        Ok(self
+            .api
+            .clone()
+            .wait_endpoints_programmed(call)
+            .await?
+            .into_inner())
     }
 
     /// A container's captured output; see [`LogsRequest`].

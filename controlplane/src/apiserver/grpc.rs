@@ -361,8 +361,43 @@ impl<S: Store> Api for GrpcApi<S> {
                 },
             )
         });
-        self.server.heartbeat(&request.node, pods).await?;
+        self.server
+            .heartbeat(&request.node, pods, request.programmed_revision)
+            .await?;
         Ok(Response::new(v1::HeartbeatResponse {}))
+    }
+
+    async fn wait_endpoints_programmed(
+        &self,
+        request: Request<v1::WaitEndpointsProgrammedRequest>,
+    ) -> Result<Response<v1::WaitEndpointsProgrammedResponse>, Status> {
+        let user = self.caller(&request).await?;
+        // A node asks as the writer of its own Node's status (the node
+        // authorizer allows it); anyone else must be allowed to update
+        // every node's status (administrators).
+        let node = ObjectRef {
+            kind: Kind::Node,
+            namespace: None,
+            name: user.node().unwrap_or_default().to_owned(),
+        };
+        let attributes = if node.name.is_empty() {
+            Attributes::of_kind(verbs::UPDATE, Kind::Node, None, None)
+        } else {
+            on(verbs::UPDATE, &node)
+        };
+        self.allow(&user, attributes.on_subresource("status"), None)
+            .await?;
+        let request = request.into_inner();
+        let timeout =
+            std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+        let lagging = self
+            .server
+            .wait_endpoints_programmed(request.revision, timeout)
+            .await?;
+        Ok(Response::new(v1::WaitEndpointsProgrammedResponse {
+            programmed: lagging.is_empty(),
+            lagging,
+        }))
     }
 
     type LogsStream = Forwarded<v1::LogChunk>;

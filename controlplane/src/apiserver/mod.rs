@@ -156,6 +156,15 @@ impl<S: Store> ApiServer<S> {
         }
     }
 
+    /// The same server counting a node silent for `grace` as not live (the
+    /// node lifecycle controller's grace period): such a node does not hold
+    /// up [`Self::wait_endpoints_programmed`].
+    #[must_use]
+    pub fn with_node_grace(mut self, grace: std::time::Duration) -> Self {
+        self.heartbeats = self.heartbeats.with_live_within(grace);
+        self
+    }
+
     /// The same server allocating from `ranges`.
     pub fn with_ranges(mut self, ranges: Ranges) -> Self {
         self.ranges = ranges;

@@ -76,6 +76,20 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Send HTTP/1.0 `GET /` to TO from WORKERS threads back to back, each
+    /// on a new connection; print "started" once each had an answer, stop
+    /// at EOF on stdin and print a JSON report (answers 200, failures).
+    HttpLoad {
+        /// Address to reach.
+        #[arg(long)]
+        to: SocketAddr,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Send each hex MESSAGE as one UDP datagram (each from a fresh socket
     /// connected to TO); print "reply <hex>" or "none" per message.
     DnsExchange {
@@ -158,6 +172,29 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::DnsHold { to, bytes } => {
             wire::hold_tcp(to, &wire::from_hex(&bytes).context("bytes in hex")?)
+        }
+        Cmd::HttpLoad {
+            to,
+            workers,
+            timeout,
+        } => {
+            let stop = AtomicBool::new(false);
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            std::thread::scope(|s| {
+                let worker = s.spawn(|| {
+                    traffic::http_load(to, workers.max(1), &stop, deadline, || {
+                        println!("started");
+                    })
+                });
+                // Anything on stdin, or its end, stops the load.
+                let _ = std::io::stdin().lock().lines().next();
+                stop.store(true, Ordering::Release);
+                let report = worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the load panicked"))?;
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(())
+            })
         }
         Cmd::Churn { to, held, timeout } => {
             let (marked, stop) = (AtomicBool::new(false), AtomicBool::new(false));

@@ -1,7 +1,8 @@
 //! The Endpoints controller: for every Service with a selector, an
 //! Endpoints object of the same name listing the selected pods — ready
-//! ones on Ready nodes as addresses, the rest as not-ready addresses —
-//! with each Service port resolved per pod ([`subsets`]). It is written
+//! ones on Ready nodes as addresses, the rest as not-ready addresses,
+//! terminating ones left out — with each Service port resolved per pod
+//! ([`subsets`]). It is written
 //! only when it changes; when the Service goes, the controller deletes its
 //! Endpoints (as Kubernetes' does, also for leftovers found at start).
 //! Services without a selector keep hand-made Endpoints untouched;
@@ -9,8 +10,11 @@
 //!
 //! Beside each Endpoints it keeps the Service's EndpointSlices
 //! (`discovery.k8s.io/v1`, at most 100 endpoints each, [`slices`]), which
-//! the agents follow: one endpoint's change rewrites one slice. Slices
-//! name the Service as their owner, so they go with it.
+//! the agents follow: one endpoint's change rewrites one slice. Slices keep
+//! a terminating pod until it is gone, `ready: false`, `terminating: true`,
+//! `serving` as its readiness (so agents stop sending it new flows while it
+//! finishes the ones it has). Slices name the Service as their owner, so
+//! they go with it.
 
 pub mod slices;
 pub mod subsets;
@@ -23,7 +27,9 @@ use jotasu_api::{Endpoints, Kind, Node, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::ApiServerError;
-use crate::controllers::runtime::status::{is_active, is_node_ready, is_ready, node_of};
+use crate::controllers::runtime::status::{
+    is_active, is_node_ready, is_ready, is_terminating, node_of,
+};
 use crate::controllers::runtime::{
     CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, stopped,
 };
@@ -128,6 +134,7 @@ fn view(pod: &Pod) -> impl PartialEq + '_ {
         pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()),
         is_ready(pod),
         is_active(pod),
+        is_terminating(pod),
         node_of(pod),
     )
 }
@@ -209,17 +216,18 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
                 && service.spec.type_() != jotasu_api::kinds::service::ServiceType::ExternalName
                 && e.metadata.labels.get(SKIP_MIRROR_LABEL).map(String::as_str) != Some("true")
         });
-        let subsets = mirrored.map(|e| e.subsets.as_slice());
+        let groups: Option<Vec<subsets::Group>> =
+            mirrored.map(|e| e.subsets.iter().map(subsets::Group::of_subset).collect());
         return reconcile_slices(
             ctx,
             key,
             &service,
-            &[(MANAGED_BY, None), (MIRRORED_BY, subsets)],
+            &[(MANAGED_BY, None), (MIRRORED_BY, groups.as_deref())],
         )
         .await;
     }
     let pods = informers.pods.list_in(&key.0);
-    let desired = {
+    let groups = {
         let nodes = informers.nodes.read();
         let node_ready = |name: &str| {
             nodes
@@ -228,8 +236,9 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
                 .is_some_and(|n| is_node_ready(n))
         };
         let refs: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
-        subsets::desired(&service, &refs, node_ready)
+        subsets::groups(&service, &refs, node_ready)
     };
+    let desired = subsets::desired_of(&service, &groups);
     if subsets::differs(current.as_deref(), &desired) {
         let ready: usize = desired.subsets.iter().map(|s| s.addresses.len()).sum();
         match ctx.apply(&[Object::Endpoints(desired.clone())]).await {
@@ -247,19 +256,19 @@ async fn reconcile<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Duration
         ctx,
         key,
         &service,
-        &[(MANAGED_BY, Some(&desired.subsets)), (MIRRORED_BY, None)],
+        &[(MANAGED_BY, Some(groups.as_slice())), (MIRRORED_BY, None)],
     )
     .await
 }
 
 /// Brings each manager's EndpointSlices of the Service to its desired
-/// subsets (None: it should have none), from one read of the namespace's
+/// endpoint groups (None: it should have none), from one read of the namespace's
 /// slices, in one write.
 async fn reconcile_slices<S: Store>(
     ctx: &Context<S>,
     key: &Key,
     service: &jotasu_api::Service,
-    wanted: &[(&str, Option<&[jotasu_api::kinds::service::EndpointSubset]>)],
+    wanted: &[(&str, Option<&[subsets::Group]>)],
 ) -> Result<(), Duration> {
     let informers = &ctx.informers;
     let in_namespace = informers.endpoint_slices.list_in(&key.0);

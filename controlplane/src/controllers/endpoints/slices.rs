@@ -1,5 +1,7 @@
 //! A Service's EndpointSlices as a pure function of its desired endpoints
-//! (the subsets [`super::subsets`] computes) and the slices it has, the
+//! (the groups [`super::subsets`] computes, terminating pods included with
+//! `ready: false`, `serving` as the pod's readiness, `terminating: true`,
+//! as Kubernetes' EndpointSlice controller states them) and the slices it has, the
 //! way Kubernetes' EndpointSlice controller reconciles: endpoints stay in
 //! the slice they are in (updated in place when they change), gone ones
 //! are removed, new ones fill slices with room before a new slice (at most
@@ -13,8 +15,10 @@ use jotasu_api::kinds::discovery::{
     Endpoint, EndpointConditions, EndpointSlicePort, MANAGED_BY, MANAGED_BY_LABEL,
     MAX_ENDPOINTS_PER_SLICE, SERVICE_NAME_LABEL,
 };
-use jotasu_api::kinds::service::{EndpointAddress, EndpointSubset};
+use jotasu_api::kinds::service::EndpointPort;
 use jotasu_api::{EndpointSlice, ObjectMeta, Service};
+
+use super::subsets::{Group, PodEndpoint};
 
 use crate::controllers::runtime::controller_reference;
 
@@ -44,13 +48,14 @@ pub fn owned_by(slice: &EndpointSlice, service: &str, manager: &str) -> bool {
         && labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(manager)
 }
 
-fn endpoint(a: &EndpointAddress, ready: bool) -> Endpoint {
+fn endpoint(e: &PodEndpoint) -> Endpoint {
+    let a = &e.address;
     Endpoint {
         addresses: vec![a.ip.clone()],
         conditions: EndpointConditions {
-            ready: Some(ready),
-            serving: Some(ready),
-            terminating: Some(false),
+            ready: Some(e.ready),
+            serving: Some(e.serving),
+            terminating: Some(e.terminating),
         },
         hostname: a.hostname.clone(),
         target_ref: a.target_ref.clone(),
@@ -59,9 +64,8 @@ fn endpoint(a: &EndpointAddress, ready: bool) -> Endpoint {
     }
 }
 
-fn ports(subset: &EndpointSubset) -> Vec<EndpointSlicePort> {
-    let mut ports: Vec<EndpointSlicePort> = subset
-        .ports
+fn ports(ports: &[EndpointPort]) -> Vec<EndpointSlicePort> {
+    let mut ports: Vec<EndpointSlicePort> = ports
         .iter()
         .map(|p| EndpointSlicePort {
             name: p.name.clone().or_else(|| Some(String::new())),
@@ -80,25 +84,20 @@ fn sorted(mut ports: Vec<EndpointSlicePort>) -> Vec<EndpointSlicePort> {
 }
 
 /// The changes that bring `existing` (`manager`'s slices of this Service)
-/// to `desired` (its subsets). The controller that follows pods keeps an
+/// to `desired` (its endpoint groups). The controller that follows pods keeps an
 /// empty slice for a Service without endpoints; the mirror does not.
 pub fn reconcile(
     service: &Service,
-    desired: &[EndpointSubset],
+    desired: &[Group],
     existing: &[&EndpointSlice],
     manager: &str,
 ) -> Changes {
     // Desired endpoints per port set, by address.
     let mut want: BTreeMap<Vec<EndpointSlicePort>, BTreeMap<String, Endpoint>> = BTreeMap::new();
-    for subset in desired {
-        let set = want.entry(ports(subset)).or_default();
-        for (list, ready) in [
-            (&subset.addresses, true),
-            (&subset.not_ready_addresses, false),
-        ] {
-            for a in list {
-                set.insert(a.ip.clone(), endpoint(a, ready));
-            }
+    for group in desired {
+        let set = want.entry(ports(&group.ports)).or_default();
+        for e in &group.endpoints {
+            set.insert(e.address.ip.clone(), endpoint(e));
         }
     }
     let mut changes = Changes::default();
@@ -138,9 +137,7 @@ pub fn reconcile(
                 .push(new_slice(service, &key, chunk.to_vec(), manager));
         }
     }
-    let has_desired = desired
-        .iter()
-        .any(|s| !s.addresses.is_empty() || !s.not_ready_addresses.is_empty());
+    let has_desired = desired.iter().any(|g| !g.endpoints.is_empty());
     for (_, slices) in kept {
         for (slice, changed) in slices {
             if slice.endpoints.is_empty() {
@@ -204,7 +201,7 @@ fn new_slice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jotasu_api::kinds::service::EndpointPort;
+    use jotasu_api::kinds::service::{EndpointAddress, EndpointSubset};
 
     fn service() -> Service {
         let mut s = Service::default();
@@ -250,6 +247,11 @@ mod tests {
     }
 
     fn run(slices: &mut Vec<EndpointSlice>, desired: &[EndpointSubset]) -> (usize, usize, usize) {
+        let groups: Vec<Group> = desired.iter().map(Group::of_subset).collect();
+        run_groups(slices, &groups)
+    }
+
+    fn run_groups(slices: &mut Vec<EndpointSlice>, desired: &[Group]) -> (usize, usize, usize) {
         let refs: Vec<&EndpointSlice> = slices.iter().collect();
         let c = reconcile(&service(), desired, &refs, MANAGED_BY);
         let counts = (c.create.len(), c.update.len(), c.delete.len());
@@ -286,6 +288,55 @@ mod tests {
             "{} slices for 450 endpoints",
             slices.len()
         );
+    }
+
+    #[test]
+    fn a_terminating_endpoint_stays_in_its_slice_with_its_conditions() {
+        let endpoint = |i: u8, ready: bool, serving: bool, terminating: bool| PodEndpoint {
+            address: EndpointAddress {
+                ip: format!("10.244.0.{i}"),
+                ..EndpointAddress::default()
+            },
+            ready,
+            serving,
+            terminating,
+        };
+        let group = |endpoints: Vec<PodEndpoint>| Group {
+            ports: vec![EndpointPort {
+                name: Some("http".into()),
+                port: 8080,
+                ..EndpointPort::default()
+            }],
+            endpoints,
+        };
+        let mut slices = Vec::new();
+        let both = |b_terminating: bool| {
+            group(vec![
+                endpoint(1, true, true, false),
+                endpoint(2, !b_terminating, true, b_terminating),
+            ])
+        };
+        assert_eq!(run_groups(&mut slices, &[both(false)]), (1, 0, 0));
+        // The pod of .2 is being deleted: rewritten in place, still listed.
+        assert_eq!(run_groups(&mut slices, &[both(true)]), (0, 1, 0));
+        let conditions: Vec<EndpointConditions> = slices[0]
+            .endpoints
+            .iter()
+            .map(|e| e.conditions.clone())
+            .collect();
+        assert_eq!(
+            conditions[1],
+            EndpointConditions {
+                ready: Some(false),
+                serving: Some(true),
+                terminating: Some(true),
+            }
+        );
+        assert_eq!(conditions[0].terminating, Some(false));
+        // Gone: out of the slice.
+        let gone = group(vec![endpoint(1, true, true, false)]);
+        assert_eq!(run_groups(&mut slices, &[gone]), (0, 1, 0));
+        assert_eq!(slices[0].endpoints.len(), 1);
     }
 
     #[test]

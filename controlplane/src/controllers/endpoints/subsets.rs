@@ -1,10 +1,19 @@
-//! The Endpoints of a Service as a pure function of the Service, the pods
+//! The endpoints of a Service as a pure function of the Service, the pods
 //! of its namespace and the nodes' readiness, grouped as Kubernetes groups
 //! them: every Service port is resolved per pod (a number, or a container
 //! port looked up by name and protocol), and pods that resolve to the same
-//! ports share a subset; ready pods on Ready nodes are `addresses`, the
-//! rest `notReadyAddresses`; addresses sorted by IP. A pod whose
-//! `subdomain` names the Service (same namespace) and that sets a
+//! ports share a group ([`groups`]). Each endpoint carries the conditions
+//! Kubernetes' EndpointSlice controller gives it: `serving` is the pod's
+//! Ready condition (on a Ready node), `terminating` whether the pod is
+//! being deleted, `ready` serving and not terminating. Pods that finished
+//! (Succeeded, Failed) or have no address are left out.
+//!
+//! The v1 Endpoints ([`subsets`], [`desired`]) are the groups as Kubernetes'
+//! Endpoints controller writes them: terminating pods left out (jotasu
+//! refuses `publishNotReadyAddresses`), ready pods as `addresses`, the
+//! rest `notReadyAddresses`; addresses sorted by IP. The EndpointSlices
+//! ([`super::slices`]) keep terminating pods, with their conditions. A pod
+//! whose `subdomain` names the Service (same namespace) and that sets a
 //! `hostname` lends it to its address, which gives it a DNS name of its
 //! own (`hostname.service.ns.svc.DOMAIN`).
 
@@ -17,7 +26,7 @@ use jotasu_api::kinds::service::{
 use jotasu_api::meta::ObjectReference;
 use jotasu_api::{Endpoints, IntOrString, Labels, ObjectMeta, Pod, Service};
 
-use crate::controllers::runtime::status::{is_active, is_ready, node_of};
+use crate::controllers::runtime::status::{is_ready, is_terminating, node_of};
 
 /// Whether the Service's endpoints are the controller's to manage (it
 /// has a selector; without one they are managed by hand). An ExternalName
@@ -86,21 +95,77 @@ fn address(service: &Service, pod: &Pod, ip: &str) -> EndpointAddress {
 
 type PortKey = Vec<(Option<String>, i32, Protocol, Option<String>)>;
 
-/// The subsets of `service` among `pods` (any pods: those it does not
-/// select are skipped); `node_ready` tells whether a node is Ready.
-pub fn subsets(
-    service: &Service,
-    pods: &[&Pod],
-    node_ready: impl Fn(&str) -> bool,
-) -> Vec<EndpointSubset> {
+/// One pod's endpoint with its conditions (as an EndpointSlice states them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEndpoint {
+    /// Its address (IP, hostname, node, the pod).
+    pub address: EndpointAddress,
+    /// Serving and not terminating: it should get new connections.
+    pub ready: bool,
+    /// The pod is Ready (on a Ready node), terminating or not.
+    pub serving: bool,
+    /// The pod is being deleted.
+    pub terminating: bool,
+}
+
+impl PodEndpoint {
+    /// An endpoint as hand-made Endpoints state it (mirrored into slices):
+    /// ready or not, never terminating.
+    pub fn listed(address: &EndpointAddress, ready: bool) -> Self {
+        Self {
+            address: address.clone(),
+            ready,
+            serving: ready,
+            terminating: false,
+        }
+    }
+}
+
+/// Endpoints that share a set of ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    /// The ports, sorted.
+    pub ports: Vec<EndpointPort>,
+    /// The endpoints, sorted by address (then pod name).
+    pub endpoints: Vec<PodEndpoint>,
+}
+
+impl Group {
+    /// The endpoints a subset of hand-made Endpoints lists.
+    pub fn of_subset(subset: &EndpointSubset) -> Self {
+        let ready = subset
+            .addresses
+            .iter()
+            .map(|a| PodEndpoint::listed(a, true));
+        let not_ready = (subset.not_ready_addresses.iter()).map(|a| PodEndpoint::listed(a, false));
+        Self {
+            ports: subset.ports.clone(),
+            endpoints: ready.chain(not_ready).collect(),
+        }
+    }
+}
+
+/// Whether a pod finished (Succeeded or Failed): it has no endpoint, even
+/// while being deleted (Kubernetes' `ShouldPodBeInEndpoints`).
+fn is_terminal(pod: &Pod) -> bool {
+    use jotasu_api::kinds::pod_status::PodPhase;
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase),
+        Some(PodPhase::Succeeded | PodPhase::Failed)
+    )
+}
+
+/// The endpoint groups of `service` among `pods` (any pods: those it does
+/// not select are skipped), terminating pods included; `node_ready` tells
+/// whether a node is Ready.
+pub fn groups(service: &Service, pods: &[&Pod], node_ready: impl Fn(&str) -> bool) -> Vec<Group> {
     let headless = service.spec.cluster_ip.as_deref() == Some("None");
     if service.spec.ports.is_empty() && !headless {
         return Vec::new();
     }
-    let mut groups: BTreeMap<PortKey, (Vec<EndpointAddress>, Vec<EndpointAddress>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<PortKey, Vec<PodEndpoint>> = BTreeMap::new();
     for &pod in pods {
-        if !selects(service, &pod.metadata.labels) || !is_active(pod) {
+        if !selects(service, &pod.metadata.labels) || is_terminal(pod) {
             continue;
         }
         let Some(ip) = pod
@@ -129,23 +194,26 @@ pub fn subsets(
             continue;
         }
         ports.sort();
-        let ready = is_ready(pod) && node_of(pod).is_some_and(&node_ready);
-        let group = groups.entry(ports).or_default();
-        let list = if ready { &mut group.0 } else { &mut group.1 };
-        list.push(address(service, pod, ip));
+        let serving = is_ready(pod) && node_of(pod).is_some_and(&node_ready);
+        let terminating = is_terminating(pod);
+        groups.entry(ports).or_default().push(PodEndpoint {
+            address: address(service, pod, ip),
+            ready: serving && !terminating,
+            serving,
+            terminating,
+        });
     }
     groups
         .into_iter()
-        .map(|(ports, (mut ready, mut not_ready))| {
-            let by_ip = |a: &EndpointAddress, b: &EndpointAddress| {
-                (&a.ip, &a.target_ref.as_ref().map(|r| &r.name))
-                    .cmp(&(&b.ip, &b.target_ref.as_ref().map(|r| &r.name)))
-            };
-            ready.sort_by(by_ip);
-            not_ready.sort_by(by_ip);
-            EndpointSubset {
-                addresses: ready,
-                not_ready_addresses: not_ready,
+        .map(|(ports, mut endpoints)| {
+            endpoints.sort_by(|a, b| {
+                let key = |e: &PodEndpoint| {
+                    let name = e.address.target_ref.as_ref().and_then(|r| r.name.clone());
+                    (e.address.ip.clone(), name)
+                };
+                key(a).cmp(&key(b))
+            });
+            Group {
                 ports: ports
                     .into_iter()
                     .map(|(name, port, protocol, app_protocol)| EndpointPort {
@@ -155,13 +223,49 @@ pub fn subsets(
                         app_protocol,
                     })
                     .collect(),
+                endpoints,
             }
         })
         .collect()
 }
 
-/// The Endpoints object `service` should have.
-pub fn desired(service: &Service, pods: &[&Pod], node_ready: impl Fn(&str) -> bool) -> Endpoints {
+/// The v1 subsets of endpoint groups: terminating endpoints left out,
+/// ready ones as `addresses`, the rest `notReadyAddresses`; a group left
+/// with no address makes no subset.
+pub fn subsets_of(groups: &[Group]) -> Vec<EndpointSubset> {
+    groups
+        .iter()
+        .filter_map(|g| {
+            let (ready, not_ready): (Vec<&PodEndpoint>, Vec<&PodEndpoint>) = g
+                .endpoints
+                .iter()
+                .filter(|e| !e.terminating)
+                .partition(|e| e.ready);
+            if ready.is_empty() && not_ready.is_empty() {
+                return None;
+            }
+            let addresses =
+                |list: Vec<&PodEndpoint>| list.into_iter().map(|e| e.address.clone()).collect();
+            Some(EndpointSubset {
+                addresses: addresses(ready),
+                not_ready_addresses: addresses(not_ready),
+                ports: g.ports.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The v1 subsets of `service` among `pods` ([`groups`], then [`subsets_of`]).
+pub fn subsets(
+    service: &Service,
+    pods: &[&Pod],
+    node_ready: impl Fn(&str) -> bool,
+) -> Vec<EndpointSubset> {
+    subsets_of(&groups(service, pods, node_ready))
+}
+
+/// The Endpoints object `service` should have, given its endpoint groups.
+pub fn desired_of(service: &Service, groups: &[Group]) -> Endpoints {
     Endpoints {
         metadata: ObjectMeta {
             name: service.metadata.name.clone(),
@@ -169,9 +273,14 @@ pub fn desired(service: &Service, pods: &[&Pod], node_ready: impl Fn(&str) -> bo
             labels: service.metadata.labels.clone(),
             ..ObjectMeta::default()
         },
-        subsets: subsets(service, pods, node_ready),
+        subsets: subsets_of(groups),
         ..Endpoints::default()
     }
+}
+
+/// The Endpoints object `service` should have.
+pub fn desired(service: &Service, pods: &[&Pod], node_ready: impl Fn(&str) -> bool) -> Endpoints {
+    desired_of(service, &groups(service, pods, node_ready))
 }
 
 /// Whether `current` must be written to become `desired`.
@@ -280,6 +389,52 @@ mod tests {
             ),
             (Some("Pod"), Some("default"), Some("a"), Some("uid-a"))
         );
+    }
+
+    #[test]
+    fn terminating_pods_keep_their_endpoint_with_kubernetes_conditions() {
+        let s = service(serde_json::json!([{"port": 80}]));
+        let terminating = |name: &str, ip: &str, ready: bool| {
+            let mut p = pod(name, "n1", ip, ready, &[]);
+            p.metadata.deletion_timestamp = Some(Time::from_unix_seconds(1));
+            p
+        };
+        let mut finished = terminating("f", "10.0.0.6", false);
+        finished.status.as_mut().expect("status").phase = Some(PodPhase::Succeeded);
+        let pods = [
+            pod("a", "n1", "10.0.0.2", true, &[]),
+            terminating("b", "10.0.0.3", true),
+            terminating("c", "10.0.0.4", false),
+            pod("d", "n1", "10.0.0.5", false, &[]),
+            finished,
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let g = groups(&s, &refs, all_ready);
+        assert_eq!(g.len(), 1);
+        let conditions: Vec<(&str, bool, bool, bool)> = g[0]
+            .endpoints
+            .iter()
+            .map(|e| (e.address.ip.as_str(), e.ready, e.serving, e.terminating))
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                ("10.0.0.2", true, true, false),
+                ("10.0.0.3", false, true, true),
+                ("10.0.0.4", false, false, true),
+                ("10.0.0.5", false, false, false),
+            ],
+            "a finished pod has no endpoint, a terminating one is never ready"
+        );
+        // The v1 Endpoints leave terminating pods out.
+        let out = subsets_of(&g);
+        assert_eq!(ips(&out[0].addresses), ["10.0.0.2"]);
+        assert_eq!(ips(&out[0].not_ready_addresses), ["10.0.0.5"]);
+        // Only terminating pods: a group, but no subset.
+        let only = [terminating("b", "10.0.0.3", true)];
+        let refs: Vec<&Pod> = only.iter().collect();
+        assert_eq!(groups(&s, &refs, all_ready)[0].endpoints.len(), 1);
+        assert!(subsets(&s, &refs, all_ready).is_empty());
     }
 
     #[test]
