@@ -217,12 +217,15 @@ pub fn http_get(to: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `workers` threads sending [`http_get`] to `to` back to back until
-/// `stop`; `on_started` runs once every worker had one answer (requests
+/// `workers` threads sending [`http_get`] to `to` until `stop`, back to
+/// back, or each starting one request every `interval` when given (a
+/// paced load: `workers / interval` requests per second while the backends
+/// keep up); `on_started` runs once every worker had one answer (requests
 /// before that are warm-up and count too).
 pub fn http_load(
     to: SocketAddr,
     workers: usize,
+    interval: Option<std::time::Duration>,
     stop: &AtomicBool,
     deadline: Instant,
     on_started: impl FnOnce(),
@@ -236,6 +239,7 @@ pub fn http_load(
                     let mut report = LoadReport::default();
                     let mut first = true;
                     while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+                        let next = interval.map(|i| Instant::now() + i);
                         match http_get(to) {
                             Ok(()) => report.ok += 1,
                             Err(e) => report.failures.push(format!("{e:#}")),
@@ -243,6 +247,11 @@ pub fn http_load(
                         if first {
                             first = false;
                             started.wait();
+                        }
+                        if let Some(wait) =
+                            next.map(|n| n.saturating_duration_since(Instant::now()))
+                        {
+                            thread::sleep(wait);
                         }
                     }
                     if first {
@@ -265,4 +274,84 @@ pub fn http_load(
         all.failures.extend(r.failures);
     }
     all
+}
+
+/// The arguments of `jotasu-testbin http-load` against `to` with `workers`
+/// workers, paced to `rate` requests/s over all of them (0: unpaced).
+pub fn http_load_args(to: &str, workers: usize, rate: f64) -> Vec<String> {
+    [
+        "http-load",
+        "--to",
+        to,
+        "--workers",
+        &workers.to_string(),
+        "--rate",
+        &rate.to_string(),
+        "--timeout",
+        "1800",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A running `jotasu-testbin http-load` (wherever `cmd` runs it: a pod's
+/// namespace, a host outside the cluster): started once every worker had
+/// an answer; [`HttpLoad::stop`] ends it and returns what it saw. Killed
+/// on drop if not stopped.
+#[derive(Debug)]
+pub struct HttpLoad {
+    label: String,
+    child: Option<std::process::Child>,
+}
+
+impl HttpLoad {
+    /// Spawns `cmd` (an `http-load` command) and waits for its "started".
+    pub fn start(mut cmd: std::process::Command, label: &str) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting the load {label}"))?;
+        let mut me = Self {
+            label: label.to_owned(),
+            child: None,
+        };
+        let mut first = String::new();
+        let stdout = child.stdout.as_mut().context("stdout is piped")?;
+        std::io::BufReader::new(stdout).read_line(&mut first)?;
+        me.child = Some(child);
+        anyhow::ensure!(
+            first.trim() == "started",
+            "the load {label} did not start: {first:?}"
+        );
+        Ok(me)
+    }
+
+    /// Stops the load; what it saw.
+    pub fn stop(mut self) -> anyhow::Result<LoadReport> {
+        let mut child = self.child.take().context("the load was stopped")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"stop\n");
+        }
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().unwrap_or("");
+        serde_json::from_str(last).with_context(|| format!("{}: no report in {text:?}", self.label))
+    }
+
+    /// What the load is called.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl Drop for HttpLoad {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -2,15 +2,14 @@
 //! ([`Harness`]): six HTTP servers behind a ClusterIP Service, with
 //! readiness probes and no preStop hook, whose shell stops serving the
 //! moment SIGTERM arrives; a client pod on every node sends requests back
-//! to back through the Service's address, each on a new connection; a
+//! to back through the Service's address, and a host outside the cluster
+//! through its node port, each on a new connection; a
 //! rolling update replaces every server. Each old pod leaves every node's
 //! data plane (its endpoints turn `terminating`, every node reports its
 //! data plane programmed past that) before it is sent SIGTERM, so not one
 //! request fails and the rollout completes. And when every endpoint of a
 //! Service is terminating, the ones still serving keep answering
 //! (Kubernetes' ProxyTerminatingEndpoints).
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use jotasu_api::{Kind, Object};
@@ -19,7 +18,7 @@ use jotasu_tests::dns::PodPlace;
 use jotasu_tests::e2e::{Harness, SETTLE, r, ready};
 use jotasu_tests::lab::testbin_path;
 use jotasu_tests::privilege::require_root;
-use jotasu_tests::traffic::LoadReport;
+use jotasu_tests::traffic::{HttpLoad, http_load_args};
 use jotasu_tests::wait::eventually;
 
 /// The servers: busybox httpd in the background of a shell that waits for
@@ -58,6 +57,7 @@ kind: Service
 metadata:
   name: web
 spec:
+  type: NodePort
   selector: {app: web}
   ports:
   - {name: http, port: 80, targetPort: http}
@@ -78,60 +78,14 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
-/// A load generator running as one of a client pod's processes.
-struct Load {
-    pod: String,
-    child: Child,
-}
-
-impl Load {
-    /// Starts `jotasu-testbin http-load` in `place` against `to`; returns
-    /// once every worker had an answer.
-    fn start(place: &PodPlace, to: &str) -> Self {
-        let testbin = testbin_path().expect("jotasu-testbin is built");
-        let testbin = testbin.to_str().expect("a UTF-8 path");
-        let mut child = place
-            .command(
-                Duration::from_secs(900),
-                testbin,
-                &[
-                    "http-load",
-                    "--to",
-                    to,
-                    "--workers",
-                    "2",
-                    "--timeout",
-                    "800",
-                ],
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the load starts");
-        let mut first = String::new();
-        let stdout = child.stdout.as_mut().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("the load speaks");
-        assert_eq!(first.trim(), "started", "{}: {first:?}", place.pod);
-        Self {
-            pod: place.pod.clone(),
-            child,
-        }
-    }
-
-    /// Stops the load; what it saw.
-    fn stop(mut self) -> LoadReport {
-        if let Some(mut stdin) = self.child.stdin.take() {
-            let _ = stdin.write_all(b"stop\n");
-        }
-        let out = self.child.wait_with_output().expect("the load ends");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let last = text.lines().last().unwrap_or("");
-        serde_json::from_str(last)
-            .unwrap_or_else(|e| panic!("{}: no report ({e}): {text}", self.pod))
-    }
+/// `jotasu-testbin http-load` against `to` in a client pod's place.
+fn pod_load(place: &PodPlace, to: &str) -> HttpLoad {
+    let testbin = testbin_path().expect("jotasu-testbin is built");
+    let testbin = testbin.to_str().expect("a UTF-8 path");
+    let args = http_load_args(to, 2, 0.0);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cmd = place.command(Duration::from_secs(900), testbin, &args);
+    HttpLoad::start(cmd, &place.pod).expect("the load starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +118,18 @@ async fn a_rolling_update_under_load_fails_no_request() {
         .await;
         places.push(PodPlace::of(&pod).expect("the client pod's place"));
     }
-    let loads: Vec<Load> = places.iter().map(|p| Load::start(p, &to)).collect();
+    let mut loads: Vec<HttpLoad> = places.iter().map(|p| pod_load(p, &to)).collect();
+    // And a host outside the cluster, through the node port of node 0.
+    let Ok(Object::Service(svc)) = h.client.get(&r(Kind::Service, "web")).await else {
+        panic!("service web missing");
+    };
+    let node_port = svc.spec.ports[0].node_port.expect("a node port");
+    let (outside, _) = h.cluster.external_host(0).expect("an external host");
+    let testbin = testbin_path().expect("jotasu-testbin is built");
+    let mut cmd = outside.command(&testbin);
+    let node0 = h.cluster.nodes()[0].ip();
+    cmd.args(http_load_args(&format!("{node0}:{node_port}"), 2, 0.0));
+    loads.push(HttpLoad::start(cmd, "outside, node port").expect("the load starts"));
 
     // Every server replaced, while the clients keep asking.
     h.apply(&WEB.replace("VALUE", "2"));
@@ -181,8 +146,8 @@ async fn a_rolling_update_under_load_fails_no_request() {
         "every server was replaced"
     );
     for load in loads {
-        let pod = load.pod.clone();
-        let report = load.stop();
+        let pod = load.label().to_owned();
+        let report = load.stop().expect("the load reports");
         eprintln!(
             "{pod}: {} answered, {} failed",
             report.ok,

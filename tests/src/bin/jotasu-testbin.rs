@@ -86,6 +86,9 @@ enum Cmd {
         /// Concurrent clients.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Requests per second over all workers (0: as fast as they go).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -176,13 +179,16 @@ fn main() -> anyhow::Result<()> {
         Cmd::HttpLoad {
             to,
             workers,
+            rate,
             timeout,
         } => {
+            let workers = workers.max(1);
+            let interval = (rate > 0.0).then(|| Duration::from_secs_f64(workers as f64 / rate));
             let stop = AtomicBool::new(false);
             let deadline = Instant::now() + Duration::from_secs(timeout);
             std::thread::scope(|s| {
                 let worker = s.spawn(|| {
-                    traffic::http_load(to, workers.max(1), &stop, deadline, || {
+                    traffic::http_load(to, workers, interval, &stop, deadline, || {
                         println!("started");
                     })
                 });
