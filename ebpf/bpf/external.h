@@ -5,7 +5,8 @@
  *
  * An external flow's two conntrack entries carry CT_FLAG_EXTERNAL. Under
  * externalTrafficPolicy: Cluster (SVC_FLAG_SNAT) the client's source is
- * rewritten to the node's address and a free SNAT port, so the backend,
+ * rewritten to the node's address and a free port (the client's own when
+ * it can be; snat_port), so the backend,
  * wherever it runs, answers this node (through the overlay: from_pod
  * encapsulates a pod's packet for a known node's address, deliver.h); the
  * entries' peer fields undo it.
@@ -32,9 +33,24 @@ struct {
 } host_config SEC(".maps");
 
 /*
- * A free SNAT port on `node` for a flow to backend `b`: one whose reply
- * tuple (backend -> node:port) no live conntrack entry holds, tried from a
- * random start. Non-zero: SNAT_TRIES ports in a row were taken.
+ * Whether the reply tuple `rev` (backend -> node:port) is free for the new
+ * flow `f`: no live flow holds it, or the one that does is this client's
+ * own earlier flow from the same address and port (the client reusing its
+ * tuple has ended that flow, as a SYN on a closed forward entry says).
+ */
+static __always_inline bool snat_free(struct ct_key *rev, const struct flow *f)
+{
+	struct ct_value *v = bpf_map_lookup_elem(&conntrack, rev);
+
+	return !v || !ct_usable(v, f) || (v->peer_addr == f->saddr && v->peer_port == f->sport);
+}
+
+/*
+ * A free SNAT port on `node` for a flow to backend `b`: the client's own
+ * source port when no live flow holds it toward that backend (as netfilter's
+ * masquerading prefers: clients' ports are already unique per client, and a
+ * port stays the client's while it is in TIME_WAIT), else one of SNAT_TRIES
+ * random ports of the SNAT range. Non-zero: none was free.
  */
 static __always_inline int snat_port(const struct flow *f, __be32 node,
 				     const struct backend_value *b, __be16 *port)
@@ -43,17 +59,20 @@ static __always_inline int snat_port(const struct flow *f, __be32 node,
 		.saddr = b->addr,
 		.daddr = node,
 		.sport = b->port,
+		.dport = f->sport,
 		.proto = f->proto,
 	};
-	__u32 start = bpf_get_prandom_u32() % SNAT_PORT_COUNT;
+	__u32 start;
 	int i;
 
+	if (bpf_ntohs(f->sport) >= 1024 && snat_free(&rev, f)) {
+		*port = f->sport;
+		return 0;
+	}
+	start = bpf_get_prandom_u32() % SNAT_PORT_COUNT;
 	for (i = 0; i < SNAT_TRIES; i++) {
-		struct ct_value *v;
-
 		rev.dport = bpf_htons((__u16)(SNAT_PORT_MIN + (start + i) % SNAT_PORT_COUNT));
-		v = bpf_map_lookup_elem(&conntrack, &rev);
-		if (!v || !ct_usable(v, f)) {
+		if (snat_free(&rev, f)) {
 			*port = rev.dport;
 			return 0;
 		}

@@ -106,8 +106,8 @@ struct ct_value {
 	__u16 pad;
 };
 
-/* SNAT source ports of external flows, above Linux's default ephemeral
- * range (32768-60999) so they never meet the node's own connections. */
+/* SNAT source ports of external flows whose client's own port is taken,
+ * above Linux's default ephemeral range (32768-60999). */
 #define SNAT_PORT_MIN 61000
 #define SNAT_PORT_COUNT 4536
 

@@ -410,6 +410,11 @@ int from_underlay(struct __sk_buff *skb)
 	svc = lookup_service(f.daddr, f.dport, f.proto);
 	if (svc && (svc->flags & SVC_FLAG_EXTERNAL))
 		return new_external_flow(skb, &f, svc);
+	/* A direct connection (routed to a pod) may reuse the tuple of an old
+	 * external flow that kept the client's address: its replies must not
+	 * be rewritten to look like they came from the node port. */
+	if (is_syn(&f))
+		ct_forget_reply(&f);
 	return TC_ACT_OK;
 }
 

@@ -15,7 +15,7 @@
 //! case alike, and the spread of the turns gives each rate a confidence
 //! interval. Every case has its own backend port ([`case`]), so no two cases
 //! share a 4-tuple (no TIME_WAIT or conntrack state carries over).
-mod case;
+pub(crate) mod case;
 
 use std::{
     path::Path,
@@ -264,7 +264,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
 }
 
 /// A permutation of `0..len`, different for every `seed` (xorshift64, Fisher–Yates).
-fn shuffled(len: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn shuffled(len: usize, seed: u64) -> Vec<usize> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut v: Vec<usize> = (0..len).collect();
     for i in (1..len).rev() {

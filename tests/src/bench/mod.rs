@@ -11,7 +11,10 @@
 //! nodes against a flannel-style baseline ([`flannel`]; `jotasu-bench overlay`),
 //! [`dns`] cluster DNS against unbound (`jotasu-bench dns`), [`workloads`]
 //! a Job's completions and a StatefulSet's start-up (Parallel and
-//! OrderedReady) against as many Deployment pods (`jotasu-bench workloads`).
+//! OrderedReady) against as many Deployment pods (`jotasu-bench workloads`),
+//! [`traffic`] production traffic: node ports from outside against the pod's
+//! address, a rolling update under load, `from_pod`'s cost per packet
+//! (`jotasu-bench traffic`).
 pub mod authz;
 pub mod calls;
 pub mod client;
@@ -25,6 +28,7 @@ pub mod overlay;
 pub mod pods;
 pub mod scheduler;
 pub mod slices;
+pub mod traffic;
 pub mod workloads;
 pub mod world;
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
         Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler, slices,
-        workloads,
+        traffic, workloads,
     },
     privilege, signals,
 };
@@ -98,6 +98,14 @@ enum Cmd {
     /// agent (<= 10 MiB); needs root, dnsperf, unbound. Writes
     /// target/bench/dns.json.
     Dns(dns::Config),
+    /// Production traffic on a real two-node cluster, in one run: new
+    /// connections/s and throughput from a host outside the cluster through
+    /// a node port (Cluster and Local policy) against the pod's address
+    /// (goal >= 95 %); a 30-replica rolling update under 500 requests/s
+    /// (goal: 0 failed requests) and how long it took; from_pod's run time
+    /// per packet at 10 and 10,000 Services (goal <= 200 ns); needs root,
+    /// iperf3. Writes target/bench/traffic.json.
+    Traffic(traffic::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -158,6 +166,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
+        Cmd::Traffic(cfg) => measure(&traffic::describe(&cfg), || traffic::run(&cfg)),
     }
 }
 

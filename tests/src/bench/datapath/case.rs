@@ -8,21 +8,21 @@ use jotasu_ebpf::{Frontend, Service};
 use crate::lab::backend_ip;
 
 /// Backends per service (and backend pods per node).
-pub(super) const BACKENDS: usize = 10;
+pub(crate) const BACKENDS: usize = 10;
 /// The jotasu node's services: 10.96.0.1, 10.96.0.2, ...
 const JOTASU_VIPS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 0);
 /// The plain node's services: 10.97.0.1, 10.97.0.2, ...
 const IPTABLES_VIPS: Ipv4Addr = Ipv4Addr::new(10, 97, 0, 0);
 /// Every service's port.
-pub(super) const SERVICE_PORT: u16 = 80;
+pub(crate) const SERVICE_PORT: u16 = 80;
 /// The backend port of the services no case connects to.
-pub(super) const IDLE_PORT: u16 = 8080;
+pub(crate) const IDLE_PORT: u16 = 8080;
 /// Case `c` uses backend port `CASE_PORTS + c`.
 const CASE_PORTS: u16 = 9000;
 
 /// One measured way of reaching backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Case {
+pub(crate) enum Case {
     /// The client connects to the backends' pod IPs on the jotasu node.
     DirectJotasu,
     /// The client (outside the node cgroup) connects to a VIP: tc DNAT.
@@ -39,7 +39,7 @@ pub(super) enum Case {
 }
 
 /// Cases in the order each turn measures them.
-pub(super) const CASES: [Case; 6] = [
+pub(crate) const CASES: [Case; 6] = [
     Case::DirectJotasu,
     Case::Tc,
     Case::Socket,
@@ -49,10 +49,10 @@ pub(super) const CASES: [Case; 6] = [
 ];
 
 /// The fewest services a run can have: every VIP case its own service.
-pub(super) const MIN_SERVICES: usize = 4;
+pub(crate) const MIN_SERVICES: usize = 4;
 
 impl Case {
-    pub(super) fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::DirectJotasu => "direct pod IPs, jotasu node",
             Self::Tc => "jotasu tc path",
@@ -63,22 +63,22 @@ impl Case {
         }
     }
 
-    pub(super) fn name(self, n: usize) -> String {
+    pub(crate) fn name(self, n: usize) -> String {
         format!("{}, N={n}", self.label())
     }
 
-    pub(super) fn on_jotasu_node(self) -> bool {
+    pub(crate) fn on_jotasu_node(self) -> bool {
         matches!(self, Self::DirectJotasu | Self::Tc | Self::Socket)
     }
 
     /// The backend port this case connects to (through a VIP or directly).
-    pub(super) fn port(self) -> u16 {
+    pub(crate) fn port(self) -> u16 {
         CASE_PORTS + self as u16
     }
 
     /// The index of the service this case connects to among `n`: the
     /// middle, or the last for [`Case::IptablesLast`].
-    pub(super) fn service_index(self, n: usize) -> Option<usize> {
+    pub(crate) fn service_index(self, n: usize) -> Option<usize> {
         match self {
             Self::Tc | Self::Iptables => Some(n / 2),
             Self::Socket => Some(n / 2 + 1),
@@ -87,7 +87,7 @@ impl Case {
         }
     }
 
-    pub(super) fn vip(self, i: usize) -> Ipv4Addr {
+    pub(crate) fn vip(self, i: usize) -> Ipv4Addr {
         let base = if self.on_jotasu_node() {
             JOTASU_VIPS
         } else {
@@ -97,7 +97,7 @@ impl Case {
     }
 
     /// Where the client connects: the case's VIP, or the 10 backends in turn.
-    pub(super) fn targets(self, n: usize) -> Vec<SocketAddr> {
+    pub(crate) fn targets(self, n: usize) -> Vec<SocketAddr> {
         match self.service_index(n) {
             Some(i) => vec![SocketAddr::from((self.vip(i), SERVICE_PORT))],
             None => (0..BACKENDS)
@@ -110,7 +110,7 @@ impl Case {
 /// The `n` services of the world whose VIP cases are `cases`: service `i`
 /// is VIP `base + 1 + i`:80 → the 10 backends on [`IDLE_PORT`], or on its
 /// case's port for a measured service.
-pub(super) fn service_set(n: usize, cases: &[Case]) -> Vec<Service> {
+pub(crate) fn service_set(n: usize, cases: &[Case]) -> Vec<Service> {
     (0..n)
         .map(|i| {
             let port = cases
