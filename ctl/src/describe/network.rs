@@ -15,6 +15,9 @@ pub fn service(s: &Service, endpoints: Option<&Endpoints>) -> String {
     w.field(0, "Type", service_type(s.spec.type_()));
     let ip = s.spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty());
     w.field(0, "IP", ip.unwrap_or(NONE));
+    if !s.spec.external_ips.is_empty() {
+        w.field(0, "External IPs", s.spec.external_ips.join(","));
+    }
     if s.spec.type_() == ServiceType::ExternalName {
         let name = s.spec.external_name.as_deref().filter(|n| !n.is_empty());
         w.field(0, "External Name", name.unwrap_or(NONE));
@@ -44,6 +47,9 @@ pub fn service(s: &Service, endpoints: Option<&Endpoints>) -> String {
     }
     let affinity = s.spec.session_affinity.unwrap_or_default();
     w.field(0, "Session Affinity", format!("{affinity:?}"));
+    if let Some(policy) = s.spec.external_traffic_policy {
+        w.field(0, "External Traffic Policy", format!("{policy:?}"));
+    }
     w.finish()
 }
 

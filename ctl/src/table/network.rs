@@ -27,9 +27,10 @@ pub fn type_name(t: ServiceType) -> &'static str {
 }
 
 /// The EXTERNAL-IP column, as kubectl shows it: an ExternalName Service's
-/// external name; a LoadBalancer's ingress addresses, `<pending>` until it
-/// has one; `<none>` otherwise.
+/// external name; a LoadBalancer's ingress addresses and external IPs,
+/// `<pending>` until it has one; other Services' external IPs; `<none>`.
 fn external_ip(s: &Service) -> String {
+    let external = s.spec.external_ips.iter().map(String::as_str);
     match (s.spec.type_(), s.spec.external_name.as_deref()) {
         (ServiceType::ExternalName, Some(name)) if !name.is_empty() => name.to_owned(),
         (ServiceType::LoadBalancer, _) => {
@@ -38,6 +39,7 @@ fn external_ip(s: &Service) -> String {
                 .into_iter()
                 .flat_map(|lb| &lb.ingress)
                 .filter_map(|i| i.ip.as_deref().or(i.hostname.as_deref()))
+                .chain(external)
                 .collect();
             if addresses.is_empty() {
                 "<pending>".to_owned()
@@ -45,7 +47,8 @@ fn external_ip(s: &Service) -> String {
                 addresses.join(",")
             }
         }
-        _ => NONE.to_owned(),
+        (ServiceType::ExternalName, _) => NONE.to_owned(),
+        _ => join_or_none(external.map(str::to_owned), ","),
     }
 }
 
@@ -218,6 +221,25 @@ mod tests {
         );
         let given = lb(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}));
         assert!(render(Kind::Service, &[given], &opts).contains(" 192.0.2.7 "));
+    }
+
+    #[test]
+    fn external_ips_show_as_kubectl_shows_them() {
+        let s = object(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "creationTimestamp": CREATED},
+            "spec": {"clusterIP": "10.96.0.21", "externalIPs": ["192.0.2.10", "192.0.2.11"],
+                     "ports": [{"port": 80}]}
+        }));
+        let opts = TableOptions {
+            now: NOW,
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            render(Kind::Service, &[s], &opts),
+            "NAME   TYPE        CLUSTER-IP   EXTERNAL-IP             PORT(S)   AGE\n\
+             web    ClusterIP   10.96.0.21   192.0.2.10,192.0.2.11   80/TCP    5s\n"
+        );
     }
 
     #[test]
