@@ -154,3 +154,40 @@ fn a_direct_connection_reusing_an_old_service_tuple_is_not_reverse_natted() {
         .unwrap();
     assert_eq!(backends_of(&tc_again), ["pod1"; 8], "{tc_again:?}");
 }
+
+#[test]
+fn client_ip_affinity_holds_then_expires_on_both_paths() {
+    if !require_root("client_ip_affinity_holds_then_expires_on_both_paths") {
+        return;
+    }
+    let mut lab = Lab::new(3, &[BACKEND_PORT]).unwrap();
+    let reach = jotasu_ebpf::Reach {
+        affinity_timeout_s: 2,
+        ..jotasu_ebpf::Reach::default()
+    };
+    let svc = Service::new(Frontend::tcp(VIP, 80), lab.backends(3, BACKEND_PORT)).with_reach(reach);
+    lab.dp().upsert_service(&svc).unwrap();
+    assert_eq!(lab.dp().services().unwrap()[0].service.reach, reach);
+    let to = SocketAddr::from((VIP, 80));
+    for (path, first, then) in [
+        (ClientPath::Tc, "pod1", "pod2"),
+        (ClientPath::Socket, "pod3", "pod1"),
+    ] {
+        // One client: every new connection goes to its first backend...
+        let held = lab.connect(path, to, 6, &[]).unwrap();
+        assert_eq!(backends_of(&held), vec![first; 6], "{path:?}: {held:?}");
+        // ... until it has been idle for longer than the timeout: the next
+        // one is balanced again (round-robin moves on) and then holds.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let after = lab.connect(path, to, 3, &[]).unwrap();
+        assert_eq!(backends_of(&after), vec![then; 3], "{path:?}: {after:?}");
+        std::thread::sleep(std::time::Duration::from_secs(4));
+    }
+    // Affinity off: plain round-robin again.
+    lab.dp()
+        .upsert_service(&svc.clone().with_reach(jotasu_ebpf::Reach::default()))
+        .unwrap();
+    let plain = lab.connect(ClientPath::Tc, to, 3, &[]).unwrap();
+    let names: std::collections::BTreeSet<&str> = backends_of(&plain).into_iter().collect();
+    assert_eq!(names.len(), 3, "{plain:?}");
+}
