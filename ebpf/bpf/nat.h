@@ -99,7 +99,9 @@ static __always_inline void ct_forget_reply(const struct flow *f)
 		.proto = f->proto,
 	};
 
-	bpf_map_delete_elem(&conntrack, &rev);
+	/* Look first: a lookup takes no lock, and the entry is rarely there. */
+	if (bpf_map_lookup_elem(&conntrack, &rev))
+		bpf_map_delete_elem(&conntrack, &rev);
 }
 
 static __always_inline __u16 csum_fold(__s64 csum)
