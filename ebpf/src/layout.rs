@@ -219,7 +219,7 @@ pub(crate) fn remedy(dir: &Path) -> String {
         .file_name()
         .map_or_else(|| "NODE".into(), |n| n.to_string_lossy().into_owned());
     format!(
-        "the maps cannot be reused as they are and recreating them would drop every flow \
+        "The maps cannot be reused as they are and recreating them would drop every flow \
          through the node, so nothing was changed (the running data plane keeps serving). \
          To upgrade: drain the node (`jotactl drain {node}`), then start the new agent once \
          with `--reset-datapath` (it removes {} and sets the data plane up afresh), then \
