@@ -75,18 +75,19 @@ spec:
 ---
 "#;
 
-/// busybox nc as a persistent echo server: one `cat` per connection.
-const ECHO: &str = "exec nc -ll -p 7000 -e /bin/cat";
+/// busybox nc as a persistent echo server: per connection, a shell that
+/// greets with the pod's name, then `cat`.
+const ECHO: &str = "exec nc -ll -p 7000 -e /bin/sh -c 'hostname; exec cat'";
 
 /// What the load saw, counted exactly.
 #[derive(Debug, Default)]
 struct Counts {
     /// Round trips completed on the long-lived streams.
     stream_round_trips: AtomicU64,
-    /// Full rounds over every stream.
-    rounds: AtomicU64,
     /// New connections that connected, echoed and closed.
     new_ok: AtomicU64,
+    /// Streams broken, and new connections failed, so far.
+    failed: AtomicU64,
 }
 
 /// Why each broken stream broke, and why each failed new connection failed.
@@ -110,46 +111,37 @@ fn round_trip(c: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn connect(to: SocketAddr) -> std::io::Result<TcpStream> {
-    let c = TcpStream::connect_timeout(&to, STALL)?;
+/// A connection to `to` and the name of the backend pod that greeted it.
+fn connect(to: SocketAddr) -> std::io::Result<(TcpStream, String)> {
+    let mut c = TcpStream::connect_timeout(&to, STALL)?;
     c.set_read_timeout(Some(STALL))?;
     c.set_write_timeout(Some(STALL))?;
     c.set_nodelay(true)?;
-    Ok(c)
+    let mut greeting = Vec::new();
+    let mut byte = [0u8; 1];
+    while byte[0] != b'\n' {
+        c.read_exact(&mut byte)?;
+        greeting.push(byte[0]);
+    }
+    Ok((c, String::from_utf8_lossy(&greeting).trim().to_owned()))
 }
 
-/// Keeps every stream busy (one round trip each per round) until `stop`;
-/// a stream that fails once is broken and left alone.
-fn stream_load(
-    mut streams: Vec<TcpStream>,
-    counts: &Counts,
-    stop: &AtomicBool,
-) -> BTreeMap<usize, String> {
-    let mut broken = BTreeMap::new();
+/// Keeps stream `i` busy (round trip after round trip) until `stop`, on
+/// a thread of its own, so one stalled stream holds up no other. Its
+/// first failure breaks it: why, if it broke.
+fn stream_load(i: usize, mut c: TcpStream, counts: &Counts, stop: &AtomicBool) -> Option<String> {
     let mut round = 0u64;
     while !stop.load(Ordering::Acquire) {
-        for (i, c) in streams.iter_mut().enumerate() {
-            if broken.contains_key(&i) {
-                continue;
-            }
-            let msg = format!(
-                "stream {i:02} round {round:08} {:0>40}\n",
-                round * 7 + i as u64
-            );
-            match round_trip(c, msg.as_bytes()) {
-                Ok(()) => {
-                    counts.stream_round_trips.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    broken.insert(i, format!("round {round}: {e}"));
-                }
-            }
+        let msg = format!("stream {i:02} round {round:08} {:0>40}\n", round * 7);
+        if let Err(e) = round_trip(&mut c, msg.as_bytes()) {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            return Some(format!("round {round}: {e}"));
         }
+        counts.stream_round_trips.fetch_add(1, Ordering::Relaxed);
         round += 1;
-        counts.rounds.store(round, Ordering::Release);
         std::thread::sleep(Duration::from_millis(20));
     }
-    broken
+    None
 }
 
 /// Opens new connections back to back (each: connect, one echo, close)
@@ -158,7 +150,7 @@ fn new_connections(to: SocketAddr, counts: &Counts, stop: &AtomicBool) -> Vec<St
     let mut failures = Vec::new();
     let mut n = 0u64;
     while !stop.load(Ordering::Acquire) {
-        let result = connect(to).and_then(|mut c| {
+        let result = connect(to).and_then(|(mut c, _)| {
             round_trip(&mut c, format!("new {n:08}\n").as_bytes())?;
             c.shutdown(std::net::Shutdown::Both)
         });
@@ -166,7 +158,10 @@ fn new_connections(to: SocketAddr, counts: &Counts, stop: &AtomicBool) -> Vec<St
             Ok(()) => {
                 counts.new_ok.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => failures.push(format!("new connection {n}: {e}")),
+            Err(e) => {
+                counts.failed.fetch_add(1, Ordering::Relaxed);
+                failures.push(format!("new connection {n}: {e}"));
+            }
         }
         n += 1;
         std::thread::sleep(Duration::from_millis(10));
@@ -174,14 +169,16 @@ fn new_connections(to: SocketAddr, counts: &Counts, stop: &AtomicBool) -> Vec<St
     failures
 }
 
-/// Waits until the load made `rounds` more rounds over every stream and
-/// `new` more new connections than it had when called.
+/// Waits until the load made `rounds` more round trips per stream (on
+/// average) and `new` more new connections than it had when called — or
+/// anything failed: the test then goes on to report every failure.
 async fn progress(counts: &Counts, what: &str, rounds: u64, new: u64) {
-    let r0 = counts.rounds.load(Ordering::Acquire);
+    let r0 = counts.stream_round_trips.load(Ordering::Acquire);
     let n0 = counts.new_ok.load(Ordering::Acquire);
     eventually(what, SETTLE, || async {
-        (counts.rounds.load(Ordering::Acquire) >= r0 + rounds
-            && counts.new_ok.load(Ordering::Acquire) >= n0 + new)
+        (counts.failed.load(Ordering::Acquire) > 0
+            || (counts.stream_round_trips.load(Ordering::Acquire) >= r0 + rounds * STREAMS as u64
+                && counts.new_ok.load(Ordering::Acquire) >= n0 + new))
             .then_some(())
     })
     .await;
@@ -307,26 +304,36 @@ async fn streams_and_new_connections_survive_a_killed_and_an_upgraded_agent() {
     // has programmed the service).
     eventually("the VIP echoes from the client pod", SETTLE, || async {
         run_in(&client_ns, || {
-            connect(vip).and_then(|mut c| round_trip(&mut c, b"hello\n"))
+            connect(vip).and_then(|(mut c, _)| round_trip(&mut c, b"hello\n"))
         })
         .ok()?
         .ok()
     })
     .await;
 
-    let streams: Vec<TcpStream> = run_in(&client_ns, || {
+    let (streams, held_by): (Vec<TcpStream>, Vec<String>) = run_in(&client_ns, || {
         (0..STREAMS)
             .map(|_| connect(vip))
-            .collect::<std::io::Result<_>>()
+            .collect::<std::io::Result<Vec<_>>>()
     })
     .expect("entering the client's namespace")
-    .expect("50 streams connect");
+    .expect("50 streams connect")
+    .into_iter()
+    .unzip();
+    // Round-robin spreads them over all four backends: both nodes', so the
+    // streams cross the overlay as well as stay on node 0.
+    let spread: std::collections::BTreeSet<&String> = held_by.iter().collect();
+    assert_eq!(spread.len(), 4, "streams by backend: {held_by:?}");
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let stream_thread = {
-        let (counts, stop) = (Arc::clone(&counts), Arc::clone(&stop));
-        std::thread::spawn(move || stream_load(streams, &counts, &stop))
-    };
+    let stream_threads: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (counts, stop) = (Arc::clone(&counts), Arc::clone(&stop));
+            std::thread::spawn(move || stream_load(i, c, &counts, &stop))
+        })
+        .collect();
     let new_thread = {
         let (counts, stop, ns) = (Arc::clone(&counts), Arc::clone(&stop), client_ns.clone());
         std::thread::spawn(move || {
@@ -378,7 +385,11 @@ async fn streams_and_new_connections_survive_a_killed_and_an_upgraded_agent() {
     let after_upgrade = attached_programs(&node0, h.cluster.nodes()[0].netns().name());
 
     stop.store(true, Ordering::Release);
-    let broken = stream_thread.join().expect("the stream load");
+    let broken: BTreeMap<usize, String> = stream_threads
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.join().expect("a stream's load")?)))
+        .collect();
     let new_failures = new_thread.join().expect("the new-connection load");
     let failures = Failures {
         streams: broken,
@@ -387,9 +398,8 @@ async fn streams_and_new_connections_survive_a_killed_and_an_upgraded_agent() {
     let round_trips = counts.stream_round_trips.load(Ordering::Acquire);
     let new_ok = counts.new_ok.load(Ordering::Acquire);
     eprintln!(
-        "streams kept: {}/{STREAMS} ({round_trips} round trips, {} rounds); new connections: {new_ok} made, {} failed",
+        "streams kept: {}/{STREAMS} ({round_trips} round trips); new connections: {new_ok} made, {} failed",
         STREAMS - failures.streams.len(),
-        counts.rounds.load(Ordering::Acquire),
         failures.new.len()
     );
     eprintln!("programs attached before the restart: {before_restart:?}");
