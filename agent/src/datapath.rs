@@ -111,8 +111,10 @@ pub fn desired(
     all.into_values().collect()
 }
 
-/// Opens (or sets up) the node's data plane and attaches the socket
-/// programs to the node's cgroup.
+/// Opens (or sets up) the node's data plane, attaches the socket programs
+/// to the node's cgroup (swapping in the programs this agent loaded when
+/// they are attached already) and swaps them in on the running pods'
+/// veths too, so that after an upgrade no hook runs the old version.
 pub fn open(
     bpffs: &Path,
     node: &str,
@@ -121,6 +123,14 @@ pub fn open(
     let mut dp = Datapath::open_in(bpffs, node)?;
     let attached = dp.attach_cgroup(cgroup)?;
     info!(%node, cgroup = %cgroup.display(), ?attached, "data plane open");
+    // A pod whose veth cannot be swapped keeps the previous program, which
+    // reads the same maps: worth a warning, not a failed start.
+    match dp.pods_mut().replace_pod_programs() {
+        Ok(ifs) => info!(pods = ifs.len(), "pod veths run this agent's programs"),
+        Err(e) => {
+            warn!(error = %e, "replacing the programs on pod veths failed; they keep the previous ones")
+        }
+    }
     Ok(dp)
 }
 

@@ -139,6 +139,12 @@ struct Args {
     /// binary name or path (runc, crun).
     #[arg(long, default_value = "auto")]
     oci_runtime: jotasu_agent::oci_runtime::Requested,
+    /// Remove this node's pinned data plane (every map, program and link
+    /// under BPFFS/jotasu/NODE) before setting it up afresh. Every flow
+    /// through the node breaks: the way out of a refused map layout change
+    /// (see docs/datapath.md, "Upgrades"), on a drained node, used once.
+    #[arg(long)]
+    reset_datapath: bool,
     /// Let containers run with `securityContext.privileged: true` (every
     /// capability and device, no masked paths); refused without it, as
     /// the kubelet's flag of the same name.
@@ -236,6 +242,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = config(&args)?;
+    if args.reset_datapath {
+        let removed = jotasu_ebpf::Datapath::purge(&args.bpffs, &args.node_name)
+            .context("--reset-datapath: removing the node's data plane")?;
+        tracing::warn!(node = %args.node_name, removed, "--reset-datapath: the node's pinned data plane was removed; flows through the node were dropped");
+    }
     let bootstrap = Bootstrap {
         node: args.node_name.clone(),
         server: args.server.clone(),

@@ -138,6 +138,10 @@ impl AgentNode {
 
     fn spawn_with(&mut self, extra: &[String]) -> Result<()> {
         let bin = workspace_bin("jotasu-agent", "JOTASU_AGENT")?;
+        self.spawn_bin(&bin, extra)
+    }
+
+    fn spawn_bin(&mut self, bin: &Path, extra: &[String]) -> Result<()> {
         let mut cmd = crate::netns::enter(self.ns.name(), bin);
         cmd.args(&self.args);
         cmd.args(extra);
@@ -182,6 +186,32 @@ impl AgentNode {
             )));
         }
         self.spawn()
+    }
+
+    /// Kills the agent with SIGKILL (no shutdown at all, as a crash or the
+    /// OOM killer would) and reaps it; its pods and data plane stay.
+    pub fn kill_agent(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child
+                .kill()
+                .map_err(DevError::io("killing the agent of", &self.name))?;
+            child
+                .wait()
+                .map_err(DevError::io("reaping the agent of", &self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the agent (after [`Self::stop_agent`] or [`Self::kill_agent`])
+    /// from the executable `bin` instead of the workspace's: an upgrade.
+    pub fn start_agent_from(&mut self, bin: &Path) -> Result<()> {
+        if self.child.is_some() {
+            return Err(DevError::State(format!(
+                "the agent of {} is running",
+                self.name
+            )));
+        }
+        self.spawn_bin(bin, &[])
     }
 
     /// Restarts the agent with `extra` flags after its usual ones (this

@@ -17,6 +17,7 @@ use crate::{
     dns::DnsFastPath,
     drops::{DropCounters, Drops},
     error::DatapathError,
+    layout,
     maps::Maps,
     objects,
     overlay::{FROM_OVERLAY_PIN, Overlay},
@@ -124,6 +125,10 @@ impl Datapath {
             path: dir.clone(),
             source,
         })?;
+        // aya reuses a pinned map whatever its layout: compare every pin
+        // with this version's definitions before anything is loaded or
+        // replaced, and refuse rather than misread or recreate one.
+        layout::check_pins(&dir)?;
         // One loader for both objects: creating one parses the kernel's BTF.
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&dir);

@@ -157,6 +157,28 @@ pub enum DatapathError {
         /// Which map.
         map: &'static str,
     },
+    /// Maps pinned by an earlier version have another layout than this
+    /// version's objects define; nothing was loaded, pinned or replaced.
+    #[error(
+        "refusing to open the data plane pinned in {}: {}. {}",
+        dir.display(),
+        mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        crate::layout::remedy(dir)
+    )]
+    MapLayoutChanged {
+        /// The node's pin directory.
+        dir: PathBuf,
+        /// Every pinned map that differs, by name.
+        mismatches: Vec<crate::layout::LayoutMismatch>,
+    },
+    /// A pinned map's layout (or the embedded objects' definitions) could not be read.
+    #[error("reading the map layout of {path}: {reason}")]
+    MapLayoutUnreadable {
+        /// The pin (or the objects).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// An interface name that does not exist in the caller's network namespace.
     #[error("interface {name:?} not found in this network namespace")]
     NoSuchInterface {

@@ -15,6 +15,7 @@ mod datapath;
 pub mod dns;
 pub mod drops;
 pub mod error;
+pub mod layout;
 mod maps;
 pub mod objects;
 pub mod overlay;
@@ -30,6 +31,7 @@ pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, Ser
 pub use dns::{DnsCounters, DnsFastPath, DnsNames};
 pub use drops::{DropCounters, DropReason, Drops};
 pub use error::{DatapathError, ServiceError};
+pub use layout::{LayoutMismatch, MapLayout};
 pub use overlay::{Overlay, TunnelSummary, Tunnels};
 pub use peers::Peers;
 pub use plan::ReconcileSummary;

@@ -121,6 +121,28 @@ impl PodDatapath {
         Ok(outcome)
     }
 
+    /// Replaces `from_pod` and `to_pod` on every registered pod's veth (in
+    /// the calling thread's network namespace) with this handle's programs
+    /// — the ones the last [`Datapath::open_in`] loaded and pinned — keeping
+    /// each veth's hook. After an upgrade, running pods get the new programs
+    /// as new pods do. Each replacement is atomic (a filter replaced in
+    /// place, a TCX link updated): the veth never runs without a program.
+    /// A veth that carries neither program is left alone. Returns the
+    /// interfaces replaced.
+    pub fn replace_pod_programs(&mut self) -> Result<Vec<String>, DatapathError> {
+        let mut replaced = Vec::new();
+        for (_, ep) in self.endpoints()? {
+            let Some(ifname) = crate::attach::ifname(ep.ifindex) else {
+                continue;
+            };
+            if let Some(hook) = self.pod_interface_hook(&ifname)? {
+                self.attach_pod_interface(&ifname, hook)?;
+                replaced.push(ifname);
+            }
+        }
+        Ok(replaced)
+    }
+
     /// Detaches `from_pod` and `to_pod` from `ifname` (which may be gone
     /// already). Returns whether either was attached.
     pub fn detach_pod_interface(&mut self, ifname: &str) -> Result<bool, DatapathError> {
