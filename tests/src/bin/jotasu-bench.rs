@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
-        Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler, slices,
-        workloads,
+        Report, client, cni, controlplane, datapath, dns, flowevents, overlay, pods, scheduler,
+        slices, workloads,
     },
     privilege, signals,
 };
@@ -98,6 +98,10 @@ enum Cmd {
     /// agent (<= 10 MiB); needs root, dnsperf, unbound. Writes
     /// target/bench/dns.json.
     Dns(dns::Config),
+    /// The cost of flow events in from_pod (new flows, drops, conntrack
+    /// hits), events off vs on in the same run; needs root. Writes
+    /// target/bench/flowevents.json.
+    Flowevents(flowevents::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -158,6 +162,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pods(cfg) => measure(&pods::describe(&cfg), || pods::run(&cfg)),
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
+        Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
     }
 }
 
