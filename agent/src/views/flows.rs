@@ -28,6 +28,8 @@ use crate::watch::SharedView;
 pub const RECENT: usize = 4096;
 /// Events a subscriber may fall behind before it loses some.
 pub const STREAM_BUFFER: usize = 1024;
+/// Streams served at once; more are refused (RESOURCE_EXHAUSTED).
+pub const MAX_SUBSCRIBERS: usize = 64;
 /// Records taken from the ring buffer per wake-up.
 const BATCH: usize = 512;
 
@@ -52,6 +54,17 @@ pub struct FlowHub {
     pub stream_lost: AtomicU64,
     /// Records that did not decode.
     pub malformed: AtomicU64,
+    subscribers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One stream's place among [`MAX_SUBSCRIBERS`]; freed when dropped.
+#[derive(Debug)]
+pub struct Subscription(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for FlowHub {
@@ -62,6 +75,7 @@ impl Default for FlowHub {
             received: AtomicU64::new(0),
             stream_lost: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
+            subscribers: Arc::default(),
         }
     }
 }
@@ -106,6 +120,13 @@ impl FlowHub {
             .collect();
         picked.reverse();
         (picked, rx)
+    }
+
+    /// A place for one more stream, if fewer than [`MAX_SUBSCRIBERS`] run.
+    pub fn admit(&self) -> Option<Subscription> {
+        let n = self.subscribers.fetch_add(1, Ordering::AcqRel);
+        let place = Subscription(Arc::clone(&self.subscribers));
+        (n < MAX_SUBSCRIBERS).then_some(place)
     }
 
     /// Counts events a subscriber lost.
@@ -685,5 +706,10 @@ mod tests {
             Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 5),
             other => panic!("expected a lag, got {other:?}"),
         }
+        let places: Vec<Subscription> = (0..MAX_SUBSCRIBERS).map_while(|_| hub.admit()).collect();
+        assert_eq!(places.len(), MAX_SUBSCRIBERS);
+        assert!(hub.admit().is_none(), "one too many");
+        drop(places);
+        assert!(hub.admit().is_some(), "places are freed");
     }
 }

@@ -20,6 +20,7 @@ use jotasu_ebpf::Protocol;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::datapath::SharedDatapath;
 use crate::external::Host;
@@ -388,39 +389,49 @@ impl NodeDatapath for DatapathViews {
             0 => DEFAULT_LAST,
             n => (n as usize).min(flows::RECENT),
         };
+        let place = self.hub.admit().ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "this node already serves {} flow streams",
+                flows::MAX_SUBSCRIBERS
+            ))
+        })?;
         let (recent, mut rx) = self.hub.subscribe(&filter, last);
         let (tx, out) = mpsc::channel(SUBSCRIBER_QUEUE);
         let hub = Arc::clone(&self.hub);
         let follow = req.follow;
-        tokio::spawn(async move {
-            for f in &recent {
-                if tx.send(Ok(flow_message(f))).await.is_err() {
-                    return;
-                }
-            }
-            if !follow {
-                return;
-            }
-            loop {
-                let msg = tokio::select! {
-                    m = rx.recv() => m,
-                    () = tx.closed() => return,
-                };
-                let out = match msg {
-                    Ok(HubMessage::Flow(f)) if filter.matches(&f) => flow_message(&f),
-                    Ok(HubMessage::Flow(_)) => continue,
-                    Ok(HubMessage::DatapathLost(n)) => lost_message(n, "datapath"),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        hub.lost_by_subscriber(n);
-                        lost_message(n, "stream")
+        tokio::spawn(
+            async move {
+                let _place = place;
+                for f in &recent {
+                    if tx.send(Ok(flow_message(f))).await.is_err() {
+                        return;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if tx.send(Ok(out)).await.is_err() {
+                }
+                if !follow {
                     return;
                 }
+                loop {
+                    let msg = tokio::select! {
+                        m = rx.recv() => m,
+                        () = tx.closed() => return,
+                    };
+                    let out = match msg {
+                        Ok(HubMessage::Flow(f)) if filter.matches(&f) => flow_message(&f),
+                        Ok(HubMessage::Flow(_)) => continue,
+                        Ok(HubMessage::DatapathLost(n)) => lost_message(n, "datapath"),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            hub.lost_by_subscriber(n);
+                            lost_message(n, "stream")
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    if tx.send(Ok(out)).await.is_err() {
+                        return;
+                    }
+                }
             }
-        });
+            .instrument(tracing::debug_span!("flow_stream", follow)),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 }
