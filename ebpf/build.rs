@@ -12,6 +12,7 @@ const HEADERS: &[&str] = &[
     "reply.h",
     "dns.h",
     "drop.h",
+    "events.h",
     "source.h",
 ];
 

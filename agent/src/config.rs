@@ -61,6 +61,9 @@ pub struct Config {
     pub oci_runtime: crate::oci_runtime::Requested,
     /// Whether containers may be `privileged` (the kubelet's `--allow-privileged`).
     pub allow_privileged: bool,
+    /// What the data plane reports as flow events (`jotactl flows`):
+    /// on/off, sampling and the per-CPU rate limit.
+    pub flow_events: jotasu_ebpf::FlowEventConfig,
     /// Bytes offered to local volumes (default: the size of the filesystem
     /// holding [`Config::volumes_dir`]).
     pub local_volume_capacity: Option<u64>,

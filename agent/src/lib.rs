@@ -27,6 +27,7 @@ pub mod pod;
 pub mod pods;
 pub mod run;
 pub mod server;
+pub mod views;
 pub mod watch;
 
 /// Resolves once `stop` turns true (or its sender is gone). The guard that

@@ -88,6 +88,18 @@ struct Args {
     /// Port of the Node service (logs, exec, image import) on the node's address.
     #[arg(long, default_value_t = 10250)]
     port: u16,
+    /// Report new service flows and drops from the data plane through its
+    /// ring buffer (jotactl flows); `false`: the programs write nothing.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    flow_events: bool,
+    /// Report 1 in N new service flows (per CPU; 1: every one). Drops are
+    /// always reported.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    flow_event_sample: u32,
+    /// At most N flow events per CPU and second (0: no limit); the rest
+    /// are counted as rate_limited.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    flow_event_rate: u32,
     /// Address of the Prometheus endpoint (/metrics, /healthz).
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_listen: SocketAddr,
@@ -228,6 +240,13 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         insecure_registries: args.insecure_registries.clone(),
         oci_runtime: args.oci_runtime.clone(),
         allow_privileged: args.allow_privileged,
+        flow_events: jotasu_ebpf::FlowEventConfig {
+            new_flows: args.flow_events,
+            drops: args.flow_events,
+            new_flow_sample: args.flow_event_sample.max(1),
+            drop_sample: 1,
+            max_per_cpu_s: args.flow_event_rate,
+        },
         local_volume_capacity: quantity(&args.local_volume_capacity, "local-volume-capacity")?,
     })
 }

@@ -1,8 +1,8 @@
 //! The agent's Prometheus endpoint (`/metrics`, plus `/healthz`): new
 //! connections per service from the data plane's counters, its drops by
 //! reason, pods by phase,
-//! reconcile durations, the watch stream's state, and the node resolver's
-//! cache of forwarded answers.
+//! reconcile durations, the watch stream's state, the node resolver's
+//! cache of forwarded answers, and flow events (written, lost, streamed).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -130,6 +130,14 @@ impl Metrics {
         })
     }
 
+    /// Exports the flow stream's counters (`flow_stream_events_total`).
+    pub fn watch_flows(&self, hub: Arc<crate::views::flows::FlowHub>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(FlowHubCollector(hub)));
+    }
+
     /// The resolver cache's series.
     pub fn dns_cache(&self) -> DnsCacheMetrics {
         self.dns_cache.clone()
@@ -152,6 +160,30 @@ impl Metrics {
             warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+#[derive(Debug)]
+struct FlowHubCollector(Arc<crate::views::flows::FlowHub>);
+
+impl Collector for FlowHubCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering;
+        let hub = &self.0;
+        let mut metric = encoder.encode_descriptor(
+            "flow_stream_events",
+            "Flow events the agent handled: received from the ring buffer, lost by subscribers too slow to keep up (summed over them), malformed records",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, v) in [
+            ("received", hub.received.load(Ordering::Relaxed)),
+            ("subscriber_lost", hub.stream_lost.load(Ordering::Relaxed)),
+            ("malformed", hub.malformed.load(Ordering::Relaxed)),
+        ] {
+            ConstCounter::new(v).encode(metric.encode_family(&OutcomeLabels { outcome })?)?;
+        }
+        Ok(())
     }
 }
 
@@ -271,7 +303,7 @@ impl Collector for ServiceCollector {
                 ConstCounter::new(v).encode(metric.encode_family(&labels)?)?;
             }
         }
-        let (events, tunnels, dns, dns_names, drops) = {
+        let (events, tunnels, dns, dns_names, drops, flow_events) = {
             let dp = self.datapath.lock().unwrap_or_else(PoisonError::into_inner);
             (
                 dp.node_counters(),
@@ -279,8 +311,25 @@ impl Collector for ServiceCollector {
                 dp.dns().counters(),
                 dp.dns().names().len(),
                 dp.drop_counters(),
+                dp.flow_events().counters(),
             )
         };
+        if let Ok(c) = flow_events {
+            let mut metric = encoder.encode_descriptor(
+                "datapath_flow_events",
+                "Flow events of the data plane's programs by outcome: emitted into the ring buffer, lost (ring buffer full), rate_limited (over the per-CPU budget), sampled_out",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, v) in [
+                ("emitted", c.emitted),
+                ("lost", c.lost),
+                ("rate_limited", c.rate_limited),
+                ("sampled_out", c.sampled_out),
+            ] {
+                ConstCounter::new(v).encode(metric.encode_family(&OutcomeLabels { outcome })?)?;
+            }
+        }
         match drops {
             Ok(drops) => encode_drops(&mut encoder, &drops)?,
             Err(e) => debug!(error = %e, "reading drop counters failed"),

@@ -264,11 +264,31 @@ pub async fn run(config: Config, bootstrap: Bootstrap) -> anyhow::Result<()> {
             }
         });
     }
+    let flow_hub = Arc::new(crate::views::flows::FlowHub::default());
+    metrics.watch_flows(Arc::clone(&flow_hub));
+    if let Some(reader) = crate::views::flow_events(
+        &config,
+        &dp,
+        &view,
+        &flow_hub,
+        &NodeCgroups::existing(hierarchies.clone(), &config.cgroup_parent).unified_dir(),
+        &status_rx,
+        &stop,
+    ) {
+        tasks.spawn(reader);
+    }
     {
         let (m, stop) = (manager.clone(), stop.clone());
         let addr = config.listen;
+        let views = crate::views::DatapathViews::new(
+            node.clone(),
+            config.node_ip,
+            Arc::clone(&dp),
+            Arc::clone(&view),
+            Arc::clone(&flow_hub),
+        );
         tasks.spawn(async move {
-            if let Err(e) = server::serve(addr, m, port, stop).await {
+            if let Err(e) = server::serve_with_views(addr, m, Some(views), port, stop).await {
                 error!(%addr, error = %e, "the Node service failed");
             }
         });

@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use jotasu_api::client::{Config, Context};
 use jotasu_api::grpc::v1::api_server::ApiServer as ApiService;
+use jotasu_api::grpc::v1::datapath_server::DatapathServer as DatapathService;
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tracing::info;
 
 use crate::apiserver::ApiServer;
+use crate::apiserver::datapath::GrpcDatapath;
 use crate::apiserver::grpc::GrpcApi;
 use crate::apiserver::guard::Guard;
 use crate::pki::{PkiPaths, ServerTls};
@@ -90,6 +92,7 @@ pub async fn serve<S: Store>(
             .max_decoding_message_size(MAX_REQUEST)
             .max_encoding_message_size(usize::MAX)
     };
+    let views = || DatapathService::new(GrpcDatapath::new(server.clone(), Arc::clone(&guard)));
     let unix = bind_socket(&listeners.socket).await?;
     let socket = listeners.socket.clone();
     info!(socket = %socket.display(), "serving on the unix socket");
@@ -98,6 +101,7 @@ pub async fn serve<S: Store>(
     };
     let unix_server = Server::builder()
         .add_service(service())
+        .add_service(views())
         .serve_with_incoming_shutdown(UnixListenerStream::new(unix), stopped(stop.clone()));
     let tcp_server = listeners.tls.map(|(addr, tls)| {
         let config = ServerTlsConfig::new()
@@ -118,6 +122,7 @@ pub async fn serve<S: Store>(
                     source,
                 })?
                 .add_service(service())
+                .add_service(views())
                 .serve_with_shutdown(addr, stopped(stop))
                 .await
                 .map_err(|source| ServeError::Transport { what, source })

@@ -83,6 +83,13 @@ pub enum Command {
     /// Put images onto nodes.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// A node's eBPF data plane, read from its maps: services (backends
+    /// and their flow counters), conntrack, tunnels, drops.
+    #[command(subcommand)]
+    Datapath(crate::datapath::DatapathCommand),
+    /// A node's flow events: new service flows and drops, recent ones and
+    /// (-f) live, like hubble observe.
+    Flows(crate::flows::FlowsArgs),
     /// Inspect authorization: auth can-i VERB RESOURCE, auth whoami.
     #[command(subcommand)]
     Auth(crate::auth::AuthCommand),

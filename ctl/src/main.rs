@@ -11,11 +11,13 @@ mod cli;
 mod config;
 mod connect;
 mod create;
+mod datapath;
 mod delete;
 mod describe;
 mod dev;
 mod drain;
 mod exec;
+mod flows;
 mod get;
 mod image;
 mod kustomize;
@@ -56,6 +58,8 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Logs(a) => logs::run(global, a).await,
         Command::Exec(a) => exec::run(global, a).await,
         Command::Image(c) => image::run(global, c).await,
+        Command::Datapath(c) => datapath::run(global, c).await,
+        Command::Flows(a) => flows::run(global, a).await,
         Command::Auth(c) => auth::run(global, c).await,
         Command::Config(c) => config::run(global, c),
         Command::Dev(a) => dev::run(global, a),

@@ -69,13 +69,13 @@ static __always_inline int deliver_local(struct __sk_buff *skb, __be32 daddr)
 		return -1;
 	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), ep->pod_mac, ETH_ALEN, 0) ||
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), ep->host_mac, ETH_ALEN, 0))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	/*
 	 * A frame that arrived through the overlay still carries the sending
 	 * node's MACs, so the stack marked it for another host; the pod would drop it.
 	 */
 	if (skb->pkt_type != PACKET_HOST && bpf_skb_change_type(skb, PACKET_HOST))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	count_global(GC_LOCAL_REDIRECT);
 	return bpf_redirect_peer(ep->ifindex, 0);
 }
@@ -110,7 +110,7 @@ static __always_inline int encapsulate(struct __sk_buff *skb, __be32 daddr)
 	tk.tunnel_id = cfg->vni;
 	tk.tunnel_ttl = VXLAN_TTL;
 	if (bpf_skb_set_tunnel_key(skb, &tk, sizeof(tk), BPF_F_ZERO_CSUM_TX))
-		return drop(DROP_ENCAP_FAILED);
+		return drop_skb(skb, DROP_ENCAP_FAILED);
 	count_global(GC_ENCAP);
 	return bpf_redirect(cfg->ifindex, 0);
 }

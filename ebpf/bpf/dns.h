@@ -300,7 +300,7 @@ static __always_inline int dns_answer(struct __sk_buff *skb, const struct flow *
 	    bpf_skb_store_bytes(skb, dns_off, &h, sizeof(h), 0) ||
 	    bpf_skb_store_bytes(skb, dns_off + q_end, &rr, sizeof(rr), 0) ||
 	    (edns && bpf_skb_store_bytes(skb, dns_off + q_end + sizeof(rr), &opt, sizeof(opt), 0)))
-		return drop(DROP_REWRITE_FAILED); /* half-written: nothing sane can go on */
+		return drop_skb(skb, DROP_REWRITE_FAILED); /* half-written: nothing sane can go on */
 	count_dns(DNS_ANSWERED);
 	return bpf_redirect(skb->ifindex, 0);
 }

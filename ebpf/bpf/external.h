@@ -96,7 +96,7 @@ static __always_inline int to_underlay(struct __sk_buff *skb, const struct flow 
 
 	host = bpf_map_lookup_elem(&host_config, &zero);
 	if (!host || !host->ifindex)
-		return drop(DROP_NOT_CONFIGURED);
+		return drop_skb(skb, DROP_NOT_CONFIGURED);
 	fib.family = AF_INET;
 	fib.ipv4_src = f->saddr;
 	fib.ipv4_dst = f->daddr;
@@ -105,7 +105,7 @@ static __always_inline int to_underlay(struct __sk_buff *skb, const struct flow 
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0) ||
 		    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0))
-			return drop(DROP_REWRITE_FAILED);
+			return drop_skb(skb, DROP_REWRITE_FAILED);
 		return bpf_redirect(fib.ifindex, 0);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
@@ -113,7 +113,7 @@ static __always_inline int to_underlay(struct __sk_buff *skb, const struct flow 
 		nh.ipv4_nh = fib.ipv4_dst; /* the gateway, when the route has one */
 		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
-	return drop(DROP_NO_ROUTE); /* no route back to the client, or forwarding off */
+	return drop_skb(skb, DROP_NO_ROUTE); /* no route back to the client, or forwarding off */
 }
 
 /* Where a rewritten external reply goes: a pod of this node or of another

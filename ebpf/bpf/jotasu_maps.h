@@ -269,3 +269,73 @@ enum dns_counter {
 	DNS_PASSED,       /* queries to a DNS frontend left to the resolver */
 	DNS_MAX,
 };
+
+/*
+ * Flow events (events.h): a ring buffer, flow_events, that the tc and socket
+ * programs write and the agent reads (jotactl flows). One record per new
+ * service flow (sampled 1 in new_flow_sample) and per drop or refusal
+ * (sampled 1 in drop_sample); at most max_per_cpu_s records per CPU and
+ * second. Nothing is written unless flow_config.flags says so: the cost of
+ * the feature can be measured on and off.
+ */
+#define JOTASU_FLOW_EVENTS_BYTES (256 * 1024)
+
+#define FLOW_EVENTS_NEW 1  /* flow_config.flags: emit new-flow events */
+#define FLOW_EVENTS_DROP 2 /* flow_config.flags: emit drop events */
+
+struct flow_config {
+	__u32 flags;          /* FLOW_EVENTS_*; 0: off */
+	__u32 new_flow_sample; /* 1 in N new flows (0 or 1: every one) */
+	__u32 drop_sample;     /* 1 in N drops (0 or 1: every one) */
+	__u32 max_per_cpu_s;   /* records per CPU and second (0: no limit) */
+};
+
+/* Per-CPU bookkeeping (per-CPU array, one entry): counters the agent reads,
+ * and the sampling and rate-limit state. */
+struct flow_event_stats {
+	__u64 emitted;      /* records written to the ring buffer */
+	__u64 lost;         /* the ring buffer was full (the agent reads too slowly) */
+	__u64 rate_limited; /* over max_per_cpu_s */
+	__u64 sampled_out;  /* skipped by the sampling rate */
+	__u64 new_seen;     /* new-flow candidates (sampling counter) */
+	__u64 drop_seen;    /* drop candidates (sampling counter) */
+	__u32 window_s;     /* the current rate-limit second */
+	__u32 window_count; /* records in it */
+};
+
+enum flow_event_kind {
+	FLOW_EV_NEW = 1,  /* a new service flow was balanced */
+	FLOW_EV_DROP = 2, /* a packet was dropped or a flow refused */
+};
+
+/* Which program wrote a record. FLOW_HOOK_TC: a tc program that does not
+ * know which one it is (a shared drop path); the agent tells them apart by
+ * the device (ifindex): a pod's veth, the VXLAN device or the underlay. */
+enum flow_hook {
+	FLOW_HOOK_TC = 0,
+	FLOW_HOOK_FROM_POD = 1,
+	FLOW_HOOK_FROM_UNDERLAY = 2,
+	FLOW_HOOK_SOCK_CONNECT = 3,
+	FLOW_HOOK_SOCK_SENDMSG = 4,
+};
+
+#define FLOW_NO_SERVICE 0xffffffff
+
+/* One ring-buffer record (48 bytes). Addresses and ports in network order. */
+struct flow_event {
+	__u64 ts_ns;      /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u8 kind;        /* enum flow_event_kind */
+	__u8 hook;        /* enum flow_hook */
+	__u8 proto;       /* IP protocol (0: not IPv4, or unknown) */
+	__u8 reason;      /* enum drop_reason, for FLOW_EV_DROP */
+	__u32 ifindex;    /* tc: the device the program runs on; socket programs: 0 */
+	__u32 svc_id;     /* the service (FLOW_NO_SERVICE: none) */
+	__be32 saddr;     /* the client (socket programs: 0, see cgroup_id) */
+	__be32 daddr;     /* the destination as sent: a frontend for new flows */
+	__be16 sport;
+	__be16 dport;
+	__be32 backend_addr; /* new flows: the backend chosen */
+	__be16 backend_port;
+	__u16 pad;
+	__u64 cgroup_id;  /* socket programs: the calling process's cgroup */
+};

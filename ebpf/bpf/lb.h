@@ -12,6 +12,7 @@
 
 #include "jotasu_maps.h"
 #include "drop.h"
+#include "events.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -56,6 +57,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } global_stats SEC(".maps");
 
+/*
+ * New flows per backend slot (service id, slot), counted where the backend
+ * is picked (tc and socket paths, affinity included). The agent deletes a
+ * slot's counter when it writes another backend into the slot or deletes
+ * the slot, so a count is "new flows since this backend took this slot".
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, JOTASU_MAX_BACKEND_SLOTS);
+	__type(key, struct backend_key);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backend_stats SEC(".maps");
+
 /* ClientIP affinity timeouts in seconds, per service id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -97,6 +113,18 @@ static __always_inline void count_service(__u32 id, int which)
 		s->sock_new_flows++;
 	else
 		s->rejected++;
+}
+
+static __always_inline void count_backend(__u32 id, __u32 slot)
+{
+	struct backend_key key = { .svc_id = id, .slot = slot };
+	__u64 *n = bpf_map_lookup_elem(&backend_stats, &key);
+	__u64 one = 1;
+
+	if (n)
+		*n += 1; /* per-CPU: no atomic needed */
+	else
+		bpf_map_update_elem(&backend_stats, &key, &one, BPF_NOEXIST);
 }
 
 static __always_inline struct svc_value *lookup_service(__be32 vip, __be16 port, __u8 proto)
@@ -154,6 +182,7 @@ static __always_inline int pick_backend(__u32 id, __u16 count, __u16 flags, __be
 			if (b && b->addr == known->addr && b->port == known->port) {
 				known->last_seen_s = now_s;
 				*out = *b;
+				count_backend(id, bk.slot);
 				return 0;
 			}
 		}
@@ -162,6 +191,7 @@ static __always_inline int pick_backend(__u32 id, __u16 count, __u16 flags, __be
 	if (!b)
 		return -1;
 	*out = *b;
+	count_backend(id, slot);
 	if (flags & SVC_FLAG_AFFINITY) {
 		fresh.addr = b->addr;
 		fresh.port = b->port;

@@ -31,6 +31,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_sticky SEC(".maps");
 
+/* Reports a socket-level new flow to `b` (or a refusal for `reason`). */
+static __always_inline void report_sock(struct bpf_sock_addr *ctx, bool sticky, __u8 kind,
+					__u8 reason, __u32 id, const struct sock_value *b)
+{
+	struct flow_event e = {};
+
+	e.kind = kind;
+	e.hook = sticky ? FLOW_HOOK_SOCK_SENDMSG : FLOW_HOOK_SOCK_CONNECT;
+	e.reason = reason;
+	e.proto = (__u8)ctx->protocol;
+	e.svc_id = id;
+	e.daddr = ctx->user_ip4;
+	e.dport = (__be16)ctx->user_port;
+	if (b) {
+		e.backend_addr = b->addr;
+		e.backend_port = b->port;
+	}
+	e.cgroup_id = bpf_get_current_cgroup_id();
+	emit_event(&e);
+}
+
 /* Translates a VIP destination; `sticky` keeps an unconnected socket on its backend. */
 static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 {
@@ -67,6 +88,7 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 		if (count == 0) {
 			count_service(id, STAT_REJECTED);
 			count_drop(DROP_NO_BACKEND);
+			report_sock(ctx, sticky, FLOW_EV_DROP, DROP_NO_BACKEND, id, NULL);
 			bpf_set_retval(-ECONNREFUSED);
 			return 0;
 		}
@@ -74,12 +96,14 @@ static __always_inline int to_backend(struct bpf_sock_addr *ctx, bool sticky)
 		if (pick_backend(id, count, flags, 0,
 				 (__u32)(bpf_ktime_get_ns() / 1000000000ULL), &b)) {
 			count_drop(DROP_NO_BACKEND_SLOT);
+			report_sock(ctx, sticky, FLOW_EV_DROP, DROP_NO_BACKEND_SLOT, id, NULL);
 			bpf_set_retval(-EHOSTUNREACH);
 			return 0;
 		}
 		be.addr = b.addr;
 		be.port = b.port;
 		count_service(id, STAT_SOCK_NEW);
+		report_sock(ctx, sticky, FLOW_EV_NEW, 0, id, &be);
 		if (sticky)
 			bpf_map_update_elem(&sock_sticky, &key, &be, BPF_ANY);
 	}

@@ -35,11 +35,11 @@ static __always_inline bool from_own_address(const struct __sk_buff *skb, __be32
 }
 
 /* from_pod's verdict for a frame that is not IPv4: ARP passes, the rest drops. */
-static __always_inline int pod_other_l3(const struct __sk_buff *skb)
+static __always_inline int pod_other_l3(struct __sk_buff *skb)
 {
 	if (skb->protocol == bpf_htons(ETH_P_ARP))
 		return TC_ACT_OK;
-	return drop(DROP_UNSUPPORTED_L3);
+	return drop_skb(skb, DROP_UNSUPPORTED_L3);
 }
 
 /* Whether a decapsulated packet came from a known node's underlay address. */

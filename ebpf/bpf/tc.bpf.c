@@ -45,6 +45,31 @@ struct icmp_unreach {
 	__sum16 checksum;
 	__be32 unused;
 };
+/* Reports a flow event for flow `f` of service `id` (FLOW_NO_SERVICE:
+ * none): a new flow balanced to `b`, or a refusal/drop for `reason`. */
+static __always_inline void report_flow(struct __sk_buff *skb, const struct flow *f, __u8 kind,
+					__u8 hook, __u8 reason, __u32 id,
+					const struct backend_value *b)
+{
+	struct flow_event e = {};
+
+	e.kind = kind;
+	e.hook = hook;
+	e.reason = reason;
+	e.proto = f->proto;
+	e.ifindex = skb->ifindex;
+	e.svc_id = id;
+	e.saddr = f->saddr;
+	e.daddr = f->daddr;
+	e.sport = f->sport;
+	e.dport = f->dport;
+	if (b) {
+		e.backend_addr = b->addr;
+		e.backend_port = b->port;
+	}
+	emit_event(&e);
+}
+
 /*
  * Answers a TCP SYN to a service without backends with RST|ACK from the VIP,
  * acknowledging the SYN and any data it carried (TCP Fast Open).
@@ -68,15 +93,15 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 	if (bpf_skb_load_bytes(skb, f->l4_off, &in, sizeof(in)) ||
 	    bpf_skb_load_bytes(skb, IP_OFF + offsetof(struct iphdr, tot_len), &tot_len,
 			       sizeof(tot_len)))
-		return drop(DROP_MALFORMED);
+		return drop_skb(skb, DROP_MALFORMED);
 	if (!in.syn || in.ack || in.rst)
-		return drop(DROP_NO_BACKEND); /* only connection attempts get an answer */
+		return drop_skb(skb, DROP_NO_BACKEND); /* only connection attempts get an answer */
 	count_service(id, STAT_REJECTED);
 	data_len = bpf_ntohs(tot_len) - (f->l4_off - IP_OFF) - in.doff * 4;
 	if (data_len > 0xffff)
 		data_len = 0; /* inconsistent lengths: acknowledge the SYN alone */
 	if (reply_headers(skb, f, &eth, &ip, IPPROTO_TCP, sizeof(ip) + sizeof(tcp)))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 
 	tcp.source = f->dport;
 	tcp.dest = f->sport;
@@ -96,8 +121,9 @@ static __always_inline int reject_tcp(struct __sk_buff *skb, const struct flow *
 	    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF + sizeof(ip), &tcp, sizeof(tcp), 0))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	count_drop(DROP_NO_BACKEND); /* refused: the SYN goes no further */
+	report_flow(skb, f, FLOW_EV_DROP, FLOW_HOOK_TC, DROP_NO_BACKEND, id, NULL);
 	/* Back out of the veth it came from: into the client pod. */
 	return bpf_redirect(skb->ifindex, 0);
 }
@@ -116,12 +142,12 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 
 	count_service(id, STAT_REJECTED);
 	if (f->l4_off != IP_OFF + sizeof(struct iphdr))
-		return drop(DROP_NO_BACKEND); /* IP options: not worth quoting; drop */
+		return drop_skb(skb, DROP_NO_BACKEND); /* IP options: not worth quoting; drop */
 	if (bpf_skb_load_bytes(skb, IP_OFF, &msg.ip, sizeof(msg.ip)) ||
 	    bpf_skb_load_bytes(skb, f->l4_off, &msg.udp, sizeof(msg.udp)))
-		return drop(DROP_MALFORMED);
+		return drop_skb(skb, DROP_MALFORMED);
 	if (reply_headers(skb, f, &eth, &ip, IPPROTO_ICMP, sizeof(ip) + sizeof(msg)))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	msg.icmp.type = ICMP_DEST_UNREACH;
 	msg.icmp.code = ICMP_PORT_UNREACH;
 	msg.icmp.checksum = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&msg, sizeof(msg), 0));
@@ -130,8 +156,9 @@ static __always_inline int reject_udp(struct __sk_buff *skb, const struct flow *
 	    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
 	    bpf_skb_store_bytes(skb, IP_OFF, &ip, sizeof(ip), 0) ||
 	    bpf_skb_store_bytes(skb, icmp_off, &msg, sizeof(msg), 0))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	count_drop(DROP_NO_BACKEND); /* refused: the datagram goes no further */
+	report_flow(skb, f, FLOW_EV_DROP, FLOW_HOOK_TC, DROP_NO_BACKEND, id, NULL);
 	return bpf_redirect(skb->ifindex, 0);
 }
 
@@ -203,7 +230,7 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
 	if (pick_backend(id, count, svc->flags, f->saddr, f->now_s, &b)) {
 		count_global(GC_NO_BACKEND_SLOT);
-		return drop(DROP_NO_BACKEND_SLOT);
+		return drop_skb(skb, DROP_NO_BACKEND_SLOT);
 	}
 
 	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
@@ -216,9 +243,10 @@ static __always_inline int new_service_flow(struct __sk_buff *skb, struct flow *
 	    bpf_map_update_elem(&conntrack, &fwd, &fwd_v, BPF_ANY))
 		count_global(GC_CT_FULL);
 	count_service(id, STAT_TC_NEW);
+	report_flow(skb, f, FLOW_EV_NEW, FLOW_HOOK_FROM_POD, 0, id, &b);
 
 	if (rewrite(skb, f, true, fwd_v.nat_addr, fwd_v.nat_port))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	f->daddr = fwd_v.nat_addr;
 	return deliver(skb, f->daddr);
 }
@@ -234,9 +262,9 @@ int from_pod(struct __sk_buff *skb)
 	if (parsed == PARSED_OTHER)
 		return pod_other_l3(skb);
 	if (parsed == PARSED_MALFORMED)
-		return drop(DROP_MALFORMED);
+		return drop_skb(skb, DROP_MALFORMED);
 	if (!from_own_address(skb, f.saddr))
-		return drop(DROP_SPOOFED_SOURCE);
+		return drop_skb(skb, DROP_SPOOFED_SOURCE);
 	if (parsed == PARSED_L3)
 		return deliver(skb, f.daddr);
 	count_global(GC_PACKETS);
@@ -255,7 +283,7 @@ int from_pod(struct __sk_buff *skb)
 		bool external = ct->dir == CT_DIR_REPLY && (ct->flags & CT_FLAG_EXTERNAL);
 
 		if (ct_apply(skb, &f, ct))
-			return drop(DROP_REWRITE_FAILED);
+			return drop_skb(skb, DROP_REWRITE_FAILED);
 		return external ? deliver_external(skb, &f) : deliver(skb, f.daddr);
 	}
 
@@ -285,7 +313,7 @@ int to_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	ct = ct_lookup(&f);
 	if (ct && ct->dir == CT_DIR_REPLY && ct_apply(skb, &f, ct))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	return TC_ACT_OK;
 }
 
@@ -298,12 +326,12 @@ int from_overlay(struct __sk_buff *skb)
 	int ret;
 
 	if (!from_known_node(skb))
-		return drop(DROP_UNKNOWN_OVERLAY_PEER);
+		return drop_skb(skb, DROP_UNKNOWN_OVERLAY_PEER);
 	parsed = parse_flow(skb, &f);
 	if (parsed == PARSED_OTHER)
 		return TC_ACT_OK;
 	if (parsed == PARSED_MALFORMED)
-		return drop(DROP_MALFORMED);
+		return drop_skb(skb, DROP_MALFORMED);
 	count_global(GC_FROM_OVERLAY);
 	if (parsed == PARSED_FLOW) {
 		ct = ct_lookup(&f);
@@ -313,7 +341,7 @@ int from_overlay(struct __sk_buff *skb)
 			bool external = ct->flags & CT_FLAG_EXTERNAL;
 
 			if (ct_apply(skb, &f, ct))
-				return drop(DROP_REWRITE_FAILED);
+				return drop_skb(skb, DROP_REWRITE_FAILED);
 			if (external)
 				return deliver_external(skb, &f);
 		}
@@ -347,15 +375,15 @@ static __always_inline int new_external_flow(struct __sk_buff *skb, struct flow 
 		return f->proto == IPPROTO_TCP ? reject_tcp(skb, f, id) : reject_udp(skb, f, id);
 	if (pick_backend(id, count, flags, f->saddr, f->now_s, &b)) {
 		count_global(GC_NO_BACKEND_SLOT);
-		return drop(DROP_NO_BACKEND_SLOT);
+		return drop_skb(skb, DROP_NO_BACKEND_SLOT);
 	}
 	if (snat) {
 		host = bpf_map_lookup_elem(&host_config, &zero);
 		if (!host || !host->addr)
-			return drop(DROP_NOT_CONFIGURED);
+			return drop_skb(skb, DROP_NOT_CONFIGURED);
 		src = host->addr;
 		if (snat_port(f, src, &b, &sport))
-			return drop(DROP_SNAT_EXHAUSTED);
+			return drop_skb(skb, DROP_SNAT_EXHAUSTED);
 	}
 
 	ct_fill(&fwd, &fwd_v, f->saddr, f->sport, f->daddr, f->dport, b.addr, b.port,
@@ -374,10 +402,11 @@ static __always_inline int new_external_flow(struct __sk_buff *skb, struct flow 
 	    bpf_map_update_elem(&conntrack, &fwd, &fwd_v, BPF_ANY))
 		count_global(GC_CT_FULL);
 	count_service(id, STAT_TC_NEW);
+	report_flow(skb, f, FLOW_EV_NEW, FLOW_HOOK_FROM_UNDERLAY, 0, id, &b);
 
 	if (rewrite(skb, f, true, b.addr, b.port) ||
 	    (snat && rewrite(skb, f, false, src, sport)))
-		return drop(DROP_REWRITE_FAILED);
+		return drop_skb(skb, DROP_REWRITE_FAILED);
 	return deliver(skb, b.addr);
 }
 
@@ -404,7 +433,7 @@ int from_underlay(struct __sk_buff *skb)
 		bool forward = ct->dir == CT_DIR_FORWARD;
 
 		if (ct_apply(skb, &f, ct))
-			return drop(DROP_REWRITE_FAILED);
+			return drop_skb(skb, DROP_REWRITE_FAILED);
 		return forward ? deliver(skb, f.daddr) : deliver_external(skb, &f);
 	}
 	svc = lookup_service(f.daddr, f.dport, f.proto);

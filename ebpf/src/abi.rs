@@ -290,6 +290,91 @@ pub const GLOBAL_COUNTERS: [&str; 8] = [
     "overlay_delivered",
 ];
 
+/// `JOTASU_FLOW_EVENTS_BYTES`: the flow event ring buffer's size.
+pub const FLOW_EVENTS_BYTES: u32 = 256 * 1024;
+/// `FLOW_EVENTS_NEW`: `flow_config.flags` bit for new-flow events.
+pub const FLOW_EVENTS_NEW: u32 = 1;
+/// `FLOW_EVENTS_DROP`: `flow_config.flags` bit for drop events.
+pub const FLOW_EVENTS_DROP: u32 = 2;
+/// `FLOW_EV_NEW`: a new service flow was balanced.
+pub const FLOW_EV_NEW: u8 = 1;
+/// `FLOW_EV_DROP`: a packet was dropped or a flow refused.
+pub const FLOW_EV_DROP: u8 = 2;
+/// `FLOW_NO_SERVICE`: the record names no service.
+pub const FLOW_NO_SERVICE: u32 = u32::MAX;
+
+/// `struct flow_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// `FLOW_EVENTS_*` bits; 0: off.
+    pub flags: u32,
+    /// 1 in N new flows (0 or 1: every one).
+    pub new_flow_sample: u32,
+    /// 1 in N drops (0 or 1: every one).
+    pub drop_sample: u32,
+    /// Records per CPU and second (0: no limit).
+    pub max_per_cpu_s: u32,
+}
+
+/// `struct flow_event_stats` (one per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEventStats {
+    /// Records written to the ring buffer.
+    pub emitted: u64,
+    /// Records lost: the ring buffer was full.
+    pub lost: u64,
+    /// Records over the per-CPU budget.
+    pub rate_limited: u64,
+    /// Candidates skipped by sampling.
+    pub sampled_out: u64,
+    /// New-flow candidates seen (the sampling counter).
+    pub new_seen: u64,
+    /// Drop candidates seen (the sampling counter).
+    pub drop_seen: u64,
+    /// The current rate-limit second.
+    pub window_s: u32,
+    /// Records in it.
+    pub window_count: u32,
+}
+
+/// `struct flow_event`: one ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// `FLOW_EV_*`.
+    pub kind: u8,
+    /// `enum flow_hook`.
+    pub hook: u8,
+    /// IP protocol.
+    pub proto: u8,
+    /// `enum drop_reason` of a drop.
+    pub reason: u8,
+    /// The device of a tc program; 0 for socket programs.
+    pub ifindex: u32,
+    /// The service id, or [`FLOW_NO_SERVICE`].
+    pub svc_id: u32,
+    /// Source address, network order (0 from socket programs).
+    pub saddr: u32,
+    /// Destination as sent, network order.
+    pub daddr: u32,
+    /// Source port, network order.
+    pub sport: u16,
+    /// Destination port, network order.
+    pub dport: u16,
+    /// The backend chosen, network order.
+    pub backend_addr: u32,
+    /// Its port, network order.
+    pub backend_port: u16,
+    /// Zero.
+    pub pad: u16,
+    /// The calling process's cgroup (socket programs).
+    pub cgroup_id: u64,
+}
+
 // SAFETY: every type above is #[repr(C)], made only of integers and byte
 // arrays, with explicit padding fields, so any bit pattern is valid and there
 // are no implicit padding bytes.
@@ -312,3 +397,6 @@ unsafe impl aya::Pod for OverlayConfig {}
 unsafe impl aya::Pod for DnsName {}
 unsafe impl aya::Pod for DnsAnswer {}
 unsafe impl aya::Pod for DnsFrontend {}
+unsafe impl aya::Pod for FlowConfig {}
+unsafe impl aya::Pod for FlowEventStats {}
+unsafe impl aya::Pod for FlowEvent {}

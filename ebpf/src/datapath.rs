@@ -17,6 +17,7 @@ use crate::{
     dns::DnsFastPath,
     drops::{DropCounters, Drops},
     error::DatapathError,
+    flows::FlowEvents,
     layout,
     maps::Maps,
     objects,
@@ -92,6 +93,7 @@ pub struct Datapath {
     underlay: Underlay,
     dns: DnsFastPath,
     drops: Drops,
+    flows: FlowEvents,
 }
 
 impl Datapath {
@@ -161,6 +163,7 @@ impl Datapath {
         let underlay = Underlay::from_pins(&dir)?;
         let dns = DnsFastPath::from_pins(&dir)?;
         let drops = Drops::from_pins(&dir)?;
+        let flows = FlowEvents::from_pins(&dir)?;
         drop(lock);
         let (programmed, repair) =
             Programmed::from_maps(maps.services()?, maps.backends()?, |id| {
@@ -176,6 +179,7 @@ impl Datapath {
             underlay,
             dns,
             drops,
+            flows,
         };
         if !repair.is_empty() {
             tracing::warn!(
@@ -236,6 +240,16 @@ impl Datapath {
     /// The DNS fast path, to program names and frontends.
     pub fn dns_mut(&mut self) -> &mut DnsFastPath {
         &mut self.dns
+    }
+
+    /// The flow events' knobs and counters.
+    pub fn flow_events(&self) -> &FlowEvents {
+        &self.flows
+    }
+
+    /// The flow events' knobs, to turn them on, off or sample them.
+    pub fn flow_events_mut(&mut self) -> &mut FlowEvents {
+        &mut self.flows
     }
 
     /// Attaches the socket programs to the cgroup directory `cgroup` (cgroup2),
@@ -310,6 +324,24 @@ impl Datapath {
                     })
                 },
             )
+            .collect()
+    }
+
+    /// The programmed frontends by service id (from the model: no map reads).
+    pub fn frontends(&self) -> Vec<(u32, Frontend)> {
+        self.programmed
+            .services()
+            .map(|(frontend, e)| (e.id, frontend))
+            .collect()
+    }
+
+    /// New flows per backend of the service with id `id` and `count`
+    /// backends, in slot order: each since its backend took the slot (tc
+    /// and socket paths, ClientIP affinity included). One map read per
+    /// backend: a view for operators, not for every metrics scrape.
+    pub fn backend_new_flows(&self, id: u32, count: usize) -> Result<Vec<u64>, DatapathError> {
+        (0..count as u32)
+            .map(|slot| self.maps.backend_flows(id, slot))
             .collect()
     }
 

@@ -6,7 +6,8 @@
 //! the node's cgroup ([`objects::SOCK`]); and they carry pods' packets to
 //! other nodes through a VXLAN overlay ([`overlay`]); `from_pod` also answers
 //! pods' DNS queries for cluster names itself ([`dns`]). Every packet they
-//! drop counts under a reason ([`drops`]). [`Datapath`] loads them, pins their
+//! drop counts under a reason ([`drops`]), and new flows and drops can be
+//! streamed to the agent ([`flows`]). [`Datapath`] loads them, pins their
 //! maps and links under `/sys/fs/bpf/jotasu/<node>/`, and programs services by
 //! diff ([`plan`] holds that logic, free of kernel access).
 pub mod abi;
@@ -15,6 +16,7 @@ mod datapath;
 pub mod dns;
 pub mod drops;
 pub mod error;
+pub mod flows;
 pub mod layout;
 mod maps;
 pub mod objects;
@@ -31,6 +33,9 @@ pub use datapath::{ConntrackEntry, DEFAULT_BPFFS, Datapath, ServiceCounters, Ser
 pub use dns::{DnsCounters, DnsFastPath, DnsNames};
 pub use drops::{DropCounters, DropReason, Drops};
 pub use error::{DatapathError, ServiceError};
+pub use flows::{
+    FlowEvent, FlowEventConfig, FlowEventCounters, FlowEvents, FlowHook, FlowReader, FlowVerdict,
+};
 pub use layout::{LayoutMismatch, MapLayout};
 pub use overlay::{Overlay, TunnelSummary, Tunnels};
 pub use peers::Peers;

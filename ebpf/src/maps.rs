@@ -1,7 +1,7 @@
 //! Typed handles on the pinned maps: the only code that reads or writes them.
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
 };
 
 use crate::{abi, error::DatapathError, plan::Op, service};
@@ -15,6 +15,7 @@ pub(crate) struct Maps {
     global_stats: PerCpuArray<MapData, u64>,
     conntrack: HashMap<MapData, abi::CtKey, abi::CtValue>,
     affinity_timeouts: Array<MapData, u32>,
+    backend_stats: PerCpuHashMap<MapData, abi::BackendKey, u64>,
     nr_cpus: usize,
 }
 
@@ -62,6 +63,7 @@ impl Maps {
             global_stats: take(ebpf, "global_stats")?,
             conntrack: take(ebpf, "conntrack")?,
             affinity_timeouts: take(ebpf, "affinity_timeouts")?,
+            backend_stats: take(ebpf, "backend_stats")?,
             nr_cpus,
         })
     }
@@ -99,14 +101,16 @@ impl Maps {
                     .set(id, zeros, 0)
                     .map_err(map_err("reset", "svc_stats"))
             }
-            Op::PutSlot { id, slot, backend } => self
-                .backends
-                .insert(
-                    abi::BackendKey { svc_id: id, slot },
-                    service::backend_value(&backend),
-                    0,
-                )
-                .map_err(map_err("insert", "backends")),
+            Op::PutSlot { id, slot, backend } => {
+                let key = abi::BackendKey { svc_id: id, slot };
+                self.backends
+                    .insert(key, service::backend_value(&backend), 0)
+                    .map_err(map_err("insert", "backends"))?;
+                // The slot has another backend now (or a new service): its
+                // count starts again. After the write, so no flow of the new
+                // backend is credited to the old one.
+                self.forget_backend_flows(key)
+            }
             Op::PutAffinity { id, timeout_s } => self
                 .affinity_timeouts
                 .set(id, timeout_s, 0)
@@ -131,9 +135,28 @@ impl Maps {
             Op::DeleteService { frontend } => ignore_missing(self.services.remove(&frontend.key()))
                 .map_err(map_err("remove", "services")),
             Op::DeleteSlot { id, slot } => {
-                ignore_missing(self.backends.remove(&abi::BackendKey { svc_id: id, slot }))
-                    .map_err(map_err("remove", "backends"))
+                let key = abi::BackendKey { svc_id: id, slot };
+                ignore_missing(self.backends.remove(&key))
+                    .map_err(map_err("remove", "backends"))?;
+                self.forget_backend_flows(key)
             }
+        }
+    }
+
+    fn forget_backend_flows(&mut self, key: abi::BackendKey) -> Result<(), DatapathError> {
+        ignore_missing(self.backend_stats.remove(&key)).map_err(map_err("remove", "backend_stats"))
+    }
+
+    /// New flows of backend slot `slot` of service `id`, summed over CPUs
+    /// (0 before its first).
+    pub(crate) fn backend_flows(&self, id: u32, slot: u32) -> Result<u64, DatapathError> {
+        match self
+            .backend_stats
+            .get(&abi::BackendKey { svc_id: id, slot }, 0)
+        {
+            Ok(per_cpu) => Ok(per_cpu.iter().fold(0u64, |a, n| a.saturating_add(*n))),
+            Err(e) if is_missing(&e) => Ok(0),
+            Err(e) => Err(map_err("read", "backend_stats")(e)),
         }
     }
 

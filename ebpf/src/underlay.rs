@@ -109,4 +109,10 @@ impl Underlay {
         let v = self.host.get(&0, 0).map_err(map_err("read", HOST_PIN))?;
         Ok((v.addr != 0).then(|| Ipv4Addr::from(u32::from_be(v.addr))))
     }
+
+    /// The underlay interface's ifindex (None: not attached yet).
+    pub fn ifindex(&self) -> Result<Option<u32>, DatapathError> {
+        let v = self.host.get(&0, 0).map_err(map_err("read", HOST_PIN))?;
+        Ok((v.ifindex != 0).then_some(v.ifindex))
+    }
 }

@@ -115,6 +115,48 @@ fn mirrors() -> Vec<(&'static str, (usize, Layout))> {
             "dns_frontend",
             layout!(abi::DnsFrontend { addr, port, pad }),
         ),
+        (
+            "flow_config",
+            layout!(abi::FlowConfig {
+                flags,
+                new_flow_sample,
+                drop_sample,
+                max_per_cpu_s,
+            }),
+        ),
+        (
+            "flow_event_stats",
+            layout!(abi::FlowEventStats {
+                emitted,
+                lost,
+                rate_limited,
+                sampled_out,
+                new_seen,
+                drop_seen,
+                window_s,
+                window_count,
+            }),
+        ),
+        (
+            "flow_event",
+            layout!(abi::FlowEvent {
+                ts_ns,
+                kind,
+                hook,
+                proto,
+                reason,
+                ifindex,
+                svc_id,
+                saddr,
+                daddr,
+                sport,
+                dport,
+                backend_addr,
+                backend_port,
+                pad,
+                cgroup_id,
+            }),
+        ),
     ]
 }
 
@@ -216,6 +258,9 @@ fn rust_mirrors_match_the_tc_object() {
             "dns_name",
             "dns_answer",
             "dns_frontend",
+            "flow_config",
+            "flow_event_stats",
+            "flow_event",
         ],
     );
 }
@@ -232,6 +277,9 @@ fn rust_mirrors_match_the_socket_object() {
             "sock_value",
             "affinity_key",
             "affinity_value",
+            "flow_config",
+            "flow_event_stats",
+            "flow_event",
         ],
     );
 }

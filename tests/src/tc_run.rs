@@ -174,6 +174,45 @@ impl TcNode {
             .expect("entering the node's namespace")
     }
 
+    /// Runs program `name` on `frame` `repeat` times in the kernel, as if
+    /// it came in on `ifindex`: its verdict and the time of one run (the
+    /// kernel's average over the repeats).
+    ///
+    /// # Panics
+    /// When the kernel refuses the test run.
+    #[allow(clippy::expect_used)]
+    pub fn time_program(
+        &self,
+        name: &str,
+        ifindex: u32,
+        frame: &[u8],
+        repeat: u32,
+    ) -> (u32, std::time::Duration) {
+        let prog: &SchedClassifier = self
+            .tc
+            .program(name)
+            .unwrap_or_else(|| panic!("{name} in the object"))
+            .try_into()
+            .expect("a classifier");
+        let mut ctx = [0u8; SKB_IFINDEX_OFF + 4];
+        ctx[SKB_IFINDEX_OFF..].copy_from_slice(&ifindex.to_ne_bytes());
+        self.ns
+            .run(|| {
+                let mut out = vec![0; 1500];
+                let res = prog
+                    .test_run(TestRunOptions {
+                        data_in: Some(frame),
+                        data_out: Some(&mut out),
+                        ctx_in: (ifindex > LOOPBACK_IFINDEX).then_some(&ctx[..]),
+                        repeat,
+                        ..Default::default()
+                    })
+                    .expect("BPF_PROG_TEST_RUN");
+                (res.return_value, res.duration)
+            })
+            .expect("entering the node's namespace")
+    }
+
     /// The interface a frame's IPv4 source is registered on, else loopback.
     fn sender_ifindex(&self, frame: &[u8]) -> u32 {
         const IPV4_SADDR: std::ops::Range<usize> = 26..30; // Ethernet 14 + 12

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use jotasu_api::client::Credentials;
+use jotasu_api::grpc::v1::node_datapath_server::NodeDatapathServer;
 use jotasu_api::grpc::v1::node_server::{Node, NodeServer};
 use jotasu_api::grpc::v1::{
     ExecInput, ExecOutput, ImageChunk, ImageImported, ImportImageResponse, LogChunk, LogsRequest,
@@ -80,11 +81,39 @@ pub async fn serve(
     serve_node(listener, NodeService::new(manager), port, stop).await
 }
 
+/// Serves the Node service and, with `views`, the NodeDatapath service
+/// (the data-plane views) on `addr` until `stop`: one port, one TLS
+/// configuration, one rule (only the control plane may call).
+pub async fn serve_with_views(
+    addr: SocketAddr,
+    manager: Manager,
+    views: Option<crate::views::DatapathViews>,
+    port: NodePort,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    serve_node_with(listener, NodeService::new(manager), views, port, stop).await
+}
+
 /// Serves `service` (the agent's own, or a stand-in in tests) on
 /// `listener` as `port` says, until `stop`.
 pub async fn serve_node<N: Node>(
     listener: tokio::net::TcpListener,
     service: N,
+    port: NodePort,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    serve_node_with(listener, service, None, port, stop).await
+}
+
+/// [`serve_node`] with the NodeDatapath service beside it (when given),
+/// behind the same interceptor.
+pub async fn serve_node_with<N: Node>(
+    listener: tokio::net::TcpListener,
+    service: N,
+    views: Option<crate::views::DatapathViews>,
     port: NodePort,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
@@ -102,6 +131,9 @@ pub async fn serve_node<N: Node>(
     let incoming = tls::incoming(listener, config, stop.clone());
     tonic::transport::Server::builder()
         .add_service(NodeServer::with_interceptor(service, authz::authorize))
+        .add_optional_service(
+            views.map(|v| NodeDatapathServer::with_interceptor(v, authz::authorize)),
+        )
         .serve_with_incoming_shutdown(incoming, stopped)
         .await
         .map_err(|source| ServeError::Transport { addr, source })

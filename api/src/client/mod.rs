@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 pub use crate::change::{EventType, Outcome};
 use crate::grpc::v1;
 use crate::grpc::v1::api_client::ApiClient;
+use crate::grpc::v1::datapath_client::DatapathClient;
 use crate::object::{Kind, Object, ObjectRef};
 
 pub use auth::Review;
@@ -128,6 +129,7 @@ pub fn bearer(token: &str) -> Result<tonic::metadata::AsciiMetadataValue, Client
 #[derive(Debug, Clone)]
 pub struct Client {
     api: ApiClient<Channel>,
+    datapath: DatapathClient<Channel>,
     server: ServerUrl,
 }
 
@@ -149,7 +151,8 @@ impl Client {
     pub async fn connect_to(server: &ServerUrl, tls: &TlsFiles) -> Result<Self, ClientError> {
         let channel = connect(server, tls).await?;
         Ok(Self {
-            api: ApiClient::new(channel).max_decoding_message_size(256 << 20),
+            api: ApiClient::new(channel.clone()).max_decoding_message_size(256 << 20),
+            datapath: DatapathClient::new(channel).max_decoding_message_size(256 << 20),
             server: server.clone(),
         })
     }
@@ -163,7 +166,8 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let channel = connect_with(server, creds).await?;
         Ok(Self {
-            api: ApiClient::new(channel).max_decoding_message_size(256 << 20),
+            api: ApiClient::new(channel.clone()).max_decoding_message_size(256 << 20),
+            datapath: DatapathClient::new(channel).max_decoding_message_size(256 << 20),
             server: server.clone(),
         })
     }
@@ -176,6 +180,11 @@ impl Client {
     /// The generated gRPC client, for callers that need the raw messages.
     pub fn raw(&self) -> ApiClient<Channel> {
         self.api.clone()
+    }
+
+    /// The data-plane views' gRPC client (`jotactl datapath`, `jotactl flows`).
+    pub fn datapath(&self) -> DatapathClient<Channel> {
+        self.datapath.clone()
     }
 
     /// Server-side apply, all or nothing: one invalid object fails the whole

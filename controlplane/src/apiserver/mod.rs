@@ -8,6 +8,7 @@ pub mod allocate;
 pub mod bind;
 pub mod bootstrap;
 pub mod certificates;
+pub mod datapath;
 mod delete;
 pub mod error;
 pub mod eviction;

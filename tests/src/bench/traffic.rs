@@ -99,26 +99,21 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
 fn per_packet(n: usize, cfg: &Config, exe: &Path, report: &mut Report) -> anyhow::Result<()> {
     anyhow::ensure!((4..60_000).contains(&n), "4 to 59999 services");
     eprintln!("N={n}: a node with {BACKENDS} backends, {n} services");
-    let mut lab = Lab::new(
-        BACKENDS,
-        &[IDLE_PORT, Case::Tc.port(), Case::Socket.port()],
-    )?;
+    let mut lab = Lab::new(BACKENDS, &[IDLE_PORT, Case::Tc.port(), Case::Socket.port()])?;
     tune_client(&lab.client().ns)?;
     lab.dp()
         .reconcile(&service_set(n, &[Case::Tc, Case::Socket]))?;
     let pin = lab.dp().pin_dir().join("progs/from_pod");
-    let prog = SchedClassifier::from_pin(&pin)
-        .with_context(|| format!("opening {}", pin.display()))?;
+    let prog =
+        SchedClassifier::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
     for (case, cgroup) in [(Case::Tc, None), (Case::Socket, Some(&lab.node.cgroup))] {
-        let mut client = TurnClient::spawn(
-            exe,
-            &lab.client().ns,
-            cgroup,
-            &case.targets(n),
-            cfg.threads,
-        )?;
+        let mut client =
+            TurnClient::spawn(exe, &lab.client().ns, cgroup, &case.targets(n), cfg.threads)?;
         // Warm: conntrack, caches.
-        client.turn(Duration::from_secs_f64(0.5), Duration::from_secs_f64(cfg.seconds))?;
+        client.turn(
+            Duration::from_secs_f64(0.5),
+            Duration::from_secs_f64(cfg.seconds),
+        )?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
             .context("enabling the kernel's BPF run-time statistics")?;
         let before = prog.info()?;
@@ -140,7 +135,10 @@ fn per_packet(n: usize, cfg: &Config, exe: &Path, report: &mut Report) -> anyhow
         report.row(&name, "packets", runs as f64, "");
         report.row(&name, METRIC_RATE, load.total.rate(), "conn/s");
         report.row(&name, "failed", load.total.failures as f64, "conn");
-        eprintln!("{name}: {:.0} ns per packet over {runs} packets", ns / runs as f64);
+        eprintln!(
+            "{name}: {:.0} ns per packet over {runs} packets",
+            ns / runs as f64
+        );
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
-        Report, client, cni, controlplane, datapath, dns, overlay, pods, scheduler, slices,
-        traffic, workloads,
+        Report, client, cni, controlplane, datapath, dns, flowevents, overlay, pods, scheduler,
+        slices, traffic, workloads,
     },
     privilege, signals,
 };
@@ -106,6 +106,10 @@ enum Cmd {
     /// per packet at 10 and 10,000 Services (goal <= 200 ns); needs root,
     /// iperf3. Writes target/bench/traffic.json.
     Traffic(traffic::Config),
+    /// The cost of flow events in from_pod (new flows, drops, conntrack
+    /// hits), events off vs on in the same run; needs root. Writes
+    /// target/bench/flowevents.json.
+    Flowevents(flowevents::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -167,6 +171,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Overlay(cfg) => measure(&overlay::describe(&cfg), || overlay::run(&cfg)),
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
         Cmd::Traffic(cfg) => measure(&traffic::describe(&cfg), || traffic::run(&cfg)),
+        Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
     }
 }
 

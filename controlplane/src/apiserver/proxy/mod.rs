@@ -13,6 +13,7 @@
 //! either side leaves, the other's stream is dropped, which cancels the
 //! call on the agent.
 
+mod datapath;
 pub mod error;
 mod import;
 pub mod target;
@@ -123,6 +124,12 @@ impl NodeProxy {
     /// A client of the agent at `address` (connected lazily, reconnecting
     /// by itself).
     fn client(&self, node: &str, address: SocketAddr) -> ProxyResult<NodeClient<Channel>> {
+        Ok(NodeClient::new(self.channel(node, address)?)
+            .max_decoding_message_size(MAX_AGENT_MESSAGE))
+    }
+
+    /// The cached channel to the agent at `address`.
+    fn channel(&self, node: &str, address: SocketAddr) -> ProxyResult<Channel> {
         let mut channels = self
             .inner
             .channels
@@ -144,7 +151,7 @@ impl NodeProxy {
                 channel
             }
         };
-        Ok(NodeClient::new(channel).max_decoding_message_size(MAX_AGENT_MESSAGE))
+        Ok(channel)
     }
 }
 

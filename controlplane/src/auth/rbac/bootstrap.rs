@@ -5,8 +5,12 @@
 //! `system:aggregate-to-*` as in Kubernetes (so manifests that add rules
 //! with `rbac.authorization.k8s.io/aggregate-to-*` labels extend them);
 //! `system:basic-user` (bound to `system:authenticated`); and
-//! `system:node-bootstrapper` (bound to `system:bootstrappers`). Nodes are
-//! authorized by the node authorizer, not by a binding here.
+//! `system:node-bootstrapper` (bound to `system:bootstrappers`); and
+//! `jotasu:datapath-viewer` (`get` on `nodes/proxy`: `jotactl datapath …`
+//! and `jotactl flows`; bound to nobody — `cluster-admin` has it through
+//! `*`, and an operator binds it to the network team, as Kubernetes'
+//! `system:kubelet-api-admin`). Nodes are authorized by the node
+//! authorizer, not by a binding here.
 
 use jotasu_api::kinds::rbac::{AggregationRule, RBAC_GROUP};
 use jotasu_api::{
@@ -35,6 +39,9 @@ pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view
 pub const CLUSTER_ADMIN: &str = "cluster-admin";
 /// The ClusterRole (and binding) of bootstrap tokens.
 pub const NODE_BOOTSTRAPPER: &str = "system:node-bootstrapper";
+/// The ClusterRole that reads nodes' data planes (`jotactl datapath`,
+/// `jotactl flows`), bound to nobody by default.
+pub const DATAPATH_VIEWER: &str = "jotasu:datapath-viewer";
 /// The ClusterRole (and binding) every authenticated user has.
 pub const BASIC_USER: &str = "system:basic-user";
 
@@ -281,6 +288,14 @@ pub fn bootstrap_policy() -> Vec<Object> {
                 &["certificatesigningrequests"],
             )],
         ),
+        cluster_role(
+            DATAPATH_VIEWER,
+            &[],
+            vec![
+                rule(&[&["get"]], &[CORE], &["nodes/proxy"]),
+                rule(&[READ], &[CORE], &["nodes"]),
+            ],
+        ),
         binding_to_group(CLUSTER_ADMIN, MASTERS),
         binding_to_group(BASIC_USER, AUTHENTICATED),
         binding_to_group(NODE_BOOTSTRAPPER, BOOTSTRAPPERS),
@@ -315,6 +330,7 @@ mod tests {
                 "" => true,
                 "status" => kind.has_status(),
                 "log" | "exec" | "eviction" => kind == Kind::Pod,
+                "proxy" => kind == Kind::Node,
                 "scale" => matches!(
                     kind,
                     Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet
