@@ -117,7 +117,14 @@ async fn apply_corpus_get_and_describe() {
     let svc = ctl.at(&url, &["get", "svc", "nginx", "--no-headers"]);
     let cells: Vec<&str> = svc.ok().split_whitespace().collect();
     assert_eq!(cells[..2], ["nginx", "NodePort"], "{svc:#?}");
-    assert_eq!(cells[4], "80/TCP", "{svc:#?}");
+    // The control plane gave the NodePort Service a node port from the range.
+    let (port, node_port) = cells[4]
+        .strip_suffix("/TCP")
+        .and_then(|p| p.split_once(':'))
+        .unwrap_or_else(|| panic!("PORT(S) is 80:<node port>/TCP: {svc:#?}"));
+    assert_eq!(port, "80");
+    let node_port: u16 = node_port.parse().expect("a port number");
+    assert!((30000..=32767).contains(&node_port), "{svc:#?}");
 
     // -A: a NAMESPACE column and every namespace, sorted.
     let all = ctl.at(&url, &["get", "configmaps", "-A"]);
@@ -246,7 +253,13 @@ async fn apply_corpus_get_and_describe() {
     let page = ctl.at(&url, &["describe", "svc", "redis-leader"]);
     has_all(page.ok(), &["Endpoints:         10.244.1.5:6379\n"]);
     let page = ctl.at(&url, &["describe", "svc/nginx"]);
-    has_all(page.ok(), &["Endpoints:         <none>\n"]);
+    has_all(
+        page.ok(),
+        &[
+            "Endpoints:                <none>\n",
+            "External Traffic Policy:  Cluster\n",
+        ],
+    );
     let page = ctl.at(
         &url,
         &["-n", "games", "describe", "secret", "db-credentials"],
