@@ -13,8 +13,11 @@
 //!   update's duration;
 //! - **`from_pod`'s cost per packet** from the kernel's BPF run-time
 //!   statistics (`BPF_ENABLE_STATS`, on only while measuring) while a
-//!   client connects through the tc path to one of N services (N = 10 and
-//!   10,000, ten backends each).
+//!   client connects through the tc path, then the socket path, to one of
+//!   N services (N = 10 and 10,000, ten backends each);
+//! - **the flow stream's cost**: new connections/s through the tc path with
+//!   flow events off and on (every new flow recorded, a reader draining and
+//!   decoding the ring as the agent does), in alternating turns.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
@@ -106,7 +109,8 @@ fn per_packet(n: usize, cfg: &Config, exe: &Path, report: &mut Report) -> anyhow
     let pin = lab.dp().pin_dir().join("progs/from_pod");
     let prog =
         SchedClassifier::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
-    for (case, cgroup) in [(Case::Tc, None), (Case::Socket, Some(&lab.node.cgroup))] {
+    for case in [Case::Tc, Case::Socket] {
+        let cgroup = (case == Case::Socket).then_some(&lab.node.cgroup);
         let mut client =
             TurnClient::spawn(exe, &lab.client().ns, cgroup, &case.targets(n), cfg.threads)?;
         // Warm: conntrack, caches.
@@ -139,7 +143,91 @@ fn per_packet(n: usize, cfg: &Config, exe: &Path, report: &mut Report) -> anyhow
             "{name}: {:.0} ns per packet over {runs} packets",
             ns / runs as f64
         );
+        if case == Case::Tc {
+            flow_stream_cost(&mut lab, &mut client, n, cfg, report)?;
+        }
     }
+    Ok(())
+}
+
+/// New connections/s through the tc path with flow events off and on
+/// (every new flow and drop recorded, no sampling, no budget), in
+/// alternating turns, while a reader drains and decodes the ring buffer as
+/// the agent does.
+fn flow_stream_cost(
+    lab: &mut Lab,
+    client: &mut TurnClient,
+    n: usize,
+    cfg: &Config,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use jotasu_ebpf::FlowEventConfig;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let dir = lab.dp().pin_dir().to_owned();
+    let mut reader = jotasu_ebpf::FlowReader::open_dir(&dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let decoded = Arc::new(AtomicU64::new(0));
+    let drainer = {
+        let (stop, decoded) = (Arc::clone(&stop), Arc::clone(&decoded));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let got = reader.drain(4096);
+                let ok = got.iter().filter(|e| e.is_ok()).count() as u64;
+                decoded.fetch_add(ok, Ordering::Relaxed);
+                if got.is_empty() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let on = FlowEventConfig {
+        new_flows: true,
+        drops: true,
+        ..FlowEventConfig::OFF
+    };
+    let settings = [("off", FlowEventConfig::OFF), ("on", on)];
+    let mut turns: [super::client::Turns; 2] = Default::default();
+    let before = lab.dp().flow_events().counters()?;
+    let mut measure = || -> anyhow::Result<()> {
+        for round in 0..cfg.rounds {
+            for k in 0..2 {
+                let i = (k + round as usize) % 2;
+                signals::check()?;
+                lab.dp().flow_events_mut().set_config(settings[i].1)?;
+                let seconds = Duration::from_secs_f64(cfg.seconds);
+                turns[i].add(&client.turn(Duration::from_secs_f64(0.2), seconds)?);
+            }
+        }
+        Ok(())
+    };
+    let result = measure();
+    lab.dp()
+        .flow_events_mut()
+        .set_config(FlowEventConfig::OFF)?;
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Release);
+    let _ = drainer.join();
+    result?;
+    let after = lab.dp().flow_events().counters()?;
+    for (i, (label, _)) in settings.iter().enumerate() {
+        let name = format!("flow events {label}, tc path, N={n}");
+        report.row(&name, METRIC_RATE, turns[i].total.rate(), "conn/s");
+        report.row(&name, "rate ±95% CI", turns[i].rate_ci95(), "conn/s");
+        report.row(&name, "failed", turns[i].total.failures as f64, "conn");
+    }
+    let name = format!("flow events on, tc path, N={n}");
+    let emitted = after.emitted.saturating_sub(before.emitted) as f64;
+    report.row(&name, "events emitted", emitted, "");
+    let lost = after.lost.saturating_sub(before.lost) as f64;
+    report.row(&name, "events lost (ring full)", lost, "");
+    report.row(
+        &name,
+        "events decoded",
+        decoded.load(Ordering::Relaxed) as f64,
+        "",
+    );
     Ok(())
 }
 
@@ -402,7 +490,7 @@ async fn rolling_update(
 ) -> anyhow::Result<()> {
     let roll = ROLL.replace("REPLICAS", &cfg.replicas.to_string());
     h.apply(&roll.replace("VALUE", "1"));
-    h.ready_pods("app=roll", cfg.replicas).await;
+    let first = h.ready_pods("app=roll", cfg.replicas).await;
     let vip = h.vip("roll").await;
     let np = node_port(h, "roll", 0).await?;
     eventually("every endpoint", crate::e2e::SETTLE, || async {
@@ -434,6 +522,13 @@ async fn rolling_update(
     );
     let took = began.elapsed().as_secs_f64();
     anyhow::ensure!(run.code == 0, "the rollout did not complete: {run:?}");
+    let second = h.ready_pods("app=roll", cfg.replicas).await;
+    anyhow::ensure!(
+        second
+            .iter()
+            .all(|p| first.iter().all(|f| f.metadata.uid != p.metadata.uid)),
+        "the rollout left old pods Ready"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut all = LoadReport::default();
     for load in loads {
@@ -489,6 +584,23 @@ fn goals(report: &mut Report, cfg: &Config) {
     let failed = value(report, &case, "failed requests");
     report.goal_at_most(&format!("{case}: failed requests"), 0.0, failed, "");
     if let Some(&hi) = cfg.services.iter().max() {
+        let off = value(
+            report,
+            &format!("flow events off, tc path, N={hi}"),
+            METRIC_RATE,
+        );
+        let on = value(
+            report,
+            &format!("flow events on, tc path, N={hi}"),
+            METRIC_RATE,
+        );
+        let v = if off > 0.0 { on / off } else { 0.0 };
+        report.goal_at_least(
+            &format!("new connections/s with flow events on / off, N={hi}"),
+            0.95,
+            v,
+            "",
+        );
         for case in [Case::Tc, Case::Socket] {
             let name = format!("from_pod, {}, N={hi}", case.label());
             let ns = value(report, &name, "run time per packet");
