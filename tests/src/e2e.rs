@@ -126,6 +126,16 @@ impl Harness {
         }
     }
 
+    /// The node port of port `index` of Service `service` (None: the
+    /// Service is missing or has none).
+    pub async fn node_port(&self, service: &str, index: usize) -> Option<u16> {
+        let Ok(Object::Service(s)) = self.client.get(&r(Kind::Service, service)).await else {
+            return None;
+        };
+        let s: Service = s;
+        u16::try_from(s.spec.ports.get(index)?.node_port?).ok()
+    }
+
     /// The cluster IP of Service `service`.
     pub async fn vip(&self, service: &str) -> String {
         let Ok(Object::Service(s)) = self.client.get(&r(Kind::Service, service)).await else {

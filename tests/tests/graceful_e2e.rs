@@ -120,10 +120,7 @@ async fn a_rolling_update_under_load_fails_no_request() {
     }
     let mut loads: Vec<HttpLoad> = places.iter().map(|p| pod_load(p, &to)).collect();
     // And a host outside the cluster, through the node port of node 0.
-    let Ok(Object::Service(svc)) = h.client.get(&r(Kind::Service, "web")).await else {
-        panic!("service web missing");
-    };
-    let node_port = svc.spec.ports[0].node_port.expect("a node port");
+    let node_port = h.node_port("web", 0).await.expect("a node port");
     let (outside, _) = h.cluster.external_host(0).expect("an external host");
     let testbin = testbin_path().expect("jotasu-testbin is built");
     let mut cmd = outside.command(&testbin);

@@ -8,9 +8,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use jotasu_api::{Kind, Object};
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::e2e::{Harness, SETTLE, r};
+use jotasu_tests::e2e::{Harness, SETTLE};
 use jotasu_tests::netns::NetNs;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
@@ -94,16 +93,6 @@ fn whos(host: &NetNs, addr: Ipv4Addr, port: u16, n: usize) -> Vec<(String, Strin
         .collect()
 }
 
-async fn node_port(h: &Harness, service: &str) -> u16 {
-    let Ok(Object::Service(s)) = h.client.get(&r(Kind::Service, service)).await else {
-        panic!("service {service} missing");
-    };
-    let np = s.spec.ports[0]
-        .node_port
-        .expect("a node port was allocated");
-    u16::try_from(np).expect("a port")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn outside_clients_reach_node_ports_external_ips_and_host_ports() {
     if !require_root("outside_clients_reach_node_ports_external_ips_and_host_ports") {
@@ -147,10 +136,10 @@ async fn outside_clients_reach_node_ports_external_ips_and_host_ports() {
         &ips[1].to_string(),
     ])
     .expect("the external IP is routed to node 1");
-    let cluster_np = node_port(&h, "web-cluster").await;
-    let local_np = node_port(&h, "web-local").await;
-    let solo_np = node_port(&h, "solo-local").await;
-    let sticky_np = node_port(&h, "web-sticky").await;
+    let cluster_np = h.node_port("web-cluster", 0).await.expect("a node port");
+    let local_np = h.node_port("web-local", 0).await.expect("a node port");
+    let solo_np = h.node_port("solo-local", 0).await.expect("a node port");
+    let sticky_np = h.node_port("web-sticky", 0).await.expect("a node port");
     // The agents program the frontends as the endpoints arrive.
     let (host_ref, node0) = (&host, ips[0]);
     eventually("node port on node 0 answers", SETTLE, || async move {

@@ -225,6 +225,22 @@ pub fn assign(
 /// The node ports Services are given from (Kubernetes' default range).
 pub const NODE_PORTS: std::ops::RangeInclusive<i32> = jotasu_api::validate::NODE_PORT_RANGE;
 
+/// The size of the range's lower band, kept for ports users ask for by
+/// number (Kubernetes' static band: `min(max(16, size / 32), 128)`).
+fn static_band() -> i32 {
+    let size = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+    (size / 32).clamp(16, 128)
+}
+
+/// The order node ports are handed out in when none is asked for: the
+/// upper band first, the static band only when the upper one is full, so a
+/// manifest that names a low port (30000, 30001…) rarely finds it taken
+/// (Kubernetes does the same, picking at random within each band).
+fn dynamic_order() -> impl Iterator<Item = i32> {
+    let split = NODE_PORTS.start() + static_band();
+    (split..=*NODE_PORTS.end()).chain(*NODE_PORTS.start()..split)
+}
+
 /// The node ports a Service holds.
 pub fn node_ports(object: &Object) -> Vec<i32> {
     match object {
@@ -264,7 +280,7 @@ pub fn assign_node_ports(object: &mut Object, used: &HashSet<i32>) -> Result<boo
         if p.node_port.is_some_and(|np| np != 0) {
             continue;
         }
-        let np = NODE_PORTS.clone().find(|np| !taken.contains(np)).ok_or_else(|| {
+        let np = dynamic_order().find(|np| !taken.contains(np)).ok_or_else(|| {
             ApiServerError::Invalid(format!(
                 "{r}: spec.ports: Internal error: failed to allocate a nodePort: range is full ({}-{})",
                 NODE_PORTS.start(),
@@ -298,6 +314,50 @@ pub fn check_immutable(new: &Object, old: &Object) -> Result<(), ApiServerError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_ports_come_from_the_upper_band_first() {
+        use jotasu_api::kinds::service::{Service, ServicePort, ServiceType};
+        let svc = |ports: &[Option<i32>]| {
+            let mut s = Service::default();
+            s.metadata.name = Some("web".into());
+            s.metadata.namespace = Some("default".into());
+            s.spec.type_ = Some(ServiceType::NodePort);
+            s.spec.ports = ports
+                .iter()
+                .enumerate()
+                .map(|(i, np)| ServicePort {
+                    name: Some(format!("p{i}")),
+                    port: 80 + i as i32,
+                    node_port: *np,
+                    ..ServicePort::default()
+                })
+                .collect();
+            Object::Service(s)
+        };
+        // 2,768 ports: the static band is 30000-30085.
+        assert_eq!(static_band(), 86);
+        let mut o = svc(&[None, Some(30000), None]);
+        assert!(assign_node_ports(&mut o, &HashSet::new()).unwrap());
+        assert_eq!(node_ports(&o), [30086, 30000, 30087]);
+        // Taken: refused with Kubernetes' words; free: kept.
+        let used: HashSet<i32> = [30000].into();
+        let e = assign_node_ports(&mut svc(&[Some(30000)]), &used).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "spec.ports[0].nodePort: Invalid value: 30000: provided port is already allocated"
+            ),
+            "{e}"
+        );
+        // The upper band full: the static band's free ports are used.
+        let upper: HashSet<i32> = (30086..=32767).chain([30000]).collect();
+        let mut o = svc(&[None]);
+        assign_node_ports(&mut o, &upper).unwrap();
+        assert_eq!(node_ports(&o), [30001]);
+        let all: HashSet<i32> = NODE_PORTS.collect();
+        let e = assign_node_ports(&mut svc(&[None]), &all).unwrap_err();
+        assert!(e.to_string().contains("range is full"), "{e}");
+    }
 
     #[test]
     fn picks_the_lowest_free_address() {

@@ -25,13 +25,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aya::programs::SchedClassifier;
-use jotasu_api::{Kind, Object};
 
 use super::datapath::case::{BACKENDS, Case, IDLE_PORT, service_set};
 use super::world::{TurnClient, tune_client};
 use super::{Report, median};
 use crate::cluster::ClusterOptions;
-use crate::e2e::{Harness, netns_of, r, ready};
+use crate::e2e::{Harness, netns_of, ready};
 use crate::lab::{Lab, testbin_path};
 use crate::netns::{NetNs, enter};
 use crate::process::Spawned;
@@ -308,16 +307,6 @@ spec:
     )
 }
 
-async fn node_port(h: &Harness, service: &str, index: usize) -> anyhow::Result<u16> {
-    let Ok(Object::Service(s)) = h.client.get(&r(Kind::Service, service)).await else {
-        anyhow::bail!("service {service} missing");
-    };
-    let np = s.spec.ports[index]
-        .node_port
-        .context("no node port allocated")?;
-    Ok(u16::try_from(np)?)
-}
-
 /// An external case: how the outside host reaches the server.
 struct External {
     label: &'static str,
@@ -367,12 +356,12 @@ async fn cluster_cases(cfg: &Config, exe: &Path, report: &mut Report) -> anyhow:
         .netns()
         .sysctl("net.ipv4.conf.all.forwarding", "1")?;
     let (np_conn, np_iperf) = (
-        node_port(&h, "srv", 0).await?,
-        node_port(&h, "srv", 1).await?,
+        h.node_port("srv", 0).await.context("a node port")?,
+        h.node_port("srv", 1).await.context("a node port")?,
     );
     let (lp_conn, lp_iperf) = (
-        node_port(&h, "srv-local", 0).await?,
-        node_port(&h, "srv-local", 1).await?,
+        h.node_port("srv-local", 0).await.context("a node port")?,
+        h.node_port("srv-local", 1).await.context("a node port")?,
     );
     let cases = [
         External {
@@ -492,7 +481,7 @@ async fn rolling_update(
     h.apply(&roll.replace("VALUE", "1"));
     let first = h.ready_pods("app=roll", cfg.replicas).await;
     let vip = h.vip("roll").await;
-    let np = node_port(h, "roll", 0).await?;
+    let np = h.node_port("roll", 0).await.context("a node port")?;
     eventually("every endpoint", crate::e2e::SETTLE, || async {
         (h.endpoint_ips("roll").await.len() == cfg.replicas).then_some(())
     })
