@@ -43,6 +43,36 @@ pub fn verdict(heard: bool, silence: Duration, grace: Duration) -> Verdict {
     }
 }
 
+/// How many nodes are lost at once (Kubernetes' zone states, one zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Disruption {
+    /// Few nodes lost: their pods are evicted after the eviction delay.
+    #[default]
+    Normal,
+    /// More than two nodes and at least 55 % of them lost: a network split
+    /// or an outage is likelier than that many dead machines, so nothing is
+    /// evicted (Kubernetes stops below 50 nodes and slows to 0.01 nodes/s
+    /// above; jotasu stops).
+    Partial,
+    /// Every node lost: the control plane is likelier cut off than every
+    /// node dead; nothing is evicted.
+    Full,
+}
+
+/// Kubernetes' unhealthy-zone threshold.
+const UNHEALTHY_FRACTION: f64 = 0.55;
+
+/// The disruption `lost` of `total` nodes make.
+pub fn disruption(total: usize, lost: usize) -> Disruption {
+    if lost > 0 && lost >= total {
+        Disruption::Full
+    } else if lost > 2 && lost as f64 >= UNHEALTHY_FRACTION * total as f64 {
+        Disruption::Partial
+    } else {
+        Disruption::Normal
+    }
+}
+
 /// One node as the runner observed it.
 #[derive(Debug, Clone, Copy)]
 pub struct Observed<'a> {
@@ -81,6 +111,8 @@ pub struct Plan {
     /// Pods bound to a node the cache does not know: deleted with grace 0
     /// once the store confirms the node does not exist.
     pub orphans: Vec<Doomed>,
+    /// How many nodes are lost at once; evictions happen only when Normal.
+    pub disruption: Disruption,
 }
 
 fn doomed(pod: &Pod, node: &str, why: &'static str) -> Doomed {
@@ -151,15 +183,21 @@ pub fn plan(config: &Config, nodes: &[Observed<'_>], pods: &[&Pod], now: i64) ->
     let mut out = Plan::default();
     let mut lost = std::collections::HashMap::new();
     let mut known = std::collections::HashSet::new();
-    for o in nodes {
+    let verdicts: Vec<Verdict> = nodes
+        .iter()
+        .map(|o| verdict(o.heard, o.silence, config.grace))
+        .collect();
+    let lost_count = verdicts.iter().filter(|v| **v == Verdict::Lost).count();
+    out.disruption = disruption(nodes.len(), lost_count);
+    for (o, &v) in nodes.iter().zip(&verdicts) {
         let name = o.node.metadata.name();
         known.insert(name);
-        let v = verdict(o.heard, o.silence, config.grace);
         if let Some(n) = node_update(o, v, now) {
             out.nodes.push(n);
         }
         if v == Verdict::Lost {
-            let evict = o.lost_for.is_some_and(|d| d >= config.eviction_delay);
+            let evict = out.disruption == Disruption::Normal
+                && o.lost_for.is_some_and(|d| d >= config.eviction_delay);
             lost.insert(name, evict);
         }
     }
@@ -352,14 +390,59 @@ mod tests {
         let pods = [pod("a", "n1"), daemon, terminating];
         let refs: Vec<&Pod> = pods.iter().collect();
 
-        let early = plan(&config(), &[seen(&n, true, 20, Some(10))], &refs, NOW);
+        let up = node("n2", Some(ConditionStatus::True));
+        let early = plan(
+            &config(),
+            &[seen(&n, true, 20, Some(10)), seen(&up, true, 0, None)],
+            &refs,
+            NOW,
+        );
         assert_eq!(names(&early.delete), ["t"], "terminating pods go at once");
-        assert!(early.nodes.is_empty(), "already Unknown");
+        assert!(
+            early.nodes.iter().all(|n| n.metadata.name() == "n2"),
+            "n1 already Unknown"
+        );
 
-        let late = plan(&config(), &[seen(&n, true, 45, Some(35))], &refs, NOW);
+        let late = plan(
+            &config(),
+            &[seen(&n, true, 45, Some(35)), seen(&up, true, 0, None)],
+            &refs,
+            NOW,
+        );
+        assert_eq!(late.disruption, Disruption::Normal);
         assert_eq!(names(&late.delete), ["a", "t"]);
         assert_eq!(late.unready.len(), 1, "the daemon pod stays, unready");
         assert_eq!(late.unready[0].metadata.name.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn nothing_is_evicted_while_most_nodes_are_lost_at_once() {
+        assert_eq!(disruption(0, 0), Disruption::Normal);
+        assert_eq!(disruption(2, 1), Disruption::Normal);
+        assert_eq!(disruption(1, 1), Disruption::Full);
+        assert_eq!(disruption(2, 2), Disruption::Full);
+        assert_eq!(disruption(5, 2), Disruption::Normal, "two is never partial");
+        assert_eq!(disruption(5, 3), Disruption::Partial);
+        assert_eq!(disruption(10, 5), Disruption::Normal, "50 % < 55 %");
+        assert_eq!(disruption(10, 6), Disruption::Partial);
+        // Every node silent past the eviction delay: pods are only unready;
+        // terminating pods on lost nodes still go (nothing else stops them).
+        let (a, b) = (
+            node("n1", Some(ConditionStatus::Unknown)),
+            node("n2", Some(ConditionStatus::Unknown)),
+        );
+        let mut t = pod("t", "n2");
+        t.metadata.deletion_timestamp = Some(Time::from_unix_seconds(NOW));
+        let pods = [pod("a", "n1"), pod("b", "n2"), t];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let all = [
+            seen(&a, true, 120, Some(110)),
+            seen(&b, true, 120, Some(110)),
+        ];
+        let p = plan(&config(), &all, &refs, NOW);
+        assert_eq!(p.disruption, Disruption::Full);
+        assert_eq!(names(&p.delete), ["t"]);
+        assert_eq!(p.unready.len(), 2);
     }
 
     #[test]

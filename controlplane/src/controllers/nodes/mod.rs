@@ -123,7 +123,14 @@ async fn execute<S: Store>(ctx: &Context<S>, plan: Plan) {
         unready,
         delete,
         orphans,
+        disruption,
     } = plan;
+    if disruption != health::Disruption::Normal && !nodes.is_empty() {
+        warn!(
+            ?disruption,
+            "most nodes are lost at once: their pods are not evicted until enough of them return"
+        );
+    }
     let mut node_rev = 0;
     for node in nodes {
         let name = node.metadata.name().to_owned();
