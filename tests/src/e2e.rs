@@ -27,6 +27,30 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
+/// A busybox pod pinned to node `node` (labels `labels`, a YAML flow-map
+/// body such as `app: web`) running the shell line `command`; `container`
+/// adds lines to its container (a probe, ports), each starting with a
+/// newline and four spaces of indentation. Ends with a document separator.
+pub fn pinned_pod(name: &str, node: &str, labels: &str, command: &str, container: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{{labels}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: main
+    image: jotasu.local/busybox:latest
+    command: ["sh", "-c", {command:?}]{container}
+---
+"#
+    )
+}
+
 /// A generous bound for anything to settle on a loaded 2-core CI machine.
 pub const SETTLE: Duration = Duration::from_secs(90);
 

@@ -44,23 +44,7 @@ fn pod(name: &str, node: &str, app: &str, command: &str, probe: bool) -> String 
     } else {
         String::new()
     };
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {{app: {app}}}
-spec:
-  terminationGracePeriodSeconds: 1
-  nodeSelector: {{kubernetes.io/hostname: {node}}}
-  containers:
-  - name: main
-    image: jotasu.local/busybox:latest
-    command: ["sh", "-c", {command:?}]{probe}
----
-"#
-    )
+    jotasu_tests::e2e::pinned_pod(name, node, &format!("app: {app}"), command, &probe)
 }
 
 const SERVICE: &str = r#"

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use jotasu_tests::cluster::ClusterOptions;
-use jotasu_tests::e2e::{Harness, SETTLE};
+use jotasu_tests::e2e::{Harness, SETTLE, pinned_pod};
 use jotasu_tests::netns::NetNs;
 use jotasu_tests::privilege::require_root;
 use jotasu_tests::wait::eventually;
@@ -24,25 +24,13 @@ fn pod(name: &str, node: &str, app: &str, host_port: Option<u16>) -> String {
     let ports = host_port.map_or_else(String::new, |hp| {
         format!("\n    ports:\n    - {{containerPort: 80, hostPort: {hp}}}")
     });
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {{app: {app}}}
-spec:
-  terminationGracePeriodSeconds: 1
-  nodeSelector: {{kubernetes.io/hostname: {node}}}
-  containers:
-  - name: main
-    image: jotasu.local/busybox:latest
-    command: ["sh", "-c", {WHO:?}]
-    readinessProbe:
-      tcpSocket: {{port: 80}}
-      periodSeconds: 1{ports}
----
-"#
+    let probe = "\n    readinessProbe:\n      tcpSocket: {port: 80}\n      periodSeconds: 1";
+    pinned_pod(
+        name,
+        node,
+        &format!("app: {app}"),
+        WHO,
+        &format!("{probe}{ports}"),
     )
 }
 

@@ -20,23 +20,7 @@ use jotasu_tests::wait::eventually;
 
 /// A pod pinned to node `node` running `command` (a shell line).
 fn pinned_pod(name: &str, node: &str, labels: &str, command: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {{{labels}}}
-spec:
-  terminationGracePeriodSeconds: 1
-  nodeSelector: {{kubernetes.io/hostname: {node}}}
-  containers:
-  - name: main
-    image: jotasu.local/busybox:latest
-    command: ["sh", "-c", {command:?}]
----
-"#
-    )
+    jotasu_tests::e2e::pinned_pod(name, node, labels, command, "")
 }
 
 const WEB_SERVICE: &str = r#"

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jotasu_ebpf::{FlowEventConfig, FlowReader, Frontend, Service};
 
-use super::Report;
+use super::{Report, median};
 use crate::packet::{HOST_MAC, POD_MAC, Packet, TCP_ACK, TCP_SYN};
 use crate::tc_run::TcNode;
 
@@ -43,11 +43,6 @@ pub fn describe(cfg: &Config) -> String {
         "flow events off vs on: from_pod per packet, {} turns each (new flows: {} per turn; drops and hits: {} kernel repeats)",
         cfg.turns, cfg.flows, cfg.repeat
     )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn ns(d: Duration) -> f64 {
