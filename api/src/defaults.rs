@@ -90,7 +90,8 @@ impl Object {
             | Object::Role(_)
             | Object::ClusterRole(_)
             | Object::RoleBinding(_)
-            | Object::ClusterRoleBinding(_) => {}
+            | Object::ClusterRoleBinding(_)
+            | Object::Lease(_) => {}
         }
     }
 }

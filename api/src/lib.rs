@@ -38,6 +38,7 @@ pub use error::{ErrorKind, FieldError, Location, ManifestError, ManifestErrors, 
 pub use int_or_string::IntOrString;
 pub use kinds::batch::{CronJob, Job};
 pub use kinds::config::{ConfigMap, Secret};
+pub use kinds::coordination::Lease;
 pub use kinds::discovery::EndpointSlice;
 pub use kinds::disruption::PodDisruptionBudget;
 pub use kinds::hpa::HorizontalPodAutoscaler;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::kinds::batch::{CronJob, Job};
 use crate::kinds::config::{ConfigMap, Secret};
+use crate::kinds::coordination::Lease;
 use crate::kinds::discovery::EndpointSlice;
 use crate::kinds::disruption::PodDisruptionBudget;
 use crate::kinds::hpa::HorizontalPodAutoscaler;
@@ -177,6 +178,7 @@ kinds! {
     ClusterRole => "", "clusterroles";
     RoleBinding => "", "rolebindings";
     ClusterRoleBinding => "", "clusterrolebindings";
+    Lease => "", "leases";
 }
 
 impl Kind {

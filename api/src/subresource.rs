@@ -40,6 +40,7 @@ impl Kind {
                 | Kind::ClusterRole
                 | Kind::RoleBinding
                 | Kind::ClusterRoleBinding
+                | Kind::Lease
         )
     }
 }
@@ -75,7 +76,8 @@ impl Object {
             | Object::Role(_)
             | Object::ClusterRole(_)
             | Object::RoleBinding(_)
-            | Object::ClusterRoleBinding(_) => {}
+            | Object::ClusterRoleBinding(_)
+            | Object::Lease(_) => {}
         }
     }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod apiserver;
 pub mod auth;
 pub mod controllers;
+pub mod leader;
 pub mod pki;
 pub mod scheduler;
 pub mod serve;

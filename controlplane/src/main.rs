@@ -9,15 +9,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use ipnetwork::Ipv4Network;
-use jotasu_controlplane::apiserver::ApiServer;
 use jotasu_controlplane::apiserver::allocate::{self, Ranges};
 use jotasu_controlplane::apiserver::guard::{AuthorizationMode, Guard, GuardOptions};
 use jotasu_controlplane::apiserver::proxy::AgentTls;
+use jotasu_controlplane::apiserver::{ApiServer, node_lease};
 use jotasu_controlplane::controllers::{hpa, manager, nodes};
+use jotasu_controlplane::leader;
 use jotasu_controlplane::pki::{self, PkiPaths};
 use jotasu_controlplane::scheduler::{self, Scoring};
 use jotasu_controlplane::serve::{Listeners, serve, write_admin_config};
-use jotasu_controlplane::store::{AnyStore, EmbeddedOptions, EmbeddedStore, EtcdStore, Store as _};
+use jotasu_controlplane::store::{
+    AnyStore, EmbeddedOptions, EmbeddedStore, EtcdStore, EtcdTls, Store as _,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -76,10 +79,36 @@ struct Args {
     /// Seconds between etcd compactions (0: never; leave it to the operator).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     etcd_compaction_interval: u64,
+    /// etcd client TLS: the CA bundle that signed etcd's certificates
+    /// (with --etcd-certfile and --etcd-keyfile; endpoints are https://).
+    #[arg(long, value_name = "FILE", requires_all = ["etcd_certfile", "etcd_keyfile"])]
+    etcd_cafile: Option<PathBuf>,
+    /// etcd client TLS: this control plane's client certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cafile")]
+    etcd_certfile: Option<PathBuf>,
+    /// etcd client TLS: the client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cafile")]
+    etcd_keyfile: Option<PathBuf>,
     /// Run only the API server: no scheduler, no controllers (another
     /// control plane sharing the etcd runs them).
     #[arg(long)]
     no_controllers: bool,
+    /// Elect one leader among the control planes sharing the store (the
+    /// Lease kube-system/jotasu-controlplane): only it runs the scheduler
+    /// and the controllers. Turn off only for a single control plane that
+    /// must not wait for an earlier holder's Lease to expire.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    leader_elect: bool,
+    /// How long candidates wait after the leader's last renewal they saw.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    leader_elect_lease_duration: String,
+    /// A leader that could not renew for this long steps down (shorter
+    /// than the lease duration).
+    #[arg(long, default_value = "1500ms", value_name = "DURATION")]
+    leader_elect_renew_deadline: String,
+    /// How often candidates look at the Lease and the leader renews it.
+    #[arg(long, default_value = "250ms", value_name = "DURATION")]
+    leader_elect_retry_period: String,
     /// How the scheduler scores nodes that fit: most-allocated packs pods
     /// onto the fullest nodes (bin-packing), least-allocated spreads them.
     #[arg(long, value_enum, default_value_t = ScoringArg::MostAllocated)]
@@ -92,6 +121,10 @@ struct Args {
     /// controllers replace them elsewhere).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pod_eviction_timeout: u64,
+    /// Nodes per second whose pods may begin to be evicted (Kubernetes'
+    /// default 0.1: one lost node every ten seconds; 0: never evict).
+    #[arg(long, default_value_t = nodes::rate::DEFAULT_EVICTION_RATE, value_name = "NODES_PER_SECOND")]
+    node_eviction_rate: f64,
     /// How often each HorizontalPodAutoscaler is evaluated.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     hpa_sync_period: u64,
@@ -137,6 +170,63 @@ enum ScoringArg {
 }
 
 impl Args {
+    /// The election's timing, checked; this control plane's identity is
+    /// `<hostname>_<id>`, the id kept in DIR/identity so a restart takes
+    /// its own Lease back at once.
+    fn election(&self) -> anyhow::Result<leader::ElectionConfig> {
+        let parse = |flag: &str, v: &str| {
+            jotasu_controlplane::admin::duration::parse(v)
+                .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        };
+        let lease = parse(
+            "leader-elect-lease-duration",
+            &self.leader_elect_lease_duration,
+        )?;
+        let renew = parse(
+            "leader-elect-renew-deadline",
+            &self.leader_elect_renew_deadline,
+        )?;
+        let retry = parse("leader-elect-retry-period", &self.leader_elect_retry_period)?;
+        anyhow::ensure!(
+            !retry.is_zero() && retry < renew && renew < lease,
+            "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration (got {retry:?}, {renew:?}, {lease:?})"
+        );
+        let id_file = self.data_dir.join("identity");
+        let id = match std::fs::read_to_string(&id_file) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+            _ => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                std::fs::write(&id_file, &id)
+                    .with_context(|| format!("writing {}", id_file.display()))?;
+                id
+            }
+        };
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "controlplane".into());
+        Ok(leader::ElectionConfig {
+            identity: format!("{host}_{id}"),
+            lease_duration: lease,
+            renew_deadline: renew,
+            retry_period: retry,
+        })
+    }
+
+    fn etcd_tls(&self) -> anyhow::Result<Option<EtcdTls>> {
+        let (Some(ca), Some(cert), Some(key)) =
+            (&self.etcd_cafile, &self.etcd_certfile, &self.etcd_keyfile)
+        else {
+            return Ok(None);
+        };
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        Ok(Some(EtcdTls {
+            ca_pem: read(ca)?,
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }))
+    }
+
     fn controllers(&self) -> manager::Config {
         manager::Config {
             scheduler: scheduler::Config {
@@ -148,6 +238,7 @@ impl Args {
             nodes: nodes::Config {
                 grace: Duration::from_secs(self.node_grace_period),
                 eviction_delay: Duration::from_secs(self.pod_eviction_timeout),
+                eviction_rate: self.node_eviction_rate,
             },
             hpa: hpa::Config {
                 sync_period: Duration::from_secs(self.hpa_sync_period.max(1)),
@@ -229,9 +320,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .into()
     } else {
         info!(endpoints = ?args.etcd_endpoints, prefix = %args.etcd_prefix, "etcd store");
-        let etcd = EtcdStore::connect(&args.etcd_endpoints, args.etcd_prefix.as_bytes())
-            .await
-            .context("connecting to etcd")?;
+        let etcd = EtcdStore::connect_with(
+            &args.etcd_endpoints,
+            args.etcd_prefix.as_bytes(),
+            args.etcd_tls()?.as_ref(),
+        )
+        .await
+        .context("connecting to etcd")?;
         if args.etcd_compaction_interval > 0 {
             tokio::spawn(compact_periodically(
                 etcd.clone(),
@@ -276,13 +371,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Agents are called over mutual TLS: their serving certificate must be
     // for the node's name, ours is the control plane's client identity.
     let server = server.with_agent_tls(AgentTls::load(&pki_paths)?);
-    match server.collect_garbage().await {
-        Ok(gone) if !gone.is_empty() => {
-            info!(count = gone.len(), "finished interrupted cascading deletes")
-        }
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "garbage collection sweep failed; continuing"),
-    }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::spawn(async move {
@@ -292,13 +380,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     });
-    let controllers = (!args.no_controllers).then(|| {
-        tokio::spawn(manager::run(
+    // Every control plane follows the node Leases, so any of them judges
+    // nodes and answers waits for programmed data planes alike.
+    tokio::spawn(node_lease::follow(server.clone(), stop_rx.clone()));
+    let controllers = if args.no_controllers {
+        None
+    } else if args.leader_elect {
+        let election = args.election()?;
+        info!(identity = %election.identity, lease = ?election.lease_duration, "campaigning for the leadership (Lease kube-system/jotasu-controlplane)");
+        let (standing, _) = watch::channel(leader::Leadership::Following);
+        Some(tokio::spawn(leader::run(
+            server.clone(),
+            election,
+            args.controllers(),
+            standing,
+            stop_rx.clone(),
+        )))
+    } else {
+        Some(tokio::spawn(manager::run(
             server.clone(),
             args.controllers(),
             stop_rx.clone(),
-        ))
-    });
+        )))
+    };
     let mode = match args.authorization_mode {
         AuthorizationModeArg::NodeRbac => AuthorizationMode::NodeRbac,
         AuthorizationModeArg::AlwaysAllow => {

@@ -19,6 +19,7 @@ pub mod containerd;
 pub mod controlplane;
 pub mod devcluster;
 pub mod error;
+pub mod etcd;
 pub mod image;
 pub mod mounts;
 pub mod names;

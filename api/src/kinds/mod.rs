@@ -4,6 +4,7 @@ pub mod affinity;
 pub mod batch;
 mod batch_server;
 pub mod config;
+pub mod coordination;
 pub mod discovery;
 pub mod disruption;
 pub mod env;

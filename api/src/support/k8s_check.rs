@@ -158,7 +158,7 @@ fn walk(
 /// The k8s-openapi schema fields of each served kind at each version.
 pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
     use k8s_openapi::api::{
-        apps, autoscaling, batch, core, discovery, policy, rbac, scheduling, storage,
+        apps, autoscaling, batch, coordination, core, discovery, policy, rbac, scheduling, storage,
     };
     vec![
         (Kind::Pod, "v1", fields::<core::v1::Pod>()),
@@ -261,6 +261,11 @@ pub(super) fn served() -> Vec<(Kind, &'static str, Vec<SchemaField>)> {
             Kind::ClusterRoleBinding,
             "rbac.authorization.k8s.io/v1",
             fields::<rbac::v1::ClusterRoleBinding>(),
+        ),
+        (
+            Kind::Lease,
+            "coordination.k8s.io/v1",
+            fields::<coordination::v1::Lease>(),
         ),
     ]
 }

@@ -77,6 +77,7 @@ pub fn validate(object: &Object) -> Vec<FieldError> {
         Object::ClusterRole(o) => rbac::cluster_role(o, &mut errs),
         Object::RoleBinding(o) => rbac::role_binding(o, &mut errs),
         Object::ClusterRoleBinding(o) => rbac::cluster_role_binding(o, &mut errs),
+        Object::Lease(o) => node::lease(o, &mut errs),
     }
     errs
 }

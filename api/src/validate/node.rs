@@ -80,3 +80,41 @@ pub(super) fn priority_class(
         ));
     }
 }
+
+/// A Lease, as Kubernetes checks it: durations and transitions positive,
+/// times well-formed.
+pub(super) fn lease(l: &crate::kinds::coordination::Lease, errs: &mut Vec<FieldError>) {
+    let spec = FieldPath::new("spec");
+    if let Some(d) = l.spec.lease_duration_seconds
+        && d <= 0
+    {
+        errs.push(FieldError::invalid(
+            &spec.field("leaseDurationSeconds"),
+            d,
+            "must be greater than 0",
+        ));
+    }
+    if let Some(t) = l.spec.lease_transitions
+        && t < 0
+    {
+        errs.push(FieldError::invalid(
+            &spec.field("leaseTransitions"),
+            t,
+            "must be greater than or equal to 0",
+        ));
+    }
+    for (field, time) in [
+        ("acquireTime", &l.spec.acquire_time),
+        ("renewTime", &l.spec.renew_time),
+    ] {
+        if let Some(t) = time
+            && t.unix_micros().is_none()
+        {
+            errs.push(FieldError::invalid(
+                &spec.field(field),
+                &t.0,
+                "must be an RFC 3339 time, e.g. 2024-05-01T12:00:00.000000Z",
+            ));
+        }
+    }
+}

@@ -1,10 +1,14 @@
-//! Node heartbeats and what they carry, held in memory (as metrics-server
-//! holds usage): the node lifecycle controller reads when each node last
-//! spoke, the autoscaler reads pod CPU, and a stopping pod's agent waits
-//! until every live node's data plane is programmed from a view covering
-//! a revision ([`ApiServer::wait_endpoints_programmed`]: the nodes report
-//! that revision with their heartbeats). Nothing here is stored: after a
-//! control-plane restart every node gets a fresh grace.
+//! Node heartbeats and what they carry. Each heartbeat renews the node's
+//! Lease in the store ([`super::node_lease`]), and every control plane
+//! follows those Leases into this registry, so all of them know when each
+//! node last spoke and the revision its data plane is programmed from,
+//! whichever control plane the node talks to: the node lifecycle
+//! controller reads the former, a stopping pod's agent waits on the latter
+//! ([`ApiServer::wait_endpoints_programmed`]). Pods' usage stays in the
+//! memory of the control plane that received it (as metrics-server holds
+//! usage) for the autoscaler. The registry itself is never stored: after a
+//! control-plane restart or a change of leader every node gets a fresh
+//! grace.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -76,12 +80,17 @@ type PodKey = (String, String);
 
 #[derive(Debug, Default)]
 struct Registry {
-    /// When each node last spoke, and the pods it reported.
-    nodes: HashMap<String, (Instant, Vec<PodKey>)>,
+    /// When each node was last heard from (here or through its Lease).
+    last: HashMap<String, Instant>,
+    /// The pods each node last reported.
+    nodes: HashMap<String, Vec<PodKey>>,
     /// Every reported pod's usage (a pod runs on one node).
     pods: HashMap<PodKey, Usage>,
     /// The revision each node's data plane was last programmed from.
     programmed: HashMap<String, i64>,
+    /// When this control plane last wrote each node's Lease, and the
+    /// programmed revision it wrote.
+    leases: HashMap<String, (Instant, Option<i64>)>,
 }
 
 /// The heartbeat registry, shared by the API server and the controllers.
@@ -116,6 +125,31 @@ impl Heartbeats {
         self
     }
 
+    /// The node grace period: silent longer, a node is not live.
+    pub fn live_within(&self) -> Duration {
+        self.live_within
+    }
+
+    /// Whether `node`'s Lease needs writing at `now`: never written here,
+    /// last written `every` ago or longer, or `programmed` moved.
+    pub fn lease_due(
+        &self,
+        node: &str,
+        programmed: Option<i64>,
+        every: Duration,
+        now: Instant,
+    ) -> bool {
+        self.lock().leases.get(node).is_none_or(|(at, p)| {
+            now.saturating_duration_since(*at) >= every
+                || (programmed.is_some() && programmed != *p)
+        })
+    }
+
+    /// Records that `node`'s Lease was written at `at` with `programmed`.
+    pub fn lease_written(&self, node: &str, programmed: Option<i64>, at: Instant) {
+        self.lock().leases.insert(node.to_owned(), (at, programmed));
+    }
+
     /// Records the revision `node`'s data plane was programmed from (a
     /// lower one replaces it too: the agent relisted an older store).
     pub fn record_programmed(&self, node: &str, revision: i64) {
@@ -134,7 +168,7 @@ impl Heartbeats {
         nodes
             .into_iter()
             .map(|(name, ready)| NodeReport {
-                last: r.nodes.get(&name).map(|(at, _)| *at),
+                last: r.last.get(&name).copied(),
                 programmed: r.programmed.get(&name).copied(),
                 name,
                 ready,
@@ -154,6 +188,18 @@ impl Heartbeats {
         at: Instant,
         pods: impl IntoIterator<Item = (PodKey, Usage)>,
     ) {
+        self.lock().last.insert(node.to_owned(), at);
+        self.record_usage(node, pods);
+    }
+
+    /// Records that `node` was heard from at `at` (its Lease was renewed).
+    pub fn touch(&self, node: &str, at: Instant) {
+        self.lock().last.insert(node.to_owned(), at);
+        self.beats.send_modify(|b| *b += 1);
+    }
+
+    /// Records the usage of `node`'s pods (replacing its earlier report).
+    pub fn record_usage(&self, node: &str, pods: impl IntoIterator<Item = (PodKey, Usage)>) {
         let mut r = self.lock();
         let mut keys = Vec::new();
         let mut fresh = HashMap::new();
@@ -161,7 +207,7 @@ impl Heartbeats {
             keys.push(key.clone());
             fresh.insert(key, usage);
         }
-        if let Some((_, old)) = r.nodes.insert(node.to_owned(), (at, keys)) {
+        if let Some(old) = r.nodes.insert(node.to_owned(), keys) {
             for key in old {
                 r.pods.remove(&key);
             }
@@ -173,7 +219,7 @@ impl Heartbeats {
 
     /// When `node` last sent a heartbeat (None: not since this control plane started).
     pub fn last(&self, node: &str) -> Option<Instant> {
-        self.lock().nodes.get(node).map(|(at, _)| *at)
+        self.lock().last.get(node).copied()
     }
 
     /// The usage of pod `namespace/name`, as its node last reported it.
@@ -185,12 +231,14 @@ impl Heartbeats {
     /// Forgets a node (it was deleted).
     pub fn forget(&self, node: &str) {
         let mut r = self.lock();
-        if let Some((_, keys)) = r.nodes.remove(node) {
+        if let Some(keys) = r.nodes.remove(node) {
             for key in keys {
                 r.pods.remove(&key);
             }
         }
+        r.last.remove(node);
         r.programmed.remove(node);
+        r.leases.remove(node);
     }
 }
 
@@ -208,14 +256,16 @@ impl<S: Store> ApiServer<S> {
             namespace: None,
             name: node.to_owned(),
         };
-        if self.store.get(&object_key(&r)).await?.is_none() {
+        let Some(kv) = self.store.get(&object_key(&r)).await? else {
             return Err(ApiServerError::NotFound(r));
-        }
+        };
+        // Heard here at once; the other control planes hear it through
+        // the Lease.
         if let Some(revision) = programmed {
             self.heartbeats.record_programmed(node, revision);
         }
         self.heartbeats.record(node, pods);
-        Ok(())
+        self.renew_node_lease(&kv, node, programmed).await
     }
 
     /// Waits until no live node lags behind `revision` ([`lagging`]), at

@@ -16,8 +16,10 @@ pub mod grpc;
 pub mod guard;
 pub mod heartbeat;
 pub mod keys;
+pub mod lease;
 pub mod lifecycle;
 pub mod limits;
+pub mod node_lease;
 pub mod node_scope;
 pub mod priority;
 pub mod proxy;
@@ -164,6 +166,24 @@ impl<S: Store> ApiServer<S> {
     pub fn with_node_grace(mut self, grace: std::time::Duration) -> Self {
         self.heartbeats = self.heartbeats.with_live_within(grace);
         self
+    }
+
+    /// The store this server writes to.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The same server (heartbeats, ranges, node proxy) over another
+    /// store: the leader's scheduler and controllers write through a
+    /// fenced view of the shared one.
+    pub fn with_store<T: Store>(&self, store: Arc<T>) -> ApiServer<T> {
+        ApiServer {
+            store,
+            shutdown: self.shutdown.clone(),
+            heartbeats: self.heartbeats.clone(),
+            ranges: self.ranges,
+            proxy: self.proxy.clone(),
+        }
     }
 
     /// The same server allocating from `ranges`.

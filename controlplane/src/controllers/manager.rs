@@ -35,6 +35,7 @@ impl Default for Config {
             nodes: nodes::Config {
                 grace: Duration::from_secs(10),
                 eviction_delay: Duration::from_secs(30),
+                eviction_rate: nodes::rate::DEFAULT_EVICTION_RATE,
             },
             hpa: hpa::Config::default(),
         }
@@ -53,8 +54,9 @@ async fn collect_garbage<S: Store>(ctx: Context<S>) {
     let mut stop = ctx.shutdown.clone();
     let mut tick = tokio::time::interval(GC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // immediate: the start-up sweep just ran
     loop {
+        // The first tick is at once: a start-up sweep finishes cascading
+        // deletes an earlier leader left half done.
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,

@@ -103,6 +103,16 @@ pub enum StoreError {
     /// An invariant was broken; a bug in the store.
     #[error("store internal error: {0}")]
     Internal(String),
+    /// A write guarded by the leader fence was refused: another control
+    /// plane took the leadership since this one won it.
+    #[error(
+        "refused: this control plane is no longer the leader (the fence {} moved); its controllers stop and another control plane's run",
+        key.escape_ascii()
+    )]
+    Fenced {
+        /// The fence key.
+        key: Vec<u8>,
+    },
 }
 
 impl StoreError {

@@ -36,6 +36,23 @@ impl fmt::Debug for EtcdStore {
     }
 }
 
+/// Client certificate material for etcd (PEM).
+#[derive(Clone)]
+pub struct EtcdTls {
+    /// The CA that signed etcd's serving certificates.
+    pub ca_pem: Vec<u8>,
+    /// This control plane's client certificate.
+    pub cert_pem: Vec<u8>,
+    /// Its key.
+    pub key_pem: Vec<u8>,
+}
+
+impl fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EtcdTls { .. }")
+    }
+}
+
 /// Largest etcd response accepted (a range of every object of a kind).
 const MAX_RESPONSE: usize = 1 << 30;
 
@@ -43,10 +60,37 @@ impl EtcdStore {
     /// Connects to the etcd `endpoints` (e.g. `http://127.0.0.1:2379`);
     /// this store's keys live under `prefix`.
     pub async fn connect(endpoints: &[String], prefix: &[u8]) -> StoreResult<Self> {
-        let client = Client::connect(endpoints, None)
+        Self::connect_with(endpoints, prefix, None).await
+    }
+
+    /// [`Self::connect`] with client certificates (`https://` endpoints).
+    /// The client notices a dead member within seconds (HTTP/2 keepalive)
+    /// and asks only members that see a leader, so a member cut off from
+    /// the others never serves a stale read.
+    pub async fn connect_with(
+        endpoints: &[String],
+        prefix: &[u8],
+        tls: Option<&EtcdTls>,
+    ) -> StoreResult<Self> {
+        let mut options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_keep_alive(
+                std::time::Duration::from_secs(3),
+                std::time::Duration::from_secs(3),
+            )
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        if let Some(tls) = tls {
+            options = options.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(&tls.ca_pem))
+                    .identity(etcd_client::Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+            );
+        }
+        let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(|e| StoreError::etcd("connect", prefix, e))?;
-        tracing::info!(?endpoints, prefix = %prefix.escape_ascii(), "connected to etcd");
+        tracing::info!(?endpoints, prefix = %prefix.escape_ascii(), tls = tls.is_some(), "connected to etcd");
         Ok(Self::new(client, prefix))
     }
 

@@ -24,7 +24,7 @@ use std::future::Future;
 pub use any::AnyStore;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::{StoreError, StoreResult};
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdStore, EtcdTls};
 pub use types::{
     Compare, EventKind, KeyValue, Op, Range, Revision, Txn, WatchEvent, WatchOptions, WatchStream,
 };

@@ -230,6 +230,35 @@ pub fn priority_class(c: &jotasu_api::PriorityClass) -> String {
     w.finish()
 }
 
+/// A Lease's page.
+pub fn lease(l: &jotasu_api::Lease) -> String {
+    let mut w = Writer::default();
+    w.name(&l.metadata);
+    w.labels_annotations(&l.metadata);
+    let text = |t: &Option<jotasu_api::kinds::coordination::MicroTime>| {
+        t.as_ref()
+            .map_or_else(|| "<unset>".to_owned(), ToString::to_string)
+    };
+    w.field(
+        0,
+        "Holder Identity",
+        l.spec.holder_identity.as_deref().unwrap_or("<unset>"),
+    );
+    w.field(
+        0,
+        "Lease Duration Seconds",
+        l.spec.lease_duration_seconds.unwrap_or(0),
+    );
+    w.field(0, "Acquire Time", text(&l.spec.acquire_time));
+    w.field(0, "Renew Time", text(&l.spec.renew_time));
+    w.field(
+        0,
+        "Lease Transitions",
+        l.spec.lease_transitions.unwrap_or(0),
+    );
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

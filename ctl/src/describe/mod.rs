@@ -49,6 +49,7 @@ pub fn page(
         Object::HorizontalPodAutoscaler(h) => cluster::hpa(h),
         Object::Node(n) => cluster::node(n, pods, now),
         Object::PriorityClass(c) => cluster::priority_class(c),
+        Object::Lease(l) => cluster::lease(l),
         Object::LimitRange(l) => cluster::limit_range(l),
         Object::ResourceQuota(q) => cluster::resource_quota(q),
         Object::PersistentVolume(v) => storage::persistent_volume(v),

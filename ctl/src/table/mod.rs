@@ -69,6 +69,7 @@ fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
         Kind::HorizontalPodAutoscaler => (hpa::COLUMNS, &[]),
         Kind::Node => (node::COLUMNS, node::WIDE),
         Kind::PriorityClass => (node::PRIORITY_CLASS_COLUMNS, &[]),
+        Kind::Lease => (node::LEASE_COLUMNS, &[]),
         Kind::LimitRange => (&["CREATED AT"], &[]),
         Kind::ResourceQuota => (&["AGE", "HARD"], &[]),
         Kind::PersistentVolume => (storage::PV_COLUMNS, storage::VOLUME_MODE),
@@ -115,6 +116,7 @@ fn cells(object: &Object, now: i64) -> (Vec<String>, Vec<String>) {
         Object::HorizontalPodAutoscaler(h) => (hpa::row(h, age), Vec::new()),
         Object::Node(n) => (node::row(n, age), node::wide(n)),
         Object::PriorityClass(c) => (node::priority_class_row(c, age), Vec::new()),
+        Object::Lease(l) => (node::lease_row(l, age), Vec::new()),
         Object::ResourceQuota(q) => (
             vec![
                 age,

@@ -23,6 +23,20 @@ pub(super) fn priority_class_row(c: &jotasu_api::PriorityClass, age: String) -> 
         c.preemption_policy().to_owned(),
     ]
 }
+
+/// A Lease's columns, as kubectl shows them.
+pub(super) const LEASE_COLUMNS: &[&str] = &["HOLDER", "AGE"];
+
+/// A Lease's row.
+pub(super) fn lease_row(l: &jotasu_api::Lease, age: String) -> Vec<String> {
+    vec![
+        l.spec
+            .holder_identity
+            .clone()
+            .unwrap_or_else(|| super::NONE.to_owned()),
+        age,
+    ]
+}
 pub(super) const WIDE: &[&str] = &[
     "INTERNAL-IP",
     "EXTERNAL-IP",

@@ -18,6 +18,8 @@ pub const NODE_READY: &str = "NodeReady";
 pub const NODE_STATUS_UNKNOWN: &str = "NodeStatusUnknown";
 /// Message of Ready=Unknown (Kubernetes' words).
 pub const STOPPED_POSTING: &str = "Kubelet stopped posting node status.";
+/// Why of a pod evicted from a lost node (rate-limited per node).
+pub const EVICTED: &str = "evicted from a lost node";
 /// Reason of a pod's Ready=False on a lost node.
 pub const NODE_NOT_READY: &str = "NodeNotReady";
 
@@ -214,8 +216,7 @@ pub fn plan(config: &Config, nodes: &[Observed<'_>], pods: &[&Pod], now: i64) ->
             out.delete
                 .push(doomed(pod, node, "terminating on a lost node"));
         } else if evict && !daemon(pod) {
-            out.delete
-                .push(doomed(pod, node, "evicted from a lost node"));
+            out.delete.push(doomed(pod, node, EVICTED));
         } else if let Some(p) = unready(pod, now) {
             out.unready.push(p);
         }
@@ -236,6 +237,7 @@ mod tests {
         Config {
             grace: Duration::from_secs(10),
             eviction_delay: Duration::from_secs(30),
+            eviction_rate: 0.1,
         }
     }
 

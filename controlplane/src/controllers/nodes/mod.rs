@@ -9,6 +9,7 @@
 //! nodes, are deleted at once (Kubernetes' pod garbage collector).
 
 pub mod health;
+pub mod rate;
 #[cfg(test)]
 pub mod testkit;
 
@@ -34,6 +35,9 @@ pub struct Config {
     pub grace: Duration,
     /// Pods of a node NotReady for this long are deleted.
     pub eviction_delay: Duration,
+    /// At most this many nodes per second begin to have their pods
+    /// evicted ([`rate`]).
+    pub eviction_rate: f64,
 }
 
 /// How often nodes are judged: a fifth of the grace, at most every second.
@@ -45,6 +49,7 @@ pub fn tick_period(config: &Config) -> Duration {
 pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
     let started = Instant::now();
     let mut lost_since: HashMap<String, Instant> = HashMap::new();
+    let mut limiter = rate::EvictionLimiter::new(config.eviction_rate);
     let mut nodes_rx = ctx.informers.nodes.subscribe();
     let mut shutdown = ctx.shutdown.clone();
     let mut tick = tokio::time::interval(tick_period(&config));
@@ -62,7 +67,13 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
                 None => break,
             },
             _ = tick.tick() => {
-                let plan = judge(&ctx, &config, started, &mut lost_since);
+                let mut plan = judge(&ctx, &config, started, &mut lost_since);
+                let lost: std::collections::HashSet<String> = lost_since.keys().cloned().collect();
+                let planned = plan.delete.len();
+                plan.delete = limiter.admit(std::mem::take(&mut plan.delete), &lost, Instant::now());
+                if plan.delete.len() < planned {
+                    debug!(held = planned - plan.delete.len(), next_in = ?limiter.next_in(), "evictions held back by the eviction rate");
+                }
                 execute(&ctx, plan).await;
             }
         }

@@ -34,6 +34,7 @@ async fn nodes_turn_ready_then_lost_and_their_pods_are_evicted() {
     let config = Config {
         grace: Duration::from_millis(800),
         eviction_delay: Duration::from_millis(1500),
+        eviction_rate: super::rate::DEFAULT_EVICTION_RATE,
     };
     // The agents speak before the controller judges them.
     let n2_alive = Arc::new(AtomicBool::new(true));
@@ -100,6 +101,7 @@ fn ticks_are_a_fifth_of_the_grace_at_most_a_second() {
     let config = |g| Config {
         grace: Duration::from_millis(g),
         eviction_delay: Duration::ZERO,
+        eviction_rate: super::rate::DEFAULT_EVICTION_RATE,
     };
     assert_eq!(tick_period(&config(2000)), Duration::from_millis(400));
     assert_eq!(tick_period(&config(40_000)), Duration::from_secs(1));
