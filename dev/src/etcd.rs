@@ -42,6 +42,8 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     initial: String,
+    /// The cluster's token (its run prefix): every member must give the same.
+    token: String,
 }
 
 impl EtcdCluster {
@@ -70,7 +72,11 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://{}", m.name, m.spec.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut me = Self { members, initial };
+        let mut me = Self {
+            members,
+            initial,
+            token: format!("{prefix}etcd"),
+        };
         for i in 0..me.members.len() {
             me.spawn(i, "new")?;
         }
@@ -82,6 +88,7 @@ impl EtcdCluster {
 
     fn spawn(&mut self, i: usize, state: &str) -> Result<()> {
         let initial = self.initial.clone();
+        let token = self.token.clone();
         let m = &mut self.members[i];
         let mut cmd = match &m.spec.netns {
             Some(ns) => crate::netns::enter(ns, ETCD_BIN),
@@ -99,7 +106,7 @@ impl EtcdCluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &initial])
             .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &m.name])
+            .args(["--initial-cluster-token", &token])
             // Elections on a busy 2-core machine: etcd's defaults
             // (100 ms / 1 s) flap under load.
             .args(["--heartbeat-interval", "250", "--election-timeout", "2500"])

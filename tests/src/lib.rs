@@ -15,6 +15,7 @@ pub mod cni;
 pub mod dns;
 pub mod e2e;
 pub mod etcd;
+pub mod ha;
 pub mod jotactl;
 pub mod k8s_clients;
 pub mod lab;

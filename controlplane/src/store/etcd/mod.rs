@@ -8,10 +8,14 @@
 //! monotonically but with gaps when other prefixes are written.
 use std::{collections::VecDeque, fmt};
 
+mod conn;
+
 use etcd_client::{
-    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, EventType, GetOptions, KvClient,
-    TxnOp, TxnOpResponse, WatchOptions as EtcdWatchOptions,
+    CompactionOptions, Compare as EtcdCompare, CompareOp, EventType, GetOptions, TxnOp,
+    TxnOpResponse, WatchOptions as EtcdWatchOptions,
 };
+
+use conn::Conn;
 
 use super::{
     EventKind, KeyValue, Op, Range, Revision, Store, StoreError, StoreResult, Txn, WatchEvent,
@@ -21,10 +25,8 @@ use super::{
 /// The store on etcd, all keys under one prefix. Cheap to clone.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
-    /// The KV client with a response limit fit for large ranges (tonic's
-    /// default 4 MiB would fail a list of a few thousand pods).
-    kv: KvClient,
+    /// One member at a time, failing over ([`conn`]).
+    conn: Conn,
     prefix: Vec<u8>,
 }
 
@@ -52,9 +54,6 @@ impl fmt::Debug for EtcdTls {
         f.write_str("EtcdTls { .. }")
     }
 }
-
-/// Largest etcd response accepted (a range of every object of a kind).
-const MAX_RESPONSE: usize = 1 << 30;
 
 impl EtcdStore {
     /// Connects to the etcd `endpoints` (e.g. `http://127.0.0.1:2379`);
@@ -87,24 +86,14 @@ impl EtcdStore {
                     .identity(etcd_client::Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
             );
         }
-        let client = Client::connect(endpoints, Some(options))
+        let conn = Conn::connect(endpoints, Some(options))
             .await
             .map_err(|e| StoreError::etcd("connect", prefix, e))?;
         tracing::info!(?endpoints, prefix = %prefix.escape_ascii(), tls = tls.is_some(), "connected to etcd");
-        Ok(Self::new(client, prefix))
-    }
-
-    /// Wraps a connected client.
-    pub fn new(client: Client, prefix: &[u8]) -> Self {
-        let kv = client
-            .kv_client()
-            .max_decoding_message_size(MAX_RESPONSE)
-            .max_encoding_message_size(MAX_RESPONSE);
-        Self {
-            client,
-            kv,
+        Ok(Self {
+            conn,
             prefix: prefix.to_vec(),
-        }
+        })
     }
 
     fn full(&self, key: &[u8]) -> Vec<u8> {
@@ -155,10 +144,13 @@ fn grpc_message(e: &etcd_client::Error) -> Option<&str> {
 
 impl Store for EtcdStore {
     async fn get(&self, key: &[u8]) -> StoreResult<Option<KeyValue>> {
+        let full = self.full(key);
         let resp = self
-            .kv
-            .clone()
-            .get(self.full(key), None)
+            .conn
+            .call(|mut c| {
+                let full = full.clone();
+                async move { c.kv.get(full, None).await }
+            })
             .await
             .map_err(|e| StoreError::etcd("get", key, e))?;
         resp.kvs().first().map(|kv| self.kv(kv)).transpose()
@@ -169,13 +161,19 @@ impl Store for EtcdStore {
         if let Some(l) = limit {
             if l == 0 {
                 // etcd reads limit 0 as "no limit": count instead.
+                let full = self.full(prefix);
                 let resp = self
-                    .client
-                    .clone()
-                    .get(
-                        self.full(prefix),
-                        Some(GetOptions::new().with_prefix().with_count_only()),
-                    )
+                    .conn
+                    .call(|mut c| {
+                        let full = full.clone();
+                        async move {
+                            c.kv.get(
+                                full,
+                                Some(GetOptions::new().with_prefix().with_count_only()),
+                            )
+                            .await
+                        }
+                    })
                     .await
                     .map_err(|e| StoreError::etcd("range", prefix, e))?;
                 return Ok(Range {
@@ -186,10 +184,13 @@ impl Store for EtcdStore {
             }
             opts = opts.with_limit(i64::try_from(l).unwrap_or(i64::MAX));
         }
+        let full = self.full(prefix);
         let resp = self
-            .kv
-            .clone()
-            .get(self.full(prefix), Some(opts))
+            .conn
+            .call(|mut c| {
+                let (full, opts) = (full.clone(), opts.clone());
+                async move { c.kv.get(full, Some(opts)).await }
+            })
             .await
             .map_err(|e| StoreError::etcd("range", prefix, e))?;
         Ok(Range {
@@ -230,15 +231,16 @@ impl Store for EtcdStore {
             .map(|c| TxnOp::get(self.full(&c.key), None))
             .collect();
         let first_key = txn.ops.first().map(Op::key).unwrap_or_default();
+        let request = etcd_client::Txn::new()
+            .when(compares)
+            .and_then(ops)
+            .or_else(reads);
         let resp = self
-            .kv
-            .clone()
-            .txn(
-                etcd_client::Txn::new()
-                    .when(compares)
-                    .and_then(ops)
-                    .or_else(reads),
-            )
+            .conn
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.kv.txn(request).await }
+            })
             .await
             .map_err(|e| StoreError::etcd("txn", first_key, e))?;
         if resp.succeeded() {
@@ -278,10 +280,13 @@ impl Store for EtcdStore {
         if options.prev_kv {
             opts = opts.with_prev_key();
         }
+        let full = self.full(prefix);
         let mut stream = self
-            .client
-            .clone()
-            .watch(self.full(prefix), Some(opts))
+            .conn
+            .call(|mut c| {
+                let (full, opts) = (full.clone(), opts.clone());
+                async move { c.client.watch(full, Some(opts)).await }
+            })
             .await
             .map_err(|e| StoreError::etcd("watch", prefix, e))?;
         // Wait until etcd has registered the watch, so nothing is missed.
@@ -313,13 +318,14 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> StoreResult<()> {
+        let to = to_etcd(revision)?;
         let r = self
-            .client
-            .clone()
-            .compact(
-                to_etcd(revision)?,
-                Some(CompactionOptions::new().with_physical()),
-            )
+            .conn
+            .call(|mut c| async move {
+                c.client
+                    .compact(to, Some(CompactionOptions::new().with_physical()))
+                    .await
+            })
             .await;
         match r {
             Ok(_) => Ok(()),
@@ -335,13 +341,19 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> StoreResult<Revision> {
+        let full = self.full(b"");
         let resp = self
-            .kv
-            .clone()
-            .get(
-                self.full(b""),
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            )
+            .conn
+            .call(|mut c| {
+                let full = full.clone();
+                async move {
+                    c.kv.get(
+                        full,
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await
+                }
+            })
             .await
             .map_err(|e| StoreError::etcd("get revision", &[], e))?;
         Ok(header_revision(resp.header()))
