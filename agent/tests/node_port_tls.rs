@@ -62,6 +62,13 @@ impl Node for NoPods {
     ) -> Result<Response<ImportImageResponse>, Status> {
         Err(Status::unimplemented("no containerd here"))
     }
+
+    async fn pod_usage(
+        &self,
+        _: Request<jotasu_api::grpc::v1::PodUsageRequest>,
+    ) -> Result<Response<jotasu_api::grpc::v1::PodUsageList>, Status> {
+        Ok(Response::new(jotasu_api::grpc::v1::PodUsageList::default()))
+    }
 }
 
 /// A cluster PKI, node n1's credentials, and n1's port serving them.

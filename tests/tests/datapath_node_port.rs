@@ -58,6 +58,13 @@ impl Node for NoPods {
     ) -> Result<Response<ImportImageResponse>, Status> {
         Err(Status::unimplemented("no containerd"))
     }
+
+    async fn pod_usage(
+        &self,
+        _: Request<jotasu_api::grpc::v1::PodUsageRequest>,
+    ) -> Result<Response<jotasu_api::grpc::v1::PodUsageList>, Status> {
+        Err(Status::unimplemented("no pods"))
+    }
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);

@@ -203,6 +203,13 @@ impl Node for FakeAgent {
             }],
         }))
     }
+
+    async fn pod_usage(
+        &self,
+        _: Request<jotasu_api::grpc::v1::PodUsageRequest>,
+    ) -> Result<Response<jotasu_api::grpc::v1::PodUsageList>, Status> {
+        Ok(Response::new(jotasu_api::grpc::v1::PodUsageList::default()))
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

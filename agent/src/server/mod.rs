@@ -221,6 +221,15 @@ pub fn tail(text: &[u8], n: usize) -> &[u8] {
 impl Node for NodeService {
     type LogsStream = Boxed<LogChunk>;
 
+    async fn pod_usage(
+        &self,
+        _request: Request<jotasu_api::grpc::v1::PodUsageRequest>,
+    ) -> Result<Response<jotasu_api::grpc::v1::PodUsageList>, Status> {
+        Ok(Response::new(jotasu_api::grpc::v1::PodUsageList {
+            pods: self.manager.registry().usage(),
+        }))
+    }
+
     async fn logs(
         &self,
         request: Request<LogsRequest>,

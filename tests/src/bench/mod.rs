@@ -22,6 +22,7 @@ pub mod cni;
 pub mod controlplane;
 pub mod datapath;
 pub mod dns;
+pub mod failover;
 pub mod flannel;
 pub mod flowevents;
 pub mod kube_proxy;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
-        Report, client, cni, controlplane, datapath, dns, flowevents, overlay, pods, scheduler,
-        slices, traffic, workloads,
+        Report, client, cni, controlplane, datapath, dns, failover, flowevents, overlay, pods,
+        scheduler, slices, traffic, workloads,
     },
     privilege, signals,
 };
@@ -110,6 +110,11 @@ enum Cmd {
     /// hits), events off vs on in the same run; needs root. Writes
     /// target/bench/flowevents.json.
     Flowevents(flowevents::Config),
+    /// Control-plane failover on a 3-member etcd cluster with three
+    /// control planes: kill -9 of the leader to the new leader's first
+    /// write, and API writes failed while a control plane or an etcd
+    /// member is killed. Writes target/bench/failover.json.
+    Failover(failover::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -172,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
         Cmd::Traffic(cfg) => measure(&traffic::describe(&cfg), || traffic::run(&cfg)),
         Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
+        Cmd::Failover(cfg) => run_and_print(&failover::describe(&cfg), || failover::run(&cfg)),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 mod import;
 pub mod target;
 pub mod tls;
+mod usage;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

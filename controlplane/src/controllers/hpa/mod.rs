@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use jotasu_api::{Deployment, HorizontalPodAutoscaler, Kind, Object, ObjectRef, Pod};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiServerError, Usage};
 use crate::controllers::runtime::{
@@ -64,6 +64,7 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
             _ = tick.tick() => {
                 let keys: Vec<Key> = ctx.informers.hpas.read().objects.keys().cloned().collect();
                 histories.retain(|k, _| keys.contains(k));
+                scrape_usage(&ctx, &keys).await;
                 for key in keys {
                     sync(&ctx, &key, &mut histories).await;
                 }
@@ -71,6 +72,53 @@ pub async fn run<S: Store>(ctx: Context<S>, config: Config) {
         }
     }
     info!("autoscaler stopped");
+}
+
+/// Reads the usage of the autoscaled pods from their nodes' agents into
+/// the heartbeat registry (metrics-server's way: the agents measure, the
+/// leader asks). A node that does not answer keeps what its heartbeats
+/// brought this control plane, if anything.
+async fn scrape_usage<S: Store>(ctx: &Context<S>, hpas: &[Key]) {
+    let mut nodes = std::collections::BTreeSet::new();
+    for key in hpas {
+        let Some(hpa) = ctx.informers.hpas.get(&key.0, &key.1) else {
+            continue;
+        };
+        let Ok(d) = target(ctx, &hpa) else { continue };
+        if d.spec.selector.is_empty() {
+            continue;
+        }
+        for p in ctx.informers.pods.list_in(&key.0) {
+            if d.spec.selector.matches(&p.metadata.labels)
+                && let Some(node) = p.spec.node_name.clone()
+            {
+                nodes.insert(node);
+            }
+        }
+    }
+    let scrapes = nodes.into_iter().filter_map(|name| {
+        let node = ctx.informers.nodes.get("", &name)?;
+        Some(async move { (name, ctx.api.node_usage(&node).await) })
+    });
+    for (name, result) in futures::future::join_all(scrapes).await {
+        match result {
+            Ok(pods) => ctx.api.heartbeats().record_usage(
+                &name,
+                pods.into_iter().map(|u| {
+                    (
+                        (u.namespace, u.name),
+                        Usage {
+                            cpu_millicores: u.cpu_millicores,
+                            memory_bytes: u.memory_bytes,
+                        },
+                    )
+                }),
+            ),
+            Err(e) => {
+                debug!(node = %name, error = %e, "cannot read the node's pod usage; using its heartbeats'")
+            }
+        }
+    }
 }
 
 /// The Deployment an HPA scales, or why it cannot be read.
