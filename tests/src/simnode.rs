@@ -18,7 +18,7 @@ use jotasu_api::kinds::pod_status::{
     ContainerState, ContainerStateRunning, ContainerStatus, PodPhase, PodStatus,
 };
 use jotasu_api::{Condition, ConditionStatus, Kind, Node, Object, ObjectRef, Pod, Quantity, Time};
-use jotasu_controlplane::controllers::runtime::status;
+use jotasu_controlplane::runtime::status;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use jotasu_api::client::{BindRefusal, Binding, Client, DeleteOptions, EventType, WatchFilter};
 use jotasu_api::{Deployment, Endpoints, Kind, Object, ObjectRef, Pod};
-use jotasu_controlplane::controllers::runtime::status::{is_node_ready, is_ready};
+use jotasu_controlplane::runtime::status::{is_node_ready, is_ready};
 use jotasu_tests::controlplane::{ControlPlane, Options};
 use jotasu_tests::e2e::pods_of as pods;
 use jotasu_tests::jotactl::Ctl;

@@ -10,7 +10,7 @@ use jotasu_api::{LabelSelector, Object, ObjectRef, Pod, PodDisruptionBudget, Tim
 
 use super::error::{ApiResult, ApiServerError};
 use super::{ApiServer, WRITE_ATTEMPTS};
-use crate::controllers::runtime::status::is_ready;
+use crate::runtime::status::is_ready;
 use crate::store::Store;
 
 /// What an eviction does with a pod, given its budgets.

@@ -311,7 +311,7 @@ impl<S: Store> ApiServer<S> {
             let Ok(Object::Node(node)) = serde_json::from_str::<Object>(&json) else {
                 continue;
             };
-            let ready = crate::controllers::runtime::status::is_node_ready(&node);
+            let ready = crate::runtime::status::is_node_ready(&node);
             out.push((node.metadata.name().to_owned(), ready));
         }
         Ok(out)

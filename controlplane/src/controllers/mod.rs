@@ -5,8 +5,9 @@
 //! Jobs → Pods, disruption budgets, Endpoints, node lifecycle,
 //! the horizontal pod autoscaler, namespace deletion and every namespace's
 //! default ServiceAccount, and the PV controller with jotasu's local
-//! provisioner. The scheduler lives beside them
-//! ([`crate::scheduler`]); [`manager`] starts them all.
+//! provisioner. They and the scheduler ([`crate::scheduler`]) run on one
+//! runtime ([`crate::runtime`]: informers, queues, triggers, workers);
+//! [`crate::manager`] starts them all.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -15,12 +16,10 @@ pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
-pub mod manager;
 pub mod namespace;
 pub mod nodes;
 pub mod quota;
 pub mod replicaset;
-pub mod runtime;
 pub mod serviceaccounts;
 pub mod statefulset;
 pub mod volumes;

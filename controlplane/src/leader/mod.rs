@@ -25,7 +25,7 @@ use tracing::info;
 pub use elector::{ElectionConfig, Leadership};
 
 use crate::apiserver::ApiServer;
-use crate::controllers::manager;
+use crate::manager;
 use crate::store::Store;
 
 /// Campaigns for the leadership and runs the scheduler and the

@@ -22,7 +22,7 @@ pub mod score;
 pub mod state;
 pub mod volumes;
 
-use crate::controllers::runtime::Context;
+use crate::runtime::Context;
 use crate::store::Store;
 
 /// How nodes are scored.

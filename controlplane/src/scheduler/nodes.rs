@@ -17,8 +17,8 @@ use super::constraints::Rules;
 use super::constraints::groups::Groups;
 use super::constraints::topology::Topologies;
 use super::resources::{Resources, Usage, node_allocatable, pod_usage};
-use crate::controllers::runtime::Key;
-use crate::controllers::runtime::status::{is_node_ready, node_of};
+use crate::runtime::Key;
+use crate::runtime::status::{is_node_ready, node_of};
 
 /// A node slot: a node, or only the pods bound to a name not (yet) seen as
 /// a node. Slots keep their index for as long as anything refers to them.

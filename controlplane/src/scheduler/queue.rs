@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jotasu_api::Pod;
 
-use crate::controllers::runtime::Key;
+use crate::runtime::Key;
 
 /// The first retry delay after a refused binding; it doubles per refusal.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);

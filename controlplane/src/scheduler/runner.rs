@@ -19,7 +19,7 @@ use super::Config;
 use super::queue::INITIAL_BACKOFF;
 use super::state::{Scheduler, unschedulable_status};
 use crate::apiserver::{ApiServerError, BindOutcome, Binding};
-use crate::controllers::runtime::{Change, Context, Informer, next_change};
+use crate::runtime::{Change, Context, Informer, next_change};
 use crate::store::Store;
 
 /// Pods scheduled per cycle (and bound per call) at most.

@@ -15,8 +15,8 @@ use super::queue::Queue;
 use super::score::{Candidate, pick};
 use super::volumes::{VolumeView, volume_needs};
 use crate::apiserver::{BindOutcome, Binding};
-use crate::controllers::runtime::status::{condition, is_terminating, node_of, set_condition};
-use crate::controllers::runtime::{Key, key_of};
+use crate::runtime::status::{condition, is_terminating, node_of, set_condition};
+use crate::runtime::{Key, key_of};
 
 /// Failures remembered per cycle: a pod asking the same as one that
 /// found no node earlier in the cycle finds none either (room only

@@ -21,10 +21,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jotasu_api::{Kind, LabelSelector, Node, Pod};
 use jotasu_controlplane::apiserver::allocate::Ranges;
 use jotasu_controlplane::apiserver::{ApiServer, bootstrap};
-use jotasu_controlplane::controllers::manager;
-use jotasu_controlplane::controllers::runtime::{
-    Change, Context, Informer, Informers, next_change,
-};
+use jotasu_controlplane::manager;
+use jotasu_controlplane::runtime::{Change, Context, Informer, Informers, next_change};
 use jotasu_controlplane::scheduler::{self, resources};
 use jotasu_controlplane::store::{EmbeddedOptions, EmbeddedStore};
 use serde_json::json;
@@ -195,9 +193,7 @@ pub(crate) async fn make_nodes(api: &Api, count: usize) -> anyhow::Result<()> {
         let applied = api.apply(&objects, false).await.context("creating nodes")?;
         versions.extend(applied.into_iter().map(|a| a.resource_version));
     }
-    let now = jotasu_api::Time::from_unix_seconds(
-        jotasu_controlplane::controllers::runtime::now_seconds(),
-    );
+    let now = jotasu_api::Time::from_unix_seconds(jotasu_controlplane::runtime::now_seconds());
     let resources = json!({"cpu": "32", "memory": "64Gi", "pods": "110"});
     futures::stream::iter(names.iter().zip(versions))
         .map(|(name, rv)| {

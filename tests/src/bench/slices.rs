@@ -15,7 +15,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jotasu_api::{Kind, LabelSelector};
 use jotasu_controlplane::apiserver::{ApiResult, Event, WatchSpec};
 use jotasu_controlplane::controllers::endpoints;
-use jotasu_controlplane::controllers::runtime::{Context, Informers};
+use jotasu_controlplane::runtime::{Context, Informers};
 use serde_json::json;
 use tokio::sync::watch;
 

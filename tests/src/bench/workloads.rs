@@ -22,8 +22,8 @@ use jotasu_api::kinds::pod_status::{
     PodStatus,
 };
 use jotasu_api::{Condition, ConditionStatus, Job, Object, Pod, Time};
-use jotasu_controlplane::controllers::manager;
-use jotasu_controlplane::controllers::runtime::{Change, Informer, next_change};
+use jotasu_controlplane::manager;
+use jotasu_controlplane::runtime::{Change, Informer, next_change};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
@@ -256,7 +256,7 @@ async fn until(start: Instant, timeout: Duration, mut done: impl FnMut() -> bool
 fn ready_in(pods: &Informer<Pod>, n: usize) -> bool {
     pods.list_in("bench")
         .iter()
-        .filter(|p| jotasu_controlplane::controllers::runtime::status::is_ready(p))
+        .filter(|p| jotasu_controlplane::runtime::status::is_ready(p))
         .count()
         >= n
 }

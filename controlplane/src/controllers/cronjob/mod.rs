@@ -21,9 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
 use crate::controllers::job::feed::feed;
-use crate::controllers::runtime::{
-    CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work,
-};
+use crate::runtime::{CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work};
 use crate::store::Store;
 use plan::plan_cron_job;
 

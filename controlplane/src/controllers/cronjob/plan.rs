@@ -12,7 +12,7 @@ use jotasu_api::kinds::batch::{
 use jotasu_api::meta::ObjectReference;
 use jotasu_api::{ObjectMeta, Resource, Time};
 
-use crate::controllers::runtime::controller_reference;
+use crate::runtime::controller_reference;
 
 /// Kubernetes gives up counting missed runs past this many (and starts
 /// the most recent one).

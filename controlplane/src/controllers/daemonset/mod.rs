@@ -16,7 +16,7 @@ use jotasu_api::{DaemonSet, Kind, Node, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::ApiServerError;
-use crate::controllers::runtime::{
+use crate::runtime::{
     CATCH_UP, CONFLICT_RETRY, Cache, Change, Context, Key, WorkQueue, backoff, controlled_by,
     key_of, next_change, now_seconds, stopped,
 };

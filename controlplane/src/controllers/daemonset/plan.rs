@@ -10,8 +10,8 @@ use jotasu_api::kinds::workloads::{DaemonSetStatus, DaemonSetUpdateStrategyType}
 use jotasu_api::{DaemonSet, IntOrString, Node, ObjectMeta, Pod};
 
 use super::eligible::{Fit, add_daemon_tolerations, fit};
-use crate::controllers::runtime::controller_reference;
-use crate::controllers::runtime::status::{is_available, is_ready, is_terminating, ready_since};
+use crate::runtime::controller_reference;
+use crate::runtime::status::{is_available, is_ready, is_terminating, ready_since};
 
 /// The label carrying the hash of the template a daemon pod was made from.
 pub const HASH_LABEL: &str = "controller-revision-hash";
@@ -298,7 +298,7 @@ pub fn record_create_failure(
     now: i64,
 ) {
     use crate::controllers::replicaset::plan::REPLICA_FAILURE;
-    use crate::controllers::runtime::status::set_condition;
+    use crate::runtime::status::set_condition;
     use jotasu_api::{Condition, ConditionStatus, Time};
     match failure {
         Some(message) => {

@@ -31,10 +31,9 @@ use jotasu_api::{Deployment, Kind, Object, ObjectRef, Pod, ReplicaSet};
 use tracing::debug;
 
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::status::{is_active, is_available, is_ready, ready_since};
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Informers, Key, WorkQueue, controlled_by, key_of, last_revision,
-    next_change, now_seconds, work,
+use crate::runtime::status::{is_active, is_available, is_ready, ready_since};
+use crate::runtime::{
+    CATCH_UP, Context, Controller, Informers, Key, controlled_by, last_revision, now_seconds,
 };
 use crate::store::Store;
 use plan::{Input, Owned, Plan, PodCounts};
@@ -74,17 +73,15 @@ pub fn count_pods<'a>(
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for d in ctx.informers.deployments.list() {
-        queue.add(key_of(&*d));
-    }
-    work("deployment", &queue, ctx.shutdown.clone(), |key| {
-        let ctx = ctx.clone();
-        async move { sync(&ctx, &key).await }
-    })
-    .await;
-    feeder.abort();
+    // Its ReplicaSets' changes, and their pods'.
+    Controller::new(ctx, "deployment", |i| &i.deployments)
+        .owns(|i| &i.replica_sets)
+        .watches(
+            |i| &i.pods,
+            |i, pod| owner_of_pod(i, pod).into_iter().collect(),
+        )
+        .run(|ctx, key| async move { sync(&ctx, &key).await })
+        .await;
 }
 
 /// The Deployment that controls `rs`, if any.
@@ -107,51 +104,6 @@ fn owner_of_pod(informers: &Informers, pod: &Pod) -> Option<Key> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
     let rs = informers.replica_sets.get(ns, &owner.name)?;
     owner_of_rs(&rs)
-}
-
-/// Turns Deployment, ReplicaSet and Pod changes into Deployment keys.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let informers = &ctx.informers;
-    let mut deployments = informers.deployments.subscribe();
-    let mut sets = informers.replica_sets.subscribe();
-    let mut pods = informers.pods.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for d in informers.deployments.list() {
-            queue.add(key_of(&*d));
-        }
-    };
-    let add = |queue: &WorkQueue<Key>, key: Option<Key>| {
-        if let Some(k) = key {
-            queue.add(k);
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut deployments) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut sets) => match change {
-                Some(Change::Applied { old, new }) => {
-                    add(&queue, owner_of_rs(&new));
-                    add(&queue, old.and_then(|o| owner_of_rs(&o)));
-                }
-                Some(Change::Deleted(rs)) => add(&queue, owner_of_rs(&rs)),
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut pods) => match change {
-                Some(Change::Applied { new, .. }) => add(&queue, owner_of_pod(informers, &new)),
-                Some(Change::Deleted(pod)) => add(&queue, owner_of_pod(informers, &pod)),
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
 }
 
 /// Reads the inputs of one reconcile from the caches and plans it.

@@ -17,7 +17,7 @@ use super::annotations::{
 use super::hash::{POD_TEMPLATE_HASH, pod_template_hash};
 use super::rollout::max_surge;
 use super::status::{self, PROGRESSING};
-use crate::controllers::runtime::controller_reference;
+use crate::runtime::controller_reference;
 
 /// How a ReplicaSet's pods stand (from the pods it controls).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -184,7 +184,7 @@ fn recreate_stops_every_old_pod_first() {
         let old = w.set_of("v1").map_or(0, |rs| {
             w.pods
                 .iter()
-                .filter(|p| crate::controllers::runtime::controlled_by(*p, rs))
+                .filter(|p| crate::runtime::controlled_by(*p, rs))
                 .count()
         });
         (old, w.pods_of("v2"))

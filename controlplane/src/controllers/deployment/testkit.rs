@@ -13,8 +13,8 @@ use super::rollout::{max_surge, max_unavailable};
 use crate::controllers::replicaset::plan::{
     claim, plan_replica_set, pod_from_template, replica_set_status,
 };
-use crate::controllers::runtime::controlled_by;
-use crate::controllers::runtime::status::{is_active, is_available};
+use crate::runtime::controlled_by;
+use crate::runtime::status::{is_active, is_available};
 
 /// A Deployment `web` of `replicas` pods of `image`, with `extra` merged into its spec.
 pub fn deployment(replicas: i32, image: &str, extra: serde_json::Value) -> Deployment {

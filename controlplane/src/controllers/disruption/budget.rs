@@ -12,7 +12,7 @@ use jotasu_api::kinds::disruption::PodDisruptionBudgetStatus;
 use jotasu_api::meta::{Condition, ConditionStatus};
 use jotasu_api::{IntOrString, Pod, PodDisruptionBudget, Time};
 
-use crate::controllers::runtime::status::{is_ready, is_terminating, set_condition};
+use crate::runtime::status::{is_ready, is_terminating, set_condition};
 
 /// How long an eviction stays counted without its pod's deletion showing.
 pub const DELETION_TIMEOUT_SECONDS: i64 = 120;

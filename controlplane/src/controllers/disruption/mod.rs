@@ -9,63 +9,27 @@ use std::time::Duration;
 use jotasu_api::{Object, Pod, PodDisruptionBudget};
 
 use crate::apiserver::ApiResult;
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, now_seconds, run_keyed,
-};
+use crate::runtime::{CATCH_UP, Context, Controller, Key, key_of, now_seconds};
 use crate::store::Store;
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    run_keyed(
-        ctx,
-        "disruption",
-        |i| &i.disruption_budgets,
-        feed,
-        |ctx, key| async move { sync(&ctx, &key).await },
-    )
-    .await;
-}
-
-/// Turns budget changes, and changes of pods a budget selects, into keys.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let mut budgets = ctx.informers.disruption_budgets.subscribe();
-    let mut pods = ctx.informers.pods.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for b in ctx.informers.disruption_budgets.list() {
-            queue.add(key_of(&*b));
-        }
-    };
-    let of_pod = |queue: &WorkQueue<Key>, pod: &Pod| {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
-        for b in ctx.informers.disruption_budgets.list_in(ns) {
-            if crate::apiserver::eviction::selects(&b, pod) {
-                queue.add(key_of(&*b));
-            }
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut budgets) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
+    // Budget changes, and changes of pods a budget selects.
+    Controller::new(ctx, "disruption", |i| &i.disruption_budgets)
+        .watches(
+            |i| &i.pods,
+            |i, pod: &Pod| {
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                i.disruption_budgets
+                    .list_in(ns)
+                    .iter()
+                    .filter(|b| crate::apiserver::eviction::selects(b, pod))
+                    .map(|b| key_of(&**b))
+                    .collect()
             },
-            change = next_change(&mut pods) => match change {
-                Some(Change::Applied { old, new }) => {
-                    of_pod(&queue, &new);
-                    if let Some(old) = old {
-                        of_pod(&queue, &old);
-                    }
-                }
-                Some(Change::Deleted(pod)) => of_pod(&queue, &pod),
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
+        )
+        .run(|ctx, key| async move { sync(&ctx, &key).await })
+        .await;
 }
 
 /// The replicas of the controller of `pod` (a Deployment through its

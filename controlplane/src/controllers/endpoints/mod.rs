@@ -27,12 +27,8 @@ use jotasu_api::{Endpoints, Kind, Node, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::ApiServerError;
-use crate::controllers::runtime::status::{
-    is_active, is_node_ready, is_ready, is_terminating, node_of,
-};
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, stopped,
-};
+use crate::runtime::status::{is_active, is_node_ready, is_ready, is_terminating, node_of};
+use crate::runtime::{CATCH_UP, Change, Context, Key, WorkQueue, key_of, next_change, stopped};
 use crate::store::Store;
 
 /// Requeue delay after a failed write.
@@ -326,7 +322,7 @@ async fn reconcile_slices<S: Store>(
         }
     }
     if !changes.delete.is_empty() {
-        let gone = |c: &crate::controllers::runtime::Cache<jotasu_api::EndpointSlice>| {
+        let gone = |c: &crate::runtime::Cache<jotasu_api::EndpointSlice>| {
             changes
                 .delete
                 .iter()
@@ -360,8 +356,7 @@ async fn delete_leftover<S: Store>(ctx: &Context<S>, key: &Key) -> Result<(), Du
         Ok(_) | Err(ApiServerError::NotFound(_)) => {
             debug!(service = %key.1, namespace = %key.0, "service gone; endpoints deleted");
             let informers = &ctx.informers;
-            let gone =
-                |c: &crate::controllers::runtime::Cache<Endpoints>| !c.objects.contains_key(key);
+            let gone = |c: &crate::runtime::Cache<Endpoints>| !c.objects.contains_key(key);
             informers.endpoints.wait_until(CATCH_UP, gone).await;
             Ok(())
         }

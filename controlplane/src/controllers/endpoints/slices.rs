@@ -20,7 +20,7 @@ use jotasu_api::{EndpointSlice, ObjectMeta, Service};
 
 use super::subsets::{Group, PodEndpoint};
 
-use crate::controllers::runtime::controller_reference;
+use crate::runtime::controller_reference;
 
 /// What to write for one Service.
 #[derive(Debug, Default, PartialEq)]

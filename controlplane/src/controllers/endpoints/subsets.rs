@@ -26,7 +26,7 @@ use jotasu_api::kinds::service::{
 use jotasu_api::meta::ObjectReference;
 use jotasu_api::{Endpoints, IntOrString, Labels, ObjectMeta, Pod, Service};
 
-use crate::controllers::runtime::status::{is_ready, is_terminating, node_of};
+use crate::runtime::status::{is_ready, is_terminating, node_of};
 
 /// Whether the Service's endpoints are the controller's to manage (it
 /// has a selector; without one they are managed by hand). An ExternalName

@@ -15,7 +15,7 @@ use jotasu_api::{
 use super::behavior::{self, Bounds, History};
 use super::replicas::{self, Sample, Target};
 use crate::apiserver::Usage;
-use crate::controllers::runtime::status::set_condition;
+use crate::runtime::status::set_condition;
 
 /// What an evaluation decides.
 #[derive(Debug, Clone, PartialEq)]

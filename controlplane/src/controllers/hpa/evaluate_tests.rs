@@ -5,7 +5,7 @@ use jotasu_api::{ConditionStatus, Deployment, HorizontalPodAutoscaler, Object, P
 use super::*;
 use crate::controllers::hpa::behavior::{record_scale, scale_down, scale_up};
 use crate::controllers::nodes::testkit::running_status;
-use crate::controllers::runtime::status::condition;
+use crate::runtime::status::condition;
 
 const NOW: i64 = 2_000_000_000;
 

@@ -17,9 +17,7 @@ use jotasu_api::{Deployment, HorizontalPodAutoscaler, Kind, Object, ObjectRef, P
 use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiServerError, Usage};
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, key_of, next_change, now_seconds, stopped,
-};
+use crate::runtime::{CATCH_UP, Change, Context, Key, key_of, next_change, now_seconds, stopped};
 use crate::store::Store;
 
 use behavior::History;

@@ -13,7 +13,7 @@
 use jotasu_api::kinds::pod_status::PodPhase;
 use jotasu_api::{ConditionStatus, Pod};
 
-use crate::controllers::runtime::status::{condition, is_terminating};
+use crate::runtime::status::{condition, is_terminating};
 
 /// Changes of the usage ratio within this fraction of 1 are ignored.
 pub const TOLERANCE: f64 = 0.1;

@@ -6,7 +6,7 @@ use jotasu_api::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::controllers::runtime::{Change, Informer, Key, WorkQueue, key_of, next_change};
+use crate::runtime::{Change, Informer, Key, WorkQueue, key_of, next_change};
 
 /// The owner of kind `O` controlling `child`, if any.
 pub fn owner_key<O: Resource, C: Resource>(child: &C) -> Option<Key> {

@@ -20,9 +20,7 @@ use jotasu_api::{Job, Kind, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::{
-    CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work,
-};
+use crate::runtime::{CATCH_UP, Context, Key, WorkQueue, controlled_by, key_of, now_seconds, work};
 use crate::store::Store;
 use plan::plan_job;
 use pods::pod_for;

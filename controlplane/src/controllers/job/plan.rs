@@ -17,7 +17,7 @@ use super::pods::{
     PodState, backoff_seconds, failure_action, finished_at, format_indexes, index_of,
     parse_indexes, ready, state,
 };
-use crate::controllers::runtime::status::set_condition;
+use crate::runtime::status::set_condition;
 
 /// Job condition types and reasons, as Kubernetes writes them.
 pub mod conditions {

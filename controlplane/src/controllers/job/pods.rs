@@ -13,8 +13,8 @@ use jotasu_api::kinds::env::{EnvVar, EnvVarSource, ObjectFieldSelector};
 use jotasu_api::kinds::pod_status::{ContainerStatus, PodPhase};
 use jotasu_api::{ConditionStatus, Job, ObjectMeta, Pod, Time};
 
-use crate::controllers::runtime::controller_reference;
-use crate::controllers::runtime::status::{is_ready, is_terminating};
+use crate::runtime::controller_reference;
+use crate::runtime::status::{is_ready, is_terminating};
 
 /// The first delay before a failed pod is replaced.
 pub const BACKOFF_BASE_SECONDS: i64 = 10;

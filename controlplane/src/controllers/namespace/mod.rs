@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::apiserver::lifecycle::Finalized;
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::{Change, Context, WorkQueue, next_change, work};
+use crate::runtime::{Change, Context, WorkQueue, next_change, work};
 use crate::store::Store;
 use plan::{Content, plan, status};
 

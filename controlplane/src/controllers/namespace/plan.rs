@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use jotasu_api::kinds::namespace::NamespaceStatus;
 use jotasu_api::{Condition, ConditionStatus, Kind, Namespace, NamespacePhase, ObjectRef, Time};
 
-use crate::controllers::runtime::status::set_condition;
+use crate::runtime::status::set_condition;
 
 /// One object found in a terminating namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,11 +197,8 @@ mod tests {
         let remaining = BTreeMap::from([(Kind::Pod, 1)]);
         let s = status(&ns, &remaining, None, &now).expect("a change");
         assert_eq!(s.phase, Some(NamespacePhase::Terminating));
-        let c = crate::controllers::runtime::status::condition(
-            &s.conditions,
-            "NamespaceContentRemaining",
-        )
-        .unwrap();
+        let c =
+            crate::runtime::status::condition(&s.conditions, "NamespaceContentRemaining").unwrap();
         assert_eq!(c.status, ConditionStatus::True);
         assert_eq!(
             c.message.as_deref(),
@@ -213,7 +210,7 @@ mod tests {
             None
         );
         let failed = status(&ns, &remaining, Some("boom"), &now).unwrap();
-        let c = crate::controllers::runtime::status::condition(
+        let c = crate::runtime::status::condition(
             &failed.conditions,
             "NamespaceDeletionContentFailure",
         )

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::apiserver::lifecycle::namespace_ref;
 use crate::controllers::nodes::testkit::Cluster;
-use crate::controllers::runtime::status::condition;
+use crate::runtime::status::condition;
 
 const LIMIT: Duration = Duration::from_secs(15);
 

@@ -10,7 +10,7 @@ use jotasu_api::kinds::node::NodeStatus;
 use jotasu_api::{Condition, ConditionStatus, Node, Pod, PodStatus, Time};
 
 use super::Config;
-use crate::controllers::runtime::status::{condition, is_terminating, node_of, set_condition};
+use crate::runtime::status::{condition, is_terminating, node_of, set_condition};
 
 /// Reason of Ready=True.
 pub const NODE_READY: &str = "NodeReady";
@@ -227,7 +227,7 @@ pub fn plan(config: &Config, nodes: &[Observed<'_>], pods: &[&Pod], now: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controllers::runtime::status::{is_node_ready, is_ready};
+    use crate::runtime::status::{is_node_ready, is_ready};
     use jotasu_api::OwnerReference;
     use jotasu_api::kinds::pod_status::PodPhase;
 

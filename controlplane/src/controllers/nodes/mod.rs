@@ -20,10 +20,8 @@ use jotasu_api::{Kind, Object, ObjectRef, Pod};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::ApiServerError;
-use crate::controllers::runtime::status::is_node_ready;
-use crate::controllers::runtime::{
-    CATCH_UP, Cache, Change, Context, next_change, now_seconds, stopped,
-};
+use crate::runtime::status::is_node_ready;
+use crate::runtime::{CATCH_UP, Cache, Change, Context, next_change, now_seconds, stopped};
 use crate::store::Store;
 
 use health::{Doomed, Observed, Plan};

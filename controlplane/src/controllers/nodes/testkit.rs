@@ -13,7 +13,7 @@ use jotasu_api::{Condition, ConditionStatus, Kind, Node, Object, ObjectRef, Pod,
 use tokio::sync::watch;
 
 use crate::apiserver::{ApiServer, Usage};
-use crate::controllers::runtime::{Context, Informers};
+use crate::runtime::{Context, Informers};
 use crate::store::{EmbeddedOptions, EmbeddedStore};
 
 /// A running in-process control plane without controllers.
@@ -243,7 +243,7 @@ pub async fn act_as_agent(ctx: &Context<EmbeddedStore>, node: &str) {
     }
     let limit = Duration::from_secs(5);
     ctx.informers.pods.caught_up(rev, limit).await;
-    let finalized = |c: &crate::controllers::runtime::Cache<Pod>| {
+    let finalized = |c: &crate::runtime::Cache<Pod>| {
         c.objects.values().all(|p| {
             p.spec.node_name.as_deref() != Some(node) || p.metadata.deletion_timestamp.is_none()
         })

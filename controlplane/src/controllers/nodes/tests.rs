@@ -9,7 +9,7 @@ use jotasu_api::Pod;
 
 use super::testkit::Cluster;
 use super::*;
-use crate::controllers::runtime::status::{condition, is_node_ready, is_ready};
+use crate::runtime::status::{condition, is_node_ready, is_ready};
 
 const LIMIT: Duration = Duration::from_secs(10);
 

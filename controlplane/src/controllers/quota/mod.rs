@@ -11,7 +11,7 @@ use jotasu_api::{Kind, LabelSelector, Object};
 use tracing::{debug, info, warn};
 
 use crate::apiserver::quota::{counted_by, tracked_kinds, usage};
-use crate::controllers::runtime::{Context, stopped};
+use crate::runtime::{Context, stopped};
 use crate::store::Store;
 
 /// How often every quota is recounted.

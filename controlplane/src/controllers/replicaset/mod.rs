@@ -16,64 +16,19 @@ use jotasu_api::{Kind, Object, ObjectRef, Pod, ReplicaSet};
 use tracing::{debug, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::status::is_active;
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Informer, Key, WorkQueue, controlled_by, key_of, next_change,
-    now_seconds, run_keyed,
+use crate::runtime::status::is_active;
+use crate::runtime::{
+    CATCH_UP, Context, Controller, Informer, Key, controlled_by, key_of, now_seconds,
 };
 use crate::store::Store;
 use plan::{Failure, claim, plan_replica_set, pod_from_template, replica_set_status};
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    run_keyed(
-        ctx,
-        "replicaset",
-        |i| &i.replica_sets,
-        feed,
-        |ctx, key| async move { sync(&ctx, &key).await },
-    )
-    .await;
-}
-
-/// Turns ReplicaSet and Pod changes into keys to reconcile.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let mut sets = ctx.informers.replica_sets.subscribe();
-    let mut pods = ctx.informers.pods.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for rs in ctx.informers.replica_sets.list() {
-            queue.add(key_of(&*rs));
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut sets) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut pods) => match change {
-                Some(Change::Applied { old, new }) => {
-                    for key in pod_keys(&ctx.informers.replica_sets, &new)
-                        .into_iter()
-                        .chain(old.iter().flat_map(|o| pod_keys(&ctx.informers.replica_sets, o)))
-                    {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Deleted(pod)) => {
-                    for key in pod_keys(&ctx.informers.replica_sets, &pod) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
+    Controller::new(ctx, "replicaset", |i| &i.replica_sets)
+        .watches(|i| &i.pods, |i, pod| pod_keys(&i.replica_sets, pod))
+        .run(|ctx, key| async move { sync(&ctx, &key).await })
+        .await;
 }
 
 /// The ReplicaSets a pod change concerns: its controller, or (an orphan)

@@ -7,8 +7,8 @@ use jotasu_api::kinds::workloads::ReplicaSetStatus;
 use jotasu_api::{Condition, ConditionStatus, ObjectMeta, Pod, ReplicaSet, Time};
 
 use super::rank::victims;
-use crate::controllers::runtime::status::{is_active, is_available, is_ready, ready_since};
-use crate::controllers::runtime::{controlled_by, controller_reference};
+use crate::runtime::status::{is_active, is_available, is_ready, ready_since};
+use crate::runtime::{controlled_by, controller_reference};
 
 /// At most this many pods are created or deleted per reconcile
 /// (Kubernetes' `burstReplicas`).

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use jotasu_api::Pod;
 use jotasu_api::kinds::pod_status::PodPhase;
 
-use crate::controllers::runtime::status::{is_active, is_ready, node_of, ready_since};
+use crate::runtime::status::{is_active, is_ready, node_of, ready_since};
 
 /// The annotation that lowers (or raises) a pod's deletion priority.
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";

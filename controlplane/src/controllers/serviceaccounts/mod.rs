@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::apiserver::lifecycle::service_account;
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::{Change, Context, WorkQueue, next_change, work};
+use crate::runtime::{Change, Context, WorkQueue, next_change, work};
 use crate::store::Store;
 
 /// Runs until shutdown.

@@ -17,71 +17,18 @@ use jotasu_api::{ControllerRevision, Kind, Object, ObjectRef, OwnerReference, Po
 use tracing::{debug, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::status::{is_available, is_ready};
-use crate::controllers::runtime::{
-    CATCH_UP, Change, Context, Key, WorkQueue, controlled_by, key_of, next_change, now_seconds,
-    run_keyed,
-};
+use crate::runtime::status::{is_available, is_ready};
+use crate::runtime::{CATCH_UP, Context, Controller, Key, controlled_by, now_seconds};
 use crate::store::Store;
 use plan::{Revisions, revision_of};
 use revisions::plan_revisions;
 
 /// Runs until shutdown.
 pub async fn run<S: Store>(ctx: Context<S>) {
-    run_keyed(
-        ctx,
-        "statefulset",
-        |i| &i.stateful_sets,
-        feed,
-        |ctx, key| async move { sync(&ctx, &key).await },
-    )
-    .await;
-}
-
-/// Turns StatefulSet and Pod changes into keys to reconcile.
-async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<Key>) {
-    let mut sets = ctx.informers.stateful_sets.subscribe();
-    let mut pods = ctx.informers.pods.subscribe();
-    let mut stop = ctx.shutdown.clone();
-    let all = |queue: &WorkQueue<Key>| {
-        for set in ctx.informers.stateful_sets.list() {
-            queue.add(key_of(&*set));
-        }
-    };
-    let owner = |pod: &Pod| {
-        let r = pod.metadata.controller_ref()?;
-        (r.kind == "StatefulSet").then(|| {
-            (
-                pod.metadata.namespace.clone().unwrap_or_default(),
-                r.name.clone(),
-            )
-        })
-    };
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            change = next_change(&mut sets) => match change {
-                Some(Change::Applied { new, .. }) => queue.add(key_of(&*new)),
-                Some(Change::Deleted(_)) => {}
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-            change = next_change(&mut pods) => match change {
-                Some(Change::Applied { old, new }) => {
-                    for key in owner(&new).into_iter().chain(old.as_deref().and_then(owner)) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Deleted(pod)) => {
-                    if let Some(key) = owner(&pod) {
-                        queue.add(key);
-                    }
-                }
-                Some(Change::Resynced) => all(&queue),
-                None => return,
-            },
-        }
-    }
+    Controller::new(ctx, "statefulset", |i| &i.stateful_sets)
+        .owns(|i| &i.pods)
+        .run(|ctx, key| async move { sync(&ctx, &key).await })
+        .await;
 }
 
 /// Creates the claims of pod `ordinal` that do not exist.

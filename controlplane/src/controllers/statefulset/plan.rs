@@ -14,8 +14,8 @@ use jotasu_api::kinds::volumes::Volume;
 use jotasu_api::{ObjectMeta, PersistentVolumeClaim, Pod, PodTemplateSpec, StatefulSet};
 
 use super::revisions::REVISION_LABEL;
-use crate::controllers::runtime::controller_reference;
-use crate::controllers::runtime::status::{is_available, is_ready, is_terminating};
+use crate::runtime::controller_reference;
+use crate::runtime::status::{is_available, is_ready, is_terminating};
 
 /// The label naming the pod (for a Service per pod).
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";

@@ -11,7 +11,7 @@ use jotasu_api::{ControllerRevision, ObjectMeta, StatefulSet};
 use serde_json::{Value, json};
 
 use crate::controllers::deployment::hash::hash_bytes;
-use crate::controllers::runtime::controller_reference;
+use crate::runtime::controller_reference;
 
 /// The label naming the revision a pod runs (the revision's name).
 pub const REVISION_LABEL: &str = "controller-revision-hash";

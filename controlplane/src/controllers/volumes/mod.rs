@@ -22,7 +22,7 @@ use jotasu_api::{Kind, Object, ObjectRef, PersistentVolume, PersistentVolumeClai
 use tracing::{debug, info, warn};
 
 use crate::apiserver::{ApiResult, ApiServerError};
-use crate::controllers::runtime::{Context, WorkQueue, next_change, work};
+use crate::runtime::{Context, WorkQueue, next_change, work};
 use crate::store::Store;
 use plan::{Action, World, plan};
 
@@ -62,7 +62,7 @@ async fn feed<S: Store>(ctx: Context<S>, queue: WorkQueue<String>) {
             c = next_change(&mut nodes) => c.is_some(),
             c = next_change(&mut pods) => match c {
                 // A pod going can let a volume go; a pod placed can place its claim.
-                Some(crate::controllers::runtime::Change::Applied { old, new }) => {
+                Some(crate::runtime::Change::Applied { old, new }) => {
                     let placed = |p: &jotasu_api::Pod| p.spec.node_name.is_some();
                     if old.as_deref().is_some_and(placed) || !placed(&new) {
                         continue;
@@ -109,11 +109,11 @@ async fn sync<S: Store>(ctx: &Context<S>) -> ApiResult<Option<Duration>> {
         let revision = ctx.revision().await?;
         ctx.informers
             .claims
-            .caught_up(revision, crate::controllers::runtime::CATCH_UP)
+            .caught_up(revision, crate::runtime::CATCH_UP)
             .await;
         ctx.informers
             .volumes
-            .caught_up(revision, crate::controllers::runtime::CATCH_UP)
+            .caught_up(revision, crate::runtime::CATCH_UP)
             .await;
     }
     Ok(Some(RESYNC))

@@ -8,12 +8,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, info, info_span, warn};
 
-use super::runtime::{Context, Informers};
-use super::{
+use crate::apiserver::ApiServer;
+use crate::controllers::{
     cronjob, daemonset, deployment, disruption, endpoints, hpa, job, namespace, nodes, quota,
     replicaset, serviceaccounts, statefulset, volumes,
 };
-use crate::apiserver::ApiServer;
+use crate::runtime::{Context, Informers};
 use crate::scheduler;
 use crate::store::Store;
 

@@ -1,8 +1,9 @@
-//! What every controller runs on: shared informers (the cluster in
-//! memory), work queues, and typed writes through the in-process API
-//! server (the same admission, validation and optimistic concurrency a
-//! gRPC client gets).
+//! What the scheduler and every controller run on: shared informers (the
+//! cluster in memory), work queues fed by triggers ([`Controller`]),
+//! workers, and typed writes through the in-process API server (the same
+//! admission, validation and optimistic concurrency a gRPC client gets).
 
+mod controller;
 mod informer;
 mod queue;
 pub mod status;
@@ -17,6 +18,7 @@ use jotasu_api::{
 };
 use tokio::sync::watch;
 
+pub use controller::{Controller, owner_key};
 pub use informer::{Cache, Change, Informer, Key, key_of, kind_of, next_change};
 pub use queue::WorkQueue;
 pub use worker::{CONFLICT_RETRY, MAX_BACKOFF, backoff, work};
@@ -137,36 +139,6 @@ impl<S> Clone for Context<S> {
             shutdown: self.shutdown.clone(),
         }
     }
-}
-
-/// Runs a keyed controller until shutdown: `feed` (a task of its own)
-/// turns cache changes into keys, every object of the `primary` informer
-/// is queued first, and `sync` reconciles one key at a time ([`work`]:
-/// retries with back-off, requeues when asked).
-pub async fn run_keyed<S, T, Feed, FeedFut, Reconcile, SyncFut>(
-    ctx: Context<S>,
-    name: &'static str,
-    primary: fn(&Informers) -> &Informer<T>,
-    feed: Feed,
-    sync: Reconcile,
-) where
-    S: Store,
-    T: Resource + serde::de::DeserializeOwned + Send + Sync + 'static,
-    Feed: FnOnce(Context<S>, WorkQueue<Key>) -> FeedFut,
-    FeedFut: std::future::Future<Output = ()> + Send + 'static,
-    Reconcile: Fn(Context<S>, Key) -> SyncFut,
-    SyncFut: std::future::Future<Output = ApiResult<Option<Duration>>>,
-{
-    let queue = WorkQueue::new();
-    let feeder = tokio::spawn(feed(ctx.clone(), queue.clone()));
-    for object in primary(&ctx.informers).list() {
-        queue.add(key_of(&*object));
-    }
-    work(name, &queue, ctx.shutdown.clone(), |key| {
-        sync(ctx.clone(), key)
-    })
-    .await;
-    feeder.abort();
 }
 
 /// How long a runner waits for its cache to show its own writes.
