@@ -138,7 +138,10 @@ impl EtcdCluster {
             if Instant::now() > deadline {
                 return Err(DevError::NotReady {
                     what: m.name.clone(),
-                    why: format!("not healthy on {} after 30 s", m.spec.client),
+                    why: format!(
+                        "not healthy on {} after 30 s (a member is healthy only while most members run: a quorum)",
+                        m.spec.client
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -183,8 +186,28 @@ impl EtcdCluster {
             .is_some_and(|p| p.signal(signal))
     }
 
-    /// Starts member `i` again on its data (after [`Self::kill`]) and waits
-    /// until it is healthy.
+    /// Sends `signal` to every member that runs (SIGSTOP all of them: an
+    /// etcd outage; SIGCONT: its end); how many got it.
+    pub fn signal_all(&self, signal: libc::c_int) -> usize {
+        (0..self.members.len())
+            .filter(|&i| self.signal(i, signal))
+            .count()
+    }
+
+    /// Member `i`'s name (`<prefix>etcd-<i>`).
+    pub fn member_name(&self, i: usize) -> Option<&str> {
+        self.members.get(i).map(|m| m.name.as_str())
+    }
+
+    /// Member `i`'s log (its stderr).
+    pub fn log(&self, i: usize) -> Option<&Path> {
+        self.members.get(i).map(|m| m.log.as_path())
+    }
+
+    /// Starts member `i` again on its data (after [`Self::kill`]; a running
+    /// member is killed first) and waits until it is healthy — which needs
+    /// a quorum: with most members down it stays unhealthy, and the error
+    /// says so while the member keeps running.
     pub fn restart(&mut self, i: usize) -> Result<()> {
         self.kill(i);
         self.spawn(i, "existing")?;
