@@ -42,6 +42,9 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     initial: String,
+    /// The token every member starts with: members with different tokens
+    /// make different clusters (and refuse each other).
+    token: String,
 }
 
 impl EtcdCluster {
@@ -70,7 +73,11 @@ impl EtcdCluster {
             .map(|m| format!("{}=http://{}", m.name, m.spec.peer))
             .collect::<Vec<_>>()
             .join(",");
-        let mut me = Self { members, initial };
+        let mut me = Self {
+            members,
+            initial,
+            token: format!("{prefix}etcd"),
+        };
         for i in 0..me.members.len() {
             me.spawn(i, "new")?;
         }
@@ -82,6 +89,7 @@ impl EtcdCluster {
 
     fn spawn(&mut self, i: usize, state: &str) -> Result<()> {
         let initial = self.initial.clone();
+        let token = self.token.clone();
         let m = &mut self.members[i];
         let mut cmd = match &m.spec.netns {
             Some(ns) => crate::netns::enter(ns, ETCD_BIN),
@@ -99,7 +107,7 @@ impl EtcdCluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &initial])
             .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &m.name])
+            .args(["--initial-cluster-token", &token])
             // Elections on a busy 2-core machine: etcd's defaults
             // (100 ms / 1 s) flap under load.
             .args(["--heartbeat-interval", "250", "--election-timeout", "2500"])
@@ -136,11 +144,14 @@ impl EtcdCluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 return Err(DevError::NotReady {
                     what: m.name.clone(),
                     why: format!(
-                        "not healthy on {} after 30 s (a member is healthy only while most members run: a quorum)",
-                        m.spec.client
+                        "not healthy on {} after 30 s (a member is healthy only while most members run: a quorum); its log ends: {}",
+                        m.spec.client,
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                     ),
                 });
             }
