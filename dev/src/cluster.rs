@@ -28,8 +28,8 @@ use crate::controlplane::{ControlPlane, Options};
 use crate::error::{DevError, Result};
 use crate::etcd::{EtcdCluster, MemberSpec};
 use crate::netns::{NetNs, veth_to_bridge};
-use crate::plan::{NodePlan, Plan};
 pub use crate::plan::UNDERLAY;
+use crate::plan::{NodePlan, Plan};
 use crate::process::die_with_spawner;
 use jotasu_controlplane::admin::token::JoinTarget;
 use jotasu_controlplane::pki::PkiPaths;
@@ -340,7 +340,10 @@ impl ControlPlaneMachine {
 
     /// Where nodes reach its control plane: `https://<ip>:6443`.
     pub fn url(&self) -> String {
-        format!("https://{}", std::net::SocketAddr::new(self.ip.into(), JOIN_PORT))
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.ip.into(), JOIN_PORT)
+        )
     }
 
     /// The id its control plane campaigns with (the content of
@@ -476,7 +479,10 @@ impl LocalCluster {
                 netns: Some(ns.name().to_owned()),
                 data_dir: Some(data_dir),
                 listen: Some(listen),
-                etcd_endpoints: etcd.as_ref().map(EtcdCluster::client_urls).unwrap_or_default(),
+                etcd_endpoints: etcd
+                    .as_ref()
+                    .map(EtcdCluster::client_urls)
+                    .unwrap_or_default(),
                 log,
                 ..Options::default()
             })
@@ -878,7 +884,11 @@ impl LocalCluster {
             Ok(Object::Lease(l)) => l.spec.holder_identity,
             Ok(_) => None,
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(DevError::api(format!("reading Lease {NAMESPACE}/{NAME}"))(e)),
+            Err(e) => {
+                return Err(DevError::api(format!("reading Lease {NAMESPACE}/{NAME}"))(
+                    e,
+                ));
+            }
         };
         Ok(holder.and_then(|h| {
             self.machines.iter().position(|m| {

@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(p.control_plane_ip(), Ipv4Addr::new(192, 168, 77, 1));
         assert_eq!(p.control_plane(0).expect("machine 0").name, "jt42x0c0");
         let m = p.control_plane(2).expect("machine 2");
-        assert_eq!((m.name.as_str(), m.uplink.as_str()), ("jt42x0c2", "jt42x0c2"));
+        assert_eq!(
+            (m.name.as_str(), m.uplink.as_str()),
+            ("jt42x0c2", "jt42x0c2")
+        );
         assert_eq!(m.ip, Ipv4Addr::new(192, 168, 77, 3));
         let n = p.node(2).expect("node 2");
         assert_eq!(n.name, "jt42x0n2");

@@ -49,7 +49,8 @@ fn can_run(test: &str) -> bool {
     }
     let etcd = jotasu_tests::etcd::ETCD_BIN;
     if !std::path::Path::new(etcd).exists() {
-        let msg = format!("!!! {etcd} is missing: {test} cannot run (apt-get install etcd-server) !!!");
+        let msg =
+            format!("!!! {etcd} is missing: {test} cannot run (apt-get install etcd-server) !!!");
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
         eprintln!("{msg}");
         return false;
@@ -179,7 +180,11 @@ async fn the_leader_killed_another_takes_over() {
         .kill9_control_plane(leader)
         .expect("the leader is killed");
     // The harness's client may have talked to the dead one.
-    h.client = h.cluster.client().await.expect("another control plane answers");
+    h.client = h
+        .cluster
+        .client()
+        .await
+        .expect("another control plane answers");
     let next = eventually("another control plane leading", SETTLE, || async {
         // Nodes stay Ready all along.
         let now = readiness(&h.client).await;
@@ -187,7 +192,12 @@ async fn the_leader_killed_another_takes_over() {
             now.values().all(|(ready, _)| *ready),
             "a node turned NotReady during the failover: {now:?}"
         );
-        h.cluster.leader().await.ok().flatten().filter(|l| *l != leader)
+        h.cluster
+            .leader()
+            .await
+            .ok()
+            .flatten()
+            .filter(|l| *l != leader)
     })
     .await;
     eprintln!(
@@ -202,7 +212,11 @@ async fn the_leader_killed_another_takes_over() {
     let pods = settled(&h, 4).await;
     let now = by_name(&pods);
     for (name, old) in &first {
-        assert_eq!(now.get(name), Some(old), "pod {name} was replaced or restarted");
+        assert_eq!(
+            now.get(name),
+            Some(old),
+            "pod {name} was replaced or restarted"
+        );
     }
     assert_eq!(
         readiness(&h.client).await,
@@ -286,7 +300,11 @@ async fn an_etcd_outage_of_a_minute_evicts_nothing() {
     let pods = settled(&h, 3).await;
     let now = by_name(&pods);
     for (name, old) in &first {
-        assert_eq!(now.get(name), Some(old), "pod {name} was replaced or restarted");
+        assert_eq!(
+            now.get(name),
+            Some(old),
+            "pod {name} was replaced or restarted"
+        );
     }
     eprintln!("total: {:.1} s", started.elapsed().as_secs_f64());
 }
