@@ -10,7 +10,8 @@
 //!
 //! With several control planes ([`ClusterOptions::control_planes`]) each
 //! is a machine of its own ([`ControlPlaneMachine`]: a namespace on the
-//! underlay) running one member of a shared etcd cluster and one
+//! underlay) running one member of a shared etcd cluster (TLS with
+//! client certificates, [`crate::etcd::EtcdPki`]) and one
 //! `jotasu-controlplane` on it; they share the cluster CA (copied from the
 //! first, as kubeadm copies it to each control plane) and elect a leader.
 
@@ -42,6 +43,9 @@ pub const ETCD_CLIENT_PORT: u16 = 2379;
 
 /// The etcd member's peer port on a control-plane machine.
 pub const ETCD_PEER_PORT: u16 = 2380;
+
+/// The etcd member's plain-HTTP `/health` and `/metrics` port (kubeadm's).
+pub const ETCD_METRICS_PORT: u16 = 2381;
 
 /// The files of the cluster CA every control plane must share (under
 /// `DATA_DIR/pki/`): the CA certificate and its key. Nothing else is
@@ -450,15 +454,21 @@ impl LocalCluster {
                 .map(|(m, ns)| MemberSpec {
                     client: std::net::SocketAddr::new(m.ip.into(), ETCD_CLIENT_PORT),
                     peer: std::net::SocketAddr::new(m.ip.into(), ETCD_PEER_PORT),
+                    metrics: Some(std::net::SocketAddr::new(m.ip.into(), ETCD_METRICS_PORT)),
                     netns: Some(ns.name().to_owned()),
                 })
                 .collect();
-            Some(EtcdCluster::start(plan.prefix(), &etcd_dir, members)?)
+            // TLS with client certificates on both sides, as kubeadm
+            // sets etcd up: only the control planes and the members talk.
+            Some(EtcdCluster::start_tls(plan.prefix(), &etcd_dir, members)?)
         } else {
             None
         };
         let mut cp_args = options.controlplane_args.clone();
         cp_args.extend(["--service-cidr".into(), "10.96.0.0/16".into()]);
+        if let Some(pki) = etcd.as_ref().and_then(EtcdCluster::pki) {
+            cp_args.extend(pki.controlplane_args());
+        }
         let mut machines: Vec<ControlPlaneMachine> = Vec::with_capacity(count);
         for (i, (m, ns)) in hosts.into_iter().enumerate() {
             let data_dir = match i {

@@ -40,9 +40,10 @@ enum Cmd {
         nodes: u8,
         /// How many control-plane machines (1 to 9), each a network
         /// namespace on the underlay. One runs on the embedded store; with
-        /// more, each machine runs an etcd member and a control plane on
-        /// the shared etcd cluster, and they elect a leader (3 is the
-        /// usual HA setup: one machine may be lost).
+        /// more, each machine runs an etcd member (TLS with client
+        /// certificates) and a control plane on the shared etcd cluster,
+        /// and they elect a leader (3 is the usual HA setup: one machine
+        /// may be lost).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
         control_planes: u8,
         /// The cluster's name (also its context's name).

@@ -68,7 +68,10 @@ async fn ha_cluster() -> Harness {
     .await;
     let cps = h.cluster.control_planes();
     assert_eq!(cps.len(), 3);
-    assert_eq!(h.cluster.etcd().map(|e| e.len()), Some(3));
+    let etcd = h.cluster.etcd().expect("an etcd cluster");
+    assert_eq!(etcd.len(), 3);
+    let urls = etcd.client_urls();
+    assert!(urls.iter().all(|u| u.starts_with("https://")), "{urls:?}");
     let ips: BTreeSet<_> = cps.iter().map(|m| m.ip()).collect();
     assert_eq!(ips.len(), 3, "each machine has its own address");
     h.apply(WEB);
