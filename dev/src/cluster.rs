@@ -7,6 +7,13 @@
 //! the control plane through its unix socket. Dropping the
 //! cluster stops the agents and removes everything: containers, pod
 //! namespaces, bpffs pins, cgroups, links, directories.
+//!
+//! With several control planes ([`ClusterOptions::control_planes`]) each
+//! is a machine of its own ([`ControlPlaneMachine`]: a namespace on the
+//! underlay) running one member of a shared etcd cluster (TLS with
+//! client certificates, [`crate::etcd::EtcdPki`]) and one
+//! `jotasu-controlplane` on it; they share the cluster CA (copied from the
+//! first, as kubeadm copies it to each control plane) and elect a leader.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -20,9 +27,10 @@ use crate::bins::workspace_bin;
 use crate::containerd::ContainerdGuard;
 use crate::controlplane::{ControlPlane, Options};
 use crate::error::{DevError, Result};
+use crate::etcd::{EtcdCluster, MemberSpec};
 use crate::netns::{NetNs, veth_to_bridge};
-use crate::plan::Plan;
 pub use crate::plan::UNDERLAY;
+use crate::plan::{NodePlan, Plan};
 use crate::process::die_with_spawner;
 use jotasu_controlplane::admin::token::JoinTarget;
 use jotasu_controlplane::pki::PkiPaths;
@@ -30,11 +38,34 @@ use jotasu_controlplane::pki::PkiPaths;
 /// The port nodes join the control plane on.
 pub const JOIN_PORT: u16 = 6443;
 
+/// The etcd member's client port on a control-plane machine.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+
+/// The etcd member's peer port on a control-plane machine.
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+/// The etcd member's plain-HTTP `/health` and `/metrics` port (kubeadm's).
+pub const ETCD_METRICS_PORT: u16 = 2381;
+
+/// The files of the cluster CA every control plane must share (under
+/// `DATA_DIR/pki/`): the CA certificate and its key. Nothing else is
+/// shared: each control plane issues its own server certificate (for its
+/// own address), admin and client certificates from that CA.
+pub const SHARED_PKI: [&str; 2] = ["ca.crt", "ca.key"];
+
 /// How to build a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// Number of nodes.
     pub nodes: usize,
+    /// Number of control-plane machines (1 to
+    /// [`crate::plan::MAX_CONTROL_PLANES`]). One runs on the embedded
+    /// store unless [`Self::etcd`]; more share an etcd cluster, one member
+    /// on each machine.
+    pub control_planes: usize,
+    /// Put the control plane on etcd (one member per control-plane
+    /// machine) even when there is only one.
+    pub etcd: bool,
     /// Extra control-plane flags.
     pub controlplane_args: Vec<String>,
     /// Extra agent flags.
@@ -54,6 +85,8 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         Self {
             nodes: 1,
+            control_planes: 1,
+            etcd: false,
             controlplane_args: vec![
                 "--node-grace-period".into(),
                 "4".into(),
@@ -249,6 +282,103 @@ pub fn remove_node_cgroups(node: &str) {
     }
 }
 
+/// One control-plane machine: a namespace on the underlay with its own
+/// address, running a control plane (and, on etcd, the etcd member of the
+/// same index).
+#[derive(Debug)]
+pub struct ControlPlaneMachine {
+    name: String,
+    ip: Ipv4Addr,
+    uplink: String,
+    control_plane: ControlPlane,
+    /// Declared last: the namespace goes after the processes in it.
+    ns: NetNs,
+}
+
+impl ControlPlaneMachine {
+    /// The machine's name (also its network namespace).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its underlay address.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    /// Its link to the underlay bridge (inside its namespace).
+    pub fn uplink(&self) -> &str {
+        &self.uplink
+    }
+
+    /// Its network namespace.
+    pub fn netns(&self) -> &NetNs {
+        &self.ns
+    }
+
+    /// Its control plane.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    /// Its control plane, to stop, pause or restart.
+    pub fn control_plane_mut(&mut self) -> &mut ControlPlane {
+        &mut self.control_plane
+    }
+
+    /// The control plane's PID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.control_plane.pid()
+    }
+
+    /// Its control plane's data dir.
+    pub fn data_dir(&self) -> &Path {
+        self.control_plane.data_dir()
+    }
+
+    /// Its control plane's local socket (`unix:///…/api.sock`): the
+    /// administrator's way in.
+    pub fn socket_url(&self) -> String {
+        self.control_plane.url()
+    }
+
+    /// Where nodes reach its control plane: `https://<ip>:6443`.
+    pub fn url(&self) -> String {
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.ip.into(), JOIN_PORT)
+        )
+    }
+
+    /// The id its control plane campaigns with (the content of
+    /// `DATA_DIR/identity`; its Lease holder identity is `<host>_<id>`),
+    /// once it has started.
+    pub fn identity(&self) -> Option<String> {
+        std::fs::read_to_string(self.data_dir().join("identity"))
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Copies the cluster CA ([`SHARED_PKI`]) from the control plane whose data
+/// dir is `from` into the data dir `to` of one yet to start (which then
+/// issues its own certificates from it). Keys keep their 0600 mode.
+pub fn share_cluster_ca(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let (src, dst) = (PkiPaths::new(from).dir, PkiPaths::new(to).dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dst)
+        .map_err(DevError::io("creating", &dst))?;
+    for file in SHARED_PKI {
+        let from = src.join(file);
+        std::fs::copy(&from, dst.join(file)).map_err(DevError::io("copying", &from))?;
+    }
+    Ok(())
+}
+
 /// A running cluster.
 #[derive(Debug)]
 pub struct LocalCluster {
@@ -262,9 +392,11 @@ pub struct LocalCluster {
     /// Index of the next node made (indexes are never reused).
     next_node: usize,
     nodes: Vec<AgentNode>,
-    control_plane: Option<ControlPlane>,
+    /// The control-plane machines (at least one).
+    machines: Vec<ControlPlaneMachine>,
+    /// Their etcd cluster (one member per machine), if not embedded.
+    etcd: Option<EtcdCluster>,
     containerd: Option<ContainerdGuard>,
-    _cp_ns: NetNs,
     _underlay: NetNs,
     /// The cluster's directory.
     dir: PathBuf,
@@ -306,30 +438,78 @@ impl LocalCluster {
         let underlay = NetNs::new(&plan.underlay_netns())?;
         underlay.ip(&["link", "add", "br0", "type", "bridge"])?;
         underlay.ip(&["link", "set", "br0", "up"])?;
-        let cp_ns = NetNs::new(&plan.control_plane_netns())?;
-        veth_to_bridge(
-            &underlay,
-            &cp_ns,
-            &plan.control_plane_link(),
-            plan.control_plane_ip(),
-        )?;
+        let count = options.control_planes.max(1);
+        let mut hosts: Vec<(NodePlan, NetNs)> = Vec::with_capacity(count);
+        for i in 0..count {
+            let m = plan.control_plane(i)?;
+            let ns = NetNs::new(&m.name)?;
+            veth_to_bridge(&underlay, &ns, &m.uplink, m.ip)?;
+            hosts.push((m, ns));
+        }
+        let etcd = if count > 1 || options.etcd {
+            let etcd_dir = dir.join("etcd");
+            std::fs::create_dir_all(&etcd_dir).map_err(DevError::io("creating", &etcd_dir))?;
+            let members = hosts
+                .iter()
+                .map(|(m, ns)| MemberSpec {
+                    client: std::net::SocketAddr::new(m.ip.into(), ETCD_CLIENT_PORT),
+                    peer: std::net::SocketAddr::new(m.ip.into(), ETCD_PEER_PORT),
+                    metrics: Some(std::net::SocketAddr::new(m.ip.into(), ETCD_METRICS_PORT)),
+                    netns: Some(ns.name().to_owned()),
+                })
+                .collect();
+            // TLS with client certificates on both sides, as kubeadm
+            // sets etcd up: only the control planes and the members talk.
+            Some(EtcdCluster::start_tls(plan.prefix(), &etcd_dir, members)?)
+        } else {
+            None
+        };
         let mut cp_args = options.controlplane_args.clone();
         cp_args.extend(["--service-cidr".into(), "10.96.0.0/16".into()]);
-        // Nodes reach the control plane as machines would: over TLS on
-        // the underlay, joining with a bootstrap token.
-        let listen = std::net::SocketAddr::new(plan.control_plane_ip().into(), JOIN_PORT);
-        let control_plane = ControlPlane::start(Options {
-            args: cp_args,
-            netns: Some(cp_ns.name().to_owned()),
-            data_dir: Some(dir.join("controlplane")),
-            listen: Some(listen),
-            ..Options::default()
-        })
-        .await?;
-        let ca = PkiPaths::new(control_plane.data_dir()).ca_cert();
+        if let Some(pki) = etcd.as_ref().and_then(EtcdCluster::pki) {
+            cp_args.extend(pki.controlplane_args());
+        }
+        let mut machines: Vec<ControlPlaneMachine> = Vec::with_capacity(count);
+        for (i, (m, ns)) in hosts.into_iter().enumerate() {
+            let data_dir = match i {
+                0 => dir.join("controlplane"),
+                i => dir.join(format!("controlplane-{i}")),
+            };
+            // Every control plane signs with the one cluster CA: the
+            // first made it, the others start with a copy.
+            if let Some(first) = machines.first() {
+                share_cluster_ca(first.data_dir(), &data_dir)?;
+            }
+            // Nodes reach the control plane as machines would: over TLS on
+            // the underlay, joining with a bootstrap token.
+            let listen = std::net::SocketAddr::new(m.ip.into(), JOIN_PORT);
+            let log = (options.quiet && count > 1).then(|| dir.join(format!("{}.log", m.name)));
+            let control_plane = ControlPlane::start(Options {
+                args: cp_args.clone(),
+                netns: Some(ns.name().to_owned()),
+                data_dir: Some(data_dir),
+                listen: Some(listen),
+                etcd_endpoints: etcd
+                    .as_ref()
+                    .map(EtcdCluster::client_urls)
+                    .unwrap_or_default(),
+                log,
+                ..Options::default()
+            })
+            .await?;
+            machines.push(ControlPlaneMachine {
+                name: m.name,
+                ip: m.ip,
+                uplink: m.uplink,
+                control_plane,
+                ns,
+            });
+        }
+        let first = &machines[0];
+        let ca = PkiPaths::new(first.data_dir()).ca_cert();
         let ca = std::fs::read_to_string(&ca).map_err(DevError::io("reading", &ca))?;
         let join = JoinTarget {
-            server: format!("https://{listen}"),
+            server: first.url(),
             ca_cert_hash: jotasu_api::client::identity::ca_cert_hash(&ca).map_err(|e| {
                 DevError::State(format!("the control plane's CA cannot be read: {e}"))
             })?,
@@ -344,9 +524,9 @@ impl LocalCluster {
             cni_dir,
             next_node: 0,
             nodes: Vec::new(),
-            control_plane: Some(control_plane),
+            machines,
+            etcd,
             containerd: Some(containerd),
-            _cp_ns: cp_ns,
             _underlay: underlay,
             dir,
             _scratch: scratch,
@@ -382,6 +562,15 @@ impl LocalCluster {
         ])
     }
 
+    /// The `--server` the agents join and then talk to. `jotasu-agent`
+    /// takes one URL today, so it is the first control plane's (the
+    /// bootstrap token lives in the shared store: any control plane accepts
+    /// it). When agents take a list (`--server A,B,C`), this is the one
+    /// place to change: `self.control_plane_urls().join(",")`.
+    fn agents_server(&self) -> String {
+        self.join.server.clone()
+    }
+
     /// Makes host `index` outside the cluster: a namespace on the
     /// underlay bridge with its own address and no other route (a client
     /// of node ports, or a router of external IPs). Dropping the namespace
@@ -409,7 +598,7 @@ impl LocalCluster {
             "--node-name".into(),
             name.clone(),
             "--server".into(),
-            self.join.server.clone(),
+            self.agents_server(),
             "--state-dir".into(),
             state_dir.display().to_string(),
             "--containerd-socket".into(),
@@ -541,7 +730,8 @@ impl LocalCluster {
     }
 
     /// The processes the cluster runs, by role (`containerd`,
-    /// `controlplane`, `agent <node>`), with their PIDs.
+    /// `controlplane` — `controlplane <machine>` and `etcd <machine>` with
+    /// several control planes or etcd — and `agent <node>`), with their PIDs.
     pub fn processes(&self) -> Vec<(String, u32)> {
         let mut all = Vec::new();
         all.extend(
@@ -549,11 +739,18 @@ impl LocalCluster {
                 .pid()
                 .map(|p| ("containerd".to_owned(), p)),
         );
-        all.extend(
-            self.control_plane()
-                .pid()
-                .map(|p| ("controlplane".to_owned(), p)),
-        );
+        let single = self.machines.len() == 1 && self.etcd.is_none();
+        for (i, m) in self.machines.iter().enumerate() {
+            let role = if single {
+                "controlplane".to_owned()
+            } else {
+                format!("controlplane {}", m.name)
+            };
+            all.extend(m.pid().map(|p| (role, p)));
+            if let Some(pid) = self.etcd.as_ref().and_then(|e| e.pid(i)) {
+                all.push((format!("etcd {}", m.name), pid));
+            }
+        }
         for n in &self.nodes {
             all.extend(n.agent_pid().map(|p| (format!("agent {}", n.name), p)));
         }
@@ -570,18 +767,145 @@ impl LocalCluster {
         &mut self.nodes[i]
     }
 
-    /// The control plane.
+    /// The (first) control plane.
     pub fn control_plane(&self) -> &ControlPlane {
-        self.control_plane
-            .as_ref()
-            .expect("the control plane runs until drop")
+        &self.machines[0].control_plane
     }
 
-    /// The control plane, to stop and restart it.
+    /// The (first) control plane, to stop and restart it.
     pub fn control_plane_mut(&mut self) -> &mut ControlPlane {
-        self.control_plane
-            .as_mut()
-            .expect("the control plane runs until drop")
+        &mut self.machines[0].control_plane
+    }
+
+    /// The control-plane machines, in order.
+    pub fn control_planes(&self) -> &[ControlPlaneMachine] {
+        &self.machines
+    }
+
+    /// Control-plane machine `i`, mutably.
+    pub fn control_plane_machine_mut(&mut self, i: usize) -> &mut ControlPlaneMachine {
+        &mut self.machines[i]
+    }
+
+    /// Where nodes reach each control plane (`https://<ip>:6443`), in order.
+    pub fn control_plane_urls(&self) -> Vec<String> {
+        self.machines.iter().map(ControlPlaneMachine::url).collect()
+    }
+
+    /// The etcd cluster under the control planes (None: the embedded store).
+    pub fn etcd(&self) -> Option<&EtcdCluster> {
+        self.etcd.as_ref()
+    }
+
+    /// The etcd cluster, to kill, pause or restart members.
+    pub fn etcd_mut(&mut self) -> Option<&mut EtcdCluster> {
+        self.etcd.as_mut()
+    }
+
+    /// Kills control plane `i` with SIGKILL (a crash) and reaps it.
+    pub fn kill9_control_plane(&mut self, i: usize) -> Result<()> {
+        self.machines[i].control_plane.kill9()
+    }
+
+    /// Freezes control plane `i` with SIGSTOP (a hung process).
+    pub fn stop_control_plane(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.machines[i];
+        if m.control_plane.pause() {
+            Ok(())
+        } else {
+            Err(DevError::State(format!(
+                "the control plane of {} is not running",
+                m.name
+            )))
+        }
+    }
+
+    /// Lets control plane `i` run on with SIGCONT after
+    /// [`Self::stop_control_plane`].
+    pub fn cont_control_plane(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.machines[i];
+        if m.control_plane.resume() {
+            Ok(())
+        } else {
+            Err(DevError::State(format!(
+                "the control plane of {} is not running",
+                m.name
+            )))
+        }
+    }
+
+    /// Restarts control plane `i` on its data (SIGTERM first if it runs)
+    /// and waits until it answers.
+    pub async fn restart_control_plane(&mut self, i: usize) -> Result<()> {
+        let cp = &mut self.machines[i].control_plane;
+        if cp.pid().is_some() {
+            cp.terminate()?;
+        }
+        cp.restart().await
+    }
+
+    /// Takes control-plane machine `i` down as a machine that dies would:
+    /// its control plane and its etcd member are killed (SIGKILL) and its
+    /// underlay link goes down. Their data stays for
+    /// [`Self::start_control_plane_machine`].
+    pub fn stop_control_plane_machine(&mut self, i: usize) -> Result<()> {
+        self.machines[i].control_plane.kill9()?;
+        if let Some(etcd) = self.etcd.as_mut() {
+            etcd.kill(i);
+        }
+        let m = &self.machines[i];
+        m.ns.ip(&["link", "set", &m.uplink, "down"])?;
+        Ok(())
+    }
+
+    /// Brings control-plane machine `i` back after
+    /// [`Self::stop_control_plane_machine`]: link up, its etcd member
+    /// restarted on its data (healthy once a quorum runs), its control
+    /// plane restarted on its data.
+    pub async fn start_control_plane_machine(&mut self, i: usize) -> Result<()> {
+        {
+            let m = &self.machines[i];
+            m.ns.ip(&["link", "set", &m.uplink, "up"])?;
+        }
+        if let Some(etcd) = self.etcd.as_mut()
+            && etcd.pid(i).is_none()
+        {
+            etcd.restart(i)?;
+        }
+        let cp = &mut self.machines[i].control_plane;
+        if cp.pid().is_none() {
+            cp.restart().await?;
+        }
+        Ok(())
+    }
+
+    /// Which control plane leads: the one whose identity ends the holder of
+    /// the Lease `kube-system/jotasu-controlplane` (None: nobody holds it,
+    /// or the holder is none of these).
+    pub async fn leader(&self) -> Result<Option<usize>> {
+        use jotasu_controlplane::leader::elector::{NAME, NAMESPACE};
+        let client = self.client().await?;
+        let lease = ObjectRef {
+            kind: Kind::Lease,
+            namespace: Some(NAMESPACE.to_owned()),
+            name: NAME.to_owned(),
+        };
+        let holder = match client.get(&lease).await {
+            Ok(Object::Lease(l)) => l.spec.holder_identity,
+            Ok(_) => None,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                return Err(DevError::api(format!("reading Lease {NAMESPACE}/{NAME}"))(
+                    e,
+                ));
+            }
+        };
+        Ok(holder.and_then(|h| {
+            self.machines.iter().position(|m| {
+                m.identity()
+                    .is_some_and(|id| h.ends_with(&format!("_{id}")))
+            })
+        }))
     }
 
     /// Where nodes join (`https://<control plane>:6443`) and the CA hash.
@@ -606,9 +930,28 @@ impl LocalCluster {
             .expect("containerd runs until drop")
     }
 
-    /// A client of the control plane.
+    /// A client of a control plane that answers: the first one, or with
+    /// several, the first in order that runs, is not paused and answers a
+    /// read within 3 s (so it works while some are down).
     pub async fn client(&self) -> Result<Client> {
-        self.control_plane().client().await
+        if let [only] = self.machines.as_slice() {
+            return only.control_plane.client().await;
+        }
+        let mut why = Vec::new();
+        for m in &self.machines {
+            if !m.control_plane.is_serving() {
+                why.push(format!("{}: not running", m.name));
+                continue;
+            }
+            match answering(&m.control_plane).await {
+                Ok(client) => return Ok(client),
+                Err(e) => why.push(format!("{}: {e}", m.name)),
+            }
+        }
+        Err(DevError::NotReady {
+            what: "a control plane".into(),
+            why: format!("none answers: {}", why.join("; ")),
+        })
     }
 
     /// Waits until every node is registered and Ready.
@@ -714,10 +1057,31 @@ impl Drop for LocalCluster {
         for n in &mut self.nodes {
             n.clean();
         }
-        drop(self.control_plane.take());
+        for m in &mut self.machines {
+            let _ = m.control_plane.kill9();
+        }
+        drop(self.etcd.take());
         if self._scratch.is_none() {
             crate::mounts::unmount_below(&self.dir);
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A client of `cp` that has answered a read within 3 s.
+async fn answering(cp: &ControlPlane) -> Result<Client> {
+    let client = cp.client().await?;
+    let probe = ObjectRef {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: "default".into(),
+    };
+    match tokio::time::timeout(Duration::from_secs(3), client.get(&probe)).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(DevError::api(format!("reading through {}", cp.url()))(e)),
+        Err(_) => Err(DevError::Timeout {
+            what: format!("an answer from {}", cp.url()),
+            within: Duration::from_secs(3),
+        }),
     }
 }

@@ -31,12 +31,16 @@ pub struct Options {
     /// Its data dir (made if missing; left in place on drop: its owner
     /// removes it). Default: a fresh one in [`scratch_root`], removed on drop.
     pub data_dir: Option<PathBuf>,
+    /// Append its stderr to this file (default: inherit this process's).
+    pub log: Option<PathBuf>,
 }
 
 /// A running control plane.
 #[derive(Debug)]
 pub struct ControlPlane {
     child: Option<Child>,
+    /// Stopped with SIGSTOP ([`Self::pause`]) and not yet continued.
+    paused: bool,
     options: Options,
     data_dir: PathBuf,
     tcp: Option<SocketAddr>,
@@ -68,6 +72,7 @@ impl ControlPlane {
         };
         let mut me = Self {
             child: None,
+            paused: false,
             options,
             data_dir,
             tcp: None,
@@ -114,10 +119,20 @@ impl ControlPlane {
             cmd.env("RUST_LOG", "warn");
         }
         die_with_spawner(&mut cmd);
+        let stderr = match &self.options.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(DevError::io("opening", path))?,
+            ),
+            None => Stdio::inherit(),
+        };
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(DevError::spawn("jotasu-controlplane"))?;
         self.child = Some(child);
@@ -206,8 +221,37 @@ impl ControlPlane {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether it runs and is not paused: whether it can answer.
+    pub fn is_serving(&self) -> bool {
+        self.child.is_some() && !self.paused
+    }
+
+    /// Freezes it with SIGSTOP (a hung process: its sockets accept, nothing
+    /// answers, its Lease goes unrenewed); whether it was sent.
+    pub fn pause(&mut self) -> bool {
+        let sent = self.signal(libc::SIGSTOP);
+        self.paused |= sent;
+        sent
+    }
+
+    /// Lets it run on with SIGCONT after [`Self::pause`]; whether it was sent.
+    pub fn resume(&mut self) -> bool {
+        let sent = self.signal(libc::SIGCONT);
+        if sent {
+            self.paused = false;
+        }
+        sent
+    }
+
+    fn signal(&self, signal: libc::c_int) -> bool {
+        self.pid()
+            .and_then(crate::process::ProcessRecord::of)
+            .is_some_and(|p| p.signal(signal))
+    }
+
     /// SIGKILL, and reap.
     pub fn kill9(&mut self) -> Result<()> {
+        self.paused = false;
         if let Some(mut c) = self.child.take() {
             let pid = format!("jotasu-controlplane (pid {})", c.id());
             c.kill()
@@ -219,6 +263,10 @@ impl ControlPlane {
 
     /// SIGTERM, and wait for a graceful exit (SIGKILL after 30 s).
     pub fn terminate(&mut self) -> Result<ExitStatus> {
+        // A paused process must run to act on SIGTERM.
+        if self.paused {
+            self.resume();
+        }
         let mut c = self
             .child
             .take()

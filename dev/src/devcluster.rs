@@ -6,12 +6,16 @@
 //!
 //! - `state.json` ([`State`]): the name prefix, the supervisor's and the
 //!   cluster's processes (PID and start time), the phase it is in, the
-//!   server URL and containerd socket, the namespaces, the nodes;
-//! - `control.sock`: one line per request (`stop-node NODE`, `start-node
-//!   NODE`, `down`), one line back (`ok` or `error: …`);
+//!   server URL and containerd socket, the namespaces, the control-plane
+//!   machines, the nodes;
+//! - `control.sock`: one line per request (`stop-node NAME`, `start-node
+//!   NAME` — a node or a control-plane machine — and `down`), one line back
+//!   (`ok` or `error: …`);
 //! - `supervisor.log`: what the supervisor and the control plane printed;
 //! - `cluster/`: the agents' state dirs and logs (`<node>.log`), the control
-//!   plane's data dir, the demo image.
+//!   planes' data dirs (`controlplane/`, `controlplane-<i>/`) and, with
+//!   several, their logs (`<machine>.log`), the etcd members' data and
+//!   logs (`etcd/`), the demo image.
 //!
 //! Everything the cluster makes carries the per-run prefix recorded first
 //! thing in `state.json`, so if the supervisor is killed outright, [`remove`]
@@ -84,6 +88,22 @@ pub struct NodeState {
     pub log: PathBuf,
 }
 
+/// One control-plane machine of a dev cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlPlaneState {
+    /// The machine's name (also its network namespace).
+    pub name: String,
+    /// Its underlay address.
+    pub ip: String,
+    /// Where nodes reach its control plane (`https://<ip>:6443`).
+    pub url: String,
+    /// Its control plane's local socket (`unix:///…/api.sock`).
+    pub socket: String,
+    /// Its etcd member's client URL, on etcd.
+    #[serde(default)]
+    pub etcd: Option<String>,
+}
+
 /// A process of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessState {
@@ -114,6 +134,10 @@ pub struct State {
     pub containerd_socket: Option<PathBuf>,
     /// The underlay and control-plane network namespaces.
     pub netns: Vec<String>,
+    /// The control-plane machines (once they run; empty in a state file
+    /// written before there could be several).
+    #[serde(default)]
+    pub control_planes: Vec<ControlPlaneState>,
     /// The nodes (once they run).
     pub nodes: Vec<NodeState>,
     /// The processes the supervisor started (once they run).
@@ -158,6 +182,22 @@ impl State {
         self.server = Some(cluster.server());
         self.join_command = cluster.join_command().map(str::to_owned);
         self.containerd_socket = Some(cluster.containerd().socket().to_owned());
+        let etcd = cluster
+            .etcd()
+            .map(crate::etcd::EtcdCluster::client_urls)
+            .unwrap_or_default();
+        self.control_planes = cluster
+            .control_planes()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ControlPlaneState {
+                name: m.name().to_owned(),
+                ip: m.ip().to_string(),
+                url: m.url(),
+                socket: m.socket_url(),
+                etcd: etcd.get(i).cloned(),
+            })
+            .collect();
         self.nodes = cluster
             .nodes()
             .iter()
@@ -241,11 +281,16 @@ pub fn request(name: &str, line: &str, timeout: Duration) -> Result<String> {
     }
 }
 
-/// The supervisor: builds the cluster, records its state, then serves the
-/// control socket until `down` (or SIGTERM/SIGINT), and removes it all.
-pub fn hold(name: &str, nodes: usize) -> Result<()> {
+/// The supervisor: builds the cluster (`nodes` nodes, `control_planes`
+/// control-plane machines), records its state, then serves the control
+/// socket until `down` (or SIGTERM/SIGINT), and removes it all.
+pub fn hold(name: &str, nodes: usize, control_planes: usize) -> Result<()> {
     let dir = dir_of(name);
     let plan = Plan::new(&crate::names::fresh_prefix());
+    let mut netns = vec![plan.underlay_netns()];
+    for i in 0..control_planes.max(1) {
+        netns.push(plan.control_plane(i)?.name);
+    }
     let mut state = State {
         name: name.to_owned(),
         prefix: plan.prefix().to_owned(),
@@ -255,7 +300,8 @@ pub fn hold(name: &str, nodes: usize) -> Result<()> {
         server: None,
         join_command: None,
         containerd_socket: None,
-        netns: vec![plan.underlay_netns(), plan.control_plane_netns()],
+        netns,
+        control_planes: Vec::new(),
         nodes: Vec::new(),
         processes: Vec::new(),
         error: None,
@@ -274,6 +320,7 @@ pub fn hold(name: &str, nodes: usize) -> Result<()> {
             quiet: true,
             prefix: Some(plan.prefix().to_owned()),
             dir: Some(dir.join("cluster")),
+            control_planes,
             ..ClusterOptions::spreading(nodes)
         };
         LocalCluster::start(options).await
@@ -333,13 +380,20 @@ pub fn hold(name: &str, nodes: usize) -> Result<()> {
                 return Ok(());
             }
             (Some(verb @ ("stop-node" | "start-node")), Some(node)) => {
+                let stop = verb == "stop-node";
                 let i = cluster.nodes().iter().position(|n| n.name() == node);
-                match i {
-                    None => Err(DevError::Invalid(format!(
-                        "no node {node} in cluster {name}"
+                let m = cluster
+                    .control_planes()
+                    .iter()
+                    .position(|m| m.name() == node);
+                match (i, m) {
+                    (Some(i), _) if stop => runtime.block_on(cluster.stop_node(i)),
+                    (Some(i), _) => cluster.start_node(i),
+                    (None, Some(m)) if stop => cluster.stop_control_plane_machine(m),
+                    (None, Some(m)) => runtime.block_on(cluster.start_control_plane_machine(m)),
+                    (None, None) => Err(DevError::Invalid(format!(
+                        "no node {node} in cluster {name} (neither a node nor a control-plane machine)"
                     ))),
-                    Some(i) if verb == "stop-node" => runtime.block_on(cluster.stop_node(i)),
-                    Some(i) => cluster.start_node(i),
                 }
             }
             _ => Err(DevError::Invalid(format!(
@@ -396,7 +450,14 @@ mod tests {
             server: Some("unix:///run/jotasu/dev/dev/cluster/controlplane/api.sock".into()),
             join_command: Some("jotasu-agent --server https://192.168.77.1:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:00 --node-name <NODE-NAME>".into()),
             containerd_socket: Some("/run/jotasu-test/jt1x0/containerd.sock".into()),
-            netns: vec!["jt1x0u".into(), "jt1x0c".into()],
+            netns: vec!["jt1x0u".into(), "jt1x0c0".into()],
+            control_planes: vec![ControlPlaneState {
+                name: "jt1x0c0".into(),
+                ip: "192.168.77.1".into(),
+                url: "https://192.168.77.1:6443".into(),
+                socket: "unix:///run/jotasu/dev/dev/cluster/controlplane/api.sock".into(),
+                etcd: None,
+            }],
             nodes: vec![NodeState {
                 name: "jt1x0n0".into(),
                 ip: "192.168.77.10".into(),
@@ -419,5 +480,12 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), s);
+        // A state file written before several control planes still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).expect("json");
+        old.as_object_mut()
+            .expect("an object")
+            .remove("control_planes");
+        let read: State = serde_json::from_value(old).expect("an older state decodes");
+        assert!(read.control_planes.is_empty());
     }
 }

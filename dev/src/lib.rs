@@ -20,6 +20,7 @@ pub mod controlplane;
 pub mod devcluster;
 pub mod error;
 pub mod etcd;
+pub mod etcd_pki;
 pub mod image;
 pub mod mounts;
 pub mod names;

@@ -1,6 +1,7 @@
 //! `jotasu-dev` (run as `jotactl dev …`): named local multi-node clusters on
 //! this machine, each in network namespaces of its own — up, down, list,
-//! and stopping or starting one node. See `jotasu_dev::devcluster`.
+//! and stopping or starting one node or control-plane machine. See
+//! `jotasu_dev::devcluster`.
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -29,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a cluster: underlay bridge, control plane, N nodes with
+    /// Start a cluster: underlay bridge, control plane(s), N nodes with
     /// containerd and jotasu-agent, the demo image imported; waits until
     /// every node is Ready and makes the cluster the current context.
     Up {
@@ -37,6 +38,14 @@ enum Cmd {
         /// jotasu-agent.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=20))]
         nodes: u8,
+        /// How many control-plane machines (1 to 9), each a network
+        /// namespace on the underlay. One runs on the embedded store; with
+        /// more, each machine runs an etcd member (TLS with client
+        /// certificates) and a control plane on the shared etcd cluster,
+        /// and they elect a leader (3 is the usual HA setup: one machine
+        /// may be lost).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
+        control_planes: u8,
         /// The cluster's name (also its context's name).
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
@@ -59,23 +68,30 @@ enum Cmd {
         name: String,
         #[arg(long)]
         nodes: usize,
+        #[arg(long, default_value_t = 1)]
+        control_planes: usize,
     },
 }
 
 #[derive(Subcommand)]
 enum NodeCmd {
     /// Stop a node as a machine that dies would: its agent and its
-    /// containers are killed and its network link goes down.
+    /// containers are killed and its network link goes down. A
+    /// control-plane machine (`jotactl dev up` lists them) goes down the
+    /// same way: its control plane and its etcd member are killed.
     Stop {
-        /// The node's name (`jotactl get nodes`).
+        /// The node's name (`jotactl get nodes`) or the control-plane
+        /// machine's.
         node: String,
         /// The cluster's name.
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
     },
-    /// Start a stopped node again: link up, agent started.
+    /// Start a stopped node again: link up, agent started. A control-plane
+    /// machine: link up, its etcd member and its control plane started on
+    /// their data.
     Start {
-        /// The node's name.
+        /// The node's or the control-plane machine's name.
         node: String,
         /// The cluster's name.
         #[arg(long, default_value = DEFAULT_NAME)]
@@ -87,7 +103,7 @@ fn config_path(cli: &Cli) -> PathBuf {
     cli.config.clone().unwrap_or_else(Config::default_path)
 }
 
-fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
+fn up(cli: &Cli, name: &str, nodes: u8, control_planes: u8) -> anyhow::Result<()> {
     validate_name(name)?;
     if let Some(s) = State::load(name)? {
         if s.supervisor_alive() {
@@ -103,6 +119,7 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
     let log = std::fs::File::create(&log_path)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["hold", "--name", name, "--nodes", &nodes.to_string()])
+        .args(["--control-planes", &control_planes.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -138,6 +155,9 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
                 bail!("cluster {name} failed to start: {why}");
             }
             Some(Phase::ImportingImage) => bar.set_message("importing the demo image onto the nodes"),
+            _ if control_planes > 1 => bar.set_message(format!(
+                "starting containerd, {control_planes} etcd members and control planes and {nodes} node(s); waiting until they are Ready"
+            )),
             _ => bar.set_message(format!(
                 "starting containerd, the control plane and {nodes} node(s); waiting until they are Ready"
             )),
@@ -173,6 +193,7 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         state.nodes.len()
     );
+    print_control_planes(&state);
     for n in &state.nodes {
         println!("  node {}  {}", n.name, n.ip);
     }
@@ -191,8 +212,33 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
     if let Some(n) = state.nodes.last() {
         println!("  jotactl dev node stop {} --name {name}", n.name);
     }
+    if let [_, .., m] = state.control_planes.as_slice() {
+        println!(
+            "  jotactl dev node stop {} --name {name}   # a control-plane machine",
+            m.name
+        );
+    }
     println!("  jotactl dev down --name {name}");
     Ok(())
+}
+
+/// The control-plane machines: one line each (with several, where each
+/// serves and its etcd member), and what jotactl talks to.
+fn print_control_planes(state: &State) {
+    for m in &state.control_planes {
+        match &m.etcd {
+            Some(etcd) => println!(
+                "  control plane {}  {}  {}  etcd {etcd}",
+                m.name, m.ip, m.url
+            ),
+            None => println!("  control plane {}  {}  {}", m.name, m.ip, m.url),
+        }
+    }
+    if state.control_planes.len() > 1 {
+        println!(
+            "  (they elect a leader: the Lease kube-system/jotasu-controlplane; jotactl uses the first's socket)"
+        );
+    }
 }
 
 /// Removes what a failed `up` built: the supervisor tears down what it
@@ -265,22 +311,30 @@ fn main() -> anyhow::Result<()> {
         "local clusters need root (network namespaces, cgroups, eBPF)"
     );
     match &cli.cmd {
-        Cmd::Up { nodes, name } => up(&cli, name, *nodes),
+        Cmd::Up {
+            nodes,
+            control_planes,
+            name,
+        } => up(&cli, name, *nodes, *control_planes),
         Cmd::Down { name } => down(&cli, name),
         Cmd::List => list(),
         Cmd::Node(NodeCmd::Stop { node, name }) => {
             devcluster::request(name, &format!("stop-node {node}"), Duration::from_secs(60))?;
-            println!("node {node} stopped");
+            println!("{node} stopped");
             Ok(())
         }
         Cmd::Node(NodeCmd::Start { node, name }) => {
             devcluster::request(name, &format!("start-node {node}"), Duration::from_secs(60))?;
-            println!("node {node} started");
+            println!("{node} started");
             Ok(())
         }
-        Cmd::Hold { name, nodes } => {
+        Cmd::Hold {
+            name,
+            nodes,
+            control_planes,
+        } => {
             privilege::ensure_bpffs()?;
-            Ok(devcluster::hold(name, *nodes)?)
+            Ok(devcluster::hold(name, *nodes, *control_planes)?)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! [`Plan`]: the names and addresses of one local cluster, all derived from
 //! its per-run prefix — the namespaces, the veth links to the underlay
-//! bridge, the node names and their underlay addresses. Pure, so the rules
+//! bridge, the control-plane machines, the node names and their underlay
+//! addresses. Pure, so the rules
 //! (a link name fits the kernel's 15 characters, an address fits the /24)
 //! are checked once here, and a cluster's leftovers can be found again from
 //! the prefix alone ([`made_under`]).
@@ -15,6 +16,13 @@ pub const MAX_LINK_NAME: usize = 15;
 
 /// The underlay address of the first node (`.10`); node `i` has `.10 + i`.
 const FIRST_NODE_HOST: usize = 10;
+
+/// The underlay address of the first control-plane machine (`.1`); machine
+/// `i` has `.1 + i`, below the nodes' `.10`.
+const FIRST_CONTROL_PLANE_HOST: usize = 1;
+
+/// How many control-plane machines fit below the nodes' addresses.
+pub const MAX_CONTROL_PLANES: usize = FIRST_NODE_HOST - FIRST_CONTROL_PLANE_HOST;
 
 /// Why a plan cannot hold a node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +43,16 @@ pub enum PlanError {
         /// The cluster's prefix.
         prefix: String,
         /// The node's index.
+        index: usize,
+    },
+    /// More control-plane machines than addresses below the nodes'.
+    #[error(
+        "control plane {index} of cluster {prefix}: at most {MAX_CONTROL_PLANES} control-plane machines (192.168.77.1-9)"
+    )]
+    ControlPlane {
+        /// The cluster's prefix.
+        prefix: String,
+        /// The machine's index.
         index: usize,
     },
 }
@@ -77,20 +95,56 @@ impl Plan {
         format!("{}u", self.prefix)
     }
 
-    /// The control plane's namespace.
+    /// The first control plane's namespace.
     pub fn control_plane_netns(&self) -> String {
-        format!("{}c", self.prefix)
+        self.first_control_plane().name
     }
 
-    /// The control plane's uplink.
+    /// The first control plane's uplink.
     pub fn control_plane_link(&self) -> String {
-        format!("{}c0", self.prefix)
+        self.first_control_plane().uplink
     }
 
-    /// The control plane's underlay address (`.1`).
+    /// The first control plane's underlay address (`.1`).
     pub fn control_plane_ip(&self) -> Ipv4Addr {
+        self.first_control_plane().ip
+    }
+
+    fn first_control_plane(&self) -> NodePlan {
         let [a, b, c] = UNDERLAY;
-        Ipv4Addr::new(a, b, c, 1)
+        NodePlan {
+            name: format!("{}c0", self.prefix),
+            uplink: format!("{}c0", self.prefix),
+            ip: Ipv4Addr::new(a, b, c, 1),
+        }
+    }
+
+    /// Control-plane machine `index`: its name is also its namespace and
+    /// its uplink (`<prefix>c<index>`, the bridge end `<prefix>c<index>b`),
+    /// its address `.1 + index`. It runs a control plane and, in a cluster
+    /// on etcd, an etcd member.
+    pub fn control_plane(&self, index: usize) -> Result<NodePlan, PlanError> {
+        if index >= MAX_CONTROL_PLANES {
+            return Err(PlanError::ControlPlane {
+                prefix: self.prefix.clone(),
+                index,
+            });
+        }
+        let name = format!("{}c{index}", self.prefix);
+        if name.len() + 1 > MAX_LINK_NAME {
+            return Err(PlanError::LinkName {
+                prefix: self.prefix.clone(),
+                index,
+                link: format!("{name}b"),
+            });
+        }
+        let [a, b, c] = UNDERLAY;
+        let host = u8::try_from(FIRST_CONTROL_PLANE_HOST + index).unwrap_or(u8::MAX);
+        Ok(NodePlan {
+            uplink: name.clone(),
+            name,
+            ip: Ipv4Addr::new(a, b, c, host),
+        })
     }
 
     /// Node `index`.
@@ -169,9 +223,16 @@ mod tests {
     fn names_and_addresses() {
         let p = Plan::new("jt42x0");
         assert_eq!(p.underlay_netns(), "jt42x0u");
-        assert_eq!(p.control_plane_netns(), "jt42x0c");
+        assert_eq!(p.control_plane_netns(), "jt42x0c0");
         assert_eq!(p.control_plane_link(), "jt42x0c0");
         assert_eq!(p.control_plane_ip(), Ipv4Addr::new(192, 168, 77, 1));
+        assert_eq!(p.control_plane(0).expect("machine 0").name, "jt42x0c0");
+        let m = p.control_plane(2).expect("machine 2");
+        assert_eq!(
+            (m.name.as_str(), m.uplink.as_str()),
+            ("jt42x0c2", "jt42x0c2")
+        );
+        assert_eq!(m.ip, Ipv4Addr::new(192, 168, 77, 3));
         let n = p.node(2).expect("node 2");
         assert_eq!(n.name, "jt42x0n2");
         assert_eq!(n.uplink, "jt42x0v2");
@@ -187,7 +248,20 @@ mod tests {
             assert!(n.uplink.len() < MAX_LINK_NAME, "{}", n.uplink);
         }
         assert!(p.control_plane_link().len() < MAX_LINK_NAME);
+        for i in 0..MAX_CONTROL_PLANES {
+            let m = p.control_plane(i).expect("fits");
+            assert!(m.uplink.len() < MAX_LINK_NAME, "{}", m.uplink);
+        }
         assert!(matches!(p.node(100), Err(PlanError::LinkName { .. })));
+    }
+
+    #[test]
+    fn control_planes_stay_below_the_nodes() {
+        let p = Plan::new("jt1x0");
+        let last = p.control_plane(MAX_CONTROL_PLANES - 1).expect("last");
+        assert!(last.ip < p.node(0).expect("node 0").ip);
+        let e = p.control_plane(MAX_CONTROL_PLANES).expect_err("no room");
+        assert!(e.to_string().contains("at most 9"), "{e}");
     }
 
     #[test]
