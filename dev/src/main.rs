@@ -162,6 +162,7 @@ fn up(cli: &Cli, name: &str, nodes: u8) -> anyhow::Result<()> {
     config.upsert(Context {
         name: name.to_owned(),
         server: server.clone(),
+        servers: Vec::new(),
         certificate_authority: None,
         client_certificate: None,
         client_key: None,
