@@ -1,21 +1,26 @@
 //! Agents that fail over (issue 21, point 4). A one-node cluster whose node
 //! joined its first control plane is moved to three control planes on one
 //! etcd (the same cluster CA; etcd and all of them in the control plane's
-//! namespace, on the underlay address, ports 6444-6446; only the first runs
-//! the controllers): the first control plane is killed and the agent is
-//! restarted with `--server` naming the dead one first, then two without
-//! controllers, then the one with them.
+//! namespace, on the underlay address, ports 6444-6446; only the first, B,
+//! runs the controllers): the first control plane is killed and the agent
+//! is restarted with `--server` naming the dead one first, then B, C, D.
 //!
-//! - one of the three is killed while the agent uses it: heartbeats and the
-//!   pod watch go on through the next (the node stays Ready, a new pod
-//!   scheduled to it starts, the running one is not restarted);
+//! Heartbeats are held in memory by the control plane that receives them
+//! until node Leases are stored: the node lifecycle controller (on B) sees
+//! only the heartbeats sent to B. So:
+//!
+//! - B, the one the agent uses, is killed (the controllers with it): the
+//!   agent moves on to C; its heartbeats go on without a failure, its pod
+//!   watch too (a pod bound to the node through C — `nodeName`, as no
+//!   scheduler runs now — starts and reports Ready), the running pod is
+//!   not restarted and the node stays Ready;
 //! - every control plane is down and the agent restarts: it stays up, its
 //!   containers keep running (same processes) and serve through the
 //!   Service's cluster IP; when the control planes come back on the same
 //!   etcd and data dirs the node is Ready again and no pod restarted.
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,7 +113,7 @@ struct Setup {
     cps: Vec<ControlPlane>,
     _etcd: NetnsEtcd,
     cluster: LocalCluster,
-    /// The agent's flag: the dead first control plane, C, D, B.
+    /// The agent's flag: B, C, D (after the dead first control plane).
     server_flag: Vec<String>,
 }
 
@@ -172,7 +177,7 @@ impl Setup {
         let url = |port: u16| format!("https://{ip}:{port}");
         let server_flag = vec![
             "--server".to_owned(),
-            [url(6445), url(6446), url(6444)].join(","),
+            [url(6444), url(6445), url(6446)].join(","),
         ];
         let mut me = Self {
             cps,
@@ -204,15 +209,18 @@ impl Setup {
             .unwrap_or_default()
     }
 
-    /// An admin client of B on its socket.
+    /// An admin client of the first running control plane, on its socket.
     async fn client(&self) -> Client {
-        self.cps[0].client().await.expect("B answers")
+        let cp = self
+            .cps
+            .iter()
+            .find(|c| c.pid().is_some())
+            .expect("a control plane runs");
+        cp.client().await.expect("it answers")
     }
 
     async fn node_ready(&self) -> bool {
-        let Ok(client) = self.cps[0].client().await else {
-            return false;
-        };
+        let client = self.client().await;
         match client.get(&r(Kind::Node, &self.node())).await {
             Ok(Object::Node(n)) => n.status.is_some_and(|s| {
                 s.conditions
@@ -224,18 +232,30 @@ impl Setup {
     }
 
     async fn wait_node_ready(&self) {
-        eventually(
-            "the node Ready on the etcd control planes",
-            SETTLE,
-            || async { self.node_ready().await.then_some(()) },
-        )
-        .await;
+        let deadline = Instant::now() + SETTLE;
+        while !self.node_ready().await {
+            assert!(
+                Instant::now() < deadline,
+                "the node is not Ready on the etcd control planes; the agent's log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The socket URL of the first running control plane.
+    fn live_url(&self) -> String {
+        self.cps
+            .iter()
+            .find(|c| c.pid().is_some())
+            .expect("a control plane runs")
+            .url()
     }
 
     fn apply(&self, yaml: &str) {
         let jotactl = jotasu_tests::lab::workspace_bin("jotactl", "JOTACTL").expect("jotactl");
         let out = Command::new(jotactl)
-            .args(["--server", &self.cps[0].url(), "apply", "-f", "-"])
+            .args(["--server", &self.live_url(), "apply", "-f", "-"])
             .env_remove("JOTASU_SERVER")
             .env_remove("JOTASU_CONFIG")
             .stdin(Stdio::piped())
@@ -258,11 +278,42 @@ impl Setup {
         let client = self.client().await;
         eventually(&format!("pod {name} Ready"), SETTLE, || async {
             match client.get(&r(Kind::Pod, name)).await {
-                Ok(Object::Pod(p)) if ready(&p) => Some(*p),
+                Ok(Object::Pod(p)) if ready(&p) => Some(p),
                 _ => None,
             }
         })
         .await
+    }
+
+    /// With the node's own certificate, from inside the node's namespace
+    /// (the underlay is reachable only there): applies `object`, or without
+    /// one reads the Endpoints `default/kubernetes`.
+    fn as_node(&self, object: Option<Object>) -> Result<(), jotasu_api::client::ClientError> {
+        let node = &self.cluster.nodes()[0];
+        let pki = node.state_dir().join("pki");
+        let files = jotasu_api::client::TlsFiles {
+            certificate_authority: Some(pki.join("ca.crt")),
+            client_certificate: Some(pki.join("node.crt")),
+            client_key: Some(pki.join("node.key")),
+        };
+        let urls = jotasu_api::client::ServerUrl::parse_list(&self.server_flag[1]).expect("URLs");
+        run_in(node.netns().name(), move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let client = Client::connect_to_any(&urls, &files).await?;
+                match object {
+                    Some(o) => client.apply(&[o], false).await.map(drop),
+                    None => client
+                        .get(&r(Kind::Endpoints, "kubernetes"))
+                        .await
+                        .map(drop),
+                }
+            })
+        })
+        .expect("entering the node's namespace")
     }
 
     /// The node's containers and their processes.
@@ -344,55 +395,53 @@ async fn an_agent_keeps_working_when_one_of_three_control_planes_dies() {
     ));
     let before = s.ready_pod("before").await;
 
-    // The agent dialled C (6445) first: kill it under the agent.
-    s.cps[1].kill9().expect("C killed");
+    // The agent uses B: kill it under the agent.
+    s.cps[0].kill9().expect("B killed");
     let killed = Instant::now();
-    s.apply(&pinned_pod("after", &node, "app: after", "sleep 3600", ""));
+    // Bound to the node directly: the scheduler died with B.
+    s.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: after, labels: {{app: after}}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: jotasu.local/busybox:latest\n    command: [sleep, \"3600\"]\n"
+    ));
     s.ready_pod("after").await;
-    assert!(s.node_ready().await, "the node stays Ready");
-    let log = s.log();
-    assert!(
-        log.contains("moving to the next"),
-        "the agent did not fail over:\n{log}"
+    eprintln!(
+        "a pod bound after the kill ran {:?} after it",
+        killed.elapsed()
     );
+    let log = s.log();
+    let failover = log
+        .find("moving to the next")
+        .unwrap_or_else(|| panic!("the agent did not fail over:\n{log}"));
+    assert!(
+        !log[failover..].contains("heartbeat failed"),
+        "a heartbeat failed after the failover:\n{log}"
+    );
+    // No controller runs now to change it: the condition B last wrote.
+    assert!(s.node_ready().await, "the node stays Ready");
     let again = s.ready_pod("before").await;
     assert_eq!(restarts(&again), 0);
     assert_eq!(started_at(&again), started_at(&before));
-    eprintln!(
-        "a pod scheduled after the kill ran {:?} after it",
-        killed.elapsed()
-    );
 
     // The node may read the published control planes, never write them.
-    let pki = PathBuf::from(s.cluster.nodes()[0].state_dir()).join("pki");
-    let files = jotasu_api::client::TlsFiles {
-        certificate_authority: Some(pki.join("ca.crt")),
-        client_certificate: Some(pki.join("node.crt")),
-        client_key: Some(pki.join("node.key")),
-    };
-    let url = jotasu_api::client::ServerUrl::parse_list(&s.server_flag[1]).expect("URLs");
-    let as_node = Client::connect_to_any(&url, &files)
-        .await
-        .expect("the node's client");
     let published = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: kubernetes, namespace: default}\nsubsets:\n- addresses: [{ip: 192.168.77.250}]\n  ports: [{name: https, port: 6443}]\n";
     let object: Object = serde_yaml_ng::from_str(published).expect("a manifest");
-    let e = as_node
-        .apply(std::slice::from_ref(&object), false)
-        .await
+    let e = s
+        .as_node(Some(object.clone()))
         .expect_err("a node must not publish control planes");
     assert_eq!(
         e.api().map(jotasu_api::client::ApiError::code),
         Some(tonic::Code::PermissionDenied),
         "{e}"
     );
+    let service: Object = serde_yaml_ng::from_str(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kubernetes, namespace: default}\nspec:\n  ports: [{name: https, port: 443, targetPort: 6443}]\n",
+    )
+    .expect("a manifest");
     s.client()
         .await
-        .apply(&[object], false)
+        .apply(&[service, object], false)
         .await
         .expect("the admin publishes");
-    as_node
-        .get(&r(Kind::Endpoints, "kubernetes"))
-        .await
+    s.as_node(None)
         .expect("a node reads the published control planes");
 }
 
@@ -466,5 +515,9 @@ async fn an_agent_started_while_every_control_plane_is_down_runs_its_pods_on() {
     assert_eq!(restarts(&again), 0);
     assert_eq!(started_at(&again), started_at(&web));
     assert_eq!(s.tasks().await, tasks, "a container was restarted");
-    assert_eq!(hello(&client_pod, vip).as_deref(), Some("web"));
+    // The node was NotReady to B for a moment (its endpoints with it).
+    eventually("the echo service answering again", SETTLE, || async {
+        (hello(&client_pod, vip).as_deref() == Some("web")).then_some(())
+    })
+    .await;
 }

@@ -114,6 +114,9 @@ fn share_ca(from: &Path, to: &Path) {
 
 const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: NAME\n  namespace: default\ndata:\n  k: v\n";
 
+/// The Service the control planes are published under (no selector).
+const KUBERNETES_SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: kubernetes, namespace: default}\nspec:\n  ports: [{name: https, port: 443, targetPort: 6443}]\n";
+
 fn config_map(name: &str) -> String {
     CONFIG_MAP.replace("NAME", name)
 }
@@ -284,13 +287,19 @@ async fn a_client_learns_the_published_control_planes() {
             .and_then(|p| p.parse::<u16>().ok())
             .expect("a port")
     };
+    // As Kubernetes: a Service without a selector, its Endpoints by hand
+    // (the endpoints controller removes Endpoints whose Service is gone).
     let endpoints = format!(
         "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: kubernetes\n  namespace: default\nsubsets:\n- addresses: [{{ip: 127.0.0.1}}]\n  ports: [{{name: https, port: {}}}]\n- addresses: [{{ip: 127.0.0.1}}]\n  ports: [{{name: https, port: {}}}]\n",
         port(1),
         port(2)
     );
+    let service: Object = serde_yaml_ng::from_str(KUBERNETES_SERVICE).expect("a manifest");
     let object: Object = serde_yaml_ng::from_str(&endpoints).expect("a manifest");
-    admin.apply(&[object], false).await.expect("published");
+    admin
+        .apply(&[service, object], false)
+        .await
+        .expect("published");
 
     let first = ServerUrl::parse(&ha.url(0)).expect("a URL");
     let client = Client::connect_to(&first, &ha.tls())
