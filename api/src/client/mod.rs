@@ -568,7 +568,7 @@ impl Client {
         };
         let response = self
             .call(Retry::Always, |mut api| {
-                let mut call = tonic::Request::new(request.clone());
+                let mut call = tonic::Request::new(request);
                 // The server answers by the timeout; leave room for the trip.
                 call.set_timeout(timeout + std::time::Duration::from_secs(5));
                 async move { api.wait_endpoints_programmed(call).await }
