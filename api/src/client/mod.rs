@@ -132,9 +132,9 @@ pub fn bearer(token: &str) -> Result<tonic::metadata::AsciiMetadataValue, Client
         })
 }
 
-/// A connection to the control plane — to one of several: see
-/// [`failover`](self#failover). Cheap to clone (clones share the
-/// connection); calls may run concurrently.
+/// A connection to the control plane — to one of several (see
+/// "Failover" below). Cheap to clone (clones share the connection); calls
+/// may run concurrently.
 ///
 /// # Failover
 ///
@@ -142,9 +142,10 @@ pub fn bearer(token: &str) -> Result<tonic::metadata::AsciiMetadataValue, Client
 /// the Endpoints `default/kubernetes`) and uses one at a time. When it
 /// stops answering — refused, reset, an HTTP/2 keepalive ping unanswered
 /// within [`DEAD_PEER_WITHIN`], or `Unavailable` — the next one is dialled
-/// and reads, watches (resumed from the last revision seen) and idempotent
-/// writes (apply, scale, heartbeats, status reads) are sent again; other
-/// writes only when the first try certainly never reached a server.
+/// and reads, watches (resumed from the last revision seen) and writes
+/// that are idempotent or guarded (apply, scale, heartbeats, status writes)
+/// are sent again; deletes, evictions and bindings only when the first try
+/// certainly never reached a server; exec and image imports never.
 #[derive(Debug, Clone)]
 pub struct Client {
     servers: Arc<Servers>,
