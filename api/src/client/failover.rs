@@ -66,6 +66,21 @@ pub(crate) fn never_sent(status: &tonic::Status) -> bool {
     false
 }
 
+/// Whether `status` is a connection closed because the client's credentials
+/// were replaced (see `tls::Retiring`): not a lost server.
+fn retired(status: &tonic::Status) -> bool {
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionAborted)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// The connection in use.
 #[derive(Debug, Clone)]
 pub(crate) struct Active {
@@ -240,8 +255,15 @@ impl Servers {
         };
         let all = state.all();
         let index = all.iter().position(|s| *s == active.server).unwrap_or(0);
-        state.start = (index + 1) % all.len().max(1);
         let error = super::error::error_chain(status);
+        if retired(status) {
+            // Closed on purpose after the credentials were renewed: the
+            // same server, with the new certificate.
+            state.start = index;
+            debug!(server = %active.server, "reconnecting with renewed credentials");
+            return;
+        }
+        state.start = (index + 1) % all.len().max(1);
         if all.len() > 1 {
             warn!(server = %active.server, next = %all[state.start], %error, "lost the control plane; moving to the next");
         } else {
@@ -398,6 +420,12 @@ subsets:
         assert!(!never_sent(&answered));
         let not_found = tonic::Status::not_found("x");
         assert!(!lost_server(&not_found));
+        assert!(!retired(&refused));
+        let renewed = tonic::Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the client's credentials were renewed",
+        )));
+        assert!(lost_server(&renewed) && retired(&renewed));
     }
 
     #[tokio::test]

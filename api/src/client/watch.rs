@@ -2,7 +2,9 @@
 //! `Unavailable` (a control plane shutting down) it opens the same watch on
 //! the next server from the revision of the last event it delivered,
 //! skipping the events of that revision it already delivered, so the
-//! caller sees neither a gap nor a repeat.
+//! caller sees neither a gap nor a repeat. When no server takes it again,
+//! the stream ends with the error that ended it (a control plane shutting
+//! down says from which revision to resume).
 
 use futures_util::StreamExt as _;
 
@@ -53,6 +55,9 @@ struct Resumable {
     skip: usize,
     /// Reopened without an event since.
     reopened: usize,
+    /// What ended the last stream: the answer when no server takes the
+    /// watch again (a lone control plane shutting down says where to resume).
+    ended: Option<ClientError>,
     done: bool,
 }
 
@@ -86,6 +91,7 @@ pub(super) async fn open(client: Client, filter: WatchFilter) -> Result<EventStr
         position: Position::default(),
         skip: 0,
         reopened: 0,
+        ended: None,
         done: false,
     };
     Ok(Box::pin(futures_util::stream::unfold(state, next)))
@@ -102,10 +108,12 @@ async fn next(mut s: Resumable) -> Option<(Result<Event, ClientError>, Resumable
                 Ok(opened) => {
                     s.stream = Some(opened);
                     s.skip = skip;
+                    s.ended = None;
                     continue;
                 }
                 Err(e) => {
                     s.done = true;
+                    let e = s.ended.take().unwrap_or(e);
                     return Some((Err(e), s));
                 }
             }
@@ -130,6 +138,7 @@ async fn next(mut s: Resumable) -> Option<(Result<Event, ClientError>, Resumable
                     s.client.lost(generation, &status).await;
                     s.stream = None;
                     s.reopened += 1;
+                    s.ended = Some(status.into());
                     continue;
                 }
                 s.done = true;
