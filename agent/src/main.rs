@@ -22,8 +22,19 @@ struct Args {
     /// The control plane: https://HOST:PORT (a node joins with --token and
     /// --ca-cert-hash, then holds its own certificate), or
     /// unix:///path/api.sock (the local socket of a development cluster).
-    #[arg(long, env = "JOTASU_SERVER")]
-    server: String,
+    /// Several control planes of one cluster: URL,URL,... or the flag
+    /// repeated; the first that answers is used, the next when it stops
+    /// answering, and those the cluster publishes are added. A node that
+    /// holds its certificate starts even when none answers, and keeps
+    /// trying with its pods and data plane left as they are.
+    #[arg(
+        long,
+        env = "JOTASU_SERVER",
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    server: Vec<String>,
     /// A bootstrap token (<id>.<secret>, from `jotasu-controlplane token
     /// create`) to join with when the node has no valid certificate in
     /// STATE_DIR/pki yet. Needs --ca-cert-hash.
@@ -268,7 +279,7 @@ fn main() -> anyhow::Result<()> {
     }
     let bootstrap = Bootstrap {
         node: args.node_name.clone(),
-        server: args.server.clone(),
+        server: args.server.join(","),
         state_dir: state_dir(&args),
         token: args.token.clone(),
         ca_cert_hash: args.ca_cert_hash.clone(),

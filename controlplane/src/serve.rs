@@ -25,6 +25,24 @@ use crate::store::Store;
 /// Largest request accepted (an apply of many large manifests).
 const MAX_REQUEST: usize = 64 << 20;
 
+/// How often the server pings a client's connection (HTTP/2 keepalive),
+/// so the watches of a client that vanished (a node unplugged) end.
+/// Clients ping the server every 3 s themselves
+/// (`jotasu_api::client::KEEPALIVE_INTERVAL`); hyper's HTTP/2 server answers
+/// every ping and has no ping policy to refuse them (unlike gRPC-Go's
+/// `MinTime`), so no permitted-ping setting is needed.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a server ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A server builder with the keepalive settings.
+fn builder() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
 /// Where to listen.
 #[derive(Debug, Clone)]
 pub struct Listeners {
@@ -99,7 +117,7 @@ pub async fn serve<S: Store>(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let unix_server = Server::builder()
+    let unix_server = builder()
         .add_service(service())
         .add_service(views())
         .serve_with_incoming_shutdown(UnixListenerStream::new(unix), stopped(stop.clone()));
@@ -115,7 +133,7 @@ pub async fn serve<S: Store>(
         info!(address = %what, "serving with mutual TLS");
         let stop = stop.clone();
         async move {
-            Server::builder()
+            builder()
                 .tls_config(config)
                 .map_err(|source| ServeError::Transport {
                     what: what.clone(),
@@ -158,6 +176,7 @@ pub fn write_admin_config(
     config.upsert(Context {
         name: "local".into(),
         server: format!("unix://{}", socket.display()),
+        servers: Vec::new(),
         certificate_authority: None,
         client_certificate: None,
         client_key: None,
@@ -167,6 +186,7 @@ pub fn write_admin_config(
         config.upsert(Context {
             name: "tls".into(),
             server: format!("https://{addr}"),
+            servers: Vec::new(),
             certificate_authority: Some(pki.ca_cert()),
             client_certificate: Some(pki.admin_cert()),
             client_key: Some(pki.admin_key()),

@@ -23,9 +23,16 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// The server: unix:///path/to/api.sock or https://host:port.
-    /// Default: the current context of the context file.
-    #[arg(long, global = true, env = "JOTASU_SERVER", value_name = "URL")]
+    /// The server: unix:///path/to/api.sock or https://host:port; several
+    /// control planes of one cluster as URL,URL,... (the first that answers
+    /// is used, the next when it stops answering). Default: the current
+    /// context of the context file.
+    #[arg(
+        long,
+        global = true,
+        env = "JOTASU_SERVER",
+        value_name = "URL[,URL...]"
+    )]
     pub server: Option<String>,
     /// A context of the context file other than the current one.
     #[arg(long, global = true, value_name = "NAME")]

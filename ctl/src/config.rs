@@ -16,7 +16,7 @@ pub fn contexts_table(config: &Config) -> String {
         } else {
             ""
         };
-        text.push_str(&format!("{current}\t{}\t{}\n", c.name, c.server));
+        text.push_str(&format!("{current}\t{}\t{}\n", c.name, c.server_list()));
     }
     align(&text, TABLE)
 }
@@ -64,6 +64,7 @@ mod tests {
             config.upsert(Context {
                 name: name.into(),
                 server: server.into(),
+                servers: Vec::new(),
                 certificate_authority: None,
                 client_certificate: None,
                 client_key: None,

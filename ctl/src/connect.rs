@@ -1,4 +1,5 @@
-//! Finding and reaching the server: `--server` (or `JOTASU_SERVER`), else
+//! Finding and reaching the server: `--server URL[,URL…]` (or
+//! `JOTASU_SERVER`), else
 //! the context file's current context (`--context` picks another; the file
 //! is `--config`, `JOTASU_CONFIG` or `~/.jotasu/config`); TLS flags
 //! override the context's files.
@@ -31,9 +32,14 @@ pub async fn connect(global: &GlobalArgs) -> Result<Client, ClientError> {
 /// server that was given no client certificate (the control plane wants one).
 pub fn transport_hint(global: &GlobalArgs) -> Option<&'static str> {
     match options(global).resolve() {
-        Ok((ServerUrl::Https { .. }, tls)) if tls.client_certificate.is_none() => Some(
-            "the server requires a client certificate signed by the cluster CA: pass --client-certificate and --client-key, or use a context that names them",
-        ),
+        Ok((servers, tls))
+            if tls.client_certificate.is_none()
+                && servers.iter().any(|s| matches!(s, ServerUrl::Https { .. })) =>
+        {
+            Some(
+                "the server requires a client certificate signed by the cluster CA: pass --client-certificate and --client-key, or use a context that names them",
+            )
+        }
         _ => None,
     }
 }

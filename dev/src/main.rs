@@ -182,6 +182,7 @@ fn up(cli: &Cli, name: &str, nodes: u8, control_planes: u8) -> anyhow::Result<()
     config.upsert(Context {
         name: name.to_owned(),
         server: server.clone(),
+        servers: Vec::new(),
         certificate_authority: None,
         client_certificate: None,
         client_key: None,

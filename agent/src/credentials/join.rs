@@ -124,6 +124,36 @@ pub fn pin_ca(server: &str, chain: &[String], pin: &str) -> Result<String, Crede
     })
 }
 
+/// Joins through the first of `servers` (its https ones) that answers;
+/// a refusal or a CA mismatch is final, an unreachable server is skipped.
+pub async fn join_any(
+    servers: &[ServerUrl],
+    node: &str,
+    token: &str,
+    pin: &str,
+) -> Result<Stored, CredentialsError> {
+    let mut last = None;
+    for server in servers
+        .iter()
+        .filter(|s| matches!(s, ServerUrl::Https { .. }))
+    {
+        match join(server, node, token, pin).await {
+            Err(e @ CredentialsError::Connect { .. }) => {
+                tracing::warn!(server = %server, error = %e, "cannot join through this control plane; trying the next");
+                last = Some(e);
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| CredentialsError::JoinNeedsHttps {
+        server: servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }))
+}
+
 /// Joins through the https control plane `server` with `token`, trusting
 /// the CA whose hash is `pin`. Nothing is written here: the caller stores
 /// the result.

@@ -3,6 +3,9 @@
 //! ([`join`]), kept fresh ([`renew`]), and used both to call the control
 //! plane and to serve the node's port. [`establish`] decides at start-up:
 //! stored credentials that still fit, else a join, else a clear error.
+//! With stored credentials no control plane needs to answer at start-up:
+//! the client connects at its first call (to the first of the servers that
+//! answers), so a node started during an outage keeps its pods and waits.
 
 pub mod check;
 pub mod files;
@@ -153,7 +156,8 @@ impl CredentialsError {
 pub struct Bootstrap {
     /// The node's name.
     pub node: String,
-    /// `--server`: `https://HOST:PORT` or `unix:///path`.
+    /// `--server`: `https://HOST:PORT` or `unix:///path`, several as
+    /// `URL,URL…` (control planes of one cluster, tried in order).
     pub server: String,
     /// `--state-dir` (credentials go to its `pki/`).
     pub state_dir: PathBuf,
@@ -195,10 +199,14 @@ fn check_token(token: &str) -> Result<(), CredentialsError> {
 /// Finds or obtains the node's credentials and connects (see the module
 /// documentation for the order).
 pub async fn establish(b: &Bootstrap) -> Result<NodeIdentity, CredentialsError> {
-    let server = ServerUrl::parse(&b.server).map_err(|source| CredentialsError::Connect {
+    let servers = ServerUrl::parse_list(&b.server).map_err(|source| CredentialsError::Connect {
         what: "--server",
         source,
     })?;
+    let https = servers.iter().find_map(|s| match s {
+        ServerUrl::Https { url, .. } => Some(url.clone()),
+        ServerUrl::Unix(_) => None,
+    });
     let pin = b
         .ca_cert_hash
         .as_deref()
@@ -210,9 +218,9 @@ pub async fn establish(b: &Bootstrap) -> Result<NodeIdentity, CredentialsError> 
         if pin.is_none() {
             return Err(CredentialsError::HashRequired);
         }
-        if let ServerUrl::Unix(_) = server {
+        if https.is_none() {
             return Err(CredentialsError::JoinNeedsHttps {
-                server: server.to_string(),
+                server: b.server.clone(),
             });
         }
     }
@@ -232,10 +240,8 @@ pub async fn establish(b: &Bootstrap) -> Result<NodeIdentity, CredentialsError> 
         what: "connecting to the control plane",
         source,
     };
-    let (credentials, renewable) = match (&server, stored) {
-        (ServerUrl::Https { url, .. }, _)
-            if b.files.client_certificate.is_some() || b.files.client_key.is_some() =>
-        {
+    let (credentials, renewable) = match (&https, stored) {
+        (Some(url), _) if b.files.client_certificate.is_some() || b.files.client_key.is_some() => {
             info!("using the node credentials given as files (not renewed)");
             let creds =
                 jotasu_api::client::credentials_from_files(url, &b.files).map_err(connect)?;
@@ -249,9 +255,9 @@ pub async fn establish(b: &Bootstrap) -> Result<NodeIdentity, CredentialsError> 
                 .map_err(|e| certificate("the stored node certificate", e))?;
             (Some(creds), true)
         }
-        (ServerUrl::Https { .. }, None) => match (&b.token, &pin) {
+        (Some(_), None) => match (&b.token, &pin) {
             (Some(token), Some(pin)) => {
-                let joined = join::join(&server, &b.node, token, pin).await?;
+                let joined = join::join_any(&servers, &b.node, token, pin).await?;
                 pki.save(&joined)?;
                 info!(dir = %pki.dir().display(), "node credentials saved");
                 let creds = check::credentials(&joined)
@@ -265,14 +271,12 @@ pub async fn establish(b: &Bootstrap) -> Result<NodeIdentity, CredentialsError> 
                 });
             }
         },
-        (ServerUrl::Unix(_), None) => (None, false),
+        (None, None) => (None, false),
     };
     let credentials = credentials.map(Arc::new);
-    let client = match &credentials {
-        Some(c) => Client::connect_with_credentials(&server, Arc::clone(c)).await,
-        None => Client::connect_to(&server, &TlsFiles::default()).await,
-    }
-    .map_err(connect)?;
+    // Connects at the first call: with its credentials in hand the node
+    // needs no control plane to start (it keeps trying).
+    let client = Client::lazy(&servers, credentials.clone()).map_err(connect)?;
     Ok(NodeIdentity {
         client,
         credentials,

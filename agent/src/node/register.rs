@@ -139,8 +139,9 @@ pub fn node_status(facts: &NodeFacts, current: Option<&NodeStatus>) -> NodeStatu
     }
 }
 
-/// Registers the node (retrying while the control plane is unreachable)
-/// and returns its pod CIDR.
+/// Registers the node (retrying, with capped and jittered backoff, while
+/// no control plane answers: the pods and data plane are left as they
+/// are meanwhile) and returns its pod CIDR.
 pub async fn register(client: &Client, facts: &NodeFacts) -> Result<Ipv4Network, RegisterError> {
     let api = |source| RegisterError::Api {
         node: facts.name.clone(),
@@ -152,6 +153,7 @@ pub async fn register(client: &Client, facts: &NodeFacts) -> Result<Ipv4Network,
         name: facts.name.clone(),
     };
     let mut delay = Duration::from_millis(200);
+    let mut attempts = 0u32;
     loop {
         match register_once(client, facts, &r).await {
             Ok(cidr) => {
@@ -159,17 +161,41 @@ pub async fn register(client: &Client, facts: &NodeFacts) -> Result<Ipv4Network,
                     node: facts.name.clone(),
                     cidr: cidr.clone(),
                 })?;
+                if attempts > 0 {
+                    info!(node = %facts.name, attempts, "a control plane answers again: resyncing");
+                }
                 info!(node = %facts.name, pod_cidr = %net, ip = %facts.ip, "node registered");
                 return Ok(net);
             }
             Err(e) if retryable(&e) => {
-                warn!(node = %facts.name, error = %e, retry_in = ?delay, "registration failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+                attempts += 1;
+                let wait = jittered(delay);
+                if matches!(e, ClientError::Connect { .. }) {
+                    // Loud: nothing can change on this node until it answers.
+                    warn!(node = %facts.name, error = %e, retry_in = ?wait, attempts, "NO CONTROL PLANE ANSWERS: the node keeps its pods and its data plane as they are and keeps trying");
+                } else {
+                    warn!(node = %facts.name, error = %e, retry_in = ?wait, "registration failed; retrying");
+                }
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(MAX_RETRY);
             }
             Err(e) => return Err(api(e)),
         }
     }
+}
+
+/// The longest wait between two registration attempts.
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// `delay` give or take a fifth, so nodes that lost the control plane
+/// together do not all call it back at the same instant.
+pub fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(delay.as_nanos());
+    // A fraction in [0.8, 1.2).
+    let unit = (h.finish() % 1000) as f64 / 1000.0;
+    delay.mul_f64(0.8 + 0.4 * unit)
 }
 
 fn retryable(e: &ClientError) -> bool {
@@ -240,5 +266,21 @@ async fn register_once(
             "node {} is not a Node",
             facts.name
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(10));
+            assert!(
+                d >= Duration::from_secs(8) && d < Duration::from_secs(12),
+                "{d:?}"
+            );
+        }
     }
 }

@@ -2,11 +2,14 @@
 //! no TLS: the socket file's permissions are the access control) or
 //! `https://host:port` (TLS with the cluster CA; a client certificate when
 //! the server asks for one). TLS goes through [`Credentials`], from files
-//! ([`TlsFiles`]) or held by the caller ([`connect_with`]).
+//! ([`TlsFiles`]) or held by the caller ([`connect_with`]). Every channel
+//! sends HTTP/2 keepalive pings, so a server that stops answering (stopped,
+//! unplugged, not just closed) is noticed within [`DEAD_PEER_WITHIN`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -29,7 +32,47 @@ pub enum ServerUrl {
     },
 }
 
+/// How long connecting to one server (TCP and the TLS handshake) may take
+/// before the next in the list is tried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an HTTP/2 keepalive ping is sent on a connection, idle or not.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// How long a ping may go unanswered before the connection is declared dead.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a dead server goes unnoticed on an open connection.
+pub const DEAD_PEER_WITHIN: Duration =
+    Duration::from_secs(KEEPALIVE_INTERVAL.as_secs() + KEEPALIVE_TIMEOUT.as_secs());
+
+/// `endpoint` with the client's keepalive settings.
+pub(crate) fn keepalive(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+}
+
 impl ServerUrl {
+    /// Parses a list of servers, `URL[,URL...]` (spaces around commas and
+    /// empty items are ignored; at least one is needed).
+    pub fn parse_list(list: &str) -> Result<Vec<Self>, ClientError> {
+        let servers = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Self::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(ClientError::BadUrl {
+                url: list.to_owned(),
+                reason: "no server in the list".into(),
+            });
+        }
+        Ok(servers)
+    }
+
     /// Parses `unix:///abs/path` or `https://host:port`.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = |reason: &str| ClientError::BadUrl {
@@ -117,6 +160,23 @@ pub async fn connect_with(
     }
 }
 
+/// Opens a channel to `server` (https with `creds`), connecting now.
+pub(crate) async fn dial(
+    server: &ServerUrl,
+    creds: Option<&Arc<Credentials>>,
+) -> Result<Channel, ClientError> {
+    match (server, creds) {
+        (ServerUrl::Unix(path), _) => connect_unix(server, path).await,
+        (ServerUrl::Https { url, .. }, Some(creds)) => {
+            super::tls::connect_https(url, Arc::clone(creds)).await
+        }
+        (ServerUrl::Https { url, .. }, None) => Err(ClientError::MissingTls {
+            server: url.clone(),
+            missing: "a certificate authority (--certificate-authority)",
+        }),
+    }
+}
+
 async fn connect_unix(server: &ServerUrl, path: &Path) -> Result<Channel, ClientError> {
     let refused = |e: &dyn std::error::Error| ClientError::Connect {
         server: server.to_string(),
@@ -124,7 +184,7 @@ async fn connect_unix(server: &ServerUrl, path: &Path) -> Result<Channel, Client
     };
     let path = path.to_owned();
     // The URI is a placeholder: the connector ignores it.
-    Endpoint::from_static("http://localhost")
+    keepalive(Endpoint::from_static("http://localhost"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move {
@@ -205,6 +265,11 @@ mod tests {
             ServerUrl::parse("https://[::1]:6443/").unwrap().to_string(),
             "https://[::1]:6443"
         );
+        let list = ServerUrl::parse_list(" https://a:1, ,https://b:2,").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].to_string(), "https://b:2");
+        assert!(ServerUrl::parse_list(" , ").is_err());
+        assert!(ServerUrl::parse_list("https://a:1,http://b:2").is_err());
         for bad in [
             "unix://rel/path",
             "http://127.0.0.1:1",

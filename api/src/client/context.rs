@@ -12,7 +12,14 @@
 //!   certificate-authority: /var/lib/jotasu/pki/ca.crt
 //!   client-certificate: /var/lib/jotasu/pki/admin.crt
 //!   client-key: /var/lib/jotasu/pki/admin.key
+//! - name: ha
+//!   server: https://10.0.0.1:6443
+//!   servers: [https://10.0.0.2:6443, https://10.0.0.3:6443]
+//!   certificate-authority: /var/lib/jotasu/pki/ca.crt
 //! ```
+//!
+//! `servers:` (optional) lists more control planes after `server:`; a
+//! client uses the first that answers and moves on when it stops.
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +37,14 @@ pub const CONFIG_ENV: &str = "JOTASU_CONFIG";
 pub struct Context {
     /// The context's name.
     pub name: String,
-    /// `unix:///path` or `https://host:port`.
+    /// `unix:///path` or `https://host:port` (may be empty when
+    /// `servers` names them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server: String,
+    /// More control planes of the same cluster (same CA, same
+    /// credentials), tried after `server` in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// PEM file of the cluster CA (https).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_authority: Option<PathBuf>,
@@ -44,6 +57,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// `server`, then `servers`, as one `URL,URL…` list.
+    pub fn server_list(&self) -> String {
+        std::iter::once(self.server.as_str())
+            .chain(self.servers.iter().map(String::as_str))
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The TLS files this context names.
     pub fn tls(&self) -> TlsFiles {
         TlsFiles {
@@ -150,7 +172,7 @@ impl Config {
 /// then the context file.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
-    /// `--server` (or `JOTASU_SERVER`).
+    /// `--server` (or `JOTASU_SERVER`): `URL[,URL…]`.
     pub server: Option<String>,
     /// `--context`: a context other than the current one.
     pub context: Option<String>,
@@ -161,8 +183,8 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// The server and TLS files to use.
-    pub fn resolve(&self) -> Result<(ServerUrl, TlsFiles), ClientError> {
+    /// The servers (in the order to try them) and TLS files to use.
+    pub fn resolve(&self) -> Result<(Vec<ServerUrl>, TlsFiles), ClientError> {
         let path = self.config.clone().unwrap_or_else(Config::default_path);
         let context = if self.server.is_some() && self.context.is_none() {
             None
@@ -186,8 +208,8 @@ impl ConnectOptions {
         };
         let server = match (&self.server, &context) {
             (Some(s), _) => s.clone(),
-            (None, Some(c)) => c.server.clone(),
-            (None, None) => return Err(ClientError::NoServer { config: path }),
+            (None, Some(c)) if !c.server_list().is_empty() => c.server_list(),
+            (None, _) => return Err(ClientError::NoServer { config: path }),
         };
         let mut tls = context.map(|c| c.tls()).unwrap_or_default();
         let flags = &self.tls;
@@ -200,13 +222,40 @@ impl ConnectOptions {
         if flags.client_key.is_some() {
             tls.client_key = flags.client_key.clone();
         }
-        Ok((ServerUrl::parse(&server)?, tls))
+        Ok((ServerUrl::parse_list(&server)?, tls))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_files_without_servers_still_load() {
+        let c: Config = serde_yaml_ng::from_str(
+            "current-context: x\ncontexts:\n- name: x\n  server: unix:///s.sock\n",
+        )
+        .unwrap();
+        assert_eq!(c.current().unwrap().server_list(), "unix:///s.sock");
+        let c: Config = serde_yaml_ng::from_str(
+            "contexts:\n- name: y\n  servers: [https://a:1, https://b:2]\n",
+        )
+        .unwrap();
+        assert_eq!(c.contexts[0].server_list(), "https://a:1,https://b:2");
+        let text = serde_yaml_ng::to_string(&Config {
+            current_context: None,
+            contexts: vec![Context {
+                name: "z".into(),
+                server: "unix:///z".into(),
+                servers: Vec::new(),
+                certificate_authority: None,
+                client_certificate: None,
+                client_key: None,
+            }],
+        })
+        .unwrap();
+        assert!(!text.contains("servers"), "{text}");
+    }
 
     #[test]
     fn round_trip_and_resolve() {
@@ -216,6 +265,7 @@ mod tests {
         config.upsert(Context {
             name: "a".into(),
             server: "unix:///run/a.sock".into(),
+            servers: Vec::new(),
             certificate_authority: None,
             client_certificate: None,
             client_key: None,
@@ -223,6 +273,7 @@ mod tests {
         config.upsert(Context {
             name: "b".into(),
             server: "https://127.0.0.1:6443".into(),
+            servers: vec!["https://127.0.0.2:6443".into()],
             certificate_authority: Some("/pki/ca.crt".into()),
             client_certificate: Some("/pki/admin.crt".into()),
             client_key: Some("/pki/admin.key".into()),
@@ -237,13 +288,18 @@ mod tests {
             config: Some(path.clone()),
             tls: TlsFiles::default(),
         };
-        let (url, _) = opts(None, None).resolve().unwrap();
-        assert_eq!(url, ServerUrl::Unix("/run/a.sock".into()));
-        let (url, tls) = opts(None, Some("b")).resolve().unwrap();
-        assert_eq!(url.to_string(), "https://127.0.0.1:6443");
+        let (urls, _) = opts(None, None).resolve().unwrap();
+        assert_eq!(urls, [ServerUrl::Unix("/run/a.sock".into())]);
+        let (urls, tls) = opts(None, Some("b")).resolve().unwrap();
+        let urls: Vec<_> = urls.iter().map(ToString::to_string).collect();
+        assert_eq!(urls, ["https://127.0.0.1:6443", "https://127.0.0.2:6443"]);
         assert_eq!(tls.client_key.as_deref(), Some(Path::new("/pki/admin.key")));
-        let (url, _) = opts(Some("unix:///x.sock"), None).resolve().unwrap();
-        assert_eq!(url, ServerUrl::Unix("/x.sock".into()));
+        let (urls, _) = opts(Some("unix:///x.sock"), None).resolve().unwrap();
+        assert_eq!(urls, [ServerUrl::Unix("/x.sock".into())]);
+        let (urls, _) = opts(Some("https://h:1,https://h:2"), None)
+            .resolve()
+            .unwrap();
+        assert_eq!(urls.len(), 2);
         assert!(opts(None, Some("nope")).resolve().is_err());
 
         assert!(config.remove("a"));

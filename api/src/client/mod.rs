@@ -7,8 +7,10 @@ mod connect;
 mod context;
 mod credentials;
 mod error;
+mod failover;
 pub mod identity;
 mod tls;
+mod watch;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,12 +25,17 @@ use crate::grpc::v1::datapath_client::DatapathClient;
 use crate::object::{Kind, Object, ObjectRef};
 
 pub use auth::Review;
-pub use connect::{ServerUrl, TlsFiles, connect, connect_with, credentials_from_files};
+pub use connect::{
+    CONNECT_TIMEOUT, DEAD_PEER_WITHIN, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, ServerUrl, TlsFiles,
+    connect, connect_with, credentials_from_files,
+};
 pub use context::{CONFIG_ENV, Config, ConnectOptions, Context};
 pub use credentials::{
     ClientCertResolver, Credentials, HeldCaVerifier, Material, ServerCertResolver, provider,
 };
 pub use error::{ApiError, ClientError};
+pub use failover::{CONTROL_PLANE_ENDPOINTS, DISCOVERY_INTERVAL, published};
+use failover::{Retry, Servers};
 pub use tls::fetch_ca_from_handshake;
 
 pub use crate::grpc::v1::exec_input::Input as ExecIn;
@@ -125,12 +132,23 @@ pub fn bearer(token: &str) -> Result<tonic::metadata::AsciiMetadataValue, Client
         })
 }
 
-/// A connection to the control plane. Cheap to clone; calls may run concurrently.
+/// A connection to the control plane — to one of several (see
+/// "Failover" below). Cheap to clone (clones share the connection); calls
+/// may run concurrently.
+///
+/// # Failover
+///
+/// A client holds a list of servers (configured, then those published as
+/// the Endpoints `default/kubernetes`) and uses one at a time. When it
+/// stops answering — refused, reset, an HTTP/2 keepalive ping unanswered
+/// within [`DEAD_PEER_WITHIN`], or `Unavailable` — the next one is dialled
+/// and reads, watches (resumed from the last revision seen) and writes
+/// that are idempotent or guarded (apply, scale, heartbeats, status writes)
+/// are sent again; deletes, evictions and bindings only when the first try
+/// certainly never reached a server; exec and image imports never.
 #[derive(Debug, Clone)]
 pub struct Client {
-    api: ApiClient<Channel>,
-    datapath: DatapathClient<Channel>,
-    server: ServerUrl,
+    servers: Arc<Servers>,
 }
 
 fn decode(object: Option<v1::Object>) -> Result<Object, ClientError> {
@@ -140,21 +158,48 @@ fn decode(object: Option<v1::Object>) -> Result<Object, ClientError> {
         .map_err(|e| ClientError::Decode(e.to_string()))
 }
 
+fn api_client(channel: Channel) -> ApiClient<Channel> {
+    ApiClient::new(channel).max_decoding_message_size(256 << 20)
+}
+
+/// A channel for a client that never connected: its calls fail.
+fn unconnected() -> Channel {
+    tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy()
+}
+
+fn datapath_client(channel: Channel) -> DatapathClient<Channel> {
+    DatapathClient::new(channel).max_decoding_message_size(256 << 20)
+}
+
 impl Client {
-    /// Connects as `options` say (flags, `JOTASU_SERVER`, context file).
+    /// Connects as `options` say (flags, `JOTASU_SERVER`, context file) to
+    /// the first of its servers that answers.
     pub async fn connect(options: &ConnectOptions) -> Result<Self, ClientError> {
-        let (server, tls) = options.resolve()?;
-        Self::connect_to(&server, &tls).await
+        let (servers, tls) = options.resolve()?;
+        Self::connect_to_any(&servers, &tls).await
     }
 
     /// Connects to `server`.
     pub async fn connect_to(server: &ServerUrl, tls: &TlsFiles) -> Result<Self, ClientError> {
-        let channel = connect(server, tls).await?;
-        Ok(Self {
-            api: ApiClient::new(channel.clone()).max_decoding_message_size(256 << 20),
-            datapath: DatapathClient::new(channel).max_decoding_message_size(256 << 20),
-            server: server.clone(),
-        })
+        Self::connect_to_any(std::slice::from_ref(server), tls).await
+    }
+
+    /// Connects to the first of `servers` that answers, with the TLS files
+    /// `tls` names for https ones.
+    pub async fn connect_to_any(
+        servers: &[ServerUrl],
+        tls: &TlsFiles,
+    ) -> Result<Self, ClientError> {
+        let creds = match servers.iter().find_map(|s| match s {
+            ServerUrl::Https { url, .. } => Some(url),
+            ServerUrl::Unix(_) => None,
+        }) {
+            Some(url) => Some(Arc::new(credentials_from_files(url, tls)?)),
+            None => None,
+        };
+        let client = Self::lazy(servers, creds)?;
+        client.servers.active().await?;
+        Ok(client)
     }
 
     /// Connects to `server` with `creds`, read at each TLS handshake:
@@ -164,27 +209,105 @@ impl Client {
         server: &ServerUrl,
         creds: Arc<Credentials>,
     ) -> Result<Self, ClientError> {
-        let channel = connect_with(server, creds).await?;
+        let client = Self::lazy(std::slice::from_ref(server), Some(creds))?;
+        client.servers.active().await?;
+        Ok(client)
+    }
+
+    /// A client of `servers` (https ones reached with `creds`) that
+    /// connects at its first call, not now: for a node that must start
+    /// while no control plane answers.
+    pub fn lazy(
+        servers: &[ServerUrl],
+        creds: Option<Arc<Credentials>>,
+    ) -> Result<Self, ClientError> {
         Ok(Self {
-            api: ApiClient::new(channel.clone()).max_decoding_message_size(256 << 20),
-            datapath: DatapathClient::new(channel).max_decoding_message_size(256 << 20),
-            server: server.clone(),
+            servers: Arc::new(Servers::new(servers.to_vec(), creds)?),
         })
     }
 
-    /// The server this client talks to.
-    pub fn server(&self) -> &ServerUrl {
-        &self.server
+    /// The server this client talks to (the first configured one before
+    /// it connected).
+    pub async fn server(&self) -> ServerUrl {
+        self.servers.current().await
     }
 
-    /// The generated gRPC client, for callers that need the raw messages.
+    /// Every server it may use: the configured ones, then those the
+    /// cluster publishes.
+    pub async fn servers(&self) -> Vec<ServerUrl> {
+        self.servers.list().await
+    }
+
+    /// The generated gRPC client on the current connection, for callers
+    /// that need the raw messages (no failover: a call on it fails when
+    /// its server does).
     pub fn raw(&self) -> ApiClient<Channel> {
-        self.api.clone()
+        api_client(self.servers.last_channel().unwrap_or_else(unconnected))
     }
 
-    /// The data-plane views' gRPC client (`jotactl datapath`, `jotactl flows`).
+    /// The data-plane views' gRPC client (`jotactl datapath`, `jotactl
+    /// flows`) on the current connection, as [`Self::raw`].
     pub fn datapath(&self) -> DatapathClient<Channel> {
-        self.datapath.clone()
+        datapath_client(self.servers.last_channel().unwrap_or_else(unconnected))
+    }
+
+    /// Sends `call` on the current connection; when its server is lost,
+    /// moves to the next one and, as `retry` allows, sends it again (at
+    /// most once per server).
+    async fn call<T, F, Fut>(&self, retry: Retry, call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(ApiClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        Ok(self.call_at(retry, call).await?.0)
+    }
+
+    /// [`Self::call`], also saying which connection answered.
+    async fn call_at<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<(T, u64), ClientError>
+    where
+        F: FnMut(ApiClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let mut tries = 0;
+        loop {
+            let active = self.servers.active().await?;
+            self.servers.discover(&active).await;
+            let status = match call(api_client(active.channel.clone())).await {
+                Ok(v) => return Ok((v, active.generation)),
+                Err(status) => status,
+            };
+            if !failover::lost_server(&status) {
+                return Err(status.into());
+            }
+            self.servers.failed(active.generation, &status).await;
+            tries += 1;
+            let again = match retry {
+                Retry::Always => true,
+                Retry::IfNeverSent => failover::never_sent(&status),
+            };
+            if !again || tries > self.servers.len().await {
+                return Err(status.into());
+            }
+        }
+    }
+
+    /// Opens a stream whose input cannot be sent twice: on the current
+    /// connection, once (a lost server is still left for the next call).
+    async fn call_once<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(ApiClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let active = self.servers.active().await?;
+        match call(api_client(active.channel.clone())).await {
+            Ok(v) => Ok(v),
+            Err(status) => {
+                if failover::lost_server(&status) {
+                    self.servers.failed(active.generation, &status).await;
+                }
+                Err(status.into())
+            }
+        }
     }
 
     /// Server-side apply, all or nothing: one invalid object fails the whole
@@ -199,7 +322,14 @@ impl Client {
             objects: objects.iter().map(v1::Object::encode).collect(),
             dry_run,
         };
-        let response = self.api.clone().apply(request).await?.into_inner();
+        // Apply is idempotent: sent again, the same objects come out the same.
+        let response = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.apply(request).await }
+            })
+            .await?
+            .into_inner();
         response
             .results
             .into_iter()
@@ -234,7 +364,13 @@ impl Client {
         let request = v1::GetRequest {
             r#ref: Some(object_ref.into()),
         };
-        decode(Some(self.api.clone().get(request).await?.into_inner()))
+        let object = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.get(request).await }
+            })
+            .await?;
+        decode(Some(object.into_inner()))
     }
 
     /// Objects of `kind` in `namespace` (None: every namespace) whose labels
@@ -268,7 +404,13 @@ impl Client {
     }
 
     async fn list_request(&self, request: v1::ListRequest) -> Result<List, ClientError> {
-        let response = self.api.clone().list(request).await?.into_inner();
+        let response = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.list(request).await }
+            })
+            .await?
+            .into_inner();
         let items = response
             .items
             .into_iter()
@@ -307,7 +449,13 @@ impl Client {
             resource_version: options.resource_version.clone().unwrap_or_default(),
             grace_period_seconds: options.grace_period_seconds,
         };
-        let response = self.api.clone().delete(request).await?.into_inner();
+        let response = self
+            .call(Retry::IfNeverSent, |mut api| {
+                let request = request.clone();
+                async move { api.delete(request).await }
+            })
+            .await?
+            .into_inner();
         response
             .deleted
             .iter()
@@ -321,9 +469,14 @@ impl Client {
         let request = v1::UpdateStatusRequest {
             object: Some(v1::Object::encode(object)),
         };
-        decode(Some(
-            self.api.clone().update_status(request).await?.into_inner(),
-        ))
+        // Guarded by the resourceVersion: a repeat is refused as a conflict.
+        let object = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.update_status(request).await }
+            })
+            .await?;
+        decode(Some(object.into_inner()))
     }
 
     /// Sets `spec.replicas`.
@@ -336,7 +489,13 @@ impl Client {
             r#ref: Some(object_ref.into()),
             replicas,
         };
-        decode(Some(self.api.clone().scale(request).await?.into_inner()))
+        let object = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.scale(request).await }
+            })
+            .await?;
+        decode(Some(object.into_inner()))
     }
 
     /// Evicts a Pod: deleted unless a PodDisruptionBudget forbids it now
@@ -350,14 +509,24 @@ impl Client {
             r#ref: Some(pod.into()),
             grace_period_seconds,
         };
-        self.api.clone().evict(request).await?;
+        self.call(Retry::IfNeverSent, |mut api| {
+            let request = request.clone();
+            async move { api.evict(request).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// Binds Pods to Nodes; one result per binding, in order.
     pub async fn bind(&self, bindings: Vec<Binding>) -> Result<Vec<BindResult>, ClientError> {
         let request = v1::BindRequest { bindings };
-        Ok(self.api.clone().bind(request).await?.into_inner().results)
+        let response = self
+            .call(Retry::IfNeverSent, |mut api| {
+                let request = request.clone();
+                async move { api.bind(request).await }
+            })
+            .await?;
+        Ok(response.into_inner().results)
     }
 
     /// Says `node` is alive and reports its pods' usage.
@@ -378,7 +547,11 @@ impl Client {
             pods,
             programmed_revision,
         };
-        self.api.clone().heartbeat(request).await?;
+        self.call(Retry::Always, |mut api| {
+            let request = request.clone();
+            async move { api.heartbeat(request).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -394,21 +567,27 @@ impl Client {
             revision,
             timeout_ms: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
         };
-        let mut call = tonic::Request::new(request);
-        // The server answers by the timeout; leave room for the trip.
-        call.set_timeout(timeout + std::time::Duration::from_secs(5));
-        Ok(self
-            .api
-            .clone()
-            .wait_endpoints_programmed(call)
-            .await?
-            .into_inner())
+        let response = self
+            .call(Retry::Always, |mut api| {
+                let mut call = tonic::Request::new(request);
+                // The server answers by the timeout; leave room for the trip.
+                call.set_timeout(timeout + std::time::Duration::from_secs(5));
+                async move { api.wait_endpoints_programmed(call).await }
+            })
+            .await?;
+        Ok(response.into_inner())
     }
 
     /// A container's captured output; see [`LogsRequest`].
     pub async fn logs(&self, request: LogsRequest) -> Result<LogStream, ClientError> {
         use futures_util::StreamExt as _;
-        let stream = self.api.clone().logs(request).await?.into_inner();
+        let stream = self
+            .call(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.logs(request).await }
+            })
+            .await?
+            .into_inner();
         Ok(Box::pin(
             stream.map(|chunk| Ok::<_, ClientError>(chunk?.data)),
         ))
@@ -430,7 +609,10 @@ impl Client {
                 .chain(futures_util::stream::once(async {
                     exec_input(ExecIn::StdinClosed(true))
                 }));
-        let stream = self.api.clone().exec(first.chain(rest)).await?.into_inner();
+        let stream = self
+            .call_once(|mut api| async move { api.exec(first.chain(rest)).await })
+            .await?
+            .into_inner();
         Ok(Box::pin(stream.map(|item| {
             item?
                 .output
@@ -455,7 +637,9 @@ impl Client {
             nodes: Vec::new(),
             data,
         });
-        let response = self.api.clone().import_image(first.chain(rest)).await?;
+        let response = self
+            .call_once(|mut api| async move { api.import_image(first.chain(rest)).await })
+            .await?;
         Ok(response.into_inner().images)
     }
 
@@ -469,19 +653,23 @@ impl Client {
         csr_pem: &str,
         bearer_token: Option<&str>,
     ) -> Result<NodeCertificate, ClientError> {
-        let mut request = tonic::Request::new(v1::NodeCertificateRequest {
+        let message = v1::NodeCertificateRequest {
             node: node.to_owned(),
             csr_pem: csr_pem.to_owned(),
-        });
-        if let Some(token) = bearer_token {
-            request
-                .metadata_mut()
-                .insert("authorization", bearer(token)?);
-        }
+        };
+        let authorization = bearer_token.map(bearer).transpose()?;
+        // Signing the same request again issues another certificate for
+        // the same key: harmless.
         let response = self
-            .api
-            .clone()
-            .request_node_certificate(request)
+            .call(Retry::Always, |mut api| {
+                let mut request = tonic::Request::new(message.clone());
+                if let Some(value) = &authorization {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", value.clone());
+                }
+                async move { api.request_node_certificate(request).await }
+            })
             .await?
             .into_inner();
         Ok(NodeCertificate {
@@ -491,9 +679,20 @@ impl Client {
     }
 
     /// Follows changes. To see everything: [`Client::list`], then watch from
-    /// `list.revision + 1`; on a resync error, do both again.
+    /// `list.revision + 1`; on a resync error, do both again. When the
+    /// server is lost the watch moves to the next one and resumes from the
+    /// last revision it delivered (nothing repeated, nothing lost; a watch
+    /// "from now" that saw no event yet resumes from now).
     pub async fn watch(&self, filter: &WatchFilter) -> Result<EventStream, ClientError> {
-        use futures_util::StreamExt as _;
+        watch::open(self.clone(), filter.clone()).await
+    }
+
+    /// Opens one watch stream (with failover on opening); also says on
+    /// which connection.
+    async fn watch_once(
+        &self,
+        filter: &WatchFilter,
+    ) -> Result<(tonic::Streaming<v1::WatchEvent>, u64), ClientError> {
         let request = v1::WatchRequest {
             kinds: filter.kinds.iter().map(|k| k.as_str().to_owned()).collect(),
             namespace: filter.namespace.clone().unwrap_or_default(),
@@ -501,25 +700,17 @@ impl Client {
             label_selector: filter.label_selector.clone(),
             node: filter.node.clone().unwrap_or_default(),
         };
-        let stream = self.api.clone().watch(request).await?.into_inner();
-        Ok(Box::pin(stream.map(|item| {
-            let event = item?;
-            let kind = match v1::EventType::try_from(event.r#type) {
-                Ok(v1::EventType::Added) => EventType::Added,
-                Ok(v1::EventType::Modified) => EventType::Modified,
-                Ok(v1::EventType::Deleted) => EventType::Deleted,
-                _ => {
-                    return Err(ClientError::Decode(format!(
-                        "unknown event type {}",
-                        event.r#type
-                    )));
-                }
-            };
-            Ok(Event {
-                kind,
-                object: decode(event.object)?,
-                revision: event.revision,
+        let (stream, generation) = self
+            .call_at(Retry::Always, |mut api| {
+                let request = request.clone();
+                async move { api.watch(request).await }
             })
-        })))
+            .await?;
+        Ok((stream.into_inner(), generation))
+    }
+
+    /// The connection `generation` failed mid-stream with `status`.
+    async fn lost(&self, generation: u64, status: &tonic::Status) {
+        self.servers.failed(generation, status).await;
     }
 }

@@ -25,8 +25,9 @@ use super::credentials::{ClientCertResolver, Credentials, HeldCaVerifier, provid
 use super::error::{ClientError, error_chain};
 use super::identity::cert_to_pem;
 
-/// How long a TCP connect plus TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TCP connect plus TLS handshake may take: a server that
+/// accepts but never answers (stopped) is given up within it.
+const HANDSHAKE_TIMEOUT: Duration = super::connect::CONNECT_TIMEOUT;
 
 /// `host` and port of `https://host:port`.
 pub(super) fn authority(url: &str) -> Result<(String, u16), ClientError> {
@@ -130,6 +131,7 @@ pub async fn connect_https(url: &str, creds: Arc<Credentials>) -> Result<Channel
         url: url.to_owned(),
         reason: e.to_string(),
     })?;
+    let endpoint = super::connect::keepalive(endpoint);
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let dialer = Arc::clone(&dialer);

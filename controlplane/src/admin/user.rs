@@ -123,6 +123,7 @@ pub fn add(
     file.upsert(Context {
         name: name.to_owned(),
         server: server.to_owned(),
+        servers: Vec::new(),
         certificate_authority: Some(ca),
         client_certificate: Some(written.certificate.clone()),
         client_key: Some(written.key.clone()),

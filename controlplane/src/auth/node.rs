@@ -453,6 +453,27 @@ mod tests {
         assert_eq!(needs(&volume), Need::Volume { name: "pv1".into() });
     }
 
+    /// The control planes are published as the Endpoints
+    /// `default/kubernetes`: an agent reads them to fail over (nodes read
+    /// every Endpoints already, for their Services), but must never write
+    /// them — a node that could would send the other agents, and every
+    /// client, to a server of its choosing.
+    #[test]
+    fn a_node_reads_the_published_control_planes_but_never_writes_them() {
+        let none = Facts::default();
+        let n1 = |a: &Attributes| decide("n1", a, None, &none);
+        let kubernetes = |verb| attrs(verb, Kind::Endpoints, Some("default"), Some("kubernetes"));
+        assert!(n1(&kubernetes("get")).allowed());
+        assert!(n1(&attrs("watch", Kind::Endpoints, Some("default"), None)).allowed());
+        for verb in ["create", "update", "patch", "delete"] {
+            assert!(!n1(&kubernetes(verb)).allowed(), "{verb}");
+            assert!(
+                !n1(&attrs(verb, Kind::Endpoints, Some("default"), Some("web"))).allowed(),
+                "{verb} another Endpoints"
+            );
+        }
+    }
+
     #[test]
     fn needs_follow_the_request() {
         assert_eq!(
