@@ -384,10 +384,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Every control plane follows the node Leases, so any of them judges
     // nodes and answers waits for programmed data planes alike.
     tokio::spawn(node_lease::follow(server.clone(), stop_rx.clone()));
+    let election = args.election()?;
+    // A control plane clients can reach over TCP says so, for
+    // default/kubernetes (which the leader keeps).
+    if let Some(addr) = args.listen.filter(|a| !a.ip().is_unspecified()) {
+        tokio::spawn(leader::apiservers::advertise(
+            Arc::clone(server.store()),
+            election.identity.clone(),
+            addr,
+            stop_rx.clone(),
+        ));
+    }
     let controllers = if args.no_controllers {
         None
     } else if args.leader_elect {
-        let election = args.election()?;
         info!(identity = %election.identity, lease = ?election.lease_duration, "campaigning for the leadership (Lease kube-system/jotasu-controlplane)");
         let (standing, _) = watch::channel(leader::Leadership::Following);
         Some(tokio::spawn(leader::run(

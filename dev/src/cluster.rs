@@ -562,13 +562,16 @@ impl LocalCluster {
         ])
     }
 
-    /// The `--server` the agents join and then talk to. `jotasu-agent`
-    /// takes one URL today, so it is the first control plane's (the
-    /// bootstrap token lives in the shared store: any control plane accepts
-    /// it). When agents take a list (`--server A,B,C`), this is the one
-    /// place to change: `self.control_plane_urls().join(",")`.
+    /// The `--server` the agents join and then talk to: every control
+    /// plane (the bootstrap token lives in the shared store, so any of
+    /// them accepts the join; the agent moves to the next when one dies).
     fn agents_server(&self) -> String {
-        self.join.server.clone()
+        let urls = self.control_plane_urls();
+        if urls.is_empty() {
+            self.join.server.clone()
+        } else {
+            urls.join(",")
+        }
     }
 
     /// Makes host `index` outside the cluster: a namespace on the

@@ -155,9 +155,15 @@ impl ControlPlane {
             }
             // The unix socket answers first; the TCP (TLS) listener binds
             // just after it: wait for both.
-            let tcp_ready = match self.tcp {
-                None => true,
-                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+            // Asked from where the control plane listens: from the root
+            // namespace an underlay address would go out its default route.
+            let tcp_ready = match (self.tcp, &self.options.netns) {
+                (None, _) => true,
+                (Some(addr), Some(ns)) => crate::netns::run_in(ns, move || {
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                })
+                .unwrap_or(false),
+                (Some(addr), None) => tokio::net::TcpStream::connect(addr).await.is_ok(),
             };
             match self.client().await {
                 Ok(_) if tcp_ready => return Ok(()),

@@ -59,6 +59,7 @@ impl HaPlanes {
                 Ok(MemberSpec {
                     client: free_port()?,
                     peer: free_port()?,
+                    metrics: None,
                     netns: None,
                 })
             })

@@ -153,28 +153,35 @@ async fn the_leader_killed_another_takes_over() {
     assert!(before.values().all(|(ready, _)| *ready), "{before:?}");
     let first: BTreeMap<_, _> = by_name(&h.pods("app=web").await);
 
-    // The agents talk to the first control plane alone until they take a
-    // list of servers: if it leads, it is paused (SIGSTOP) until another
-    // takes the Lease, then continued (it finds itself fenced off), so that
-    // killing the leader leaves the nodes their control plane. (A graceful
-    // restart would not do: a control plane coming back takes its own
-    // Lease back at once.) Then the leader dies without a word.
-    let mut leader = eventually("a leader", SETTLE, || async {
+    // The control planes are published for clients to find
+    // (default/kubernetes), and the agents know them all.
+    let published = eventually(
+        "default/kubernetes lists every control plane",
+        SETTLE,
+        || async {
+            let r = jotasu_api::ObjectRef {
+                kind: jotasu_api::Kind::Endpoints,
+                namespace: Some("default".into()),
+                name: "kubernetes".into(),
+            };
+            let Ok(jotasu_api::Object::Endpoints(e)) = h.client.get(&r).await else {
+                return None;
+            };
+            let ips: Vec<String> = e
+                .subsets
+                .iter()
+                .flat_map(|s| s.addresses.iter().map(|a| a.ip.clone()))
+                .collect();
+            (ips.len() == h.cluster.control_planes().len()).then_some(ips)
+        },
+    )
+    .await;
+    eprintln!("published control planes: {published:?}");
+    // The leader dies without a word, whichever it is.
+    let leader = eventually("a leader", SETTLE, || async {
         h.cluster.leader().await.ok().flatten()
     })
     .await;
-    if leader == 0 {
-        h.cluster
-            .stop_control_plane(0)
-            .expect("the first control plane pauses");
-        leader = eventually("another control plane leading", SETTLE, || async {
-            h.cluster.leader().await.ok().flatten().filter(|l| *l != 0)
-        })
-        .await;
-        h.cluster
-            .cont_control_plane(0)
-            .expect("the first control plane continues");
-    }
     eprintln!(
         "control plane {} leads; killing it",
         h.cluster.control_planes()[leader].name()

@@ -168,6 +168,11 @@ impl<S: Store> ApiServer<S> {
         self
     }
 
+    /// The ranges it allocates from.
+    pub fn ranges(&self) -> Ranges {
+        self.ranges
+    }
+
     /// The store this server writes to.
     pub fn store(&self) -> &Arc<S> {
         &self.store

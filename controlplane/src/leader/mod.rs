@@ -13,6 +13,7 @@
 //! ([`crate::apiserver::node_lease`]), so whichever control plane leads
 //! judges every node alike.
 
+pub mod apiservers;
 pub mod decide;
 pub mod elector;
 pub mod fence;
@@ -57,6 +58,7 @@ pub async fn run<S: Store>(
         };
         let (ctl_stop_tx, ctl_stop_rx) = watch::channel(false);
         let fenced = api.with_store(Arc::new(fence::Fenced::new(Arc::clone(api.store()), fence)));
+        let publisher = tokio::spawn(apiservers::publish(fenced.clone(), ctl_stop_rx.clone()));
         let mut task = tokio::spawn(manager::run(fenced, controllers.clone(), ctl_stop_rx));
         let stopping = tokio::select! {
             _ = rx.wait_for(|l| *l != Leadership::Leading { fence }) => false,
@@ -65,6 +67,7 @@ pub async fn run<S: Store>(
         };
         let _ = ctl_stop_tx.send(true);
         let _ = task.await;
+        let _ = publisher.await;
         if stopping {
             break;
         }
