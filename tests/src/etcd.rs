@@ -1,41 +1,45 @@
-//! [`EtcdServer`]: a throwaway etcd on 127.0.0.1 for the store's
-//! conformance tests — its own ports, data dir and name; killed (by the PID
+//! [`EtcdServer`]: a throwaway one-member etcd on 127.0.0.1 for the store's
+//! conformance tests and the API tests on etcd — its own ports, data dir
+//! and name (a [`jotasu_dev::etcd::EtcdCluster`] of one); killed (by the PID
 //! it started) and removed on drop. Never touches any other etcd.
-use std::{
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
-
-/// Debian's etcd (3.4).
-pub const ETCD_BIN: &str = "/usr/bin/etcd";
+use jotasu_dev::controlplane::free_port;
+pub use jotasu_dev::etcd::ETCD_BIN;
+use jotasu_dev::etcd::{EtcdCluster, MemberSpec};
 
 /// A running etcd this harness started.
 #[derive(Debug)]
 pub struct EtcdServer {
-    child: Child,
+    cluster: EtcdCluster,
     client_url: String,
     _dir: tempfile::TempDir,
 }
 
+/// Whether etcd is here: a loud message when it is not, and an error
+/// under `CI=true` (a CI run must not pass by skipping).
+pub fn etcd_or_skip() -> anyhow::Result<bool> {
+    if Path::new(ETCD_BIN).exists() {
+        return Ok(true);
+    }
+    let msg = format!(
+        "!!! {ETCD_BIN} is missing: the etcd tests cannot run (apt-get install etcd-server) !!!"
+    );
+    eprintln!("{msg}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        bail!("{msg}");
+    }
+    Ok(false)
+}
+
 impl EtcdServer {
-    /// Starts an etcd, or explains why not: `Ok(None)` (after a loud
-    /// message) when `/usr/bin/etcd` is missing, but an error when `CI=true`
-    /// — a CI run must not pass by skipping. Call it from the test's own
-    /// thread: the server is killed when the thread that started it dies.
+    /// Starts an etcd, or explains why not ([`etcd_or_skip`]). Call it from
+    /// the test's own thread: the server is killed when the thread that
+    /// started it dies.
     pub fn start_or_skip() -> anyhow::Result<Option<Self>> {
-        if !Path::new(ETCD_BIN).exists() {
-            let msg = format!(
-                "!!! {ETCD_BIN} is missing: the etcd store tests cannot run (apt-get install etcd-server) !!!"
-            );
-            eprintln!("{msg}");
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                bail!("{msg}");
-            }
+        if !etcd_or_skip()? {
             return Ok(None);
         }
         // Free ports are found by binding port 0; another process may grab
@@ -53,54 +57,24 @@ impl EtcdServer {
     /// Starts an etcd on two free loopback ports and waits until it is
     /// healthy.
     pub fn start() -> anyhow::Result<Self> {
-        let (client, peer) = (free_port()?, free_port()?);
-        let dir = tempfile::Builder::new().prefix("jotasu-etcd-").tempdir()?;
-        let name = format!(
-            "jotasu-test-{}-{}",
-            std::process::id(),
-            dir.path()
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("etcd")
-        );
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let mut cmd = Command::new(ETCD_BIN);
-        cmd.arg("--name")
-            .arg(&name)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(format!("{name}={peer_url}"))
-            .arg("--initial-cluster-state")
-            .arg("new")
-            .arg("--log-level")
-            .arg("warn")
-            .env_remove("ETCDCTL_API")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("etcd.log")).context("creating etcd.log")?,
-            ));
-        crate::process::die_with_spawner(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {ETCD_BIN}"))?;
-        let mut me = Self {
-            child,
+        let prefix = jotasu_dev::names::fresh_prefix();
+        let dir = tempfile::Builder::new()
+            .prefix(&jotasu_dev::names::scratch_prefix(&prefix, "etcd-"))
+            .tempdir()?;
+        let spec = MemberSpec {
+            client: free_port()?,
+            peer: free_port()?,
+            metrics: None,
+            netns: None,
+        };
+        let cluster =
+            EtcdCluster::start(&prefix, dir.path(), vec![spec]).context("starting etcd")?;
+        let client_url = cluster.client_urls().remove(0);
+        Ok(Self {
+            cluster,
             client_url,
             _dir: dir,
-        };
-        me.wait_healthy(SocketAddr::from((Ipv4Addr::LOCALHOST, client)))?;
-        Ok(me)
+        })
     }
 
     /// The client URL, e.g. `http://127.0.0.1:40123`.
@@ -108,45 +82,8 @@ impl EtcdServer {
         &self.client_url
     }
 
-    fn wait_healthy(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                let log =
-                    std::fs::read_to_string(self._dir.path().join("etcd.log")).unwrap_or_default();
-                bail!("etcd exited with {status} before becoming healthy:\n{log}");
-            }
-            if health(addr).unwrap_or(false) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("etcd on {addr} not healthy after 20 s")
-    }
-}
-
-/// Asks etcd's `/health` endpoint.
-fn health(addr: SocketAddr) -> anyhow::Result<bool> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    Ok(body.contains("\"health\":\"true\""))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        // Only the child we spawned, by its PID.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// The cluster of one.
+    pub fn cluster(&mut self) -> &mut EtcdCluster {
+        &mut self.cluster
     }
 }

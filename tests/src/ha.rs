@@ -10,7 +10,9 @@ use anyhow::{Context as _, bail};
 use jotasu_api::client::Client;
 use jotasu_api::{Kind, Object, ObjectRef};
 use jotasu_dev::controlplane::{ControlPlane, Options, free_port};
-use jotasu_dev::etcd::{ETCD_BIN, EtcdCluster, MemberSpec};
+use jotasu_dev::etcd::{EtcdCluster, MemberSpec};
+
+pub use crate::etcd::etcd_or_skip;
 
 /// The election Lease.
 pub fn election_lease() -> ObjectRef {
@@ -29,21 +31,6 @@ pub struct HaPlanes {
     /// The etcd cluster (members killed and removed on drop).
     pub etcd: EtcdCluster,
     _dir: tempfile::TempDir,
-}
-
-/// Whether etcd is here; a loud message (and an error under CI=true) if not.
-pub fn etcd_or_skip() -> anyhow::Result<bool> {
-    if std::path::Path::new(ETCD_BIN).exists() {
-        return Ok(true);
-    }
-    let msg = format!(
-        "!!! {ETCD_BIN} is missing: the control-plane redundancy tests cannot run (apt-get install etcd-server) !!!"
-    );
-    eprintln!("{msg}");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        bail!("{msg}");
-    }
-    Ok(false)
 }
 
 impl HaPlanes {

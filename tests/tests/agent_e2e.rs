@@ -239,15 +239,17 @@ async fn a_deployment_serves_round_robin_heals_and_scales() {
         (!netns_left && !links.contains("jtc") && !routes.contains("10.244.")).then_some(())
     })
     .await;
-    // The cluster DNS Service (10.96.0.10, there from the start) stays.
+    // The cluster DNS Service (10.96.0.10) and the API's own
+    // (default/kubernetes, 10.96.0.1), there from the start, stay.
     let dns = std::net::Ipv4Addr::new(10, 96, 0, 10);
+    let api = std::net::Ipv4Addr::new(10, 96, 0, 1);
     eventually("no service or endpoint map entry left", SETTLE, || async {
         let dp = jotasu_ebpf::Datapath::open(node.name()).ok()?;
         let services = dp.services().ok()?;
         let endpoints = dp.pods().endpoints().ok()?;
         (services.iter().all(|s| {
             let vip = s.service.frontend.vip;
-            vip.octets()[..2] != [10, 96] || vip == dns
+            vip.octets()[..2] != [10, 96] || vip == dns || vip == api
         }) && endpoints.is_empty())
         .then_some(())
     })

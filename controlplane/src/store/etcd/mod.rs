@@ -100,6 +100,26 @@ impl EtcdStore {
         [self.prefix.as_slice(), key].concat()
     }
 
+    /// How many keys start with `prefix`, and the revision that says so.
+    async fn count(&self, prefix: &[u8], op: &'static str) -> StoreResult<(i64, Revision)> {
+        let full = self.full(prefix);
+        let resp = self
+            .conn
+            .call(|mut c| {
+                let full = full.clone();
+                async move {
+                    c.kv.get(
+                        full,
+                        Some(GetOptions::new().with_prefix().with_count_only()),
+                    )
+                    .await
+                }
+            })
+            .await
+            .map_err(|e| StoreError::etcd(op, prefix, e))?;
+        Ok((resp.count(), header_revision(resp.header())))
+    }
+
     fn kv(&self, kv: &etcd_client::KeyValue) -> StoreResult<KeyValue> {
         from_etcd(&self.prefix, kv)
     }
@@ -161,25 +181,11 @@ impl Store for EtcdStore {
         if let Some(l) = limit {
             if l == 0 {
                 // etcd reads limit 0 as "no limit": count instead.
-                let full = self.full(prefix);
-                let resp = self
-                    .conn
-                    .call(|mut c| {
-                        let full = full.clone();
-                        async move {
-                            c.kv.get(
-                                full,
-                                Some(GetOptions::new().with_prefix().with_count_only()),
-                            )
-                            .await
-                        }
-                    })
-                    .await
-                    .map_err(|e| StoreError::etcd("range", prefix, e))?;
+                let (count, revision) = self.count(prefix, "range").await?;
                 return Ok(Range {
                     kvs: Vec::new(),
-                    revision: header_revision(resp.header()),
-                    more: resp.count() > 0,
+                    revision,
+                    more: count > 0,
                 });
             }
             opts = opts.with_limit(i64::try_from(l).unwrap_or(i64::MAX));
@@ -341,22 +347,7 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> StoreResult<Revision> {
-        let full = self.full(b"");
-        let resp = self
-            .conn
-            .call(|mut c| {
-                let full = full.clone();
-                async move {
-                    c.kv.get(
-                        full,
-                        Some(GetOptions::new().with_prefix().with_count_only()),
-                    )
-                    .await
-                }
-            })
-            .await
-            .map_err(|e| StoreError::etcd("get revision", &[], e))?;
-        Ok(header_revision(resp.header()))
+        Ok(self.count(b"", "get revision").await?.1)
     }
 }
 
