@@ -23,6 +23,7 @@ pub mod controlplane;
 pub mod datapath;
 pub mod dns;
 pub mod failover;
+pub mod fanout;
 pub mod flannel;
 pub mod flowevents;
 pub mod kube_proxy;

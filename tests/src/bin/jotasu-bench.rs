@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
-        Report, client, cni, controlplane, datapath, dns, failover, flowevents, overlay, pods,
-        scheduler, slices, traffic, workloads,
+        Report, client, cni, controlplane, datapath, dns, failover, fanout, flowevents, overlay,
+        pods, scheduler, slices, traffic, workloads,
     },
     privilege, signals,
 };
@@ -115,6 +115,10 @@ enum Cmd {
     /// write, and API writes failed while a control plane or an etcd
     /// member is killed. Writes target/bench/failover.json.
     Failover(failover::Config),
+    /// Fan-out at scale: N node-scoped watches and M Services; the time
+    /// from one endpoint change until every node has it, and the control
+    /// plane's RSS and CPU. Writes target/bench/fanout.json.
+    Fanout(fanout::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -178,6 +182,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Traffic(cfg) => measure(&traffic::describe(&cfg), || traffic::run(&cfg)),
         Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
         Cmd::Failover(cfg) => run_and_print(&failover::describe(&cfg), || failover::run(&cfg)),
+        Cmd::Fanout(cfg) => run_and_print(&fanout::describe(&cfg), || fanout::run(&cfg)),
     }
 }
 
