@@ -36,13 +36,24 @@ pub struct Config {
     /// Seconds of load per requests-under-failure case (the kill is at a third).
     #[arg(long, default_value_t = 9)]
     pub seconds: u64,
+    /// The control planes' --leader-elect-lease-duration, renew deadline
+    /// and retry period (empty: their defaults, 2s / 1500ms / 250ms).
+    #[arg(long, value_delimiter = ',', value_name = "LEASE,RENEW,RETRY")]
+    pub election: Vec<String>,
 }
 
 /// One line on what the run does.
 pub fn describe(cfg: &Config) -> String {
     format!(
-        "control-plane failover: 3 etcd members, 3 control planes; {} kill -9 trials; {} writes/s for {} s while a control plane, then an etcd member, is killed",
-        cfg.trials, cfg.rate, cfg.seconds
+        "control-plane failover: 3 etcd members, 3 control planes (election {}); {} kill -9 trials; {} writes/s for {} s while a control plane, then an etcd member, is killed",
+        if cfg.election.is_empty() {
+            "2s/1500ms/250ms".to_owned()
+        } else {
+            cfg.election.join("/")
+        },
+        cfg.trials,
+        cfg.rate,
+        cfg.seconds
     )
 }
 
@@ -94,7 +105,19 @@ async fn run_async(cfg: &Config) -> anyhow::Result<Report> {
         "etcd is missing: apt-get install etcd-server"
     );
     let mut report = Report::new(NAME);
-    let mut ha = HaPlanes::start(3, 3, &[]).await?;
+    let args: Vec<&str> = match cfg.election.as_slice() {
+        [lease, renew, retry] => vec![
+            "--leader-elect-lease-duration",
+            lease,
+            "--leader-elect-renew-deadline",
+            renew,
+            "--leader-elect-retry-period",
+            retry,
+        ],
+        [] => Vec::new(),
+        _ => anyhow::bail!("--election takes LEASE,RENEW,RETRY, e.g. 1500ms,1s,250ms"),
+    };
+    let mut ha = HaPlanes::start(3, 3, &args).await?;
     ha.new_leader(None, Duration::from_secs(20)).await?;
     ha.client().await?.apply(&[deployment()?], false).await?;
 
