@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
         Report, client, cni, controlplane, datapath, dns, flowevents, overlay, pods, scheduler,
-        slices, traffic, workloads,
+        slices, traffic, watchers, workloads,
     },
     privilege, signals,
 };
@@ -110,6 +110,10 @@ enum Cmd {
     /// hits), events off vs on in the same run; needs root. Writes
     /// target/bench/flowevents.json.
     Flowevents(flowevents::Config),
+    /// The watch cache: etcd's write rate through the API with 0 API
+    /// watchers against with 1,000 (goal >= 0.90), one control plane on a
+    /// throwaway etcd, in the same run. Writes target/bench/watchers.json.
+    Watchers(watchers::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -172,6 +176,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Dns(cfg) => measure(&dns::describe(&cfg), || dns::run(&cfg)),
         Cmd::Traffic(cfg) => measure(&traffic::describe(&cfg), || traffic::run(&cfg)),
         Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
+        Cmd::Watchers(cfg) => run_and_print(&watchers::describe(&cfg), || watchers::run(&cfg)),
     }
 }
 

@@ -48,15 +48,22 @@ impl<S: Store> ApiServer<S> {
             cache.count(|c| &c.fallbacks);
             return Ok(None);
         };
-        // A start after what the cache has seen is served only if the store
+        // "From now on" is after the store's revision, as for a store
+        // watch (the cache may not have seen the latest writes yet). A
+        // start after what the cache has seen is served only if the store
         // has reached it (a future revision is the store's error to give).
-        if spec.from_revision > kc.revision() + 1
-            && spec.from_revision > self.store.current_revision().await? + 1
-        {
-            cache.count(|c| &c.fallbacks);
-            return Ok(None);
-        }
-        let sub = match kc.subscribe(spec.from_revision) {
+        let from = match spec.from_revision {
+            0 => self.store.current_revision().await? + 1,
+            from if from > kc.revision() + 1 => {
+                if from > self.store.current_revision().await? + 1 {
+                    cache.count(|c| &c.fallbacks);
+                    return Ok(None);
+                }
+                from
+            }
+            from => from,
+        };
+        let sub = match kc.subscribe(from) {
             Ok(sub) => sub,
             Err(refused) => {
                 debug!(%kind, from = spec.from_revision, ?refused, "watch cache: using a store watch");
