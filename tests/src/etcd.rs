@@ -19,6 +19,8 @@ pub const ETCD_BIN: &str = "/usr/bin/etcd";
 pub struct EtcdServer {
     child: Child,
     client_url: String,
+    name: String,
+    ports: (u16, u16),
     _dir: tempfile::TempDir,
 }
 
@@ -63,44 +65,29 @@ impl EtcdServer {
                 .and_then(|n| n.to_str())
                 .unwrap_or("etcd")
         );
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let mut cmd = Command::new(ETCD_BIN);
-        cmd.arg("--name")
-            .arg(&name)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(format!("{name}={peer_url}"))
-            .arg("--initial-cluster-state")
-            .arg("new")
-            .arg("--log-level")
-            .arg("warn")
-            .env_remove("ETCDCTL_API")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("etcd.log")).context("creating etcd.log")?,
-            ));
-        crate::process::die_with_spawner(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {ETCD_BIN}"))?;
+        let child = spawn(dir.path(), &name, client, peer)?;
         let mut me = Self {
             child,
-            client_url,
+            client_url: format!("http://127.0.0.1:{client}"),
+            name,
+            ports: (client, peer),
             _dir: dir,
         };
         me.wait_healthy(SocketAddr::from((Ipv4Addr::LOCALHOST, client)))?;
         Ok(me)
+    }
+
+    /// Stops etcd (by its PID) and starts it again on the same data and
+    /// ports, waiting until it is healthy: what a client sees of an etcd
+    /// restart.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill()?;
+        }
+        self.child.wait()?;
+        let (client, peer) = self.ports;
+        self.child = spawn(self._dir.path(), &self.name, client, peer)?;
+        self.wait_healthy(SocketAddr::from((Ipv4Addr::LOCALHOST, client)))
     }
 
     /// The client URL, e.g. `http://127.0.0.1:40123`.
@@ -133,6 +120,46 @@ fn health(addr: SocketAddr) -> anyhow::Result<bool> {
     let mut body = String::new();
     s.read_to_string(&mut body)?;
     Ok(body.contains("\"health\":\"true\""))
+}
+
+/// Spawns etcd on `dir`'s data with its name and ports.
+fn spawn(dir: &Path, name: &str, client: u16, peer: u16) -> anyhow::Result<Child> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let mut cmd = Command::new(ETCD_BIN);
+    cmd.arg("--name")
+        .arg(name)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--listen-client-urls")
+        .arg(&client_url)
+        .arg("--advertise-client-urls")
+        .arg(&client_url)
+        .arg("--listen-peer-urls")
+        .arg(&peer_url)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&peer_url)
+        .arg("--initial-cluster")
+        .arg(format!("{name}={peer_url}"))
+        .arg("--initial-cluster-state")
+        .arg("new")
+        .arg("--log-level")
+        .arg("warn")
+        .env_remove("ETCDCTL_API")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("etcd.log"))
+                .context("opening etcd.log")?,
+        ));
+    crate::process::die_with_spawner(&mut cmd);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("spawning {ETCD_BIN}"))?;
+    Ok(child)
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -484,6 +484,44 @@ both_stores!(
     list_from_cache,
 );
 
+/// A real etcd restart: the cache's store watch resumes once etcd is
+/// back; its watcher gets every write, before and after, with no gap and
+/// no resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn etcd_restart_resumes() -> anyhow::Result<()> {
+    // Started (and restarted) on the test thread: it dies with it.
+    let Some(mut server) = EtcdServer::start_or_skip()? else {
+        return Ok(());
+    };
+    let store = EtcdStore::connect(&[server.client_url().to_string()], b"").await?;
+    let f = fixture(store, None);
+    let mut rx = f.api.watch(spec(None, 0)).await?;
+    let first = write(&*f.probe, "a", 5, 1).await?;
+    ensure!(take(&mut rx, first.len()).await? == first);
+    server.restart()?;
+    let mut second = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while second.len() < 5 {
+        match write(&*f.probe, "a", 1, 1).await {
+            Ok(w) => second.extend(w),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("etcd not back yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    ensure!(take(&mut rx, second.len()).await? == second);
+    quiet(&mut rx).await?;
+    let cms = f
+        .api
+        .watch_cache_kind_stats(Kind::ConfigMap)
+        .context("started")?;
+    ensure!(cms.lists == 1 && cms.store_watches == 1, "{cms:?}");
+    ensure!(cms.store_watches_opened >= 2, "{cms:?}");
+    Ok(())
+}
+
 /// Through the gRPC API: `resourceVersion: "0"` lists from the cache, an
 /// unset one from the store, a malformed one is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
