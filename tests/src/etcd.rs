@@ -90,6 +90,11 @@ impl EtcdServer {
         self.wait_healthy(SocketAddr::from((Ipv4Addr::LOCALHOST, client)))
     }
 
+    /// The PID of the etcd process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The client URL, e.g. `http://127.0.0.1:40123`.
     pub fn client_url(&self) -> &str {
         &self.client_url
