@@ -87,6 +87,11 @@ impl Ring {
         self.events.len()
     }
 
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
