@@ -54,6 +54,10 @@ pub struct Config {
     /// Seconds each phase writes.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Also measure as many watchers that the cache does not serve (each
+    /// its own etcd watch, as every watch was before the cache).
+    #[arg(long)]
+    pub uncached: bool,
 }
 
 /// One line on how the run was made, printed above the table.
@@ -63,7 +67,12 @@ pub fn describe(cfg: &Config) -> String {
          {} s with 0 API watchers, then for {} s with {} API watchers of ConfigMaps in all \
          namespaces on {} connections, each draining its stream",
         cfg.writers, cfg.seconds, cfg.seconds, cfg.watchers, cfg.connections
-    )
+    ) + if cfg.uncached {
+        "; then as many watchers of ConfigMaps and Secrets, which the cache does not serve \
+         (each its own etcd watch)"
+    } else {
+        ""
+    }
 }
 
 /// Runs the benchmark.
@@ -131,8 +140,10 @@ async fn open_watchers(
     cp: &ControlPlane,
     watchers: usize,
     connections: usize,
+    kinds: &[Kind],
     delivered: &Arc<AtomicU64>,
 ) -> anyhow::Result<JoinSet<anyhow::Result<()>>> {
+    let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections.min(watchers.max(1)) {
         clients.push(cp.client().await?);
@@ -143,11 +154,12 @@ async fn open_watchers(
         let client: Client = clients[i % clients.len()].clone();
         let ready = Arc::clone(&ready);
         let delivered = Arc::clone(delivered);
+        let kinds = kinds.clone();
         set.spawn(async move {
             // The raw stream: counting events, not decoding 1,000 copies of
             // each (this process shares the machine with the servers).
             let request = v1::WatchRequest {
-                kinds: vec![Kind::ConfigMap.as_str().to_owned()],
+                kinds,
                 ..v1::WatchRequest::default()
             };
             let stream = client.raw().watch(request).await;
@@ -225,6 +237,77 @@ fn etcd_watchers(etcd: &EtcdServer) -> anyhow::Result<f64> {
         .context("etcd_debugging_mvcc_watcher_total not in etcd's /metrics")
 }
 
+/// Opens the watchers of `kinds`, writes for `--seconds` while they drain,
+/// waits until they have all the events (at most 30 s), closes them;
+/// the rows of `case` and the write rate.
+async fn watched_phase(
+    cp: &ControlPlane,
+    etcd: &EtcdServer,
+    cfg: &Config,
+    case: &str,
+    kinds: &[Kind],
+    round: usize,
+    report: &mut Report,
+) -> anyhow::Result<f64> {
+    eprintln!("{case}: opening");
+    let delivered = Arc::new(AtomicU64::new(0));
+    let opened = Instant::now();
+    let mut watching = open_watchers(cp, cfg.watchers, cfg.connections, kinds, &delivered).await?;
+    let open_s = opened.elapsed().as_secs_f64();
+    signals::check()?;
+    eprintln!("{case}: writing for {} s", cfg.seconds);
+    let etcd_during = etcd_watchers(etcd)?;
+    let before = delivered.load(Ordering::Relaxed);
+    let cpu_before = cpu(etcd, cp);
+    let busy = write_phase(cp, cfg.writers, cfg.seconds, round).await?;
+    let cpu_after = cpu(etcd, cp);
+    // Let the watchers drain what was written (those still watching).
+    let expected = busy.writes * cfg.watchers as u64;
+    let drain_until = Instant::now() + Duration::from_secs(30);
+    let mut ended = 0usize;
+    let mut first_end = None;
+    while delivered.load(Ordering::Relaxed) - before < expected && Instant::now() < drain_until {
+        match tokio::time::timeout(Duration::from_millis(100), watching.join_next()).await {
+            Ok(Some(r)) => {
+                ended += 1;
+                let why = match r {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(())) => "ended".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                first_end.get_or_insert(why);
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    let got = delivered.load(Ordering::Relaxed) - before;
+    watching.abort_all();
+    while watching.join_next().await.is_some() {}
+    if let Some(why) = &first_end {
+        eprintln!("!!! {ended} watchers ended during the run; the first: {why}");
+    }
+    let rate = busy.writes as f64 / busy.seconds;
+    report.row(case, "writes", rate, "/s");
+    report.row(case, "etcd watchers", etcd_during, "");
+    cpu_rows(report, case, cpu_before, cpu_after, busy.writes);
+    report.row(case, "watches opened in", open_s * 1e3, "ms");
+    report.row(case, "events delivered", got as f64, "");
+    report.row(case, "events expected", expected as f64, "");
+    report.row(case, "watchers ended", ended as f64, "");
+    report.goal_at_least(
+        &format!("{case}: events delivered / expected"),
+        1.0,
+        if expected > 0 {
+            got as f64 / expected as f64
+        } else {
+            0.0
+        },
+        "x",
+    );
+    Ok(rate)
+}
+
 async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     let etcd = EtcdServer::start_or_skip()?
         .context("the watchers benchmark needs etcd (/usr/bin/etcd)")?;
@@ -258,67 +341,19 @@ async fn measure(cfg: &Config) -> anyhow::Result<Report> {
     report.row("0 watchers", "writes", base, "/s");
     report.row("0 watchers", "etcd watchers", etcd_before, "");
 
-    eprintln!("opening {} watchers", cfg.watchers);
-    let delivered = Arc::new(AtomicU64::new(0));
-    let opened = Instant::now();
-    let mut watching = open_watchers(&cp, cfg.watchers, cfg.connections, &delivered).await?;
-    let open_s = opened.elapsed().as_secs_f64();
-    signals::check()?;
-    eprintln!(
-        "writing with {} watchers for {} s",
-        cfg.watchers, cfg.seconds
-    );
-    let case = format!("{} watchers", cfg.watchers);
-    let etcd_during = etcd_watchers(&etcd)?;
-    let before = delivered.load(Ordering::Relaxed);
-    let cpu_before = cpu(&etcd, &cp);
-    let busy = write_phase(&cp, cfg.writers, cfg.seconds, 2).await?;
-    let cpu_after = cpu(&etcd, &cp);
-    // Let the watchers drain what was written (those still watching).
-    let expected = busy.writes * cfg.watchers as u64;
-    let drain_until = Instant::now() + Duration::from_secs(30);
-    let mut ended = 0usize;
-    let mut first_end = None;
-    while delivered.load(Ordering::Relaxed) - before < expected && Instant::now() < drain_until {
-        match tokio::time::timeout(Duration::from_millis(100), watching.join_next()).await {
-            Ok(Some(r)) => {
-                ended += 1;
-                let why = match r {
-                    Ok(Err(e)) => e.to_string(),
-                    Ok(Ok(())) => "ended".to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                first_end.get_or_insert(why);
-            }
-            Ok(None) => break,
-            Err(_) => {}
-        }
-    }
-    let got = delivered.load(Ordering::Relaxed) - before;
-    watching.abort_all();
-    if let Some(why) = &first_end {
-        eprintln!("!!! {ended} watchers ended during the run; the first: {why}");
-    }
-    let rate = busy.writes as f64 / busy.seconds;
-    report.row(&case, "writes", rate, "/s");
-    report.row(&case, "etcd watchers", etcd_during, "");
-    cpu_rows(&mut report, &case, cpu_before, cpu_after, busy.writes);
-    report.row(&case, "watches opened in", open_s * 1e3, "ms");
-    report.row(&case, "events delivered", got as f64, "");
-    report.row(&case, "events expected", expected as f64, "");
-    report.row(&case, "watchers ended", ended as f64, "");
+    let cached = format!("{} watchers", cfg.watchers);
+    let rate = watched_phase(&cp, &etcd, cfg, &cached, &[Kind::ConfigMap], 2, &mut report).await?;
     let ratio = if base > 0.0 { rate / base } else { 0.0 };
-    report.row(&case, "writes vs 0 watchers", ratio, "x");
+    report.row(&cached, "writes vs 0 watchers", ratio, "x");
     report.goal_at_least("write rate, watched / unwatched", 0.90, ratio, "x");
-    report.goal_at_least(
-        "events delivered / expected",
-        1.0,
-        if expected > 0 {
-            got as f64 / expected as f64
-        } else {
-            0.0
-        },
-        "x",
-    );
+    if cfg.uncached {
+        // Two kinds: the cache does not serve them, each API watch is an
+        // etcd watch of its own (every watch before the cache).
+        let case = format!("{} watchers, uncached", cfg.watchers);
+        let kinds = [Kind::ConfigMap, Kind::Secret];
+        let rate = watched_phase(&cp, &etcd, cfg, &case, &kinds, 3, &mut report).await?;
+        let ratio = if base > 0.0 { rate / base } else { 0.0 };
+        report.row(&case, "writes vs 0 watchers", ratio, "x");
+    }
     Ok(report)
 }
