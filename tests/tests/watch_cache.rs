@@ -450,6 +450,87 @@ async fn list_from_cache<S: Store>(store: S) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The next `n` events whole; fails on an error or a pause.
+async fn take_events(
+    rx: &mut mpsc::Receiver<ApiResult<Event>>,
+    n: usize,
+) -> anyhow::Result<Vec<Event>> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        match tokio::time::timeout(WAIT, rx.recv()).await {
+            Ok(Some(Ok(ev))) => got.push(ev),
+            other => bail!("{} of {n} events, then {other:?}", got.len()),
+        }
+    }
+    Ok(got)
+}
+
+/// Watches served from the cache send exactly what a store watch of their
+/// own sends (watches of two kinds are not cached): a selector's ADDED /
+/// DELETED as objects start / stop matching, a node's Pods.
+async fn same_as_a_store_watch<S: Store>(store: S) -> anyhow::Result<()> {
+    let f = fixture(store, None);
+    let n1 = LabelSelector::parse("n=1")?;
+    let with = |kinds: &[Kind], selector: &LabelSelector, node: Option<&str>| WatchSpec {
+        kinds: kinds.to_vec(),
+        selector: selector.clone(),
+        node: node.map(str::to_owned),
+        ..WatchSpec::default()
+    };
+    let mut cms = f.api.watch(with(&[Kind::ConfigMap], &n1, None)).await?;
+    let mut cms_own = f
+        .api
+        .watch(with(&[Kind::ConfigMap, Kind::Secret], &n1, None))
+        .await?;
+    let all = LabelSelector::default();
+    let mut pods = f.api.watch(with(&[Kind::Pod], &all, Some("n1"))).await?;
+    let mut pods_own = f
+        .api
+        .watch(with(&[Kind::Pod, Kind::Node], &all, Some("n1")))
+        .await?;
+    let stats = f.api.watch_cache_stats();
+    ensure!(stats.served == 2 && stats.fallbacks == 0, "{stats:?}");
+    let cm = cm_key("a", "x");
+    for data in [0, 1, 3, 2] {
+        f.probe
+            .put(cm.as_bytes(), cm_value("a", "x", data).as_bytes())
+            .await?;
+    }
+    f.probe.delete(cm.as_bytes()).await?;
+    let pod = |name: &str, node: &str, image: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"a"}},"spec":{{"nodeName":"{node}","containers":[{{"name":"c","image":"{image}"}}]}}}}"#
+        )
+    };
+    let (p1, p2) = ("/registry/pods/a/p1", "/registry/pods/a/p2");
+    f.probe
+        .put(p1.as_bytes(), pod("p1", "n1", "a").as_bytes())
+        .await?;
+    f.probe
+        .put(p2.as_bytes(), pod("p2", "n2", "a").as_bytes())
+        .await?;
+    f.probe
+        .put(p1.as_bytes(), pod("p1", "n1", "b").as_bytes())
+        .await?;
+    f.probe
+        .put(p2.as_bytes(), pod("p2", "n1", "b").as_bytes())
+        .await?;
+    f.probe.delete(p1.as_bytes()).await?;
+    use jotasu_controlplane::apiserver::EventType::{Added, Deleted, Modified};
+    let cached = take_events(&mut cms, 3).await?;
+    let kinds: Vec<_> = cached.iter().map(|e| e.kind).collect();
+    ensure!(kinds == [Added, Modified, Deleted], "{kinds:?}");
+    ensure!(take_events(&mut cms_own, 3).await? == cached);
+    let cached = take_events(&mut pods, 4).await?;
+    let kinds: Vec<_> = cached.iter().map(|e| e.kind).collect();
+    ensure!(kinds == [Added, Modified, Added, Deleted], "{kinds:?}");
+    ensure!(take_events(&mut pods_own, 4).await? == cached);
+    for rx in [&mut cms, &mut cms_own, &mut pods, &mut pods_own] {
+        quiet(rx).await?;
+    }
+    Ok(())
+}
+
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -482,6 +563,7 @@ both_stores!(
     cut_store_watch_resumes,
     compaction_relists,
     list_from_cache,
+    same_as_a_store_watch,
 );
 
 /// A real etcd restart: the cache's store watch resumes once etcd is
