@@ -289,7 +289,8 @@ impl<S: Store> WatchCache<S> {
     /// The cache of `kind` once it follows the store (started if needed),
     /// waiting at most `wait`; `None` if it does not by then.
     pub async fn ready(&self, kind: Kind, wait: Duration) -> Option<Arc<KindCache>> {
-        if *self.shutdown.borrow() {
+        // Stopping (or the switch is gone): the store answers, as before.
+        if *self.shutdown.borrow() || self.shutdown.has_changed().is_err() {
             return None;
         }
         let cache = self.kind(kind);
