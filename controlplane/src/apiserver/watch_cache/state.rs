@@ -209,6 +209,9 @@ impl KindState {
         let replay = self.ring.since(from).ok_or(Refused::TooOld {
             oldest: self.ring.oldest(),
         })?;
+        // Those whose watch ended since the last event go now, so a kind
+        // rarely written does not collect them.
+        self.subscribers.retain(|s| !s.tx.is_closed());
         let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
         let end = Arc::new(OnceLock::new());
         self.subscribers.push(Subscriber {

@@ -180,6 +180,10 @@ fn a_departed_subscriber_is_dropped() {
     drop(s.subscribe(0));
     s.apply(put("/registry/configmaps/a/y", 11));
     assert_eq!(s.subscribers(), 0);
+    // Or at the next subscription, without an event.
+    drop(s.subscribe(0));
+    let _kept = s.subscribe(0).expect("live");
+    assert_eq!(s.subscribers(), 1);
 }
 
 #[test]
