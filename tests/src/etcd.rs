@@ -82,8 +82,15 @@ impl EtcdServer {
         &self.client_url
     }
 
-    /// The cluster of one.
-    pub fn cluster(&mut self) -> &mut EtcdCluster {
-        &mut self.cluster
+    /// Stops etcd (SIGKILL, by its PID) and starts it again on the same
+    /// data and ports, waiting until it is healthy: what a client sees of
+    /// an etcd restart.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.cluster.restart(0).context("restarting etcd")
+    }
+
+    /// The PID of the etcd process (0 while it is stopped).
+    pub fn pid(&self) -> u32 {
+        self.cluster.pid(0).unwrap_or(0)
     }
 }

@@ -386,6 +386,7 @@ impl Client {
             namespace: namespace.unwrap_or_default().to_owned(),
             label_selector: label_selector.to_owned(),
             node: String::new(),
+            resource_version: String::new(),
         };
         self.list_request(request).await
     }
@@ -399,6 +400,7 @@ impl Client {
             namespace: String::new(),
             label_selector: String::new(),
             node: node.to_owned(),
+            resource_version: String::new(),
         };
         self.list_request(request).await
     }

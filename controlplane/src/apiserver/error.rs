@@ -87,7 +87,11 @@ impl From<ApiServerError> for tonic::Status {
             ApiServerError::Store(s) => match s {
                 StoreError::Compacted { .. } => Code::OutOfRange,
                 StoreError::InvalidArgument(_) => Code::InvalidArgument,
-                StoreError::Etcd { .. } | StoreError::WatchClosed { .. } => Code::Unavailable,
+                // A watcher too slow for the watch cache: watch again from
+                // the revision the message names.
+                StoreError::Etcd { .. }
+                | StoreError::WatchClosed { .. }
+                | StoreError::Lagged { .. } => Code::Unavailable,
                 _ => Code::Internal,
             },
             ApiServerError::Corrupt { .. } => Code::DataLoss,

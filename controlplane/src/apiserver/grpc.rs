@@ -133,7 +133,18 @@ impl<S: Store> Api for GrpcApi<S> {
             scope,
         )
         .await?;
+        let any_recent = match request.resource_version.as_str() {
+            "" => false,
+            "0" => true,
+            v if v.parse::<u64>().is_ok() => false,
+            v => {
+                return Err(Status::invalid_argument(format!(
+                    "resourceVersion: Invalid value: {v:?}: must be a resourceVersion the server returned"
+                )));
+            }
+        };
         let (items, revision) = match scope {
+            None if any_recent => self.server.list_cached(kind, ns, &selector).await?,
             None => self.server.list(kind, ns, &selector).await?,
             Some(node) => self.server.list_for_node(kind, ns, &selector, node).await?,
         };

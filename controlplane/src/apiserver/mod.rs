@@ -27,6 +27,7 @@ pub mod quota;
 mod raw;
 pub mod storage;
 mod watch;
+pub mod watch_cache;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -110,6 +111,7 @@ pub struct ApiServer<S> {
     heartbeats: Heartbeats,
     ranges: Ranges,
     proxy: proxy::NodeProxy,
+    watch_cache: Arc<watch_cache::WatchCache<S>>,
 }
 
 impl<S> Clone for ApiServer<S> {
@@ -120,6 +122,7 @@ impl<S> Clone for ApiServer<S> {
             heartbeats: self.heartbeats.clone(),
             ranges: self.ranges,
             proxy: self.proxy.clone(),
+            watch_cache: Arc::clone(&self.watch_cache),
         }
     }
 }
@@ -150,9 +153,13 @@ fn parse_resource_version(r: &ObjectRef, v: &str) -> ApiResult<Revision> {
 impl<S: Store> ApiServer<S> {
     /// A server over `store`; watches end when `shutdown` turns true.
     pub fn new(store: Arc<S>, shutdown: signal::Receiver<bool>) -> Self {
+        let limits = watch_cache::Limits::default();
+        let watch_cache =
+            watch_cache::WatchCache::new(Arc::clone(&store), shutdown.clone(), limits);
         Self {
             store,
             shutdown,
+            watch_cache: Arc::new(watch_cache),
             heartbeats: Heartbeats::default(),
             ranges: Ranges::default(),
             proxy: proxy::NodeProxy::default(),
@@ -183,12 +190,29 @@ impl<S: Store> ApiServer<S> {
     /// fenced view of the shared one.
     pub fn with_store<T: Store>(&self, store: Arc<T>) -> ApiServer<T> {
         ApiServer {
-            store,
+            store: Arc::clone(&store),
             shutdown: self.shutdown.clone(),
             heartbeats: self.heartbeats.clone(),
             ranges: self.ranges,
             proxy: self.proxy.clone(),
+            // Reads and watches pass through a fenced store unchanged; its
+            // own cache serves the leader's informers.
+            watch_cache: Arc::new(watch_cache::WatchCache::new(
+                store,
+                self.shutdown.clone(),
+                self.watch_cache.limits(),
+            )),
         }
+    }
+
+    /// The same server with a fresh watch cache bounded by `limits`
+    /// (see [`watch_cache`]).
+    #[must_use]
+    pub fn with_watch_cache_limits(mut self, limits: watch_cache::Limits) -> Self {
+        let cache =
+            watch_cache::WatchCache::new(Arc::clone(&self.store), self.shutdown.clone(), limits);
+        self.watch_cache = Arc::new(cache);
+        self
     }
 
     /// The same server allocating from `ranges`.

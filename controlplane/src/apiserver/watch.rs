@@ -52,7 +52,7 @@ pub struct Event {
 }
 
 /// Events queued per watcher between the store and the gRPC stream.
-const WATCH_QUEUE: usize = 1024;
+pub(crate) const WATCH_QUEUE: usize = 1024;
 
 impl WatchSpec {
     fn prefix(&self) -> Vec<u8> {
@@ -128,8 +128,13 @@ pub fn emit(ev: &WatchEvent, was: bool, now: bool) -> ApiResult<Option<Event>> {
 impl<S: Store> ApiServer<S> {
     /// Starts a watch. The receiver yields events in revision order; an
     /// error ends it (`resync` when the start was compacted away, shutting
-    /// down with the revision to resume from).
+    /// down with the revision to resume from, `Lagged` with it for a
+    /// watcher too slow for the watch cache, [`super::watch_cache`]).
     pub async fn watch(&self, spec: WatchSpec) -> ApiResult<mpsc::Receiver<ApiResult<Event>>> {
+        // One kind: served from the control plane's watch cache if it can.
+        if let Some(rx) = self.watch_cached(&spec).await? {
+            return Ok(rx);
+        }
         // Open the store watch before answering, so a bad start revision is
         // the call's error and events from now on are not missed.
         let options = WatchOptions::from_revision(spec.from_revision).with_prev_kv();
@@ -148,7 +153,7 @@ impl<S: Store> ApiServer<S> {
 
     /// Sends what one store event means for this watcher; false when the
     /// watch is over (the receiver left, or an error was sent).
-    async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         spec: &WatchSpec,
         scope: Option<&mut NodeScope>,
@@ -259,6 +264,6 @@ impl<S: Store> ApiServer<S> {
 }
 
 /// The revision after the last one delivered (`from` if none was yet; 0: unknown).
-fn next(last: Revision, from: Revision) -> Revision {
+pub(crate) fn next(last: Revision, from: Revision) -> Revision {
     if last == 0 { from } else { last + 1 }
 }

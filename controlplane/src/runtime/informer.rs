@@ -151,8 +151,10 @@ where
         listed_tx: &watch::Sender<bool>,
     ) -> Result<(), String> {
         let kind = kind_of::<T>();
+        // From the watch cache (List with resourceVersion "0"): the watch
+        // below starts at its revision + 1, which the cache replays.
         let (items, revision) = api
-            .list(kind, None, &LabelSelector::default())
+            .list_cached(kind, None, &LabelSelector::default())
             .await
             .map_err(|e| e.to_string())?;
         let mut objects = BTreeMap::new();

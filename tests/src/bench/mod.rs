@@ -32,6 +32,7 @@ pub mod pods;
 pub mod scheduler;
 pub mod slices;
 pub mod traffic;
+pub mod watchers;
 pub mod workloads;
 pub mod world;
 

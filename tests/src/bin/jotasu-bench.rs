@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use jotasu_tests::{
     bench::{
         Report, client, cni, controlplane, datapath, dns, failover, fanout, flowevents, overlay,
-        pods, scheduler, slices, traffic, workloads,
+        pods, scheduler, slices, traffic, watchers, workloads,
     },
     privilege, signals,
 };
@@ -119,6 +119,10 @@ enum Cmd {
     /// from one endpoint change until every node has it, and the control
     /// plane's RSS and CPU. Writes target/bench/fanout.json.
     Fanout(fanout::Config),
+    /// The watch cache: etcd's write rate through the API with 0 API
+    /// watchers against with 1,000 (goal >= 0.90), one control plane on a
+    /// throwaway etcd, in the same run. Writes target/bench/watchers.json.
+    Watchers(watchers::Config),
     /// Print the kube-proxy-shaped `iptables-restore` input that `datapath`
     /// loads into its plain node for N services.
     IptablesRules {
@@ -183,6 +187,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Flowevents(cfg) => measure(&flowevents::describe(&cfg), || flowevents::run(&cfg)),
         Cmd::Failover(cfg) => run_and_print(&failover::describe(&cfg), || failover::run(&cfg)),
         Cmd::Fanout(cfg) => run_and_print(&fanout::describe(&cfg), || fanout::run(&cfg)),
+        Cmd::Watchers(cfg) => run_and_print(&watchers::describe(&cfg), || watchers::run(&cfg)),
     }
 }
 
