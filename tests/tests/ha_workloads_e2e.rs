@@ -321,12 +321,11 @@ async fn a_rolling_update_survives_the_leader_killed_under_load() {
         &["rollout", "status", "deployment/web", "--timeout", "300s"],
     );
     assert_eq!(run.code, 0, "the rollout completes: {run:?}");
-    let d = match watcher.get(&r(Kind::Deployment, "web")).await {
+    let d: Deployment = match watcher.get(&r(Kind::Deployment, "web")).await {
         Ok(Object::Deployment(d)) => d,
         other => panic!("the Deployment: {other:?}"),
     };
-    let d: Deployment = d;
-    let status = d.status.clone().expect("a status");
+    let status = d.status.expect("a status");
     assert_eq!(
         (
             status.updated_replicas,
