@@ -159,7 +159,7 @@ impl Manager {
             .collect();
         let secs = elapsed.as_secs_f64().max(0.001);
         let mut reg = self.registry.lock();
-        let mut per_pod: HashMap<String, (i64, i64)> = HashMap::new();
+        let mut per_pod: HashMap<String, (i64, i64, bool)> = HashMap::new();
         for (uid, name, u) in samples {
             let Some(rec) = reg.get_mut(&uid) else {
                 continue;
@@ -175,14 +175,16 @@ impl Manager {
             } else {
                 (delta as f64 / 1e6 / secs) as i64
             };
-            let e = per_pod.entry(uid).or_default();
+            let e = per_pod.entry(uid).or_insert((0, 0, true));
             e.0 += millis;
             e.1 += i64::try_from(u.memory_bytes).unwrap_or(i64::MAX);
+            e.2 &= !first;
         }
-        for (uid, (cpu, mem)) in per_pod {
+        for (uid, (cpu, mem, measured)) in per_pod {
             if let Some(rec) = reg.get_mut(&uid) {
                 rec.cpu_millis = cpu;
                 rec.memory_bytes = mem;
+                rec.usage_measured = measured;
             }
         }
     }

@@ -36,6 +36,9 @@ pub struct PodRecord {
     pub cpu_millis: i64,
     /// Memory working set in bytes.
     pub memory_bytes: i64,
+    /// Whether `cpu_millis` is a measured rate: every running container had
+    /// an earlier sample to take it from (a first sample has none).
+    pub usage_measured: bool,
 }
 
 /// Every pod of the node, by uid.
@@ -60,7 +63,9 @@ impl Registry {
     pub fn usage(&self) -> Vec<PodUsage> {
         self.lock()
             .values()
-            .filter(|r| r.containers.iter().any(|(_, c)| c.running))
+            // As metrics-server: a pod is left out until its rate is measured,
+            // or the autoscaler would average in a 0 that was never seen.
+            .filter(|r| r.usage_measured && r.containers.iter().any(|(_, c)| c.running))
             .map(|r| PodUsage {
                 namespace: r.namespace.clone(),
                 name: r.name.clone(),
@@ -77,5 +82,39 @@ impl Registry {
             *out.entry(r.phase.clone()).or_insert(0) += 1;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_reported_only_once_its_rate_is_measured() {
+        let r = Registry::default();
+        let running = ContainerRecord {
+            running: true,
+            ..ContainerRecord::default()
+        };
+        r.lock().insert(
+            "u1".into(),
+            PodRecord {
+                namespace: "default".into(),
+                name: "fresh".into(),
+                containers: vec![("c".into(), running.clone())],
+                ..PodRecord::default()
+            },
+        );
+        assert!(
+            r.usage().is_empty(),
+            "a first sample has no rate: not a 0 %"
+        );
+        if let Some(p) = r.lock().get_mut("u1") {
+            p.usage_measured = true;
+            p.cpu_millis = 250;
+        }
+        let usage = r.usage();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].cpu_millicores, 250);
     }
 }
