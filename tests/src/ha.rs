@@ -73,12 +73,16 @@ impl HaPlanes {
         })
     }
 
-    /// A client of the first control plane still running.
+    /// A client of the first control plane that answers a read within a
+    /// second (a paused one accepts connections but never answers).
     pub async fn client(&self) -> anyhow::Result<Client> {
         for p in &self.planes {
-            if p.pid().is_some()
-                && let Ok(c) = p.client().await
-            {
+            if p.pid().is_none() {
+                continue;
+            }
+            let Ok(c) = p.client().await else { continue };
+            let probe = c.list(Kind::Namespace, None, "");
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), probe).await {
                 return Ok(c);
             }
         }
