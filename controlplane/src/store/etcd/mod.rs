@@ -74,8 +74,8 @@ impl EtcdStore {
         let mut options = etcd_client::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_keep_alive(
-                std::time::Duration::from_secs(3),
-                std::time::Duration::from_secs(3),
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(5),
             )
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
