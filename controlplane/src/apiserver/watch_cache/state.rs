@@ -214,8 +214,11 @@ impl KindState {
         self.subscribers.retain(|s| !s.tx.is_closed());
         let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
         let end = Arc::new(OnceLock::new());
+        // Live from the current revision, not the next: a transaction's
+        // events share one revision, and the rest of the one being applied
+        // would be lost (the pump skips what the replay already sent).
         self.subscribers.push(Subscriber {
-            from: from.max(self.revision + 1),
+            from: from.max(self.revision),
             tx,
             end: Arc::clone(&end),
         });

@@ -216,3 +216,15 @@ fn evicting_part_of_a_revision_makes_it_unreplayable() {
     assert!(ring.since(5).is_none());
     assert_eq!(ring.since(6).map(|v| v.len()), Some(1));
 }
+
+#[test]
+fn a_subscriber_joining_mid_transaction_gets_the_rest_of_it() {
+    let mut s = listed(limits(100, 16), 10);
+    s.apply(put("/registry/configmaps/a/x", 11));
+    let mut sub = s.subscribe(11).unwrap();
+    assert_eq!(revisions(&sub.replay), [11]);
+    // The same transaction's second key arrives after the subscription.
+    s.apply(put("/registry/configmaps/a/y", 11));
+    let live = sub.rx.try_recv().expect("the rest of revision 11, live");
+    assert_eq!(live.kv.key, b"/registry/configmaps/a/y");
+}
