@@ -14,6 +14,14 @@ use jotasu_dev::etcd::{EtcdCluster, MemberSpec};
 
 pub use crate::etcd::etcd_or_skip;
 
+/// Whether a test of several control planes can run: root and etcd. A
+/// missing etcd fails it under `CI=true` instead of skipping it
+/// ([`etcd_or_skip`]).
+pub fn can_run(test: &str) -> bool {
+    jotasu_dev::privilege::require_root(test)
+        && etcd_or_skip().unwrap_or_else(|e| panic!("{test}: {e}"))
+}
+
 /// The election Lease.
 pub fn election_lease() -> ObjectRef {
     ObjectRef {

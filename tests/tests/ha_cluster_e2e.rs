@@ -16,7 +16,7 @@ use jotasu_api::client::Client;
 use jotasu_api::{ConditionStatus, Kind, Object, Pod};
 use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::e2e::{Harness, SETTLE, pods_of, r, restarts};
-use jotasu_tests::privilege::require_root;
+use jotasu_tests::ha::can_run;
 use jotasu_tests::wait::eventually;
 
 const WEB: &str = r#"
@@ -40,23 +40,6 @@ spec:
 /// One cluster at a time: two of them (six etcd members and control
 /// planes, four agents) would starve a 2-core machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Whether the test can run: root and etcd. A missing etcd fails the test
-/// under `CI=true` instead of skipping it.
-fn can_run(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    let etcd = jotasu_tests::etcd::ETCD_BIN;
-    if !std::path::Path::new(etcd).exists() {
-        let msg =
-            format!("!!! {etcd} is missing: {test} cannot run (apt-get install etcd-server) !!!");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("{msg}");
-        return false;
-    }
-    true
-}
 
 /// Three control-plane machines on etcd, two nodes, the demo image, and
 /// the Deployment `web` with two Ready pods.

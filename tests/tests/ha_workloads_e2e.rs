@@ -20,31 +20,14 @@ use jotasu_api::{Deployment, HorizontalPodAutoscaler, Kind, Object, Pod, Replica
 use jotasu_tests::cluster::ClusterOptions;
 use jotasu_tests::dns::PodPlace;
 use jotasu_tests::e2e::{Harness, SETTLE, r};
+use jotasu_tests::ha::can_run;
 use jotasu_tests::lab::testbin_path;
-use jotasu_tests::privilege::require_root;
 use jotasu_tests::traffic::{HttpLoad, http_load_args};
 use jotasu_tests::wait::eventually;
 
 /// One cluster at a time: two of them (six etcd members and control
 /// planes, several agents) would starve a 2-core machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Whether the test can run: root and etcd. A missing etcd fails the test
-/// under `CI=true` instead of skipping it.
-fn can_run(test: &str) -> bool {
-    if !require_root(test) {
-        return false;
-    }
-    let etcd = jotasu_tests::etcd::ETCD_BIN;
-    if !std::path::Path::new(etcd).exists() {
-        let msg =
-            format!("!!! {etcd} is missing: {test} cannot run (apt-get install etcd-server) !!!");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("{msg}");
-        return false;
-    }
-    true
-}
 
 /// Three control-plane machines on etcd and `nodes` nodes (replicas
 /// spread), the control planes run with `args` added.
